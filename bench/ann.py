@@ -1,0 +1,398 @@
+"""ANN benchmark: the embedded store side by side with raw index libraries and other stores.
+
+Runs every system on the same data in its own subprocess (so peak RSS is per system) and
+prints one JSON document. Data: a 384-d normalised Gaussian mixture (``--n`` points,
+``--queries`` held-out queries, ground truth by exact search), or ``--npy`` vectors.
+
+    flock /tmp/embedops-bench.lock .venv-bench/bin/python bench/ann.py --n 100000
+
+Systems that are not installed are reported with the import error instead of numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+K = 10
+KNOBS = (32, 64, 128)
+SYSTEMS = ("embedded-f32", "embedded-int8", "usearch-f32", "usearch-i8", "hnswlib",
+           "faiss-hnsw", "faiss-hnsw-sq8", "chromadb", "lancedb", "milvus-lite")
+
+
+def make_data(n: int, q: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A normalised Gaussian mixture with low-rank cluster structure, like text embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((200, dim)).astype(np.float32)
+    basis = rng.standard_normal((200, 24, dim)).astype(np.float32) / dim**0.5
+    labels = rng.integers(0, 200, n + q)
+    coeff = rng.standard_normal((n + q, 24)).astype(np.float32)
+    x = centres[labels] * 0.25 + np.einsum("nk,nkd->nd", coeff, basis[labels])
+    x += rng.standard_normal(x.shape).astype(np.float32) * 0.05
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x[:n], x[n:]
+
+
+def ground_truth(base: np.ndarray, queries: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    sims = queries @ base.T
+    if mask is not None:
+        sims[:, ~mask] = -np.inf
+    return np.argsort(-sims, axis=1)[:, :K]
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth,
+                                                                             strict=True)]))
+
+
+def timed_queries(search: Callable[[np.ndarray], list[int]], queries: np.ndarray
+                  ) -> tuple[list[list[int]], float]:
+    start = time.perf_counter()
+    found = [search(q) for q in queries]
+    return found, len(queries) / (time.perf_counter() - start)
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- adapters: each returns dict(build, search(q, knob), batch(qs, knob), and optional
+# filtered(q, knob), upsert(ids, vecs), delete(ids)) --------------------------------------
+
+
+def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, Any]:
+    from embedops.store import open_store
+
+    store = open_store(folder / "store")
+    store.create_collection("b", base.shape[1], fingerprint="bench", dtype=dtype,
+                            index_params={"exact_threshold": 0}, payload_indexes=["bucket"])
+    ids = [str(i) for i in range(len(base))]
+
+    def build() -> None:
+        for s in range(0, len(base), 10_000):
+            store.upsert("b", ids[s:s + 10_000], base[s:s + 10_000],
+                         [{"bucket": i % 10} for i in range(s, min(s + 10_000, len(base)))])
+        store.checkpoint("b")
+
+    def ints(hits: list[Any]) -> list[int]:
+        return [int(h.id) for h in hits]
+
+    return {
+        "build": build,
+        "search": lambda q, ef: ints(store.search("b", q, K, ef=ef)[0]),
+        "batch": lambda qs, ef: store.search("b", qs, K, ef=ef),
+        "filtered": lambda q, ef: ints(store.search("b", q, K, filter={"field": "bucket",
+                                                                      "eq": 3}, ef=ef)[0]),
+        "upsert": lambda i, v: store.upsert("b", [str(x) for x in i], v,
+                                            [{"bucket": int(x) % 10} for x in i]),
+        "delete": lambda i: store.delete("b", ids=[str(x) for x in i]),
+        "memory": lambda: store.stats("b")["index_bytes"],
+    }
+
+
+def adapter_usearch(dtype: str, base: np.ndarray, folder: Path) -> dict[str, Any]:
+    from usearch.index import Index
+
+    index = Index(ndim=base.shape[1], metric="ip" if dtype == "f32" else "cos", dtype=dtype,
+                  connectivity=16, expansion_add=128)
+    codes = base if dtype == "f32" else np.clip(np.rint(base * 127 / 0.3), -127, 127).astype(
+        np.int8)
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        index.expansion_search = ef
+        qq = q if dtype == "f32" else np.clip(np.rint(q * 127 / 0.3), -127, 127).astype(np.int8)
+        return index.search(qq, K, threads=1).keys.tolist()
+
+    def batch(qs: np.ndarray, ef: int) -> Any:
+        index.expansion_search = ef
+        return index.search(qs if dtype == "f32" else np.clip(
+            np.rint(qs * 127 / 0.3), -127, 127).astype(np.int8), K)
+
+    return {"build": lambda: index.add(np.arange(len(base)), codes), "search": search,
+            "batch": batch, "memory": lambda: index.memory_usage}
+
+
+def adapter_hnswlib(base: np.ndarray, folder: Path) -> dict[str, Any]:
+    import hnswlib
+
+    index = hnswlib.Index(space="ip", dim=base.shape[1])
+    index.init_index(max_elements=len(base), M=16, ef_construction=128,
+                     allow_replace_deleted=True)
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        index.set_ef(ef)
+        index.set_num_threads(1)
+        return index.knn_query(q, K)[0][0].tolist()
+
+    def batch(qs: np.ndarray, ef: int) -> Any:
+        index.set_ef(ef)
+        index.set_num_threads(2)
+        return index.knn_query(qs, K)
+
+    def upsert(ids: np.ndarray, vecs: np.ndarray) -> None:
+        index.set_num_threads(1)
+        for i, v in zip(ids, vecs, strict=True):
+            index.mark_deleted(int(i))
+            index.add_items(v[None, :], [int(i)], replace_deleted=True)
+
+    return {"build": lambda: index.add_items(base, np.arange(len(base))), "search": search,
+            "batch": batch, "upsert": upsert}
+
+
+def adapter_faiss(sq8: bool, base: np.ndarray, folder: Path) -> dict[str, Any]:
+    import faiss
+
+    dim = base.shape[1]
+    index = (faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 16, faiss.METRIC_INNER_PRODUCT)
+             if sq8 else faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT))
+    index.hnsw.efConstruction = 128
+
+    def build() -> None:
+        if sq8:
+            index.train(base)
+        index.add(base)
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        faiss.omp_set_num_threads(1)
+        index.hnsw.efSearch = ef
+        return index.search(q[None, :], K)[1][0].tolist()
+
+    def batch(qs: np.ndarray, ef: int) -> Any:
+        faiss.omp_set_num_threads(2)
+        index.hnsw.efSearch = ef
+        return index.search(qs, K)
+
+    return {"build": build, "search": search, "batch": batch}
+
+
+def adapter_chromadb(base: np.ndarray, folder: Path) -> dict[str, Any]:
+    import chromadb
+
+    client = chromadb.PersistentClient(path=str(folder / "chroma"))
+    coll = client.create_collection("b", metadata={"hnsw:space": "ip", "hnsw:M": 16,
+                                                   "hnsw:construction_ef": 128})
+
+    def build() -> None:
+        for s in range(0, len(base), 5000):
+            idx = range(s, min(s + 5000, len(base)))
+            coll.add(ids=[str(i) for i in idx], embeddings=base[s:s + 5000],
+                     metadatas=[{"bucket": i % 10} for i in idx])
+
+    def query(q: np.ndarray, ef: int, where: dict[str, Any] | None = None) -> list[int]:
+        coll.modify(configuration={"hnsw": {"ef_search": ef}})
+        res = coll.query(query_embeddings=[q], n_results=K, where=where)
+        return [int(i) for i in res["ids"][0]]
+
+    return {
+        "build": build, "search": query,
+        "batch": lambda qs, ef: coll.query(query_embeddings=qs, n_results=K),
+        "filtered": lambda q, ef: query(q, ef, {"bucket": 3}),
+        "upsert": lambda i, v: coll.upsert(ids=[str(x) for x in i], embeddings=v,
+                                           metadatas=[{"bucket": int(x) % 10} for x in i]),
+        "delete": lambda i: coll.delete(ids=[str(x) for x in i]),
+    }
+
+
+def adapter_lancedb(base: np.ndarray, folder: Path) -> dict[str, Any]:
+    import lancedb
+    import pyarrow as pa
+
+    db = lancedb.connect(str(folder / "lance"))
+    state: dict[str, Any] = {}
+
+    def build() -> None:
+        table = pa.table({"id": np.arange(len(base)), "bucket": np.arange(len(base)) % 10,
+                          "vector": pa.FixedSizeListArray.from_arrays(
+                              pa.array(base.reshape(-1)), base.shape[1])})
+        state["t"] = db.create_table("b", table)
+
+    def query(q: np.ndarray, ef: int, where: str | None = None) -> list[int]:
+        s = state["t"].search(q).metric("dot").limit(K)
+        if where:
+            s = s.where(where, prefilter=True)
+        return s.to_arrow()["id"].to_pylist()
+
+    return {"build": build, "search": query,
+            "batch": lambda qs, ef: [query(q, ef) for q in qs[:50]],
+            "filtered": lambda q, ef: query(q, ef, "bucket = 3"),
+            "delete": lambda i: state["t"].delete(f"id IN ({','.join(map(str, i))})")}
+
+
+def adapter_milvus(base: np.ndarray, folder: Path) -> dict[str, Any]:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(folder / "milvus.db"))
+    client.create_collection("b", dimension=base.shape[1], metric_type="IP")
+
+    def build() -> None:
+        for s in range(0, len(base), 5000):
+            client.insert("b", [{"id": i, "vector": base[i].tolist(), "bucket": i % 10}
+                                for i in range(s, min(s + 5000, len(base)))])
+
+    def query(q: np.ndarray, ef: int, flt: str = "") -> list[int]:
+        res = client.search("b", data=[q.tolist()], limit=K, filter=flt,
+                            search_params={"params": {"ef": ef}})
+        return [int(h["id"]) for h in res[0]]
+
+    return {"build": build, "search": query,
+            "batch": lambda qs, ef: [query(q, ef) for q in qs[:50]],
+            "filtered": lambda q, ef: query(q, ef, "bucket == 3")}
+
+
+def make_adapter(name: str, base: np.ndarray, folder: Path) -> dict[str, Any]:
+    table: dict[str, Callable[[], dict[str, Any]]] = {
+        "embedded-f32": lambda: adapter_embedded("float32", base, folder),
+        "embedded-int8": lambda: adapter_embedded("int8", base, folder),
+        "usearch-f32": lambda: adapter_usearch("f32", base, folder),
+        "usearch-i8": lambda: adapter_usearch("i8", base, folder),
+        "hnswlib": lambda: adapter_hnswlib(base, folder),
+        "faiss-hnsw": lambda: adapter_faiss(False, base, folder),
+        "faiss-hnsw-sq8": lambda: adapter_faiss(True, base, folder),
+        "chromadb": lambda: adapter_chromadb(base, folder),
+        "lancedb": lambda: adapter_lancedb(base, folder),
+        "milvus-lite": lambda: adapter_milvus(base, folder),
+    }
+    return table[name]()
+
+
+# --- one system in one process -------------------------------------------------------------
+
+
+def run_system(name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+               ftruth: np.ndarray, update_n: int) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        sys_ = make_adapter(name, base, folder)
+        start = time.perf_counter()
+        sys_["build"]()
+        out: dict[str, Any] = {"system": name,
+                               "build_per_s": round(len(base) / (time.perf_counter() - start))}
+        out["knobs"] = []
+        for ef in KNOBS:
+            found, qps = timed_queries(lambda q, ef=ef: sys_["search"](q, ef), queries)
+            out["knobs"].append({"ef": ef, "recall": round(recall(found, truth), 4),
+                                 "qps_1thread": round(qps, 1)})
+        out.update(_batch_and_filtered(sys_, queries, ftruth))
+        if "memory" in sys_:
+            out["index_bytes"] = int(sys_["memory"]())
+        out.update(_updates(sys_, base, queries, truth, update_n))
+        out["disk_bytes"] = dir_bytes(folder)
+        out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _batch_and_filtered(sys_: dict[str, Any], queries: np.ndarray, ftruth: np.ndarray
+                        ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    start = time.perf_counter()
+    result = sys_["batch"](queries, KNOBS[1])
+    done = len(result) if isinstance(result, list) else len(queries)
+    out["batch_qps"] = round(done / (time.perf_counter() - start), 1)
+    if "filtered" in sys_:
+        sub = queries[:200]
+        found, qps = timed_queries(lambda q: sys_["filtered"](q, KNOBS[1]), sub)
+        out["filtered10_recall"] = round(recall(found, ftruth[:200]), 4)
+        out["filtered10_qps"] = round(qps, 1)
+    return out
+
+
+def _updates(sys_: dict[str, Any], base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+             n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ids = np.arange(n)
+    if "upsert" in sys_:
+        start = time.perf_counter()
+        for s in range(0, n, 1000):
+            sys_["upsert"](ids[s:s + 1000], base[s:s + 1000])
+        out["upsert_existing_per_s"] = round(n / (time.perf_counter() - start))
+        found, _ = timed_queries(lambda q: sys_["search"](q, KNOBS[1]), queries[:300])
+        out["recall_after_upsert"] = round(recall(found, truth[:300]), 4)
+    if "delete" in sys_:
+        start = time.perf_counter()
+        for s in range(0, n, 1000):
+            sys_["delete"](ids[s:s + 1000])
+        out["delete_per_s"] = round(n / (time.perf_counter() - start))
+    return out
+
+
+def _child(args: argparse.Namespace) -> None:
+    data = np.load(args.data)
+    base, queries = data[: args.n], data[args.n:]
+    truth = np.load(args.truth)
+    result = run_system(args.system, base, queries, truth[0], truth[1], args.updates)
+    print(json.dumps(result))
+
+
+def _prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
+    if args.npy:
+        vectors = np.load(args.npy).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        rng = np.random.default_rng(0)
+        vectors = vectors[rng.permutation(len(vectors))]
+        q = min(args.queries, len(vectors) // 10)
+        base, queries = vectors[:-q], vectors[-q:]
+        args.n = len(base)
+    else:
+        base, queries = make_data(args.n, args.queries, args.dim)
+    mask = np.arange(len(base)) % 10 == 3
+    truth = np.stack([ground_truth(base, queries, None), ground_truth(base, queries, mask)])
+    data_path, truth_path = work / "data.npy", work / "truth.npy"
+    np.save(data_path, np.concatenate([base, queries]))
+    np.save(truth_path, truth)
+    return data_path, truth_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--updates", type=int, default=10_000)
+    parser.add_argument("--npy", help="real vectors (.npy, float32 N x D) instead of synthetic")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per system")
+    parser.add_argument("--system", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--truth", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.system:
+        _child(args)
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench-data-"))
+    data_path, truth_path = _prepare(args, work)
+    report: dict[str, Any] = {"n": args.n, "queries": args.queries, "dim": args.dim, "k": K,
+                              "data": args.npy or "gaussian-mixture", "results": []}
+    for name in args.systems.split(","):
+        cmd = [sys.executable, __file__, "--system", name, "--data", str(data_path),
+               "--truth", str(truth_path), "--n", str(args.n), "--updates",
+               str(min(args.updates, args.n // 2))]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            report["results"].append({"system": name, "error": f"timeout {args.timeout}s"})
+            continue
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode == 0 and lines:
+            report["results"].append(json.loads(lines[-1]))
+        else:
+            report["results"].append({"system": name, "error": proc.stderr.strip()[-400:]})
+        print(json.dumps(report["results"][-1]), file=sys.stderr, flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m embedops` runs the CLI."""
+
+from embedops.cli.app import main
+
+main()

@@ -1,0 +1,55 @@
+"""The `embedops` command: a thin Typer layer over the Python API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedops.cli import (
+    chunk_cmd,
+    collections_cmd,
+    dlq_cmd,
+    ingest_cmd,
+    models_cmd,
+    search_cmd,
+)
+
+app = typer.Typer(
+    name="embedops",
+    help="Turn raw content into vectors that stay correct over time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", envvar="EMBEDOPS_STORE",
+                     help="Store directory (default ./.embedops)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on every command.")] = False,
+) -> None:
+    """embedops: preprocess, embed, store and search, idempotently."""
+    ctx.obj = {"store": store, "json": json_out}
+
+
+app.command(name="models")(models_cmd.models)
+app.command(name="embed")(models_cmd.embed)
+app.command(name="chunk")(chunk_cmd.chunk)
+app.command(name="ingest")(ingest_cmd.ingest)
+app.command(name="search")(search_cmd.search)
+app.command(name="eval")(search_cmd.eval_)
+app.command(name="collections")(collections_cmd.collections)
+app.command(name="verify")(collections_cmd.verify)
+app.add_typer(dlq_cmd.app, name="dlq")
+app.add_typer(collections_cmd.store_app, name="store")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,65 @@
+"""`embedops models`, `embedops embed`: what models exist, and one-off embeddings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from embedops.cli.context import (
+    BackendOption,
+    JsonOption,
+    ModelOption,
+    console,
+    handle_errors,
+    print_json,
+    settings_from,
+    wants_json,
+)
+
+
+def models(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """List available embedders: name, backend, revision, dim, max tokens, fingerprint."""
+    from embedops.embedders import list_models
+
+    settings = settings_from(ctx)
+    with handle_errors():
+        rows = list_models(settings.cache_dir)
+    if wants_json(ctx, json_out):
+        print_json([row.__dict__ for row in rows])
+        return
+    table = Table(title="embedders")
+    for column in ("name", "backend", "dim", "max tokens", "revision", "fingerprint", "weights"):
+        table.add_column(column)
+    for r in rows:
+        weights = r.source if r.installed else f"[red]missing[/red]: {r.note}"
+        table.add_row(r.name, r.backend, str(r.dim), str(r.max_tokens or "-"),
+                      r.revision or "-", r.fingerprint or "-", weights)
+    console.print(table)
+
+
+def embed(
+    ctx: typer.Context,
+    text: Annotated[list[str], typer.Argument(help="Text(s) to embed.")],
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Embed TEXT and print the vector (first values, norm, model fingerprint)."""
+    from embedops.embedders import load_embedder
+
+    settings = settings_from(ctx, model=model, backend=backend)
+    with handle_errors():
+        embedder = load_embedder(settings.model, settings.cache_dir, settings.backend)
+        vectors = embedder.embed(text)
+    info = embedder.info
+    if wants_json(ctx, json_out):
+        print_json({"model": info.to_dict(),
+                    "embeddings": [[round(float(x), 7) for x in v] for v in vectors]})
+        return
+    console.print(f"[bold]{info.name}[/bold] backend={info.backend} dim={info.dim} "
+                  f"fingerprint={info.fingerprint}")
+    for item, vector in zip(text, vectors, strict=True):
+        head = ", ".join(f"{x:+.4f}" for x in vector[:8])
+        console.print(f"{item[:60]!r}: [{head}, …] norm={float((vector**2).sum()) ** 0.5:.4f}")

@@ -1,0 +1,149 @@
+"""Build an embedder by name: the one place that knows every backend."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedops.embedders.base import Embedder, Tokenizer
+from embedops.embedders.weights import KNOWN_MODELS, canonical_name
+from embedops.errors import ConfigError, FingerprintMismatch, ModelNotFound
+
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+# "auto" picks the path that won the side-by-side benchmark (docs/benchmarks.md).
+AUTO_BACKEND = "onnx-int8"
+
+
+def test_models_enabled() -> bool:
+    return os.environ.get("EMBEDOPS_ENABLE_TEST_MODELS") == "1"
+
+
+def load_embedder(
+    name: str, cache_dir: Path, backend: str = "auto", batch_size: int = 32
+) -> Embedder:
+    """Load ``name`` with ``backend``; raises ModelNotFound naming what to install."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if name.startswith("testing/"):
+        return _test_embedder(name)
+    from embedops.embedders.local import LocalModel, TorchEmbedder
+
+    model = LocalModel.resolve(name, cache_dir)
+    chosen = AUTO_BACKEND if backend == "auto" else backend
+    if chosen == "torch":
+        return TorchEmbedder(model, batch_size=batch_size)
+    from embedops.embedders.onnx_runtime import OnnxEmbedder
+
+    precision = "int8" if chosen == "onnx-int8" else "fp32"
+    return OnnxEmbedder(model, precision=precision, batch_size=batch_size)
+
+
+def load_matching_embedder(
+    name: str, fingerprint: str, cache_dir: Path, preferred: str = "auto", batch_size: int = 32
+) -> Embedder:
+    """An embedder for ``name`` whose vectors carry ``fingerprint`` (a collection's).
+
+    Tries the preferred backend first, then the others (torch and onnx fp32 share a
+    fingerprint). Raises ``FingerprintMismatch`` when no installed backend matches, e.g.
+    the collection was built with other weights.
+    """
+    first = AUTO_BACKEND if preferred == "auto" else preferred
+    seen = []
+    for backend in dict.fromkeys([first, "onnx", "onnx-int8", "torch"]):
+        candidate = _peek_fingerprint(name, cache_dir, backend)
+        seen.append(f"{backend}={candidate}")
+        if candidate == fingerprint:
+            return load_embedder(name, cache_dir, backend, batch_size)
+    raise FingerprintMismatch(
+        f"collection vectors have fingerprint {fingerprint} but model {name} gives "
+        f"{', '.join(seen)} here: the weights changed; migrate to a new collection"
+    )
+
+
+def _peek_fingerprint(name: str, cache_dir: Path, backend: str) -> str:
+    """Fingerprint a backend would produce, without loading an inference engine."""
+    if name.startswith("testing/"):
+        return _test_embedder(name).info.fingerprint
+    from embedops.embedders.local import LocalModel
+
+    precision = "int8" if backend == "onnx-int8" else "fp32"
+    return LocalModel.resolve(name, cache_dir).info(backend, precision).fingerprint
+
+
+def _test_embedder(name: str) -> Embedder:
+    if not test_models_enabled():
+        raise ModelNotFound(f"{name} is a test-only model; set EMBEDOPS_ENABLE_TEST_MODELS=1")
+    from embedops.embedders.testing import HashEmbedder
+
+    try:
+        dim = int(name.rsplit("-", 1)[1])
+    except (IndexError, ValueError) as exc:
+        raise ModelNotFound(f"unknown test model {name!r}; use testing/hash-64") from exc
+    return HashEmbedder(dim=dim)
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """One row of ``embedops models``."""
+
+    name: str
+    backend: str
+    installed: bool
+    dim: int
+    max_tokens: int | None
+    revision: str | None
+    fingerprint: str | None
+    source: str
+    note: str
+
+
+def list_models(cache_dir: Path) -> list[ModelListing]:
+    """Every known model with its identity when its weights are installed.
+
+    Cheap: reads configs and weight digests only, loads no inference engine.
+    """
+    from embedops.embedders.local import LocalModel
+
+    rows = []
+    for spec in KNOWN_MODELS.values():
+        try:
+            model = LocalModel.resolve(spec.name, cache_dir)
+        except ModelNotFound as exc:
+            rows.append(ModelListing(spec.name, "-", False, spec.dim, None, None, None,
+                                     spec.package, str(exc)))
+            continue
+        for backend, precision in (("torch", "fp32"), ("onnx", "fp32"), ("onnx-int8", "int8")):
+            info = model.info(backend=backend, precision=precision)
+            note = spec.description + (" (auto)" if backend == AUTO_BACKEND else "")
+            rows.append(ModelListing(info.name, backend, True, info.dim, info.max_tokens,
+                                     info.revision, info.fingerprint, spec.package, note))
+    if test_models_enabled():
+        from embedops.embedders.testing import HashEmbedder
+
+        info = HashEmbedder().info
+        rows.append(ModelListing(info.name, info.backend, True, info.dim, info.max_tokens,
+                                 info.revision, info.fingerprint, info.source, "test-only"))
+    return rows
+
+
+
+
+def load_tokenizer(name: str, cache_dir: Path) -> Tokenizer:
+    """The model's tokenizer alone (for chunking), without loading an inference engine."""
+    if name.startswith("testing/"):
+        return _test_embedder(name).tokenizer
+    from embedops.embedders.local import LocalModel
+
+    return LocalModel.resolve(name, cache_dir).tokenizer()
+
+
+__all__ = [
+    "BACKENDS",
+    "ModelListing",
+    "canonical_name",
+    "list_models",
+    "load_embedder",
+    "load_matching_embedder",
+    "load_tokenizer",
+]

@@ -1,0 +1,169 @@
+"""The one exception tree of embedops.
+
+Every error carries an HTTP status (``status_code``) so a service needs a single handler,
+and a short machine-readable ``code``. Library exceptions (sqlite3, httpx, the index
+library, torch) are translated at the boundary of the module that calls them; nothing
+outside that module sees them.
+"""
+
+from __future__ import annotations
+
+
+class EmbedOpsError(Exception):
+    """Base of every error raised on purpose by embedops."""
+
+    status_code: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class ConfigError(EmbedOpsError):
+    """Settings are invalid or contradict each other."""
+
+    status_code = 400
+    code = "config"
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+class InputRejected(EmbedOpsError):
+    """An input cannot be embedded. ``reason`` is machine-readable (``empty``, ``binary``...)."""
+
+    status_code = 422
+    code = "input_rejected"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+# --- embedders ---------------------------------------------------------------------------
+
+
+class EmbedderError(EmbedOpsError):
+    """An embedder failed."""
+
+    code = "embedder"
+
+
+class ModelNotFound(EmbedderError):
+    """The model is unknown, or its weights are not installed locally."""
+
+    status_code = 404
+    code = "model_not_found"
+
+
+class RetryableEmbedderError(EmbedderError):
+    """A transient failure (rate limit, 5xx, timeout): the same call may succeed later."""
+
+    status_code = 503
+    code = "embedder_retryable"
+
+
+class PermanentEmbedderError(EmbedderError):
+    """A failure that retrying will not fix (bad request, wrong dimension, NaN output)."""
+
+    status_code = 502
+    code = "embedder_permanent"
+
+
+# --- store -------------------------------------------------------------------------------
+
+
+class StoreError(EmbedOpsError):
+    """A vector store operation failed."""
+
+    code = "store"
+
+
+class CollectionNotFound(StoreError):
+    status_code = 404
+    code = "collection_not_found"
+
+
+class CollectionExists(StoreError):
+    status_code = 409
+    code = "collection_exists"
+
+
+class DimensionMismatch(StoreError):
+    """A vector's dimension differs from its collection's."""
+
+    status_code = 422
+    code = "dimension_mismatch"
+
+
+class FingerprintMismatch(StoreError):
+    """A vector comes from a different embedder than the collection was built with."""
+
+    status_code = 422
+    code = "fingerprint_mismatch"
+
+
+class AliasConflict(StoreError):
+    """An alias clashes with a collection name, or would point at another alias."""
+
+    status_code = 409
+    code = "alias_conflict"
+
+
+class AliasNotFound(StoreError):
+    status_code = 404
+    code = "alias_not_found"
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store's writer lock."""
+
+    status_code = 423
+    code = "store_locked"
+
+
+class ReadOnlyStore(StoreError):
+    """A write was attempted through a read-only handle."""
+
+    status_code = 409
+    code = "read_only"
+
+
+class InvalidFilter(StoreError):
+    """A payload filter expression cannot be parsed."""
+
+    status_code = 400
+    code = "invalid_filter"
+
+
+class StoreCorrupted(StoreError):
+    """On-disk state is inconsistent and cannot be repaired automatically."""
+
+    code = "store_corrupted"
+
+
+# --- operations --------------------------------------------------------------------------
+
+
+class MigrationError(EmbedOpsError):
+    """A model migration step failed or is not allowed in the current state."""
+
+    status_code = 409
+    code = "migration"
+
+
+class InvalidVector(StoreError):
+    """A vector batch is malformed: wrong shape, NaN/inf values, or misaligned ids/payloads."""
+
+    status_code = 422
+    code = "invalid_vector"
+
+
+class IndexFailure(StoreError):
+    """The ANN index library failed; the index is derived data and can be rebuilt."""
+
+    code = "index_failed"

@@ -1,0 +1,1 @@
+"""Ingestion: the batch and real-time drivers of preprocess -> chunk -> embed -> store."""

@@ -1,0 +1,341 @@
+"""The batch driver: sources -> preprocess -> chunk -> embed -> upsert -> ledger commit.
+
+Two stages connected by a bounded queue: a reader thread decodes, cleans, hashes and
+chunks documents while the calling thread embeds and writes. A batch holds whole
+documents (about ``batch_size`` chunks); each batch is written to the store first and
+committed to the ledger second, so a crash at any moment costs at most the batch in
+flight, which the next run embeds again under the same ids.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from embedops.config import Settings
+from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
+from embedops.errors import CollectionNotFound, EmbedderError
+from embedops.ingest.chunking import Chunker, make_chunker
+from embedops.ingest.documents import (
+    chunk_ids,
+    chunk_payload,
+    document_metadata,
+    embedded_text,
+    metadata_hash,
+    text_hash,
+)
+from embedops.ingest.sources import SourceFile, discover
+from embedops.ledger import DocRecord, Ledger
+from embedops.ledger.ledger import utc_now
+from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file
+from embedops.store.protocol import CollectionInfo, VectorStore
+from embedops.types import Chunk, Document, Rejection
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    collection: str = "default"
+    dtype: str = "float32"
+    batch_size: int = 512
+    prune: bool = False
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one run (the `--json` output of `embedops ingest`)."""
+
+    collection: str = ""
+    documents_new: int = 0
+    documents_changed: int = 0
+    documents_unchanged: int = 0
+    documents_metadata_updated: int = 0
+    documents_failed: int = 0
+    documents_deleted: int = 0
+    chunks_embedded: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+    chunks_per_second: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class _Work:
+    doc: Document
+    status: str  # new | changed | metadata | unchanged
+    digest: str
+    meta_digest: str
+    previous: DocRecord | None
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+# (event, amount): "files" (total), "file" (one read), "document" (done), "chunks" (embedded)
+Progress = Callable[[str, int], None]
+_DONE = object()
+
+
+class BatchIngest:
+    """One ingest run into one collection. Not thread-safe; one run at a time."""
+
+    def __init__(self, store: VectorStore, ledger: Ledger, settings: Settings,
+                 options: IngestOptions, progress: Progress | None = None) -> None:
+        self.store, self.ledger, self.settings, self.options = store, ledger, settings, options
+        self.progress = progress or (lambda event, n: None)
+        self.summary = IngestSummary()
+        self._info: CollectionInfo | None = self._existing_collection()
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def _existing_collection(self) -> CollectionInfo | None:
+        try:
+            return self.store.get_collection(self.options.collection)
+        except CollectionNotFound:
+            return None
+
+    @property
+    def collection(self) -> str:
+        return self._info.name if self._info else self.options.collection
+
+    # --- the run -------------------------------------------------------------------------
+
+    def run(self, paths: Sequence[Path]) -> IngestSummary:
+        """Ingest every document under ``paths``; bad documents become dead letters."""
+        return self.run_files(list(discover(paths, self.options.include, self.options.exclude)))
+
+    def run_files(self, files: Sequence[SourceFile]) -> IngestSummary:
+        """Ingest the given source files (ids relative to each file's root)."""
+        started = time.perf_counter()
+        self.progress("files", len(files))
+        run_id = self.ledger.start_run(self.collection)
+        status = "failed"
+        try:
+            self._consume(self._start_reader(files))
+            if self.options.prune:
+                self._prune()
+            status = "done"
+        finally:
+            self.summary.collection = self.collection
+            self.summary.seconds = round(time.perf_counter() - started, 3)
+            self.summary.chunks_per_second = round(
+                self.summary.chunks_embedded / max(self.summary.seconds, 1e-9), 2)
+            self.ledger.finish_run(run_id, status, self.summary.to_dict())
+        return self.summary
+
+    def _start_reader(self, files: Sequence[SourceFile]) -> queue.Queue[object]:
+        known = self.ledger.documents(self.collection) if self._info else {}
+        model = self._info.model if self._info else self.settings.model
+        chunker = make_chunker(self.settings, load_tokenizer(model, self.settings.cache_dir))
+        out: queue.Queue[object] = queue.Queue(maxsize=4096)
+
+        def read() -> None:
+            try:
+                for source in files:
+                    result = preprocess_file(source.path, source.root, self.options.preprocess)
+                    for rejection in result.rejections:
+                        out.put((rejection, source))
+                    for doc in result.documents:
+                        out.put(_classify(doc, known.get(doc.id), chunker, self._load_embedder))
+                    out.put(("file-done", source))
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                out.put(exc)
+            finally:
+                out.put(_DONE)
+
+        threading.Thread(target=read, name="embedops-reader", daemon=True).start()
+        return out
+
+    def _consume(self, items: queue.Queue[object]) -> None:
+        pending: list[_Work] = []
+        pending_chunks = 0
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, tuple):
+                self._handle_side_item(item)
+                continue
+            assert isinstance(item, _Work)
+            self._seen.add(item.doc.id)
+            if item.status == "unchanged":
+                self.summary.documents_unchanged += 1
+                self.progress("document", 1)
+                continue
+            pending.append(item)
+            pending_chunks += len(item.chunks)
+            if pending_chunks >= self.options.batch_size or len(pending) >= 1000:
+                self._flush(pending)
+                pending, pending_chunks = [], 0
+        if pending:
+            self._flush(pending)
+
+    def _handle_side_item(self, item: tuple[object, SourceFile]) -> None:
+        what, source = item
+        if what == "file-done":
+            self.progress("file", 1)
+        elif isinstance(what, Rejection):
+            self._seen.add(what.source)
+            self.ledger.record_dead_letter(self.collection, what.source, str(source.path),
+                                           what.stage, what.reason, what.detail)
+            self.summary.documents_failed += 1
+            self.progress("document", 1)
+
+    # --- one batch -----------------------------------------------------------------------
+
+    def _flush(self, batch: list[_Work]) -> None:
+        to_embed = [w for w in batch if w.status in ("new", "changed")]
+        embedded = self._embed_isolating_failures(to_embed)
+        now = utc_now()
+        ids, vectors, payloads = [], [], []
+        for work, matrix in embedded:
+            for chunk, vector in zip(work.chunks, matrix, strict=True):
+                ids.append(chunk.id)
+                vectors.append(vector)
+                payloads.append(chunk_payload(work.doc, chunk, work.digest,
+                                              self._fingerprint(), now))
+        if ids:
+            import numpy as np
+
+            self.store.upsert(self.collection, ids, np.vstack(vectors), payloads,
+                              fingerprint=self._fingerprint())
+        self._delete_orphans([w for w, _ in embedded])
+        updated = [w for w in batch if w.status == "metadata"]
+        for work in updated:
+            self._update_metadata(work)
+        done = [w for w, _ in embedded] + updated
+        self.ledger.commit_documents(self.collection, [self._record(w, now) for w in done])
+        self._count(done, len(ids))
+
+    def _embed_isolating_failures(self, works: list[_Work]) -> list[tuple[_Work, object]]:
+        """Embed all chunks at once; if that fails, one document at a time, so one bad
+        document becomes a dead letter instead of failing the batch."""
+        works = [w for w in works if self._has_chunks(w)]
+        if not works:
+            return []
+        embedder = self._get_embedder()
+        try:
+            matrix = embedder.embed([c.text for w in works for c in w.chunks])
+        except EmbedderError:
+            return [pair for w in works if (pair := self._embed_one(w)) is not None]
+        out, row = [], 0
+        for work in works:
+            out.append((work, matrix[row : row + len(work.chunks)]))
+            row += len(work.chunks)
+        return out
+
+    def _embed_one(self, work: _Work) -> tuple[_Work, object] | None:
+        try:
+            return work, self._get_embedder().embed([c.text for c in work.chunks])
+        except EmbedderError as exc:
+            self._dead_letter(work, "embed", exc.code, exc.message)
+            return None
+
+    def _has_chunks(self, work: _Work) -> bool:
+        if work.chunks:
+            return True
+        self._dead_letter(work, "chunk", "no_tokens", "the tokenizer found no tokens")
+        return False
+
+    def _dead_letter(self, work: _Work, stage: str, reason: str, detail: str) -> None:
+        self.ledger.record_dead_letter(self.collection, work.doc.id, work.doc.source,
+                                       stage, reason, detail)
+        self.summary.documents_failed += 1
+        self.progress("document", 1)
+
+    def _delete_orphans(self, works: list[_Work]) -> None:
+        orphans = []
+        for work in works:
+            if work.previous and work.previous.chunk_count > len(work.chunks):
+                orphans += chunk_ids(work.doc.id, len(work.chunks), work.previous.chunk_count)
+        if orphans:
+            self.summary.chunks_deleted += self.store.delete(self.collection, ids=orphans)
+
+    def _update_metadata(self, work: _Work) -> None:
+        """Payload-only change: patch the chunks' payloads, never their vectors."""
+        assert work.previous is not None
+        ids = chunk_ids(work.doc.id, 0, work.previous.chunk_count)
+        patch: dict[str, object] = dict(document_metadata(work.doc))
+        old = self.store.get(self.collection, ids[:1])
+        if old:
+            fixed = {"doc_id", "chunk", "start", "end", "text", "content_hash",
+                     "last_embedded_at", "fingerprint"}
+            patch.update({k: None for k in old[0].payload if k not in patch and k not in fixed})
+        self.store.update_payload(self.collection, patch, ids=ids)
+
+    def _record(self, work: _Work, now: str) -> DocRecord:
+        if work.status == "metadata":
+            assert work.previous is not None
+            return DocRecord(work.doc.id, work.digest, work.meta_digest,
+                             work.previous.chunk_count, work.doc.source,
+                             work.previous.fingerprint, work.previous.last_embedded_at)
+        return DocRecord(work.doc.id, work.digest, work.meta_digest, len(work.chunks),
+                         work.doc.source, self._fingerprint(), now)
+
+    def _count(self, works: list[_Work], chunks: int) -> None:
+        for work in works:
+            name = {"new": "documents_new", "changed": "documents_changed",
+                    "metadata": "documents_metadata_updated"}[work.status]
+            setattr(self.summary, name, getattr(self.summary, name) + 1)
+        self.summary.chunks_embedded += chunks
+        self.progress("document", len(works))
+        self.progress("chunks", chunks)
+
+    # --- embedder and collection ---------------------------------------------------------
+
+    def _load_embedder(self) -> Embedder:
+        """Loaded on first use, so a run with nothing to embed never loads a model. The
+        reader thread calls this before it chunks the first document to embed: importing
+        an inference engine while the tokenizer's thread pool runs in another thread can
+        crash the process, so load and tokenize happen on the same thread."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                s = self.settings
+                if self._info:
+                    self._embedder = load_matching_embedder(
+                        self._info.model, self._info.fingerprint, s.cache_dir, s.backend,
+                        s.batch_size)
+                else:
+                    self._embedder = load_embedder(s.model, s.cache_dir, s.backend,
+                                                   s.batch_size)
+            return self._embedder
+
+    def _get_embedder(self) -> Embedder:
+        """The embedder, creating the collection on the first write if it is new."""
+        embedder = self._load_embedder()
+        if self._info is None:
+            info = embedder.info
+            self._info = self.store.create_collection(
+                self.options.collection, info.dim, fingerprint=info.fingerprint,
+                dtype=self.options.dtype, model=info.name)  # type: ignore[arg-type]
+        return embedder
+
+    def _fingerprint(self) -> str:
+        return self._get_embedder().info.fingerprint
+
+    def _prune(self) -> None:
+        gone = [r for d, r in self.ledger.documents(self.collection).items()
+                if d not in self._seen]
+        ids = [i for r in gone for i in chunk_ids(r.doc_id, 0, r.chunk_count)]
+        if ids:
+            self.summary.chunks_deleted += self.store.delete(self.collection, ids=ids)
+        self.ledger.remove_documents(self.collection, [r.doc_id for r in gone])
+        self.summary.documents_deleted += len(gone)
+
+
+def _classify(doc: Document, previous: DocRecord | None, chunker: Chunker,
+              before_chunking: Callable[[], object]) -> _Work:
+    digest, meta_digest = text_hash(doc), metadata_hash(doc)
+    if previous is not None and previous.content_hash == digest:
+        status = "unchanged" if previous.meta_hash == meta_digest else "metadata"
+        return _Work(doc, status, digest, meta_digest, previous)
+    work = _Work(doc, "changed" if previous else "new", digest, meta_digest, previous)
+    before_chunking()
+    work.chunks = chunker.chunk(doc.id, embedded_text(doc))
+    return work

@@ -1,0 +1,34 @@
+"""Settings -> the preprocessing options and chunker a run uses."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from embedops.config import Settings
+from embedops.embedders import Tokenizer, load_tokenizer
+from embedops.preprocess.chunk_sentences import SentenceChunker
+from embedops.preprocess.chunk_tokens import TokenChunker
+from embedops.preprocess.pipeline import PreprocessOptions
+from embedops.types import Chunk
+
+
+class Chunker(Protocol):
+    """Splits one cleaned document text into chunks."""
+
+    def chunk(self, doc_id: str, text: str) -> list[Chunk]: ...
+
+
+def preprocess_options(settings: Settings, **fields: str | None) -> PreprocessOptions:
+    """Preprocessing options from settings; ``fields`` override record field names."""
+    base = PreprocessOptions(unicode_form=settings.unicode_form, min_words=settings.min_words)
+    overrides = {k: v for k, v in fields.items() if v is not None}
+    return base.__class__(**{**base.__dict__, **overrides}) if overrides else base
+
+
+def make_chunker(settings: Settings, tokenizer: Tokenizer | None = None) -> Chunker:
+    """The chunker named by ``settings.chunker``, using the model's own tokenizer."""
+    tok = tokenizer or load_tokenizer(settings.model, settings.cache_dir)
+    if settings.chunker == "sentences":
+        return SentenceChunker(tok, sentences=settings.sentences_per_chunk,
+                               chunk_tokens=settings.chunk_tokens)
+    return TokenChunker(tok, settings.chunk_tokens, settings.chunk_overlap)

@@ -1,0 +1,196 @@
+"""The ledger: what was embedded into which collection, from which content, when.
+
+A SQLite database (WAL) beside the store's, ``<store>/ledger.db``. The ingest driver
+commits a document here only after its points are in the store, so after a crash the
+ledger never claims more than the store holds: an uncommitted document is simply embedded
+again (same ids, so the store upsert replaces the points it had already written).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from embedops.errors import StoreCorrupted, StoreError
+from embedops.ledger.schema import MIGRATIONS
+from embedops.sqlite_migrations import apply_migrations
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class DocRecord:
+    """One document as last embedded into a collection."""
+
+    doc_id: str
+    content_hash: str
+    meta_hash: str
+    chunk_count: int
+    source: str | None
+    fingerprint: str
+    last_embedded_at: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A document that could not be embedded, and why."""
+
+    collection: str
+    doc_id: str
+    source: str | None
+    stage: str
+    reason: str
+    detail: str
+    attempts: int
+    first_seen: str
+    last_seen: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Ledger:
+    """Documents, dead letters and runs of one store directory."""
+
+    def __init__(self, store_dir: Path, read_only: bool = False) -> None:
+        path = store_dir / "ledger.db"
+        if read_only and not path.exists():
+            raise StoreError(f"no ledger in {store_dir}: nothing was ingested there yet")
+        store_dir.mkdir(parents=True, exist_ok=True)
+        uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+            if not read_only:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                apply_migrations(self._conn, MIGRATIONS)
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreCorrupted(f"cannot open ledger {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger write failed: {exc}") from exc
+
+    # --- documents -----------------------------------------------------------------------
+
+    def documents(self, collection: str, doc_ids: Iterable[str] | None = None
+                  ) -> dict[str, DocRecord]:
+        """Records of ``doc_ids`` (all documents when None) that the ledger knows."""
+        sql = ("SELECT doc_id, content_hash, meta_hash, chunk_count, source, fingerprint, "
+               "last_embedded_at FROM documents WHERE collection = ?")
+        if doc_ids is None:
+            rows = self._conn.execute(sql, (collection,)).fetchall()
+        else:
+            rows = []
+            ids = list(doc_ids)
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows += self._conn.execute(f"{sql} AND doc_id IN ({marks})",
+                                           (collection, *part)).fetchall()
+        return {r[0]: DocRecord(*r) for r in rows}
+
+    def document_count(self, collection: str) -> int:
+        row = self._conn.execute("SELECT count(*) FROM documents WHERE collection = ?",
+                                 (collection,)).fetchone()
+        return int(row[0])
+
+    def commit_documents(self, collection: str, records: Sequence[DocRecord]) -> None:
+        """Record documents as embedded (one transaction) and clear their dead letters."""
+        now = utc_now()
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (collection, doc_id) DO UPDATE SET content_hash=excluded.content_hash,"
+                " meta_hash=excluded.meta_hash, chunk_count=excluded.chunk_count,"
+                " source=excluded.source, fingerprint=excluded.fingerprint,"
+                " last_embedded_at=excluded.last_embedded_at, updated_at=excluded.updated_at",
+                [(collection, r.doc_id, r.content_hash, r.meta_hash, r.chunk_count, r.source,
+                  r.fingerprint, r.last_embedded_at, now) for r in records],
+            )
+            conn.executemany("DELETE FROM dead_letters WHERE collection = ? AND doc_id = ?",
+                             [(collection, r.doc_id) for r in records])
+
+    def remove_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM documents WHERE collection = ? AND doc_id = ?",
+                             [(collection, d) for d in doc_ids])
+
+    def drop_collection(self, collection: str) -> None:
+        with self._tx() as conn:
+            for table in ("documents", "dead_letters", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
+
+    # --- dead letters --------------------------------------------------------------------
+
+    def record_dead_letter(self, collection: str, doc_id: str, source: str | None,
+                           stage: str, reason: str, detail: str = "") -> None:
+        """Add a dead letter, or count one more attempt of an existing one."""
+        now = utc_now()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO dead_letters VALUES (?,?,?,?,?,?,1,?,?) "
+                "ON CONFLICT (collection, doc_id) DO UPDATE SET attempts = attempts + 1,"
+                " stage=excluded.stage, reason=excluded.reason, detail=excluded.detail,"
+                " source=excluded.source, last_seen=excluded.last_seen",
+                (collection, doc_id, source, stage, reason, detail[:2000], now, now),
+            )
+
+    def dead_letters(self, collection: str | None = None,
+                     doc_ids: Sequence[str] | None = None) -> list[DeadLetter]:
+        sql = "SELECT * FROM dead_letters"
+        clauses, params = [], []
+        if collection is not None:
+            clauses.append("collection = ?")
+            params.append(collection)
+        if doc_ids is not None:
+            clauses.append(f"doc_id IN ({','.join('?' * len(doc_ids))})")
+            params.extend(doc_ids)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        rows = self._conn.execute(sql + " ORDER BY last_seen DESC", params).fetchall()
+        return [DeadLetter(*r) for r in rows]
+
+    def purge_dead_letters(self, collection: str | None = None,
+                           doc_ids: Sequence[str] | None = None) -> int:
+        letters = self.dead_letters(collection, doc_ids)
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM dead_letters WHERE collection = ? AND doc_id = ?",
+                             [(d.collection, d.doc_id) for d in letters])
+        return len(letters)
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def start_run(self, collection: str) -> int:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (collection, started_at, status) VALUES (?, ?, 'running')",
+                (collection, utc_now()))
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? "
+                         "WHERE run_id = ?", (utc_now(), status, json.dumps(summary), run_id))

@@ -1,0 +1,47 @@
+"""The ledger's numbered schema migrations."""
+
+from __future__ import annotations
+
+from embedops.sqlite_migrations import Migration
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        1,
+        "documents, dead letters, runs",
+        """
+        CREATE TABLE documents (
+            collection TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            meta_hash TEXT NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            source TEXT,
+            fingerprint TEXT NOT NULL,
+            last_embedded_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (collection, doc_id)
+        );
+        CREATE INDEX documents_source ON documents (collection, source);
+        CREATE TABLE dead_letters (
+            collection TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            source TEXT,
+            stage TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 1,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            PRIMARY KEY (collection, doc_id)
+        );
+        CREATE TABLE runs (
+            run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+    ),
+)

@@ -1,0 +1,52 @@
+"""Numbered SQLite schema migrations, applied on open and recorded.
+
+Each migration runs once, inside one transaction, and is recorded in
+``schema_migrations`` with its number, name and the time it was applied. Never edit a
+released migration: add the next number.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+Migration = tuple[int, str, str]
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int]:
+    """Apply every pending migration in order; returns the versions applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Raises ``ValueError``
+    when the database records a version newer than ``migrations`` knows.
+    """
+    done = applied_versions(conn)
+    latest = migrations[-1][0]
+    if done and max(done) > latest:
+        raise ValueError(f"schema version {max(done)} is newer than this embedops ({latest})")
+    applied: list[int] = []
+    for version, name, sql in migrations:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, datetime.now(UTC).isoformat()),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(version)
+    return applied

@@ -1,0 +1,224 @@
+"""The catalog of collections and aliases in SQLite, transactions, and sqlite3 error mapping.
+
+Alias resolution happens inside the same SQL statement that reads the collection row, so a
+reader sees either the old or the new target of a repointed alias, never a gap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from embedops.errors import (
+    AliasConflict,
+    AliasNotFound,
+    CollectionExists,
+    CollectionNotFound,
+    StoreCorrupted,
+    StoreError,
+    StoreLocked,
+)
+from embedops.store.filters import field_sql, json_path
+from embedops.store.protocol import CollectionInfo
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_COLUMNS = ("cid, name, dim, metric, dtype, fingerprint, model, index_params, "
+            "payload_indexes, created_at, seq, pruned_seq, quant_scale")
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    """One row of the ``collections`` table."""
+
+    cid: int
+    name: str
+    dim: int
+    metric: str
+    dtype: str
+    fingerprint: str
+    model: str
+    index_params: dict[str, Any]
+    payload_indexes: tuple[str, ...]
+    created_at: str
+    seq: int
+    pruned_seq: int
+    clip: float | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> CollectionRow:
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], _params(row[7]),
+                   _fields(row[8]), row[9], row[10], row[11], row[12])
+
+    def info(self, points: int, aliases: Sequence[str] = ()) -> CollectionInfo:
+        return CollectionInfo(
+            name=self.name, dim=self.dim, metric=self.metric, dtype=self.dtype,
+            fingerprint=self.fingerprint, model=self.model, index_params=dict(self.index_params),
+            payload_indexes=self.payload_indexes, created_at=self.created_at, points=points,
+            seq=self.seq, aliases=tuple(aliases),
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _fields(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _frozen_params(text: str) -> tuple[tuple[str, Any], ...]:
+    return tuple(json.loads(text).items())
+
+
+def _params(text: str) -> dict[str, Any]:
+    """Parsed index params (parsing is cached: the catalog row is read on every call)."""
+    return dict(_frozen_params(text))
+
+
+def check_name(name: str, what: str = "collection") -> str:
+    """Validate a collection or alias name; raises ``StoreError``."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise StoreError(f"invalid {what} name {name!r}: use 1-128 of [A-Za-z0-9_.-]")
+    return name
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@contextmanager
+def sql_errors() -> Iterator[None]:
+    """Translate sqlite3 exceptions into the store's error tree."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreLocked(f"store database is busy: {exc}") from exc
+        raise StoreError(f"store database error: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if "malformed" in text or "not a database" in text:
+            raise StoreCorrupted(f"store database is damaged: {text}") from exc
+        raise StoreError(f"store database error: {text}") from exc
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back otherwise."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def lookup(conn: sqlite3.Connection, name: str) -> CollectionRow:
+    """The collection ``name`` refers to (directly or through an alias)."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM collections WHERE name = "
+        "COALESCE((SELECT collection FROM aliases WHERE alias = ?), ?)",
+        (name, name),
+    ).fetchone()
+    if row is None:
+        raise CollectionNotFound(f"no collection or alias named {name!r}")
+    return CollectionRow.from_row(row)
+
+
+def all_collections(conn: sqlite3.Connection) -> list[CollectionRow]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM collections ORDER BY name").fetchall()
+    return [CollectionRow.from_row(r) for r in rows]
+
+
+def insert_collection(conn: sqlite3.Connection, name: str, dim: int, metric: str, dtype: str,
+                      fingerprint: str, model: str, index_params: Mapping[str, Any],
+                      payload_indexes: Sequence[str]) -> None:
+    """Insert a catalog row and its payload indexes (inside the caller's transaction)."""
+    if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (name,)).fetchone():
+        raise AliasConflict(f"{name!r} is already an alias; collection names and aliases differ")
+    if conn.execute("SELECT 1 FROM collections WHERE name = ?", (name,)).fetchone():
+        raise CollectionExists(f"collection {name!r} already exists")
+    cur = conn.execute(
+        "INSERT INTO collections (name, dim, metric, dtype, fingerprint, model, index_params, "
+        "payload_indexes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (name, dim, metric, dtype, fingerprint, model, json.dumps(dict(index_params)),
+         json.dumps(list(payload_indexes)), now()),
+    )
+    for field in payload_indexes:
+        create_payload_index(conn, int(cur.lastrowid or 0), field)
+
+
+def payload_index_name(cid: int, field: str) -> str:
+    json_path(field)
+    return f"payload_{cid}_{field.replace('.', '__')}"
+
+
+def create_payload_index(conn: sqlite3.Connection, cid: int, field: str) -> None:
+    """An expression index on ``json_extract(payload, '$.field')`` for collection ``cid``.
+
+    The field name is validated by ``json_path``; the collection id is an int, so the DDL
+    contains no user-controlled text. Queries use it through ``cid = ? AND <filter>``.
+    """
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS {payload_index_name(cid, field)} "
+        f"ON points (cid, {field_sql(field)})"
+    )
+
+
+def delete_collection(conn: sqlite3.Connection, row: CollectionRow) -> None:
+    """Remove a collection's rows, tombstones, payload indexes and catalog entry."""
+    targets = [a for (a,) in conn.execute(
+        "SELECT alias FROM aliases WHERE collection = ?", (row.name,))]
+    if targets:
+        raise AliasConflict(
+            f"collection {row.name!r} is the target of alias(es) {targets}: "
+            "repoint or delete them first"
+        )
+    for field in row.payload_indexes:
+        conn.execute(f"DROP INDEX IF EXISTS {payload_index_name(row.cid, field)}")
+    conn.execute("DELETE FROM points WHERE cid = ?", (row.cid,))
+    conn.execute("DELETE FROM tombstones WHERE cid = ?", (row.cid,))
+    conn.execute("DELETE FROM collections WHERE cid = ?", (row.cid,))
+
+
+def _target_collection(conn: sqlite3.Connection, alias: str, collection: str) -> None:
+    check_name(alias, "alias")
+    if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (collection,)).fetchone():
+        raise AliasConflict(f"{collection!r} is an alias; an alias must point at a collection")
+    if not conn.execute("SELECT 1 FROM collections WHERE name = ?", (collection,)).fetchone():
+        raise CollectionNotFound(f"no collection named {collection!r}")
+
+
+def create_alias(conn: sqlite3.Connection, alias: str, collection: str) -> None:
+    _target_collection(conn, alias, collection)
+    if conn.execute("SELECT 1 FROM collections WHERE name = ?", (alias,)).fetchone():
+        raise AliasConflict(f"{alias!r} is a collection name and cannot be an alias")
+    if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (alias,)).fetchone():
+        raise AliasConflict(f"alias {alias!r} already exists; use repoint_alias to move it")
+    conn.execute("INSERT INTO aliases (alias, collection, updated_at) VALUES (?, ?, ?)",
+                 (alias, collection, now()))
+
+
+def repoint_alias(conn: sqlite3.Connection, alias: str, collection: str) -> str:
+    _target_collection(conn, alias, collection)
+    row = conn.execute("SELECT collection FROM aliases WHERE alias = ?", (alias,)).fetchone()
+    if row is None:
+        raise AliasNotFound(f"no alias named {alias!r}")
+    conn.execute("UPDATE aliases SET collection = ?, updated_at = ? WHERE alias = ?",
+                 (collection, now(), alias))
+    return str(row[0])
+
+
+def delete_alias(conn: sqlite3.Connection, alias: str) -> None:
+    if conn.execute("DELETE FROM aliases WHERE alias = ?", (alias,)).rowcount == 0:
+        raise AliasNotFound(f"no alias named {alias!r}")
+
+
+def aliases(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT alias, collection FROM aliases ORDER BY alias"))

@@ -1,0 +1,485 @@
+"""The embedded vector store: one directory, SQLite (WAL) as truth, usearch HNSW as index.
+
+Layout (see docs/store.md)::
+
+    <store>/store.sqlite        catalog, points (id, payload JSON, vector BLOB), tombstones
+    <store>/LOCK                single-writer lock (fcntl.flock), holder's pid
+    <store>/index/<cid>.json    checkpoint manifest: index file name + change seq it covers
+    <store>/index/<cid>-<seq>.usearch   the checkpointed HNSW graph (usearch format)
+
+A handle opened read-write holds the writer lock until ``close``. Read-only handles take no
+lock; they read committed data (WAL snapshots) and catch their in-memory index up with the
+writer's changes before every search. A handle is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+
+from embedops.errors import (
+    DimensionMismatch,
+    FingerprintMismatch,
+    InvalidVector,
+    ReadOnlyStore,
+    StoreError,
+)
+from embedops.store import catalog, quantization, schema
+from embedops.store.catalog import CollectionRow, lookup, sql_errors, transaction
+from embedops.store.filters import compile_filter, json_path
+from embedops.store.hnsw_index import DEFAULT_PARAMS, remove_checkpoints
+from embedops.store.index_manager import IndexManager
+from embedops.store.protocol import DTYPES, METRICS, CollectionInfo, Filter, Hit, Point
+from embedops.store.search import Searcher
+
+P = ParamSpec("P")
+R = TypeVar("R")
+DB_FILE = "store.sqlite"
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Serialise calls on a handle and translate sqlite3 errors at the boundary."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, EmbeddedStore)
+        with store._lock, sql_errors():
+            if store._conn is None:
+                raise StoreError("store handle is closed")
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _writes(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, EmbeddedStore)
+        if store.read_only:
+            raise ReadOnlyStore(f"store {store.path} is open read-only; {method.__name__} "
+                                "needs a read-write handle")
+        return method(*args, **kwargs)
+
+    return _guarded(wrapper)
+
+
+class EmbeddedStore:
+    """The default ``VectorStore``: see the module docstring for layout and guarantees."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        from embedops.store.locking import WriterLock
+
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._writer: WriterLock | None = None
+        self._conn: sqlite3.Connection | None = None
+        if not read_only:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._writer = WriterLock(self.path / "LOCK")
+            self._writer.acquire()
+        try:
+            with sql_errors():
+                self._conn = self._connect()
+        except BaseException:
+            if self._writer:
+                self._writer.release()
+            raise
+        self._indexes = IndexManager(self._conn, self.path / "index", read_only)
+        self._search = Searcher(self._conn, self._indexes)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = self.path / DB_FILE
+        if self.read_only:
+            if not db.is_file():
+                raise StoreError(f"no embedops store at {self.path}")
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            schema.check_current(conn)
+            return conn
+        conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        schema.migrate(conn)
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self._conn is not None
+        return self._conn
+
+    # --- collections -------------------------------------------------------------------
+
+    @_writes
+    def create_collection(self, name: str, dim: int, *, fingerprint: str,
+                          metric: str = "cosine", dtype: str = "float32", model: str = "",
+                          index_params: Mapping[str, Any] | None = None,
+                          payload_indexes: Sequence[str] = ()) -> CollectionInfo:
+        """Create an empty collection; see ``VectorStore.create_collection``."""
+        catalog.check_name(name)
+        params = dict(index_params or {})
+        _check_collection_args(dim, metric, dtype, fingerprint, params)
+        fields = tuple(dict.fromkeys(payload_indexes))
+        for field in fields:
+            json_path(field)
+        with transaction(self.conn):
+            catalog.insert_collection(self.conn, name, int(dim), metric, dtype, fingerprint,
+                                      model, params, fields)
+        return lookup(self.conn, name).info(points=0)
+
+    @_writes
+    def create_payload_index(self, collection: str, field: str) -> None:
+        """Declare an SQLite expression index on a payload field (idempotent)."""
+        row = lookup(self.conn, collection)
+        fields = tuple(dict.fromkeys((*row.payload_indexes, field)))
+        with transaction(self.conn):
+            catalog.create_payload_index(self.conn, row.cid, field)
+            self.conn.execute("UPDATE collections SET payload_indexes = ? WHERE cid = ?",
+                              (json.dumps(list(fields)), row.cid))
+
+    @_writes
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection, its points and index files; refused while an alias targets it."""
+        row = lookup(self.conn, name)
+        with transaction(self.conn):
+            catalog.delete_collection(self.conn, row)
+        self._indexes.drop(row.cid)
+        self._search.dense.drop(row.cid)
+        remove_checkpoints(self.path / "index", row.cid)
+
+    @_guarded
+    def list_collections(self) -> list[CollectionInfo]:
+        return [self._info(row) for row in catalog.all_collections(self.conn)]
+
+    @_guarded
+    def get_collection(self, name: str) -> CollectionInfo:
+        return self._info(lookup(self.conn, name))
+
+    def _info(self, row: CollectionRow) -> CollectionInfo:
+        names = [a for a, c in catalog.aliases(self.conn).items() if c == row.name]
+        return row.info(points=self._search.point_count(row), aliases=names)
+
+    # --- points ------------------------------------------------------------------------
+
+    @_writes
+    def upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
+               payloads: Sequence[Mapping[str, Any]] | None = None,
+               fingerprint: str | None = None) -> int:
+        """Insert or replace points in one transaction; see ``VectorStore.upsert``."""
+        row = lookup(self.conn, collection)
+        if fingerprint is not None and fingerprint != row.fingerprint:
+            raise FingerprintMismatch(
+                f"collection {row.name!r} holds vectors of fingerprint {row.fingerprint!r}, "
+                f"got {fingerprint!r}")
+        ids, arr, texts = _prepare_batch(row, ids, vectors, payloads)
+        if not ids:
+            return 0
+        self._indexes.synced(row)
+        seq = row.seq + 1
+        blobs = quantization.encode(arr, row.dtype)
+        with transaction(self.conn):
+            if row.dtype == "int8" and row.clip is None:
+                self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
+                                  (quantization.calibrate(arr), row.cid))
+            self.conn.executemany(
+                "INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
+                "payload = excluded.payload, seq = excluded.seq",
+                [(row.cid, i, b, t, seq) for i, b, t in zip(ids, blobs, texts, strict=True)])
+            keys = self._rowkeys(row.cid, ids)
+            self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
+        after = lookup(self.conn, row.name)
+        self._indexes.apply_upsert(after, keys, quantization.decode(blobs, row.dim, row.dtype))
+        return len(ids)
+
+    def _rowkeys(self, cid: int, ids: list[str]) -> np.ndarray:
+        found = dict(self.conn.execute(
+            "SELECT id, rowkey FROM points WHERE cid = ? AND id IN "
+            "(SELECT value FROM json_each(?))", (cid, json.dumps(ids))))
+        return np.asarray([found[i] for i in ids], dtype=np.int64)
+
+    def _where(self, ids: Sequence[str] | None, filter: Filter | None,
+               required: bool) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        if ids is not None:
+            parts.append("id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([str(i) for i in ids]))
+        if filter is not None:
+            sql, fparams = compile_filter(filter)
+            parts.append(sql)
+            params.extend(fparams)
+        if required and not parts:
+            raise StoreError("pass ids, a filter, or both to select the points to change")
+        return (" AND ".join(parts) or "1"), params
+
+    @_writes
+    def delete(self, collection: str, ids: Sequence[str] | None = None,
+               filter: Filter | None = None) -> int:
+        """Delete the points matching ``ids`` and ``filter`` (both when both are given)."""
+        row = lookup(self.conn, collection)
+        where, params = self._where(ids, filter, required=True)
+        self._indexes.synced(row)
+        seq = row.seq + 1
+        with transaction(self.conn):
+            gone = [r for (r,) in self.conn.execute(
+                f"DELETE FROM points WHERE cid = ? AND {where} RETURNING rowkey",
+                (row.cid, *params)).fetchall()]
+            if not gone:
+                return 0
+            self.conn.executemany("INSERT INTO tombstones (cid, rowkey, seq) VALUES (?, ?, ?)",
+                                  [(row.cid, key, seq) for key in gone])
+            self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
+        self._indexes.apply_delete(lookup(self.conn, row.name), np.asarray(gone, np.int64))
+        return len(gone)
+
+    @_writes
+    def update_payload(self, collection: str, patch: Mapping[str, Any],
+                       ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        """Merge ``patch`` into matching payloads (RFC 7396 merge patch); vectors untouched."""
+        if not isinstance(patch, Mapping):
+            raise StoreError("a payload patch is a JSON object")
+        row = lookup(self.conn, collection)
+        where, params = self._where(ids, filter, required=True)
+        text = _payload_text(patch)
+        with transaction(self.conn):
+            changed = self.conn.execute(
+                f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where}",
+                (text, row.cid, *params)).rowcount
+            if changed:
+                self.conn.execute("UPDATE collections SET seq = seq + 1 WHERE cid = ?",
+                                  (row.cid,))
+        if changed:
+            self._indexes.note_seq(lookup(self.conn, row.name))
+        return int(changed)
+
+    @_guarded
+    def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
+        """The existing points among ``ids``, in the order asked (missing ids are skipped)."""
+        row = lookup(self.conn, collection)
+        found = {r[0]: r for r in self.conn.execute(
+            "SELECT id, payload, vector FROM points WHERE cid = ? AND id IN "
+            "(SELECT value FROM json_each(?))", (row.cid, json.dumps([str(i) for i in ids])))}
+        return [_point(row, found[i], with_vectors) for i in dict.fromkeys(ids) if i in found]
+
+    @_guarded
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        row = lookup(self.conn, collection)
+        if filter is None:
+            return self._search.point_count(row)
+        where, params = compile_filter(filter)
+        (n,) = self.conn.execute(f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where}",
+                                 (row.cid, *params)).fetchone()
+        return int(n)
+
+    @_guarded
+    def search(self, collection: str, vectors: np.ndarray, k: int = 10,
+               filter: Filter | None = None, ef: int | None = None,
+               exact: bool = False) -> list[list[Hit]]:
+        """Top-``k`` hits per query, best first; see ``embedops.store.search`` for plans."""
+        row = lookup(self.conn, collection)
+        if not isinstance(k, int) or k < 1:
+            raise StoreError(f"k must be a positive integer, got {k!r}")
+        queries = quantization.prepare(vectors, row.dim, row.metric)
+        _check_dim(row, queries)
+        where = compile_filter(filter) if filter is not None else None
+        return self._search.search(row, queries, k, where, ef, exact)
+
+    def search_one(self, collection: str, vector: np.ndarray, k: int = 10,
+                   filter: Filter | None = None, ef: int | None = None,
+                   exact: bool = False) -> list[Hit]:
+        """Single-query convenience over ``search``."""
+        return self.search(collection, np.asarray(vector).reshape(1, -1), k, filter, ef, exact)[0]
+
+    def scan(self, collection: str, page_size: int = 1000, filter: Filter | None = None,
+             with_vectors: bool = False) -> Iterator[list[Point]]:
+        """Pages of points in row-key order; each page is read under the handle's lock."""
+        if page_size < 1:
+            raise StoreError("page_size must be positive")
+        last = -1
+        while True:
+            page, last = self._scan_page(collection, last, page_size, filter, with_vectors)
+            if not page:
+                return
+            yield page
+
+    @_guarded
+    def _scan_page(self, collection: str, last: int, size: int, filter: Filter | None,
+                   with_vectors: bool) -> tuple[list[Point], int]:
+        row = lookup(self.conn, collection)
+        where, params = self._where(None, filter, required=False)
+        rows = self.conn.execute(
+            f"SELECT id, payload, vector, rowkey FROM points WHERE cid = ? AND rowkey > ? "
+            f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, last, *params, size)).fetchall()
+        return [_point(row, r, with_vectors) for r in rows], (rows[-1][3] if rows else last)
+
+    # --- index maintenance and stats ------------------------------------------------------
+
+    @_guarded
+    def stats(self, collection: str) -> dict[str, Any]:
+        """Points, index tombstones, resident index bytes, disk bytes, dtype and seqs."""
+        row = lookup(self.conn, collection)
+        index = self._indexes.info(row)
+        (data_bytes,) = self.conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(vector) + LENGTH(payload) + LENGTH(id)), 0) "
+            "FROM points WHERE cid = ?", (row.cid,)).fetchone()
+        return {
+            "collection": row.name, "points": self._search.point_count(row),
+            "deleted": index["deleted"], "index_points": index["index_points"],
+            "index_bytes": index["index_bytes"],
+            "disk_bytes": int(data_bytes) + index["checkpoint_bytes"],
+            "store_disk_bytes": sum(p.stat().st_size for p in self.path.rglob("*")
+                                    if p.is_file()),
+            "dtype": row.dtype, "metric": row.metric, "seq": row.seq,
+            "index_seq": index["index_seq"], "checkpoint_seq": index["checkpoint_seq"],
+        }
+
+    @_writes
+    def rebuild_index(self, collection: str) -> dict[str, Any]:
+        """Regenerate the collection's index from SQLite and checkpoint it."""
+        row = lookup(self.conn, collection)
+        index = self._indexes.rebuild(row)
+        return {"collection": row.name, "points": len(index), "seq": row.seq}
+
+    @_writes
+    def checkpoint(self, collection: str) -> None:
+        """Save the collection's index now (normally done every ``checkpoint_every`` points)."""
+        row = lookup(self.conn, collection)
+        self._indexes.synced(row)
+        self._indexes.checkpoint(row.cid)
+
+    @_guarded
+    def verify_index(self, collection: str) -> dict[str, Any]:
+        """Compare the index with SQLite row by row.
+
+        Returns ``missing`` (row keys in SQLite only), ``ghosts`` (in the index only) and
+        ``mismatched`` (keys whose index vector differs from the SQLite vector).
+        """
+        row = lookup(self.conn, collection)
+        index = self._indexes.synced(row)
+        keys = set(index.keys().tolist())
+        rows, mismatched = set(), []
+        cursor = self.conn.execute("SELECT rowkey, vector FROM points WHERE cid = ?", (row.cid,))
+        while page := cursor.fetchmany(10_000):
+            page_keys = np.asarray([r[0] for r in page], dtype=np.int64)
+            rows.update(page_keys.tolist())
+            present = np.asarray([k in keys for k in page_keys.tolist()], dtype=bool)
+            vectors = quantization.decode([r[1] for r in page], row.dim, row.dtype)
+            ok = index.matches_vectors(page_keys[present], vectors[present])
+            mismatched += page_keys[present][~ok].tolist()
+        return {"points": len(rows), "index_points": len(keys), "missing": sorted(rows - keys),
+                "ghosts": sorted(keys - rows), "mismatched": sorted(mismatched)}
+
+    # --- aliases -----------------------------------------------------------------------
+
+    @_writes
+    def create_alias(self, alias: str, collection: str) -> None:
+        with transaction(self.conn):
+            catalog.create_alias(self.conn, alias, collection)
+
+    @_writes
+    def repoint_alias(self, alias: str, collection: str) -> str:
+        """Move ``alias`` to ``collection`` in one transaction; returns the previous target."""
+        with transaction(self.conn):
+            return catalog.repoint_alias(self.conn, alias, collection)
+
+    @_guarded
+    def resolve(self, name: str) -> str:
+        return lookup(self.conn, name).name
+
+    @_guarded
+    def list_aliases(self) -> dict[str, str]:
+        return catalog.aliases(self.conn)
+
+    @_writes
+    def delete_alias(self, alias: str) -> None:
+        with transaction(self.conn):
+            catalog.delete_alias(self.conn, alias)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Checkpoint changed indexes, close SQLite and release the writer lock (idempotent)."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                with sql_errors():
+                    self._indexes.close()
+            finally:
+                self._conn.close()
+                self._conn = None
+                if self._writer:
+                    self._writer.release()
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_collection_args(dim: int, metric: str, dtype: str, fingerprint: str,
+                           params: dict[str, Any]) -> None:
+    if not isinstance(dim, int) or not 0 < dim <= 65_536:
+        raise StoreError(f"dim must be an integer in 1..65536, got {dim!r}")
+    if metric not in METRICS:
+        raise StoreError(f"metric must be one of {METRICS}, got {metric!r}")
+    if dtype not in DTYPES:
+        raise StoreError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise StoreError("a collection needs the embedder fingerprint of its vectors")
+    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise StoreError(f"unknown index_params {unknown}; known: {sorted(DEFAULT_PARAMS)}")
+    if not all(isinstance(v, int) and v >= 0 for v in params.values()):
+        raise StoreError(f"index_params values must be non-negative integers: {params}")
+
+
+def _check_dim(row: CollectionRow, arr: np.ndarray) -> None:
+    if arr.shape[1] != row.dim:
+        raise DimensionMismatch(
+            f"collection {row.name!r} has dimension {row.dim}, got vectors of dimension "
+            f"{arr.shape[1]}")
+
+
+def _payload_text(payload: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(payload), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"payload is not JSON-serialisable: {exc}") from exc
+
+
+def _prepare_batch(row: CollectionRow, ids: Sequence[str], vectors: np.ndarray,
+                   payloads: Sequence[Mapping[str, Any]] | None
+                   ) -> tuple[list[str], np.ndarray, list[str]]:
+    """Validate a batch; duplicate ids keep their last occurrence (one point per id)."""
+    arr = quantization.prepare(vectors, row.dim, row.metric)
+    _check_dim(row, arr)
+    payloads = payloads if payloads is not None else [{} for _ in ids]
+    if not len(ids) == len(arr) == len(payloads):
+        raise InvalidVector(f"got {len(ids)} ids, {len(arr)} vectors and {len(payloads)} "
+                            "payloads; they must line up")
+    if not all(isinstance(i, str) and i for i in ids):
+        raise InvalidVector("point ids must be non-empty strings")
+    if any(not isinstance(p, Mapping) for p in payloads):
+        raise InvalidVector("payloads must be JSON objects (dicts)")
+    last = {pid: pos for pos, pid in enumerate(ids)}
+    keep = sorted(last.values())
+    return ([ids[i] for i in keep], arr[keep], [_payload_text(payloads[i]) for i in keep])
+
+
+def _point(row: CollectionRow, record: Sequence[Any], with_vectors: bool) -> Point:
+    vector = quantization.decode([record[2]], row.dim, row.dtype)[0] if with_vectors else None
+    return Point(id=record[0], payload=json.loads(record[1]), vector=vector)

@@ -1,0 +1,68 @@
+"""Exact (brute-force) scoring with numpy/BLAS, and a cache of small collections' vectors."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedops.store import quantization
+from embedops.store.catalog import CollectionRow
+
+
+def scores(queries: np.ndarray, matrix: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of every query to every row (higher is better), shape (q, n)."""
+    dots = queries @ matrix.T
+    if metric != "l2":
+        return dots
+    q2 = np.einsum("ij,ij->i", queries, queries)[:, None]
+    m2 = np.einsum("ij,ij->i", matrix, matrix)[None, :]
+    return -(q2 - 2 * dots + m2)
+
+
+def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions and values of the ``k`` best entries per row, best first."""
+    k = min(k, sims.shape[1])
+    if k == 0:
+        return np.zeros((len(sims), 0), dtype=np.int64), np.zeros((len(sims), 0), np.float32)
+    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(sims, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+@dataclass
+class Dense:
+    """All vectors of a collection at one change sequence, sorted by row key."""
+
+    seq: int
+    keys: np.ndarray
+    matrix: np.ndarray
+
+
+def load_dense(conn: sqlite3.Connection, row: CollectionRow, where: str = "",
+               params: tuple[object, ...] = ()) -> Dense:
+    """Read the rows of ``row``'s collection matching ``where`` (an SQL fragment) into memory."""
+    sql = f"SELECT rowkey, vector FROM points WHERE cid = ? {where} ORDER BY rowkey"
+    rows = conn.execute(sql, (row.cid, *params)).fetchall()
+    keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = quantization.decode([r[1] for r in rows], row.dim, row.dtype)
+    return Dense(row.seq, keys, matrix)
+
+
+class DenseCache:
+    """Keeps the vectors of small collections in memory for exact search."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, Dense] = {}
+
+    def get(self, conn: sqlite3.Connection, row: CollectionRow) -> Dense:
+        dense = self._cache.get(row.cid)
+        if dense is None or dense.seq != row.seq:
+            dense = load_dense(conn, row)
+            self._cache[row.cid] = dense
+        return dense
+
+    def drop(self, cid: int) -> None:
+        self._cache.pop(cid, None)

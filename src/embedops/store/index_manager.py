@@ -1,0 +1,198 @@
+"""Keeps each collection's derived HNSW index in step with SQLite.
+
+Recovery protocol: an index is loaded from its last checkpoint (which records the change
+sequence ``S`` it covers) and then catches up by replaying, in one read snapshot, the
+tombstones with ``seq > S`` (removals) and the point rows with ``seq > S`` (inserts or
+replacements, which are idempotent). With no usable checkpoint the index starts empty at
+``S = 0``, which replays every live point. Tombstones are pruned only up to a saved
+checkpoint (``collections.pruned_seq``); a non-empty in-memory index older than that
+reloads from the checkpoint instead of replaying.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedops.errors import IndexFailure
+from embedops.store import quantization
+from embedops.store.catalog import CollectionRow, lookup, transaction
+from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, read_manifest
+
+REPLAY_PAGE = 20_000
+CALIBRATION_SAMPLE = 20_000
+
+
+@dataclass
+class LiveIndex:
+    """An in-memory index, the change sequence it reflects and points since its checkpoint."""
+
+    index: HnswIndex
+    seq: int
+    pending: int = 0
+
+
+class IndexManager:
+    """Owns the in-memory indexes of one store handle (callers serialise access)."""
+
+    def __init__(self, conn: sqlite3.Connection, folder: Path, read_only: bool) -> None:
+        self.conn = conn
+        self.folder = folder
+        self.read_only = read_only
+        self.live: dict[int, LiveIndex] = {}
+
+    def _fresh(self, row: CollectionRow) -> LiveIndex:
+        return LiveIndex(HnswIndex(row.dim, row.metric, row.dtype, row.index_params, row.clip), 0)
+
+    def _open(self, row: CollectionRow) -> LiveIndex:
+        loaded = HnswIndex.load(self.folder, row.cid, row.dim, row.metric, row.dtype,
+                                row.index_params, row.clip)
+        if loaded is None or loaded[1] < row.pruned_seq or loaded[1] > row.seq:
+            return self._fresh(row)
+        return LiveIndex(loaded[0], loaded[1])
+
+    def synced(self, row: CollectionRow) -> HnswIndex:
+        """The collection's index, caught up with every change committed up to ``row.seq``."""
+        live = self.live.get(row.cid)
+        stale = live is not None and (
+            live.index.clip != row.clip or (live.seq < row.pruned_seq and len(live.index) > 0)
+        )
+        if live is None or stale:
+            live = self._open(row)
+            self.live[row.cid] = live
+        if live.seq < row.seq:
+            self._replay(row.cid, live)
+        return live.index
+
+    def _replay(self, cid: int, live: LiveIndex) -> None:
+        self.conn.execute("BEGIN")
+        try:
+            row = CollectionRow.from_row(self.conn.execute(
+                "SELECT cid, name, dim, metric, dtype, fingerprint, model, index_params, "
+                "payload_indexes, created_at, seq, pruned_seq, quant_scale "
+                "FROM collections WHERE cid = ?", (cid,)).fetchone())
+            gone = [r for (r,) in self.conn.execute(
+                "SELECT rowkey FROM tombstones WHERE cid = ? AND seq > ?", (cid, live.seq))]
+            live.index.remove(np.asarray(gone, dtype=np.int64))
+            applied = self._replay_points(row, live)
+        finally:
+            self.conn.execute("COMMIT")
+        live.seq = row.seq
+        live.pending += applied + len(gone)
+
+    def _replay_points(self, row: CollectionRow, live: LiveIndex) -> int:
+        last, applied = -1, 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? AND seq > ? "
+                "ORDER BY rowkey LIMIT ?", (row.cid, last, live.seq, REPLAY_PAGE)).fetchall()
+            if not rows:
+                return applied
+            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = quantization.decode([r[1] for r in rows], row.dim, row.dtype)
+            live.index.add(keys, vectors)
+            last, applied = int(keys[-1]), applied + len(rows)
+
+    def apply_upsert(self, row: CollectionRow, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Apply a committed upsert (``row`` is the catalog row after the commit)."""
+        live = self.live.get(row.cid)
+        if live is None or live.seq != row.seq - 1 or live.index.clip != row.clip:
+            self.live.pop(row.cid, None)
+            self.synced(row)
+            return
+        try:
+            live.index.add(keys, vectors)
+        except IndexFailure:
+            # The rows are committed; the next read rebuilds the index from SQLite.
+            self.live.pop(row.cid, None)
+            return
+        live.seq, live.pending = row.seq, live.pending + len(keys)
+        self._maybe_checkpoint(row, live)
+
+    def apply_delete(self, row: CollectionRow, keys: np.ndarray) -> None:
+        """Apply a committed delete (``row`` is the catalog row after the commit)."""
+        live = self.live.get(row.cid)
+        if live is None or live.seq != row.seq - 1:
+            self.live.pop(row.cid, None)
+            self.synced(row)
+            return
+        live.index.remove(keys)
+        live.seq, live.pending = row.seq, live.pending + len(keys)
+        index = live.index
+        if index.removed > max(1_000, len(index) // 4):
+            self.rebuild(row)
+        else:
+            self._maybe_checkpoint(row, live)
+
+    def note_seq(self, row: CollectionRow) -> None:
+        """A change that leaves vectors alone (payload update) advanced the sequence."""
+        live = self.live.get(row.cid)
+        if live is not None and live.seq == row.seq - 1:
+            live.seq = row.seq
+
+    def _maybe_checkpoint(self, row: CollectionRow, live: LiveIndex) -> None:
+        every = int(row.index_params.get("checkpoint_every", DEFAULT_PARAMS["checkpoint_every"]))
+        if live.pending >= every:
+            self.checkpoint(row.cid)
+
+    def checkpoint(self, cid: int) -> None:
+        """Save the in-memory index with the seq it covers, then prune covered tombstones."""
+        live = self.live.get(cid)
+        if live is None or self.read_only:
+            return
+        live.index.save(self.folder, cid, live.seq)
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM tombstones WHERE cid = ? AND seq <= ?", (cid, live.seq))
+            self.conn.execute("UPDATE collections SET pruned_seq = MAX(pruned_seq, ?) "
+                              "WHERE cid = ?", (live.seq, cid))
+        live.pending = 0
+
+    def rebuild(self, row: CollectionRow) -> HnswIndex:
+        """Regenerate the index from SQLite (recalibrating int8), checkpoint it, return it."""
+        if row.dtype == "int8" and not self.read_only:
+            sample = self._sample(row)
+            if len(sample):
+                with transaction(self.conn):
+                    self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
+                                      (quantization.calibrate(sample), row.cid))
+                row = lookup(self.conn, row.name)
+        self.live.pop(row.cid, None)
+        live = self._fresh(row)
+        self.live[row.cid] = live
+        self._replay(row.cid, live)
+        self.checkpoint(row.cid)
+        return live.index
+
+    def _sample(self, row: CollectionRow) -> np.ndarray:
+        blobs = [b for (b,) in self.conn.execute(
+            "SELECT vector FROM points WHERE cid = ? ORDER BY rowkey LIMIT ?",
+            (row.cid, CALIBRATION_SAMPLE))]
+        return quantization.decode(blobs, row.dim, row.dtype)
+
+    def drop(self, cid: int) -> None:
+        self.live.pop(cid, None)
+
+    def info(self, row: CollectionRow) -> dict[str, Any]:
+        """Index figures for ``stats``: resident bytes, tombstones, seqs."""
+        index = self.synced(row)
+        manifest = read_manifest(self.folder, row.cid) or {}
+        path = self.folder / str(manifest.get("file", ""))
+        return {
+            "index_points": len(index),
+            "deleted": index.removed,
+            "index_bytes": index.memory_bytes,
+            "index_seq": self.live[row.cid].seq,
+            "checkpoint_seq": int(manifest.get("seq", 0)),
+            "checkpoint_bytes": path.stat().st_size if manifest and path.is_file() else 0,
+        }
+
+    def close(self) -> None:
+        """Checkpoint every index with changes since its last checkpoint."""
+        for cid, live in list(self.live.items()):
+            if live.pending:
+                self.checkpoint(cid)
+        self.live.clear()

@@ -1,0 +1,180 @@
+"""The ``VectorStore`` protocol and the value types every store backend returns.
+
+Every backend (the embedded default, later remote adapters) implements this protocol and
+passes the contract suite in ``tests/store/test_contract.py``. Every method that takes a
+``collection`` name also accepts an alias, which is resolved first.
+
+Scores are similarities where higher is better: cosine similarity for ``cosine``, the dot
+product for ``ip`` and the negated squared Euclidean distance for ``l2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Metric = Literal["cosine", "ip", "l2"]
+StorageDType = Literal["float32", "float16", "int8"]
+Filter = Mapping[str, Any] | str
+
+METRICS: tuple[str, ...] = ("cosine", "ip", "l2")
+DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
+
+
+@dataclass(slots=True)
+class Hit:
+    """One search result: the point's id, its similarity score and its payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Point:
+    """A stored point. ``vector`` is ``None`` unless requested with ``with_vectors=True``."""
+
+    id: str
+    payload: dict[str, Any]
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """Everything a collection was built with, plus its current point count."""
+
+    name: str
+    dim: int
+    metric: str
+    dtype: str
+    fingerprint: str
+    model: str
+    index_params: dict[str, Any]
+    payload_indexes: tuple[str, ...]
+    created_at: str
+    points: int
+    seq: int = 0
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A collection-oriented vector store: points are (id, vector, payload).
+
+    Guarantees: an id is one point per collection (upsert replaces vector and payload);
+    vectors whose dimension or embedder fingerprint differ from the collection's are
+    refused (``DimensionMismatch``/``FingerprintMismatch``); an alias never points at an
+    alias and is repointed atomically.
+    """
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        *,
+        fingerprint: str,
+        metric: Metric = "cosine",
+        dtype: StorageDType = "float32",
+        model: str = "",
+        index_params: Mapping[str, Any] | None = None,
+        payload_indexes: Sequence[str] = (),
+    ) -> CollectionInfo:
+        """Create an empty collection. Raises ``CollectionExists`` or ``AliasConflict``."""
+        ...
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and its points. Raises ``AliasConflict`` while aliased."""
+        ...
+
+    def list_collections(self) -> list[CollectionInfo]:
+        """All collections, sorted by name."""
+        ...
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        """Describe a collection (or the collection an alias points at)."""
+        ...
+
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+        fingerprint: str | None = None,
+    ) -> int:
+        """Insert or replace points atomically (all or none); returns the number written."""
+        ...
+
+    def delete(
+        self, collection: str, ids: Sequence[str] | None = None, filter: Filter | None = None
+    ) -> int:
+        """Delete points by ids and/or filter; returns how many were removed."""
+        ...
+
+    def update_payload(
+        self,
+        collection: str,
+        patch: Mapping[str, Any],
+        ids: Sequence[str] | None = None,
+        filter: Filter | None = None,
+    ) -> int:
+        """Merge ``patch`` into payloads (RFC 7396: ``None`` removes a key); vectors untouched."""
+        ...
+
+    def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
+        """The points that exist among ``ids``, in the order asked."""
+        ...
+
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        """Number of points, optionally only those matching ``filter``."""
+        ...
+
+    def search(
+        self,
+        collection: str,
+        vectors: np.ndarray,
+        k: int = 10,
+        filter: Filter | None = None,
+        ef: int | None = None,
+        exact: bool = False,
+    ) -> list[list[Hit]]:
+        """Top-``k`` hits per query row (a 1-D vector is one query), best first."""
+        ...
+
+    def scan(
+        self, collection: str, page_size: int = 1000, filter: Filter | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[list[Point]]:
+        """Every point (matching ``filter``), in pages of at most ``page_size``."""
+        ...
+
+    def stats(self, collection: str) -> dict[str, Any]:
+        """Points, deleted (index tombstones), index_bytes (resident), disk_bytes, dtype, seqs."""
+        ...
+
+    def create_alias(self, alias: str, collection: str) -> None:
+        """Point a new alias at a collection. Raises ``AliasConflict`` on clashes."""
+        ...
+
+    def repoint_alias(self, alias: str, collection: str) -> str:
+        """Atomically point an existing alias elsewhere; returns the previous target."""
+        ...
+
+    def resolve(self, name: str) -> str:
+        """The collection a name refers to (a collection name resolves to itself)."""
+        ...
+
+    def list_aliases(self) -> dict[str, str]:
+        """Alias -> collection."""
+        ...
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove an alias. Raises ``AliasNotFound``."""
+        ...
+
+    def close(self) -> None:
+        """Flush derived state and release resources and locks."""
+        ...

@@ -1,0 +1,115 @@
+"""Numbered SQLite schema migrations for the embedded store, applied on open and recorded.
+
+Each migration runs once, inside one transaction, and is recorded in ``schema_migrations``
+with its number, name and the time it was applied. Never edit a released migration: add
+the next number.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+from embedops.errors import StoreCorrupted, StoreError
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "initial",
+        """
+        CREATE TABLE collections (
+            cid INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            dim INTEGER NOT NULL,
+            metric TEXT NOT NULL,
+            dtype TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            index_params TEXT NOT NULL DEFAULT '{}',
+            payload_indexes TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            seq INTEGER NOT NULL DEFAULT 0,
+            pruned_seq INTEGER NOT NULL DEFAULT 0,
+            quant_scale REAL
+        );
+        CREATE TABLE aliases (
+            alias TEXT PRIMARY KEY,
+            collection TEXT NOT NULL REFERENCES collections(name),
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE points (
+            rowkey INTEGER PRIMARY KEY AUTOINCREMENT,
+            cid INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            seq INTEGER NOT NULL,
+            UNIQUE (cid, id)
+        );
+        CREATE INDEX points_cid_seq ON points (cid, seq);
+        CREATE TABLE tombstones (
+            cid INTEGER NOT NULL,
+            rowkey INTEGER NOT NULL,
+            seq INTEGER NOT NULL
+        );
+        CREATE INDEX tombstones_cid_seq ON tombstones (cid, seq);
+        """,
+    ),
+)
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def _applied(conn: sqlite3.Connection) -> set[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply every pending migration in order; returns the versions applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): each migration runs in
+    its own explicit transaction, so a crash leaves either all or none of it.
+
+    Raises ``StoreCorrupted`` if the database records a version newer than this code knows.
+    """
+    done = _applied(conn)
+    if done and max(done) > LATEST:
+        raise StoreCorrupted(
+            f"store schema version {max(done)} is newer than this embedops ({LATEST})"
+        )
+    applied: list[int] = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, datetime.now(UTC).isoformat()),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(version)
+    return applied
+
+
+def check_current(conn: sqlite3.Connection) -> None:
+    """For read-only handles: raise ``StoreError`` unless every migration is applied."""
+    try:
+        rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"not an embedops store (no schema): {exc}") from exc
+    have = max((r[0] for r in rows), default=0)
+    if have != LATEST:
+        raise StoreError(
+            f"store schema is at version {have}, this embedops needs {LATEST}: "
+            "open it once read-write to migrate"
+        )

@@ -1,0 +1,184 @@
+"""Search planning for the embedded store: exact, HNSW, filtered HNSW, rescoring.
+
+Plans, in order:
+
+* ``exact=True`` or a collection below ``exact_threshold`` points: exact scoring with numpy
+  over all rows (or the rows matching the filter).
+* a filter matching at most ``max(selective_rows, 2% of points)`` rows: exact scoring over
+  just those candidates, read from SQLite.
+* any other filter: HNSW search oversampled by ``points / matches`` (x2), candidates checked
+  against the filter in SQL; the oversampling grows 4x until ``k`` matches are found, and
+  falls back to exact scoring over the candidates when it would exceed half the index.
+* no filter: HNSW search; int8 indexes return ``oversample * k`` candidates that are
+  rescored with the full-precision vectors from SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from embedops.store import quantization
+from embedops.store.catalog import CollectionRow
+from embedops.store.exact import DenseCache, scores, top_k
+from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex
+from embedops.store.index_manager import IndexManager
+from embedops.store.protocol import Hit
+
+SELECTIVE_ROWS = 2_000
+SCAN_PAGE = 20_000
+Where = tuple[str, list[Any]] | None
+
+
+class Searcher:
+    """Runs searches for one store handle; the caller serialises access."""
+
+    def __init__(self, conn: sqlite3.Connection, indexes: IndexManager) -> None:
+        self.conn = conn
+        self.indexes = indexes
+        self.dense = DenseCache()
+        self._counts: dict[int, tuple[int, int]] = {}
+
+    def point_count(self, row: CollectionRow) -> int:
+        """Live points in the collection (cached per change sequence)."""
+        cached = self._counts.get(row.cid)
+        if cached is None or cached[0] != row.seq:
+            (n,) = self.conn.execute("SELECT COUNT(*) FROM points WHERE cid = ?",
+                                     (row.cid,)).fetchone()
+            cached = (row.seq, int(n))
+            self._counts[row.cid] = cached
+        return cached[1]
+
+    def search(self, row: CollectionRow, queries: np.ndarray, k: int, where: Where,
+               ef: int | None, exact: bool) -> list[list[Hit]]:
+        """Top-``k`` hits per query for the plan the module docstring describes."""
+        params = {**DEFAULT_PARAMS, **row.index_params}
+        n = self.point_count(row)
+        if n == 0:
+            return [[] for _ in queries]
+        if exact or n <= int(params["exact_threshold"]):
+            return self._exact(row, queries, k, where, small=n <= params["exact_threshold"])
+        if where is None:
+            return self._hnsw(row, queries, k, ef, int(params["oversample"]))
+        (matches,) = self.conn.execute(
+            f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
+            (row.cid, *where[1])).fetchone()
+        if matches == 0:
+            return [[] for _ in queries]
+        if matches <= max(SELECTIVE_ROWS, n // 50):
+            return self._exact(row, queries, k, where, small=False)
+        return [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
+
+    # --- exact -------------------------------------------------------------------------
+
+    def _exact(self, row: CollectionRow, queries: np.ndarray, k: int, where: Where,
+               small: bool) -> list[list[Hit]]:
+        if small:
+            dense = self.dense.get(self.conn, row)
+            keys, matrix = dense.keys, dense.matrix
+            if where is not None:
+                chosen = np.fromiter(
+                    (r for (r,) in self.conn.execute(
+                        f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]}",
+                        (row.cid, *where[1]))), dtype=np.int64)
+                pos = np.searchsorted(keys, chosen)
+                keys, matrix = keys[pos], matrix[pos]
+            idx, vals = top_k(scores(queries, matrix, row.metric), k)
+            return self._hits(keys[idx], vals)
+        return self._exact_scan(row, queries, k, where)
+
+    def _exact_scan(self, row: CollectionRow, queries: np.ndarray, k: int,
+                    where: Where) -> list[list[Hit]]:
+        clause, params = (f"AND {where[0]}", where[1]) if where else ("", [])
+        best_keys = np.zeros((len(queries), 0), dtype=np.int64)
+        best_vals = np.zeros((len(queries), 0), dtype=np.float32)
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                f"SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? {clause} "
+                "ORDER BY rowkey LIMIT ?", (row.cid, last, *params, SCAN_PAGE)).fetchall()
+            if not rows:
+                break
+            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            matrix = quantization.decode([r[1] for r in rows], row.dim, row.dtype)
+            all_keys = np.concatenate([best_keys, np.broadcast_to(keys, (len(queries), len(keys)))],
+                                      axis=1)
+            all_vals = np.concatenate([best_vals, scores(queries, matrix, row.metric)], axis=1)
+            idx, best_vals = top_k(all_vals, k)
+            best_keys = np.take_along_axis(all_keys, idx, axis=1)
+            last = int(keys[-1])
+        return self._hits(best_keys, best_vals)
+
+    # --- HNSW --------------------------------------------------------------------------
+
+    def _hnsw(self, row: CollectionRow, queries: np.ndarray, k: int, ef: int | None,
+              oversample: int) -> list[list[Hit]]:
+        index = self.indexes.synced(row)
+        rescore = row.dtype == "int8"
+        wanted = k * oversample if rescore else k
+        keys, vals = index.search(queries, wanted, ef=ef,
+                                  threads=0 if len(queries) > 1 else 1)
+        rows = self._fetch(keys[keys >= 0], with_vectors=rescore)
+        out: list[list[Hit]] = []
+        for qi, query in enumerate(queries):
+            found = [(int(key), float(val)) for key, val in zip(keys[qi], vals[qi], strict=True)
+                     if key >= 0 and int(key) in rows]
+            if rescore:
+                found = self._rescore(row, query, found, rows)
+            out.append([_hit(rows[key], val) for key, val in found[:k]])
+        return out
+
+    def _filtered_hnsw(self, row: CollectionRow, query: np.ndarray, k: int, where: Where,
+                       ef: int | None, n: int, matches: int) -> list[Hit]:
+        assert where is not None
+        index: HnswIndex = self.indexes.synced(row)
+        wanted = min(n, math.ceil(k * n / matches * 2) + k)
+        while True:
+            keys, _ = index.search(query[None, :], wanted, ef=max(ef or 0, wanted), threads=1)
+            cand = keys[0][keys[0] >= 0]
+            rows = self._fetch(cand, with_vectors=True, where=where)
+            if len(rows) >= k or wanted >= len(index):
+                break
+            wanted *= 4
+            if wanted > len(index) // 2:
+                return self._exact_scan(row, query[None, :], k, where)[0]
+        found = [(int(key), 0.0) for key in cand if int(key) in rows]
+        return [_hit(rows[key], val) for key, val in self._rescore(row, query, found, rows)[:k]]
+
+    def _rescore(self, row: CollectionRow, query: np.ndarray, found: list[tuple[int, float]],
+                 rows: dict[int, tuple[Any, ...]]) -> list[tuple[int, float]]:
+        if not found:
+            return []
+        keys = [key for key, _ in found]
+        matrix = quantization.decode([rows[key][3] for key in keys], row.dim, row.dtype)
+        sims = scores(query[None, :], matrix, row.metric)[0]
+        order = np.argsort(-sims, kind="stable")
+        return [(keys[i], float(sims[i])) for i in order]
+
+    def _fetch(self, keys: np.ndarray, with_vectors: bool,
+               where: Where = None) -> dict[int, tuple[Any, ...]]:
+        if len(keys) == 0:
+            return {}
+        cols = "rowkey, id, payload, vector" if with_vectors else "rowkey, id, payload"
+        clause, params = (f"AND {where[0]}", where[1]) if where else ("", [])
+        unique = list(dict.fromkeys(keys.tolist()))
+        if len(unique) <= 64:
+            keys_sql, args = ",".join("?" * len(unique)), unique
+        else:
+            keys_sql, args = "SELECT value FROM json_each(?)", [json.dumps(unique)]
+        sql = f"SELECT {cols} FROM points WHERE rowkey IN ({keys_sql}) {clause}"
+        return {r[0]: r for r in self.conn.execute(sql, (*args, *params))}
+
+    def _hits(self, keys: np.ndarray, vals: np.ndarray) -> list[list[Hit]]:
+        rows = self._fetch(keys.reshape(-1), with_vectors=False)
+        return [[_hit(rows[int(key)], float(val)) for key, val in zip(kr, vr, strict=True)
+                 if int(key) in rows] for kr, vr in zip(keys, vals, strict=True)]
+
+
+def _hit(row: Sequence[Any], score: float) -> Hit:
+    return Hit(id=row[1], score=score, payload=json.loads(row[2]))
