@@ -28,7 +28,8 @@ import numpy as np
 K = 10
 KNOBS = (32, 64, 128)
 SYSTEMS = ("embedded-f32", "embedded-int8", "usearch-f32", "usearch-i8", "hnswlib",
-           "faiss-hnsw", "faiss-hnsw-sq8", "chromadb", "lancedb", "milvus-lite")
+           "faiss-hnsw", "faiss-hnsw-sq8", "chromadb", "lancedb", "lancedb-ivf-hnsw-sq",
+           "milvus-lite")
 
 
 def make_data(n: int, q: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +64,14 @@ def timed_queries(search: Callable[[np.ndarray], list[int]], queries: np.ndarray
     return found, len(queries) / (time.perf_counter() - start)
 
 
+def peak_rss() -> int:
+    """This process's peak resident set (VmHWM; ru_maxrss would include the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -79,11 +88,15 @@ def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, An
                             index_params={"exact_threshold": 0}, payload_indexes=["bucket"])
     ids = [str(i) for i in range(len(base))]
 
-    def build() -> None:
+    def build() -> dict[str, Any]:
+        rates = []
         for s in range(0, len(base), 10_000):
+            start = time.perf_counter()
             store.upsert("b", ids[s:s + 10_000], base[s:s + 10_000],
                          [{"bucket": i % 10} for i in range(s, min(s + 10_000, len(base)))])
+            rates.append(round(min(10_000, len(base) - s) / (time.perf_counter() - start)))
         store.checkpoint("b")
+        return {"insert_rate_first_10k": rates[0], "insert_rate_last_10k": rates[-1]}
 
     def ints(hits: list[Any]) -> list[int]:
         return [int(h.id) for h in hits]
@@ -102,24 +115,21 @@ def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, An
 
 
 def adapter_usearch(dtype: str, base: np.ndarray, folder: Path) -> dict[str, Any]:
+    """Raw usearch; ``i8`` uses usearch's own float-to-int8 conversion, no rescoring."""
     from usearch.index import Index
 
     index = Index(ndim=base.shape[1], metric="ip" if dtype == "f32" else "cos", dtype=dtype,
                   connectivity=16, expansion_add=128)
-    codes = base if dtype == "f32" else np.clip(np.rint(base * 127 / 0.3), -127, 127).astype(
-        np.int8)
 
     def search(q: np.ndarray, ef: int) -> list[int]:
         index.expansion_search = ef
-        qq = q if dtype == "f32" else np.clip(np.rint(q * 127 / 0.3), -127, 127).astype(np.int8)
-        return index.search(qq, K, threads=1).keys.tolist()
+        return index.search(q, K, threads=1).keys.tolist()
 
     def batch(qs: np.ndarray, ef: int) -> Any:
         index.expansion_search = ef
-        return index.search(qs if dtype == "f32" else np.clip(
-            np.rint(qs * 127 / 0.3), -127, 127).astype(np.int8), K)
+        return index.search(qs, K)
 
-    return {"build": lambda: index.add(np.arange(len(base)), codes), "search": search,
+    return {"build": lambda: index.add(np.arange(len(base)), base), "search": search,
             "batch": batch, "memory": lambda: index.memory_usage}
 
 
@@ -147,7 +157,7 @@ def adapter_hnswlib(base: np.ndarray, folder: Path) -> dict[str, Any]:
             index.add_items(v[None, :], [int(i)], replace_deleted=True)
 
     return {"build": lambda: index.add_items(base, np.arange(len(base))), "search": search,
-            "batch": batch, "upsert": upsert}
+            "batch": batch, "upsert": upsert, "max_updates": 2000}
 
 
 def adapter_faiss(sq8: bool, base: np.ndarray, folder: Path) -> dict[str, Any]:
@@ -180,7 +190,7 @@ def adapter_chromadb(base: np.ndarray, folder: Path) -> dict[str, Any]:
     import chromadb
 
     client = chromadb.PersistentClient(path=str(folder / "chroma"))
-    coll = client.create_collection("b", metadata={"hnsw:space": "ip", "hnsw:M": 16,
+    coll = client.create_collection("bench", metadata={"hnsw:space": "ip", "hnsw:M": 16,
                                                    "hnsw:construction_ef": 128})
 
     def build() -> None:
@@ -200,11 +210,12 @@ def adapter_chromadb(base: np.ndarray, folder: Path) -> dict[str, Any]:
         "filtered": lambda q, ef: query(q, ef, {"bucket": 3}),
         "upsert": lambda i, v: coll.upsert(ids=[str(x) for x in i], embeddings=v,
                                            metadatas=[{"bucket": int(x) % 10} for x in i]),
-        "delete": lambda i: coll.delete(ids=[str(x) for x in i]),
+        "delete": lambda i: coll.delete(ids=[str(x) for x in i]), "max_updates": 5000,
     }
 
 
-def adapter_lancedb(base: np.ndarray, folder: Path) -> dict[str, Any]:
+def adapter_lancedb(base: np.ndarray, folder: Path, ann: bool) -> dict[str, Any]:
+    """LanceDB embedded; ``ann`` adds its IVF_HNSW_SQ index, else a flat scan."""
     import lancedb
     import pyarrow as pa
 
@@ -216,16 +227,28 @@ def adapter_lancedb(base: np.ndarray, folder: Path) -> dict[str, Any]:
                           "vector": pa.FixedSizeListArray.from_arrays(
                               pa.array(base.reshape(-1)), base.shape[1])})
         state["t"] = db.create_table("b", table)
+        if ann:
+            state["t"].create_index(metric="dot", vector_column_name="vector",
+                                    index_type="IVF_HNSW_SQ", num_partitions=64)
 
     def query(q: np.ndarray, ef: int, where: str | None = None) -> list[int]:
         s = state["t"].search(q).metric("dot").limit(K)
+        if ann:
+            s = s.nprobes(max(1, ef // 8)).ef(ef)
         if where:
             s = s.where(where, prefilter=True)
         return s.to_arrow()["id"].to_pylist()
 
+    def upsert(ids: np.ndarray, vecs: np.ndarray) -> None:
+        rows = pa.table({"id": ids, "bucket": ids % 10, "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(vecs.reshape(-1)), vecs.shape[1])})
+        (state["t"].merge_insert("id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(rows))
+
     return {"build": build, "search": query,
             "batch": lambda qs, ef: [query(q, ef) for q in qs[:50]],
-            "filtered": lambda q, ef: query(q, ef, "bucket = 3"),
+            "filtered": lambda q, ef: query(q, ef, "bucket = 3"), "max_queries": 200,
+            "upsert": upsert,
             "delete": lambda i: state["t"].delete(f"id IN ({','.join(map(str, i))})")}
 
 
@@ -247,7 +270,7 @@ def adapter_milvus(base: np.ndarray, folder: Path) -> dict[str, Any]:
 
     return {"build": build, "search": query,
             "batch": lambda qs, ef: [query(q, ef) for q in qs[:50]],
-            "filtered": lambda q, ef: query(q, ef, "bucket == 3")}
+            "filtered": lambda q, ef: query(q, ef, "bucket == 3"), "max_queries": 60}
 
 
 def make_adapter(name: str, base: np.ndarray, folder: Path) -> dict[str, Any]:
@@ -260,7 +283,8 @@ def make_adapter(name: str, base: np.ndarray, folder: Path) -> dict[str, Any]:
         "faiss-hnsw": lambda: adapter_faiss(False, base, folder),
         "faiss-hnsw-sq8": lambda: adapter_faiss(True, base, folder),
         "chromadb": lambda: adapter_chromadb(base, folder),
-        "lancedb": lambda: adapter_lancedb(base, folder),
+        "lancedb": lambda: adapter_lancedb(base, folder, ann=False),
+        "lancedb-ivf-hnsw-sq": lambda: adapter_lancedb(base, folder, ann=True),
         "milvus-lite": lambda: adapter_milvus(base, folder),
     }
     return table[name]()
@@ -275,20 +299,22 @@ def run_system(name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarr
     try:
         sys_ = make_adapter(name, base, folder)
         start = time.perf_counter()
-        sys_["build"]()
+        extra = sys_["build"]()
         out: dict[str, Any] = {"system": name,
                                "build_per_s": round(len(base) / (time.perf_counter() - start))}
+        out.update(extra if isinstance(extra, dict) else {})
         out["knobs"] = []
+        nq = sys_.get("max_queries", len(queries))
         for ef in KNOBS:
-            found, qps = timed_queries(lambda q, ef=ef: sys_["search"](q, ef), queries)
-            out["knobs"].append({"ef": ef, "recall": round(recall(found, truth), 4),
-                                 "qps_1thread": round(qps, 1)})
+            found, qps = timed_queries(lambda q, ef=ef: sys_["search"](q, ef), queries[:nq])
+            out["knobs"].append({"ef": ef, "recall": round(recall(found, truth[:nq]), 4),
+                                 "qps_1thread": round(qps, 1), "queries": nq})
         out.update(_batch_and_filtered(sys_, queries, ftruth))
         if "memory" in sys_:
             out["index_bytes"] = int(sys_["memory"]())
         out.update(_updates(sys_, base, queries, truth, update_n))
         out["disk_bytes"] = dir_bytes(folder)
-        out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        out["peak_rss_bytes"] = peak_rss()
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -302,24 +328,35 @@ def _batch_and_filtered(sys_: dict[str, Any], queries: np.ndarray, ftruth: np.nd
     done = len(result) if isinstance(result, list) else len(queries)
     out["batch_qps"] = round(done / (time.perf_counter() - start), 1)
     if "filtered" in sys_:
-        sub = queries[:200]
+        sub = queries[:min(200, sys_.get("max_queries", 200))]
         found, qps = timed_queries(lambda q: sys_["filtered"](q, KNOBS[1]), sub)
-        out["filtered10_recall"] = round(recall(found, ftruth[:200]), 4)
+        out["filtered10_recall"] = round(recall(found, ftruth[:len(sub)]), 4)
         out["filtered10_qps"] = round(qps, 1)
     return out
 
 
 def _updates(sys_: dict[str, Any], base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
              n: int) -> dict[str, Any]:
+    """Replace ``n`` existing points with moved vectors, then delete them; recall after each."""
     out: dict[str, Any] = {}
+    n = min(n, sys_.get("max_updates", n))
     ids = np.arange(n)
+    out["updated_points"] = n
     if "upsert" in sys_:
+        sub = queries[:300]
+        found, _ = timed_queries(lambda q: sys_["search"](q, KNOBS[1]), sub)
+        out["recall_before_upsert"] = round(recall(found, truth[:300]), 4)
+        rng = np.random.default_rng(1)
+        moved = base[:n] + rng.standard_normal((n, base.shape[1])).astype(np.float32) * 0.005
+        moved /= np.linalg.norm(moved, axis=1, keepdims=True)
         start = time.perf_counter()
         for s in range(0, n, 1000):
-            sys_["upsert"](ids[s:s + 1000], base[s:s + 1000])
+            sys_["upsert"](ids[s:s + 1000], moved[s:s + 1000])
         out["upsert_existing_per_s"] = round(n / (time.perf_counter() - start))
-        found, _ = timed_queries(lambda q: sys_["search"](q, KNOBS[1]), queries[:300])
-        out["recall_after_upsert"] = round(recall(found, truth[:300]), 4)
+        after = base.copy()
+        after[:n] = moved
+        found, _ = timed_queries(lambda q: sys_["search"](q, KNOBS[1]), sub)
+        out["recall_after_upsert"] = round(recall(found, ground_truth(after, sub, None)), 4)
     if "delete" in sys_:
         start = time.perf_counter()
         for s in range(0, n, 1000):

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +52,46 @@ class Settings(BaseSettings):
     unicode_form: Literal["NFC", "NFKC"] = "NFC"
     min_words: int = Field(1, ge=0, description="Inputs with fewer real words are rejected.")
     batch_size: int = Field(32, ge=1, description="Texts per model forward pass.")
+
+    # --- API embedders (openai/..., cohere/..., openai-compatible/...) -------------------
+    api_base: str | None = Field(
+        None, description="Base URL of the embedding API (required for openai-compatible/; "
+        "e.g. http://127.0.0.1:8000/v1).")
+    api_key: SecretStr | None = Field(
+        None, description="API key; else OPENAI_API_KEY / CO_API_KEY from the environment.")
+    api_dimensions: int | None = Field(
+        None, ge=1, description="Output dimension sent as `dimensions` (OpenAI v3 truncation).")
+    api_timeout_s: float = Field(30.0, gt=0, description="Per-request timeout.")
+    api_max_concurrency: int = Field(4, ge=1, description="Requests in flight per endpoint.")
+    api_max_batch_items: int | None = Field(None, ge=1, description="Texts per request cap.")
+    api_max_batch_tokens: int | None = Field(
+        None, ge=1, description="Estimated tokens per request cap.")
+    api_max_input_tokens: int = Field(
+        512, ge=8, description="Max tokens of one input for openai-compatible models.")
+    retry_max_attempts: int = Field(5, ge=1, description="Attempts per request, first included.")
+    retry_base_delay_s: float = Field(1.0, ge=0, description="Backoff cap of the first retry.")
+    retry_max_delay_s: float = Field(16.0, ge=0, description="Largest backoff cap.")
+    retry_max_retry_after_s: float = Field(
+        120.0, ge=0, description="A longer Retry-After ends the retries at once.")
+    pacing_requests_per_minute: float | None = Field(
+        None, gt=0, description="Client-side request rate limit per endpoint.")
+    pacing_tokens_per_minute: float | None = Field(
+        None, gt=0, description="Client-side estimated-token rate limit per endpoint.")
+    breaker_failure_threshold: int = Field(
+        5, ge=1, description="Consecutive 5xx/timeouts that open the circuit breaker.")
+    breaker_open_s: float = Field(30.0, ge=0, description="How long the breaker stays open.")
+    # --- hybrid routing -----------------------------------------------------------------
+    realtime_model: str | None = Field(None, description="Model of the real-time path.")
+    realtime_api_base: str | None = Field(None, description="API base of the real-time path.")
+    batch_model: str | None = Field(None, description="Model of the batch path.")
+    batch_api_base: str | None = Field(None, description="API base of the batch path.")
+    # --- self-hosted server ---------------------------------------------------------------
+    server_max_batch_size: int = Field(64, ge=1, description="Texts per dynamic batch.")
+    server_max_wait_ms: float = Field(
+        5.0, ge=0, description="How long a batch waits for more requests.")
+    server_max_inputs: int = Field(2048, ge=1, description="Texts per /v1/embeddings call.")
+    server_allow_truncation: bool = Field(
+        False, description="Allow `dimensions` below the native size for any model.")
 
     @model_validator(mode="after")
     def _check_overlap(self) -> Settings:

@@ -167,3 +167,14 @@ class IndexFailure(StoreError):
     """The ANN index library failed; the index is derived data and can be rebuilt."""
 
     code = "index_failed"
+
+
+class InvalidCostInput(EmbedOpsError):
+    """A cost-model input is missing, out of range or of the wrong type; ``field`` names it."""
+
+    status_code = 400
+    code = "invalid_cost_input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

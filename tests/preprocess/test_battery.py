@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
-from nasty_files import NastyFile, battery, write_battery
 
 from embedops.preprocess import REJECTION_REASONS, preprocess_file
 from embedops.preprocess.clean import clean_text
+from tests.preprocess.nasty_files import NastyFile, battery, write_battery
 
 BATTERY = battery()
 

@@ -6,14 +6,14 @@ import unicodedata
 from collections.abc import Callable
 
 import pytest
-from samples import (
+
+from embedops.preprocess.clean import clean_text, collapse_whitespace, repair_mojibake
+from tests.preprocess.samples import (
     CLEAN_SENTENCES,
     as_cp1252_mojibake,
     as_double_mojibake,
     as_latin1_mojibake,
 )
-
-from embedops.preprocess.clean import clean_text, collapse_whitespace, repair_mojibake
 
 
 def test_repair_leaves_clean_text_alone() -> None:

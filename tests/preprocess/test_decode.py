@@ -9,7 +9,6 @@ from io import BytesIO
 
 import pytest
 from charset_normalizer import from_bytes
-from samples import LEGACY_SAMPLES
 
 from embedops.preprocess.decode import (
     Decoded,
@@ -18,6 +17,7 @@ from embedops.preprocess.decode import (
     control_ratio,
     decode_bytes,
 )
+from tests.preprocess.samples import LEGACY_SAMPLES
 
 TEXT = "Plain text with an accent: café, and a euro: €."
 

@@ -6,7 +6,6 @@ import gzip
 from pathlib import Path
 
 import pytest
-from nasty_files import PDF_SENTENCE, minimal_pdf
 
 import embedops.preprocess as preprocess
 from embedops.config import Settings
@@ -19,6 +18,7 @@ from embedops.preprocess import (
     preprocess_file,
     preprocess_text,
 )
+from tests.preprocess.nasty_files import PDF_SENTENCE, minimal_pdf
 
 
 @pytest.mark.parametrize(

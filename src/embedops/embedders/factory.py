@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedops.config import Settings
 from embedops.embedders.base import Embedder, Tokenizer
 from embedops.embedders.weights import KNOWN_MODELS, canonical_name
 from embedops.errors import ConfigError, FingerprintMismatch, ModelNotFound
@@ -13,6 +14,12 @@ from embedops.errors import ConfigError, FingerprintMismatch, ModelNotFound
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # "auto" picks the path that won the side-by-side benchmark (docs/benchmarks.md).
 AUTO_BACKEND = "onnx-int8"
+API_PREFIXES = ("openai/", "cohere/", "openai-compatible/")
+
+
+def is_api_model(name: str) -> bool:
+    """True when ``name`` is served by an HTTP API (see ``embedders/http_api.py``)."""
+    return name.startswith(API_PREFIXES) and len(name.split("/", 1)[1]) > 0
 
 
 def test_models_enabled() -> bool:
@@ -20,11 +27,20 @@ def test_models_enabled() -> bool:
 
 
 def load_embedder(
-    name: str, cache_dir: Path, backend: str = "auto", batch_size: int = 32
+    name: str, cache_dir: Path, backend: str = "auto", batch_size: int = 32,
+    settings: Settings | None = None, api_base: str | None = None,
 ) -> Embedder:
-    """Load ``name`` with ``backend``; raises ModelNotFound naming what to install."""
+    """Load ``name`` with ``backend``; raises ModelNotFound naming what to install.
+
+    API models (``openai/...``, ``cohere/...``, ``openai-compatible/...``) ignore
+    ``backend``, ``cache_dir`` and ``batch_size``; they take their endpoint, key and
+    resilience knobs from ``settings`` (built from the environment when None) and
+    ``api_base`` (overrides ``settings.api_base``).
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if is_api_model(name):
+        return _api_embedder(name, settings, api_base)
     if name.startswith("testing/"):
         return _test_embedder(name)
     from embedops.embedders.local import LocalModel, TorchEmbedder
@@ -48,6 +64,8 @@ def load_matching_embedder(
     fingerprint). Raises ``FingerprintMismatch`` when no installed backend matches, e.g.
     the collection was built with other weights.
     """
+    if is_api_model(name):
+        return _matching_api_embedder(name, fingerprint)
     first = AUTO_BACKEND if preferred == "auto" else preferred
     seen = []
     for backend in dict.fromkeys([first, "onnx", "onnx-int8", "torch"]):
@@ -61,8 +79,27 @@ def load_matching_embedder(
     )
 
 
+def _matching_api_embedder(name: str, fingerprint: str) -> Embedder:
+    embedder = _api_embedder(name, None, None)
+    if embedder.info.fingerprint != fingerprint:
+        raise FingerprintMismatch(
+            f"collection vectors have fingerprint {fingerprint} but {name} at "
+            f"{embedder.info.source} gives {embedder.info.fingerprint} (another dimension "
+            "or model): migrate to a new collection")
+    return embedder
+
+
+def _api_embedder(name: str, settings: Settings | None, api_base: str | None) -> Embedder:
+    from embedops.config import load_settings
+    from embedops.embedders.http_api import build_api_embedder
+
+    return build_api_embedder(name, settings or load_settings(), api_base)
+
+
 def _peek_fingerprint(name: str, cache_dir: Path, backend: str) -> str:
     """Fingerprint a backend would produce, without loading an inference engine."""
+    if is_api_model(name):
+        return _api_embedder(name, None, None).info.fingerprint
     if name.startswith("testing/"):
         return _test_embedder(name).info.fingerprint
     from embedops.embedders.local import LocalModel
@@ -130,7 +167,12 @@ def list_models(cache_dir: Path) -> list[ModelListing]:
 
 
 def load_tokenizer(name: str, cache_dir: Path) -> Tokenizer:
-    """The model's tokenizer alone (for chunking), without loading an inference engine."""
+    """The model's tokenizer alone (for chunking), without loading an inference engine.
+    API models get the conservative estimate of ``http_api.EstimatingTokenizer``."""
+    if is_api_model(name):
+        from embedops.embedders.http_api import api_tokenizer
+
+        return api_tokenizer(name)
     if name.startswith("testing/"):
         return _test_embedder(name).tokenizer
     from embedops.embedders.local import LocalModel
@@ -142,6 +184,7 @@ __all__ = [
     "BACKENDS",
     "ModelListing",
     "canonical_name",
+    "is_api_model",
     "list_models",
     "load_embedder",
     "load_matching_embedder",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from embedops.embedders.base import Tokenizer
-from embedops.preprocess.chunk_tokens import TokenChunker, fit_to_limit
+from embedops.preprocess.chunk_tokens import TokenChunker
 from embedops.types import Chunk
 
 _BOUNDARY = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+|\n\s*\n")
@@ -54,23 +54,33 @@ class SentenceChunker:
         self.limit = self.splitter.limit
 
     def chunk(self, doc_id: str, text: str) -> list[Chunk]:
-        pieces = self._pieces(text)
-        counts = self.tokenizer.count([text[s:e] for s, e in pieces])
+        pieces, counts = self._pieces(text)
         groups = self._group(pieces, counts)
-        chunks = [Chunk(doc_id, n, text[s:e], s, e, 0) for n, (s, e) in enumerate(groups)]
-        return fit_to_limit(chunks, self.tokenizer, self.limit)
+        counts = self.tokenizer.count([text[s:e] for s, e in groups])
+        spans: list[tuple[int, int, int]] = []
+        for (start, end), count in zip(groups, counts, strict=True):
+            if count <= self.limit:
+                spans.append((start, end, count))
+            else:  # joining sentences re-tokenized longer than their parts: split by tokens
+                spans += [(start + c.start, start + c.end, c.tokens)
+                          for c in self.splitter.chunk("", text[start:end])]
+        return [Chunk(doc_id, n, text[s:e], s, e, c) for n, (s, e, c) in enumerate(spans)]
 
-    def _pieces(self, text: str) -> list[tuple[int, int]]:
-        """Sentence spans, with over-long sentences split into token windows."""
-        pieces = []
-        for start, end in sentence_spans(text):
-            sentence = text[start:end]
-            if self.tokenizer.count([sentence])[0] <= self.limit:
+    def _pieces(self, text: str) -> tuple[list[tuple[int, int]], list[int]]:
+        """Sentence spans and their token counts; over-long sentences are split into
+        token windows."""
+        spans = sentence_spans(text)
+        counts = self.tokenizer.count([text[s:e] for s, e in spans])
+        pieces, piece_counts = [], []
+        for (start, end), count in zip(spans, counts, strict=True):
+            if count <= self.limit:
                 pieces.append((start, end))
+                piece_counts.append(count)
                 continue
-            for sub in self.splitter.chunk("", sentence):
+            for sub in self.splitter.chunk("", text[start:end]):
                 pieces.append((start + sub.start, start + sub.end))
-        return pieces
+                piece_counts.append(sub.tokens)
+        return pieces, piece_counts
 
     def _group(self, pieces: list[tuple[int, int]], counts: list[int]) -> list[tuple[int, int]]:
         groups = []

@@ -8,7 +8,7 @@ begins inside a word. Chunk text is always ``text[start:end]`` of the cleaned te
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from embedops.embedders.base import Tokenizer
 from embedops.types import Chunk
@@ -32,18 +32,31 @@ class TokenChunker:
         spans = self.tokenizer.offsets(text)
         if not spans:
             return []
-        windows = token_windows(text, spans, self.limit, self.overlap)
-        chunks = []
-        for n, (first, last) in enumerate(windows):
-            start, end = spans[first][0], spans[last - 1][1]
-            chunks.append(Chunk(doc_id, n, text[start:end], start, end, last - first))
-        return fit_to_limit(chunks, self.tokenizer, self.limit)
+
+        def fits(first: int, last: int) -> bool:
+            piece = text[spans[first][0] : spans[last - 1][1]]
+            return self.tokenizer.count([piece])[0] <= self.limit
+
+        windows = token_windows(text, spans, self.limit, self.overlap, fits)
+        pieces = [(spans[first][0], spans[last - 1][1]) for first, last in windows]
+        counts = self.tokenizer.count([text[s:e] for s, e in pieces])
+        return [Chunk(doc_id, n, text[s:e], s, e, c)
+                for n, ((s, e), c) in enumerate(zip(pieces, counts, strict=True))]
 
 
 def token_windows(
-    text: str, spans: Sequence[tuple[int, int]], limit: int, overlap: int
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    limit: int,
+    overlap: int,
+    fits: Callable[[int, int], bool] | None = None,
 ) -> list[tuple[int, int]]:
-    """Half-open token index ranges of each window."""
+    """Half-open token index ranges of each window.
+
+    ``fits(first, last)`` re-checks a window on its own text (a tokenizer may split a text
+    cut mid-word into more tokens); a window that does not fit gives up tokens at its end,
+    and the next window starts from the shortened end, so nothing is skipped.
+    """
     n = len(spans)
     windows: list[tuple[int, int]] = []
     first = 0
@@ -51,6 +64,8 @@ def token_windows(
         last = min(first + limit, n)
         if last < n:
             last = _snap_end(text, spans, first, last)
+        while fits is not None and last > first + 1 and not fits(first, last):
+            last -= 1
         windows.append((first, last))
         if last >= n:
             return windows
@@ -85,18 +100,3 @@ def _snap_start(spans: Sequence[tuple[int, int]], start: int, floor: int, reach:
             return i
         i -= 1
     return i if _is_word_start(spans, i) else start
-
-
-def fit_to_limit(chunks: list[Chunk], tokenizer: Tokenizer, limit: int) -> list[Chunk]:
-    """Recount each chunk on its own (a tokenizer may split a cut text differently) and trim
-    any chunk that re-tokenizes above ``limit``. Rarely trims anything; always terminates."""
-    counts = tokenizer.count([c.text for c in chunks])
-    fitted = []
-    for chunk, count in zip(chunks, counts, strict=True):
-        while count > limit and chunk.end - chunk.start > 1:
-            end = chunk.start + max(1, (chunk.end - chunk.start) * limit // count)
-            chunk = Chunk(chunk.doc_id, chunk.index, chunk.text[: end - chunk.start],
-                          chunk.start, end, 0)
-            count = tokenizer.count([chunk.text])[0]
-        fitted.append(Chunk(chunk.doc_id, chunk.index, chunk.text, chunk.start, chunk.end, count))
-    return fitted

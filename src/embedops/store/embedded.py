@@ -307,6 +307,7 @@ class EmbeddedStore:
         """Pages of points in row-key order; each page is read under the handle's lock."""
         if page_size < 1:
             raise StoreError("page_size must be positive")
+        collection = self.resolve(collection)  # a repointed alias must not switch mid-scan
         last = -1
         while True:
             page, last = self._scan_page(collection, last, page_size, filter, with_vectors)

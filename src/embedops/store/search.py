@@ -43,6 +43,7 @@ class Searcher:
         self.indexes = indexes
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
+        self._matches: dict[tuple[int, int, str, str], int] = {}
 
     def point_count(self, row: CollectionRow) -> int:
         """Live points in the collection (cached per change sequence)."""
@@ -53,6 +54,17 @@ class Searcher:
             cached = (row.seq, int(n))
             self._counts[row.cid] = cached
         return cached[1]
+
+    def match_count(self, row: CollectionRow, where: tuple[str, list[Any]]) -> int:
+        """Rows matching a compiled filter; cached per change sequence for planning."""
+        key = (row.cid, row.seq, where[0], json.dumps(where[1]))
+        if key not in self._matches:
+            if len(self._matches) >= 256:
+                self._matches.clear()
+            (n,) = self.conn.execute(f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
+                                     (row.cid, *where[1])).fetchone()
+            self._matches[key] = int(n)
+        return self._matches[key]
 
     def search(self, row: CollectionRow, queries: np.ndarray, k: int, where: Where,
                ef: int | None, exact: bool) -> list[list[Hit]]:
@@ -65,9 +77,7 @@ class Searcher:
             return self._exact(row, queries, k, where, small=n <= params["exact_threshold"])
         if where is None:
             return self._hnsw(row, queries, k, ef, int(params["oversample"]))
-        (matches,) = self.conn.execute(
-            f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
-            (row.cid, *where[1])).fetchone()
+        matches = self.match_count(row, where)
         if matches == 0:
             return [[] for _ in queries]
         if matches <= max(SELECTIVE_ROWS, n // 50):
@@ -86,7 +96,9 @@ class Searcher:
                     (r for (r,) in self.conn.execute(
                         f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]}",
                         (row.cid, *where[1]))), dtype=np.int64)
-                pos = np.searchsorted(keys, chosen)
+                # Rows committed by another process after the cache was read are skipped.
+                pos = np.clip(np.searchsorted(keys, chosen), 0, max(len(keys) - 1, 0))
+                pos = pos[keys[pos] == chosen] if len(keys) else pos[:0]
                 keys, matrix = keys[pos], matrix[pos]
             idx, vals = top_k(scores(queries, matrix, row.metric), k)
             return self._hits(keys[idx], vals)

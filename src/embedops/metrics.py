@@ -1,0 +1,73 @@
+"""Prometheus metrics, held by one :class:`Metrics` object per process component.
+
+There are no import-time globals: every ``Metrics`` owns its own ``CollectorRegistry``, so
+two embedders or two test apps never collide. The app factory (or whoever builds an API
+embedder) creates one and passes it down; ``render()`` gives the exposition text for
+``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    """Every embedops metric, registered in ``self.registry``.
+
+    API client side (label ``endpoint``): requests by outcome, 429s, 5xx, retries,
+    breaker state (0 closed, 1 half-open, 2 open), request latency, estimated tokens sent.
+    Server side: HTTP requests by route and status, items embedded, dynamic batch sizes.
+    """
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.api_requests = Counter("embedops_api_requests", "API embedding requests sent",
+                                    ["endpoint", "outcome"], registry=r)
+        self.api_rate_limited = Counter("embedops_api_rate_limited",
+                                        "HTTP 429 answers", ["endpoint"], registry=r)
+        self.api_server_errors = Counter("embedops_api_server_errors",
+                                         "HTTP 5xx answers", ["endpoint"], registry=r)
+        self.api_retries = Counter("embedops_api_retries", "Retries after a transient error",
+                                   ["endpoint"], registry=r)
+        self.api_breaker_state = Gauge("embedops_api_breaker_state",
+                                       "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                                       ["endpoint"], registry=r)
+        self.api_latency = Histogram("embedops_api_request_seconds", "API request latency",
+                                     ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.api_tokens = Counter("embedops_api_tokens_sent", "Estimated tokens sent",
+                                  ["endpoint"], registry=r)
+        self._server_metrics(r)
+
+    def _server_metrics(self, r: CollectorRegistry) -> None:
+        self.http_requests = Counter("embedops_http_requests", "HTTP requests served",
+                                     ["route", "status"], registry=r)
+        self.http_latency = Histogram("embedops_http_request_seconds",
+                                      "HTTP request latency", ["route"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.items_embedded = Counter("embedops_server_items_embedded",
+                                      "Texts embedded by the server", registry=r)
+        self.batch_size = Histogram("embedops_server_batch_size",
+                                    "Texts per dynamic batch", buckets=BATCH_BUCKETS,
+                                    registry=r)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of one sample (0.0 when absent); handy for status and tests."""
+        found = self.registry.get_sample_value(name, labels or {})
+        return float(found) if found is not None else 0.0

@@ -1,0 +1,83 @@
+"""The app factory. Everything the app needs is built here, once, and put on
+``app.state``; routers reach it through ``dependencies.py``. One error handler serves the
+whole tree: every :class:`EmbedOpsError` becomes its ``status_code`` with an OpenAI-style
+``{"error": {...}}`` body."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from embedops.config import Settings
+from embedops.embedders.base import Embedder
+from embedops.errors import EmbedOpsError
+from embedops.metrics import Metrics
+from embedops.server.batching import DynamicBatcher
+from embedops.server.routers import embeddings, health
+
+
+def create_app(settings: Settings, embedder: Embedder | None = None,
+               metrics: Metrics | None = None) -> FastAPI:
+    """The FastAPI app serving ``settings.model`` (or ``embedder`` when given; it is
+    loaded at startup otherwise). Routers: /v1/embeddings, /v1/models, /healthz,
+    /metrics."""
+    metrics = metrics or Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = embedder or _load(settings)
+        batcher = DynamicBatcher(model, settings.server_max_batch_size,
+                                 settings.server_max_wait_ms, metrics)
+        batcher.start()
+        app.state.batcher = batcher
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title="embedops", version=_version(), lifespan=lifespan,
+                  description="Self-hosted embeddings with an OpenAI-compatible API.")
+    app.state.settings, app.state.metrics = settings, metrics
+    app.include_router(embeddings.router)
+    app.include_router(health.router)
+    app.add_exception_handler(EmbedOpsError, _error_handler)  # type: ignore[arg-type]
+    app.middleware("http")(_timed(metrics))
+    return app
+
+
+def _load(settings: Settings) -> Embedder:
+    from embedops.embedders import load_embedder
+
+    return load_embedder(settings.model, settings.cache_dir, settings.backend,
+                         settings.batch_size, settings=settings)
+
+
+async def _error_handler(request: Request, exc: EmbedOpsError) -> JSONResponse:
+    body = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+def _timed(metrics: Metrics) -> Callable[..., Awaitable[Response]]:
+    async def middleware(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.http_requests.labels(route, str(response.status_code)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    return middleware
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("embedops")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,103 @@
+"""Dynamic batching: concurrent requests share model forward passes.
+
+Requests put their texts on a queue and await a future. One collector task takes the
+first waiting request, then keeps adding requests until ``max_batch_size`` texts are
+gathered or ``max_wait_ms`` has passed since the first, and hands the batch to a single
+worker thread (the model is not re-entrant, and one thread keeps the tokenizer on one
+thread). While the worker embeds, the next batch is already gathering. A request larger
+than ``max_batch_size`` forms a batch of its own; requests are never split, so each gets
+its rows back in order. A failure of the model fails every request of that batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedops.embedders.base import Embedder
+from embedops.metrics import Metrics
+
+
+@dataclass
+class _Pending:
+    texts: list[str]
+    future: asyncio.Future[tuple[np.ndarray, list[int]]]
+
+
+class DynamicBatcher:
+    """Embed texts of concurrent callers in shared batches. Start with ``start()`` inside
+    a running event loop; ``stop()`` fails whatever is still waiting."""
+
+    def __init__(self, embedder: Embedder, max_batch_size: int = 64,
+                 max_wait_ms: float = 5.0, metrics: Metrics | None = None) -> None:
+        self.embedder = embedder
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self.metrics = metrics or Metrics()
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while self._queue is not None and not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("server shutting down"))
+
+    async def embed(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Vectors (one row per text, L2-normalised) and token counts of ``texts``.
+        Raises whatever the embedder raised for the batch these texts joined."""
+        if self._queue is None:
+            raise RuntimeError("DynamicBatcher.start() was not called")
+        future: asyncio.Future[tuple[np.ndarray, list[int]]] = (
+            asyncio.get_running_loop().create_future())
+        await self._queue.put(_Pending(texts, future))
+        return await future
+
+    async def _collect(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0].texts)
+            deadline = asyncio.get_running_loop().time() + self.max_wait
+            while size < self.max_batch_size:
+                left = deadline - asyncio.get_running_loop().time()
+                try:
+                    item = (self._queue.get_nowait() if left <= 0
+                            else await asyncio.wait_for(self._queue.get(), left))
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                batch.append(item)
+                size += len(item.texts)
+            await self._run(batch)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        texts = [t for p in batch for t in p.texts]
+        self.metrics.batch_size.observe(len(texts))
+        try:
+            vectors, counts = await asyncio.to_thread(self._embed_sync, texts)
+        except Exception as exc:  # handed to every waiting request, which re-raises it
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        self.metrics.items_embedded.inc(len(texts))
+        row = 0
+        for pending in batch:
+            n = len(pending.texts)
+            if not pending.future.done():
+                pending.future.set_result((vectors[row : row + n], counts[row : row + n]))
+            row += n
+
+    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        return self.embedder.embed(texts), self.embedder.tokenizer.count(texts)
