@@ -28,7 +28,7 @@ COMMANDS = _commands(typer.main.get_command(app))
 def test_the_documented_commands_exist() -> None:
     names = {" ".join(c) for c in COMMANDS}
     assert {"models", "embed", "chunk", "ingest", "search", "eval", "collections", "verify",
-            "dlq list", "dlq show", "dlq retry", "dlq purge", "store rebuild"} <= names
+            "dlq list", "dlq show", "dlq retry", "dlq purge", "store rebuild", "cost"} <= names
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -53,7 +53,7 @@ def test_result_commands_accept_json(command: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("module", [
     "embedops", "embedops.embedders", "embedops.preprocess", "embedops.store",
-    "embedops.ledger",
+    "embedops.ledger", "embedops.cost",
 ])
 def test_public_names_are_exported_on_purpose(module: str) -> None:
     mod = importlib.import_module(module)

@@ -10,6 +10,7 @@ import typer
 from embedops.cli import (
     chunk_cmd,
     collections_cmd,
+    cost_cmd,
     dlq_cmd,
     ingest_cmd,
     models_cmd,
@@ -47,6 +48,7 @@ app.command(name="search")(search_cmd.search)
 app.command(name="eval")(search_cmd.eval_)
 app.command(name="collections")(collections_cmd.collections)
 app.command(name="verify")(collections_cmd.verify)
+app.command(name="cost")(cost_cmd.cost)
 app.add_typer(dlq_cmd.app, name="dlq")
 app.add_typer(collections_cmd.store_app, name="store")
 
