@@ -392,6 +392,32 @@ def _prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
     return data_path, truth_path
 
 
+def _mb(result: dict[str, Any], key: str) -> str:
+    return f"{result[key] / 2**20:,.0f}" if result.get(key) else "–"
+
+
+def render(report: dict[str, Any]) -> str:
+    """A markdown table of a report (one row per system)."""
+    head = ("| system | build/s | recall@10 / QPS (ef 32, 64, 128) | batch QPS | filtered 10%: "
+            "recall / QPS | upsert/s (recall before→after) | delete/s | index MB | disk MB "
+            "| peak RSS MB |")
+    lines = [head, "|" + " --- |" * 10]
+    for r in report["results"]:
+        if "error" in r:
+            lines.append(f"| {r['system']} | error: {r['error'].splitlines()[-1][:80]} |"
+                         + " |" * 8)
+            continue
+        knobs = ", ".join(f"{k['recall']:.3f} / {k['qps_1thread']:,.0f}" for k in r["knobs"])
+        filt = (f"{r['filtered10_recall']:.3f} / {r['filtered10_qps']:,.1f}"
+                if "filtered10_qps" in r else "–")
+        ups = (f"{r['upsert_existing_per_s']:,} ({r['recall_before_upsert']:.3f}→"
+               f"{r['recall_after_upsert']:.3f})" if "upsert_existing_per_s" in r else "–")
+        lines.append(f"| {r['system']} | {r['build_per_s']:,} | {knobs} | {r['batch_qps']:,.0f} "
+                     f"| {filt} | {ups} | {r.get('delete_per_s', '–')} | {_mb(r, 'index_bytes')} "
+                     f"| {_mb(r, 'disk_bytes')} | {_mb(r, 'peak_rss_bytes')} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
@@ -401,10 +427,14 @@ def main() -> None:
     parser.add_argument("--npy", help="real vectors (.npy, float32 N x D) instead of synthetic")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--timeout", type=int, default=900, help="seconds per system")
+    parser.add_argument("--render", help="print a saved JSON report as a markdown table")
     parser.add_argument("--system", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--truth", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())))
+        return
     if args.system:
         _child(args)
         return

@@ -178,3 +178,45 @@ class InvalidCostInput(EmbedOpsError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+# --- API embedder failures (raised by embedders/resilience) --------------------------
+
+class RateLimited(RetryableEmbedderError):
+    """HTTP 429. ``retry_after`` is the server's wait in seconds, when it sent one."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(RetryableEmbedderError):
+    """5xx, a timeout or a connection failure: counts against the circuit breaker."""
+
+    code = "server_error"
+
+    def __init__(self, message: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BatchTooLarge(PermanentEmbedderError):
+    """The API refused the batch for its size; smaller batches may pass."""
+
+    code = "batch_too_large"
+
+
+class CircuitOpen(RetryableEmbedderError):
+    """The endpoint's breaker is open: the call was not made."""
+
+    code = "circuit_open"
+
+
+class MalformedResponse(RetryableEmbedderError):
+    """The body was not the JSON the API promises (a truncated or garbled answer)."""
+
+    code = "malformed_response"

@@ -15,10 +15,11 @@ from embedops.preprocess.chunk_sentences import sentence_spans
 from embedops.store.protocol import Filter, Hit, VectorStore
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
-    "a an and are as at be by for from how in is it of on or that the this to was what "
-    "when where which who why with".split()
-)
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in", "is", "it",
+    "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which",
+    "who", "why", "with",
+})
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,11 @@ class Cli:
     def __init__(self, store: Path) -> None:
         self.store = store
 
-    def run(self, *args: str, check: bool = True, timeout: float = 300
-            ) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True, timeout: float = 300,
+            env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "embedops", "--store", str(self.store), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        env = {**os.environ, **(env_extra or {})}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:
             raise AssertionError(f"{cmd} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc

@@ -21,8 +21,9 @@ MODEL = "all-MiniLM-L6-v2"  # the real default model: resuming must reproduce it
 
 def _corpus(root: Path, n: int) -> Path:
     rng = random.Random(7)
-    words = ("index vector graph chunk model token ledger batch query recall store payload "
-             "cosine latency shard replica tensor kernel").split()
+    words = ("index", "vector", "graph", "chunk", "model", "token", "ledger", "batch", "query",
+             "recall", "store", "payload", "cosine", "latency", "shard", "replica", "tensor",
+             "kernel")
     lines = []
     for i in range(n):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 60)))

@@ -15,6 +15,7 @@ from embedops.cli import (
     ingest_cmd,
     models_cmd,
     search_cmd,
+    serve_cmd,
 )
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.command(name="eval")(search_cmd.eval_)
 app.command(name="collections")(collections_cmd.collections)
 app.command(name="verify")(collections_cmd.verify)
 app.command(name="cost")(cost_cmd.cost)
+app.command(name="serve")(serve_cmd.serve)
 app.add_typer(dlq_cmd.app, name="dlq")
 app.add_typer(collections_cmd.store_app, name="store")
 

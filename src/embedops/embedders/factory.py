@@ -56,7 +56,8 @@ def load_embedder(
 
 
 def load_matching_embedder(
-    name: str, fingerprint: str, cache_dir: Path, preferred: str = "auto", batch_size: int = 32
+    name: str, fingerprint: str, cache_dir: Path, preferred: str = "auto", batch_size: int = 32,
+    settings: Settings | None = None,
 ) -> Embedder:
     """An embedder for ``name`` whose vectors carry ``fingerprint`` (a collection's).
 
@@ -65,7 +66,7 @@ def load_matching_embedder(
     the collection was built with other weights.
     """
     if is_api_model(name):
-        return _matching_api_embedder(name, fingerprint)
+        return _matching_api_embedder(name, fingerprint, settings)
     first = AUTO_BACKEND if preferred == "auto" else preferred
     seen = []
     for backend in dict.fromkeys([first, "onnx", "onnx-int8", "torch"]):
@@ -79,8 +80,9 @@ def load_matching_embedder(
     )
 
 
-def _matching_api_embedder(name: str, fingerprint: str) -> Embedder:
-    embedder = _api_embedder(name, None, None)
+def _matching_api_embedder(name: str, fingerprint: str,
+                           settings: Settings | None) -> Embedder:
+    embedder = _api_embedder(name, settings, None)
     if embedder.info.fingerprint != fingerprint:
         raise FingerprintMismatch(
             f"collection vectors have fingerprint {fingerprint} but {name} at "

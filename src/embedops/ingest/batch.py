@@ -300,10 +300,10 @@ class BatchIngest:
                 if self._info:
                     self._embedder = load_matching_embedder(
                         self._info.model, self._info.fingerprint, s.cache_dir, s.backend,
-                        s.batch_size)
+                        s.batch_size, settings=s)
                 else:
                     self._embedder = load_embedder(s.model, s.cache_dir, s.backend,
-                                                   s.batch_size)
+                                                   s.batch_size, settings=s)
             return self._embedder
 
     def _get_embedder(self) -> Embedder:

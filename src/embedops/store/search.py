@@ -149,18 +149,21 @@ class Searcher:
                        ef: int | None, n: int, matches: int) -> list[Hit]:
         assert where is not None
         index: HnswIndex = self.indexes.synced(row)
+        rescore = row.dtype == "int8"
         wanted = min(n, math.ceil(k * n / matches * 2) + k)
         while True:
-            keys, _ = index.search(query[None, :], wanted, ef=max(ef or 0, wanted), threads=1)
-            cand = keys[0][keys[0] >= 0]
-            rows = self._fetch(cand, with_vectors=True, where=where)
+            keys, vals = index.search(query[None, :], wanted, ef=max(ef or 0, wanted), threads=1)
+            rows = self._fetch(keys[0][keys[0] >= 0], with_vectors=rescore, where=where)
             if len(rows) >= k or wanted >= len(index):
                 break
             wanted *= 4
             if wanted > len(index) // 2:
                 return self._exact_scan(row, query[None, :], k, where)[0]
-        found = [(int(key), 0.0) for key in cand if int(key) in rows]
-        return [_hit(rows[key], val) for key, val in self._rescore(row, query, found, rows)[:k]]
+        found = [(int(key), float(val)) for key, val in zip(keys[0], vals[0], strict=True)
+                 if int(key) in rows]
+        if rescore:
+            found = self._rescore(row, query, found, rows)
+        return [_hit(rows[key], val) for key, val in found[:k]]
 
     def _rescore(self, row: CollectionRow, query: np.ndarray, found: list[tuple[int, float]],
                  rows: dict[int, tuple[Any, ...]]) -> list[tuple[int, float]]:

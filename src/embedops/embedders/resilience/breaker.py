@@ -15,7 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from embedops.embedders.resilience.clock import Clock
-from embedops.errors import RetryableEmbedderError
+from embedops.errors import CircuitOpen
 
 
 class BreakerState(StrEnum):
@@ -29,10 +29,6 @@ class BreakerState(StrEnum):
         return {"closed": 0, "half_open": 1, "open": 2}[self.value]
 
 
-class CircuitOpen(RetryableEmbedderError):
-    """The endpoint's breaker is open: the call was not made."""
-
-    code = "circuit_open"
 
 
 class CircuitBreaker:

@@ -17,7 +17,12 @@ from contextlib import contextmanager
 
 import httpx
 
-from embedops.errors import PermanentEmbedderError, RetryableEmbedderError
+from embedops.errors import (
+    BatchTooLarge,
+    PermanentEmbedderError,
+    RateLimited,
+    ServerError,
+)
 
 _TOO_LARGE = re.compile(
     r"too (large|long|many)|maximum (context|batch|request)|exceeds? .*(limit|maximum)|"
@@ -25,32 +30,10 @@ _TOO_LARGE = re.compile(
 _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|co)[-_][A-Za-z0-9_\-]{8,}\b")
 
 
-class RateLimited(RetryableEmbedderError):
-    """HTTP 429. ``retry_after`` is the server's wait in seconds, when it sent one."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
-class ServerError(RetryableEmbedderError):
-    """5xx, a timeout or a connection failure: counts against the circuit breaker."""
-
-    code = "server_error"
-
-    def __init__(self, message: str, status: int | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
-class BatchTooLarge(PermanentEmbedderError):
-    """The API refused the batch for its size; smaller batches may pass."""
-
-    code = "batch_too_large"
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

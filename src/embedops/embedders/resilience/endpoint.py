@@ -27,14 +27,8 @@ from embedops.embedders.resilience.classify import (
 from embedops.embedders.resilience.clock import Clock, SystemClock
 from embedops.embedders.resilience.pacing import Pacer
 from embedops.embedders.resilience.retry import RetryPolicy, call_with_retry
-from embedops.errors import EmbedderError, RetryableEmbedderError
+from embedops.errors import EmbedderError, MalformedResponse, RetryableEmbedderError
 from embedops.metrics import Metrics
-
-
-class MalformedResponse(RetryableEmbedderError):
-    """The body was not the JSON the API promises (a truncated or garbled answer)."""
-
-    code = "malformed_response"
 
 
 @dataclass(frozen=True)

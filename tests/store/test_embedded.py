@@ -1,0 +1,80 @@
+"""Embedded-store specifics: on-disk format, checkpoints, rebuilds, migrations, compaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.errors import StoreError
+from embedops.store import open_store
+from embedops.store.schema import LATEST
+
+from .storedata import mixture
+
+PARAMS = {"exact_threshold": 0}
+
+
+def _store_with_points(path: Path, n: int = 2000, dtype: str = "float32") -> np.ndarray:
+    vectors = mixture(n, 24, seed=5)
+    with open_store(path) as store:
+        store.create_collection("c", 24, fingerprint="fp", dtype=dtype, index_params=PARAMS)
+        store.upsert("c", [str(i) for i in range(n)], vectors, None)
+    return vectors
+
+
+def test_layout_is_sqlite_and_documented_manifest(tmp_path: Path) -> None:
+    _store_with_points(tmp_path / "s")
+    manifest = json.loads((tmp_path / "s" / "index" / "1.json").read_text())
+    assert manifest["seq"] == 1 and manifest["size"] == 2000 and manifest["dim"] == 24
+    assert (tmp_path / "s" / "index" / manifest["file"]).is_file()
+    conn = sqlite3.connect(tmp_path / "s" / "store.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [LATEST]
+    blob, payload = conn.execute("SELECT vector, payload FROM points LIMIT 1").fetchone()
+    assert len(blob) == 24 * 4 and json.loads(payload) == {}
+
+
+def test_damaged_checkpoint_is_rebuilt_from_sqlite(tmp_path: Path) -> None:
+    vectors = _store_with_points(tmp_path / "s")
+    manifest = json.loads((tmp_path / "s" / "index" / "1.json").read_text())
+    (tmp_path / "s" / "index" / manifest["file"]).write_bytes(b"garbage")
+    with open_store(tmp_path / "s") as store:
+        report = store.verify_index("c")
+        assert report["index_points"] == 2000 and report["mismatched"] == []
+        assert store.search("c", vectors[7], k=1)[0][0].id == "7"
+
+
+def test_rebuild_and_compaction_keep_index_equal_to_sqlite(tmp_path: Path) -> None:
+    vectors = _store_with_points(tmp_path / "s", dtype="int8")
+    with open_store(tmp_path / "s") as store:
+        store.delete("c", ids=[str(i) for i in range(1200)])
+        stats = store.stats("c")
+        assert stats["points"] == 800 and stats["deleted"] == 0  # compacted: 1200 > 1000
+        assert stats["checkpoint_seq"] == stats["seq"]
+        store.rebuild_index("c")
+        report = store.verify_index("c")
+        assert report["missing"] == report["ghosts"] == report["mismatched"] == []
+        assert store.search("c", vectors[1500], k=1)[0][0].id == "1500"
+
+
+def test_reader_catches_up_after_writer_checkpoint_prunes_tombstones(tmp_path: Path) -> None:
+    _store_with_points(tmp_path / "s")
+    writer = open_store(tmp_path / "s")
+    reader = open_store(tmp_path / "s", read_only=True)
+    assert reader.count("c") == 2000 and reader.verify_index("c")["index_points"] == 2000
+    writer.delete("c", ids=[str(i) for i in range(10)])
+    writer.checkpoint("c")  # prunes the tombstones the reader has not replayed yet
+    report = reader.verify_index("c")
+    assert report["index_points"] == 1990 and report["ghosts"] == []
+    reader.close()
+    writer.close()
+
+
+def test_read_only_open_of_missing_store_fails_cleanly(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no embedops store"):
+        open_store(tmp_path / "nothing", read_only=True)
+    assert not (tmp_path / "nothing").exists()
