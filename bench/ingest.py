@@ -39,15 +39,15 @@ def _ingest(store_dir: Path, paths: list[Path], backend: str, dtype: str = "floa
             collection: str = "default") -> dict:
     from embedops.config import load_settings
     from embedops.ingest.batch import BatchIngest, IngestOptions
-    from embedops.ingest.chunking import preprocess_options
     from embedops.ledger import Ledger
+    from embedops.preprocess.pipeline import PreprocessOptions
     from embedops.store import open_store
 
     settings = load_settings(store=store_dir, backend=backend)
     with open_store(store_dir) as store:
         ledger = Ledger(store_dir)
         options = IngestOptions(collection=collection, dtype=dtype,
-                                preprocess=preprocess_options(settings))
+                                preprocess=PreprocessOptions.from_settings(settings))
         summary = BatchIngest(store, ledger, settings, options).run(paths).to_dict()
         ledger.close()
     return summary

@@ -32,13 +32,13 @@ def chunk(
     json_out: JsonOption = False,
 ) -> None:
     """Show how FILE is decoded, cleaned and chunked for the model's tokenizer."""
-    from embedops.ingest.chunking import make_chunker, preprocess_options
-    from embedops.preprocess.pipeline import preprocess_file
+    from embedops.ingest.chunking import make_chunker
+    from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file
 
     settings = settings_from(ctx, model=model, backend=backend, chunker=chunker,
                              chunk_tokens=chunk_tokens, chunk_overlap=overlap)
     with handle_errors():
-        result = preprocess_file(file, file.parent, preprocess_options(settings))
+        result = preprocess_file(file, file.parent, PreprocessOptions.from_settings(settings))
         splitter = make_chunker(settings)
         docs = [(doc, splitter.chunk(doc.id, doc.text)) for doc in result.documents]
     if wants_json(ctx, json_out):

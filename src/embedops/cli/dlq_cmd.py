@@ -68,7 +68,7 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
           json_out: JsonOption = False) -> None:
     """Re-run the sources of dead letters; those that now succeed leave the queue."""
     from embedops.ingest.batch import BatchIngest, IngestOptions
-    from embedops.ingest.chunking import preprocess_options
+    from embedops.preprocess.pipeline import PreprocessOptions
 
     settings = settings_from(ctx, store=store)
     results = {}
@@ -78,7 +78,8 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
             if d.source and Path(d.source).is_file():
                 by_collection.setdefault(d.collection, set()).add(_source_of(d))
         for name, sources in sorted(by_collection.items()):
-            options = IngestOptions(collection=name, preprocess=preprocess_options(settings))
+            preprocess = PreprocessOptions.from_settings(settings)
+            options = IngestOptions(collection=name, preprocess=preprocess)
             job = BatchIngest(vstore, ledger, settings, options)
             results[name] = job.run_files(sorted(sources, key=str)).to_dict()
         remaining = len(ledger.dead_letters(collection))

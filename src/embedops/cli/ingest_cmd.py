@@ -55,7 +55,7 @@ def ingest(
 ) -> None:
     """Ingest files, directories or JSONL corpora: idempotent and resumable."""
     from embedops.ingest.batch import BatchIngest, IngestOptions
-    from embedops.ingest.chunking import preprocess_options
+    from embedops.preprocess.pipeline import PreprocessOptions
 
     settings = settings_from(ctx, store=store, model=model, backend=backend, chunker=chunker,
                              chunk_tokens=chunk_tokens, chunk_overlap=overlap)
@@ -64,8 +64,8 @@ def ingest(
         options = IngestOptions(
             collection=collection, dtype=dtype, batch_size=batch_size, prune=prune,
             include=include or (), exclude=exclude or (),
-            preprocess=preprocess_options(settings, id_field=id_field, text_field=text_field,
-                                          title_field=title_field))
+            preprocess=PreprocessOptions.from_settings(
+                settings, id_field=id_field, text_field=text_field, title_field=title_field))
         with _progress(quiet) as report:
             job = BatchIngest(vector_store, ledger, settings, options, progress=report)
             summary = job.run(paths)

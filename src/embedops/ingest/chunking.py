@@ -1,4 +1,4 @@
-"""Settings -> the preprocessing options and chunker a run uses."""
+"""Settings -> the chunker a run uses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from embedops.config import Settings
 from embedops.embedders import Tokenizer, load_tokenizer
 from embedops.preprocess.chunk_sentences import SentenceChunker
 from embedops.preprocess.chunk_tokens import TokenChunker
-from embedops.preprocess.pipeline import PreprocessOptions
 from embedops.types import Chunk
 
 
@@ -16,13 +15,6 @@ class Chunker(Protocol):
     """Splits one cleaned document text into chunks."""
 
     def chunk(self, doc_id: str, text: str) -> list[Chunk]: ...
-
-
-def preprocess_options(settings: Settings, **fields: str | None) -> PreprocessOptions:
-    """Preprocessing options from settings; ``fields`` override record field names."""
-    base = PreprocessOptions(unicode_form=settings.unicode_form, min_words=settings.min_words)
-    overrides = {k: v for k, v in fields.items() if v is not None}
-    return base.__class__(**{**base.__dict__, **overrides}) if overrides else base
 
 
 def make_chunker(settings: Settings, tokenizer: Tokenizer | None = None) -> Chunker:

@@ -72,9 +72,10 @@ class PreprocessOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PreprocessOptions:
-        """Options from the shared settings (``unicode_form``, ``min_words``) plus overrides."""
+        """Options from the shared settings (``unicode_form``, ``min_words``) plus overrides;
+        an override of ``None`` means "not given" and keeps the default."""
         base = cls(unicode_form=settings.unicode_form, min_words=settings.min_words)
-        return replace(base, **overrides)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
     def record_fields(self) -> RecordFields:

@@ -13,8 +13,8 @@ from typing import Any
 
 from embedops.config import Settings
 from embedops.ingest.batch import BatchIngest, IngestOptions
-from embedops.ingest.chunking import preprocess_options
 from embedops.ledger import Ledger
+from embedops.preprocess.pipeline import PreprocessOptions
 from embedops.quality.beir import load_qrels, load_queries
 from embedops.quality.ir_metrics import evaluate
 from embedops.retrieval import Searcher, doc_scores
@@ -28,7 +28,7 @@ def run_eval(store: VectorStore, ledger: Ledger, settings: Settings, dataset: Pa
     queries = load_queries(dataset)
     qrels = load_qrels(dataset, split)
     options = IngestOptions(collection=collection, dtype=dtype,
-                            preprocess=preprocess_options(settings, id_field="_id"))
+                            preprocess=PreprocessOptions.from_settings(settings, id_field="_id"))
     ingest = BatchIngest(store, ledger, settings, options).run([dataset / "corpus.jsonl"])
     judged = [q for q in queries if qrels.get(q)]
     searcher = Searcher(store, settings, collection)
