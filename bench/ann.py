@@ -443,22 +443,26 @@ def main() -> None:
     report: dict[str, Any] = {"n": args.n, "queries": args.queries, "dim": args.dim, "k": K,
                               "data": args.npy or "gaussian-mixture", "results": []}
     for name in args.systems.split(","):
-        cmd = [sys.executable, __file__, "--system", name, "--data", str(data_path),
-               "--truth", str(truth_path), "--n", str(args.n), "--updates",
-               str(min(args.updates, args.n // 2))]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            report["results"].append({"system": name, "error": f"timeout {args.timeout}s"})
-            continue
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode == 0 and lines:
-            report["results"].append(json.loads(lines[-1]))
-        else:
-            report["results"].append({"system": name, "error": proc.stderr.strip()[-400:]})
+        report["results"].append(_run_child(name, args, data_path, truth_path))
         print(json.dumps(report["results"][-1]), file=sys.stderr, flush=True)
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))
+
+
+def _run_child(name: str, args: argparse.Namespace, data_path: Path, truth_path: Path
+               ) -> dict[str, Any]:
+    """Run one system in a fresh process; its JSON result, or the reason it failed."""
+    cmd = [sys.executable, __file__, "--system", name, "--data", str(data_path),
+           "--truth", str(truth_path), "--n", str(args.n), "--updates",
+           str(min(args.updates, args.n // 2))]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"system": name, "error": f"timeout {args.timeout}s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        return dict(json.loads(lines[-1]))
+    return {"system": name, "error": proc.stderr.strip()[-400:]}
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Prints one JSON object:
 - ``bare_model``: items/s of ``embedder.embed`` on batches of the server's max batch size;
 - ``server``: for 1, 8 and 32 concurrent clients, each sending one-text requests to
-  ``POST /v1/embeddings`` (real HTTP on 127.0.0.1, uvicorn in this process): items/s and
-  p50/p99 request latency;
+  ``POST /v1/embeddings`` (real HTTP on 127.0.0.1; the server is `embedops serve` in its
+  own process, or uvicorn in this process with ``--in-process``): items/s and p50/p99
+  request latency;
 - ``resilience_overhead``: mean latency per one-text request on a fault-free server
   (TEST-ONLY hashing model, so the model costs ~nothing) sent with plain httpx versus
   through the API embedder (retry, pacing, breaker, validation, metrics).
@@ -43,6 +44,37 @@ WORDS = ["vector", "index", "query", "model", "latency", "batch", "server", "tok
 def texts(n: int, words: int = 24) -> list[str]:
     return [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(words)) + f" #{i}"
             for i in range(n)]
+
+
+@contextmanager
+def serving_process(model: str, backend: str, max_batch_size: int,
+                    max_wait_ms: float) -> Iterator[str]:
+    """`embedops serve` in its own process (its own interpreter and GIL)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embedops", "--store", tempfile.mkdtemp(), "serve", "--port",
+         str(port), "--model", model, "--backend", backend, "--max-batch-size",
+         str(max_batch_size), "--max-wait-ms", str(max_wait_ms)],
+        stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @contextmanager
@@ -128,6 +160,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=256, help="Requests per level.")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="Run uvicorn in this process (the issue-5 setup) instead of "
+                        "a separate `embedops serve` process.")
     args = parser.parse_args()
     settings = load_settings()
     embedder = load_embedder(args.model, settings.cache_dir, args.backend,
@@ -136,8 +171,11 @@ def main() -> None:
     result: dict[str, Any] = {"model": embedder.info.name, "backend": embedder.info.backend,
                               "cpus": os.cpu_count()}
     result["bare_model"] = bare(embedder, items, args.max_batch_size)
-    with serving(embedder, server_max_batch_size=args.max_batch_size,
-                 server_max_wait_ms=args.max_wait_ms) as url:
+    server = (serving(embedder, server_max_batch_size=args.max_batch_size,
+                      server_max_wait_ms=args.max_wait_ms) if args.in_process else
+              serving_process(args.model, args.backend, args.max_batch_size, args.max_wait_ms))
+    result["server_process"] = "in-process" if args.in_process else "subprocess"
+    with server as url:
         result["server"] = [load(url, embedder.info.name, items[: max(32, args.requests // 4)]
                                  if clients == 1 else items, clients) for clients in (1, 8, 32)]
     result["resilience_overhead"] = overhead(min(args.requests, 300))

@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     server_max_inputs: int = Field(2048, ge=1, description="Texts per /v1/embeddings call.")
     server_allow_truncation: bool = Field(
         False, description="Allow `dimensions` below the native size for any model.")
+    server_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above).")
+    server_max_bulk_documents: int = Field(
+        1000, ge=1, description="Documents per bulk write request.")
+    server_max_points: int = Field(5000, ge=1, description="Points per /points request.")
+    server_max_k: int = Field(1000, ge=1, description="Largest `k` of a search request.")
+    server_wait_timeout_s: float = Field(
+        30.0, gt=0, description="How long `?wait=true` waits before answering 202.")
+    # --- real-time ingestion ---------------------------------------------------------------
+    realtime_max_batch: int = Field(
+        32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
+    realtime_max_wait_ms: float = Field(
+        5.0, ge=0, description="How long a micro-batch waits for more queued writes.")
 
     @model_validator(mode="after")
     def _check_overlap(self) -> Settings:

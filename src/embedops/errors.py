@@ -220,3 +220,38 @@ class MalformedResponse(RetryableEmbedderError):
     """The body was not the JSON the API promises (a truncated or garbled answer)."""
 
     code = "malformed_response"
+
+
+# --- service -----------------------------------------------------------------------------
+
+class Unauthorized(EmbedOpsError):
+    """No API key, or an unknown or revoked one, while keys are configured."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(EmbedOpsError):
+    """The API key lacks the scope or the collection the request needs."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class DocumentNotFound(StoreError):
+    status_code = 404
+    code = "document_not_found"
+
+
+class PayloadTooLarge(EmbedOpsError):
+    """A request body is larger than ``server_max_body_bytes``."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ServiceUnavailable(EmbedOpsError):
+    """The service is starting or stopping and cannot take this request now."""
+
+    status_code = 503
+    code = "unavailable"

@@ -27,6 +27,8 @@ class Metrics:
     API client side (label ``endpoint``): requests by outcome, 429s, 5xx, retries,
     breaker state (0 closed, 1 half-open, 2 open), request latency, estimated tokens sent.
     Server side: HTTP requests by route and status, items embedded, dynamic batch sizes.
+    Service side: queue depth, indexing lag, index memory and points per collection,
+    real-time outcomes, micro-batch sizes, enqueue-to-searchable latency, searches.
     """
 
     content_type = CONTENT_TYPE_LATEST
@@ -50,6 +52,7 @@ class Metrics:
         self.api_tokens = Counter("embedops_api_tokens_sent", "Estimated tokens sent",
                                   ["endpoint"], registry=r)
         self._server_metrics(r)
+        self._service_metrics(r)
 
     def _server_metrics(self, r: CollectorRegistry) -> None:
         self.http_requests = Counter("embedops_http_requests", "HTTP requests served",
@@ -62,6 +65,31 @@ class Metrics:
         self.batch_size = Histogram("embedops_server_batch_size",
                                     "Texts per dynamic batch", buckets=BATCH_BUCKETS,
                                     registry=r)
+
+    def _service_metrics(self, r: CollectorRegistry) -> None:
+        self.queue_depth = Gauge("embedops_queue_depth", "Writes queued in the outbox",
+                                 registry=r)
+        self.indexing_lag = Gauge("embedops_indexing_lag_seconds",
+                                  "Now minus the enqueue time of the oldest queued write",
+                                  registry=r)
+        self.index_memory = Gauge("embedops_index_memory_bytes", "Resident ANN index size",
+                                  ["collection"], registry=r)
+        self.collection_points = Gauge("embedops_collection_points", "Points per collection",
+                                       ["collection"], registry=r)
+        self.realtime_documents = Counter("embedops_realtime_documents",
+                                          "Queued writes processed, by outcome",
+                                          ["outcome"], registry=r)
+        self.realtime_batch_size = Histogram("embedops_realtime_batch_size",
+                                             "Queued writes per micro-batch",
+                                             buckets=BATCH_BUCKETS, registry=r)
+        self.realtime_lag = Histogram("embedops_realtime_enqueue_to_searchable_seconds",
+                                      "From accepted to searchable", buckets=LATENCY_BUCKETS,
+                                      registry=r)
+        self.realtime_errors = Counter("embedops_realtime_errors",
+                                       "Micro-batches that failed and stay queued", ["code"],
+                                       registry=r)
+        self.searches = Counter("embedops_searches", "Search requests by kind",
+                                ["kind"], registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

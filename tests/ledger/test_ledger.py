@@ -66,7 +66,7 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     Ledger(tmp_path).close()
     Ledger(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "ledger.db")
-    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

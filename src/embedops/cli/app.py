@@ -13,6 +13,7 @@ from embedops.cli import (
     cost_cmd,
     dlq_cmd,
     ingest_cmd,
+    keys_cmd,
     models_cmd,
     search_cmd,
     serve_cmd,
@@ -52,6 +53,7 @@ app.command(name="verify")(collections_cmd.verify)
 app.command(name="cost")(cost_cmd.cost)
 app.command(name="serve")(serve_cmd.serve)
 app.add_typer(dlq_cmd.app, name="dlq")
+app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(collections_cmd.store_app, name="store")
 
 

@@ -1,59 +1,88 @@
-"""`embedops serve`: the self-hosted, OpenAI-compatible embedding server."""
+"""`embedops serve`: embeddings, collections, real-time ingestion and search over HTTP."""
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from embedops.cli.context import BackendOption, ModelOption, console, handle_errors, settings_from
+from embedops.cli.context import (
+    BackendOption,
+    ModelOption,
+    StoreOption,
+    console,
+    handle_errors,
+    settings_from,
+)
 from embedops.errors import ConfigError
 
 LOOPBACK_NAMES = ("localhost",)
 
 
-def check_loopback(host: str) -> None:
-    """Refuse any host that is not a loopback address: the server has no auth yet."""
+def is_loopback(host: str) -> bool:
     if host.lower() in LOOPBACK_NAMES:
-        return
+        return True
     try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback:
-        raise ConfigError(
-            f"refusing to bind to {host}: the server has no authentication yet, so it "
-            "only listens on a loopback address (127.0.0.1, ::1, localhost). Put an "
-            "authenticating reverse proxy in front of it to serve other machines.")
+        return False
+
+
+def check_loopback(host: str, keys_configured: bool = False) -> None:
+    """Refuse a non-loopback host unless API keys are configured (then every request
+    but /healthz and /readyz needs a key)."""
+    if keys_configured or is_loopback(host):
+        return
+    raise ConfigError(
+        f"refusing to bind to {host}: no API key exists, so the server has no "
+        "authentication and only listens on a loopback address (127.0.0.1, ::1, "
+        "localhost). Create a key with `embedops keys create` to serve other machines.")
+
+
+def keys_configured(store: Path) -> bool:
+    """True once any API key was created for the store (its ledger exists and has one)."""
+    if not (store / "ledger.db").exists():
+        return False
+    from embedops.ledger import Ledger
+
+    ledger = Ledger(store)
+    try:
+        return ledger.keys_configured()
+    finally:
+        ledger.close()
 
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback only).")] = (
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to bind (non-loopback only once API keys exist).")] = (
         "127.0.0.1"),
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     model: ModelOption = None,
     backend: BackendOption = None,
+    store: StoreOption = None,
     max_batch_size: Annotated[int | None, typer.Option(
         "--max-batch-size", help="Texts per dynamic batch (default 64).")] = None,
     max_wait_ms: Annotated[float | None, typer.Option(
         "--max-wait-ms", help="How long a batch waits for more requests (default 5).")] = None,
 ) -> None:
-    """Serve POST /v1/embeddings (OpenAI-compatible), /healthz and /metrics."""
+    """Serve /v1/embeddings, /collections (documents, points, search), /aliases,
+    /healthz, /readyz and /metrics; OpenAPI at /docs. Holds the store's writer lock."""
     import uvicorn
 
     from embedops.embedders import load_embedder
     from embedops.server import create_app
 
     with handle_errors():
-        check_loopback(host)
-        settings = settings_from(ctx, model=model, backend=backend,
+        settings = settings_from(ctx, store=store, model=model, backend=backend,
                                  server_max_batch_size=max_batch_size,
                                  server_max_wait_ms=max_wait_ms)
+        check_loopback(host, keys_configured(settings.store))
         embedder = load_embedder(settings.model, settings.cache_dir, settings.backend,
                                  settings.batch_size, settings=settings)
-        app = create_app(settings, embedder)
-    console.print(f"serving [bold]{settings.model}[/bold] on http://{host}:{port}/v1 "
-                  f"(docs at /docs)")
+        app = create_app(settings, embedder, open_store=True)
+    console.print(f"serving [bold]{settings.model}[/bold] and store {settings.store} on "
+                  f"http://{host}:{port} (docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -18,22 +18,25 @@ from pathlib import Path
 
 from embedops.config import Settings
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
-from embedops.errors import CollectionNotFound, EmbedderError
-from embedops.ingest.chunking import Chunker, make_chunker
-from embedops.ingest.documents import (
-    chunk_ids,
-    chunk_payload,
-    document_metadata,
-    embedded_text,
-    metadata_hash,
-    text_hash,
-)
+from embedops.errors import CollectionNotFound
+from embedops.ingest.chunking import make_chunker
+from embedops.ingest.documents import chunk_ids
+from embedops.ingest.ordering import WriteGate
 from embedops.ingest.sources import SourceFile, discover
-from embedops.ledger import DocRecord, Ledger
+from embedops.ingest.stages import (
+    Work,
+    build_points,
+    classify,
+    doc_record,
+    embed_isolating_failures,
+    orphan_ids,
+    update_metadata,
+)
+from embedops.ledger import Ledger
 from embedops.ledger.ledger import utc_now
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file
 from embedops.store.protocol import CollectionInfo, VectorStore
-from embedops.types import Chunk, Document, Rejection
+from embedops.types import Rejection
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,6 @@ class IngestSummary:
         return asdict(self)
 
 
-@dataclass
-class _Work:
-    doc: Document
-    status: str  # new | changed | metadata | unchanged
-    digest: str
-    meta_digest: str
-    previous: DocRecord | None
-    chunks: list[Chunk] = field(default_factory=list)
-
-
 # (event, amount): "files" (total), "file" (one read), "document" (done), "chunks" (embedded)
 Progress = Callable[[str, int], None]
 _DONE = object()
@@ -86,8 +79,12 @@ class BatchIngest:
     """One ingest run into one collection. Not thread-safe; one run at a time."""
 
     def __init__(self, store: VectorStore, ledger: Ledger, settings: Settings,
-                 options: IngestOptions, progress: Progress | None = None) -> None:
+                 options: IngestOptions, progress: Progress | None = None,
+                 gate: WriteGate | None = None) -> None:
+        """``gate`` orders this run against real-time writes in the same process (see
+        ``ingest/ordering.py``); without it the run behaves as a lone writer."""
         self.store, self.ledger, self.settings, self.options = store, ledger, settings, options
+        self.gate = gate
         self.progress = progress or (lambda event, n: None)
         self.summary = IngestSummary()
         self._info: CollectionInfo | None = self._existing_collection()
@@ -139,11 +136,14 @@ class BatchIngest:
         def read() -> None:
             try:
                 for source in files:
+                    mark = self.gate.read_mark() if self.gate else 0
                     result = preprocess_file(source.path, source.root, self.options.preprocess)
                     for rejection in result.rejections:
                         out.put((rejection, source))
                     for doc in result.documents:
-                        out.put(_classify(doc, known.get(doc.id), chunker, self._load_embedder))
+                        work = classify(doc, known.get(doc.id), chunker, self._load_embedder)
+                        work.read_mark = mark
+                        out.put(work)
                     out.put(("file-done", source))
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 out.put(exc)
@@ -154,7 +154,7 @@ class BatchIngest:
         return out
 
     def _consume(self, items: queue.Queue[object]) -> None:
-        pending: list[_Work] = []
+        pending: list[Work] = []
         pending_chunks = 0
         while (item := items.get()) is not _DONE:
             if isinstance(item, BaseException):
@@ -162,7 +162,7 @@ class BatchIngest:
             if isinstance(item, tuple):
                 self._handle_side_item(item)
                 continue
-            assert isinstance(item, _Work)
+            assert isinstance(item, Work)
             self._seen.add(item.doc.id)
             if item.status == "unchanged":
                 self.summary.documents_unchanged += 1
@@ -189,96 +189,45 @@ class BatchIngest:
 
     # --- one batch -----------------------------------------------------------------------
 
-    def _flush(self, batch: list[_Work]) -> None:
-        to_embed = [w for w in batch if w.status in ("new", "changed")]
-        embedded = self._embed_isolating_failures(to_embed)
-        now = utc_now()
-        ids, vectors, payloads = [], [], []
-        for work, matrix in embedded:
-            for chunk, vector in zip(work.chunks, matrix, strict=True):
-                ids.append(chunk.id)
-                vectors.append(vector)
-                payloads.append(chunk_payload(work.doc, chunk, work.digest,
-                                              self._fingerprint(), now))
-        if ids:
-            import numpy as np
+    def _flush(self, batch: list[Work]) -> None:
+        if self.gate is None:
+            self._write(batch, {})
+            return
+        with self.gate.lock:
+            admitted, versions = self.gate.admit(self.collection, batch)
+            self.progress("document", len(batch) - len(admitted))
+            self._write(admitted, versions)
 
-            self.store.upsert(self.collection, ids, np.vstack(vectors), payloads,
+    def _write(self, batch: list[Work], versions: dict[str, int]) -> None:
+        to_embed = [w for w in batch if w.status in ("new", "changed")]
+        embedded = embed_isolating_failures(self._get_embedder(), to_embed, self._dead_letter)
+        now = utc_now()
+        ids, vectors, payloads = build_points(embedded, self._fingerprint(), now)
+        if vectors is not None:
+            self.store.upsert(self.collection, ids, vectors, payloads,
                               fingerprint=self._fingerprint())
-        self._delete_orphans([w for w, _ in embedded])
+        orphans = orphan_ids([w for w, _ in embedded])
+        if orphans:
+            self.summary.chunks_deleted += self.store.delete(self.collection, ids=orphans)
         updated = [w for w in batch if w.status == "metadata"]
         for work in updated:
-            self._update_metadata(work)
+            update_metadata(self.store, self.collection, work)
         done = [w for w, _ in embedded] + updated
-        self.ledger.commit_documents(self.collection, [self._record(w, now) for w in done])
+        self.ledger.commit_documents(self.collection,
+                                     [doc_record(w, self._fingerprint(), now) for w in done])
+        if self.gate is not None:
+            self.gate.applied(self.collection, {w.doc.id: versions[w.doc.id] for w in done})
         self._count(done, len(ids))
 
-    def _embed_isolating_failures(self, works: list[_Work]) -> list[tuple[_Work, object]]:
-        """Embed all chunks at once; if that fails, one document at a time, so one bad
-        document becomes a dead letter instead of failing the batch."""
-        works = [w for w in works if self._has_chunks(w)]
-        if not works:
-            return []
-        embedder = self._get_embedder()
-        try:
-            matrix = embedder.embed([c.text for w in works for c in w.chunks])
-        except EmbedderError:
-            return [pair for w in works if (pair := self._embed_one(w)) is not None]
-        out, row = [], 0
-        for work in works:
-            out.append((work, matrix[row : row + len(work.chunks)]))
-            row += len(work.chunks)
-        return out
-
-    def _embed_one(self, work: _Work) -> tuple[_Work, object] | None:
-        try:
-            return work, self._get_embedder().embed([c.text for c in work.chunks])
-        except EmbedderError as exc:
-            self._dead_letter(work, "embed", exc.code, exc.message)
-            return None
-
-    def _has_chunks(self, work: _Work) -> bool:
-        if work.chunks:
-            return True
-        self._dead_letter(work, "chunk", "no_tokens", "the tokenizer found no tokens")
-        return False
-
-    def _dead_letter(self, work: _Work, stage: str, reason: str, detail: str) -> None:
+    def _dead_letter(self, work: Work, stage: str, reason: str, detail: str) -> None:
         self.ledger.record_dead_letter(self.collection, work.doc.id, work.doc.source,
                                        stage, reason, detail)
+        if self.gate is not None:
+            self.gate.failed(self.collection, work.doc.id, f"{stage}: {reason}")
         self.summary.documents_failed += 1
         self.progress("document", 1)
 
-    def _delete_orphans(self, works: list[_Work]) -> None:
-        orphans = []
-        for work in works:
-            if work.previous and work.previous.chunk_count > len(work.chunks):
-                orphans += chunk_ids(work.doc.id, len(work.chunks), work.previous.chunk_count)
-        if orphans:
-            self.summary.chunks_deleted += self.store.delete(self.collection, ids=orphans)
-
-    def _update_metadata(self, work: _Work) -> None:
-        """Payload-only change: patch the chunks' payloads, never their vectors."""
-        assert work.previous is not None
-        ids = chunk_ids(work.doc.id, 0, work.previous.chunk_count)
-        patch: dict[str, object] = dict(document_metadata(work.doc))
-        old = self.store.get(self.collection, ids[:1])
-        if old:
-            fixed = {"doc_id", "chunk", "start", "end", "text", "content_hash",
-                     "last_embedded_at", "fingerprint"}
-            patch.update({k: None for k in old[0].payload if k not in patch and k not in fixed})
-        self.store.update_payload(self.collection, patch, ids=ids)
-
-    def _record(self, work: _Work, now: str) -> DocRecord:
-        if work.status == "metadata":
-            assert work.previous is not None
-            return DocRecord(work.doc.id, work.digest, work.meta_digest,
-                             work.previous.chunk_count, work.doc.source,
-                             work.previous.fingerprint, work.previous.last_embedded_at)
-        return DocRecord(work.doc.id, work.digest, work.meta_digest, len(work.chunks),
-                         work.doc.source, self._fingerprint(), now)
-
-    def _count(self, works: list[_Work], chunks: int) -> None:
+    def _count(self, works: list[Work], chunks: int) -> None:
         for work in works:
             name = {"new": "documents_new", "changed": "documents_changed",
                     "metadata": "documents_metadata_updated"}[work.status]
@@ -328,14 +277,3 @@ class BatchIngest:
         self.ledger.remove_documents(self.collection, [r.doc_id for r in gone])
         self.summary.documents_deleted += len(gone)
 
-
-def _classify(doc: Document, previous: DocRecord | None, chunker: Chunker,
-              before_chunking: Callable[[], object]) -> _Work:
-    digest, meta_digest = text_hash(doc), metadata_hash(doc)
-    if previous is not None and previous.content_hash == digest:
-        status = "unchanged" if previous.meta_hash == meta_digest else "metadata"
-        return _Work(doc, status, digest, meta_digest, previous)
-    work = _Work(doc, "changed" if previous else "new", digest, meta_digest, previous)
-    before_chunking()
-    work.chunks = chunker.chunk(doc.id, embedded_text(doc))
-    return work

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from embedops.errors import StoreCorrupted, StoreError
+from embedops.ledger.keys import KeysMixin
+from embedops.ledger.outbox import OutboxMixin
 from embedops.ledger.schema import MIGRATIONS
 from embedops.sqlite_migrations import apply_migrations
 
@@ -57,8 +60,9 @@ class DeadLetter:
         return dict(self.__dict__)
 
 
-class Ledger:
-    """Documents, dead letters and runs of one store directory."""
+class Ledger(OutboxMixin, KeysMixin):
+    """Documents, dead letters, runs, the real-time outbox and API keys of one store
+    directory. A handle may be shared by threads: write transactions are serialised."""
 
     def __init__(self, store_dir: Path, read_only: bool = False) -> None:
         path = store_dir / "ledger.db"
@@ -66,6 +70,7 @@ class Ledger:
             raise StoreError(f"no ledger in {store_dir}: nothing was ingested there yet")
         store_dir.mkdir(parents=True, exist_ok=True)
         uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+        self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                          check_same_thread=False)
@@ -83,13 +88,14 @@ class Ledger:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"ledger write failed: {exc}") from exc
 
@@ -140,7 +146,7 @@ class Ledger:
 
     def drop_collection(self, collection: str) -> None:
         with self._tx() as conn:
-            for table in ("documents", "dead_letters", "runs"):
+            for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox"):
                 conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
 
     # --- dead letters --------------------------------------------------------------------

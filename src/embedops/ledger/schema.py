@@ -44,4 +44,46 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    (
+        2,
+        "real-time outbox, document versions, API keys",
+        """
+        CREATE TABLE write_clock (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL
+        );
+        INSERT INTO write_clock (id, seq) VALUES (1, 0);
+        CREATE TABLE doc_versions (
+            collection TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            latest_seq INTEGER NOT NULL,
+            applied_seq INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            reason TEXT,
+            origin TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (collection, doc_id)
+        );
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            collection TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('put', 'delete')),
+            body TEXT NOT NULL,
+            enqueued_at TEXT NOT NULL,
+            enqueued_ts REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX outbox_doc ON outbox (collection, doc_id);
+        CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            key_hash TEXT NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,
+            collections TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )
+        """,
+    ),
 )

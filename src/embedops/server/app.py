@@ -11,21 +11,26 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from embedops.config import Settings
 from embedops.embedders.base import Embedder
 from embedops.errors import EmbedOpsError
 from embedops.metrics import Metrics
+from embedops.server.auth import BodyLimit, authenticate, error_response
 from embedops.server.batching import DynamicBatcher
-from embedops.server.routers import embeddings, health
+from embedops.server.routers import collections, documents, embeddings, health, points, search
+from embedops.server.service import Service
 
 
 def create_app(settings: Settings, embedder: Embedder | None = None,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, *, open_store: bool = False) -> FastAPI:
     """The FastAPI app serving ``settings.model`` (or ``embedder`` when given; it is
-    loaded at startup otherwise). Routers: /v1/embeddings, /v1/models, /healthz,
-    /metrics."""
+    loaded at startup otherwise) and the collections of ``settings.store``. The store is
+    opened on first use, or at startup with ``open_store`` (so a restart drains the
+    queue at once); while open, this process is the store's one writer."""
     metrics = metrics or Metrics()
+    service = Service(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,19 +38,25 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
         batcher = DynamicBatcher(model, settings.server_max_batch_size,
                                  settings.server_max_wait_ms, metrics)
         batcher.start()
+        service.attach(batcher)
         app.state.batcher = batcher
+        if open_store:
+            await run_in_threadpool(service.open)
         try:
             yield
         finally:
             await batcher.stop()
+            await service.close()
 
     app = FastAPI(title="embedops", version=_version(), lifespan=lifespan,
-                  description="Self-hosted embeddings with an OpenAI-compatible API.")
-    app.state.settings, app.state.metrics = settings, metrics
-    app.include_router(embeddings.router)
-    app.include_router(health.router)
+                  description="Embeddings, real-time ingestion and search over HTTP.")
+    app.state.settings, app.state.metrics, app.state.service = settings, metrics, service
+    for router in (embeddings, health, collections, documents, points, search):
+        app.include_router(router.router)
     app.add_exception_handler(EmbedOpsError, _error_handler)  # type: ignore[arg-type]
+    app.middleware("http")(authenticate())
     app.middleware("http")(_timed(metrics))
+    app.add_middleware(BodyLimit, limit=settings.server_max_body_bytes)
     return app
 
 
@@ -57,8 +68,7 @@ def _load(settings: Settings) -> Embedder:
 
 
 async def _error_handler(request: Request, exc: EmbedOpsError) -> JSONResponse:
-    body = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
-    return JSONResponse(body, status_code=exc.status_code)
+    return error_response(exc)
 
 
 def _timed(metrics: Metrics) -> Callable[..., Awaitable[Response]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,12 @@ class DynamicBatcher:
     a running event loop; ``stop()`` fails whatever is still waiting."""
 
     def __init__(self, embedder: Embedder, max_batch_size: int = 64,
-                 max_wait_ms: float = 5.0, metrics: Metrics | None = None) -> None:
+                 max_wait_ms: float = 5.0, metrics: Metrics | None = None,
+                 lock: threading.Lock | None = None) -> None:
+        """``lock`` is held around each model call, to share the model with other
+        threads of the process (the real-time worker)."""
         self.embedder = embedder
+        self._model_lock = lock or threading.Lock()
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.metrics = metrics or Metrics()
@@ -100,4 +105,5 @@ class DynamicBatcher:
             row += n
 
     def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        return self.embedder.embed(texts), self.embedder.tokenizer.count(texts)
+        with self._model_lock:
+            return self.embedder.embed(texts), self.embedder.tokenizer.count(texts)

@@ -118,10 +118,14 @@ class HnswIndex:
                threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` keys and scores (higher is better) per query; -1 pads missing slots.
 
-        The search depth is ``max(ef or expansion_search, k)``.
+        The search depth is ``max(ef or expansion_search, k)``, widened by up to 2x while
+        tombstones (removed or replaced vectors) make up to a quarter of the index.
         """
         k = max(1, min(k, len(self.index)))
-        ef_value = max(int(ef or self.params["expansion_search"]), k)
+        # Removed nodes still occupy candidate slots during traversal: widen the search
+        # in proportion to the tombstone share until compaction clears them.
+        widen = 1.0 + 4.0 * self.removed / max(len(self.index), 1)
+        ef_value = max(int(int(ef or self.params["expansion_search"]) * widen), k)
         with self._lock:
             try:
                 self.index.expansion_search = ef_value

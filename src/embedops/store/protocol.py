@@ -24,7 +24,7 @@ METRICS: tuple[str, ...] = ("cosine", "ip", "l2")
 DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Hit:
     """One search result: the point's id, its similarity score and its payload."""
 

@@ -1,0 +1,272 @@
+"""The real-time driver: drains the ledger's durable queue (outbox) through the same
+preprocess -> chunk -> embed -> upsert -> ledger commit stages as the batch path.
+
+One worker thread per serving process. It gathers up to ``max_batch`` queued writes,
+waiting at most ``max_wait_ms`` after the first for more (dynamic micro-batching), and
+processes them per collection under the process's :class:`WriteGate`. For each document
+only its newest accepted version is applied; older queued versions are dropped as
+superseded. The store is written before the ledger and the queue rows are deleted last,
+so a crash at any moment leaves the writes queued and the next run repeats them under
+the same chunk ids (idempotent).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from embedops.config import Settings
+from embedops.embedders import Embedder, load_matching_embedder, load_tokenizer
+from embedops.errors import EmbedOpsError, StoreError
+from embedops.ingest.chunking import Chunker, make_chunker
+from embedops.ingest.ordering import WriteGate
+from embedops.ingest.stages import (
+    Work,
+    build_points,
+    classify,
+    doc_record,
+    embed_isolating_failures,
+    orphan_ids,
+    update_metadata,
+)
+from embedops.ledger import Ledger
+from embedops.ledger.ledger import utc_now
+from embedops.ledger.outbox import OutboxEntry, Outcome
+from embedops.metrics import Metrics
+from embedops.preprocess.pipeline import PreprocessOptions, preprocess_bytes, preprocess_text
+from embedops.store.protocol import CollectionInfo, VectorStore
+from embedops.types import Document
+
+MAX_ATTEMPTS = 5
+
+
+class EmbedderPool:
+    """Embedders by fingerprint, loaded once, plus one lock that serialises every model
+    call of the process (models and tokenizers are not re-entrant)."""
+
+    def __init__(self, settings: Settings, served: Embedder | None = None) -> None:
+        self.settings = settings
+        self.model_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._embedders: dict[str, Embedder] = {}
+        self._chunkers: dict[str, Chunker] = {}
+        if served is not None:
+            self._embedders[served.info.fingerprint] = served
+
+    def get(self, model: str, fingerprint: str) -> Embedder:
+        """The embedder whose vectors carry ``fingerprint``; raises FingerprintMismatch."""
+        with self._lock:
+            if fingerprint not in self._embedders:
+                s = self.settings
+                self._embedders[fingerprint] = load_matching_embedder(
+                    model, fingerprint, s.cache_dir, s.backend, s.batch_size, settings=s)
+            return self._embedders[fingerprint]
+
+    def chunker(self, model: str) -> Chunker:
+        """The chunker of ``settings`` with ``model``'s tokenizer (as the batch path)."""
+        with self._lock:
+            if model not in self._chunkers:
+                tokenizer = load_tokenizer(model, self.settings.cache_dir)
+                self._chunkers[model] = make_chunker(self.settings, tokenizer)
+            return self._chunkers[model]
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> Any:
+        with self.model_lock:
+            return embedder.embed(texts)
+
+
+class _LockedEmbedder:
+    """An embedder whose calls take the pool's model lock."""
+
+    def __init__(self, pool: EmbedderPool, inner: Embedder) -> None:
+        self.info, self.tokenizer, self._pool, self._inner = (
+            inner.info, inner.tokenizer, pool, inner)
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return self._pool.embed(self._inner, texts)
+
+
+def document_from_body(doc_id: str, body: dict[str, Any],
+                       options: PreprocessOptions) -> Document | tuple[str, str, str]:
+    """The document a queued ``put`` describes, or ``(stage, reason, detail)``."""
+    metadata = dict(body.get("metadata") or {})
+    if body.get("text") is not None:
+        result = preprocess_text(str(body["text"]), doc_id, options,
+                                 title=body.get("title"), metadata=metadata)
+    else:
+        try:
+            data = base64.b64decode(str(body.get("content_base64", "")), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            return "decode", "invalid_base64", str(exc)
+        result = preprocess_bytes(data, doc_id, options)
+    if result.rejections or len(result.documents) != 1:
+        if result.rejections:
+            r = result.rejections[0]
+            return r.stage, r.reason, r.detail
+        return "decode", "not_one_document", f"{len(result.documents)} documents in one body"
+    doc = result.documents[0]
+    return dataclasses.replace(doc, id=doc_id, source=doc_id,
+                               metadata={**doc.metadata, **metadata})
+
+
+class RealtimeWorker:
+    """Drains the outbox in a background thread. ``wake()`` after enqueueing."""
+
+    def __init__(self, store: VectorStore, ledger: Ledger, gate: WriteGate,
+                 pool: EmbedderPool, settings: Settings, metrics: Metrics) -> None:
+        self.store, self.ledger, self.gate, self.pool = store, ledger, gate, pool
+        self.settings, self.metrics = settings, metrics
+        self.options = PreprocessOptions.from_settings(settings)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="embedops-realtime",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.5)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and self.drain_once():
+                    pass
+            except EmbedOpsError as exc:  # logged by the metrics; the rows stay queued
+                self.metrics.realtime_errors.labels(exc.code).inc()
+                self._stop.wait(0.5)
+
+    def drain_once(self) -> int:
+        """Process one micro-batch; returns how many queued writes it took (0: empty)."""
+        limit = self.settings.realtime_max_batch
+        entries = self._next(limit)
+        if not entries:
+            return 0
+        if len(entries) < limit and self.settings.realtime_max_wait_ms > 0:
+            self._stop.wait(self.settings.realtime_max_wait_ms / 1000.0)
+            entries = self._next(limit)
+        self.metrics.realtime_batch_size.observe(len(entries))
+        by_collection: dict[str, list[OutboxEntry]] = {}
+        for entry in entries:
+            by_collection.setdefault(entry.collection, []).append(entry)
+        for collection, group in by_collection.items():
+            self._process_guarded(collection, group)
+        return len(entries)
+
+    def _next(self, limit: int) -> list[OutboxEntry]:
+        with self.gate.lock:  # the gate's ledger handle is used under its lock only
+            return self.ledger.next_entries(limit)
+
+    def _process_guarded(self, collection: str, entries: list[OutboxEntry]) -> None:
+        try:
+            with self.gate.lock:
+                self._process(collection, entries)
+        except EmbedOpsError as exc:
+            with self.gate.lock:
+                self.ledger.touch_attempts([e.seq for e in entries])
+                if min(e.attempts for e in entries) + 1 >= MAX_ATTEMPTS:
+                    outcomes = [Outcome(e.doc_id, e.seq, "failed",
+                                        f"{exc.code}: {exc.message}") for e in entries]
+                    self.gate.record(collection, outcomes, [e.seq for e in entries])
+            raise
+
+    def _process(self, collection: str, entries: list[OutboxEntry]) -> None:
+        """Apply the newest version of each document among ``entries``."""
+        versions = self.ledger.latest_versions(collection, [e.doc_id for e in entries])
+        newest: dict[str, OutboxEntry] = {}
+        for entry in entries:
+            latest, applied = versions.get(entry.doc_id, (entry.seq, 0))
+            if entry.seq >= latest and entry.seq > applied:
+                newest[entry.doc_id] = entry
+        self.metrics.realtime_documents.labels("superseded").inc(len(entries) - len(newest))
+        outcomes = self._apply(collection, list(newest.values()))
+        self.gate.record(collection, outcomes, [e.seq for e in entries])
+        now = time.time()
+        for outcome in outcomes:
+            self.metrics.realtime_documents.labels(outcome.status).inc()
+            if outcome.status == "embedded":
+                self.metrics.realtime_lag.observe(now - newest[outcome.doc_id].enqueued_ts)
+
+    def _apply(self, collection: str, entries: list[OutboxEntry]) -> list[Outcome]:
+        outcomes = [self._delete(collection, e) for e in entries if e.op == "delete"]
+        puts = [e for e in entries if e.op == "put"]
+        if not puts:
+            return outcomes
+        try:
+            info = self.store.get_collection(collection)
+        except StoreError as exc:
+            return outcomes + [Outcome(e.doc_id, e.seq, "failed", exc.code) for e in puts]
+        return outcomes + self._put(info, puts)
+
+    def _delete(self, collection: str, entry: OutboxEntry) -> Outcome:
+        try:
+            self.store.delete(collection, filter={"field": "doc_id", "eq": entry.doc_id})
+        except StoreError as exc:
+            if exc.code != "collection_not_found":
+                raise
+        self.ledger.remove_documents(collection, [entry.doc_id])
+        return Outcome(entry.doc_id, entry.seq, "deleted")
+
+    def _put(self, info: CollectionInfo, entries: list[OutboxEntry]) -> list[Outcome]:
+        failures: dict[str, str] = {}
+        record_failure = self._failure_recorder(info.name, failures)
+        previous = self.ledger.documents(info.name, [e.doc_id for e in entries])
+        chunker = self.pool.chunker(info.model)
+        embedder = _LockedEmbedder(self.pool, self.pool.get(info.model, info.fingerprint))
+        works: list[Work] = []
+        for entry in entries:
+            doc = document_from_body(entry.doc_id, entry.body, self.options)
+            if isinstance(doc, tuple):
+                record_failure(Work(Document(entry.doc_id, ""), "new", "", "", None), *doc)
+                continue
+            works.append(classify(doc, previous.get(doc.id), chunker, lambda: None))
+        self._write(info, works, embedder, record_failure)
+        return [Outcome(e.doc_id, e.seq, "failed", failures[e.doc_id])
+                if e.doc_id in failures else Outcome(e.doc_id, e.seq, "embedded")
+                for e in entries]
+
+    def _write(self, info: CollectionInfo, works: list[Work], embedder: Any,
+               on_failure: Callable[[Work, str, str, str], None]) -> None:
+        to_embed = [w for w in works if w.status in ("new", "changed")]
+        embedded = embed_isolating_failures(embedder, to_embed, on_failure)
+        now = utc_now()
+        ids, vectors, payloads = build_points(embedded, info.fingerprint, now)
+        if vectors is not None:
+            self.store.upsert(info.name, ids, vectors, payloads, fingerprint=info.fingerprint)
+        orphans = orphan_ids([w for w, _ in embedded])
+        if orphans:
+            self.store.delete(info.name, ids=orphans)
+        updated = [w for w in works if w.status == "metadata"]
+        for work in updated:
+            update_metadata(self.store, info.name, work)
+        done = [w for w, _ in embedded] + updated + [w for w in works
+                                                      if w.status == "unchanged"]
+        self.ledger.commit_documents(info.name, [doc_record(w, info.fingerprint, now)
+                                                 for w in done if w.status != "unchanged"])
+
+    def _failure_recorder(self, collection: str,
+                          failures: dict[str, str]) -> Callable[[Work, str, str, str], None]:
+        def record(work: Work, stage: str, reason: str, detail: str) -> None:
+            self.ledger.record_dead_letter(collection, work.doc.id, work.doc.id, stage,
+                                           reason, detail)
+            failures[work.doc.id] = f"{stage}: {reason}" + (f" ({detail})" if detail else "")
+
+        return record

@@ -1,0 +1,167 @@
+"""Documents: write (one or bulk), delete, and status. Writes are queued durably in the
+ledger and answered 202 with a status URL; ``?wait=true`` answers once the write is
+searchable (or failed), or 202 after ``server_wait_timeout_s``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from embedops.errors import DocumentNotFound, InputRejected
+from embedops.server.dependencies import READ, WRITE, ServiceDep
+from embedops.server.service import Service
+
+router = APIRouter(tags=["documents"])
+DOC_ID = Path(..., min_length=1, max_length=512, description="The document's id.")
+WAIT = Query(False, description="Answer once the write is searchable (or failed).")
+
+
+class DocumentBody(BaseModel):
+    """``text``, or ``content_base64`` (bytes of a text, HTML, Markdown or PDF file)."""
+
+    text: str | None = None
+    content_base64: str | None = None
+    title: str | None = Field(None, max_length=1000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_content(self) -> DocumentBody:
+        if (self.text is None) == (self.content_base64 is None):
+            raise ValueError("give exactly one of `text` and `content_base64`")
+        if self.content_base64 is not None:
+            try:
+                base64.b64decode(self.content_base64, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError(f"content_base64 is not valid base64: {exc}") from exc
+        return self
+
+    def queued(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class BulkDocument(DocumentBody):
+    id: str = Field(..., min_length=1, max_length=512)
+
+
+class BulkBody(BaseModel):
+    documents: list[BulkDocument] = Field(..., min_length=1)
+
+
+def _check_id(doc_id: str) -> None:
+    if any(ord(c) < 32 for c in doc_id):
+        raise InputRejected("document_id", "document ids cannot hold control characters")
+
+
+def status_url(collection: str, doc_id: str) -> str:
+    return f"/collections/{quote(collection, safe='')}/documents/{quote(doc_id, safe='/')}"
+
+
+async def _accept(service: Service, collection: str,
+                  writes: list[tuple[str, str, dict[str, Any]]],
+                  wait: bool) -> tuple[list[dict[str, Any]], int]:
+    """Queue ``writes``; returns one status item per write and the HTTP status."""
+    for doc_id, _, _ in writes:
+        _check_id(doc_id)
+    info = await run_in_threadpool(service.collection_for_write, collection)
+    versions = await run_in_threadpool(service.ledger.enqueue, info.name, writes)
+    futures = [service.waiters.register(info.name, d, v)
+               for (d, _, _), v in zip(writes, versions, strict=True)] if wait else []
+    assert service.worker is not None
+    service.worker.wake()
+    done = await _wait(service, info.name, writes, futures) if wait else False
+    items = []
+    for (doc_id, _, _), version in zip(writes, versions, strict=True):
+        item = await run_in_threadpool(_settled_status, service, info.name, doc_id) \
+            if done else {"collection": info.name, "id": doc_id, "status": "queued"}
+        items.append({**item, "version": version,
+                      "status_url": status_url(info.name, doc_id)})
+    return items, 200 if done else 202
+
+
+async def _wait(service: Service, collection: str, writes: list[tuple[str, str, Any]],
+                futures: list[asyncio.Future[Any]]) -> bool:
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures),
+                               timeout=service.settings.server_wait_timeout_s)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        for (doc_id, _, _), future in zip(writes, futures, strict=True):
+            service.waiters.discard(collection, doc_id, future)
+
+
+@router.put("/collections/{collection}/documents/{doc_id:path}", dependencies=[WRITE],
+            status_code=202, summary="Write one document")
+async def put_document(collection: str, body: DocumentBody, service: ServiceDep,
+                       doc_id: str = DOC_ID, wait: bool = WAIT) -> JSONResponse:
+    """Queue the document (the collection is created with the served model on first
+    write). 202 with ``status_url`` once durable; with ``wait``, 200 when done."""
+    items, code = await _accept(service, collection, [(doc_id, "put", body.queued())], wait)
+    return JSONResponse(items[0], status_code=code,
+                        headers={"Location": items[0]["status_url"]})
+
+
+@router.post("/collections/{collection}/documents", dependencies=[WRITE], status_code=202,
+             summary="Write many documents")
+async def post_documents(collection: str, body: BulkBody, service: ServiceDep,
+                         wait: bool = WAIT) -> JSONResponse:
+    """Queue up to ``server_max_bulk_documents`` documents in one transaction."""
+    limit = service.settings.server_max_bulk_documents
+    if len(body.documents) > limit:
+        raise InputRejected("too_many", f"{len(body.documents)} documents; at most {limit}")
+    writes = [(d.id, "put", d.model_dump(exclude_none=True, exclude={"id"}))
+              for d in body.documents]
+    items, code = await _accept(service, collection, writes, wait)
+    return JSONResponse({"documents": items}, status_code=code)
+
+
+@router.delete("/collections/{collection}/documents/{doc_id:path}", dependencies=[WRITE],
+               status_code=202, summary="Delete one document")
+async def delete_document(collection: str, service: ServiceDep, doc_id: str = DOC_ID,
+                          wait: bool = WAIT) -> JSONResponse:
+    """Queue the removal of every chunk of the document."""
+    await run_in_threadpool(service.store.get_collection, collection)
+    items, code = await _accept(service, collection, [(doc_id, "delete", {})], wait)
+    return JSONResponse(items[0], status_code=code)
+
+
+@router.get("/collections/{collection}/documents/{doc_id:path}", dependencies=[READ],
+            summary="Status of one document")
+def get_document(collection: str, service: ServiceDep,
+                 doc_id: str = DOC_ID) -> dict[str, Any]:
+    """``status``: queued, embedded or failed (with ``reason``); ``last_embedded_at`` and
+    ``chunks`` of the version in the store. 404 for unknown or deleted documents."""
+    name = service.store.get_collection(collection).name
+    return document_status(service, name, doc_id)
+
+
+def _settled_status(service: Service, collection: str, doc_id: str) -> dict[str, Any]:
+    try:
+        return document_status(service, collection, doc_id)
+    except DocumentNotFound:
+        return {"collection": collection, "id": doc_id, "status": "deleted"}
+
+
+def document_status(service: Service, collection: str, doc_id: str) -> dict[str, Any]:
+    version = service.ledger.version_status(collection, doc_id)
+    record = service.ledger.documents(collection, [doc_id]).get(doc_id)
+    if (version is None and record is None) or (version and version["status"] == "deleted"):
+        raise DocumentNotFound(f"no document {doc_id!r} in collection {collection!r}")
+    status = version["status"] if version else "embedded"
+    return {"collection": collection, "id": doc_id, "status": status,
+            "reason": version["reason"] if version else None,
+            "version": version["latest_seq"] if version else None,
+            "applied_version": version["applied_seq"] if version else None,
+            "origin": version["origin"] if version else "batch",
+            "last_embedded_at": record.last_embedded_at if record else None,
+            "chunks": record.chunk_count if record else 0,
+            "content_hash": record.content_hash if record else None}

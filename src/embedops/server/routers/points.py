@@ -1,0 +1,51 @@
+"""``POST /collections/{c}/points``: upsert vectors embedded elsewhere. The collection
+must exist; its dimension and fingerprint rules apply (422 on mismatch)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from embedops.errors import InputRejected
+from embedops.server.dependencies import WRITE, ServiceDep
+
+router = APIRouter(tags=["points"])
+
+
+class PointIn(BaseModel):
+    id: str = Field(..., min_length=1, max_length=512)
+    vector: list[float] = Field(..., min_length=1, max_length=65536)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class PointsBody(BaseModel):
+    points: list[PointIn] = Field(..., min_length=1)
+    fingerprint: str | None = Field(
+        None, description="The embedder fingerprint of the vectors; checked when given.")
+
+
+@router.post("/collections/{collection}/points", dependencies=[WRITE],
+             summary="Upsert precomputed vectors")
+def upsert_points(collection: str, body: PointsBody, service: ServiceDep) -> dict[str, Any]:
+    """Insert or replace points atomically (all or none)."""
+    limit = service.settings.server_max_points
+    if len(body.points) > limit:
+        raise InputRejected("too_many", f"{len(body.points)} points; at most {limit}")
+    dims = {len(p.vector) for p in body.points}
+    if len(dims) != 1:
+        raise InputRejected("vector", f"vectors of different lengths {sorted(dims)}")
+    if any(not math.isfinite(x) for p in body.points for x in p.vector):
+        raise InputRejected("vector", "vectors must hold finite numbers (no NaN or inf)")
+    ids = [p.id for p in body.points]
+    if len(set(ids)) != len(ids):
+        raise InputRejected("duplicate_id", "each point id may appear once per request")
+    vectors = np.asarray([p.vector for p in body.points], dtype=np.float32)
+    with service.write_gate.lock:
+        written = service.store.upsert(collection, ids, vectors,
+                                       [p.payload for p in body.points],
+                                       fingerprint=body.fingerprint)
+    return {"collection": service.store.resolve(collection), "upserted": written}

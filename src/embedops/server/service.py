@@ -1,0 +1,219 @@
+"""What the collection endpoints share: the store this process owns, its ledger, the
+write gate, the real-time worker, the embedders and the waiters of ``?wait=true``.
+
+The store is opened on first use (or at startup, as ``embedops serve`` does so a restart
+drains what a crash left queued). The process holds the store's single-writer lock for
+its lifetime; the batch path runs inside it through :meth:`Service.batch_ingest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from embedops.config import Settings
+from embedops.embedders.base import Embedder
+from embedops.errors import CollectionExists, CollectionNotFound, ServiceUnavailable
+from embedops.ingest.ordering import WriteGate
+from embedops.ingest.realtime import EmbedderPool, RealtimeWorker
+from embedops.ledger import Ledger
+from embedops.ledger.keys import ApiKey
+from embedops.ledger.outbox import Outcome
+from embedops.metrics import Metrics
+from embedops.server.batching import DynamicBatcher
+from embedops.store import EmbeddedStore, open_store
+from embedops.store.protocol import CollectionInfo
+
+
+class Waiters:
+    """Futures of requests waiting for a document version to be applied."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple[str, str], list[tuple[int, asyncio.Future[Outcome]]]] = {}
+
+    def register(self, collection: str, doc_id: str, version: int) -> asyncio.Future[Outcome]:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._waiting.setdefault((collection, doc_id), []).append((version, future))
+        return future
+
+    def discard(self, collection: str, doc_id: str, future: asyncio.Future[Outcome]) -> None:
+        with self._lock:
+            left = [w for w in self._waiting.get((collection, doc_id), []) if w[1] is not future]
+            if left:
+                self._waiting[(collection, doc_id)] = left
+            else:
+                self._waiting.pop((collection, doc_id), None)
+
+    def notify(self, collection: str, outcomes: Sequence[Outcome]) -> None:
+        """Resolve every waiter whose version is covered by an outcome (any thread)."""
+        for outcome in outcomes:
+            with self._lock:
+                waiting = self._waiting.pop((collection, outcome.doc_id), [])
+                keep = [(v, f) for v, f in waiting if v > outcome.version]
+                if keep:
+                    self._waiting[(collection, outcome.doc_id)] = keep
+            for version, future in waiting:
+                if version <= outcome.version:
+                    _resolve(future, outcome)
+
+
+def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    loop = future.get_loop()
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(lambda: future.done() or future.set_result(outcome))
+
+
+class Service:
+    """The serving process's handle on its store. Thread-safe."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.waiters = Waiters()
+        self.pool: EmbedderPool | None = None
+        self.served: DynamicBatcher | None = None
+        self._batchers: dict[str, DynamicBatcher] = {}
+        self._open_lock = threading.Lock()
+        self._store: EmbeddedStore | None = None
+        self._api_ledger: Ledger | None = None
+        self._keys_ledger: Ledger | None = None
+        self.gate: WriteGate | None = None
+        self.worker: RealtimeWorker | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def attach(self, served: DynamicBatcher) -> None:
+        """Called at startup with the batcher of the served model."""
+        self.served = served
+        self.pool = EmbedderPool(self.settings, served.embedder)
+        served._model_lock = self.pool.model_lock
+        self._batchers[served.embedder.info.fingerprint] = served
+
+    def open(self) -> EmbeddedStore:
+        """Open the store, the ledger and start the worker (once); raises StoreLocked
+        when another process writes the store."""
+        with self._open_lock:
+            if self._store is None:
+                if self.pool is None:
+                    raise ServiceUnavailable("the service is still starting")
+                store = open_store(self.settings.store)
+                worker_ledger = Ledger(Path(self.settings.store))
+                self._api_ledger = Ledger(Path(self.settings.store))
+                self.gate = WriteGate(worker_ledger)
+                self.gate.subscribe(self.waiters.notify)
+                self.worker = RealtimeWorker(store, worker_ledger, self.gate, self.pool,
+                                             self.settings, self.metrics)
+                self.worker.start()
+                self._store = store
+            return self._store
+
+    async def close(self) -> None:
+        for batcher in self._batchers.values():
+            if batcher is not self.served:
+                await batcher.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        for ledger in (self._api_ledger, self.gate.ledger if self.gate else None,
+                       self._keys_ledger):
+            if ledger is not None:
+                ledger.close()
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def store(self) -> EmbeddedStore:
+        return self._store or self.open()
+
+    @property
+    def ledger(self) -> Ledger:
+        self.open()
+        assert self._api_ledger is not None
+        return self._api_ledger
+
+    @property
+    def write_gate(self) -> WriteGate:
+        self.open()
+        assert self.gate is not None
+        return self.gate
+
+    def ready(self) -> bool:
+        return self.served is not None and (
+            self._store is None or (self.worker is not None and self.worker.alive()))
+
+    # --- keys ----------------------------------------------------------------------------
+
+    def _keys(self) -> Ledger | None:
+        if self._api_ledger is not None:
+            return self._api_ledger
+        if self._keys_ledger is None and (Path(self.settings.store) / "ledger.db").exists():
+            self._keys_ledger = Ledger(Path(self.settings.store))
+        return self._keys_ledger
+
+    def auth_required(self) -> bool:
+        ledger = self._keys()
+        return ledger is not None and ledger.keys_configured()
+
+    def lookup_key(self, key: str) -> ApiKey | None:
+        ledger = self._keys()
+        return ledger.lookup_key(key) if ledger is not None else None
+
+    # --- collections and embedding --------------------------------------------------------
+
+    def collection_for_write(self, name: str) -> CollectionInfo:
+        """The collection ``name`` (or its alias target); created with the served model on
+        first write."""
+        try:
+            return self.store.get_collection(name)
+        except CollectionNotFound:
+            assert self.served is not None
+            info = self.served.embedder.info
+            try:
+                return self.store.create_collection(name, info.dim,
+                                                    fingerprint=info.fingerprint,
+                                                    model=info.name)
+            except CollectionExists:
+                return self.store.get_collection(name)
+
+    def batcher_for(self, info: CollectionInfo) -> DynamicBatcher:
+        """The query batcher of the collection's model (call on the event loop)."""
+        if info.fingerprint not in self._batchers:
+            assert self.pool is not None
+            embedder: Embedder = self.pool.get(info.model, info.fingerprint)
+            s = self.settings
+            batcher = DynamicBatcher(embedder, s.server_max_batch_size, s.server_max_wait_ms,
+                                     self.metrics, lock=self.pool.model_lock)
+            batcher.start()
+            self._batchers[info.fingerprint] = batcher
+        return self._batchers[info.fingerprint]
+
+    def refresh_gauges(self) -> None:
+        """Queue depth, indexing lag, index memory and points, for a metrics scrape."""
+        if self._store is None or self._api_ledger is None:
+            return
+        depth, oldest = self._api_ledger.queue_stats()
+        self.metrics.queue_depth.set(depth)
+        self.metrics.indexing_lag.set(max(0.0, time.time() - oldest) if oldest else 0.0)
+        for info in self._store.list_collections():
+            stats: dict[str, Any] = self._store.stats(info.name)
+            self.metrics.index_memory.labels(info.name).set(stats.get("index_bytes", 0))
+            self.metrics.collection_points.labels(info.name).set(info.points)
+
+    def batch_ingest(self, paths: Sequence[Path], options: Any, progress: Any = None) -> Any:
+        """Run the batch path inside this process, ordered against real-time writes.
+        ``options`` is an ``IngestOptions`` (``progress`` as for ``BatchIngest``); returns
+        its ``IngestSummary``."""
+        from embedops.ingest.batch import BatchIngest
+
+        store = self.store
+        ledger = Ledger(Path(self.settings.store))
+        try:
+            job = BatchIngest(store, ledger, self.settings, options, progress,
+                              gate=self.write_gate)
+            return job.run(paths)
+        finally:
+            ledger.close()
