@@ -159,3 +159,27 @@ def test_missing_path_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
                    check=False)
     assert proc.returncode == 2
     assert "no such file or directory" in proc.stderr
+
+
+def test_new_chunking_plan_rechunks_everything(cli: Cli, corpus: Path) -> None:
+    cli.ingest(str(corpus), "--chunk-tokens", "32", "--overlap", "4")
+    before = _points(cli.store)
+    summary = cli.ingest(str(corpus), "--chunk-tokens", "16", "--overlap", "2")
+    after = _points(cli.store)
+    assert summary["documents_changed"] == 6 and summary["documents_unchanged"] == 0
+    assert len(after) > len(before)
+    long_ids = sorted((i for i in after if i.startswith("long.txt#")),
+                      key=lambda i: int(i.split("#")[1]))
+    assert long_ids == [f"long.txt#{n}" for n in range(len(long_ids))]
+    assert cli.json("verify")[0]["ok"] is True
+
+
+def test_unchanged_files_are_skipped_changed_ones_read(cli: Cli, corpus: Path) -> None:
+    cli.ingest(str(corpus))
+    (corpus / "sub" / "b.md").write_text("# Dogs\n\nDogs enjoy long walks by the river.\n")
+    summary = cli.ingest(str(corpus))
+    assert summary["documents_changed"] == 1 and summary["documents_unchanged"] == 5
+    # unchanged bytes would be rejected the same way again: not re-read, not re-counted
+    assert summary["documents_failed"] == 0
+    letters = {d["doc_id"]: d for d in cli.json("dlq", "list")}
+    assert letters["archive.txt"]["attempts"] == 1

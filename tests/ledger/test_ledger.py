@@ -9,6 +9,7 @@ import pytest
 
 from embedops.errors import StoreCorrupted, StoreError
 from embedops.ledger import DocRecord, Ledger
+from embedops.ledger.schema import MIGRATIONS
 
 
 def _rec(doc_id: str, h: str = "h", chunks: int = 2) -> DocRecord:
@@ -66,7 +67,9 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     Ledger(tmp_path).close()
     Ledger(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "ledger.db")
-    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [number for number, _, _ in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))  # numbered without gaps
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -81,3 +84,23 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_read_only_needs_an_existing_ledger(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="nothing was ingested"):
         Ledger(tmp_path / "empty", read_only=True)
+
+
+def test_upgrade_from_version_1_keeps_documents(tmp_path: Path) -> None:
+    """A ledger written by the first schema opens under the current one, data intact."""
+    conn = sqlite3.connect(tmp_path / "ledger.db")
+    conn.executescript(MIGRATIONS[0][2] + ";CREATE TABLE schema_migrations (version INTEGER "
+                       "PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);"
+                       "INSERT INTO schema_migrations VALUES (1, 'initial', 'then');"
+                       "INSERT INTO documents VALUES ('c','d','h','m',3,'s','fp','t','t');")
+    conn.close()
+    docs = Ledger(tmp_path).documents("c")
+    assert docs["d"].chunk_count == 3 and docs["d"].plan == ""
+
+
+def test_forgetting_documents_forgets_their_source_files(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.commit_documents("c", [_rec("a"), _rec("b")])
+    ledger.record_sources("c", [("/abs/a", "/src/a", "h1", "o"), ("/abs/b", "/src/b", "h2", "o")])
+    ledger.remove_documents("c", ["a"])
+    assert set(ledger.source_digests("c")) == {"/abs/b"}

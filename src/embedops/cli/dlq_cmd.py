@@ -79,7 +79,8 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
                 by_collection.setdefault(d.collection, set()).add(_source_of(d))
         for name, sources in sorted(by_collection.items()):
             preprocess = PreprocessOptions.from_settings(settings)
-            options = IngestOptions(collection=name, preprocess=preprocess)
+            options = IngestOptions(collection=name, preprocess=preprocess,
+                                    reread_unchanged=True)
             job = BatchIngest(vstore, ledger, settings, options)
             results[name] = job.run_files(sorted(sources, key=str)).to_dict()
         remaining = len(ledger.dead_letters(collection))

@@ -5,10 +5,17 @@ chunks documents while the calling thread embeds and writes. A batch holds whole
 documents (about ``batch_size`` chunks); each batch is written to the store first and
 committed to the ledger second, so a crash at any moment costs at most the batch in
 flight, which the next run embeds again under the same ids.
+
+Once every document of a file is committed, the file's byte digest is recorded (with a
+digest of the preprocessing options and chunking plan); a later run skips a file whose
+bytes and options are unchanged without decoding it, which makes re-runs over unchanged
+corpora cost little more than reading the files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import queue
 import threading
 import time
@@ -22,7 +29,7 @@ from embedops.errors import CollectionNotFound
 from embedops.ingest.chunking import make_chunker
 from embedops.ingest.documents import chunk_ids
 from embedops.ingest.ordering import WriteGate
-from embedops.ingest.sources import SourceFile, discover
+from embedops.ingest.sources import SourceFile, discover, file_digest
 from embedops.ingest.stages import (
     Work,
     build_points,
@@ -34,7 +41,7 @@ from embedops.ingest.stages import (
 )
 from embedops.ledger import Ledger
 from embedops.ledger.ledger import utc_now
-from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file
+from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
 from embedops.store.protocol import CollectionInfo, VectorStore
 from embedops.types import Rejection
 
@@ -48,6 +55,8 @@ class IngestOptions:
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    # Read every file even when its bytes are unchanged (``dlq retry`` does).
+    reread_unchanged: bool = False
 
 
 @dataclass
@@ -75,6 +84,27 @@ Progress = Callable[[str, int], None]
 _DONE = object()
 
 
+@dataclass(frozen=True)
+class _FileDone:
+    """Every document of a file has been queued. ``digest`` None: not recordable.
+
+    A file with rejected parts is recorded too: the same bytes would be rejected the same
+    way; ``dlq retry`` re-reads them on request. A file with a document that failed to
+    embed (possibly a transient failure) is not recorded, so the next run tries again."""
+
+    source: SourceFile
+    source_id: str
+    digest: str | None
+
+
+@dataclass(frozen=True)
+class _FileSkipped:
+    """A file whose bytes and options are unchanged since all its documents committed."""
+
+    source: SourceFile
+    doc_ids: list[str]
+
+
 class BatchIngest:
     """One ingest run into one collection. Not thread-safe; one run at a time."""
 
@@ -91,6 +121,9 @@ class BatchIngest:
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
         self._seen: set[str] = set()
+        self._ready_files: list[_FileDone] = []
+        self._failed_sources: set[str] = set()
+        self._options_hash = ""
 
     def _existing_collection(self) -> CollectionInfo | None:
         try:
@@ -129,22 +162,36 @@ class BatchIngest:
 
     def _start_reader(self, files: Sequence[SourceFile]) -> queue.Queue[object]:
         known = self.ledger.documents(self.collection) if self._info else {}
+        digests = self.ledger.source_digests(self.collection) if self._info else {}
+        by_source: dict[str | None, list[str]] = {}
+        for record in known.values():
+            by_source.setdefault(record.source, []).append(record.doc_id)
         model = self._info.model if self._info else self.settings.model
         chunker = make_chunker(self.settings, load_tokenizer(model, self.settings.cache_dir))
+        self._options_hash = _options_hash(chunker.plan, self.options.preprocess)
         out: queue.Queue[object] = queue.Queue(maxsize=4096)
+
+        def read_file(source: SourceFile) -> None:
+            rel = source_id(source.path, source.root)
+            digest = file_digest(source.path)
+            if (digest and not self.options.reread_unchanged
+                    and digests.get(str(source.path)) == (rel, digest, self._options_hash)):
+                out.put(_FileSkipped(source, by_source.get(rel, [])))
+                return
+            mark = self.gate.read_mark() if self.gate else 0
+            result = preprocess_file(source.path, source.root, self.options.preprocess)
+            for rejection in result.rejections:
+                out.put((rejection, source))
+            for doc in result.documents:
+                work = classify(doc, known.get(doc.id), chunker, self._load_embedder)
+                work.read_mark = mark
+                out.put(work)
+            out.put(_FileDone(source, rel, digest))
 
         def read() -> None:
             try:
                 for source in files:
-                    mark = self.gate.read_mark() if self.gate else 0
-                    result = preprocess_file(source.path, source.root, self.options.preprocess)
-                    for rejection in result.rejections:
-                        out.put((rejection, source))
-                    for doc in result.documents:
-                        work = classify(doc, known.get(doc.id), chunker, self._load_embedder)
-                        work.read_mark = mark
-                        out.put(work)
-                    out.put(("file-done", source))
+                    read_file(source)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 out.put(exc)
             finally:
@@ -159,7 +206,7 @@ class BatchIngest:
         while (item := items.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, tuple):
+            if isinstance(item, tuple | _FileDone | _FileSkipped):
                 self._handle_side_item(item)
                 continue
             assert isinstance(item, Work)
@@ -175,12 +222,22 @@ class BatchIngest:
                 pending, pending_chunks = [], 0
         if pending:
             self._flush(pending)
+        self._record_files(self._ready_files)
 
-    def _handle_side_item(self, item: tuple[object, SourceFile]) -> None:
-        what, source = item
-        if what == "file-done":
+    def _handle_side_item(self, item: object) -> None:
+        if isinstance(item, _FileDone):
+            self._ready_files.append(item)
             self.progress("file", 1)
-        elif isinstance(what, Rejection):
+            return
+        if isinstance(item, _FileSkipped):
+            self._seen.update(item.doc_ids)
+            self.summary.documents_unchanged += len(item.doc_ids)
+            self.progress("document", len(item.doc_ids))
+            self.progress("file", 1)
+            return
+        assert isinstance(item, tuple)
+        what, source = item
+        if isinstance(what, Rejection):
             self._seen.add(what.source)
             self.ledger.record_dead_letter(self.collection, what.source, str(source.path),
                                            what.stage, what.reason, what.detail)
@@ -190,13 +247,27 @@ class BatchIngest:
     # --- one batch -----------------------------------------------------------------------
 
     def _flush(self, batch: list[Work]) -> None:
+        # Files whose end was seen before this batch have all their documents in it or
+        # in earlier batches: once it is written, they are complete.
+        ready, self._ready_files = self._ready_files, []
         if self.gate is None:
             self._write(batch, {})
-            return
-        with self.gate.lock:
-            admitted, versions = self.gate.admit(self.collection, batch)
-            self.progress("document", len(batch) - len(admitted))
-            self._write(admitted, versions)
+        else:
+            with self.gate.lock:
+                admitted, versions = self.gate.admit(self.collection, batch)
+                self.progress("document", len(batch) - len(admitted))
+                kept = {id(w) for w in admitted}
+                self._failed_sources.update(str(w.doc.source) for w in batch
+                                            if id(w) not in kept)
+                self._write(admitted, versions)
+        self._record_files(ready)
+
+    def _record_files(self, files: list[_FileDone]) -> None:
+        """Remember the digests of files that were read whole and fully committed."""
+        complete = [(str(f.source.path), f.source_id, f.digest, self._options_hash)
+                    for f in files if f.digest and f.source_id not in self._failed_sources]
+        if complete and self._info is not None:
+            self.ledger.record_sources(self.collection, complete)  # type: ignore[arg-type]
 
     def _write(self, batch: list[Work], versions: dict[str, int]) -> None:
         to_embed = [w for w in batch if w.status in ("new", "changed")]
@@ -220,6 +291,7 @@ class BatchIngest:
         self._count(done, len(ids))
 
     def _dead_letter(self, work: Work, stage: str, reason: str, detail: str) -> None:
+        self._failed_sources.add(str(work.doc.source))
         self.ledger.record_dead_letter(self.collection, work.doc.id, work.doc.source,
                                        stage, reason, detail)
         if self.gate is not None:
@@ -277,3 +349,9 @@ class BatchIngest:
         self.ledger.remove_documents(self.collection, [r.doc_id for r in gone])
         self.summary.documents_deleted += len(gone)
 
+
+
+def _options_hash(plan: str, options: PreprocessOptions) -> str:
+    """Digest of everything besides a file's bytes that decides its documents' chunks."""
+    blob = json.dumps([plan, asdict(options)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]

@@ -12,7 +12,10 @@ from embedops.types import Chunk
 
 
 class Chunker(Protocol):
-    """Splits one cleaned document text into chunks."""
+    """Splits one cleaned document text into chunks. ``plan`` names the chunker and its
+    limits: a document chunked under another plan is chunked and embedded again."""
+
+    plan: str
 
     def chunk(self, doc_id: str, text: str) -> list[Chunk]: ...
 

@@ -47,6 +47,7 @@ class Work:
     previous: DocRecord | None
     chunks: list[Chunk] = field(default_factory=list)
     read_mark: int = 0
+    plan: str = ""
 
 
 # Called with (work, stage, reason, detail) when a document cannot be embedded.
@@ -55,12 +56,15 @@ OnFailure = Callable[[Work, str, str, str], None]
 
 def classify(doc: Document, previous: DocRecord | None, chunker: Chunker,
              before_chunking: Callable[[], object]) -> Work:
-    """Compare ``doc`` with its ledger record; chunk it only when its content changed."""
+    """Compare ``doc`` with its ledger record; chunk it only when its content (or the
+    chunking plan) changed."""
     digest, meta_digest = text_hash(doc), metadata_hash(doc)
-    if previous is not None and previous.content_hash == digest:
+    if (previous is not None and previous.content_hash == digest
+            and previous.plan == chunker.plan):
         status = "unchanged" if previous.meta_hash == meta_digest else "metadata"
-        return Work(doc, status, digest, meta_digest, previous)
-    work = Work(doc, "changed" if previous else "new", digest, meta_digest, previous)
+        return Work(doc, status, digest, meta_digest, previous, plan=chunker.plan)
+    work = Work(doc, "changed" if previous else "new", digest, meta_digest, previous,
+                plan=chunker.plan)
     before_chunking()
     work.chunks = chunker.chunk(doc.id, embedded_text(doc))
     return work
@@ -141,6 +145,7 @@ def doc_record(work: Work, fingerprint: str, now: str) -> DocRecord:
         assert work.previous is not None
         return DocRecord(work.doc.id, work.digest, work.meta_digest,
                          work.previous.chunk_count, work.doc.source,
-                         work.previous.fingerprint, work.previous.last_embedded_at)
+                         work.previous.fingerprint, work.previous.last_embedded_at,
+                         work.previous.plan)
     return DocRecord(work.doc.id, work.digest, work.meta_digest, len(work.chunks),
-                     work.doc.source, fingerprint, now)
+                     work.doc.source, fingerprint, now, work.plan)

@@ -40,6 +40,7 @@ class DocRecord:
     source: str | None
     fingerprint: str
     last_embedded_at: str
+    plan: str = ""  # how the text was chunked (chunker and limits); see Chunker.plan
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Ledger(OutboxMixin, KeysMixin):
                   ) -> dict[str, DocRecord]:
         """Records of ``doc_ids`` (all documents when None) that the ledger knows."""
         sql = ("SELECT doc_id, content_hash, meta_hash, chunk_count, source, fingerprint, "
-               "last_embedded_at FROM documents WHERE collection = ?")
+               "last_embedded_at, plan FROM documents WHERE collection = ?")
         if doc_ids is None:
             rows = self._conn.execute(sql, (collection,)).fetchall()
         else:
@@ -128,25 +129,64 @@ class Ledger(OutboxMixin, KeysMixin):
         now = utc_now()
         with self._tx() as conn:
             conn.executemany(
-                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?) "
+                "INSERT INTO documents (collection, doc_id, content_hash, meta_hash, chunk_count,"
+                " source, fingerprint, last_embedded_at, updated_at, plan)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (collection, doc_id) DO UPDATE SET content_hash=excluded.content_hash,"
                 " meta_hash=excluded.meta_hash, chunk_count=excluded.chunk_count,"
                 " source=excluded.source, fingerprint=excluded.fingerprint,"
-                " last_embedded_at=excluded.last_embedded_at, updated_at=excluded.updated_at",
+                " last_embedded_at=excluded.last_embedded_at, updated_at=excluded.updated_at,"
+                " plan=excluded.plan",
                 [(collection, r.doc_id, r.content_hash, r.meta_hash, r.chunk_count, r.source,
-                  r.fingerprint, r.last_embedded_at, now) for r in records],
+                  r.fingerprint, r.last_embedded_at, now, r.plan) for r in records],
             )
             conn.executemany("DELETE FROM dead_letters WHERE collection = ? AND doc_id = ?",
                              [(collection, r.doc_id) for r in records])
 
     def remove_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
+        """Forget documents, and the digests of the files they came from, so the next
+        ingest of those files reads them again instead of skipping them as unchanged."""
         with self._tx() as conn:
-            conn.executemany("DELETE FROM documents WHERE collection = ? AND doc_id = ?",
-                             [(collection, d) for d in doc_ids])
+            for i in range(0, len(doc_ids), 500):
+                part = list(doc_ids[i : i + 500])
+                marks = ",".join("?" * len(part))
+                conn.execute(
+                    "DELETE FROM sources WHERE collection = ? AND source IN (SELECT source "
+                    f"FROM documents WHERE collection = ? AND doc_id IN ({marks}))",
+                    (collection, collection, *part))
+                conn.execute(f"DELETE FROM documents WHERE collection = ? AND doc_id IN ({marks})",
+                             (collection, *part))
+
+    # --- source files --------------------------------------------------------------------
+
+    def source_digests(self, collection: str) -> dict[str, tuple[str, str, str]]:
+        """Absolute path -> (source id, bytes hash, options hash) of files whose documents
+        were all committed when they were last ingested."""
+        rows = self._conn.execute("SELECT path, source, bytes_hash, options_hash FROM sources "
+                                  "WHERE collection = ?", (collection,)).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def record_sources(self, collection: str,
+                       files: Sequence[tuple[str, str, str, str]]) -> None:
+        """Remember ``(path, source id, bytes hash, options hash)`` of files whose every
+        document is committed, so an unchanged file can be skipped without decoding it."""
+        now = utc_now()
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (collection, path) DO "
+                "UPDATE SET source=excluded.source, bytes_hash=excluded.bytes_hash,"
+                " options_hash=excluded.options_hash, updated_at=excluded.updated_at",
+                [(collection, path, src, digest, opts, now) for path, src, digest, opts in files])
+
+    def forget_sources(self, collection: str, paths: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM sources WHERE collection = ? AND path = ?",
+                             [(collection, p) for p in paths])
 
     def drop_collection(self, collection: str) -> None:
         with self._tx() as conn:
-            for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox"):
+            for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox",
+                          "sources"):
                 conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
 
     # --- dead letters --------------------------------------------------------------------

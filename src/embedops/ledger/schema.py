@@ -86,4 +86,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    (
+        3,
+        "chunking plan per document, source file digests",
+        """
+        ALTER TABLE documents ADD COLUMN plan TEXT NOT NULL DEFAULT '';
+        CREATE TABLE sources (
+            collection TEXT NOT NULL,
+            path TEXT NOT NULL,
+            source TEXT NOT NULL,
+            bytes_hash TEXT NOT NULL,
+            options_hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (collection, path)
+        );
+        CREATE INDEX sources_source ON sources (collection, source)
+        """,
+    ),
 )

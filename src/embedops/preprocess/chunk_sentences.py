@@ -52,6 +52,7 @@ class SentenceChunker:
         self.tokenizer = tokenizer
         self.splitter = TokenChunker(tokenizer, chunk_tokens, overlap=min(32, chunk_tokens // 4))
         self.limit = self.splitter.limit
+        self.plan = f"sentences:n={sentences}:overlap={overlap}:limit={self.limit}"
 
     def chunk(self, doc_id: str, text: str) -> list[Chunk]:
         pieces, counts = self._pieces(text)

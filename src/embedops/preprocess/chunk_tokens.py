@@ -27,6 +27,7 @@ class TokenChunker:
             raise ValueError(f"overlap {overlap} must be smaller than the window {self.limit}")
         self.overlap = overlap
         self.tokenizer = tokenizer
+        self.plan = f"tokens:limit={self.limit}:overlap={overlap}"
 
     def chunk(self, doc_id: str, text: str) -> list[Chunk]:
         spans = self.tokenizer.offsets(text)
