@@ -8,11 +8,11 @@ the next number.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 
 from embedops.errors import StoreCorrupted, StoreError
+from embedops.sqlite_migrations import Migration, apply_migrations
 
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     (
         1,
         "initial",
@@ -60,14 +60,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 LATEST = MIGRATIONS[-1][0]
 
 
-def _applied(conn: sqlite3.Connection) -> set[int]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-
-
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply every pending migration in order; returns the versions applied now.
 
@@ -76,29 +68,10 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
     Raises ``StoreCorrupted`` if the database records a version newer than this code knows.
     """
-    done = _applied(conn)
-    if done and max(done) > LATEST:
-        raise StoreCorrupted(
-            f"store schema version {max(done)} is newer than this embedops ({LATEST})"
-        )
-    applied: list[int] = []
-    for version, name, sql in MIGRATIONS:
-        if version in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, name, datetime.now(UTC).isoformat()),
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        applied.append(version)
-    return applied
+    try:
+        return apply_migrations(conn, MIGRATIONS)
+    except ValueError as exc:
+        raise StoreCorrupted(f"store {exc}") from exc
 
 
 def check_current(conn: sqlite3.Connection) -> None:

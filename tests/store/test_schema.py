@@ -1,0 +1,30 @@
+"""The store's numbered migrations: applied once, recorded, newer schemas refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from embedops.errors import StoreCorrupted
+from embedops.store import open_store
+from embedops.store.schema import MIGRATIONS
+
+
+def test_migrations_recorded_once(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    open_store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "store.sqlite")
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [number for number, _, _ in MIGRATIONS]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "store.sqlite")
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'now')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorrupted, match="newer"):
+        open_store(tmp_path)
