@@ -183,3 +183,12 @@ def test_unchanged_files_are_skipped_changed_ones_read(cli: Cli, corpus: Path) -
     assert summary["documents_failed"] == 0
     letters = {d["doc_id"]: d for d in cli.json("dlq", "list")}
     assert letters["archive.txt"]["attempts"] == 1
+
+
+def test_status_summarises_the_store(cli: Cli, corpus: Path) -> None:
+    assert cli.json("status")["exists"] is False
+    summary = cli.ingest(str(corpus))
+    status = cli.json("status")
+    assert status["collections"] == 1 and status["points"] == summary["chunks_embedded"]
+    assert status["documents"] == 6 and status["dead_letters"] == 2
+    assert status["queue_depth"] == 0 and status["indexing_lag_s"] is None

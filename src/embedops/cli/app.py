@@ -17,6 +17,7 @@ from embedops.cli import (
     models_cmd,
     search_cmd,
     serve_cmd,
+    status_cmd,
 )
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ app.command(name="collections")(collections_cmd.collections)
 app.command(name="verify")(collections_cmd.verify)
 app.command(name="cost")(cost_cmd.cost)
 app.command(name="serve")(serve_cmd.serve)
+app.command(name="status")(status_cmd.status)
 app.add_typer(dlq_cmd.app, name="dlq")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(collections_cmd.store_app, name="store")

@@ -1,0 +1,59 @@
+"""`embedops status`: what a store holds and what is pending, at a glance."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from embedops.cli.context import (
+    JsonOption,
+    StoreOption,
+    console,
+    handle_errors,
+    open_store_and_ledger,
+    print_json,
+    settings_from,
+    wants_json,
+)
+
+
+def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption = False) -> None:
+    """Store, collections, aliases, dead letters, real-time queue depth and indexing lag."""
+    settings = settings_from(ctx, store=store)
+    report: dict[str, Any] = {"store": str(settings.store), "exists": settings.store.exists()}
+    if report["exists"]:
+        with handle_errors(), open_store_and_ledger(settings, read_only=True) as (vs, ledger):
+            report.update(_describe(vs, ledger))
+    if wants_json(ctx, json_out):
+        print_json(report)
+        return
+    if not report["exists"]:
+        console.print(f"no store at {settings.store} yet: `embedops ingest PATH` creates it")
+        return
+    table = Table(title=f"embedops store {settings.store}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key in ("collections", "points", "documents", "dead_letters", "queue_depth",
+                "indexing_lag_s", "aliases"):
+        table.add_row(key.replace("_", " "), str(report[key]))
+    console.print(table)
+
+
+def _describe(vs: Any, ledger: Any) -> dict[str, Any]:
+    collections = vs.list_collections()
+    depth, oldest = ledger.queue_stats() if ledger else (0, None)
+    lag = None if oldest is None else max(0.0, time.time() - oldest)
+    return {
+        "collections": len(collections),
+        "points": sum(c.points for c in collections),
+        "documents": sum(ledger.document_count(c.name) for c in collections) if ledger else 0,
+        "dead_letters": len(ledger.dead_letters()) if ledger else 0,
+        "queue_depth": depth,
+        "indexing_lag_s": None if lag is None else round(lag, 3),
+        "aliases": len(vs.list_aliases()),
+        "by_collection": [{"name": c.name, "model": c.model, "points": c.points,
+                           "dtype": c.dtype} for c in collections],
+    }
