@@ -28,7 +28,8 @@ COMMANDS = _commands(typer.main.get_command(app))
 def test_the_documented_commands_exist() -> None:
     names = {" ".join(c) for c in COMMANDS}
     assert {"models", "embed", "chunk", "ingest", "search", "eval", "collections", "verify",
-            "dlq list", "dlq show", "dlq retry", "dlq purge", "store rebuild", "cost", "serve", "status", "keys create", "keys revoke"} <= names
+            "dlq list", "dlq show", "dlq retry", "dlq purge", "store rebuild", "cost", "serve",
+            "status", "keys create", "keys revoke"} <= names
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
