@@ -67,7 +67,10 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
         if store.read_only:
             raise ReadOnlyStore(f"store {store.path} is open read-only; {method.__name__} "
                                 "needs a read-write handle")
-        return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            store._writes_done += 1  # invalidates the read path's catalog cache
 
     return _guarded(wrapper)
 
@@ -81,6 +84,8 @@ class EmbeddedStore:
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._writes_done = 0
+        self._rows: dict[str, tuple[tuple[int, int], CollectionRow]] = {}
         self._writer: WriterLock | None = None
         self._conn: sqlite3.Connection | None = None
         if not read_only:
@@ -288,13 +293,27 @@ class EmbeddedStore:
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; see ``embedops.store.search`` for plans."""
-        row = lookup(self.conn, collection)
+        row = self._read_lookup(collection)
         if not isinstance(k, int) or k < 1:
             raise StoreError(f"k must be a positive integer, got {k!r}")
         queries = quantization.prepare(vectors, row.dim, row.metric)
         _check_dim(row, queries)
         where = compile_filter(filter) if filter is not None else None
         return self._search.search(row, queries, k, where, ef, exact)
+
+    def _read_lookup(self, name: str) -> CollectionRow:
+        """The catalog row for a read, reused until this handle writes or another
+        connection commits (SQLite's ``data_version``): saves a query per search."""
+        (data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        version = (int(data_version), self._writes_done)
+        cached = self._rows.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        row = lookup(self.conn, name)
+        if len(self._rows) > 256:
+            self._rows.clear()
+        self._rows[name] = (version, row)
+        return row
 
     def search_one(self, collection: str, vector: np.ndarray, k: int = 10,
                    filter: Filter | None = None, ef: int | None = None,
