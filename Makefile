@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STORE := .embedops-demo
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench bench-store lint clean
 
 install: $(STAMP)
 
@@ -31,9 +31,19 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest -q
 
+# Benchmarks print JSON; results and commands are recorded in docs/benchmarks*.md.
 bench: install
 	$(BIN)/python bench/chunking.py
-	$(BIN)/python bench/embed_throughput.py
+	$(BIN)/python bench/embed_throughput.py --ndcg
+	$(BIN)/python bench/ingest.py
+
+# The store against the stores users would pick instead, in a separate venv so the
+# competitors' dependencies never touch .venv. N=1000000 for the 1M run.
+N ?= 100000
+bench-store: install
+	test -x .venv-bench/bin/python || $(PY) -m venv .venv-bench
+	.venv-bench/bin/pip install -q -c constraints.txt -e . -r requirements-bench.txt
+	.venv-bench/bin/python bench/ann.py --n $(N) --queries 1000 --updates 10000
 
 clean:
-	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench $(DEMO_STORE) .pytest_cache .ruff_cache
