@@ -192,3 +192,31 @@ def test_status_summarises_the_store(cli: Cli, corpus: Path) -> None:
     assert status["collections"] == 1 and status["points"] == summary["chunks_embedded"]
     assert status["documents"] == 6 and status["dead_letters"] == 2
     assert status["queue_depth"] == 0 and status["indexing_lag_s"] is None
+
+
+def test_same_id_from_two_files_is_one_document(cli: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "dup"
+    root.mkdir()
+    long_text = " ".join(f"word{i}" for i in range(300))
+    (root / "a.jsonl").write_text(json.dumps({"_id": "1", "text": long_text}) + "\n")
+    (root / "b.jsonl").write_text(json.dumps({"_id": "1", "text": "short text here"}) + "\n")
+    summary = cli.ingest(str(root), "--chunk-tokens", "32", "--overlap", "4")
+    assert summary["documents_new"] == 1 and summary["documents_failed"] == 1
+    ids = {i for i in _points(cli.store) if i.startswith("1#")}
+    assert len(ids) == summary["chunks_embedded"] > 1  # a.jsonl's chunks, nothing of b's
+    assert cli.json("verify")[0]["ok"] is True
+    (letter,) = cli.json("dlq", "list")
+    assert letter["reason"] == "duplicate_id" and letter["doc_id"] == "1@b.jsonl"
+
+
+def test_retry_of_an_embedding_failure_keeps_the_document_id(cli: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.txt").write_text("A document about retrying dead letters.")
+    ledger = Ledger(cli.store)
+    ledger.record_dead_letter("default", "sub/a.txt", str(root / "sub" / "a.txt"), "embed",
+                              "embedder_retryable", "503", root=str(root))
+    ledger.close()
+    cli.run("dlq", "retry", "--json", env_extra={"EMBEDOPS_MODEL": "testing/hash-64"})
+    assert set(_points(cli.store)) == {"sub/a.txt#0"}
+    assert cli.json("dlq", "list") == []

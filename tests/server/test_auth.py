@@ -82,6 +82,25 @@ def test_scopes_and_collections_give_403(served: tuple[str, Path]) -> None:
                       headers=bearer(admin)).status_code == 201
 
 
+def test_collection_limited_admin_cannot_alias_its_way_out(served: tuple[str, Path]) -> None:
+    url, store = served
+    admin = create_key(store, "--scope", "admin")["key"]
+    mine_admin = create_key(store, "--scope", "admin", "--collection", "mine")["key"]
+    secret = {"text": "top secret payroll data"}
+    assert httpx.put(f"{url}/collections/secret/documents/s?wait=true", json=secret,
+                     headers=bearer(admin)).status_code == 200
+    hijack = httpx.post(f"{url}/aliases", json={"alias": "mine", "collection": "secret"},
+                        headers=bearer(mine_admin))
+    assert hijack.status_code == 403
+    found = httpx.post(f"{url}/collections/mine/search", json={"query": "payroll"},
+                       headers=bearer(mine_admin))
+    assert "payroll" not in found.text
+    assert httpx.put(f"{url}/aliases/anything", json={"collection": "secret"},
+                     headers=bearer(mine_admin)).status_code == 403
+    assert httpx.delete(f"{url}/aliases/anything",
+                        headers=bearer(mine_admin)).status_code == 403
+
+
 def test_revoked_key_is_401(served: tuple[str, Path]) -> None:
     url, store = served
     made = create_key(store, "--scope", "read")

@@ -110,3 +110,19 @@ def test_values_never_reach_the_sql_text(value: str) -> None:
     sql, params = compile_filter({"field": "lang", "eq": value})
     assert params == [value]
     assert sql == compile_filter({"field": "lang", "eq": "fixed"})[0]
+
+
+def test_deeply_nested_filters_are_refused_not_recursed() -> None:
+    from embedops.errors import InvalidFilter
+    from embedops.store.filters import compile_filter
+
+    with pytest.raises(InvalidFilter, match="deeper"):
+        compile_filter("not " * 3000 + "a = 1")
+    with pytest.raises(InvalidFilter, match="deeper"):
+        compile_filter("(" * 2000 + "a = 1" + ")" * 2000)
+    nested: dict = {"field": "a", "eq": 1}
+    for _ in range(3000):
+        nested = {"not": nested}
+    with pytest.raises(InvalidFilter, match="deeper"):
+        compile_filter(nested)
+    compile_filter("not " * 10 + "a = 1")  # modest nesting still works

@@ -94,6 +94,8 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
 def _source_of(letter: DeadLetter) -> SourceFile:
     """The file to re-read, with the root that gives it its original document id."""
     path = Path(str(letter.source))
+    if letter.root:
+        return SourceFile(path, Path(letter.root))
     if path.as_posix().endswith("/" + letter.doc_id):
         return SourceFile(path, Path(path.as_posix()[: -len(letter.doc_id) - 1]))
     return SourceFile(path, path.parent)

@@ -121,6 +121,7 @@ class BatchIngest:
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
         self._seen: set[str] = set()
+        self._claimed: set[str] = set()  # ids a source of this run has given
         self._ready_files: list[_FileDone] = []
         self._failed_sources: set[str] = set()
         self._options_hash = ""
@@ -185,6 +186,7 @@ class BatchIngest:
             for doc in result.documents:
                 work = classify(doc, known.get(doc.id), chunker, self._load_embedder)
                 work.read_mark = mark
+                work.origin = (str(source.path), str(source.root))
                 out.put(work)
             out.put(_FileDone(source, rel, digest))
 
@@ -210,6 +212,12 @@ class BatchIngest:
                 self._handle_side_item(item)
                 continue
             assert isinstance(item, Work)
+            if item.doc.id in self._claimed:
+                # Two sources of this run give the same id: the first one wins, so the id
+                # stays one document with one set of chunks (no orphans, no flip-flop).
+                self._duplicate(item)
+                continue
+            self._claimed.add(item.doc.id)
             self._seen.add(item.doc.id)
             if item.status == "unchanged":
                 self.summary.documents_unchanged += 1
@@ -231,6 +239,7 @@ class BatchIngest:
             return
         if isinstance(item, _FileSkipped):
             self._seen.update(item.doc_ids)
+            self._claimed.update(item.doc_ids)
             self.summary.documents_unchanged += len(item.doc_ids)
             self.progress("document", len(item.doc_ids))
             self.progress("file", 1)
@@ -240,7 +249,8 @@ class BatchIngest:
         if isinstance(what, Rejection):
             self._seen.add(what.source)
             self.ledger.record_dead_letter(self.collection, what.source, str(source.path),
-                                           what.stage, what.reason, what.detail)
+                                           what.stage, what.reason, what.detail,
+                                           root=str(source.root))
             self.summary.documents_failed += 1
             self.progress("document", 1)
 
@@ -290,10 +300,23 @@ class BatchIngest:
             self.gate.applied(self.collection, {w.doc.id: versions[w.doc.id] for w in done})
         self._count(done, len(ids))
 
+    def _duplicate(self, work: Work) -> None:
+        """A second document with an id this run already took: a dead letter of its own
+        (keyed by id and source, so committing the first one does not clear it)."""
+        self._failed_sources.add(str(work.doc.source))
+        path, root = work.origin or (work.doc.source, None)
+        self.ledger.record_dead_letter(
+            self.collection, f"{work.doc.id}@{work.doc.source}", path, "parse",
+            "duplicate_id", f"document id {work.doc.id!r} already came from another source "
+            "in this run; the first one is kept", root=root)
+        self.summary.documents_failed += 1
+        self.progress("document", 1)
+
     def _dead_letter(self, work: Work, stage: str, reason: str, detail: str) -> None:
         self._failed_sources.add(str(work.doc.source))
-        self.ledger.record_dead_letter(self.collection, work.doc.id, work.doc.source,
-                                       stage, reason, detail)
+        path, root = work.origin or (work.doc.source, None)
+        self.ledger.record_dead_letter(self.collection, work.doc.id, path, stage, reason,
+                                       detail, root=root)
         if self.gate is not None:
             self.gate.failed(self.collection, work.doc.id, f"{stage}: {reason}")
         self.summary.documents_failed += 1

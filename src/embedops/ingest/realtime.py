@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ from embedops.store.protocol import CollectionInfo, VectorStore
 from embedops.types import Document
 
 MAX_ATTEMPTS = 5
+_log = logging.getLogger(__name__)
 
 
 class EmbedderPool:
@@ -150,9 +152,14 @@ class RealtimeWorker:
             try:
                 while not self._stop.is_set() and self.drain_once():
                     pass
-            except EmbedOpsError as exc:  # logged by the metrics; the rows stay queued
+            except EmbedOpsError as exc:  # counted in the metrics; the rows stay queued
                 self.metrics.realtime_errors.labels(exc.code).inc()
                 self._stop.wait(0.5)
+            except Exception:  # a bug or an untranslated library error must not end the
+                # worker (the queue would silently stop draining): log, count, back off
+                _log.exception("real-time worker iteration failed; retrying")
+                self.metrics.realtime_errors.labels("internal").inc()
+                self._stop.wait(1.0)
 
     def drain_once(self) -> int:
         """Process one micro-batch; returns how many queued writes it took (0: empty)."""
@@ -167,26 +174,37 @@ class RealtimeWorker:
         by_collection: dict[str, list[OutboxEntry]] = {}
         for entry in entries:
             by_collection.setdefault(entry.collection, []).append(entry)
-        for collection, group in by_collection.items():
-            self._process_guarded(collection, group)
+        failed = [collection for collection, group in by_collection.items()
+                  if not self._process_guarded(collection, group)]
+        if failed:  # failed writes stay queued with one more attempt: back off a little
+            self._stop.wait(0.5)
         return len(entries)
 
     def _next(self, limit: int) -> list[OutboxEntry]:
         with self.gate.lock:  # the gate's ledger handle is used under its lock only
             return self.ledger.next_entries(limit)
 
-    def _process_guarded(self, collection: str, entries: list[OutboxEntry]) -> None:
+    def _process_guarded(self, collection: str, entries: list[OutboxEntry]) -> bool:
+        """Process a group; on failure retry its writes one at a time, so one bad write
+        fails alone (after ``MAX_ATTEMPTS``) instead of taking its neighbours with it.
+        Returns False when some write failed this time."""
         try:
             with self.gate.lock:
                 self._process(collection, entries)
+            return True
         except EmbedOpsError as exc:
+            if len(entries) > 1:
+                results = [self._process_guarded(collection, [e]) for e in entries]
+                return all(results)
+            self.metrics.realtime_errors.labels(exc.code).inc()
+            (entry,) = entries
             with self.gate.lock:
-                self.ledger.touch_attempts([e.seq for e in entries])
-                if min(e.attempts for e in entries) + 1 >= MAX_ATTEMPTS:
-                    outcomes = [Outcome(e.doc_id, e.seq, "failed",
-                                        f"{exc.code}: {exc.message}") for e in entries]
-                    self.gate.record(collection, outcomes, [e.seq for e in entries])
-            raise
+                self.ledger.touch_attempts([entry.seq])
+                if entry.attempts + 1 >= MAX_ATTEMPTS:
+                    outcome = Outcome(entry.doc_id, entry.seq, "failed",
+                                      f"{exc.code}: {exc.message}")
+                    self.gate.record(collection, [outcome], [entry.seq])
+            return False
 
     def _process(self, collection: str, entries: list[OutboxEntry]) -> None:
         """Apply the newest version of each document among ``entries``."""

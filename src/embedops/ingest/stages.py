@@ -48,6 +48,8 @@ class Work:
     chunks: list[Chunk] = field(default_factory=list)
     read_mark: int = 0
     plan: str = ""
+    # (absolute path, root) of the file the document came from, for dead letters
+    origin: tuple[str, str] | None = None
 
 
 # Called with (work, stage, reason, detail) when a document cannot be embedded.

@@ -56,6 +56,7 @@ class DeadLetter:
     attempts: int
     first_seen: str
     last_seen: str
+    root: str | None = None  # the directory ``doc_id`` is relative to, for ``dlq retry``
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -192,21 +193,26 @@ class Ledger(OutboxMixin, KeysMixin):
     # --- dead letters --------------------------------------------------------------------
 
     def record_dead_letter(self, collection: str, doc_id: str, source: str | None,
-                           stage: str, reason: str, detail: str = "") -> None:
-        """Add a dead letter, or count one more attempt of an existing one."""
+                           stage: str, reason: str, detail: str = "",
+                           root: str | None = None) -> None:
+        """Add a dead letter, or count one more attempt of an existing one. ``source`` is
+        the file's absolute path and ``root`` the directory its document ids are relative
+        to, when the document came from a file."""
         now = utc_now()
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO dead_letters VALUES (?,?,?,?,?,?,1,?,?) "
+                "INSERT INTO dead_letters (collection, doc_id, source, stage, reason, detail,"
+                " attempts, first_seen, last_seen, root) VALUES (?,?,?,?,?,?,1,?,?,?) "
                 "ON CONFLICT (collection, doc_id) DO UPDATE SET attempts = attempts + 1,"
                 " stage=excluded.stage, reason=excluded.reason, detail=excluded.detail,"
-                " source=excluded.source, last_seen=excluded.last_seen",
-                (collection, doc_id, source, stage, reason, detail[:2000], now, now),
+                " source=excluded.source, last_seen=excluded.last_seen, root=excluded.root",
+                (collection, doc_id, source, stage, reason, detail[:2000], now, now, root),
             )
 
     def dead_letters(self, collection: str | None = None,
                      doc_ids: Sequence[str] | None = None) -> list[DeadLetter]:
-        sql = "SELECT * FROM dead_letters"
+        sql = ("SELECT collection, doc_id, source, stage, reason, detail, attempts, first_seen,"
+               " last_seen, root FROM dead_letters")
         clauses, params = [], []
         if collection is not None:
             clauses.append("collection = ?")

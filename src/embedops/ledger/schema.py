@@ -103,4 +103,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX sources_source ON sources (collection, source)
         """,
     ),
+    (
+        4,
+        "dead letters remember the root their document id is relative to",
+        """
+        ALTER TABLE dead_letters ADD COLUMN root TEXT
+        """,
+    ),
 )

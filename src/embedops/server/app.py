@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
     for router in (embeddings, health, collections, documents, points, search):
         app.include_router(router.router)
     app.add_exception_handler(EmbedOpsError, _error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
     app.middleware("http")(authenticate())
     app.middleware("http")(_timed(metrics))
     app.add_middleware(BodyLimit, limit=settings.server_max_body_bytes)
@@ -65,6 +67,17 @@ def _load(settings: Settings) -> Embedder:
 
     return load_embedder(settings.model, settings.cache_dir, settings.backend,
                          settings.batch_size, settings=settings)
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 for a body or parameter that fails validation. The offending input is not
+    echoed back: it may not even be representable as JSON (NaN), and it may be large."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    message = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
+    return JSONResponse({"error": {"message": message or "invalid request",
+                                   "type": "invalid_request", "code": "invalid_request"},
+                         "detail": detail}, status_code=422)
 
 
 async def _error_handler(request: Request, exc: EmbedOpsError) -> JSONResponse:

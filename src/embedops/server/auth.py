@@ -60,6 +60,12 @@ def require(scope: str) -> Callable[[Request], None]:
         if key is None:
             return
         collection = request.path_params.get("collection")
+        if collection is None and key.collections is not None and scope != "read":
+            # Creating collections and pointing aliases reach beyond the key's collections
+            # (an alias it may read could be pointed anywhere): unrestricted keys only.
+            raise Forbidden(f"API key {key.key_id} is limited to collections "
+                            f"{sorted(key.collections)}; managing collections and aliases "
+                            "needs a key without a collection limit")
         if not key.allows(scope, collection):
             where = f" on collection {collection!r}" if collection else ""
             raise Forbidden(f"API key {key.key_id} lacks the {scope!r} scope{where}")

@@ -102,13 +102,17 @@ class Service:
                 if self.pool is None:
                     raise ServiceUnavailable("the service is still starting")
                 store = open_store(self.settings.store)
-                worker_ledger = Ledger(Path(self.settings.store))
-                self._api_ledger = Ledger(Path(self.settings.store))
-                self.gate = WriteGate(worker_ledger)
-                self.gate.subscribe(self.waiters.notify)
-                self.worker = RealtimeWorker(store, worker_ledger, self.gate, self.pool,
-                                             self.settings, self.metrics)
-                self.worker.start()
+                try:
+                    worker_ledger = Ledger(Path(self.settings.store))
+                    self._api_ledger = Ledger(Path(self.settings.store))
+                    self.gate = WriteGate(worker_ledger)
+                    self.gate.subscribe(self.waiters.notify)
+                    self.worker = RealtimeWorker(store, worker_ledger, self.gate, self.pool,
+                                                 self.settings, self.metrics)
+                    self.worker.start()
+                except BaseException:
+                    store.close()  # release the writer lock, or every retry is StoreLocked
+                    raise
                 self._store = store
             return self._store
 

@@ -63,10 +63,19 @@ def _token_value(kind: str, raw: str) -> Any:
     return raw
 
 
+MAX_DEPTH = 64  # nesting of not/parentheses; deeper filters are refused, not recursed into
+
+
 class _Parser:
     def __init__(self, tokens: list[tuple[str, Any]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
+
+    def nested(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise InvalidFilter(f"filter nests deeper than {MAX_DEPTH} levels")
 
     def peek(self) -> tuple[str, Any]:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", None)
@@ -99,11 +108,16 @@ class _Parser:
     def unary(self) -> dict[str, Any]:
         if self.is_word("not"):
             self.pos += 1
-            return {"not": self.unary()}
+            self.nested()
+            inner = {"not": self.unary()}
+            self.depth -= 1
+            return inner
         if self.peek() == ("op", "("):
             self.pos += 1
+            self.nested()
             inner = self.expr()
             self.take("op", ")")
+            self.depth -= 1
             return inner
         return self.comparison()
 

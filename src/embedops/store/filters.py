@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from embedops.errors import InvalidFilter
+from embedops.store.filter_parser import MAX_DEPTH
 
 FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 LEAF_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
@@ -162,7 +163,24 @@ def compile_filter(spec: Mapping[str, Any] | str) -> tuple[str, list[Any]]:
 
     The expression is safe to AND into a WHERE clause; raises ``InvalidFilter``.
     """
+    if not isinstance(spec, str):
+        check_depth(spec)
     return _compile(parse_filter(spec))
+
+
+def check_depth(spec: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse dict filters nested deeper than ``limit`` (checked without recursion)."""
+    stack = [(spec, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise InvalidFilter(f"filter nests deeper than {limit} levels")
+        if isinstance(node, Mapping):
+            stack.extend((child, depth + 1) for child in node.values()
+                         if isinstance(child, Mapping | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node
+                         if isinstance(child, Mapping | list))
 
 
 _MISSING = object()

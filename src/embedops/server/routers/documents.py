@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +42,10 @@ class DocumentBody(BaseModel):
                 base64.b64decode(self.content_base64, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ValueError(f"content_base64 is not valid base64: {exc}") from exc
+        try:  # payloads are strict JSON: NaN/Infinity would fail later, in the store
+            json.dumps(self.metadata, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"metadata must be plain JSON (no NaN or Infinity): {exc}") from exc
         return self
 
     def queued(self) -> dict[str, Any]:
