@@ -96,15 +96,18 @@ def sql_errors() -> Iterator[None]:
     """Translate sqlite3 exceptions into the store's error tree."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise StoreLocked(f"store database is busy: {exc}") from exc
-        raise StoreError(f"store database error: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        text = str(exc)
-        if "malformed" in text or "not a database" in text:
-            raise StoreCorrupted(f"store database is damaged: {text}") from exc
-        raise StoreError(f"store database error: {text}") from exc
+        raise translate_sql_error(exc) from exc
+
+
+def translate_sql_error(exc: sqlite3.DatabaseError) -> StoreError:
+    """The store error for a sqlite3 exception (busy/locked, damaged, other)."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreLocked(f"store database is busy: {text}")
+    if "malformed" in text or "not a database" in text:
+        return StoreCorrupted(f"store database is damaged: {text}")
+    return StoreError(f"store database error: {text}")
 
 
 @contextmanager

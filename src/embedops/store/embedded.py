@@ -32,7 +32,13 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import catalog, quantization, schema
-from embedops.store.catalog import CollectionRow, lookup, sql_errors, transaction
+from embedops.store.catalog import (
+    CollectionRow,
+    lookup,
+    sql_errors,
+    transaction,
+    translate_sql_error,
+)
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.hnsw_index import DEFAULT_PARAMS, remove_checkpoints
 from embedops.store.index_manager import IndexManager
@@ -51,10 +57,13 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         store = args[0]
         assert isinstance(store, EmbeddedStore)
-        with store._lock, sql_errors():
+        with store._lock:  # (a plain try is cheaper than a context manager on this path)
             if store._conn is None:
                 raise StoreError("store handle is closed")
-            return method(*args, **kwargs)
+            try:
+                return method(*args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise translate_sql_error(exc) from exc
 
     return wrapper
 

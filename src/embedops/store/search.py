@@ -138,8 +138,9 @@ class Searcher:
         rows = self._fetch(keys[keys >= 0], with_vectors=rescore)
         out: list[list[Hit]] = []
         for qi, query in enumerate(queries):
-            found = [(int(key), float(val)) for key, val in zip(keys[qi], vals[qi], strict=True)
-                     if key >= 0 and int(key) in rows]
+            found = [(key, val) for key, val in zip(keys[qi].tolist(), vals[qi].tolist(),
+                                                    strict=True)
+                     if key >= 0 and key in rows]
             if rescore:
                 found = self._rescore(row, query, found, rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
