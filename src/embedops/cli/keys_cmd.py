@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -31,9 +32,9 @@ def keys_group(ctx: typer.Context, json_out: JsonOption = False) -> None:
         root.obj["json"] = True
 
 
-def _ledger(ctx: typer.Context, store: Path | None) -> Ledger:
-    settings = settings_from(ctx, store=store)
-    return Ledger(settings.store)
+def _ledger(ctx: typer.Context, store: Path | None) -> closing[Ledger]:
+    """The store's ledger for one command, closed afterwards."""
+    return closing(Ledger(settings_from(ctx, store=store).store))
 
 
 @app.command("create")
@@ -49,12 +50,8 @@ def create(
     json_out: JsonOption = False,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    with handle_errors():
-        ledger = _ledger(ctx, store)
-        try:
-            key, record = ledger.create_key(scope, collection or None, name)
-        finally:
-            ledger.close()
+    with handle_errors(), _ledger(ctx, store) as ledger:
+        key, record = ledger.create_key(scope, collection or None, name)
     if wants_json(ctx, json_out):
         print_json({"key": key, **record.to_dict()})
         return
@@ -66,12 +63,8 @@ def create(
 def list_keys(ctx: typer.Context, store: StoreOption = None,
               json_out: JsonOption = False) -> None:
     """Every key ever created (ids, scopes, collections; never the secret)."""
-    with handle_errors():
-        ledger = _ledger(ctx, store)
-        try:
-            keys = ledger.list_keys()
-        finally:
-            ledger.close()
+    with handle_errors(), _ledger(ctx, store) as ledger:
+        keys = ledger.list_keys()
     if wants_json(ctx, json_out):
         print_json([k.to_dict() for k in keys])
         return
@@ -96,11 +89,8 @@ def revoke(
     from embedops.errors import ConfigError
 
     with handle_errors():
-        ledger = _ledger(ctx, store)
-        try:
+        with _ledger(ctx, store) as ledger:
             done = ledger.revoke_key(key_id)
-        finally:
-            ledger.close()
         if not done:
             raise ConfigError(f"no active key with id {key_id!r}")
     if wants_json(ctx, json_out):

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from embedops.config import Settings
 from embedops.embedders.base import Embedder, Tokenizer
 from embedops.embedders.weights import KNOWN_MODELS, canonical_name
 from embedops.errors import ConfigError, FingerprintMismatch, ModelNotFound
+
+if TYPE_CHECKING:
+    from embedops.embedders.local import LocalModel
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # "auto" picks the path that won the side-by-side benchmark (docs/benchmarks.md).
@@ -43,16 +47,25 @@ def load_embedder(
         return _api_embedder(name, settings, api_base)
     if name.startswith("testing/"):
         return _test_embedder(name)
-    from embedops.embedders.local import LocalModel, TorchEmbedder
+    from embedops.embedders.local import LocalModel
 
-    model = LocalModel.resolve(name, cache_dir)
     chosen = AUTO_BACKEND if backend == "auto" else backend
-    if chosen == "torch":
+    return _local_embedder(LocalModel.resolve(name, cache_dir), chosen, batch_size)
+
+
+def _precision(backend: str) -> Literal["fp32", "int8"]:
+    return "int8" if backend == "onnx-int8" else "fp32"
+
+
+def _local_embedder(model: LocalModel, backend: str, batch_size: int) -> Embedder:
+    """The embedder of a resolved local model under a concrete backend (not "auto")."""
+    if backend == "torch":
+        from embedops.embedders.local import TorchEmbedder
+
         return TorchEmbedder(model, batch_size=batch_size)
     from embedops.embedders.onnx_runtime import OnnxEmbedder
 
-    precision = "int8" if chosen == "onnx-int8" else "fp32"
-    return OnnxEmbedder(model, precision=precision, batch_size=batch_size)
+    return OnnxEmbedder(model, precision=_precision(backend), batch_size=batch_size)
 
 
 def load_matching_embedder(
@@ -67,13 +80,22 @@ def load_matching_embedder(
     """
     if is_api_model(name):
         return _matching_api_embedder(name, fingerprint, settings)
-    first = AUTO_BACKEND if preferred == "auto" else preferred
-    seen = []
-    for backend in dict.fromkeys([first, "onnx", "onnx-int8", "torch"]):
-        candidate = _peek_fingerprint(name, cache_dir, backend)
-        seen.append(f"{backend}={candidate}")
-        if candidate == fingerprint:
-            return load_embedder(name, cache_dir, backend, batch_size)
+    if name.startswith("testing/"):
+        embedder = _test_embedder(name)
+        if embedder.info.fingerprint == fingerprint:
+            return embedder
+        seen = [f"{embedder.info.backend}={embedder.info.fingerprint}"]
+    else:
+        from embedops.embedders.local import LocalModel
+
+        model = LocalModel.resolve(name, cache_dir)  # once; fingerprints need no engine
+        first = AUTO_BACKEND if preferred == "auto" else preferred
+        seen = []
+        for backend in dict.fromkeys([first, "onnx", "onnx-int8", "torch"]):
+            candidate = model.info(backend, _precision(backend)).fingerprint
+            seen.append(f"{backend}={candidate}")
+            if candidate == fingerprint:
+                return _local_embedder(model, backend, batch_size)
     raise FingerprintMismatch(
         f"collection vectors have fingerprint {fingerprint} but model {name} gives "
         f"{', '.join(seen)} here: the weights changed; migrate to a new collection"
@@ -96,18 +118,6 @@ def _api_embedder(name: str, settings: Settings | None, api_base: str | None) ->
     from embedops.embedders.http_api import build_api_embedder
 
     return build_api_embedder(name, settings or load_settings(), api_base)
-
-
-def _peek_fingerprint(name: str, cache_dir: Path, backend: str) -> str:
-    """Fingerprint a backend would produce, without loading an inference engine."""
-    if is_api_model(name):
-        return _api_embedder(name, None, None).info.fingerprint
-    if name.startswith("testing/"):
-        return _test_embedder(name).info.fingerprint
-    from embedops.embedders.local import LocalModel
-
-    precision = "int8" if backend == "onnx-int8" else "fp32"
-    return LocalModel.resolve(name, cache_dir).info(backend, precision).fingerprint
 
 
 def _test_embedder(name: str) -> Embedder:
@@ -152,8 +162,8 @@ def list_models(cache_dir: Path) -> list[ModelListing]:
             rows.append(ModelListing(spec.name, "-", False, spec.dim, None, None, None,
                                      spec.package, str(exc)))
             continue
-        for backend, precision in (("torch", "fp32"), ("onnx", "fp32"), ("onnx-int8", "int8")):
-            info = model.info(backend=backend, precision=precision)
+        for backend in ("torch", "onnx", "onnx-int8"):
+            info = model.info(backend=backend, precision=_precision(backend))
             note = spec.description + (" (auto)" if backend == AUTO_BACKEND else "")
             rows.append(ModelListing(info.name, backend, True, info.dim, info.max_tokens,
                                      info.revision, info.fingerprint, spec.package, note))

@@ -303,22 +303,22 @@ class BatchIngest:
     def _duplicate(self, work: Work) -> None:
         """A second document with an id this run already took: a dead letter of its own
         (keyed by id and source, so committing the first one does not clear it)."""
-        self._failed_sources.add(str(work.doc.source))
-        path, root = work.origin or (work.doc.source, None)
-        self.ledger.record_dead_letter(
-            self.collection, f"{work.doc.id}@{work.doc.source}", path, "parse",
-            "duplicate_id", f"document id {work.doc.id!r} already came from another source "
-            "in this run; the first one is kept", root=root)
-        self.summary.documents_failed += 1
-        self.progress("document", 1)
+        self._record_failure(work, f"{work.doc.id}@{work.doc.source}", "parse",
+                             "duplicate_id", f"document id {work.doc.id!r} already came "
+                             "from another source in this run; the first one is kept")
 
     def _dead_letter(self, work: Work, stage: str, reason: str, detail: str) -> None:
-        self._failed_sources.add(str(work.doc.source))
-        path, root = work.origin or (work.doc.source, None)
-        self.ledger.record_dead_letter(self.collection, work.doc.id, path, stage, reason,
-                                       detail, root=root)
+        self._record_failure(work, work.doc.id, stage, reason, detail)
         if self.gate is not None:
             self.gate.failed(self.collection, work.doc.id, f"{stage}: {reason}")
+
+    def _record_failure(self, work: Work, letter_id: str, stage: str, reason: str,
+                        detail: str) -> None:
+        """Dead-letter ``work`` under ``letter_id``; its file will be read again next run."""
+        self._failed_sources.add(str(work.doc.source))
+        path, root = work.origin or (work.doc.source, None)
+        self.ledger.record_dead_letter(self.collection, letter_id, path, stage, reason,
+                                       detail, root=root)
         self.summary.documents_failed += 1
         self.progress("document", 1)
 
