@@ -13,7 +13,7 @@ from embedops.errors import ConfigError
 def test_zero_config_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     s = load_settings()
-    assert s.store == Path(".embedops") and s.model == "all-MiniLM-L6-v2"
+    assert s.store == ".embedops" and s.model == "all-MiniLM-L6-v2"
     assert (s.chunk_tokens, s.chunk_overlap, s.chunker) == (256, 32, "tokens")
 
 
@@ -33,7 +33,7 @@ def test_config_file_named_by_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path = tmp_path / "other.toml"
     path.write_text('store = "/data/vectors"\n')
     monkeypatch.setenv("EMBEDOPS_CONFIG", str(path))
-    assert load_settings().store == Path("/data/vectors")
+    assert load_settings().store == "/data/vectors"
 
 
 @pytest.mark.parametrize("bad", [{"chunk_tokens": 4}, {"chunk_overlap": 300},

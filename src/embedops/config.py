@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,9 +36,13 @@ class Settings(BaseSettings):
         env_prefix="EMBEDOPS_", extra="ignore", validate_default=True
     )
 
-    store: Path = Field(Path(".embedops"), description="Directory of the embedded store.")
+    store: str = Field(".embedops", description="The vector store: a directory (the "
+                       "embedded store) or a URL (embedded:///abs/path; others by plugin).")
+    ledger: Path | None = Field(
+        None, description="The ledger's SQLite file (default: ledger.db inside the embedded "
+        "store directory; required for a remote store).")
     model: str = Field(DEFAULT_MODEL, description="Default embedding model.")
-    backend: Literal["auto", "torch", "onnx"] = Field(
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto", description="Local inference engine; auto picks the fastest installed one."
     )
     cache_dir: Path = Field(
@@ -105,6 +109,11 @@ class Settings(BaseSettings):
         32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
     realtime_max_wait_ms: float = Field(
         5.0, ge=0, description="How long a micro-batch waits for more queued writes.")
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
 
     @model_validator(mode="after")
     def _check_overlap(self) -> Settings:

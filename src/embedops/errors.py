@@ -107,6 +107,21 @@ class FingerprintMismatch(StoreError):
     code = "fingerprint_mismatch"
 
 
+class ModelConflict(StoreError):
+    """A write asks for another model than the collection's: that is a migration."""
+
+    status_code = 409
+    code = "model_conflict"
+
+
+class WrongCollectionKind(StoreError):
+    """Documents sent to a collection of external vectors, or raw vectors to a
+    collection bound to a model without its fingerprint."""
+
+    status_code = 409
+    code = "collection_kind"
+
+
 class AliasConflict(StoreError):
     """An alias clashes with a collection name, or would point at another alias."""
 

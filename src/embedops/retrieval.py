@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from embedops.config import Settings
-from embedops.embedders import Embedder, load_matching_embedder
+from embedops.embedders import Embedder
+from embedops.errors import FingerprintMismatch, InputRejected
 from embedops.preprocess.chunk_sentences import sentence_spans
 from embedops.store.protocol import Filter, Hit, VectorStore
 
@@ -39,23 +39,34 @@ class TextHit:
 
 
 class Searcher:
-    """Embeds queries with the model a collection was built with (same fingerprint)."""
+    """Embeds queries in the query role with the model a collection was built with
+    (``embedder`` must carry the collection's fingerprint; see ``Client.embedder``)."""
 
-    def __init__(self, store: VectorStore, settings: Settings, collection: str) -> None:
+    def __init__(self, store: VectorStore, collection: str, embedder: Embedder) -> None:
         self.store = store
         self.info = store.get_collection(collection)
-        self.embedder: Embedder = load_matching_embedder(
-            self.info.model, self.info.fingerprint, settings.cache_dir, settings.backend)
+        if embedder.info.fingerprint != self.info.fingerprint:
+            raise FingerprintMismatch(
+                f"collection {self.info.name!r} holds vectors of {self.info.model} "
+                f"({self.info.fingerprint}); queries embedded by {embedder.info.name} "
+                f"({embedder.info.fingerprint}) would search another space")
+        self.embedder = embedder
 
     def search_vectors(self, queries: list[str], k: int, filter: Filter | None = None,
                        exact: bool = False) -> list[list[Hit]]:
-        vectors = self.embedder.embed(queries)
+        vectors = self.embedder.embed(queries, "query")
         return self.store.search(self.info.name, vectors, k=k, filter=filter, exact=exact)
 
     def search(self, query: str, k: int = 10, filter: Filter | None = None,
                exact: bool = False) -> list[TextHit]:
-        hits = self.search_vectors([query], k, filter, exact)[0]
-        return [_text_hit(query, hit) for hit in hits]
+        if not query.strip():
+            raise InputRejected("empty", "the query is empty")
+        return text_hits(query, self.search_vectors([query], k, filter, exact)[0])
+
+
+def text_hits(query: str, hits: list[Hit]) -> list[TextHit]:
+    """Hits with their chunk text and the span that best matches ``query``."""
+    return [_text_hit(query, hit) for hit in hits]
 
 
 def _text_hit(query: str, hit: Hit) -> TextHit:

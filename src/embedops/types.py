@@ -12,15 +12,26 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+MODALITIES: tuple[str, ...] = ("text", "image", "audio")
+
+
 @dataclass(frozen=True)
 class Document:
-    """A source item ready for chunking: canonical id, cleaned text, metadata."""
+    """A source item ready for chunking: canonical id, content, metadata.
+
+    ``modality`` says what the content is. A text document carries ``text``; an image or
+    audio document carries its decoded bytes in ``data`` (or a ``uri``) and, optionally,
+    a caption or transcript in ``text``. The pipeline routes each document to an embedder
+    that accepts its modality."""
 
     id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     title: str | None = None
     source: str | None = None
+    modality: str = "text"
+    data: bytes | None = None
+    uri: str | None = None
 
     @property
     def hash(self) -> str:
@@ -41,6 +52,7 @@ class Chunk:
     start: int
     end: int
     tokens: int
+    modality: str = "text"
 
     @property
     def id(self) -> str:

@@ -17,8 +17,8 @@ TEST_MODEL = "testing/hash-64"
 class Cli:
     """`embedops --store <tmp> ...` with the TEST-ONLY embedder unless a model is given."""
 
-    def __init__(self, store: Path) -> None:
-        self.store = store
+    def __init__(self, store: Path | str) -> None:
+        self.store = store  # a directory, or a store URL given as a string
 
     def run(self, *args: str, check: bool = True, timeout: float = 300,
             env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -131,13 +131,21 @@ def test_verify_finds_and_repairs_drift(cli: Cli, corpus: Path) -> None:
     assert cli.json("verify")[0]["ok"] is True
     with open_store(cli.store) as s:
         s.delete("default", ids=["a.txt#0"])
+        fingerprint = s.get_collection("default").fingerprint
         s.upsert("default", ["ghost#0"], np.ones((1, 64), dtype=np.float32),
-                 [{"doc_id": "ghost"}])
+                 [{"doc_id": "ghost"}], fingerprint=fingerprint)
+        s.upsert("default", ["sub/b.md#7"], np.ones((1, 64), dtype=np.float32),
+                 [{"doc_id": "sub/b.md"}], fingerprint=fingerprint)
     proc = cli.run("verify", "--json", check=False)
     report = json.loads(proc.stdout)[0]
     assert proc.returncode == 1
-    assert report["missing_points"] == ["a.txt#0"] and report["unknown_points"] == ["ghost#0"]
+    assert report["missing_points"] == ["a.txt#0"]
+    assert report["unknown_points"] == ["ghost#0", "sub/b.md#7"]
+    assert report["unowned_points"] == 1
     cli.run("verify", "--repair")
+    # the stray chunk of a ledger document goes; a point the ledger never wrote stays
+    assert "sub/b.md#7" not in _points(cli.store) and "ghost#0" in _points(cli.store)
+    cli.run("verify", "--repair", "--delete-unknown")
     assert "ghost#0" not in _points(cli.store)
     healed = cli.ingest(str(corpus))
     assert healed["documents_new"] == 1  # a.txt was forgotten by the ledger, embedded again

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from embedops.embedders import Embedder, load_embedder
-from embedops.errors import PermanentEmbedderError
+from embedops.errors import InputRejected, PermanentEmbedderError
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -20,6 +20,7 @@ TEXTS = [
 
 BACKENDS = [
     pytest.param(("testing/hash-64", "auto"), id="hash"),
+    pytest.param(("testing/hash-e5-64", "auto"), id="hash-e5"),
     pytest.param(("all-MiniLM-L6-v2", "onnx"), id="minilm-onnx", marks=pytest.mark.slow),
     pytest.param(("all-MiniLM-L6-v2", "onnx-int8"), id="minilm-int8", marks=pytest.mark.slow),
     pytest.param(("all-MiniLM-L6-v2", "torch"), id="minilm-torch", marks=pytest.mark.slow),
@@ -75,3 +76,20 @@ def test_empty_list_gives_empty_matrix(embedder: Embedder) -> None:
 def test_long_input_is_truncated_not_refused(embedder: Embedder) -> None:
     vector = embedder.embed(["word " * 5000])
     assert np.isfinite(vector).all()
+
+
+def test_roles_give_the_documented_vectors(embedder: Embedder) -> None:
+    """A model without roles gives both roles the same vectors; a model with prefixes
+    (E5) embeds ``prefix + text`` in each role, so the roles differ."""
+    docs, queries = embedder.embed(TEXTS, "document"), embedder.embed(TEXTS, "query")
+    assert np.allclose(embedder.embed(TEXTS), docs)  # the document role is the default
+    info = embedder.info
+    if not info.prefixes:
+        assert np.allclose(docs, queries, atol=1e-5)
+        return
+    assert not np.allclose(docs, queries, atol=1e-3)
+    for role, vectors in (("document", docs), ("query", queries)):
+        plain = load_embedder("testing/hash-64", Path("."))
+        assert np.allclose(vectors, plain.embed([info.prefixes[role] + t for t in TEXTS]))
+    with pytest.raises(InputRejected, match="role"):
+        embedder.embed(TEXTS, "passage")  # type: ignore[arg-type]

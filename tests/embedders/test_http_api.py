@@ -28,8 +28,9 @@ TEXTS = ["the quick brown fox", "jumps over", "the lazy dog!"]
 def build(name: str, server: FaultServer, **overrides: Any) -> Any:
     knobs: dict[str, Any] = {"api_base": server.url, "api_key": "sk-test-0123456789"}
     knobs.update(overrides)
-    return build_api_embedder(name, load_settings(**knobs), metrics=Metrics(),
-                              clock=ManualClock(), rng=random.Random(3))
+    with server.faults_off():  # the fingerprint probe at construction
+        return build_api_embedder(name, load_settings(**knobs), metrics=Metrics(),
+                                  clock=ManualClock(), rng=random.Random(3))
 
 
 def test_openai_request_and_dimensions() -> None:
@@ -49,17 +50,33 @@ def test_cohere_documents_and_queries_use_their_input_types() -> None:
     with FaultServer(dim=1024) as server:
         embedder = build("cohere/embed-english-v3.0", server, api_base=server.root)
         embedder.embed(TEXTS)
-        query = embedder.embed_query("a question")
+        query = embedder.embed(["a question"], "query")[0]
+        embedder.embed_documents(["a document"])
+        embedder.embed_queries(["another question"])
     kinds = [(s.path, s.body["input_type"]) for s in server.seen]
-    assert kinds == [("/v1/embed", "search_document"), ("/v1/embed", "search_query")]
+    assert kinds == [("/v1/embed", "search_document"), ("/v1/embed", "search_query"),
+                     ("/v1/embed", "search_document"), ("/v1/embed", "search_query")]
     assert query.shape == (1024,) and abs(float(np.linalg.norm(query)) - 1) < 1e-5
 
 
 def test_openai_compatible_learns_its_dimension_from_one_probe() -> None:
     with FaultServer(dim=48) as server:
-        embedder = build("openai-compatible/my-model", server)
+        embedder = build_api_embedder("openai-compatible/my-model",
+                                      load_settings(api_base=server.url))
     assert embedder.info.dim == 48 and len(server.seen) == 1
     assert "dimensions" not in server.seen[0].body
+
+
+def test_openai_compatible_fingerprint_detects_a_model_swapped_behind_the_url() -> None:
+    """Same URL, model name and dimension: the same model answering keeps its fingerprint,
+    another model answering (the server's salt changes its vectors) gets another one."""
+    with FaultServer(dim=64) as server:
+        settings = load_settings(api_base=server.url)
+        first = build_api_embedder("openai-compatible/m", settings).info.fingerprint
+        assert build_api_embedder("openai-compatible/m", settings).info.fingerprint == first
+        server.salt = "another model "
+        swapped = build_api_embedder("openai-compatible/m", settings).info.fingerprint
+    assert swapped != first
 
 
 def test_requests_are_packed_by_items_and_by_estimated_tokens() -> None:

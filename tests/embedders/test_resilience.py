@@ -36,8 +36,9 @@ def make(server: FaultServer, clock: Any = None, metrics: Metrics | None = None,
     knobs: dict[str, Any] = {"api_base": server.url, "api_dimensions": 64,
                              "api_timeout_s": 0.25, "breaker_failure_threshold": 50}
     knobs.update(overrides)
-    return build_api_embedder(MODEL, load_settings(**knobs), metrics=metrics or Metrics(),
-                              clock=clock, rng=random.Random(7))
+    with server.faults_off():  # the fingerprint probe at construction
+        return build_api_embedder(MODEL, load_settings(**knobs), metrics=metrics or Metrics(),
+                                  clock=clock, rng=random.Random(7))
 
 
 def expected(texts: list[str]) -> np.ndarray:
@@ -174,7 +175,8 @@ def test_metrics_count_429_5xx_retries_and_tokens_separately() -> None:
     assert metrics.value("embedops_api_server_errors_total", labels) == 2
     assert metrics.value("embedops_api_retries_total", labels) == 3
     assert metrics.value("embedops_api_tokens_sent_total", labels) > 0
-    assert metrics.value("embedops_api_request_seconds_count", labels) == 4
+    # four requests of the embed call, plus the fingerprint probe at construction
+    assert metrics.value("embedops_api_request_seconds_count", labels) == 5
     assert b"embedops_api_requests_total" in metrics.render()
 
 
@@ -195,7 +197,8 @@ def test_pacer_keeps_an_endpoint_under_its_request_rate() -> None:
     span = server.seen[-1].at - server.seen[0].at  # real time: virtual waits cost nothing
     assert len(server.seen) == 25
     assert span < 5
-    assert clock.now() - 1000.0 == pytest.approx(15.0, abs=0.01)  # burst 10, then 1/s
+    # burst 10, then 1/s; the fingerprint probe at construction took one token too
+    assert clock.now() - 1000.0 == pytest.approx(16.0, abs=0.01)
 
 
 def test_real_time_retry_after_is_waited_for() -> None:

@@ -22,7 +22,8 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -92,6 +93,20 @@ class FaultServer:
             if self.rng.random() < self.fault_rate:
                 return self.rng.choice(self.faults)
             return "ok"
+
+    @contextmanager
+    def faults_off(self) -> Iterator[None]:
+        """Requests inside pass through and are forgotten afterwards: an embedder's
+        fingerprint probe at construction neither takes a scripted fault nor counts."""
+        with self.lock:
+            saved = (self.script, self.fault_rate, len(self.seen))
+            self.script, self.fault_rate = deque(), 0.0
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.script, self.fault_rate = saved[0], saved[1]
+                del self.seen[saved[2]:]
 
     def record(self, seen: Seen) -> None:
         with self.lock:

@@ -45,11 +45,11 @@ def bearer(key: object) -> dict[str, str]:
 
 def test_open_until_the_first_key_then_401_without_one(served: tuple[str, Path]) -> None:
     url, store = served
-    assert not keys_configured(store)
+    assert not keys_configured(load_settings(store=str(store)))
     assert httpx.get(f"{url}/collections").status_code == 200
     admin = create_key(store, "--scope", "admin", "--name", "ops")
     assert str(admin["key"]).startswith("eo_") and admin["scopes"] == ["admin"]
-    assert keys_configured(store)
+    assert keys_configured(load_settings(store=str(store)))
     for path in ("/collections", "/metrics", "/docs", "/openapi.json"):
         assert httpx.get(f"{url}{path}").status_code == 401, path
     wrong = httpx.get(f"{url}/collections", headers=bearer("eo_nope_nope"))

@@ -29,7 +29,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 def test_second_writer_process_gets_store_locked(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s")
     store.create_collection("c", 8, fingerprint="fp")
-    store.upsert("c", ["a"], np.ones((1, 8), np.float32), [{}])
+    store.upsert("c", ["a"], np.ones((1, 8), np.float32), [{}], fingerprint="fp")
     result = _python(f"""
         from embedops.errors import StoreLocked
         from embedops.store import open_store
@@ -52,7 +52,7 @@ def test_readers_search_while_writer_ingests(tmp_path: Path) -> None:
     writer = open_store(tmp_path / "s")
     writer.create_collection("c", 32, fingerprint="fp", index_params={"exact_threshold": 0})
     data = mixture(6000, 32, seed=3)
-    writer.upsert("c", [str(i) for i in range(1000)], data[:1000], None)
+    writer.upsert("c", [str(i) for i in range(1000)], data[:1000], None, fingerprint="fp")
     reader = open_store(tmp_path / "s", read_only=True)
     counts: list[int] = []
     errors: list[Exception] = []
@@ -70,7 +70,7 @@ def test_readers_search_while_writer_ingests(tmp_path: Path) -> None:
     thread.start()
     for start in range(1000, 6000, 500):
         writer.upsert("c", [str(i) for i in range(start, start + 500)], data[start:start + 500],
-                      None)
+                      None, fingerprint="fp")
     thread.join()
     assert errors == [] and counts == sorted(counts)
     assert reader.count("c") == 6000 and reader.verify_index("c")["missing"] == []
@@ -84,7 +84,7 @@ def test_alias_repoint_is_atomic_for_a_reader_process(tmp_path: Path) -> None:
     for name in ("blue", "green"):
         store.create_collection(name, 8, fingerprint="fp")
         store.upsert(name, [f"{name}{i}" for i in range(50)], mixture(50, 8, seed=len(name)),
-                     [{"collection": name} for _ in range(50)])
+                     [{"collection": name} for _ in range(50)], fingerprint="fp")
     store.create_alias("live", "blue")
     proc = subprocess.Popen([sys.executable, str(HERE / "alias_reader.py"),
                              str(tmp_path / "s"), "4"], stdout=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ def _store_with_points(path: Path, n: int = 2000, dtype: str = "float32") -> np.
     vectors = mixture(n, 24, seed=5)
     with open_store(path) as store:
         store.create_collection("c", 24, fingerprint="fp", dtype=dtype, index_params=PARAMS)
-        store.upsert("c", [str(i) for i in range(n)], vectors, None)
+        store.upsert("c", [str(i) for i in range(n)], vectors, None, fingerprint="fp")
     return vectors
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedops.store import VectorStore, open_store
+from embedops.store import VectorStore
 
+from .conftest import BACKENDS, opener
 from .storedata import exact_top_k, mixture, recall
 
 N, DIM, Q, K = 12_000, 64, 200, 10
@@ -22,17 +23,18 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return base[:N], base[N:]
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data: tuple[np.ndarray, np.ndarray]) -> VectorStore:
-    store = open_store(tmp_path_factory.mktemp("recall") / "store")
+    """The same data in every registered backend: ANN against exact, for each."""
+    store = opener(request.param)(tmp_path_factory.mktemp("recall") / "store")
     base, _ = data
     ids = [str(i) for i in range(N)]
     payloads = [{"bucket": i % 10, "rare": i % 100 == 0} for i in range(N)]
     for dtype in ("float32", "int8"):
         store.create_collection(dtype, DIM, fingerprint="fp", dtype=dtype, index_params=PARAMS,
                                 payload_indexes=["bucket"])
-        store.upsert(dtype, ids, base, payloads)
+        store.upsert(dtype, ids, base, payloads, fingerprint="fp")
     return store
 
 

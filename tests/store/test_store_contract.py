@@ -55,7 +55,7 @@ def test_create_describe_list_drop(store: VectorStore) -> None:
 
 def test_upsert_same_id_is_one_point(store: VectorStore) -> None:
     vectors = _fill(store)
-    store.upsert("docs", ["p5", "p5"], vectors[[7, 9]], [{"v": 1}, {"v": 2}])
+    store.upsert("docs", ["p5", "p5"], vectors[[7, 9]], [{"v": 1}, {"v": 2}], fingerprint="fp-a")
     assert store.count("docs") == 200
     (point,) = store.get("docs", ["p5"], with_vectors=True)
     assert point.payload == {"v": 2}
@@ -115,13 +115,13 @@ def test_count_and_scan_cover_every_point_once(store: VectorStore) -> None:
 def test_dimension_and_fingerprint_refused_naming_both(store: VectorStore) -> None:
     _fill(store)
     with pytest.raises(DimensionMismatch, match=rf"{DIM}.*\b8\b"):
-        store.upsert("docs", ["x"], np.ones((1, 8), np.float32), [{}])
+        store.upsert("docs", ["x"], np.ones((1, 8), np.float32), [{}], fingerprint="fp-a")
     with pytest.raises(FingerprintMismatch, match=r"fp-a.*fp-b"):
         store.upsert("docs", ["x"], np.ones((1, DIM), np.float32), [{}], fingerprint="fp-b")
     with pytest.raises(DimensionMismatch):
         store.search("docs", np.ones(8, np.float32))
     with pytest.raises(InvalidVector):
-        store.upsert("docs", ["x"], np.full((1, DIM), np.nan, np.float32), [{}])
+        store.upsert("docs", ["x"], np.full((1, DIM), np.nan, np.float32), [{}], fingerprint="fp-a")
     assert store.count("docs") == 200
 
 
@@ -169,7 +169,7 @@ def test_persistence_and_read_only(make_store: StoreFactory) -> None:
     assert reader.count("docs") == 199
     assert reader.search("docs", vectors[5], k=1)[0][0].id == "p5"
     with pytest.raises(ReadOnlyStore):
-        reader.upsert("docs", ["q"], vectors[:1], [{}])
+        reader.upsert("docs", ["q"], vectors[:1], [{}], fingerprint="fp-a")
     with pytest.raises(ReadOnlyStore):
         reader.create_alias("a", "docs")
 
@@ -186,7 +186,7 @@ def test_bad_filters_are_refused(store: VectorStore) -> None:
 
 def test_estimate_memory_brackets_actual(store: VectorStore) -> None:
     store.create_collection("m", 64, fingerprint="fp", index_params={"exact_threshold": 0})
-    store.upsert("m", [str(i) for i in range(3000)], mixture(3000, 64), None)
+    store.upsert("m", [str(i) for i in range(3000)], mixture(3000, 64), None, fingerprint="fp")
     actual = store.stats("m")["index_bytes"]
     estimate = estimate_memory(3000, 64, "float32")
     assert 0.5 * actual <= estimate <= 2.0 * actual

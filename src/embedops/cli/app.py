@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +11,7 @@ from embedops.cli import (
     collections_cmd,
     cost_cmd,
     dlq_cmd,
+    get_cmd,
     ingest_cmd,
     keys_cmd,
     models_cmd,
@@ -33,9 +33,9 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     store: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--store", envvar="EMBEDOPS_STORE",
-                     help="Store directory (default ./.embedops)."),
+                     help="Store directory or URL (default ./.embedops)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on every command.")] = False,
 ) -> None:
@@ -48,6 +48,7 @@ app.command(name="embed")(models_cmd.embed)
 app.command(name="chunk")(chunk_cmd.chunk)
 app.command(name="ingest")(ingest_cmd.ingest)
 app.command(name="search")(search_cmd.search)
+app.command(name="get")(get_cmd.get)
 app.command(name="eval")(search_cmd.eval_)
 app.command(name="collections")(collections_cmd.collections)
 app.command(name="verify")(collections_cmd.verify)

@@ -12,7 +12,7 @@ from embedops.cli.context import (
     StoreOption,
     console,
     handle_errors,
-    open_store_and_ledger,
+    open_client,
     print_json,
     settings_from,
     wants_json,
@@ -26,7 +26,8 @@ def collections(ctx: typer.Context, store: StoreOption = None,
     """List collections: points, documents, model, dim, dtype, index memory."""
     settings = settings_from(ctx, store=store)
     rows = []
-    with handle_errors(), open_store_and_ledger(settings, read_only=True) as (vstore, ledger):
+    with handle_errors(), open_client(settings, read_only=True) as client:
+        vstore, ledger = client.store, client.ledger
         aliases = vstore.list_aliases()
         for info in vstore.list_collections():
             stats = vstore.stats(info.name)
@@ -55,15 +56,23 @@ def collections(ctx: typer.Context, store: StoreOption = None,
 
 def verify(ctx: typer.Context,
            collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
-           repair: Annotated[bool, typer.Option(help="Fix the drift that is found.")] = False,
+           repair: Annotated[bool, typer.Option(
+               help="Fix drift the ledger owns: its documents' stray chunks and points of "
+               "another model; documents that lost chunks are embedded again next ingest."
+           )] = False,
+           delete_unknown: Annotated[bool, typer.Option(
+               "--delete-unknown", help="With --repair, also delete points of documents "
+               "the ledger never wrote (e.g. vectors upserted directly).")] = False,
            store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Check the ledger against the store (missing chunks, unknown points, fingerprints)."""
     from embedops.ingest.reconcile import reconcile
 
     settings = settings_from(ctx, store=store)
-    with handle_errors(), open_store_and_ledger(settings) as (vstore, ledger):
+    with handle_errors(), open_client(settings, read_only=not repair) as client:
+        vstore, ledger = client.store, client.ledger
         names = [collection] if collection else [c.name for c in vstore.list_collections()]
-        reports = [reconcile(vstore, ledger, name, repair=repair) for name in names]
+        reports = [reconcile(vstore, ledger, name, repair=repair,
+                             delete_unknown=delete_unknown) for name in names]
     if wants_json(ctx, json_out):
         print_json(reports)
     else:
@@ -82,9 +91,14 @@ def rebuild(ctx: typer.Context,
             collection: Annotated[str, typer.Argument(help="Collection to rebuild.")],
             store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Regenerate a collection's ANN index from the SQLite source of truth."""
+    from embedops.errors import ConfigError
+    from embedops.store import IndexMaintenance
+
     settings = settings_from(ctx, store=store)
-    with handle_errors(), open_store_and_ledger(settings) as (vstore, _):
-        result = vstore.rebuild_index(collection)
+    with handle_errors(), open_client(settings) as client:
+        if not isinstance(client.store, IndexMaintenance):
+            raise ConfigError(f"store {settings.store} maintains no index of its own")
+        result = client.store.rebuild_index(collection)
     if wants_json(ctx, json_out):
         print_json(result)
     else:
@@ -97,8 +111,8 @@ def stats(ctx: typer.Context,
           store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Points, tombstones, index memory and disk bytes of a collection."""
     settings = settings_from(ctx, store=store)
-    with handle_errors(), open_store_and_ledger(settings, read_only=True) as (vstore, _):
-        result = vstore.stats(collection)
+    with handle_errors(), open_client(settings, read_only=True) as client:
+        result = client.store.stats(collection)
     if wants_json(ctx, json_out):
         print_json(result)
     else:

@@ -6,8 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,12 +14,16 @@ from rich.console import Console
 from embedops.config import Settings, load_settings
 from embedops.errors import EmbedOpsError
 
+if TYPE_CHECKING:
+    from embedops.client import Client
+
 console = Console()
 err_console = Console(stderr=True)
 
 StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="Store directory (default ./.embedops, env EMBEDOPS_STORE)."),
+    str | None,
+    typer.Option("--store", help="Store directory or URL (default ./.embedops, env "
+                 "EMBEDOPS_STORE)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ModelOption = Annotated[
@@ -35,9 +38,14 @@ BackendOption = Annotated[
 def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     """Settings for this command: command flags win over global flags over env/toml."""
     root = ctx.find_root().obj or {}
-    merged = {k: v for k, v in root.items() if v is not None}
+    merged = {k: v for k, v in root.items() if v is not None and k != "json"}
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    return load_settings(**merged)
+    with handle_errors():
+        settings = load_settings(**merged)
+        from embedops.store import parse_store_url
+
+        parse_store_url(settings.store)  # an unknown scheme is bad usage: nothing created
+        return settings
 
 
 def print_json(data: Any) -> None:
@@ -55,29 +63,17 @@ def handle_errors() -> Iterator[None]:
     try:
         yield
     except EmbedOpsError as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", markup=True,
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(2 if exc.status_code in (400, 404, 422) else 1) from exc
 
 
 @contextmanager
-def open_store_and_ledger(settings: Settings, read_only: bool = False) -> Iterator[Any]:
-    """The store and its ledger for one command, closed (and unlocked) afterwards.
-    Read-only: the ledger is None when nothing was ever ingested."""
-    from embedops.ledger import Ledger
-    from embedops.store import open_store
+def open_client(settings: Settings, read_only: bool = False) -> Iterator[Client]:
+    """The client of one command, closed (and the store unlocked) afterwards. Read-only
+    clients never block on a running service; their ledger is None when nothing was
+    ever ingested."""
+    from embedops.client import Client
 
-    if read_only and not settings.store.exists():
-        from embedops.errors import StoreError
-
-        raise StoreError(f"no store at {settings.store}: run `embedops ingest` first")
-    store = open_store(settings.store, read_only=read_only)
-    try:
-        has_ledger = (settings.store / "ledger.db").exists()
-        ledger = None if read_only and not has_ledger else Ledger(settings.store, read_only)
-        try:
-            yield store, ledger
-        finally:
-            if ledger is not None:
-                ledger.close()
-    finally:
-        store.close()
+    with Client(settings, read_only=read_only) as client:
+        yield client

@@ -13,7 +13,7 @@ from embedops.cli.context import (
     StoreOption,
     console,
     handle_errors,
-    open_store_and_ledger,
+    open_client,
     print_json,
     settings_from,
     wants_json,
@@ -31,8 +31,8 @@ def list_(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
           json_out: JsonOption = False) -> None:
     """List dead letters (doc id, stage, reason, attempts, last seen)."""
     settings = settings_from(ctx, store=store)
-    with handle_errors(), open_store_and_ledger(settings) as (_, ledger):
-        letters = ledger.dead_letters(collection)
+    with handle_errors(), open_client(settings, read_only=True) as client:
+        letters = client.ledger.dead_letters(collection) if client.ledger else []
     if wants_json(ctx, json_out):
         print_json([d.to_dict() for d in letters])
         return
@@ -50,8 +50,8 @@ def show(ctx: typer.Context, doc_id: Annotated[str, typer.Argument(help="Documen
          json_out: JsonOption = False) -> None:
     """Show every field of one dead letter."""
     settings = settings_from(ctx, store=store)
-    with handle_errors(), open_store_and_ledger(settings) as (_, ledger):
-        letters = ledger.dead_letters(collection, [doc_id])
+    with handle_errors(), open_client(settings, read_only=True) as client:
+        letters = client.ledger.dead_letters(collection, [doc_id]) if client.ledger else []
     if not letters:
         console.print(f"no dead letter for {doc_id!r}")
         raise typer.Exit(1)
@@ -72,7 +72,9 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
 
     settings = settings_from(ctx, store=store)
     results = {}
-    with handle_errors(), open_store_and_ledger(settings) as (vstore, ledger):
+    with handle_errors(), open_client(settings) as client:
+        vstore, ledger = client.store, client.ledger
+        assert ledger is not None
         by_collection: dict[str, set[SourceFile]] = {}
         for d in ledger.dead_letters(collection):
             if d.source and Path(d.source).is_file():
@@ -107,8 +109,9 @@ def purge(ctx: typer.Context, collection: CollectionOpt = None,
           store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Delete dead letters (all, or of one collection, or the given ids)."""
     settings = settings_from(ctx, store=store)
-    with handle_errors(), open_store_and_ledger(settings) as (_, ledger):
-        removed = ledger.purge_dead_letters(collection, doc_id)
+    with handle_errors(), open_client(settings) as client:
+        assert client.ledger is not None
+        removed = client.ledger.purge_dead_letters(collection, doc_id)
     if wants_json(ctx, json_out):
         print_json({"purged": removed})
     else:

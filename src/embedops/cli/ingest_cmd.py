@@ -23,8 +23,9 @@ from embedops.cli.context import (
     ModelOption,
     StoreOption,
     console,
+    err_console,
     handle_errors,
-    open_store_and_ledger,
+    open_client,
     print_json,
     settings_from,
     wants_json,
@@ -54,21 +55,15 @@ def ingest(
     json_out: JsonOption = False,
 ) -> None:
     """Ingest files, directories or JSONL corpora: idempotent and resumable."""
-    from embedops.ingest.batch import BatchIngest, IngestOptions
-    from embedops.preprocess.pipeline import PreprocessOptions
-
     settings = settings_from(ctx, store=store, model=model, backend=backend, chunker=chunker,
                              chunk_tokens=chunk_tokens, chunk_overlap=overlap)
     quiet = wants_json(ctx, json_out) or not sys.stderr.isatty()
-    with handle_errors(), open_store_and_ledger(settings) as (vector_store, ledger):
-        options = IngestOptions(
-            collection=collection, dtype=dtype, batch_size=batch_size, prune=prune,
-            include=include or (), exclude=exclude or (),
-            preprocess=PreprocessOptions.from_settings(
-                settings, id_field=id_field, text_field=text_field, title_field=title_field))
-        with _progress(quiet) as report:
-            job = BatchIngest(vector_store, ledger, settings, options, progress=report)
-            summary = job.run(paths)
+    with handle_errors(), open_client(settings) as client, _progress(quiet) as report:
+        summary = client.ingest(paths, collection, model=model, dtype=dtype, prune=prune,
+                                include=include or (), exclude=exclude or (),
+                                batch_size=batch_size, id_field=id_field,
+                                text_field=text_field, title_field=title_field,
+                                progress=report)
     if wants_json(ctx, json_out):
         print_json(summary.to_dict())
         return
@@ -82,38 +77,38 @@ def ingest(
 
 
 class _progress:
-    """A rich progress bar fed by the ingest driver's events; silent when quiet."""
+    """Two progress bars on stderr (so ``--json`` stays clean), fed by the ingest
+    driver's events: documents read, and chunks embedded with their rate and an ETA
+    from the chunks planned so far. Silent when quiet."""
 
     def __init__(self, quiet: bool) -> None:
         self.bar = None if quiet else Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("docs {task.fields[docs]} · chunks {task.fields[chunks]} "
-                       "({task.fields[rate]}/s)"),
-            TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-        self.task = None
-        self.chunks = 0
-        self.docs = 0
+            TextColumn("[bold]{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=err_console, transient=False)
+        self.documents = self.chunks = None
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         if self.bar is None:
             return lambda event, n: None
         self.bar.start()
-        self.task = self.bar.add_task("files", total=None, docs=0, chunks=0, rate="-")
+        self.documents = self.bar.add_task("documents read", total=None, rate="")
+        self.chunks = self.bar.add_task("chunks embedded", total=0, rate="- chunks/s")
         return self._update
 
     def _update(self, event: str, amount: int) -> None:
-        assert self.bar is not None and self.task is not None
-        if event == "files":
-            self.bar.update(self.task, total=amount)
-        elif event == "file":
-            self.bar.advance(self.task, amount)
-        elif event == "document":
-            self.docs += amount
-            self.bar.update(self.task, docs=self.docs)
+        bar = self.bar
+        assert bar is not None and self.documents is not None and self.chunks is not None
+        if event == "document":
+            bar.advance(self.documents, amount)
+        elif event == "planned":
+            task = bar.tasks[self.chunks]
+            bar.update(self.chunks, total=(task.total or 0) + amount)
         elif event == "chunks":
-            self.chunks += amount
-            elapsed = self.bar.tasks[0].elapsed or 1e-9
-            self.bar.update(self.task, chunks=self.chunks, rate=f"{self.chunks / elapsed:.1f}")
+            bar.advance(self.chunks, amount)
+            task = bar.tasks[self.chunks]
+            rate = task.completed / max(task.elapsed or 1e-9, 1e-9)
+            bar.update(self.chunks, rate=f"{rate:.1f} chunks/s")
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import closing
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,9 +31,13 @@ def keys_group(ctx: typer.Context, json_out: JsonOption = False) -> None:
         root.obj["json"] = True
 
 
-def _ledger(ctx: typer.Context, store: Path | None) -> closing[Ledger]:
+def _ledger(ctx: typer.Context, store: str | None) -> closing[Ledger]:
     """The store's ledger for one command, closed afterwards."""
-    return closing(Ledger(settings_from(ctx, store=store).store))
+    from embedops.client import ledger_location
+
+    settings = settings_from(ctx, store=store)
+    with handle_errors():
+        return closing(Ledger(ledger_location(settings)))
 
 
 @app.command("create")

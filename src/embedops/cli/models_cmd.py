@@ -44,15 +44,19 @@ def embed(
     text: Annotated[list[str], typer.Argument(help="Text(s) to embed.")],
     model: ModelOption = None,
     backend: BackendOption = None,
+    role: Annotated[str, typer.Option(
+        help="document (to store) or query (to search with).")] = "document",
     json_out: JsonOption = False,
 ) -> None:
     """Embed TEXT and print the vector (first values, norm, model fingerprint)."""
     from embedops.embedders import load_embedder
+    from embedops.embedders.base import check_role
 
     settings = settings_from(ctx, model=model, backend=backend)
     with handle_errors():
-        embedder = load_embedder(settings.model, settings.cache_dir, settings.backend)
-        vectors = embedder.embed(text)
+        embedder = load_embedder(settings.model, settings.cache_dir, settings.backend,
+                                 settings=settings)
+        vectors = embedder.embed(text, check_role(role))
     info = embedder.info
     if wants_json(ctx, json_out):
         print_json({"model": info.to_dict(),

@@ -15,8 +15,9 @@ from embedops.cli.context import (
     ModelOption,
     StoreOption,
     console,
+    err_console,
     handle_errors,
-    open_store_and_ledger,
+    open_client,
     print_json,
     settings_from,
     wants_json,
@@ -38,11 +39,12 @@ def search(
     json_out: JsonOption = False,
 ) -> None:
     """Search a collection with a text query; prints ranked chunks."""
-    from embedops.retrieval import Searcher
-
+    if not query.strip():
+        err_console.print("[red]error[/red]: the query is empty; give the text to search for")
+        raise typer.Exit(2)
     settings = settings_from(ctx, store=store, backend=backend)
-    with handle_errors(), open_store_and_ledger(settings, read_only=True) as (vstore, _):
-        hits = Searcher(vstore, settings, collection).search(query, k, filter, exact)
+    with handle_errors(), open_client(settings, read_only=True) as client:
+        hits = client.search(query, collection, k, filter, exact)
     if wants_json(ctx, json_out):
         print_json([h.to_dict() for h in hits])
         return
@@ -89,9 +91,9 @@ def eval_(
 
     settings = settings_from(ctx, store=store, model=model, backend=backend)
     name = collection or dataset.resolve().name
-    with handle_errors(), open_store_and_ledger(settings) as (vstore, ledger):
-        report = run_eval(vstore, ledger, settings, dataset, name, k=k, split=split,
-                          exact=exact, dtype=dtype)
+    with handle_errors(), open_client(settings) as client:
+        report = run_eval(client, dataset, name, k=k, split=split, exact=exact, dtype=dtype,
+                          model=model)
     if wants_json(ctx, json_out):
         print_json(report)
         return

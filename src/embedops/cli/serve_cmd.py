@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +15,7 @@ from embedops.cli.context import (
     handle_errors,
     settings_from,
 )
+from embedops.config import Settings
 from embedops.errors import ConfigError
 
 LOOPBACK_NAMES = ("localhost",)
@@ -41,13 +41,15 @@ def check_loopback(host: str, keys_configured: bool = False) -> None:
         "localhost). Create a key with `embedops keys create` to serve other machines.")
 
 
-def keys_configured(store: Path) -> bool:
+def keys_configured(settings: Settings) -> bool:
     """True once any API key was created for the store (its ledger exists and has one)."""
-    if not (store / "ledger.db").exists():
-        return False
+    from embedops.client import ledger_location
     from embedops.ledger import Ledger
 
-    ledger = Ledger(store)
+    path = ledger_location(settings)
+    if not path.exists():
+        return False
+    ledger = Ledger(path)
     try:
         return ledger.keys_configured()
     finally:
@@ -79,7 +81,7 @@ def serve(
         settings = settings_from(ctx, store=store, model=model, backend=backend,
                                  server_max_batch_size=max_batch_size,
                                  server_max_wait_ms=max_wait_ms)
-        check_loopback(host, keys_configured(settings.store))
+        check_loopback(host, keys_configured(settings))
         embedder = load_embedder(settings.model, settings.cache_dir, settings.backend,
                                  settings.batch_size, settings=settings)
         app = create_app(settings, embedder, open_store=True)

@@ -13,7 +13,7 @@ from embedops.cli.context import (
     StoreOption,
     console,
     handle_errors,
-    open_store_and_ledger,
+    open_client,
     print_json,
     settings_from,
     wants_json,
@@ -23,10 +23,14 @@ from embedops.cli.context import (
 def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Store, collections, aliases, dead letters, real-time queue depth and indexing lag."""
     settings = settings_from(ctx, store=store)
-    report: dict[str, Any] = {"store": str(settings.store), "exists": settings.store.exists()}
+    from embedops.store import local_directory
+
+    directory = local_directory(settings.store)
+    report: dict[str, Any] = {"store": str(settings.store),
+                              "exists": directory is None or directory.exists()}
     if report["exists"]:
-        with handle_errors(), open_store_and_ledger(settings, read_only=True) as (vs, ledger):
-            report.update(_describe(vs, ledger))
+        with handle_errors(), open_client(settings, read_only=True) as client:
+            report.update(_describe(client.store, client.ledger))
     if wants_json(ctx, json_out):
         print_json(report)
         return

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from embedops.errors import PermanentEmbedderError
+from embedops.errors import InputRejected, PermanentEmbedderError
 
 
 @runtime_checkable
@@ -35,9 +35,26 @@ class Tokenizer(Protocol):
         ...
 
 
+Role = Literal["document", "query"]
+ROLES: tuple[Role, ...] = ("document", "query")
+MODALITIES: tuple[str, ...] = ("text", "image", "audio")
+
+
+def check_role(role: str) -> Role:
+    """``role`` itself when it is a known role; raises InputRejected otherwise."""
+    if role not in ROLES:
+        raise InputRejected("role", f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    return role  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class EmbedderInfo:
-    """Everything that identifies one model at one revision."""
+    """Everything that identifies one model at one revision.
+
+    ``modality`` names the vector space (``text``; a CLIP model's shared space is
+    ``image-text``). ``inputs`` says which input modalities each role accepts, and
+    ``prefixes`` what each role puts before its text (E5: ``query: `` / ``passage: ``);
+    both are part of what the fingerprint covers."""
 
     name: str
     revision: str
@@ -47,6 +64,15 @@ class EmbedderInfo:
     backend: str
     source: str
     fingerprint: str
+    prefixes: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"document": ("text",), "query": ("text",)})
+
+    def prefix(self, role: Role) -> str:
+        return self.prefixes.get(role, "")
+
+    def accepts(self, role: Role, modality: str) -> bool:
+        return modality in self.inputs.get(role, ())
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -54,12 +80,16 @@ class EmbedderInfo:
 
 @runtime_checkable
 class Embedder(Protocol):
-    """One model at one revision. Vectors of different fingerprints are never mixed."""
+    """One model at one revision. Vectors of different fingerprints are never mixed.
+
+    A model embeds in a role: documents when writing, queries when searching. What a
+    role changes is the model's business (E5 prefixes, Cohere ``input_type``, CLIP
+    towers); a model without roles gives both the same vectors."""
 
     info: EmbedderInfo
     tokenizer: Tokenizer
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
         """Return one L2-normalised float32 row per text, in input order."""
         ...
 
@@ -80,7 +110,9 @@ class BaseEmbedder:
     """Batching, input checks and output validation shared by every embedder.
 
     Subclasses set ``info`` and ``tokenizer`` and implement ``_embed_batch`` (raw, possibly
-    unnormalised float vectors for a batch of texts).
+    unnormalised float vectors for a batch of texts). The role's prefix is put before
+    each text here; a model whose roles differ otherwise (an API's ``input_type``)
+    overrides ``_embed_role``.
     """
 
     info: EmbedderInfo
@@ -92,8 +124,14 @@ class BaseEmbedder:
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts``; raises PermanentEmbedderError on bad input or a bad output."""
+    def _embed_role(self, texts: list[str], role: Role) -> np.ndarray:
+        prefix = self.info.prefix(role)
+        return self._embed_batch([prefix + t for t in texts] if prefix else texts)
+
+    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
+        """Embed ``texts`` in ``role``; raises PermanentEmbedderError on bad input, an
+        unknown role or a bad output."""
+        check_role(role)
         if isinstance(texts, str):
             raise PermanentEmbedderError("embed() takes a list of texts, not one string")
         items = list(texts)
@@ -106,8 +144,17 @@ class BaseEmbedder:
         out = np.empty((len(items), self.info.dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            out[idx] = self._checked(self._embed_batch([items[i] for i in idx]), len(idx))
+            batch = [items[i] for i in idx]
+            out[idx] = self._checked(self._embed_role(batch, role), len(idx))
         return out
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts to be stored and searched."""
+        return self.embed(texts, "document")
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries."""
+        return self.embed(texts, "query")
 
     def _checked(self, vectors: np.ndarray, expected: int) -> np.ndarray:
         if vectors.shape != (expected, self.info.dim):
@@ -121,4 +168,4 @@ class BaseEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query; returns a 1-d vector."""
-        return self.embed([text])[0]
+        return self.embed([text], "query")[0]

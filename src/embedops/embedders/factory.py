@@ -123,13 +123,14 @@ def _api_embedder(name: str, settings: Settings | None, api_base: str | None) ->
 def _test_embedder(name: str) -> Embedder:
     if not test_models_enabled():
         raise ModelNotFound(f"{name} is a test-only model; set EMBEDOPS_ENABLE_TEST_MODELS=1")
-    from embedops.embedders.testing import HashEmbedder
+    from embedops.embedders.testing import E5_PREFIXES, HashEmbedder
 
-    try:
-        dim = int(name.rsplit("-", 1)[1])
-    except (IndexError, ValueError) as exc:
-        raise ModelNotFound(f"unknown test model {name!r}; use testing/hash-64") from exc
-    return HashEmbedder(dim=dim)
+    family, _, size = name.rpartition("-")
+    if family not in ("testing/hash", "testing/hash-e5") or not size.isdigit() \
+            or not 1 <= int(size) <= 4096:
+        raise ModelNotFound(f"unknown test model {name!r}; use testing/hash-64 or "
+                            "testing/hash-e5-64")
+    return HashEmbedder(dim=int(size), prefixes=E5_PREFIXES if family.endswith("e5") else None)
 
 
 @dataclass(frozen=True)

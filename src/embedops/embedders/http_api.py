@@ -4,11 +4,14 @@ Providers (model names as given to ``load_embedder``):
 
 - ``openai/text-embedding-3-small`` (1536-d), ``openai/text-embedding-3-large`` (3072-d);
   ``dimensions`` is sent when set (the API truncates and renormalises).
-- ``cohere/embed-english-v3.0`` (1024-d); documents are sent with
-  ``input_type=search_document``, queries (``embed_query``) with ``search_query``.
+- ``cohere/embed-english-v3.0`` (1024-d); the document role is sent with
+  ``input_type=search_document``, the query role with ``search_query``.
 - ``openai-compatible/<model>``: any server speaking OpenAI's ``/embeddings`` (TEI, vLLM,
-  infinity, ``embedops serve``) at ``api_base``. Without ``dimensions`` the dimension is
-  learned from one probe request when the embedder is built.
+  infinity, ``embedops serve``) at ``api_base``. The embedder embeds a fixed probe text
+  once when it is built: the probe's vector gives the dimension (unless ``dimensions``
+  is set) and, rounded, enters the fingerprint together with the endpoint, the model
+  name and ``dimensions``, so a model swapped behind the same URL gets another
+  fingerprint and is refused by the collections of the old one.
 
 Every request goes through :class:`ResilientEndpoint` (retry, pacing, breaker, metrics).
 Requests are packed by item count and by an estimate of tokens (:class:`EstimatingTokenizer`),
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from embedops.config import Settings
-from embedops.embedders.base import BaseEmbedder, EmbedderInfo, make_fingerprint
+from embedops.embedders.base import BaseEmbedder, EmbedderInfo, Role, make_fingerprint
 from embedops.embedders.resilience.clock import Clock
 from embedops.embedders.resilience.endpoint import (
     EndpointConfig,
@@ -134,7 +137,18 @@ class ApiOptions:
     max_input_tokens: int = 512
     max_batch_items: int | None = None
     max_batch_tokens: int | None = None
-    input_type: str = "search_document"
+
+
+# What each role sends as Cohere's ``input_type``.
+COHERE_INPUT_TYPES: dict[str, str] = {"document": "search_document", "query": "search_query"}
+PROBE_TEXT = "embedops fingerprint probe: the quick brown fox jumps over the lazy dog."
+
+
+def probe_digest(vector: np.ndarray) -> str:
+    """A digest of a probe vector, rounded to one decimal so that float noise between
+    runs of the same model leaves it unchanged while another model changes it."""
+    rounded = np.round(np.asarray(vector, dtype=np.float64), 1) + 0.0  # no -0.0
+    return make_fingerprint({"probe": rounded.tolist()})
 
 
 class ApiEmbedder(BaseEmbedder):
@@ -160,27 +174,35 @@ class ApiEmbedder(BaseEmbedder):
         native, max_input = HOSTED_MODELS.get(name, (None, self.options.max_input_tokens))
         self.tokenizer = EstimatingTokenizer(max_input)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="embedops-api")
-        dim = self.options.dimensions or native or self._probe_dimension()
-        self.info = self._make_info(name, dim, max_input)
+        probe = None
+        if self.provider is COMPATIBLE or not (self.options.dimensions or native):
+            probe = self._request([PROBE_TEXT], COHERE_INPUT_TYPES["document"], None)[0]
+        dim = self.options.dimensions or native or int(probe.shape[0])  # type: ignore[union-attr]
+        self.info = self._make_info(name, dim, max_input, probe)
 
-    def _make_info(self, name: str, dim: int, max_input: int) -> EmbedderInfo:
-        fingerprint = make_fingerprint({"api": self.provider.kind, "model": self.model,
-                                        "dimensions": dim, "normalize": True})
+    def _make_info(self, name: str, dim: int, max_input: int,
+                   probe: np.ndarray | None) -> EmbedderInfo:
+        parts: dict[str, object] = {"api": self.provider.kind, "model": self.model,
+                                    "dimensions": dim, "normalize": True}
+        if self.provider is COMPATIBLE:
+            # A self-hosted server can swap the model behind its URL: the endpoint and
+            # the probe's vector identify what actually answers.
+            assert probe is not None
+            parts.update(endpoint=self.endpoint.name.rstrip("/"),
+                         requested_dimensions=self.options.dimensions,
+                         probe=probe_digest(probe / max(float(np.linalg.norm(probe)), 1e-12)))
+        if self.provider is COHERE:
+            parts["input_types"] = COHERE_INPUT_TYPES
         return EmbedderInfo(name=name, revision="api", dim=dim, max_tokens=max_input,
                             modality="text", backend=f"api:{self.provider.kind}",
-                            source=self.endpoint.name, fingerprint=fingerprint)
-
-    def _probe_dimension(self) -> int:
-        rows = self._request(["dimension probe"], self.options.input_type, None)
-        return int(rows.shape[1])
+                            source=self.endpoint.name, fingerprint=make_fingerprint(parts))
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        return self._embed_as(texts, self.options.input_type)
+        return self._embed_as(texts, COHERE_INPUT_TYPES["document"])
 
-    def embed_query(self, text: str) -> np.ndarray:
-        """One query vector; Cohere gets ``input_type=search_query``."""
-        kind = "search_query" if self.provider is COHERE else self.options.input_type
-        return self._checked(self._embed_as([text], kind), 1)[0]
+    def _embed_role(self, texts: list[str], role: Role) -> np.ndarray:
+        """Cohere is told the role (``input_type``); OpenAI APIs have no roles."""
+        return self._embed_as(texts, COHERE_INPUT_TYPES[role])
 
     def _embed_as(self, texts: list[str], input_type: str) -> np.ndarray:
         groups, dim = self.pack(texts), self.info.dim

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedops.config import Settings
-from embedops.embedders.base import Embedder, EmbedderInfo, Tokenizer
+from embedops.embedders.base import Embedder, EmbedderInfo, Role, Tokenizer
 from embedops.embedders.factory import load_embedder
 from embedops.errors import FingerprintMismatch
 
@@ -43,7 +43,8 @@ def check_equivalent(first: Embedder, second: Embedder,
     a, b = first.info, second.info
     if a.dim != b.dim:
         raise FingerprintMismatch(_explain(a, b, f"dimensions {a.dim} and {b.dim} differ"))
-    left, right = first.embed(list(probes)), second.embed(list(probes))
+    left = np.vstack([first.embed(list(probes), r) for r in ("document", "query")])
+    right = np.vstack([second.embed(list(probes), r) for r in ("document", "query")])
     worst = float(np.min(np.sum(left * right, axis=1)))
     if worst < min_cosine:
         raise FingerprintMismatch(_explain(
@@ -66,11 +67,8 @@ class SameSpaceEmbedder:
     def __init__(self, inner: Embedder, info: EmbedderInfo, tokenizer: Tokenizer) -> None:
         self.inner, self.info, self.tokenizer = inner, info, tokenizer
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)  # type: ignore[attr-defined, no-any-return]
+    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
+        return self.inner.embed(texts, role)
 
 
 @dataclass(frozen=True)

@@ -36,21 +36,34 @@ class RegexTokenizer:
         return [sum(1 for _ in _TOKEN.finditer(t)) for t in texts]
 
 
-class HashEmbedder(BaseEmbedder):
-    """TEST-ONLY. Signed feature hashing of lower-cased words into ``dim`` buckets."""
+E5_PREFIXES = {"query": "query: ", "document": "passage: "}
 
-    def __init__(self, dim: int = 64, max_tokens: int = 128, batch_size: int = 64) -> None:
+
+class HashEmbedder(BaseEmbedder):
+    """TEST-ONLY. Signed feature hashing of lower-cased words into ``dim`` buckets.
+
+    With ``prefixes`` (``testing/hash-e5-<dim>``) it behaves like an E5 model: each role
+    puts its prefix before the text, so the two roles give different vectors."""
+
+    def __init__(self, dim: int = 64, max_tokens: int = 128, batch_size: int = 64,
+                 prefixes: dict[str, str] | None = None) -> None:
         super().__init__(batch_size)
         self.tokenizer = RegexTokenizer(max_tokens)
+        family = "testing/hash-e5" if prefixes else "testing/hash"
+        identity: dict[str, object] = {"name": "testing/hash", "dim": dim, "v": 1}
+        if prefixes:
+            identity["prefixes"] = prefixes
         self.info = EmbedderInfo(
-            name=TEST_MODEL_NAME if dim == 64 else f"testing/hash-{dim}",
+            name=TEST_MODEL_NAME if (dim, family) == (64, "testing/hash")
+            else f"{family}-{dim}",
             revision="1",
             dim=dim,
             max_tokens=max_tokens,
             modality="text",
             backend="numpy",
             source="built-in (test-only)",
-            fingerprint=make_fingerprint({"name": "testing/hash", "dim": dim, "v": 1}),
+            fingerprint=make_fingerprint(identity),
+            prefixes=dict(prefixes or {}),
         )
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:

@@ -25,24 +25,16 @@ from pathlib import Path
 
 from embedops.config import Settings
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
-from embedops.errors import CollectionNotFound
-from embedops.ingest.chunking import make_chunker
-from embedops.ingest.documents import chunk_ids
+from embedops.embedders.weights import canonical_name
+from embedops.errors import CollectionNotFound, ModelConflict, WrongCollectionKind
+from embedops.ingest.chunking import Chunker, make_chunker
 from embedops.ingest.ordering import WriteGate
 from embedops.ingest.sources import SourceFile, discover, file_digest
-from embedops.ingest.stages import (
-    Work,
-    build_points,
-    classify,
-    doc_record,
-    embed_isolating_failures,
-    orphan_ids,
-    update_metadata,
-)
+from embedops.ingest.stages import Work, classify
+from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
-from embedops.ledger.ledger import utc_now
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
-from embedops.store.protocol import CollectionInfo, VectorStore
+from embedops.store.protocol import EXTERNAL_MODEL, CollectionInfo, VectorStore
 from embedops.types import Rejection
 
 
@@ -57,6 +49,9 @@ class IngestOptions:
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     # Read every file even when its bytes are unchanged (``dlq retry`` does).
     reread_unchanged: bool = False
+    # The model the caller asked for explicitly; an existing collection of another
+    # model is refused (a model change is a migration), None accepts the collection's.
+    model: str | None = None
 
 
 @dataclass
@@ -79,7 +74,8 @@ class IngestSummary:
         return asdict(self)
 
 
-# (event, amount): "files" (total), "file" (one read), "document" (done), "chunks" (embedded)
+# (event, amount): "files" (total), "file" (one read), "document" (done), "planned"
+# (chunks to embed, known once a document is chunked), "chunks" (embedded)
 Progress = Callable[[str, int], None]
 _DONE = object()
 
@@ -118,7 +114,9 @@ class BatchIngest:
         self.progress = progress or (lambda event, n: None)
         self.summary = IngestSummary()
         self._info: CollectionInfo | None = self._existing_collection()
+        self._check_model()
         self._embedder: Embedder | None = None
+        self._chunker: Chunker | None = None
         self._embedder_lock = threading.Lock()
         self._seen: set[str] = set()
         self._claimed: set[str] = set()  # ids a source of this run has given
@@ -131,6 +129,22 @@ class BatchIngest:
             return self.store.get_collection(self.options.collection)
         except CollectionNotFound:
             return None
+
+    def _check_model(self) -> None:
+        info, wanted = self._info, self.options.model
+        if info is None:
+            return
+        if info.model == EXTERNAL_MODEL:
+            raise WrongCollectionKind(
+                f"collection {info.name!r} holds vectors computed elsewhere (model "
+                "external): documents cannot be ingested into it; write them to a "
+                "collection of a model")
+        if wanted is not None and canonical_name(wanted) != info.model:
+            raise ModelConflict(
+                f"collection {info.name!r} holds vectors of {info.model}, not {wanted}: "
+                "vectors of two models never share a collection. Ingest without --model "
+                f"to use {info.model}, or move the collection to {wanted} with "
+                f"`embedops migrate start {info.name} --to {wanted}`")
 
     @property
     def collection(self) -> str:
@@ -169,6 +183,7 @@ class BatchIngest:
             by_source.setdefault(record.source, []).append(record.doc_id)
         model = self._info.model if self._info else self.settings.model
         chunker = make_chunker(self.settings, load_tokenizer(model, self.settings.cache_dir))
+        self._chunker = chunker
         self._options_hash = _options_hash(chunker.plan, self.options.preprocess)
         out: queue.Queue[object] = queue.Queue(maxsize=4096)
 
@@ -185,6 +200,8 @@ class BatchIngest:
                 out.put((rejection, source))
             for doc in result.documents:
                 work = classify(doc, known.get(doc.id), chunker, self._load_embedder)
+                if work.chunks:
+                    self.progress("planned", len(work.chunks))
                 work.read_mark = mark
                 work.origin = (str(source.path), str(source.root))
                 out.put(work)
@@ -280,25 +297,18 @@ class BatchIngest:
             self.ledger.record_sources(self.collection, complete)  # type: ignore[arg-type]
 
     def _write(self, batch: list[Work], versions: dict[str, int]) -> None:
-        to_embed = [w for w in batch if w.status in ("new", "changed")]
-        embedded = embed_isolating_failures(self._get_embedder(), to_embed, self._dead_letter)
-        now = utc_now()
-        ids, vectors, payloads = build_points(embedded, self._fingerprint(), now)
-        if vectors is not None:
-            self.store.upsert(self.collection, ids, vectors, payloads,
-                              fingerprint=self._fingerprint())
-        orphans = orphan_ids([w for w, _ in embedded])
-        if orphans:
-            self.summary.chunks_deleted += self.store.delete(self.collection, ids=orphans)
-        updated = [w for w in batch if w.status == "metadata"]
-        for work in updated:
-            update_metadata(self.store, self.collection, work)
-        done = [w for w, _ in embedded] + updated
-        self.ledger.commit_documents(self.collection,
-                                     [doc_record(w, self._fingerprint(), now) for w in done])
+        result = write_documents(self.store, self.ledger, self._targets(), batch,
+                                 self._dead_letter)
+        self.summary.chunks_deleted += result.chunks_deleted
         if self.gate is not None:
-            self.gate.applied(self.collection, {w.doc.id: versions[w.doc.id] for w in done})
-        self._count(done, len(ids))
+            self.gate.applied(self.collection,
+                              {w.doc.id: versions[w.doc.id] for w in result.committed})
+        self._count(result.committed, result.chunks_embedded)
+
+    def _targets(self) -> list[Target]:
+        embedder = self._get_embedder()
+        assert self._info is not None and self._chunker is not None
+        return [Target(self._info, embedder, self._chunker)]
 
     def _duplicate(self, work: Work) -> None:
         """A second document with an id this run already took: a dead letter of its own
@@ -360,16 +370,11 @@ class BatchIngest:
                 dtype=self.options.dtype, model=info.name)  # type: ignore[arg-type]
         return embedder
 
-    def _fingerprint(self) -> str:
-        return self._get_embedder().info.fingerprint
-
     def _prune(self) -> None:
-        gone = [r for d, r in self.ledger.documents(self.collection).items()
-                if d not in self._seen]
-        ids = [i for r in gone for i in chunk_ids(r.doc_id, 0, r.chunk_count)]
-        if ids:
-            self.summary.chunks_deleted += self.store.delete(self.collection, ids=ids)
-        self.ledger.remove_documents(self.collection, [r.doc_id for r in gone])
+        gone = [d for d in self.ledger.documents(self.collection) if d not in self._seen]
+        if gone:
+            self.summary.chunks_deleted += delete_documents(self.store, self.ledger,
+                                                            [self.collection], gone)
         self.summary.documents_deleted += len(gone)
 
 

@@ -18,79 +18,24 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from embedops.config import Settings
-from embedops.embedders import Embedder, load_matching_embedder, load_tokenizer
 from embedops.errors import EmbedOpsError, StoreError
-from embedops.ingest.chunking import Chunker, make_chunker
 from embedops.ingest.ordering import WriteGate
-from embedops.ingest.stages import (
-    Work,
-    build_points,
-    classify,
-    doc_record,
-    embed_isolating_failures,
-    orphan_ids,
-    update_metadata,
-)
+from embedops.ingest.stages import Work, classify
+from embedops.ingest.targets import EmbedderPool, resolve_targets
+from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
-from embedops.ledger.ledger import utc_now
 from embedops.ledger.outbox import OutboxEntry, Outcome
 from embedops.metrics import Metrics
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_bytes, preprocess_text
-from embedops.store.protocol import CollectionInfo, VectorStore
+from embedops.store.protocol import VectorStore
 from embedops.types import Document
 
 MAX_ATTEMPTS = 5
 _log = logging.getLogger(__name__)
-
-
-class EmbedderPool:
-    """Embedders by fingerprint, loaded once, plus one lock that serialises every model
-    call of the process (models and tokenizers are not re-entrant)."""
-
-    def __init__(self, settings: Settings, served: Embedder | None = None) -> None:
-        self.settings = settings
-        self.model_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._embedders: dict[str, Embedder] = {}
-        self._chunkers: dict[str, Chunker] = {}
-        if served is not None:
-            self._embedders[served.info.fingerprint] = served
-
-    def get(self, model: str, fingerprint: str) -> Embedder:
-        """The embedder whose vectors carry ``fingerprint``; raises FingerprintMismatch."""
-        with self._lock:
-            if fingerprint not in self._embedders:
-                s = self.settings
-                self._embedders[fingerprint] = load_matching_embedder(
-                    model, fingerprint, s.cache_dir, s.backend, s.batch_size, settings=s)
-            return self._embedders[fingerprint]
-
-    def chunker(self, model: str) -> Chunker:
-        """The chunker of ``settings`` with ``model``'s tokenizer (as the batch path)."""
-        with self._lock:
-            if model not in self._chunkers:
-                tokenizer = load_tokenizer(model, self.settings.cache_dir)
-                self._chunkers[model] = make_chunker(self.settings, tokenizer)
-            return self._chunkers[model]
-
-    def embed(self, embedder: Embedder, texts: Sequence[str]) -> Any:
-        with self.model_lock:
-            return embedder.embed(texts)
-
-
-class _LockedEmbedder:
-    """An embedder whose calls take the pool's model lock."""
-
-    def __init__(self, pool: EmbedderPool, inner: Embedder) -> None:
-        self.info, self.tokenizer, self._pool, self._inner = (
-            inner.info, inner.tokenizer, pool, inner)
-
-    def embed(self, texts: Sequence[str]) -> Any:
-        return self._pool.embed(self._inner, texts)
 
 
 def document_from_body(doc_id: str, body: dict[str, Any],
@@ -224,61 +169,39 @@ class RealtimeWorker:
                 self.metrics.realtime_lag.observe(now - newest[outcome.doc_id].enqueued_ts)
 
     def _apply(self, collection: str, entries: list[OutboxEntry]) -> list[Outcome]:
-        outcomes = [self._delete(collection, e) for e in entries if e.op == "delete"]
-        puts = [e for e in entries if e.op == "put"]
-        if not puts:
-            return outcomes
+        """Apply puts and deletes to the collections ``collection`` resolves to now (an
+        alias is resolved here, when the write is applied, not when it was queued)."""
         try:
-            info = self.store.get_collection(collection)
-        except StoreError as exc:
-            return outcomes + [Outcome(e.doc_id, e.seq, "failed", exc.code) for e in puts]
-        return outcomes + self._put(info, puts)
-
-    def _delete(self, collection: str, entry: OutboxEntry) -> Outcome:
-        try:
-            self.store.delete(collection, filter={"field": "doc_id", "eq": entry.doc_id})
+            targets = resolve_targets(self.store, self.pool, _requested(collection, entries))
         except StoreError as exc:
             if exc.code != "collection_not_found":
                 raise
-        self.ledger.remove_documents(collection, [entry.doc_id])
-        return Outcome(entry.doc_id, entry.seq, "deleted")
+            return [Outcome(e.doc_id, e.seq, "deleted") if e.op == "delete"
+                    else Outcome(e.doc_id, e.seq, "failed", exc.code) for e in entries]
+        deletes = [e for e in entries if e.op == "delete"]
+        if deletes:
+            delete_documents(self.store, self.ledger, [t.name for t in targets],
+                             [e.doc_id for e in deletes])
+        outcomes = [Outcome(e.doc_id, e.seq, "deleted") for e in deletes]
+        puts = [e for e in entries if e.op == "put"]
+        return outcomes + (self._put(targets, puts) if puts else [])
 
-    def _put(self, info: CollectionInfo, entries: list[OutboxEntry]) -> list[Outcome]:
+    def _put(self, targets: list[Target], entries: list[OutboxEntry]) -> list[Outcome]:
+        primary = targets[0]
         failures: dict[str, str] = {}
-        record_failure = self._failure_recorder(info.name, failures)
-        previous = self.ledger.documents(info.name, [e.doc_id for e in entries])
-        chunker = self.pool.chunker(info.model)
-        embedder = _LockedEmbedder(self.pool, self.pool.get(info.model, info.fingerprint))
+        record_failure = self._failure_recorder(primary.name, failures)
+        previous = self.ledger.documents(primary.name, [e.doc_id for e in entries])
         works: list[Work] = []
         for entry in entries:
             doc = document_from_body(entry.doc_id, entry.body, self.options)
             if isinstance(doc, tuple):
                 record_failure(Work(Document(entry.doc_id, ""), "new", "", "", None), *doc)
                 continue
-            works.append(classify(doc, previous.get(doc.id), chunker, lambda: None))
-        self._write(info, works, embedder, record_failure)
+            works.append(classify(doc, previous.get(doc.id), primary.chunker, lambda: None))
+        write_documents(self.store, self.ledger, targets, works, record_failure)
         return [Outcome(e.doc_id, e.seq, "failed", failures[e.doc_id])
                 if e.doc_id in failures else Outcome(e.doc_id, e.seq, "embedded")
                 for e in entries]
-
-    def _write(self, info: CollectionInfo, works: list[Work], embedder: Any,
-               on_failure: Callable[[Work, str, str, str], None]) -> None:
-        to_embed = [w for w in works if w.status in ("new", "changed")]
-        embedded = embed_isolating_failures(embedder, to_embed, on_failure)
-        now = utc_now()
-        ids, vectors, payloads = build_points(embedded, info.fingerprint, now)
-        if vectors is not None:
-            self.store.upsert(info.name, ids, vectors, payloads, fingerprint=info.fingerprint)
-        orphans = orphan_ids([w for w, _ in embedded])
-        if orphans:
-            self.store.delete(info.name, ids=orphans)
-        updated = [w for w in works if w.status == "metadata"]
-        for work in updated:
-            update_metadata(self.store, info.name, work)
-        done = [w for w, _ in embedded] + updated + [w for w in works
-                                                      if w.status == "unchanged"]
-        self.ledger.commit_documents(info.name, [doc_record(w, info.fingerprint, now)
-                                                 for w in done if w.status != "unchanged"])
 
     def _failure_recorder(self, collection: str,
                           failures: dict[str, str]) -> Callable[[Work, str, str, str], None]:
@@ -288,3 +211,10 @@ class RealtimeWorker:
             failures[work.doc.id] = f"{stage}: {reason}" + (f" ({detail})" if detail else "")
 
         return record
+
+
+def _requested(collection: str, entries: list[OutboxEntry]) -> str:
+    """The name the writes were addressed to: an alias they were queued through (kept in
+    the body), else the collection."""
+    names = {e.body.get("alias") for e in entries if e.op == "put"} - {None}
+    return str(names.pop()) if len(names) == 1 else collection

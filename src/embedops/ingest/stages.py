@@ -1,9 +1,7 @@
-"""The stages both ingest drivers share: classify a document against the ledger, embed
-its chunks (isolating bad documents), build the points, and the ledger record.
+"""The steps of the write stage: classify a document against the ledger, embed its
+chunks (isolating bad documents), build the points, and the ledger record.
 
-The batch driver (``ingest/batch.py``) and the real-time worker (``ingest/realtime.py``)
-call these same functions, so a document embedded by either path gets identical ids,
-vectors, payloads and ledger records.
+``ingest/write.py`` composes them into the one write stage that every writer calls.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from embedops.ingest.documents import (
     metadata_hash,
     text_hash,
 )
-from embedops.ledger import DocRecord
+from embedops.ledger import DocContent, DocRecord
 from embedops.store.protocol import VectorStore
 from embedops.types import Chunk, Document
 
@@ -67,8 +65,11 @@ def classify(doc: Document, previous: DocRecord | None, chunker: Chunker,
         return Work(doc, status, digest, meta_digest, previous, plan=chunker.plan)
     work = Work(doc, "changed" if previous else "new", digest, meta_digest, previous,
                 plan=chunker.plan)
-    before_chunking()
-    work.chunks = chunker.chunk(doc.id, embedded_text(doc))
+    if doc.modality == "text":
+        before_chunking()
+        work.chunks = chunker.chunk(doc.id, embedded_text(doc))
+    else:  # one media item is one chunk; its caption (if any) rides along as text
+        work.chunks = [Chunk(doc.id, 0, doc.text, 0, len(doc.text), 0, doc.modality)]
     return work
 
 
@@ -78,15 +79,20 @@ def embed_isolating_failures(embedder: Embedder, works: list[Work],
     document becomes a failure (``on_failure``) instead of failing the batch. Documents
     without chunks fail at the ``chunk`` stage."""
     kept = []
+    info = embedder.info
     for work in works:
-        if work.chunks:
+        if not info.accepts("document", work.doc.modality):
+            accepted = ", ".join(info.inputs.get("document", ()))
+            on_failure(work, "embed", "unsupported_modality",
+                       f"{info.name} embeds {accepted} documents, not {work.doc.modality}")
+        elif work.chunks:
             kept.append(work)
         else:
             on_failure(work, "chunk", "no_tokens", "the tokenizer found no tokens")
     if not kept:
         return []
     try:
-        matrix = embedder.embed([c.text for w in kept for c in w.chunks])
+        matrix = embedder.embed([c.text for w in kept for c in w.chunks], "document")
     except EmbedderError:
         return [pair for w in kept if (pair := _embed_one(embedder, w, on_failure))]
     out, row = [], 0
@@ -99,7 +105,7 @@ def embed_isolating_failures(embedder: Embedder, works: list[Work],
 def _embed_one(embedder: Embedder, work: Work,
                on_failure: OnFailure) -> tuple[Work, np.ndarray] | None:
     try:
-        return work, embedder.embed([c.text for c in work.chunks])
+        return work, embedder.embed([c.text for c in work.chunks], "document")
     except EmbedderError as exc:
         on_failure(work, "embed", exc.code, exc.message)
         return None
@@ -142,12 +148,17 @@ def update_metadata(store: VectorStore, collection: str, work: Work) -> None:
 
 
 def doc_record(work: Work, fingerprint: str, now: str) -> DocRecord:
-    """The ledger record of a document once its points are in the store."""
+    """The ledger record of a document once its points are in the store, with the
+    content to keep (a metadata-only change keeps the stored chunk spans)."""
+    doc = work.doc
+    spans = None if work.status == "metadata" else [(c.start, c.end, c.tokens)
+                                                     for c in work.chunks]
+    content = DocContent(embedded_text(doc), dict(doc.metadata), doc.title, spans,
+                         doc.modality)
     if work.status == "metadata":
         assert work.previous is not None
-        return DocRecord(work.doc.id, work.digest, work.meta_digest,
-                         work.previous.chunk_count, work.doc.source,
-                         work.previous.fingerprint, work.previous.last_embedded_at,
-                         work.previous.plan)
-    return DocRecord(work.doc.id, work.digest, work.meta_digest, len(work.chunks),
-                     work.doc.source, fingerprint, now, work.plan)
+        return DocRecord(doc.id, work.digest, work.meta_digest, work.previous.chunk_count,
+                         doc.source, work.previous.fingerprint,
+                         work.previous.last_embedded_at, work.previous.plan, content)
+    return DocRecord(doc.id, work.digest, work.meta_digest, len(work.chunks), doc.source,
+                     fingerprint, now, work.plan, content)

@@ -1,9 +1,15 @@
 """The ledger: what was embedded into which collection, from which content, when.
 
-A SQLite database (WAL) beside the store's, ``<store>/ledger.db``. The ingest driver
-commits a document here only after its points are in the store, so after a crash the
-ledger never claims more than the store holds: an uncommitted document is simply embedded
-again (same ids, so the store upsert replaces the points it had already written).
+A SQLite database (WAL), by default beside the embedded store's, ``<store>/ledger.db``.
+The write stage commits a document here only after its points are in the store, so after
+a crash the ledger never claims more than the store holds: an uncommitted document is
+simply embedded again (same ids, so the store upsert replaces the points it had already
+written).
+
+The ledger keeps every document's content: the embedded text (zlib-compressed, stored
+once per distinct content hash however many collections hold it), the metadata, the
+title and each chunk's span and token count. Re-embedding, re-chunking and model
+migrations read it from here and never need the original sources.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +48,63 @@ class DocRecord:
     fingerprint: str
     last_embedded_at: str
     plan: str = ""  # how the text was chunked (chunker and limits); see Chunker.plan
+    # What to keep of the content; None leaves the stored content as it is.
+    content: DocContent | None = None
+
+
+@dataclass(frozen=True)
+class DocContent:
+    """A document's durable content. ``text`` is the embedded text that chunk spans
+    index into; ``spans`` is None to keep the stored spans (a metadata-only change)."""
+
+    text: str
+    metadata: dict[str, Any]
+    title: str | None = None
+    spans: list[tuple[int, int, int]] | None = None  # (start, end, tokens) per chunk
+    modality: str = "text"
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document as the ledger keeps it, with its chunks (see ``Ledger.stored``)."""
+
+    collection: str
+    doc_id: str
+    text: str | None  # None for documents committed before content was kept
+    metadata: dict[str, Any]
+    title: str | None
+    source: str | None
+    modality: str
+    content_hash: str
+    fingerprint: str
+    last_embedded_at: str
+    plan: str
+    spans: list[tuple[int, int, int]]
+
+    def chunks(self) -> list[dict[str, Any]]:
+        """Each chunk: id, index, span, tokens, text, and how it was embedded."""
+        return [{"id": f"{self.doc_id}#{n}", "index": n, "start": start, "end": end,
+                 "tokens": tokens,
+                 "text": self.text[start:end] if self.text is not None else None,
+                 "fingerprint": self.fingerprint, "last_embedded_at": self.last_embedded_at}
+                for n, (start, end, tokens) in enumerate(self.spans)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"collection": self.collection, "id": self.doc_id, "text": self.text,
+                "metadata": self.metadata, "title": self.title, "source": self.source,
+                "modality": self.modality, "content_hash": self.content_hash,
+                "fingerprint": self.fingerprint, "last_embedded_at": self.last_embedded_at,
+                "chunks": self.chunks()}
+
+
+def compress(text: str) -> bytes:
+    return zlib.compress(text.encode("utf-8"), 6)
+
+
+def decompress(codec: str, data: bytes) -> str:
+    if codec != "zlib":
+        raise StoreCorrupted(f"unknown content codec {codec!r} in the ledger")
+    return zlib.decompress(data).decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -66,11 +130,15 @@ class Ledger(OutboxMixin, KeysMixin):
     """Documents, dead letters, runs, the real-time outbox and API keys of one store
     directory. A handle may be shared by threads: write transactions are serialised."""
 
-    def __init__(self, store_dir: Path, read_only: bool = False) -> None:
-        path = store_dir / "ledger.db"
+    def __init__(self, location: Path, read_only: bool = False) -> None:
+        """``location``: the database file (``*.db``) or a directory that holds (or will
+        hold) ``ledger.db``."""
+        location = Path(location)
+        path = location if location.suffix == ".db" else location / "ledger.db"
         if read_only and not path.exists():
-            raise StoreError(f"no ledger in {store_dir}: nothing was ingested there yet")
-        store_dir.mkdir(parents=True, exist_ok=True)
+            raise StoreError(f"no ledger at {path}: nothing was ingested there yet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
         self._lock = threading.RLock()
         try:
@@ -126,9 +194,12 @@ class Ledger(OutboxMixin, KeysMixin):
         return int(row[0])
 
     def commit_documents(self, collection: str, records: Sequence[DocRecord]) -> None:
-        """Record documents as embedded (one transaction) and clear their dead letters."""
+        """Record documents as embedded, with their content (one transaction), and clear
+        their dead letters."""
         now = utc_now()
         with self._tx() as conn:
+            replaced = _content_hashes(conn, collection, [r.doc_id for r in records])
+            _store_contents(conn, [r for r in records if r.content is not None])
             conn.executemany(
                 "INSERT INTO documents (collection, doc_id, content_hash, meta_hash, chunk_count,"
                 " source, fingerprint, last_embedded_at, updated_at, plan)"
@@ -141,13 +212,56 @@ class Ledger(OutboxMixin, KeysMixin):
                 [(collection, r.doc_id, r.content_hash, r.meta_hash, r.chunk_count, r.source,
                   r.fingerprint, r.last_embedded_at, now, r.plan) for r in records],
             )
+            conn.executemany(
+                "UPDATE documents SET title = ?, metadata = ?, modality = ? WHERE"
+                " collection = ? AND doc_id = ?",
+                [(r.content.title, _json(r.content.metadata), r.content.modality, collection,
+                  r.doc_id) for r in records if r.content is not None])
+            conn.executemany(
+                "UPDATE documents SET spans = ? WHERE collection = ? AND doc_id = ?",
+                [(json.dumps(r.content.spans), collection, r.doc_id) for r in records
+                 if r.content is not None and r.content.spans is not None])
             conn.executemany("DELETE FROM dead_letters WHERE collection = ? AND doc_id = ?",
                              [(collection, r.doc_id) for r in records])
+            _drop_unreferenced_contents(conn, replaced)
+
+    def stored(self, collection: str, doc_id: str) -> StoredDocument | None:
+        """The document's content, metadata and chunks as last committed, or None."""
+        row = self._conn.execute(
+            "SELECT d.doc_id, c.codec, c.data, d.metadata, d.title, d.source, d.modality,"
+            " d.content_hash, d.fingerprint, d.last_embedded_at, d.plan, d.spans"
+            " FROM documents d LEFT JOIN contents c ON c.content_hash = d.content_hash"
+            " WHERE d.collection = ? AND d.doc_id = ?", (collection, doc_id)).fetchone()
+        return None if row is None else _stored(collection, row)
+
+    def iter_stored(self, collection: str, page_size: int = 500) -> Iterator[StoredDocument]:
+        """Every document of ``collection`` with its content, in doc id order."""
+        last = ""
+        while True:
+            rows = self._conn.execute(
+                "SELECT d.doc_id, c.codec, c.data, d.metadata, d.title, d.source, d.modality,"
+                " d.content_hash, d.fingerprint, d.last_embedded_at, d.plan, d.spans"
+                " FROM documents d LEFT JOIN contents c ON c.content_hash = d.content_hash"
+                " WHERE d.collection = ? AND d.doc_id > ? ORDER BY d.doc_id LIMIT ?",
+                (collection, last, page_size)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _stored(collection, row)
+            last = rows[-1][0]
+
+    def content_bytes(self) -> dict[str, int]:
+        """Bytes the kept content takes: compressed, and as raw text characters."""
+        row = self._conn.execute(
+            "SELECT coalesce(sum(length(data)), 0), coalesce(sum(chars), 0) FROM contents"
+        ).fetchone()
+        return {"compressed_bytes": int(row[0]), "text_chars": int(row[1])}
 
     def remove_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
         """Forget documents, and the digests of the files they came from, so the next
         ingest of those files reads them again instead of skipping them as unchanged."""
         with self._tx() as conn:
+            removed = _content_hashes(conn, collection, doc_ids)
             for i in range(0, len(doc_ids), 500):
                 part = list(doc_ids[i : i + 500])
                 marks = ",".join("?" * len(part))
@@ -157,6 +271,7 @@ class Ledger(OutboxMixin, KeysMixin):
                     (collection, collection, *part))
                 conn.execute(f"DELETE FROM documents WHERE collection = ? AND doc_id IN ({marks})",
                              (collection, *part))
+            _drop_unreferenced_contents(conn, removed)
 
     # --- source files --------------------------------------------------------------------
 
@@ -189,6 +304,7 @@ class Ledger(OutboxMixin, KeysMixin):
             for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox",
                           "sources"):
                 conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
+            _drop_unreferenced_contents(conn)
 
     # --- dead letters --------------------------------------------------------------------
 
@@ -246,3 +362,52 @@ class Ledger(OutboxMixin, KeysMixin):
         with self._tx() as conn:
             conn.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ? "
                          "WHERE run_id = ?", (utc_now(), status, json.dumps(summary), run_id))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _store_contents(conn: sqlite3.Connection, records: Sequence[DocRecord]) -> None:
+    """Keep the text of each record once per content hash (texts are immutable per hash)."""
+    fresh: dict[str, str] = {}
+    for record in records:
+        assert record.content is not None
+        fresh.setdefault(record.content_hash, record.content.text)
+    conn.executemany(
+        "INSERT INTO contents (content_hash, codec, data, chars) VALUES (?, 'zlib', ?, ?)"
+        " ON CONFLICT (content_hash) DO NOTHING",
+        [(digest, compress(text), len(text)) for digest, text in fresh.items()])
+
+
+def _content_hashes(conn: sqlite3.Connection, collection: str,
+                    doc_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(doc_ids), 500):
+        part = list(doc_ids[i : i + 500])
+        rows = conn.execute("SELECT content_hash FROM documents WHERE collection = ? AND "
+                            f"doc_id IN ({','.join('?' * len(part))})", (collection, *part))
+        found.update(r[0] for r in rows)
+    return found
+
+
+def _drop_unreferenced_contents(conn: sqlite3.Connection,
+                                hashes: Iterable[str] | None = None) -> None:
+    """Forget texts no document refers to any more (only among ``hashes`` when given,
+    so a commit costs what it touched, not the size of the ledger)."""
+    unreferenced = ("NOT EXISTS (SELECT 1 FROM documents d WHERE d.content_hash ="
+                    " contents.content_hash)")
+    if hashes is None:
+        conn.execute(f"DELETE FROM contents WHERE {unreferenced}")
+        return
+    conn.executemany(f"DELETE FROM contents WHERE content_hash = ? AND {unreferenced}",
+                     [(h,) for h in hashes])
+
+
+def _stored(collection: str, row: Sequence[Any]) -> StoredDocument:
+    (doc_id, codec, data, metadata, title, source, modality, digest, fingerprint, embedded_at,
+     plan, spans) = row
+    text = decompress(codec, data) if data is not None else None
+    return StoredDocument(collection, doc_id, text, json.loads(metadata or "{}"), title, source,
+                          modality, digest, fingerprint, embedded_at, plan,
+                          [tuple(s) for s in json.loads(spans or "[]")])  # type: ignore[misc]

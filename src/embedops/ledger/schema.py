@@ -110,4 +110,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE dead_letters ADD COLUMN root TEXT
         """,
     ),
+    (
+        5,
+        "durable content: cleaned text by content hash, metadata, title and chunk spans",
+        """
+        CREATE TABLE contents (
+            content_hash TEXT PRIMARY KEY,
+            codec TEXT NOT NULL,
+            data BLOB NOT NULL,
+            chars INTEGER NOT NULL
+        );
+        ALTER TABLE documents ADD COLUMN title TEXT;
+        ALTER TABLE documents ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE documents ADD COLUMN spans TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE documents ADD COLUMN modality TEXT NOT NULL DEFAULT 'text';
+        CREATE INDEX documents_content ON documents (content_hash)
+        """,
+    ),
 )

@@ -11,27 +11,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from embedops.config import Settings
-from embedops.ingest.batch import BatchIngest, IngestOptions
-from embedops.ledger import Ledger
-from embedops.preprocess.pipeline import PreprocessOptions
+from embedops.client import Client
 from embedops.quality.beir import load_qrels, load_queries
 from embedops.quality.ir_metrics import evaluate
 from embedops.retrieval import Searcher, doc_scores
-from embedops.store.protocol import VectorStore
 
 
-def run_eval(store: VectorStore, ledger: Ledger, settings: Settings, dataset: Path,
-             collection: str, k: int = 10, split: str = "test", exact: bool = False,
-             dtype: str = "float32") -> dict[str, Any]:
-    """Ingest ``dataset``'s corpus into ``collection`` if needed, run its queries, score."""
+def run_eval(client: Client, dataset: Path, collection: str, k: int = 10,
+             split: str = "test", exact: bool = False, dtype: str = "float32",
+             model: str | None = None) -> dict[str, Any]:
+    """Ingest ``dataset``'s corpus into ``collection`` if needed, run its queries (in
+    the query role of the collection's model), score."""
     queries = load_queries(dataset)
     qrels = load_qrels(dataset, split)
-    options = IngestOptions(collection=collection, dtype=dtype,
-                            preprocess=PreprocessOptions.from_settings(settings, id_field="_id"))
-    ingest = BatchIngest(store, ledger, settings, options).run([dataset / "corpus.jsonl"])
+    ingest = client.ingest([dataset / "corpus.jsonl"], collection, dtype=dtype, model=model,
+                           id_field="_id")
     judged = [q for q in queries if qrels.get(q)]
-    searcher = Searcher(store, settings, collection)
+    searcher = Searcher(client.store, collection, client.embedder(collection))
     depth = max(k, 100)
     started = time.perf_counter()
     hits = searcher.search_vectors([queries[q] for q in judged], k=depth * 2, exact=exact)

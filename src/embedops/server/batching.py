@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedops.embedders.base import Embedder
+from embedops.embedders.base import Embedder, Role, check_role
 from embedops.metrics import Metrics
 
 
@@ -29,15 +29,17 @@ class _Pending:
 
 
 class DynamicBatcher:
-    """Embed texts of concurrent callers in shared batches. Start with ``start()`` inside
-    a running event loop; ``stop()`` fails whatever is still waiting."""
+    """Embed texts of concurrent callers in shared batches, in one role of one model
+    (a service keeps one batcher per fingerprint and role). Start with ``start()``
+    inside a running event loop; ``stop()`` fails whatever is still waiting."""
 
     def __init__(self, embedder: Embedder, max_batch_size: int = 64,
                  max_wait_ms: float = 5.0, metrics: Metrics | None = None,
-                 lock: threading.Lock | None = None) -> None:
+                 lock: threading.Lock | None = None, role: Role = "document") -> None:
         """``lock`` is held around each model call, to share the model with other
         threads of the process (the real-time worker)."""
         self.embedder = embedder
+        self.role = check_role(role)
         self._model_lock = lock or threading.Lock()
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -106,4 +108,5 @@ class DynamicBatcher:
 
     def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         with self._model_lock:
-            return self.embedder.embed(texts), self.embedder.tokenizer.count(texts)
+            return (self.embedder.embed(texts, self.role),
+                    self.embedder.tokenizer.count(texts))

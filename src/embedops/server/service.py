@@ -15,17 +15,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from embedops.client import Client, ledger_location
 from embedops.config import Settings
-from embedops.embedders.base import Embedder
-from embedops.errors import CollectionExists, CollectionNotFound, ServiceUnavailable
+from embedops.embedders.base import Embedder, Role
+from embedops.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    ServiceUnavailable,
+    WrongCollectionKind,
+)
 from embedops.ingest.ordering import WriteGate
-from embedops.ingest.realtime import EmbedderPool, RealtimeWorker
+from embedops.ingest.realtime import RealtimeWorker
+from embedops.ingest.targets import EmbedderPool
 from embedops.ledger import Ledger
 from embedops.ledger.keys import ApiKey
 from embedops.ledger.outbox import Outcome
 from embedops.metrics import Metrics
 from embedops.server.batching import DynamicBatcher
-from embedops.store import EmbeddedStore, open_store
+from embedops.store import EXTERNAL_MODEL, VectorStore
 from embedops.store.protocol import CollectionInfo
 
 
@@ -77,9 +84,10 @@ class Service:
         self.waiters = Waiters()
         self.pool: EmbedderPool | None = None
         self.served: DynamicBatcher | None = None
-        self._batchers: dict[str, DynamicBatcher] = {}
+        self._batchers: dict[tuple[str, Role], DynamicBatcher] = {}
         self._open_lock = threading.Lock()
-        self._store: EmbeddedStore | None = None
+        self._client: Client | None = None
+        self._store: VectorStore | None = None
         self._api_ledger: Ledger | None = None
         self._keys_ledger: Ledger | None = None
         self.gate: WriteGate | None = None
@@ -90,31 +98,37 @@ class Service:
     def attach(self, served: DynamicBatcher) -> None:
         """Called at startup with the batcher of the served model."""
         self.served = served
-        self.pool = EmbedderPool(self.settings, served.embedder)
+        self.pool = EmbedderPool(self.settings, [served.embedder])
         served._model_lock = self.pool.model_lock
-        self._batchers[served.embedder.info.fingerprint] = served
+        self._batchers[(served.embedder.info.fingerprint, served.role)] = served
 
-    def open(self) -> EmbeddedStore:
+    def open(self) -> VectorStore:
         """Open the store, the ledger and start the worker (once); raises StoreLocked
         when another process writes the store."""
         with self._open_lock:
             if self._store is None:
                 if self.pool is None:
                     raise ServiceUnavailable("the service is still starting")
-                store = open_store(self.settings.store)
+                client = Client(self.settings)
                 try:
-                    worker_ledger = Ledger(Path(self.settings.store))
-                    self._api_ledger = Ledger(Path(self.settings.store))
+                    worker_ledger = client.new_ledger_handle()
                     self.gate = WriteGate(worker_ledger)
                     self.gate.subscribe(self.waiters.notify)
-                    self.worker = RealtimeWorker(store, worker_ledger, self.gate, self.pool,
-                                                 self.settings, self.metrics)
+                    self.worker = RealtimeWorker(client.store, worker_ledger, self.gate,
+                                                 self.pool, self.settings, self.metrics)
                     self.worker.start()
                 except BaseException:
-                    store.close()  # release the writer lock, or every retry is StoreLocked
+                    client.close()  # release the writer lock, or every retry is StoreLocked
                     raise
-                self._store = store
+                self._client, self._api_ledger = client, client.ledger
+                self._store = client.store
             return self._store
+
+    @property
+    def client(self) -> Client:
+        self.open()
+        assert self._client is not None
+        return self._client
 
     async def close(self) -> None:
         for batcher in self._batchers.values():
@@ -122,15 +136,14 @@ class Service:
                 await batcher.stop()
         if self.worker is not None:
             self.worker.stop()
-        for ledger in (self._api_ledger, self.gate.ledger if self.gate else None,
-                       self._keys_ledger):
+        for ledger in (self.gate.ledger if self.gate else None, self._keys_ledger):
             if ledger is not None:
                 ledger.close()
-        if self._store is not None:
-            self._store.close()
+        if self._client is not None:
+            self._client.close()
 
     @property
-    def store(self) -> EmbeddedStore:
+    def store(self) -> VectorStore:
         return self._store or self.open()
 
     @property
@@ -154,8 +167,9 @@ class Service:
     def _keys(self) -> Ledger | None:
         if self._api_ledger is not None:
             return self._api_ledger
-        if self._keys_ledger is None and (Path(self.settings.store) / "ledger.db").exists():
-            self._keys_ledger = Ledger(Path(self.settings.store))
+        path = ledger_location(self.settings)
+        if self._keys_ledger is None and path.exists():
+            self._keys_ledger = Ledger(path)
         return self._keys_ledger
 
     def auth_required(self) -> bool:
@@ -170,9 +184,14 @@ class Service:
 
     def collection_for_write(self, name: str) -> CollectionInfo:
         """The collection ``name`` (or its alias target); created with the served model on
-        first write."""
+        first write. Raises WrongCollectionKind for a collection of external vectors."""
         try:
-            return self.store.get_collection(name)
+            info = self.store.get_collection(name)
+            if info.model == EXTERNAL_MODEL:
+                raise WrongCollectionKind(
+                    f"collection {info.name!r} holds external vectors (model external): it "
+                    "takes points (POST /collections/{c}/points), not documents")
+            return info
         except CollectionNotFound:
             assert self.served is not None
             info = self.served.embedder.info
@@ -183,17 +202,26 @@ class Service:
             except CollectionExists:
                 return self.store.get_collection(name)
 
-    def batcher_for(self, info: CollectionInfo) -> DynamicBatcher:
-        """The query batcher of the collection's model (call on the event loop)."""
-        if info.fingerprint not in self._batchers:
+    def batcher_for(self, info: CollectionInfo, role: Role = "query") -> DynamicBatcher:
+        """The batcher of the collection's model in ``role`` (call on the event loop)."""
+        if info.model == EXTERNAL_MODEL:
+            raise WrongCollectionKind(f"collection {info.name!r} holds external vectors: "
+                                      "search it with a `vector`, not a `query` text")
+        assert self.pool is not None
+        return self.batcher(self.pool.get(info.model, info.fingerprint), role)
+
+    def batcher(self, embedder: Embedder, role: Role) -> DynamicBatcher:
+        """The dynamic batcher of ``embedder`` in ``role``, keyed by (fingerprint, role)
+        and started on first use (call on the event loop)."""
+        key = (embedder.info.fingerprint, role)
+        if key not in self._batchers:
             assert self.pool is not None
-            embedder: Embedder = self.pool.get(info.model, info.fingerprint)
             s = self.settings
             batcher = DynamicBatcher(embedder, s.server_max_batch_size, s.server_max_wait_ms,
-                                     self.metrics, lock=self.pool.model_lock)
+                                     self.metrics, lock=self.pool.model_lock, role=role)
             batcher.start()
-            self._batchers[info.fingerprint] = batcher
-        return self._batchers[info.fingerprint]
+            self._batchers[key] = batcher
+        return self._batchers[key]
 
     def refresh_gauges(self) -> None:
         """Queue depth, indexing lag, index memory and points, for a metrics scrape."""
@@ -214,7 +242,7 @@ class Service:
         from embedops.ingest.batch import BatchIngest
 
         store = self.store
-        ledger = Ledger(Path(self.settings.store))
+        ledger = self.client.new_ledger_handle()
         try:
             job = BatchIngest(store, ledger, self.settings, options, progress,
                               gate=self.write_gate)

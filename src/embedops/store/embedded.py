@@ -42,7 +42,15 @@ from embedops.store.catalog import (
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.hnsw_index import DEFAULT_PARAMS, remove_checkpoints
 from embedops.store.index_manager import IndexManager
-from embedops.store.protocol import DTYPES, METRICS, CollectionInfo, Filter, Hit, Point
+from embedops.store.protocol import (
+    DTYPES,
+    EXTERNAL_MODEL,
+    METRICS,
+    CollectionInfo,
+    Filter,
+    Hit,
+    Point,
+)
 from embedops.store.search import Searcher
 
 P = ParamSpec("P")
@@ -188,14 +196,11 @@ class EmbeddedStore:
 
     @_writes
     def upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
-               payloads: Sequence[Mapping[str, Any]] | None = None,
-               fingerprint: str | None = None) -> int:
+               payloads: Sequence[Mapping[str, Any]] | None = None, *,
+               fingerprint: str) -> int:
         """Insert or replace points in one transaction; see ``VectorStore.upsert``."""
         row = lookup(self.conn, collection)
-        if fingerprint is not None and fingerprint != row.fingerprint:
-            raise FingerprintMismatch(
-                f"collection {row.name!r} holds vectors of fingerprint {row.fingerprint!r}, "
-                f"got {fingerprint!r}")
+        check_fingerprint(row.name, row.model, row.fingerprint, fingerprint)
         ids, arr, texts = _prepare_batch(row, ids, vectors, payloads)
         if not ids:
             return 0
@@ -457,6 +462,21 @@ class EmbeddedStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_fingerprint(name: str, model: str, expected: str, given: object) -> None:
+    """Refuse vectors whose fingerprint is not the collection's (there is no bypass)."""
+    if given == expected:
+        return
+    if model == EXTERNAL_MODEL:
+        raise FingerprintMismatch(
+            f"collection {name!r} holds external vectors of fingerprint {expected!r}: "
+            f"write them with that fingerprint (or none through the client or HTTP), not "
+            f"{given!r}")
+    raise FingerprintMismatch(
+        f"collection {name!r} holds vectors of {model} (fingerprint {expected}); vectors "
+        f"of fingerprint {given!r} are refused: embed with {model}, or write raw vectors "
+        "to a collection created for external vectors")
 
 
 def _check_collection_args(dim: int, metric: str, dtype: str, fingerprint: str,

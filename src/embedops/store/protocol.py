@@ -21,6 +21,10 @@ StorageDType = Literal["float32", "float16", "int8"]
 Filter = Mapping[str, Any] | str
 
 METRICS: tuple[str, ...] = ("cosine", "ip", "l2")
+# The model (and fingerprint) of a collection whose vectors are computed elsewhere: it
+# takes raw vectors of its dimension, and never documents (there is no model to embed).
+EXTERNAL_MODEL = "external"
+EXTERNAL_FINGERPRINT = "external"
 DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
 
 
@@ -103,9 +107,12 @@ class VectorStore(Protocol):
         ids: Sequence[str],
         vectors: np.ndarray,
         payloads: Sequence[Mapping[str, Any]] | None = None,
-        fingerprint: str | None = None,
+        *,
+        fingerprint: str,
     ) -> int:
-        """Insert or replace points atomically (all or none); returns the number written."""
+        """Insert or replace points atomically (all or none); returns the number written.
+        ``fingerprint`` must be the collection's (``EXTERNAL_FINGERPRINT`` for a
+        collection of external vectors): anything else raises ``FingerprintMismatch``."""
         ...
 
     def delete(
@@ -177,4 +184,32 @@ class VectorStore(Protocol):
 
     def close(self) -> None:
         """Flush derived state and release resources and locks."""
+        ...
+
+
+def external_fingerprint(store: VectorStore, collection: str) -> str:
+    """The fingerprint raw vectors without one are written with: the collection's own
+    when it holds external vectors. A collection bound to a model has none to offer
+    (``FingerprintMismatch``): its vectors must name the model's fingerprint."""
+    from embedops.errors import FingerprintMismatch
+
+    info = store.get_collection(collection)
+    if info.model != EXTERNAL_MODEL:
+        raise FingerprintMismatch(
+            f"collection {info.name!r} holds vectors of {info.model} (fingerprint "
+            f"{info.fingerprint}): raw vectors must carry that fingerprint")
+    return info.fingerprint
+
+
+@runtime_checkable
+class IndexMaintenance(Protocol):
+    """An optional capability: a store whose ANN index is derived data it maintains
+    itself (the embedded store). Callers check ``isinstance(store, IndexMaintenance)``."""
+
+    def rebuild_index(self, collection: str) -> dict[str, Any]:
+        """Regenerate the index from the source of truth."""
+        ...
+
+    def verify_index(self, collection: str) -> dict[str, Any]:
+        """Compare the index with the source of truth."""
         ...

@@ -76,6 +76,9 @@ async def _accept(service: Service, collection: str,
     for doc_id, _, _ in writes:
         _check_id(doc_id)
     info = await run_in_threadpool(service.collection_for_write, collection)
+    if info.name != collection:  # an alias: resolved again when the write is applied
+        writes = [(d, op, {**body, "alias": collection} if op == "put" else body)
+                  for d, op, body in writes]
     versions = await run_in_threadpool(service.ledger.enqueue, info.name, writes)
     futures = [service.waiters.register(info.name, d, v)
                for (d, _, _), v in zip(writes, versions, strict=True)] if wait else []
@@ -140,13 +143,22 @@ async def delete_document(collection: str, service: ServiceDep, doc_id: str = DO
 
 
 @router.get("/collections/{collection}/documents/{doc_id:path}", dependencies=[READ],
-            summary="Status of one document")
+            summary="One document: status, content and chunks")
 def get_document(collection: str, service: ServiceDep,
                  doc_id: str = DOC_ID) -> dict[str, Any]:
-    """``status``: queued, embedded or failed (with ``reason``); ``last_embedded_at`` and
-    ``chunks`` of the version in the store. 404 for unknown or deleted documents."""
+    """``status``: queued, embedded or failed (with ``reason``); ``last_embedded_at`` of
+    the version in the store; ``text``, ``metadata`` and ``chunks`` (each with its span,
+    text, ``fingerprint`` and ``last_embedded_at``) as the ledger keeps them.
+    ``chunk_count`` is the number of chunks. 404 for unknown or deleted documents."""
     name = service.store.get_collection(collection).name
-    return document_status(service, name, doc_id)
+    status = document_status(service, name, doc_id)
+    stored = service.ledger.stored(name, doc_id)
+    content = stored.to_dict() if stored is not None else {
+        "text": None, "metadata": None, "title": None, "source": None, "modality": None,
+        "fingerprint": None, "chunks": []}
+    content.pop("last_embedded_at", None)
+    return {**content, **status, "chunk_count": status["chunks"],
+            "chunks": content["chunks"]}
 
 
 def _settled_status(service: Service, collection: str, doc_id: str) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """``POST /collections/{c}/points``: upsert vectors embedded elsewhere. The collection
-must exist; its dimension and fingerprint rules apply (422 on mismatch)."""
+must exist; its dimension and fingerprint rules apply (422 on mismatch): a collection of
+external vectors takes them as they are, a collection bound to a model only with that
+model's fingerprint."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from embedops.errors import InputRejected
 from embedops.server.dependencies import WRITE, ServiceDep
+from embedops.store.protocol import external_fingerprint
 
 router = APIRouter(tags=["points"])
 
@@ -25,7 +28,9 @@ class PointIn(BaseModel):
 class PointsBody(BaseModel):
     points: list[PointIn] = Field(..., min_length=1)
     fingerprint: str | None = Field(
-        None, description="The embedder fingerprint of the vectors; checked when given.")
+        None, description="The embedder fingerprint of the vectors. Leave it out for a "
+        "collection of external vectors; a collection bound to a model takes only vectors "
+        "of that model's fingerprint.")
 
 
 @router.post("/collections/{collection}/points", dependencies=[WRITE],
@@ -45,7 +50,8 @@ def upsert_points(collection: str, body: PointsBody, service: ServiceDep) -> dic
         raise InputRejected("duplicate_id", "each point id may appear once per request")
     vectors = np.asarray([p.vector for p in body.points], dtype=np.float32)
     with service.write_gate.lock:
+        fingerprint = body.fingerprint or external_fingerprint(service.store, collection)
         written = service.store.upsert(collection, ids, vectors,
                                        [p.payload for p in body.points],
-                                       fingerprint=body.fingerprint)
+                                       fingerprint=fingerprint)
     return {"collection": service.store.resolve(collection), "upserted": written}

@@ -1,0 +1,229 @@
+"""The public Python client: ``embedops.open(...)``. The CLI, the server and user code
+all work through it; none of them assembles stores, ledgers and embedders by hand.
+
+Text-level operations (``ingest``, ``search``, ``get``) run the pipeline; vector-level
+operations carry the ``VectorStore`` protocol's names and arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedops.config import Settings, load_settings
+from embedops.embedders import Embedder, load_embedder, load_matching_embedder
+from embedops.errors import ConfigError, DocumentNotFound, StoreError
+from embedops.ledger import Ledger, StoredDocument
+from embedops.store import EXTERNAL_FINGERPRINT, EXTERNAL_MODEL, local_directory, open_store
+from embedops.store.protocol import (
+    CollectionInfo,
+    Filter,
+    Point,
+    VectorStore,
+    external_fingerprint,
+)
+
+
+def ledger_location(settings: Settings) -> Path:
+    """Where the ledger lives: ``settings.ledger``, else beside the embedded store."""
+    if settings.ledger is not None:
+        return settings.ledger
+    directory = local_directory(settings.store)
+    if directory is None:
+        raise ConfigError(f"store {settings.store!r} is remote: set `ledger` "
+                          "(EMBEDOPS_LEDGER) to the ledger's SQLite file")
+    return directory / "ledger.db"
+
+
+class Client:
+    """A handle on one store and its ledger. Use as a context manager, or ``close()``.
+
+    Read-only clients never take the store's writer lock (they work while a service
+    runs); their ``ledger`` is None when nothing was ever written."""
+
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        self.settings, self.read_only = settings, read_only
+        directory = local_directory(settings.store)
+        if read_only and directory is not None and not directory.exists():
+            raise StoreError(f"no store at {directory}: run `embedops ingest` first")
+        path = ledger_location(settings)
+        self.store: VectorStore = open_store(settings.store, read_only=read_only)
+        try:
+            self.ledger: Ledger | None = (
+                None if read_only and not path.exists() else Ledger(path, read_only))
+        except BaseException:
+            self.store.close()
+            raise
+        self._embedders: dict[str, Embedder] = {}
+
+    def new_ledger_handle(self) -> Ledger:
+        """A second connection to the same ledger (for another thread of a service)."""
+        return Ledger(ledger_location(self.settings), self.read_only)
+
+    def _writable_ledger(self) -> Ledger:
+        if self.ledger is None or self.read_only:
+            raise StoreError("this client is read-only")
+        return self.ledger
+
+    # --- text level ----------------------------------------------------------------------
+
+    def embedder(self, collection: str) -> Embedder:
+        """The embedder of ``collection``'s model (same fingerprint), loaded once."""
+        info = self.store.get_collection(collection)
+        if info.model == EXTERNAL_MODEL:
+            raise StoreError(f"collection {info.name!r} holds external vectors: search it "
+                             "with a vector, not a text")
+        if info.fingerprint not in self._embedders:
+            s = self.settings
+            self._embedders[info.fingerprint] = load_matching_embedder(
+                info.model, info.fingerprint, s.cache_dir, s.backend, s.batch_size,
+                settings=s)
+        return self._embedders[info.fingerprint]
+
+    def ingest(self, paths: Sequence[str | Path], collection: str = "default", *,
+               model: str | None = None, dtype: str = "float32", prune: bool = False,
+               include: Sequence[str] = (), exclude: Sequence[str] = (),
+               batch_size: int = 512, id_field: str | None = None,
+               text_field: str | None = None, title_field: str | None = None,
+               progress: Any = None, **more: Any) -> Any:
+        """Ingest files or directories into ``collection`` (created with ``model``, or the
+        settings' model, on first write); returns the ``IngestSummary``. Idempotent."""
+        from embedops.ingest.batch import BatchIngest, IngestOptions
+        from embedops.preprocess.pipeline import PreprocessOptions
+
+        preprocess = PreprocessOptions.from_settings(
+            self.settings, id_field=id_field, text_field=text_field, title_field=title_field)
+        options = IngestOptions(collection=collection, dtype=dtype, batch_size=batch_size,
+                                prune=prune, include=include, exclude=exclude,
+                                preprocess=preprocess, model=model, **more)
+        settings = self.settings if model is None else self.settings.model_copy(
+            update={"model": model})
+        job = BatchIngest(self.store, self._writable_ledger(), settings, options, progress)
+        return job.run([Path(p) for p in paths])
+
+    def search(self, query: str | Sequence[float] | np.ndarray, collection: str = "default",
+               k: int = 10, filter: Filter | None = None, exact: bool = False) -> list[Any]:
+        """Top-``k`` hits for a text (embedded in the query role with the model of the
+        collection the name points at now) or a vector: ``id``, ``doc_id``, ``score``,
+        ``text``, ``payload``, ``highlight``."""
+        from embedops.retrieval import Searcher, text_hits
+
+        if isinstance(query, str):
+            return Searcher(self.store, collection, self.embedder(collection)).search(
+                query, k, filter, exact)
+        vector = np.asarray(query, dtype=np.float32)
+        hits = self.store.search(collection, vector, k=k, filter=filter, exact=exact)[0]
+        return text_hits("", hits)
+
+    def get(self, doc_id: str, collection: str = "default") -> StoredDocument:
+        """The document as the ledger keeps it: text, metadata, chunks and, per chunk,
+        the fingerprint and ``last_embedded_at``. Raises DocumentNotFound."""
+        name = self.store.resolve(collection)
+        found = self.ledger.stored(name, doc_id) if self.ledger is not None else None
+        if found is None:
+            raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}")
+        return found
+
+    # --- vector level (the VectorStore protocol) --------------------------------------------
+
+    def create_collection(self, name: str, dim: int | None = None, *,
+                          model: str | None = None, fingerprint: str | None = None,
+                          **options: Any) -> CollectionInfo:
+        """A collection for ``model`` (dimension and fingerprint from the model), or, with
+        neither ``model`` nor ``fingerprint``, one for external vectors of ``dim``."""
+        if model is not None:
+            s = self.settings
+            info = load_embedder(model, s.cache_dir, s.backend, s.batch_size, settings=s).info
+            if dim is not None and dim != info.dim:
+                raise ConfigError(f"{model} gives {info.dim}-d vectors, not {dim}")
+            return self.store.create_collection(name, info.dim, fingerprint=info.fingerprint,
+                                                model=info.name, **options)
+        if dim is None:
+            raise ConfigError("a collection of external vectors needs its dimension")
+        return self.store.create_collection(
+            name, dim, fingerprint=fingerprint or EXTERNAL_FINGERPRINT,
+            model=options.pop("model_name", EXTERNAL_MODEL), **options)
+
+    def drop_collection(self, name: str) -> None:
+        self.store.drop_collection(name)
+        if self.ledger is not None and not self.read_only:
+            self.ledger.drop_collection(name)
+
+    def upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
+               payloads: Sequence[Mapping[str, Any]] | None = None, *,
+               fingerprint: str | None = None) -> int:
+        """Raw vectors: a collection of external vectors takes them as they are; a
+        collection bound to a model only with that model's fingerprint."""
+        fingerprint = fingerprint or external_fingerprint(self.store, collection)
+        return self.store.upsert(collection, ids, vectors, payloads, fingerprint=fingerprint)
+
+    def delete(self, collection: str, ids: Sequence[str] | None = None,
+               filter: Filter | None = None) -> int:
+        return self.store.delete(collection, ids=ids, filter=filter)
+
+    def update_payload(self, collection: str, patch: Mapping[str, Any],
+                       ids: Sequence[str] | None = None, filter: Filter | None = None) -> int:
+        return self.store.update_payload(collection, patch, ids=ids, filter=filter)
+
+    def get_points(self, collection: str, ids: Sequence[str],
+                   with_vectors: bool = False) -> list[Point]:
+        return self.store.get(collection, ids, with_vectors=with_vectors)
+
+    def scan(self, collection: str, page_size: int = 1000, filter: Filter | None = None,
+             with_vectors: bool = False) -> Iterator[list[Point]]:
+        return self.store.scan(collection, page_size, filter, with_vectors)
+
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        return self.store.count(collection, filter)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return self.store.list_collections()
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        return self.store.get_collection(name)
+
+    def create_alias(self, alias: str, collection: str) -> None:
+        self.store.create_alias(alias, collection)
+
+    def repoint_alias(self, alias: str, collection: str) -> str:
+        return self.store.repoint_alias(alias, collection)
+
+    def delete_alias(self, alias: str) -> None:
+        self.store.delete_alias(alias)
+
+    def list_aliases(self) -> dict[str, str]:
+        return self.store.list_aliases()
+
+    def resolve(self, name: str) -> str:
+        return self.store.resolve(name)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the store (and its writer lock), the ledger and API clients."""
+        try:
+            if self.ledger is not None:
+                self.ledger.close()
+        finally:
+            self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open(store: str | Path | None = None, *, read_only: bool = False,
+         settings: Settings | None = None, **overrides: Any) -> Client:
+    """Open a store (a directory or a URL; default ``./.embedops`` or ``EMBEDOPS_STORE``)
+    and its ledger. ``overrides`` are settings (``model=``, ``ledger=`` ...)."""
+    if settings is None:
+        settings = load_settings(store=store, **overrides)
+    elif store is not None or overrides:
+        settings = settings.model_copy(update={**overrides, **(
+            {"store": str(store)} if store is not None else {})})
+    return Client(settings, read_only=read_only)

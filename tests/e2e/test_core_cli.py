@@ -1,0 +1,96 @@
+"""The CLI over the reshaped core: queries embedded in the query role, `get` from the
+ledger's durable content, stores chosen by URL, one model per collection, and read-only
+commands beside a writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embedops.embedders import load_embedder
+from embedops.store import open_store
+
+from .conftest import Cli
+
+E5 = "testing/hash-e5-64"
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "cats.txt").write_text("Cats sleep most of the day in warm places.")
+    (root / "dogs.txt").write_text("Dogs enjoy long walks in the park.")
+    (root / "records.jsonl").write_text(
+        '{"id": "r1", "text": "Green tea is steamed.", "lang": "en", "source": "crm"}\n')
+    return root
+
+
+def test_search_embeds_the_query_in_the_query_role(cli: Cli, corpus: Path) -> None:
+    cli.json("ingest", str(corpus), "--model", E5, "--collection", "e5")
+    hit = cli.json("search", "cats sleep", "--collection", "e5", "-k", "1")[0]
+    embedder = load_embedder(E5, Path("."))
+    with open_store(cli.store, read_only=True) as store:
+        (point,) = store.get("e5", [hit["id"]], with_vectors=True)
+    as_query = float(embedder.embed(["cats sleep"], "query")[0] @ point.vector)
+    as_document = float(embedder.embed(["cats sleep"], "document")[0] @ point.vector)
+    assert abs(as_query - as_document) > 1e-3  # the roles really differ for this model
+    assert hit["score"] == pytest.approx(as_query, abs=1e-4)
+
+
+def test_get_shows_the_document_the_ledger_keeps(cli: Cli, corpus: Path) -> None:
+    cli.ingest(str(corpus), "--id-field", "id")
+    doc = cli.json("get", "r1")
+    assert doc["text"] == "Green tea is steamed." and doc["metadata"]["lang"] == "en"
+    (chunk,) = doc["chunks"]
+    assert chunk["text"] == doc["text"] and chunk["start"] == 0
+    assert chunk["fingerprint"] == doc["fingerprint"] and chunk["last_embedded_at"]
+    missing = cli.run("get", "nope", check=False)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_unknown_store_scheme_is_bad_usage_and_creates_nothing(tmp_path: Path,
+                                                               corpus: Path) -> None:
+    proc = Cli("milvus-lite:///tmp/m.db").run("ingest", str(corpus), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "known schemes: embedded" in proc.stderr and "Traceback" not in proc.stderr
+    assert not Path("milvus-lite:").exists() and not (tmp_path / "milvus-lite:").exists()
+    via_url = Cli(f"embedded://{tmp_path / 'url-store'}")
+    assert via_url.ingest(str(corpus))["documents_new"] == 3
+    assert (tmp_path / "url-store" / "ledger.db").exists()
+
+
+def test_ingest_with_another_model_is_refused_naming_both(cli: Cli, corpus: Path) -> None:
+    cli.ingest(str(corpus))
+    proc = cli.run("ingest", str(corpus), "--model", "testing/hash-32", check=False)
+    assert proc.returncode == 1
+    message = " ".join(proc.stderr.split())
+    assert "testing/hash-64" in message and "testing/hash-32" in message
+    assert "embedops migrate" in message
+    assert cli.ingest(str(corpus))["documents_unchanged"] == 3
+
+
+def test_bad_usage_is_one_line_and_exit_2(cli: Cli, corpus: Path) -> None:
+    for args in (("search", ""), ("ingest", str(corpus), "--backend", "gpu"),
+                 ("ingest", str(corpus), "--chunk-tokens", "2")):
+        proc = cli.run(*args, check=False)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stderr.strip(), args
+    assert cli.json("ingest", str(corpus), "--backend", "onnx-int8", "--model",
+                    "testing/hash-64")["documents_new"] == 3
+
+
+def test_read_only_commands_work_while_a_writer_holds_the_store(cli: Cli,
+                                                                corpus: Path) -> None:
+    (corpus / "empty.txt").write_text("   ")
+    cli.ingest(str(corpus))
+    with open_store(cli.store) as writer:  # holds the single-writer lock, as `serve` does
+        writer.count("default")
+        assert [d["doc_id"] for d in cli.json("dlq", "list")] == ["empty.txt"]
+        assert cli.json("dlq", "show", "empty.txt")[0]["reason"]
+        assert cli.json("verify")[0]["ok"] is True
+        assert cli.json("get", "cats.txt")["text"].startswith("Cats")
+        assert cli.json("search", "dogs", "-k", "1")[0]["doc_id"] == "dogs.txt"
+        locked = cli.run("verify", "--repair", check=False)
+        assert locked.returncode == 1 and "store_locked" in locked.stderr
