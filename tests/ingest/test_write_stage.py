@@ -110,3 +110,18 @@ def test_a_write_queued_through_an_alias_lands_where_the_alias_points_when_appli
     assert store.count("v1") == 0 and [p.id for p in store.get("v2", ["d#0"])] == ["d#0"]
     assert ledger.stored("v2", "d") is not None and ledger.stored("v2", "d").text == (
         "queued before the swap")
+
+
+def test_documents_of_a_modality_the_model_does_not_take_become_dead_letters(
+        env) -> None:  # type: ignore[no-untyped-def]
+    _, store, ledger, pool = env
+    live = _target(store, pool, "live", "testing/hash-64")
+    image = Document("photo.png", "a red car", modality="image", data=b"\x89PNG...")
+    failed: list[tuple[str, str, str]] = []
+    result = write_documents(
+        store, ledger, [live], _works(ledger, live, [image, Document("t", "some text")]),
+        lambda w, stage, reason, detail: failed.append((w.doc.id, reason, detail)))
+    assert [w.doc.id for w in result.committed] == ["t"]
+    assert failed[0][:2] == ("photo.png", "unsupported_modality")
+    assert "text" in failed[0][2] and "image" in failed[0][2]
+    assert store.count("live") == 1
