@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ["EMBEDOPS_ENABLE_TEST_MODELS"] = "1"
 
-import embedops  # noqa: E402
+import embedops
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GB = 1e9
