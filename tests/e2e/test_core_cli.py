@@ -4,6 +4,7 @@ commands beside a writer."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,35 @@ def test_read_only_commands_work_while_a_writer_holds_the_store(cli: Cli,
         assert cli.json("search", "dogs", "-k", "1")[0]["doc_id"] == "dogs.txt"
         locked = cli.run("verify", "--repair", check=False)
         assert locked.returncode == 1 and "store_locked" in locked.stderr
+
+
+def test_user_metadata_with_a_reserved_name_is_kept_and_filterable(cli: Cli,
+                                                                   corpus: Path) -> None:
+    cli.ingest(str(corpus), "--id-field", "id")
+    hits = cli.json("search", "tea", "--filter", 'metadata.source = "crm"')
+    assert [h["doc_id"] for h in hits] == ["r1"]
+    assert hits[0]["payload"]["source"] == "records.jsonl"  # embedops' own field stays
+    assert hits[0]["payload"]["metadata"] == {"source": "crm"}
+
+
+def test_folder_ingest_reports_files_and_refuses_an_empty_run(cli: Cli,
+                                                              tmp_path: Path) -> None:
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text('{"_id": "p1", "text": "Passages are documents."}\n')
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "what is a passage"}\n')
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tp1\t1\n")
+    (beir / "logo.png").write_bytes(b"\x89PNG")
+    summary = cli.ingest(str(beir), "--id-field", "_id")
+    assert summary["documents_new"] == 1 and summary["files_taken"] == 1
+    assert summary["files_found"] == 4
+    assert summary["files_skipped"] == {"beir_queries_or_qrels": 2,
+                                        "unsupported_type:.png": 1}
+    assert cli.json("get", "p1")["text"] == "Passages are documents."
+    only_images = tmp_path / "images"
+    only_images.mkdir()
+    (only_images / "a.png").write_bytes(b"\x89PNG")
+    proc = cli.run("ingest", str(only_images), "--json", check=False)
+    assert proc.returncode == 1 and "no document was taken" in proc.stderr
+    assert json.loads(proc.stdout)["files_skipped"] == {"unsupported_type:.png": 1}
+    assert cli.run("ingest", str(only_images), "--allow-empty", check=False).returncode == 0

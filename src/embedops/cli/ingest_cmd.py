@@ -51,6 +51,8 @@ def ingest(
     prune: Annotated[bool, typer.Option(help="Delete documents missing from the source.")]
     = False,
     batch_size: Annotated[int, typer.Option(help="Chunks per committed batch.")] = 512,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="Exit 0 even when no document was taken.")] = False,
     store: StoreOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -66,14 +68,23 @@ def ingest(
                                 progress=report)
     if wants_json(ctx, json_out):
         print_json(summary.to_dict())
-        return
-    table = Table(title=f"ingest into {summary.collection}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in summary.to_dict().items():
-        if key != "collection":
-            table.add_row(key, str(value))
-    console.print(table)
+    else:
+        table = Table(title=f"ingest into {summary.collection}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in summary.to_dict().items():
+            if key != "collection":
+                table.add_row(key, str(value))
+        console.print(table)
+    if summary.documents_taken == 0 and not allow_empty:
+        skipped = ", ".join(f"{n} {why}" for why, n in summary.files_skipped.items())
+        err_console.print(
+            f"[yellow]warning[/yellow]: no document was taken from {summary.files_found} "
+            f"files found ({summary.files_taken} read"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + f"; {summary.documents_failed} failed, see `embedops dlq list`). "
+            "Pass --allow-empty to accept an empty run.", highlight=False)
+        raise typer.Exit(1)
 
 
 class _progress:

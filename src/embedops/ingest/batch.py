@@ -29,7 +29,7 @@ from embedops.embedders.weights import canonical_name
 from embedops.errors import CollectionNotFound, ModelConflict, WrongCollectionKind
 from embedops.ingest.chunking import Chunker, make_chunker
 from embedops.ingest.ordering import WriteGate
-from embedops.ingest.sources import SourceFile, discover, file_digest
+from embedops.ingest.sources import SourceFile, file_digest, scan
 from embedops.ingest.stages import Work, classify
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
@@ -69,9 +69,18 @@ class IngestSummary:
     chunks_deleted: int = 0
     seconds: float = 0.0
     chunks_per_second: float = 0.0
+    files_found: int = 0
+    files_taken: int = 0
+    files_skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def documents_taken(self) -> int:
+        """Documents this run ingested or found already ingested (not the failed)."""
+        return (self.documents_new + self.documents_changed + self.documents_unchanged
+                + self.documents_metadata_updated)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "documents_taken": self.documents_taken}
 
 
 # (event, amount): "files" (total), "file" (one read), "document" (done), "planned"
@@ -154,11 +163,15 @@ class BatchIngest:
 
     def run(self, paths: Sequence[Path]) -> IngestSummary:
         """Ingest every document under ``paths``; bad documents become dead letters."""
-        return self.run_files(list(discover(paths, self.options.include, self.options.exclude)))
+        found = scan(paths, self.options.include, self.options.exclude)
+        self.summary.files_found = found.found
+        self.summary.files_skipped = dict(sorted(found.skipped.items()))
+        return self.run_files(found.files)
 
     def run_files(self, files: Sequence[SourceFile]) -> IngestSummary:
         """Ingest the given source files (ids relative to each file's root)."""
         started = time.perf_counter()
+        self.summary.files_taken = len(files)
         self.progress("files", len(files))
         run_id = self.ledger.start_run(self.collection)
         status = "failed"

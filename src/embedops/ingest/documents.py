@@ -8,11 +8,14 @@ from typing import Any
 
 from embedops.types import Chunk, Document, content_hash
 
-# Payload keys embedops writes itself; record metadata never overrides them.
+# Payload keys embedops writes itself. A metadata key of the user's with one of these
+# names is kept, under ``metadata.<key>`` (filter on it as ``metadata.source``).
 RESERVED_KEYS = frozenset({
     "doc_id", "chunk", "start", "end", "text", "title", "source", "content_hash",
-    "last_embedded_at", "fingerprint",
+    "last_embedded_at", "fingerprint", "metadata",
 })
+# Where user metadata whose key is reserved lives in a payload.
+USER_METADATA_KEY = "metadata"
 
 
 def embedded_text(doc: Document) -> str:
@@ -28,8 +31,13 @@ def text_hash(doc: Document) -> str:
 
 
 def document_metadata(doc: Document) -> dict[str, Any]:
-    """The payload fields that come from the document (not from embedding)."""
+    """The payload fields that come from the document (not from embedding): the user's
+    metadata at the top level, except keys embedops reserves, which move under
+    ``metadata`` so that nothing the user gave is dropped."""
     meta = {k: v for k, v in doc.metadata.items() if k not in RESERVED_KEYS}
+    clashing = {k: v for k, v in doc.metadata.items() if k in RESERVED_KEYS}
+    if clashing:
+        meta[USER_METADATA_KEY] = clashing
     meta["title"] = doc.title
     meta["source"] = doc.source
     return meta

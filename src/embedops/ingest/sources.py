@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedops.errors import InputRejected
@@ -24,26 +25,58 @@ class SourceFile:
     root: Path
 
 
-def discover(paths: Sequence[Path], include: Sequence[str] = (),
-             exclude: Sequence[str] = ()) -> Iterator[SourceFile]:
+@dataclass
+class Discovery:
+    """The files a run takes, and how many it found and skipped, by reason."""
+
+    files: list[SourceFile] = field(default_factory=list)
+    found: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def scan(paths: Sequence[Path], include: Sequence[str] = (),
+         exclude: Sequence[str] = ()) -> Discovery:
     """Files under ``paths`` in a stable order. Directories are walked recursively and
     keep supported suffixes only; a file named explicitly is always taken. Hidden files
-    and directories are skipped. Raises ``InputRejected`` for a path that does not exist."""
+    and directories are skipped, and so are a BEIR dataset's queries and judgments (a
+    folder with ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/`` gives its corpus only).
+    Raises ``InputRejected`` for a path that does not exist."""
+    found = Discovery()
     for raw in paths:
         path = raw.expanduser()
         if path.is_file():
+            found.found += 1
             if _wanted(path.name, include, exclude):
-                yield SourceFile(path.resolve(), path.resolve().parent)
+                found.files.append(SourceFile(path.resolve(), path.resolve().parent))
+            else:
+                found.skipped["excluded"] += 1
         elif path.is_dir():
-            root = path.resolve()
-            for file in sorted(root.rglob("*")):
-                rel = file.relative_to(root).as_posix()
-                if (file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES
-                        and not any(part.startswith(".") for part in rel.split("/"))
-                        and _wanted(rel, include, exclude)):
-                    yield SourceFile(file, root)
+            _walk(path.resolve(), include, exclude, found)
         else:
             raise InputRejected("missing_path", f"no such file or directory: {raw}")
+    return found
+
+
+def _walk(root: Path, include: Sequence[str], exclude: Sequence[str],
+          found: Discovery) -> None:
+    beir_roots = {p.parent for p in root.rglob("corpus.jsonl")
+                  if (p.parent / "queries.jsonl").is_file() and (p.parent / "qrels").is_dir()}
+    for file in sorted(root.rglob("*")):
+        if not file.is_file():
+            continue
+        found.found += 1
+        rel = file.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")):
+            found.skipped["hidden"] += 1
+        elif any(file == b / "queries.jsonl" or file.is_relative_to(b / "qrels")
+                 for b in beir_roots):
+            found.skipped["beir_queries_or_qrels"] += 1
+        elif file.suffix.lower() not in SUPPORTED_SUFFIXES:
+            found.skipped[f"unsupported_type:{file.suffix.lower() or 'none'}"] += 1
+        elif not _wanted(rel, include, exclude):
+            found.skipped["excluded"] += 1
+        else:
+            found.files.append(SourceFile(file, root))
 
 
 def _wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
