@@ -15,6 +15,7 @@ import numpy as np
 
 from embedops.config import Settings, load_settings
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder
+from embedops.embedders.routing import batch_settings
 from embedops.errors import ConfigError, DocumentNotFound, StoreError
 from embedops.ledger import Ledger, StoredDocument
 from embedops.store import EXTERNAL_FINGERPRINT, EXTERNAL_MODEL, local_directory, open_store
@@ -99,8 +100,9 @@ class Client:
         options = IngestOptions(collection=collection, dtype=dtype, batch_size=batch_size,
                                 prune=prune, include=include, exclude=exclude,
                                 preprocess=preprocess, model=model, **more)
-        settings = self.settings if model is None else self.settings.model_copy(
-            update={"model": model})
+        settings = batch_settings(self.settings)  # hybrid routing: the batch path's model
+        if model is not None:
+            settings = settings.model_copy(update={"model": model})
         job = BatchIngest(self.store, self._writable_ledger(), settings, options, progress)
         return job.run([Path(p) for p in paths])
 

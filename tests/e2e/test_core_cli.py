@@ -127,3 +127,18 @@ def test_folder_ingest_reports_files_and_refuses_an_empty_run(cli: Cli,
     assert proc.returncode == 1 and "no document was taken" in proc.stderr
     assert json.loads(proc.stdout)["files_skipped"] == {"unsupported_type:.png": 1}
     assert cli.run("ingest", str(only_images), "--allow-empty", check=False).returncode == 0
+
+
+def test_api_base_flag_reaches_the_openai_compatible_endpoint(cli: Cli, corpus: Path) -> None:
+    from tests.server.fault_server import FaultServer
+
+    model = "openai-compatible/hash"
+    with FaultServer() as api:
+        embedded = cli.json("embed", "hello there", "--model", model, "--api-base", api.url)
+        assert embedded["model"]["name"] == model and len(embedded["embeddings"][0]) == 64
+        summary = cli.json("ingest", str(corpus), "--model", model, "--api-base", api.url)
+        assert summary["documents_new"] == 3
+        hits = cli.json("search", "cats", "--api-base", api.url, "-k", "1")
+        assert hits[0]["doc_id"] == "cats.txt"
+    assert any("hello there" in t for s in api.seen for t in s.items)
+    assert any("cats" == t for s in api.seen for t in s.items)

@@ -29,6 +29,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Embedding model (default all-MiniLM-L6-v2).")
 ]
+ApiBaseOption = Annotated[
+    str | None,
+    typer.Option("--api-base", help="Base URL of an OpenAI-compatible embedding API "
+                 "(e.g. http://127.0.0.1:8000/v1; env EMBEDOPS_API_BASE)."),
+]
 BackendOption = Annotated[
     str | None,
     typer.Option("--backend", help="Local inference engine: auto, torch, onnx, onnx-int8."),

@@ -35,7 +35,8 @@ Qps = Annotated[Num, _opt("--qps", "Queries per second.")]
 ReEmbeds = Annotated[Num, _opt("--re-embeds-per-year", "Full re-embeds a year (upgrades).")]
 ApiPrice = Annotated[Num, _opt("--api-price-per-mtok", "API price, USD per 1M tokens.")]
 GpuPrice = Annotated[Num, _opt("--gpu-price-per-hour", "Self-hosted worker, USD per hour.")]
-GpuDocs = Annotated[Num, _opt("--gpu-docs-per-second", "Self-hosted docs/s per worker.")]
+GpuDocs = Annotated[Num, _opt("--gpu-docs-per-second", "Self-hosted docs/s per worker "
+                               "(default: the measured speed of the model of --dim).")]
 GpuTpm = Annotated[Num, _opt("--gpu-tokens-per-minute", "Self-hosted tokens/min per worker.")]
 Gpus = Annotated[Whole, _opt("--gpus", "Self-hosted workers in parallel.")]
 Setup = Annotated[Num, _opt("--self-hosted-setup-usd", "One-off cost of self-hosting.")]
@@ -63,7 +64,8 @@ def cost(
     """Estimate embedding, storage and query cost, API vs self-hosted, with what-ifs.
 
     Inputs come from defaults (docs/cost.md gives each source), a TOML --scenario file,
-    then flags. Bytes are decimal (1 TB = 1e12 bytes); money is USD.
+    then flags; the assumptions are printed above the tables. Bytes are decimal
+    (1 TB = 1e12 bytes); money is USD.
     """
     # Every parameter except these four is a Scenario input of the same name.
     overrides = {k: v for k, v in locals().items()
@@ -102,6 +104,7 @@ def _print_tables(r: dict[str, Any]) -> None:
     from embedops.cost.units import format_bytes as fb
 
     g, s, q, i = r["generation"], r["storage"], r["query"], r["inputs"]
+    console.print(_assumptions_table(r["assumptions"]))
     console.print(_table("generation (one pass = the initial embed or one re-embed)", [
         ("tokens per pass", _count(g["tokens"])),
         ("API cost per pass", _money(g["api_cost_usd"])),
@@ -125,6 +128,7 @@ def _print_tables(r: dict[str, Any]) -> None:
         ("object storage per month", _money(s["object_storage_usd_per_month"])),
         ("RAM nodes per month", _money(s["ram_nodes_usd_per_month"])),
     ]))
+    console.print(r["units"]["index_footprint_vs_ram"])
     console.print(_table(f"query at {i['qps']:g} qps", [
         ("distance computations per query", _count(q["distances_per_query"])),
         ("distance computations per second", _count(q["distances_per_second"])),
@@ -132,6 +136,20 @@ def _print_tables(r: dict[str, Any]) -> None:
     ]))
     console.print(_what_if_table(r["what_ifs"]))
     console.print("bytes are decimal (1 GB = 1e9 B, 1 TB = 1e12 B); a month is 730 hours")
+
+
+def _assumptions_table(assumptions: dict[str, Any]) -> Table:
+    table = Table(title="assumptions (defaults are examples: override each with its flag)",
+                  title_justify="left")
+    table.add_column("assumption")
+    table.add_column("value")
+    table.add_column("source", overflow="fold")
+    for a in assumptions.values():
+        value = a["value"]
+        shown = (" to ".join(f"{v:g}" for v in value) if isinstance(value, list)
+                 else f"{value:,.4g}" if value < 1e6 else f"{value:,.0f}")
+        table.add_row(a["label"], f"{shown} {a['unit']}", a["source"])
+    return table
 
 
 def _what_if_table(what_ifs: dict[str, Any]) -> Table:

@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from embedops.cli.context import (
+    ApiBaseOption,
     BackendOption,
     JsonOption,
     ModelOption,
@@ -38,6 +39,7 @@ def ingest(
     collection: Annotated[str, typer.Option(help="Collection (or alias) to write.")] = "default",
     model: ModelOption = None,
     backend: BackendOption = None,
+    api_base: ApiBaseOption = None,
     chunker: Annotated[str | None, typer.Option(help="tokens or sentences.")] = None,
     chunk_tokens: Annotated[int | None, typer.Option(help="Max tokens per chunk.")] = None,
     overlap: Annotated[int | None, typer.Option(help="Token overlap between chunks.")] = None,
@@ -57,7 +59,8 @@ def ingest(
     json_out: JsonOption = False,
 ) -> None:
     """Ingest files, directories or JSONL corpora: idempotent and resumable."""
-    settings = settings_from(ctx, store=store, model=model, backend=backend, chunker=chunker,
+    settings = settings_from(ctx, store=store, model=model, backend=backend, api_base=api_base,
+                             chunker=chunker,
                              chunk_tokens=chunk_tokens, chunk_overlap=overlap)
     quiet = wants_json(ctx, json_out) or not sys.stderr.isatty()
     with handle_errors(), open_client(settings) as client, _progress(quiet) as report:

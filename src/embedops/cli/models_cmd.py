@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from embedops.cli.context import (
+    ApiBaseOption,
     BackendOption,
     JsonOption,
     ModelOption,
@@ -44,6 +45,7 @@ def embed(
     text: Annotated[list[str], typer.Argument(help="Text(s) to embed.")],
     model: ModelOption = None,
     backend: BackendOption = None,
+    api_base: ApiBaseOption = None,
     role: Annotated[str, typer.Option(
         help="document (to store) or query (to search with).")] = "document",
     json_out: JsonOption = False,
@@ -52,7 +54,7 @@ def embed(
     from embedops.embedders import load_embedder
     from embedops.embedders.base import check_role
 
-    settings = settings_from(ctx, model=model, backend=backend)
+    settings = settings_from(ctx, model=model, backend=backend, api_base=api_base)
     with handle_errors():
         embedder = load_embedder(settings.model, settings.cache_dir, settings.backend,
                                  settings=settings)

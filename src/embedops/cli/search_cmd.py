@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from embedops.cli.context import (
+    ApiBaseOption,
     BackendOption,
     JsonOption,
     ModelOption,
@@ -36,13 +37,14 @@ def search(
     exact: Annotated[bool, typer.Option(help="Exact (brute-force) search.")] = False,
     store: StoreOption = None,
     backend: BackendOption = None,
+    api_base: ApiBaseOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Search a collection with a text query; prints ranked chunks."""
     if not query.strip():
         err_console.print("[red]error[/red]: the query is empty; give the text to search for")
         raise typer.Exit(2)
-    settings = settings_from(ctx, store=store, backend=backend)
+    settings = settings_from(ctx, store=store, backend=backend, api_base=api_base)
     with handle_errors(), open_client(settings, read_only=True) as client:
         hits = client.search(query, collection, k, filter, exact)
     if wants_json(ctx, json_out):
@@ -83,13 +85,15 @@ def eval_(
     = "float32",
     model: ModelOption = None,
     backend: BackendOption = None,
+    api_base: ApiBaseOption = None,
     store: StoreOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Evaluate retrieval on a BEIR dataset: nDCG@10, recall@10/100, MRR@10."""
     from embedops.quality.evaluate import run_eval
 
-    settings = settings_from(ctx, store=store, model=model, backend=backend)
+    settings = settings_from(ctx, store=store, model=model, backend=backend,
+                             api_base=api_base)
     name = collection or dataset.resolve().name
     with handle_errors(), open_client(settings) as client:
         report = run_eval(client, dataset, name, k=k, split=split, exact=exact, dtype=dtype,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from embedops.cli.context import (
+    ApiBaseOption,
     BackendOption,
     ModelOption,
     StoreOption,
@@ -64,6 +65,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     model: ModelOption = None,
     backend: BackendOption = None,
+    api_base: ApiBaseOption = None,
     store: StoreOption = None,
     max_batch_size: Annotated[int | None, typer.Option(
         "--max-batch-size", help="Texts per dynamic batch (default 64).")] = None,
@@ -74,16 +76,15 @@ def serve(
     /healthz, /readyz and /metrics; OpenAPI at /docs. Holds the store's writer lock."""
     import uvicorn
 
-    from embedops.embedders import load_embedder
+    from embedops.embedders.routing import served_embedder
     from embedops.server import create_app
 
     with handle_errors():
         settings = settings_from(ctx, store=store, model=model, backend=backend,
-                                 server_max_batch_size=max_batch_size,
+                                 api_base=api_base, server_max_batch_size=max_batch_size,
                                  server_max_wait_ms=max_wait_ms)
         check_loopback(host, keys_configured(settings))
-        embedder = load_embedder(settings.model, settings.cache_dir, settings.backend,
-                                 settings.batch_size, settings=settings)
+        embedder = served_embedder(settings)
         app = create_app(settings, embedder, open_store=True)
     console.print(f"serving [bold]{settings.model}[/bold] and store {settings.store} on "
                   f"http://{host}:{port} (docs at /docs)")

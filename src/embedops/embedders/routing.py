@@ -93,3 +93,28 @@ def load_hybrid(settings: Settings, min_cosine: float = MIN_COSINE) -> HybridEmb
     if realtime.info.fingerprint != batch.info.fingerprint:
         realtime = SameSpaceEmbedder(realtime, batch.info, batch.tokenizer)
     return HybridEmbedders(realtime, batch, worst)
+
+
+def uses_hybrid(settings: Settings) -> bool:
+    """True when a real-time or batch model or endpoint of its own is configured."""
+    s = settings
+    return any(v is not None for v in (s.realtime_model, s.realtime_api_base,
+                                       s.batch_model, s.batch_api_base))
+
+
+def batch_settings(settings: Settings) -> Settings:
+    """The settings the batch path embeds with: ``batch_model``/``batch_api_base``,
+    each falling back to ``model``/``api_base``."""
+    return settings.model_copy(update={
+        "model": settings.batch_model or settings.model,
+        "api_base": settings.batch_api_base or settings.api_base})
+
+
+def served_embedder(settings: Settings) -> Embedder:
+    """The embedder a service's real-time path and ``/v1/embeddings`` use: with hybrid
+    routing configured, the real-time embedder, checked equivalent to the batch one
+    and presented under its identity (so both paths write the same collections)."""
+    if uses_hybrid(settings):
+        return load_hybrid(settings).realtime
+    s = settings
+    return load_embedder(s.model, s.cache_dir, s.backend, s.batch_size, settings=s)
