@@ -141,4 +141,4 @@ def test_api_base_flag_reaches_the_openai_compatible_endpoint(cli: Cli, corpus: 
         hits = cli.json("search", "cats", "--api-base", api.url, "-k", "1")
         assert hits[0]["doc_id"] == "cats.txt"
     assert any("hello there" in t for s in api.seen for t in s.items)
-    assert any("cats" == t for s in api.seen for t in s.items)
+    assert any(t == "cats" for s in api.seen for t in s.items)
