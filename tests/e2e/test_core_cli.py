@@ -142,3 +142,26 @@ def test_api_base_flag_reaches_the_openai_compatible_endpoint(cli: Cli, corpus: 
         assert hits[0]["doc_id"] == "cats.txt"
     assert any("hello there" in t for s in api.seen for t in s.items)
     assert any(t == "cats" for s in api.seen for t in s.items)
+
+
+def test_status_and_tables_tell_the_whole_truth_when_piped(cli: Cli, corpus: Path) -> None:
+    long_name = "a-collection-name-long-enough-to-be-cut-at-eighty-columns-by-a-narrow-table"
+    cli.ingest(str(corpus), "--collection", long_name)
+    status = cli.run("status").stdout
+    assert "None" not in status and "indexing lag s │ 0.0" in " ".join(status.split())
+    assert cli.json("status")["indexing_lag_s"] == 0.0
+    assert long_name in cli.run("collections").stdout  # piped: no 80-column cut
+
+
+@pytest.mark.slow
+def test_models_prepare_says_what_it_does_once_and_nothing_else(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "store")
+    env = {"EMBEDOPS_CACHE_DIR": str(tmp_path / "cache")}
+    first = cli.run("models", "--prepare", "all-MiniLM-L6-v2", "--json", env_extra=env)
+    graphs = json.loads(first.stdout)[0]["graphs"]
+    assert all(Path(g).is_file() for g in graphs) and len(graphs) == 2
+    assert "preparing all-MiniLM-L6-v2 for the CPU" in first.stderr
+    for noise in ("Warning", "Traceback", "Loading weights", "%|"):
+        assert noise not in first.stderr, noise
+    again = cli.run("models", "--prepare", "all-MiniLM-L6-v2", env_extra=env)
+    assert "preparing" not in again.stderr and "ready" in again.stdout

@@ -199,7 +199,7 @@ def test_status_summarises_the_store(cli: Cli, corpus: Path) -> None:
     status = cli.json("status")
     assert status["collections"] == 1 and status["points"] == summary["chunks_embedded"]
     assert status["documents"] == 6 and status["dead_letters"] == 2
-    assert status["queue_depth"] == 0 and status["indexing_lag_s"] is None
+    assert status["queue_depth"] == 0 and status["indexing_lag_s"] == 0.0
 
 
 def test_same_id_from_two_files_is_one_document(cli: Cli, tmp_path: Path) -> None:

@@ -41,6 +41,21 @@ def root(
 ) -> None:
     """embedops: preprocess, embed, store and search, idempotently."""
     ctx.obj = {"store": store, "json": json_out}
+    _show_notices()
+
+
+def _show_notices() -> None:
+    """embedops' own notices (a model prepared for the CPU on first use, say) on stderr;
+    third-party loggers stay quiet."""
+    import logging
+
+    log = logging.getLogger("embedops")
+    if not log.handlers:
+        handler = logging.StreamHandler()  # stderr: --json output stays clean
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 app.command(name="models")(models_cmd.models)

@@ -17,8 +17,10 @@ from embedops.errors import EmbedOpsError
 if TYPE_CHECKING:
     from embedops.client import Client
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (not a terminal) is never cut at 80 columns: tables take what they need.
+_PIPED_WIDTH = 4096
+console = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 StoreOption = Annotated[
     str | None,

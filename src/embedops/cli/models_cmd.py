@@ -18,13 +18,21 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
+from embedops.config import Settings
 
 
-def models(ctx: typer.Context, json_out: JsonOption = False) -> None:
+def models(ctx: typer.Context,
+           prepare: Annotated[list[str] | None, typer.Option(
+               "--prepare", help="Prepare MODEL for the CPU now (export and quantize its "
+               "ONNX graphs once) instead of on first use. Repeatable.")] = None,
+           json_out: JsonOption = False) -> None:
     """List available embedders: name, backend, revision, dim, max tokens, fingerprint."""
     from embedops.embedders import list_models
 
     settings = settings_from(ctx)
+    if prepare:
+        _prepare(ctx, settings, prepare, json_out)
+        return
     with handle_errors():
         rows = list_models(settings.cache_dir)
     if wants_json(ctx, json_out):
@@ -38,6 +46,28 @@ def models(ctx: typer.Context, json_out: JsonOption = False) -> None:
         table.add_row(r.name, r.backend, str(r.dim), str(r.max_tokens or "-"),
                       r.revision or "-", r.fingerprint or "-", weights)
     console.print(table)
+
+
+def _prepare(ctx: typer.Context, settings: Settings, names: list[str],
+             json_out: bool) -> None:
+    import time
+
+    from embedops.embedders.local import LocalModel
+    from embedops.embedders.onnx_runtime import ensure_onnx
+
+    done = []
+    with handle_errors():
+        for name in names:
+            started = time.perf_counter()
+            model = LocalModel.resolve(name, settings.cache_dir)
+            paths = [str(ensure_onnx(model, p)) for p in ("fp32", "int8")]  # type: ignore[arg-type]
+            done.append({"model": model.name, "graphs": paths,
+                         "seconds": round(time.perf_counter() - started, 2)})
+    if wants_json(ctx, json_out):
+        print_json(done)
+        return
+    for item in done:
+        console.print(f"{item['model']}: ready ({item['seconds']} s)", highlight=False)
 
 
 def embed(

@@ -49,14 +49,15 @@ def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption =
 def _describe(vs: Any, ledger: Any) -> dict[str, Any]:
     collections = vs.list_collections()
     depth, oldest = ledger.queue_stats() if ledger else (0, None)
-    lag = None if oldest is None else max(0.0, time.time() - oldest)
+    # the age of the oldest queued write; nothing queued is no lag at all
+    lag = 0.0 if oldest is None else max(0.0, time.time() - oldest)
     return {
         "collections": len(collections),
         "points": sum(c.points for c in collections),
         "documents": sum(ledger.document_count(c.name) for c in collections) if ledger else 0,
         "dead_letters": len(ledger.dead_letters()) if ledger else 0,
         "queue_depth": depth,
-        "indexing_lag_s": None if lag is None else round(lag, 3),
+        "indexing_lag_s": round(lag, 3),
         "aliases": len(vs.list_aliases()),
         "by_collection": [{"name": c.name, "model": c.model, "points": c.points,
                            "dtype": c.dtype} for c in collections],

@@ -17,8 +17,12 @@ Precisions:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +35,7 @@ from embedops.errors import ModelNotFound
 
 Precision = Literal["fp32", "int8"]
 OPSET = 17
+_log = logging.getLogger("embedops.prepare")
 
 
 def onnx_path(model: LocalModel, precision: Precision) -> Path:
@@ -48,18 +53,40 @@ def ensure_onnx(model: LocalModel, precision: Precision) -> Path:
     with FileLock(str(target.parent / ".export.lock")):
         if target.is_file():
             return target
+        _log.info("preparing %s for the CPU (%s, once; kept in %s)…", model.name, precision,
+                  target.parent)
         fp32 = onnx_path(model, "fp32")
-        if not fp32.is_file():
-            _export_fp32(model, fp32)
-        if precision == "int8":
-            _quantize_int8(fp32, target)
+        with _quiet_third_party():
+            if not fp32.is_file():
+                _export_fp32(model, fp32)
+            if precision == "int8":
+                _quantize_int8(fp32, target)
+        _log.info("%s is ready for the CPU (%s)", model.name, precision)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_third_party() -> Iterator[None]:
+    """The exporter's tracer warnings and the quantizer's root-logger messages say
+    nothing a user can act on: silence them while a graph is prepared."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
 
 
 def _export_fp32(model: LocalModel, target: Path) -> None:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     hf_model = AutoModel.from_pretrained(str(model.directory), attn_implementation="eager")
     hf_model.eval()
     names = ["input_ids", "attention_mask"]
