@@ -1,9 +1,17 @@
-"""The derived ANN index: a usearch HNSW graph keyed by the SQLite row key.
+"""The derived ANN index: a usearch HNSW graph with one node per distinct vector.
+
+A node is keyed by the SQLite row key of its point. Points that share a vector (boilerplate
+chunks, templated records) share one node: HNSW graphs degenerate when many nodes lie at
+distance zero from each other (their neighbour lists fill up with copies, and searches stop
+reaching the rest of the graph). Such a shared node is keyed ``GROUP_BASE + n`` (far above
+any row key) and maps to its member row keys; searches expand it back into points.
 
 The index is never the source of truth. It is checkpointed to ``index/<cid>-<seq>.usearch``
 (usearch's documented binary format) with a JSON manifest ``index/<cid>.json`` that names
 the file and the collection change sequence it covers; the manifest is replaced atomically
 after the index file is complete and fsynced, so a crash leaves the previous checkpoint.
+The members of shared nodes are checkpointed beside it as ``index/<cid>-<seq>.groups.npy``
+(NumPy's documented ``.npy`` format: an int64 array of ``(node, row key)`` pairs).
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Collection
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
 BASE_ARENA_BYTES = 16 * 1024 * 1024
 _SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 _USEARCH_DTYPE = {"float32": "f32", "float16": "f16", "int8": "i8"}
+# Keys of nodes shared by several points; row keys (SQLite AUTOINCREMENT) stay far below.
+GROUP_BASE = 1 << 62
+LOOKUP_EF = 16  # search depth of the exact-duplicate lookup before an insert
 
 
 def usearch_metric(metric: str, dtype: str) -> str:
@@ -47,7 +60,8 @@ def usearch_metric(metric: str, dtype: str) -> str:
 
 
 def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int = 16) -> int:
-    """Resident bytes an HNSW index of ``n`` vectors of ``dim`` at ``dtype`` will need.
+    """Resident bytes an HNSW index of ``n`` distinct vectors of ``dim`` at ``dtype`` will
+    need (points with identical vectors share one node; each copy adds ~140 bytes).
 
     Per node: the vector (``dim`` x 4/2/1 bytes) plus about ``24 * connectivity + 8`` bytes
     of graph links, levels and key (measured on usearch 2.x); plus 25% for capacity growth
@@ -61,7 +75,12 @@ def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int 
 
 
 class HnswIndex:
-    """usearch HNSW over int row keys; float32 input, quantized per the collection dtype."""
+    """usearch HNSW over int row keys; float32 input, quantized per the collection dtype.
+
+    Points whose vectors are identical as stored in the index (the same float32 values, or
+    the same float16 / int8 codes) share one graph node. ``len()`` counts points; ``nodes``
+    counts graph nodes; ``removed`` counts usearch tombstones (removed or replaced nodes).
+    """
 
     def __init__(self, dim: int, metric: str, dtype: str, params: dict[str, Any],
                  clip: float | None) -> None:
@@ -70,6 +89,9 @@ class HnswIndex:
         self.clip = clip
         self.removed = 0
         self._lock = threading.Lock()
+        self._groups: dict[int, dict[int, None]] = {}  # shared node -> member row keys
+        self._group_of: dict[int, int] = {}  # member row key -> shared node
+        self._next_group = GROUP_BASE
         try:
             self.index = Index(
                 ndim=dim,
@@ -83,6 +105,12 @@ class HnswIndex:
             raise IndexFailure(f"cannot create HNSW index: {exc}") from exc
 
     def __len__(self) -> int:
+        """Points (row keys) in the index."""
+        return len(self.index) - len(self._groups) + len(self._group_of)
+
+    @property
+    def nodes(self) -> int:
+        """Graph nodes: distinct vectors."""
         return len(self.index)
 
     def _codes(self, vectors: np.ndarray) -> np.ndarray:
@@ -91,24 +119,128 @@ class HnswIndex:
         return vectors
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert or replace ``keys`` (int64) with ``vectors`` (float32 rows)."""
+        """Insert or replace points ``keys`` (int64 row keys) with ``vectors`` (float32 rows).
+
+        A point whose vector some node already holds joins that node instead of adding one.
+        """
         if len(keys) == 0:
             return
-        keys = np.asarray(keys, dtype=np.uint64)
+        keys = np.asarray(keys, dtype=np.int64)
         try:
-            present = np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
-            if present.any():
-                self.remove(keys[present])
-            self.index.add(keys, self._codes(vectors))
+            self.remove(keys)  # replacements leave their old node first
+            codes = self._codes(vectors)
+            first, inverse = _unique_rows(codes)
+            nodes = self._nodes_holding(codes[first])
+            if len(first) == len(keys) and (nodes < 0).all():  # the common case: all new
+                self.index.add(keys.astype(np.uint64), codes)
+                return
+            self._add_shared(keys, codes, first, inverse, nodes)
         except (ValueError, RuntimeError) as exc:
             raise IndexFailure(f"HNSW insert failed: {exc}") from exc
 
+    def _add_shared(self, keys: np.ndarray, codes: np.ndarray, first: np.ndarray,
+                    inverse: np.ndarray, nodes: np.ndarray) -> None:
+        """Add a batch with repeated vectors: one node per distinct vector."""
+        members: list[list[int]] = [[] for _ in first]
+        for key, which in zip(keys.tolist(), inverse.tolist(), strict=True):
+            members[which].append(key)
+        new_keys: list[int] = []
+        new_rows: list[int] = []
+        for which, node in enumerate(nodes.tolist()):
+            points = members[which]
+            if node >= 0:  # the graph already holds this vector
+                self._join(self._shared(node), points)
+                continue
+            if len(points) == 1:
+                new_keys.append(points[0])
+            else:
+                new_keys.append(self._new_group())
+                self._join(new_keys[-1], points)
+            new_rows.append(int(first[which]))
+        if new_keys:
+            self.index.add(np.asarray(new_keys, dtype=np.uint64), codes[new_rows])
+
+    def _new_group(self) -> int:
+        node, self._next_group = self._next_group, self._next_group + 1
+        self._groups[node] = {}
+        return node
+
+    def _shared(self, node: int) -> int:
+        """The shared node for ``node``: a plain node (one point) becomes a shared one."""
+        if node >= GROUP_BASE:
+            return node
+        group = self._new_group()
+        if not self.index.rename(node, group):
+            raise IndexFailure(f"HNSW rename of node {node} failed")
+        self._join(group, [node])
+        return group
+
+    def _join(self, node: int, keys: list[int]) -> None:
+        self._groups[node].update(dict.fromkeys(keys))
+        self._group_of.update(dict.fromkeys(keys, node))
+
+    def _nodes_holding(self, codes: np.ndarray) -> np.ndarray:
+        """Per row of distinct ``codes``: the node that holds exactly that vector, else -1.
+
+        A shallow top-1 search finds a vector's own node (at distance zero) in a graph that
+        has no zero-distance clusters; only hits at the distance a vector has to itself are
+        compared exactly. A rare miss adds one more node for that vector, nothing worse.
+        """
+        found = np.full(len(codes), -1, dtype=np.int64)
+        if len(self.index) == 0:
+            return found
+        with self._lock:
+            self.index.expansion_search = LOOKUP_EF
+            matches = self.index.search(codes, 1)
+        near = np.asarray(matches.keys, dtype=np.int64).reshape(len(codes), -1)
+        dist = np.asarray(matches.distances, dtype=np.float64).reshape(len(codes), -1)
+        # A single query returns ``Matches`` (no ``counts``): its keys are the hits found.
+        hit = np.asarray(getattr(matches, "counts", [near.shape[1]])).reshape(-1) > 0
+        if not hit.any():
+            return found
+        near, dist = near[:, 0], dist[:, 0]
+        own = np.einsum("ij,ij->i", codes, codes, dtype=np.float64)
+        if self.metric == "ip":  # usearch's ip distance of a vector to itself: 1 - |x|^2
+            hit &= np.abs(dist - (1.0 - own)) <= 1e-2 * np.maximum(own, 1.0)
+        else:
+            hit &= np.abs(dist) <= 1e-2 * (np.maximum(own, 1.0) if self.metric == "l2" else 1.0)
+        if not hit.any():
+            return found
+        held = self.stored(near[hit], by_node=True)
+        same = np.all(held == codes[hit].astype(held.dtype), axis=1)
+        found[np.flatnonzero(hit)[same]] = near[hit][same]
+        return found
+
     def remove(self, keys: np.ndarray) -> int:
-        """Remove keys that are present; returns how many were removed."""
+        """Remove the points ``keys`` that are present; returns how many were removed.
+
+        A shared node leaves the graph with its last member.
+        """
         if len(keys) == 0:
             return 0
+        plain: list[int] = []
+        emptied: list[int] = []
+        shared = 0
+        for key in np.asarray(keys, dtype=np.int64).tolist():
+            node = self._group_of.pop(key, None) if self._group_of else None
+            if node is None:
+                plain.append(key)
+                continue
+            shared += 1
+            members = self._groups[node]
+            del members[key]
+            if not members:
+                del self._groups[node]
+                emptied.append(node)
+        gone = self._remove_nodes(plain)
+        self._remove_nodes(emptied)
+        return gone + shared
+
+    def _remove_nodes(self, nodes: list[int]) -> int:
+        if not nodes:
+            return 0
         try:
-            removed = int(np.sum(self.index.remove(np.asarray(keys, dtype=np.uint64))))
+            removed = int(np.sum(self.index.remove(np.asarray(nodes, dtype=np.uint64))))
         except (ValueError, RuntimeError) as exc:
             raise IndexFailure(f"HNSW removal failed: {exc}") from exc
         self.removed += removed
@@ -116,10 +248,22 @@ class HnswIndex:
 
     def search(self, queries: np.ndarray, k: int, ef: int | None = None,
                threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` keys and scores (higher is better) per query; -1 pads missing slots.
+        """Top-``k`` point row keys and scores (higher is better) per query; -1 pads.
 
-        The search depth is ``max(ef or expansion_search, k)``, widened by up to 2x while
-        tombstones (removed or replaced vectors) make up to a quarter of the index.
+        Points sharing a node share its score and come back in insertion order.
+        """
+        keys, scores = self.search_nodes(queries, k, ef, threads)
+        if self._groups and (keys >= GROUP_BASE).any():
+            return self._expand(keys, scores, max(1, min(k, len(self))))
+        return keys, scores
+
+    def search_nodes(self, queries: np.ndarray, k: int, ef: int | None = None,
+                     threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` graph nodes and scores per query; -1 pads missing slots.
+
+        ``members(node)`` gives a node's points. The search depth is
+        ``max(ef or expansion_search, k)``, widened by up to 2x while tombstones (removed
+        or replaced nodes) make up to a quarter of the index.
         """
         k = max(1, min(k, len(self.index)))
         # Removed nodes still occupy candidate slots during traversal: widen the search
@@ -137,13 +281,40 @@ class HnswIndex:
         counts = np.asarray(getattr(found, "counts", [keys.shape[1]])).reshape(-1)
         mask = np.arange(keys.shape[1])[None, :] >= counts[:, None]
         keys[mask] = -1
+        dist[mask] = np.inf
         scores = -dist if self.metric == "l2" else 1.0 - dist
         return keys, scores
 
-    def stored(self, keys: np.ndarray) -> np.ndarray:
-        """The vectors the index holds for ``keys`` (int8 codes for int8 indexes)."""
+    def members(self, node: int) -> Collection[int]:
+        """The row keys of the points a node holds (insertion order)."""
+        return self._groups.get(node) or (node,)
+
+    def _expand(self, nodes: np.ndarray, scores: np.ndarray, width: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Ranked nodes -> ranked points, ``width`` per query (a node's points tie)."""
+        out_keys = np.full((len(nodes), width), -1, dtype=np.int64)
+        out_scores = np.full((len(nodes), width), -np.inf, dtype=np.float32)
+        for qi, (row, vals) in enumerate(zip(nodes.tolist(), scores.tolist(), strict=True)):
+            keys: list[int] = []
+            ranks: list[int] = []
+            for rank, node in enumerate(row):
+                if node < 0 or len(keys) >= width:
+                    break
+                before = len(keys)
+                keys.extend(islice(self.members(node), width - before))
+                ranks.extend([rank] * (len(keys) - before))
+            out_keys[qi, :len(keys)] = keys
+            out_scores[qi, :len(keys)] = np.asarray(vals, dtype=np.float32)[ranks]
+        return out_keys, out_scores
+
+    def stored(self, keys: np.ndarray, by_node: bool = False) -> np.ndarray:
+        """The vectors the index holds for points ``keys`` (for graph nodes if ``by_node``),
+        in the index's own scalar type (int8 codes for int8 indexes)."""
         if len(keys) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if not by_node and self._group_of:
+            keys = np.fromiter((self._group_of.get(k, k) for k in keys.tolist()),
+                               dtype=np.int64, count=len(keys))
         got = self.index.get(np.asarray(keys, dtype=np.uint64))
         return np.asarray(got).reshape(len(keys), self.dim)
 
@@ -155,8 +326,11 @@ class HnswIndex:
         return np.all(np.abs(held - expect) <= tolerance, axis=1)
 
     def keys(self) -> np.ndarray:
-        """Every key currently in the index."""
-        return np.asarray(self.index.keys, dtype=np.int64)
+        """Every point (row key) currently in the index."""
+        nodes = np.asarray(self.index.keys, dtype=np.uint64)
+        plain = nodes[nodes < GROUP_BASE].astype(np.int64)
+        shared = np.fromiter(self._group_of, dtype=np.int64, count=len(self._group_of))
+        return np.concatenate([plain, shared])
 
     @property
     def memory_bytes(self) -> int:
@@ -165,25 +339,61 @@ class HnswIndex:
     def save(self, folder: Path, cid: int, seq: int) -> Path:
         """Checkpoint the index as covering change ``seq``; returns the index file path."""
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{cid}-{seq}.usearch"
-        tmp = folder / f".{cid}-{seq}.usearch.tmp"
+        stem = _free_stem(folder, cid, seq)
+        target = folder / f"{stem}.usearch"
+        tmp = folder / f".{stem}.usearch.tmp"
         try:
             self.index.save(str(tmp))
         except (ValueError, RuntimeError, OSError) as exc:
             raise IndexFailure(f"cannot save index checkpoint: {exc}") from exc
         _fsync_file(tmp)
         os.replace(tmp, target)
+        groups = self._save_groups(folder, stem)
         manifest = {
             "format": MANIFEST_FORMAT, "file": target.name, "seq": seq, "dim": self.dim,
             "metric": self.metric, "dtype": self.dtype, "clip": self.clip,
-            "size": len(self.index), "removed": self.removed, "params": self.params,
-            "usearch_version": usearch.__version__, "saved_at": datetime.now(UTC).isoformat(),
+            "size": len(self), "nodes": len(self.index), "removed": self.removed,
+            "groups": groups.name if groups else None, "next_group": self._next_group,
+            "params": self.params, "usearch_version": usearch.__version__,
+            "saved_at": datetime.now(UTC).isoformat(),
         }
         _write_json_atomic(folder / f"{cid}.json", manifest)
-        for old in folder.glob(f"{cid}-*.usearch"):
-            if old != target:
+        for old in folder.glob(f"{cid}-*"):
+            if old not in (target, groups):
                 old.unlink(missing_ok=True)
         return target
+
+    def _save_groups(self, folder: Path, stem: str) -> Path | None:
+        if not self._groups:
+            return None
+        pairs = np.fromiter((x for node, members in self._groups.items() for key in members
+                             for x in (node, key)), dtype=np.int64, count=2 * len(self._group_of))
+        target = folder / f"{stem}.groups.npy"
+        tmp = folder / f".{stem}.groups.tmp"
+        with open(tmp, "wb") as handle:
+            np.save(handle, pairs.reshape(-1, 2), allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        return target
+
+    def _load_groups(self, path: Path, next_group: int) -> bool:
+        """Restore shared nodes from a checkpoint; False if the file does not fit the graph."""
+        try:
+            pairs = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return False
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != np.int64:
+            return False
+        nodes = np.unique(pairs[:, 0])
+        if len(nodes) and (nodes.min() < GROUP_BASE or nodes.max() >= next_group
+                           or not np.all(self.index.contains(nodes.astype(np.uint64)))):
+            return False
+        for node, key in pairs.tolist():
+            self._groups.setdefault(node, {})[key] = None
+            self._group_of[key] = node
+        self._next_group = next_group
+        return True
 
     @classmethod
     def load(cls, folder: Path, cid: int, dim: int, metric: str, dtype: str,
@@ -202,8 +412,33 @@ class HnswIndex:
             index.index.load(str(path))
         except (ValueError, RuntimeError, OSError):
             return None
+        groups = manifest.get("groups")
+        next_group = int(manifest.get("next_group", GROUP_BASE))
+        if groups and not index._load_groups(folder / str(groups), next_group):
+            return None
         index.removed = int(manifest.get("removed", 0))
         return index, int(manifest["seq"])
+
+
+def _free_stem(folder: Path, cid: int, seq: int) -> str:
+    """``<cid>-<seq>``, suffixed when a checkpoint of that seq exists: a re-save (a rebuild)
+    never overwrites files the current manifest names, so a crash cannot pair a new graph
+    with the old members file."""
+    stem, n = f"{cid}-{seq}", 0
+    while (folder / f"{stem}.usearch").exists() or (folder / f"{stem}.groups.npy").exists():
+        n += 1
+        stem = f"{cid}-{seq}-{n}"
+    return stem
+
+
+def _unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First position of each distinct row of ``codes``, and each row's distinct-row number."""
+    if codes.dtype.kind == "f":
+        codes = codes + codes.dtype.type(0)  # -0.0 -> 0.0: equal vectors, equal bytes
+    rows = np.ascontiguousarray(codes).view(np.dtype((np.void, codes.dtype.itemsize
+                                                      * codes.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
 
 
 def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
@@ -218,7 +453,7 @@ def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
 def remove_checkpoints(folder: Path, cid: int) -> None:
     """Delete every checkpoint file of collection ``cid``."""
     for path in [folder / f"{cid}.json", *folder.glob(f"{cid}-*.usearch"),
-                 *folder.glob(f".{cid}-*.tmp")]:
+                 *folder.glob(f"{cid}-*.groups.npy"), *folder.glob(f".{cid}-*.tmp")]:
         path.unlink(missing_ok=True)
 
 

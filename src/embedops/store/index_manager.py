@@ -123,7 +123,7 @@ class IndexManager:
         live.index.remove(keys)
         live.seq, live.pending = row.seq, live.pending + len(keys)
         index = live.index
-        if index.removed > max(1_000, len(index) // 4):
+        if index.removed > max(1_000, index.nodes // 4):
             self.rebuild(row)
         else:
             self._maybe_checkpoint(row, live)
@@ -180,14 +180,15 @@ class IndexManager:
         """Index figures for ``stats``: resident bytes, tombstones, seqs."""
         index = self.synced(row)
         manifest = read_manifest(self.folder, row.cid) or {}
-        path = self.folder / str(manifest.get("file", ""))
+        files = [self.folder / str(manifest[key]) for key in ("file", "groups")
+                 if manifest.get(key)]
         return {
             "index_points": len(index),
             "deleted": index.removed,
             "index_bytes": index.memory_bytes,
             "index_seq": self.live[row.cid].seq,
             "checkpoint_seq": int(manifest.get("seq", 0)),
-            "checkpoint_bytes": path.stat().st_size if manifest and path.is_file() else 0,
+            "checkpoint_bytes": sum(path.stat().st_size for path in files if path.is_file()),
         }
 
     def close(self) -> None:

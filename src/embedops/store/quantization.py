@@ -23,6 +23,9 @@ from embedops.errors import InvalidVector
 INT8_MAX = 127.0
 CALIBRATION_QUANTILE = 99.99
 CALIBRATION_HEADROOM = 1.1
+F16_MAX = float(np.finfo(np.float16).max)
+# |q|^2 + 2|q||x| + |x|^2 stays finite in float32 when both squared norms are below this.
+MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 4
 
 
 def blob_dtype(storage_dtype: str) -> np.dtype:
@@ -31,8 +34,14 @@ def blob_dtype(storage_dtype: str) -> np.dtype:
 
 
 def encode(vectors: np.ndarray, storage_dtype: str) -> list[bytes]:
-    """One BLOB per row of a 2-D float array."""
-    arr = np.ascontiguousarray(vectors, dtype=blob_dtype(storage_dtype))
+    """One BLOB per row of a 2-D float array.
+
+    Raises ``InvalidVector`` when a value does not fit float16 storage (it would become inf).
+    """
+    dtype = blob_dtype(storage_dtype)
+    if dtype == np.float16 and vectors.size and np.abs(vectors).max() > F16_MAX:
+        raise InvalidVector(f"vector values beyond ±{F16_MAX:g} do not fit a float16 collection")
+    arr = np.ascontiguousarray(vectors, dtype=dtype)
     return [row.tobytes() for row in arr]
 
 
@@ -47,23 +56,46 @@ def decode(blobs: list[bytes], dim: int, storage_dtype: str) -> np.ndarray:
 def prepare(vectors: np.ndarray, dim: int, metric: str) -> np.ndarray:
     """Validate a batch and return a float32 C-contiguous 2-D copy (unit rows for cosine).
 
-    Raises ``InvalidVector`` for wrong rank, NaN/inf values or zero vectors under cosine.
-    Dimension mismatches are checked by the caller, which knows the collection's name.
+    Cosine rows are normalised in float64 after dividing by their largest component, so
+    huge (``1e20``) or tiny (``1e-30``) components give the right unit vector instead of a
+    norm that overflows to inf (storing zeros) or underflows to zero.
+
+    Raises ``InvalidVector`` for wrong rank, non-numeric, NaN or infinite values, zero
+    vectors under cosine, and, under ``ip`` and ``l2``, vectors too long for float32
+    scores (squared norm beyond a quarter of the float32 range). Dimension mismatches are
+    checked by the caller, which knows the collection's name.
     """
-    arr = np.asarray(vectors, dtype=np.float32)
+    cosine = metric == "cosine"
+    try:
+        with np.errstate(over="ignore"):  # float32 overflow becomes inf, refused below
+            arr = np.array(vectors, dtype=np.float64 if cosine else np.float32, order="C",
+                           copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"vectors must be arrays of numbers: {exc}") from exc
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
         raise InvalidVector(f"vectors must be a 1-D or 2-D array, got {arr.ndim}-D")
     if not np.isfinite(arr).all():
-        raise InvalidVector("vectors contain NaN or infinite values")
-    arr = np.array(arr, dtype=np.float32, order="C", copy=True)
-    if metric == "cosine" and arr.shape[1] == dim:
-        norms = np.linalg.norm(arr, axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise InvalidVector("zero vector cannot be stored under the cosine metric")
-        arr /= norms
+        raise InvalidVector("vectors contain NaN or infinite values (or values beyond float32)")
+    if arr.shape[1] != dim:
+        return arr.astype(np.float32)
+    if cosine:
+        return _unit_rows(arr)
+    if (np.square(arr, dtype=np.float64).sum(axis=1) > MAX_SQUARED_NORM).any():
+        raise InvalidVector(f"vector norms beyond {MAX_SQUARED_NORM ** 0.5:.3g} overflow "
+                            f"float32 {metric} scores")
     return arr
+
+
+def _unit_rows(arr: np.ndarray) -> np.ndarray:
+    """float64 rows scaled to unit length, as float32."""
+    scale = np.abs(arr).max(axis=1, keepdims=True)
+    if (scale == 0).any():
+        raise InvalidVector("zero vector cannot be stored under the cosine metric")
+    arr /= scale
+    arr /= np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr.astype(np.float32)
 
 
 def calibrate(sample: np.ndarray) -> float:

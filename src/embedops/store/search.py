@@ -11,6 +11,12 @@ Plans, in order:
   falls back to exact scoring over the candidates when it would exceed half the index.
 * no filter: HNSW search; int8 indexes return ``oversample * k`` candidates that are
   rescored with the full-precision vectors from SQLite.
+
+Points that share a vector share one graph node (``hnsw_index``): a node found expands to
+its points, and a filtered search checks each member of a shared node against the filter.
+Whenever the graph yields fewer than ``k`` hits although at least ``k`` points (matching
+points, under a filter) exist, the query is answered exactly instead: ``k`` hits come back
+whenever ``k`` points exist.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -26,12 +33,13 @@ import numpy as np
 from embedops.store import quantization
 from embedops.store.catalog import CollectionRow
 from embedops.store.exact import DenseCache, scores, top_k
-from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex
+from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import Hit
 
 SELECTIVE_ROWS = 2_000
 SCAN_PAGE = 20_000
+MEMBER_PAGE = 256  # shared nodes larger than this are checked against a filter in pages
 Where = tuple[str, list[Any]] | None
 
 
@@ -76,7 +84,7 @@ class Searcher:
         if exact or n <= int(params["exact_threshold"]):
             return self._exact(row, queries, k, where, small=n <= params["exact_threshold"])
         if where is None:
-            return self._hnsw(row, queries, k, ef, int(params["oversample"]))
+            return self._hnsw(row, queries, k, ef, int(params["oversample"]), n)
         matches = self.match_count(row, where)
         if matches == 0:
             return [[] for _ in queries]
@@ -129,7 +137,7 @@ class Searcher:
     # --- HNSW --------------------------------------------------------------------------
 
     def _hnsw(self, row: CollectionRow, queries: np.ndarray, k: int, ef: int | None,
-              oversample: int) -> list[list[Hit]]:
+              oversample: int, n: int) -> list[list[Hit]]:
         index = self.indexes.synced(row)
         rescore = row.dtype == "int8"
         wanted = k * oversample if rescore else k
@@ -144,6 +152,11 @@ class Searcher:
             if rescore:
                 found = self._rescore(row, query, found, rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
+        short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, n)]
+        if short:  # the graph could not reach k points: answer those queries exactly
+            for qi, hits in zip(short, self._exact_scan(row, queries[short], k, None),
+                                strict=True):
+                out[qi] = hits
         return out
 
     def _filtered_hnsw(self, row: CollectionRow, query: np.ndarray, k: int, where: Where,
@@ -151,20 +164,56 @@ class Searcher:
         assert where is not None
         index: HnswIndex = self.indexes.synced(row)
         rescore = row.dtype == "int8"
-        wanted = min(n, math.ceil(k * n / matches * 2) + k)
+        wanted = min(index.nodes, math.ceil(k * n / matches * 2) + k)
         while True:
-            keys, vals = index.search(query[None, :], wanted, ef=max(ef or 0, wanted), threads=1)
-            rows = self._fetch(keys[0][keys[0] >= 0], with_vectors=rescore, where=where)
-            if len(rows) >= k or wanted >= len(index):
+            nodes, vals = index.search_nodes(query[None, :], wanted, ef=max(ef or 0, wanted),
+                                             threads=1)
+            found, rows = self._matching_points(index, nodes[0], vals[0], k, where, rescore)
+            if len(found) >= k or wanted >= index.nodes:
                 break
             wanted *= 4
-            if wanted > len(index) // 2:
+            if wanted > index.nodes // 2:
                 return self._exact_scan(row, query[None, :], k, where)[0]
-        found = [(int(key), float(val)) for key, val in zip(keys[0], vals[0], strict=True)
-                 if int(key) in rows]
+        if len(found) < min(k, matches):  # the graph could not reach k matching points
+            return self._exact_scan(row, query[None, :], k, where)[0]
         if rescore:
             found = self._rescore(row, query, found, rows)
         return [_hit(rows[key], val) for key, val in found[:k]]
+
+    def _matching_points(self, index: HnswIndex, nodes: np.ndarray, vals: np.ndarray, k: int,
+                         where: Where, with_vectors: bool
+                         ) -> tuple[list[tuple[int, float]], dict[int, tuple[Any, ...]]]:
+        """The points of ranked ``nodes`` that match ``where``, best first, with their rows.
+
+        Up to ``k`` matches are taken from each large shared node (its points tie), checked
+        in pages, so a node of many copies costs O(k) unless few of its points match.
+        """
+        if not (nodes >= GROUP_BASE).any():  # no shared node among the candidates
+            rows = self._fetch(nodes[nodes >= 0], with_vectors, where)
+            return [(key, val) for key, val in zip(nodes.tolist(), vals.tolist(), strict=True)
+                    if key in rows], rows
+        ranked = [(node, val, index.members(node))
+                  for node, val in zip(nodes.tolist(), vals.tolist(), strict=True) if node >= 0]
+        small = [key for _, _, members in ranked if len(members) <= MEMBER_PAGE
+                 for key in members]
+        rows = self._fetch(np.asarray(small, dtype=np.int64), with_vectors, where)
+        found: list[tuple[int, float]] = []
+        for _, val, members in ranked:
+            if len(members) > MEMBER_PAGE:
+                rows.update(self._first_matches(members, k, with_vectors, where))
+            found += [(key, val) for key in islice((m for m in members if m in rows), k)]
+        return found, rows
+
+    def _first_matches(self, members: Collection[int], k: int, with_vectors: bool,
+                       where: Where) -> dict[int, tuple[Any, ...]]:
+        """Rows of at least ``min(k, matching)`` of ``members`` that match ``where``, read in
+        pages that grow 4x (a node whose points rarely match costs a few queries)."""
+        got: dict[int, tuple[Any, ...]] = {}
+        points, size = iter(members), max(MEMBER_PAGE, k)
+        while len(got) < k and (page := list(islice(points, size))):
+            got.update(self._fetch(np.asarray(page, dtype=np.int64), with_vectors, where))
+            size = min(size * 4, SCAN_PAGE)
+        return got
 
     def _rescore(self, row: CollectionRow, query: np.ndarray, found: list[tuple[int, float]],
                  rows: dict[int, tuple[Any, ...]]) -> list[tuple[int, float]]:

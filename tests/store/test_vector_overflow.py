@@ -1,0 +1,111 @@
+"""Vectors with extreme components: stored as given (or as their unit vector), or refused.
+
+The float32 norm of ``[1e20, 1e20, 1e20, 1e20]`` overflows to inf; dividing by it stored
+zeros. The store must keep the direction it was given, or refuse the vector with
+``InvalidVector`` (HTTP 422), never store something else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.errors import InvalidVector
+from embedops.store import open_store
+from embedops.store.embedded import EmbeddedStore
+
+EXTREME = {
+    "huge": ([1e20, 1e20, 1e20, 1e20], [0.5, 0.5, 0.5, 0.5]),
+    "one-huge": ([3e19, 0, 0, 0], [1, 0, 0, 0]),
+    "tiny": ([1e-30, 0, 0, 0], [1, 0, 0, 0]),          # squares underflow to zero
+    "subnormal": ([1e-45, 1e-45, 0, 0], [0.5**0.5, 0.5**0.5, 0, 0]),
+    "mixed": ([3e38, -3e38, 1, 0], [0.5**0.5, -(0.5**0.5), 0, 0]),
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    with open_store(tmp_path / "store") as handle:
+        yield handle
+
+
+def _upsert(store: EmbeddedStore, name: str, vectors: list[list[float]]) -> None:
+    store.upsert(name, [f"p{i}" for i in range(len(vectors))],
+                 np.asarray(vectors, dtype=np.float32), fingerprint="fp")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_cosine_normalises_extreme_vectors_to_their_direction(store: EmbeddedStore,
+                                                              dtype: str) -> None:
+    store.create_collection("c", 4, fingerprint="fp", dtype=dtype)
+    given = [v for v, _ in EXTREME.values()]
+    _upsert(store, "c", given)
+    points = store.get("c", [f"p{i}" for i in range(len(given))], with_vectors=True)
+    tolerance = 1e-3 if dtype == "float16" else 1e-6
+    for point, (_, unit) in zip(points, EXTREME.values(), strict=True):
+        assert point.vector is not None
+        np.testing.assert_allclose(point.vector, unit, atol=tolerance)
+    # The stored direction is searchable, and an extreme query finds it with score 1.
+    for i, (vector, _) in enumerate(EXTREME.values()):
+        hits = store.search_one("c", np.asarray(vector, dtype=np.float32), k=len(given))
+        assert len(hits) == len(given)
+        assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+        assert f"p{i}" in {h.id for h in hits if h.score > 1 - 1e-3}
+
+
+def test_cosine_extreme_vectors_through_the_hnsw_index(store: EmbeddedStore) -> None:
+    store.create_collection("c", 4, fingerprint="fp", index_params={"exact_threshold": 0})
+    rng = np.random.default_rng(0)
+    store.upsert("c", [f"r{i}" for i in range(300)],
+                 rng.standard_normal((300, 4)).astype(np.float32), fingerprint="fp")
+    _upsert(store, "c", [[1e20, 1e20, 1e20, 1e20]])
+    assert store.verify_index("c")["mismatched"] == []
+    hit = store.search_one("c", np.full(4, 1e20, dtype=np.float32), k=1)[0]
+    assert hit.id == "p0" and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_float64_input_beyond_float32_keeps_its_cosine_direction(store: EmbeddedStore) -> None:
+    store.create_collection("c", 4, fingerprint="fp")
+    store.upsert("c", ["a"], np.asarray([[1e39, 1e39, 0, 0]], dtype=np.float64),
+                 fingerprint="fp")
+    (point,) = store.get("c", ["a"], with_vectors=True)
+    assert point.vector is not None
+    np.testing.assert_allclose(point.vector, [0.5**0.5, 0.5**0.5, 0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_unscaled_metrics_refuse_vectors_whose_scores_overflow(store: EmbeddedStore,
+                                                               metric: str) -> None:
+    store.create_collection("c", 4, fingerprint="fp", metric=metric)
+    for vector in ([1e20, 1e20, 1e20, 1e20], [3e19, 0, 0, 0]):
+        with pytest.raises(InvalidVector):
+            _upsert(store, "c", [vector])
+        with pytest.raises(InvalidVector):
+            store.search_one("c", np.asarray(vector, dtype=np.float32))
+    assert store.count("c") == 0
+    # Large but scorable vectors are stored exactly as given.
+    _upsert(store, "c", [[1e18, -2e18, 0, 1e-30]])
+    (point,) = store.get("c", ["p0"], with_vectors=True)
+    assert point.vector is not None
+    np.testing.assert_array_equal(point.vector, np.float32([1e18, -2e18, 0, 1e-30]))
+
+
+def test_float16_collection_refuses_values_it_cannot_hold(store: EmbeddedStore) -> None:
+    store.create_collection("c", 4, fingerprint="fp", metric="l2", dtype="float16")
+    with pytest.raises(InvalidVector, match="float16"):
+        _upsert(store, "c", [[7e4, 0, 0, 0]])
+    assert store.count("c") == 0
+    _upsert(store, "c", [[6e4, -1, 0, 0.5]])
+    (point,) = store.get("c", ["p0"], with_vectors=True)
+    assert point.vector is not None and np.isfinite(point.vector).all()
+
+
+def test_zero_and_non_finite_vectors_are_still_refused(store: EmbeddedStore) -> None:
+    store.create_collection("c", 4, fingerprint="fp")
+    for vector in ([0, 0, 0, 0], [np.inf, 0, 0, 0], [np.nan, 1, 1, 1]):
+        with pytest.raises(InvalidVector):
+            _upsert(store, "c", [vector])
+    assert store.count("c") == 0
