@@ -6,6 +6,7 @@ Layout (see docs/store.md)::
     <store>/LOCK                single-writer lock (fcntl.flock), holder's pid
     <store>/index/<cid>.json    checkpoint manifest: index file name + change seq it covers
     <store>/index/<cid>-<seq>.usearch   the checkpointed HNSW graph (usearch format)
+    <store>/index/<cid>-<seq>.groups.npy  members of nodes shared by identical vectors
 
 A handle opened read-write holds the writer lock until ``close``. Read-only handles take no
 lock; they read committed data (WAL snapshots) and catch their in-memory index up with the
