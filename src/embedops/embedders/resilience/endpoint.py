@@ -31,9 +31,29 @@ from embedops.errors import EmbedderError, MalformedResponse, RetryableEmbedderE
 from embedops.metrics import Metrics
 
 
+class SecretHeaders(dict[str, str]):
+    """Request headers that may carry credentials: their values never show in a repr,
+    a log line or an error message."""
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: '***'" for k in self) + "}"
+
+    __str__ = __repr__
+
+
+class Secrets(tuple[str, ...]):
+    """The strings to redact from error messages; never shown themselves."""
+
+    def __repr__(self) -> str:
+        return f"Secrets({len(self)} redacted)"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
-    """Connection and resilience settings of one endpoint."""
+    """Connection and resilience settings of one endpoint. ``headers`` are kept as
+    :class:`SecretHeaders` (values redacted in every repr)."""
 
     base_url: str
     headers: dict[str, str]
@@ -44,6 +64,9 @@ class EndpointConfig:
     tokens_per_minute: float | None = None
     breaker_failures: int = 5
     breaker_open_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", SecretHeaders(self.headers))
 
 
 class ResilientEndpoint:
@@ -58,7 +81,7 @@ class ResilientEndpoint:
         self.metrics = metrics or Metrics()
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
-        self.secrets = secrets
+        self.secrets = Secrets(secrets)
         limits = httpx.Limits(max_connections=config.max_concurrency,
                               max_keepalive_connections=config.max_concurrency)
         self.client = httpx.Client(base_url=config.base_url, headers=config.headers,
