@@ -73,7 +73,10 @@ class Client:
 
     def embedder(self, collection: str) -> Embedder:
         """The embedder of ``collection``'s model (same fingerprint), loaded once."""
-        info = self.store.get_collection(collection)
+        return self.embedder_for(self.store.get_collection(collection))
+
+    def embedder_for(self, info: CollectionInfo) -> Embedder:
+        """The embedder whose vectors carry ``info``'s fingerprint, loaded once."""
         if info.model == EXTERNAL_MODEL:
             raise StoreError(f"collection {info.name!r} holds external vectors: search it "
                              "with a vector, not a text")
@@ -114,7 +117,10 @@ class Client:
         from embedops.retrieval import Searcher, text_hits
 
         if isinstance(query, str):
-            return Searcher(self.store, collection, self.embedder(collection)).search(
+            # one resolution of the name: an alias swapped meanwhile never pairs one
+            # collection with the other's model
+            info = self.store.get_collection(collection)
+            return Searcher(self.store, info, self.embedder_for(info)).search(
                 query, k, filter, exact)
         vector = np.asarray(query, dtype=np.float32)
         hits = self.store.search(collection, vector, k=k, filter=filter, exact=exact)[0]

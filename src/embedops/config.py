@@ -89,6 +89,27 @@ class Settings(BaseSettings):
     realtime_api_base: str | None = Field(None, description="API base of the real-time path.")
     batch_model: str | None = Field(None, description="Model of the batch path.")
     batch_api_base: str | None = Field(None, description="API base of the batch path.")
+    # --- model migrations ------------------------------------------------------------------
+    migration_retention_hours: float = Field(
+        48.0, ge=0, description="How long the previous collection is kept (and dual-written) "
+        "after a swap, as the rollback target; then the migration is finalized.")
+    migration_max_drop_points: float = Field(
+        1.0, ge=0, description="Evaluation gate: the shadow may trail the live collection "
+        "by at most this many points of recall@10 and of nDCG@10.")
+    migration_min_recall: float | None = Field(
+        None, ge=0, le=1, description="Evaluation gate: an absolute floor for the shadow's "
+        "recall@10 (none by default).")
+    migration_batch_documents: int = Field(
+        64, ge=1, description="Documents a backfill step re-embeds and commits at once.")
+    # --- canaries and alerts ----------------------------------------------------------------
+    canary_alert_drop_points: float = Field(
+        2.0, ge=0, description="A canary alerts when its recall@10 falls more than this many "
+        "points below its baseline.")
+    alert_webhook: SecretStr | None = Field(
+        None, description="URL that alerts are POSTed to as JSON (none by default). Kept "
+        "secret: chat webhooks carry their token in the URL.")
+    alert_webhook_timeout_s: float = Field(
+        5.0, gt=0, description="How long an alert POST may take; a failure is logged.")
     # --- self-hosted server ---------------------------------------------------------------
     server_max_batch_size: int = Field(64, ge=1, description="Texts per dynamic batch.")
     server_max_wait_ms: float = Field(
@@ -109,6 +130,13 @@ class Settings(BaseSettings):
         32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
     realtime_max_wait_ms: float = Field(
         5.0, ge=0, description="How long a micro-batch waits for more queued writes.")
+    # --- per-document limits of the service ---------------------------------------------------
+    server_max_document_bytes: int = Field(
+        4 * 1024 * 1024, ge=1, description="Largest document a write accepts: UTF-8 bytes of "
+        "`text`, or decoded bytes of `content_base64` (413 above).")
+    server_max_document_chunks: int = Field(
+        5000, ge=1, description="Most chunks one written document may have; a longer one "
+        "fails (`too_many_chunks`) before it reaches the model.")
 
     @field_validator("store", mode="before")
     @classmethod

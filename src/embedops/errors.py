@@ -148,6 +148,13 @@ class ReadOnlyStore(StoreError):
     code = "read_only"
 
 
+class InvalidCollectionSpec(StoreError):
+    """A collection is asked for with a bad dimension, metric, dtype or fingerprint."""
+
+    status_code = 422
+    code = "invalid_collection"
+
+
 class InvalidFilter(StoreError):
     """A payload filter expression cannot be parsed."""
 
@@ -169,6 +176,13 @@ class MigrationError(EmbedOpsError):
 
     status_code = 409
     code = "migration"
+
+
+class MigrationNotFound(MigrationError):
+    """The alias has no migration (in progress, or at all)."""
+
+    status_code = 404
+    code = "migration_not_found"
 
 
 class InvalidVector(StoreError):

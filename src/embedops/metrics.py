@@ -19,6 +19,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Metrics:
@@ -28,7 +29,8 @@ class Metrics:
     breaker state (0 closed, 1 half-open, 2 open), request latency, estimated tokens sent.
     Server side: HTTP requests by route and status, items embedded, dynamic batch sizes.
     Service side: queue depth, indexing lag, index memory and points per collection,
-    real-time outcomes, micro-batch sizes, enqueue-to-searchable latency, searches.
+    real-time outcomes, micro-batch sizes, enqueue-to-searchable latency, searches, and
+    how long model calls waited for the shared model, by priority.
     """
 
     content_type = CONTENT_TYPE_LATEST
@@ -53,6 +55,22 @@ class Metrics:
                                   ["endpoint"], registry=r)
         self._server_metrics(r)
         self._service_metrics(r)
+        # canaries: the latest run of each (label ``canary``); alerts raised, by kind
+        self.canary_recall = Gauge("embedops_canary_recall_at_10",
+                                   "Recall@10 of a canary's latest run", ["canary"], registry=r)
+        self.canary_ndcg = Gauge("embedops_canary_ndcg_at_10",
+                                 "nDCG@10 of a canary's latest run", ["canary"], registry=r)
+        self.canary_baseline_recall = Gauge("embedops_canary_baseline_recall_at_10",
+                                            "Recall@10 of a canary's baseline run",
+                                            ["canary"], registry=r)
+        self.canary_drop_points = Gauge("embedops_canary_drop_points",
+                                        "Points of recall@10 the latest run is below the "
+                                        "baseline", ["canary"], registry=r)
+        self.canary_alert = Gauge("embedops_canary_alert",
+                                  "1 while a canary's latest run is past its threshold",
+                                  ["canary"], registry=r)
+        self.alerts = Counter("embedops_alerts", "Alerts raised, by kind", ["kind"],
+                              registry=r)
 
     def _server_metrics(self, r: CollectorRegistry) -> None:
         self.http_requests = Counter("embedops_http_requests", "HTTP requests served",
@@ -72,7 +90,8 @@ class Metrics:
         self.indexing_lag = Gauge("embedops_indexing_lag_seconds",
                                   "Now minus the enqueue time of the oldest queued write",
                                   registry=r)
-        self.index_memory = Gauge("embedops_index_memory_bytes", "Resident ANN index size",
+        self.index_memory = Gauge("embedops_index_memory_bytes",
+                                  "Resident ANN index size, estimated from the points",
                                   ["collection"], registry=r)
         self.collection_points = Gauge("embedops_collection_points", "Points per collection",
                                        ["collection"], registry=r)
@@ -90,6 +109,10 @@ class Metrics:
                                        registry=r)
         self.searches = Counter("embedops_searches", "Search requests by kind",
                                 ["kind"], registry=r)
+        self.model_wait = Histogram("embedops_model_wait_seconds",
+                                    "Time a model call waited for the shared model, by "
+                                    "priority (interactive: requests; background: writes)",
+                                    ["priority"], buckets=WAIT_BUCKETS, registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

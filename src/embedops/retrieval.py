@@ -12,7 +12,7 @@ import numpy as np
 from embedops.embedders import Embedder
 from embedops.errors import FingerprintMismatch, InputRejected
 from embedops.preprocess.chunk_sentences import sentence_spans
-from embedops.store.protocol import Filter, Hit, VectorStore
+from embedops.store.protocol import CollectionInfo, Filter, Hit, VectorStore
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset({
@@ -42,9 +42,12 @@ class Searcher:
     """Embeds queries in the query role with the model a collection was built with
     (``embedder`` must carry the collection's fingerprint; see ``Client.embedder``)."""
 
-    def __init__(self, store: VectorStore, collection: str, embedder: Embedder) -> None:
+    def __init__(self, store: VectorStore, collection: str | CollectionInfo,
+                 embedder: Embedder) -> None:
+        """``collection``: a name (resolved now) or an already resolved collection."""
         self.store = store
-        self.info = store.get_collection(collection)
+        self.info = (collection if isinstance(collection, CollectionInfo)
+                     else store.get_collection(collection))
         if embedder.info.fingerprint != self.info.fingerprint:
             raise FingerprintMismatch(
                 f"collection {self.info.name!r} holds vectors of {self.info.model} "

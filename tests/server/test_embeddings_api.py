@@ -15,7 +15,7 @@ import pytest
 
 from embedops.config import load_settings
 from embedops.embedders import load_embedder
-from embedops.embedders.testing import HashEmbedder
+from embedops.embedders.testing import E5_PREFIXES, HashEmbedder
 from embedops.metrics import Metrics
 from embedops.server import create_app
 from tests.server.live import live_server
@@ -56,10 +56,10 @@ def test_string_input_and_base64_encoding(served: tuple[str, Metrics]) -> None:
 
 @pytest.mark.parametrize(("body", "status", "code"), [
     ({"model": "other-model", "input": "x"}, 404, "model_not_found"),
-    ({"input": []}, 422, "input_rejected"),
-    ({"input": ["ok", "  "]}, 422, "input_rejected"),
-    ({"input": "x", "dimensions": 65}, 422, "input_rejected"),
-    ({"input": "x", "dimensions": 16}, 422, "input_rejected"),
+    ({"input": []}, 400, "input_rejected"),
+    ({"input": ["ok", "  "]}, 400, "input_rejected"),
+    ({"input": "x", "dimensions": 65}, 400, "input_rejected"),
+    ({"input": "x", "dimensions": 16}, 400, "input_rejected"),
 ])
 def test_bad_requests_get_typed_errors(served: tuple[str, Metrics], body: dict[str, Any],
                                        status: int, code: str) -> None:
@@ -69,9 +69,30 @@ def test_bad_requests_get_typed_errors(served: tuple[str, Metrics], body: dict[s
     assert response.json()["error"]["code"] == code
 
 
-def test_token_arrays_are_refused(served: tuple[str, Metrics]) -> None:
-    url, _ = served
-    assert post(url, input=[[1, 2, 3]]).status_code == 422
+def test_token_arrays_the_tokenizer_cannot_decode_are_refused(
+        served: tuple[str, Metrics]) -> None:
+    url, _ = served  # the test embedder's tokenizer has no vocabulary to decode ids with
+    assert post(url, input=[[1, 2, 3]]).status_code == 400
+
+
+def test_input_type_chooses_the_role(tmp_path: Path) -> None:
+    settings = load_settings(model="testing/hash-e5-64")
+    with live_server(create_app(settings)) as url:
+        def vector(**extra: Any) -> np.ndarray:
+            answer = httpx.post(f"{url}/v1/embeddings", json={
+                "model": "testing/hash-e5-64", "input": "cats sleep", **extra})
+            assert answer.status_code == 200, answer.text
+            return np.asarray(answer.json()["data"][0]["embedding"])
+        embedder = HashEmbedder(prefixes=E5_PREFIXES)
+        assert np.allclose(vector(), embedder.embed(["cats sleep"], "document")[0], atol=1e-6)
+        for name in ("query", "search_query"):
+            assert np.allclose(vector(input_type=name),
+                               embedder.embed(["cats sleep"], "query")[0], atol=1e-6)
+        assert np.allclose(vector(input_type="search_document"),
+                           embedder.embed(["cats sleep"], "document")[0], atol=1e-6)
+        bad = httpx.post(f"{url}/v1/embeddings", json={"model": "testing/hash-e5-64",
+                                                      "input": "x", "input_type": "image"})
+        assert bad.status_code == 400
 
 
 def test_truncation_renormalises_when_allowed() -> None:

@@ -7,13 +7,16 @@ from typing import Annotated
 import typer
 
 from embedops.cli import (
+    canary_cmd,
     chunk_cmd,
     collections_cmd,
     cost_cmd,
     dlq_cmd,
+    freshness_cmd,
     get_cmd,
     ingest_cmd,
     keys_cmd,
+    migrate_cmd,
     models_cmd,
     search_cmd,
     serve_cmd,
@@ -71,7 +74,13 @@ app.command(name="cost")(cost_cmd.cost)
 app.command(name="serve")(serve_cmd.serve)
 app.command(name="status")(status_cmd.status)
 app.add_typer(dlq_cmd.app, name="dlq")
+app.command(name="stale")(freshness_cmd.stale)
+app.command(name="reembed")(freshness_cmd.reembed)
+app.command(name="backfill")(freshness_cmd.backfill)
+app.add_typer(freshness_cmd.schema_app, name="schema")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(migrate_cmd.app, name="migrate")
+app.add_typer(canary_cmd.app, name="canary")
 app.add_typer(collections_cmd.store_app, name="store")
 
 

@@ -44,8 +44,8 @@ def _ledger(ctx: typer.Context, store: str | None) -> closing[Ledger]:
 def create(
     ctx: typer.Context,
     scope: Annotated[list[str], typer.Option(
-        "--scope", help="read, write or admin (repeatable; admin includes write, write "
-        "includes read).")],
+        "--scope", help="read, write, admin or embed (repeatable; admin includes write "
+        "and embed, write includes read; embed is /v1/embeddings and /v1/models).")],
     collection: Annotated[list[str] | None, typer.Option(
         "--collection", help="Limit the key to this collection (repeatable).")] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",

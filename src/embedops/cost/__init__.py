@@ -10,25 +10,33 @@ can be checked by hand; docs/cost.md gives the formulas and the source of every 
 
 from __future__ import annotations
 
+from embedops.cost.assumptions import Assumption, assumptions
 from embedops.cost.generation import Generation
 from embedops.cost.inputs import Scenario, default_sources
 from embedops.cost.loading import load_scenario, read_scenario_file, scenario_from
 from embedops.cost.query import Query
 from embedops.cost.report import CostReport, build_report
+from embedops.cost.self_hosted import MEASURED, ModelSpeed, Throughput, speed_for_dim
 from embedops.cost.storage import Storage
 from embedops.cost.whatif import WhatIf, what_ifs
 
 __all__ = [
+    "MEASURED",
+    "Assumption",
     "CostReport",
     "Generation",
+    "ModelSpeed",
     "Query",
     "Scenario",
     "Storage",
+    "Throughput",
     "WhatIf",
+    "assumptions",
     "build_report",
     "default_sources",
     "load_scenario",
     "read_scenario_file",
     "scenario_from",
+    "speed_for_dim",
     "what_ifs",
 ]

@@ -1,9 +1,10 @@
 """Every input of the cost model in one frozen, validated dataclass.
 
 Prices are example defaults taken from public list prices; override them with your own.
-Throughput defaults are CPU numbers from embedops' own benchmark on a 2-core machine, not
-GPU numbers: pass ``gpu_docs_per_second`` (or ``gpu_tokens_per_minute``) measured on the
-hardware you would rent. Byte units are decimal (see ``units``).
+Unless a throughput is given, a self-hosted worker embeds at the measured CPU speed of the
+model of ``dim`` (``self_hosted``), not a GPU speed: pass ``gpu_docs_per_second`` (or
+``gpu_tokens_per_minute``) measured on the hardware you would rent. Byte units are decimal
+(see ``units``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from embedops.cost.self_hosted import Throughput, throughput
 from embedops.cost.units import DTYPE_BYTES, INDEX_TYPES
 from embedops.errors import InvalidCostInput
 
@@ -39,7 +41,8 @@ class Scenario:
     documents: int = _spec(
         1_000_000, int, 0, "example corpus size; set your own", strict=True)
     tokens_per_doc: float = _spec(
-        200.0, float, 0, "example; the issue's worked example uses 200", strict=True)
+        200.0, float, 0, "example (about 150 English words); set your corpus' mean",
+        strict=True)
     dim: int = _spec(
         768, int, 0, "a BERT-base width (all-mpnet-base-v2, bge-base-en-v1.5: 768)",
         strict=True)
@@ -57,9 +60,9 @@ class Scenario:
     ivf_nprobe: int = _spec(
         16, int, 1, "example IVF lists probed per query")
     index_overhead_low: float = _spec(
-        1.0, float, 0, "index footprint = raw x (1 + overhead): the issue's +1-4x range")
+        1.0, float, 0, "planning range: an index keeps 1-4x the raw vectors beside them")
     index_overhead_high: float = _spec(
-        4.0, float, 0, "index footprint = raw x (1 + overhead): the issue's +1-4x range")
+        4.0, float, 0, "planning range: an index keeps 1-4x the raw vectors beside them")
     replicas: int = _spec(
         1, int, 1, "one copy of the RAM-resident index; raise for availability")
     qps: float = _spec(
@@ -72,9 +75,9 @@ class Scenario:
         0.08925, float, 0,
         "AWS c7i.large (2 vCPU) on-demand list price, us-east-1, to match the CPU throughput")
     gpu_docs_per_second: float | None = _spec(
-        95.0, float, 0,
-        "embedops bench/embed_throughput.py: all-MiniLM-L6-v2, onnx-int8, 2-core CPU, "
-        "msmarco passages (plain sentence-transformers: 20-38/s). CPU numbers",
+        None, float, 0,
+        "unset: the measured CPU speed of the model of dim (cost/self_hosted.py), "
+        "tokens/s / tokens_per_doc",
         strict=True, optional=True)
     gpu_tokens_per_minute: float | None = _spec(
         None, float, 0, "unset; when set, replaces gpu_docs_per_second",
@@ -107,9 +110,6 @@ class Scenario:
                                                  f"choose one of {', '.join(INDEX_TYPES)}")
         if self.index_overhead_high < self.index_overhead_low:
             raise InvalidCostInput("index_overhead_high", "must be >= index_overhead_low")
-        if self.gpu_docs_per_second is None and self.gpu_tokens_per_minute is None:
-            raise InvalidCostInput("gpu_docs_per_second",
-                                   "set it or gpu_tokens_per_minute (throughput is required)")
 
     @property
     def bytes_per_value(self) -> int:
@@ -117,12 +117,16 @@ class Scenario:
         return DTYPE_BYTES[self.dtype]
 
     @property
+    def self_hosted(self) -> Throughput:
+        """One worker's throughput and its source: tokens/min when given, else docs/s,
+        else the measured speed of the model of ``dim``."""
+        return throughput(self.dim, self.tokens_per_doc, self.gpu_docs_per_second,
+                          self.gpu_tokens_per_minute)
+
+    @property
     def docs_per_second(self) -> float:
-        """Self-hosted throughput of one worker: from tokens/min when given, else docs/s."""
-        if self.gpu_tokens_per_minute is not None:
-            return self.gpu_tokens_per_minute / 60.0 / self.tokens_per_doc
-        assert self.gpu_docs_per_second is not None  # guaranteed by __post_init__
-        return self.gpu_docs_per_second
+        """Self-hosted docs/s of one worker (see ``self_hosted``)."""
+        return self.self_hosted.docs_per_second
 
     @property
     def nlist(self) -> int:

@@ -51,8 +51,6 @@ def scenario_from(file_values: Mapping[str, Any] | None = None,
         for name in _THROUGHPUT:
             merged.pop(name, None)
     merged.update(given)
-    if "gpu_tokens_per_minute" in merged and "gpu_docs_per_second" not in merged:
-        merged["gpu_docs_per_second"] = None  # tokens/min given alone replaces the default
     return Scenario(**merged)
 
 

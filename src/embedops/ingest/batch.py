@@ -31,6 +31,7 @@ from embedops.ingest.chunking import Chunker, make_chunker
 from embedops.ingest.ordering import WriteGate
 from embedops.ingest.sources import SourceFile, file_digest, scan
 from embedops.ingest.stages import Work, classify
+from embedops.ingest.targets import EmbedderPool, extra_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
@@ -126,6 +127,7 @@ class BatchIngest:
         self._check_model()
         self._embedder: Embedder | None = None
         self._chunker: Chunker | None = None
+        self._pool: EmbedderPool | None = None  # embedders of dual-write targets
         self._embedder_lock = threading.Lock()
         self._seen: set[str] = set()
         self._claimed: set[str] = set()  # ids a source of this run has given
@@ -307,7 +309,8 @@ class BatchIngest:
         complete = [(str(f.source.path), f.source_id, f.digest, self._options_hash)
                     for f in files if f.digest and f.source_id not in self._failed_sources]
         if complete and self._info is not None:
-            self.ledger.record_sources(self.collection, complete)  # type: ignore[arg-type]
+            self.ledger.record_sources(self.collection, complete,  # type: ignore[arg-type]
+                                       asdict(self.options.preprocess))
 
     def _write(self, batch: list[Work], versions: dict[str, int]) -> None:
         result = write_documents(self.store, self.ledger, self._targets(), batch,
@@ -319,9 +322,18 @@ class BatchIngest:
         self._count(result.committed, result.chunks_embedded)
 
     def _targets(self) -> list[Target]:
+        """This run's collection, then the collections a model migration keeps current
+        beside it (dual-write)."""
         embedder = self._get_embedder()
         assert self._info is not None and self._chunker is not None
-        return [Target(self._info, embedder, self._chunker)]
+        return [Target(self._info, embedder, self._chunker), *self._extra_targets()]
+
+    def _extra_targets(self) -> list[Target]:
+        if self._info is None:
+            return []
+        if self._pool is None:
+            self._pool = EmbedderPool(self.settings)
+        return extra_targets(self.store, self._pool, self.ledger, self._info.name)
 
     def _duplicate(self, work: Work) -> None:
         """A second document with an id this run already took: a dead letter of its own
@@ -363,6 +375,7 @@ class BatchIngest:
         crash the process, so load and tokenize happen on the same thread."""
         with self._embedder_lock:
             if self._embedder is None:
+                self._extra_targets()  # load a migration's models on this thread too
                 s = self.settings
                 if self._info:
                     self._embedder = load_matching_embedder(
@@ -386,8 +399,9 @@ class BatchIngest:
     def _prune(self) -> None:
         gone = [d for d in self.ledger.documents(self.collection) if d not in self._seen]
         if gone:
-            self.summary.chunks_deleted += delete_documents(self.store, self.ledger,
-                                                            [self.collection], gone)
+            names = [self.collection, *self.ledger.dual_write_targets(self.collection)]
+            self.summary.chunks_deleted += delete_documents(self.store, self.ledger, names,
+                                                            gone)
         self.summary.documents_deleted += len(gone)
 
 

@@ -8,6 +8,11 @@ only its newest accepted version is applied; older queued versions are dropped a
 superseded. The store is written before the ledger and the queue rows are deleted last,
 so a crash at any moment leaves the writes queued and the next run repeats them under
 the same chunk ids (idempotent).
+
+The model is shared with the queries of the serving process: the worker's embedder
+takes it one forward pass at a time, at background priority (``ingest/targets.py``). A
+document with more than ``server_max_document_chunks`` chunks fails before it reaches
+the model.
 """
 
 from __future__ import annotations
@@ -172,7 +177,8 @@ class RealtimeWorker:
         """Apply puts and deletes to the collections ``collection`` resolves to now (an
         alias is resolved here, when the write is applied, not when it was queued)."""
         try:
-            targets = resolve_targets(self.store, self.pool, _requested(collection, entries))
+            targets = resolve_targets(self.store, self.pool, _requested(collection, entries),
+                                      self.ledger)
         except StoreError as exc:
             if exc.code != "collection_not_found":
                 raise
@@ -197,11 +203,20 @@ class RealtimeWorker:
             if isinstance(doc, tuple):
                 record_failure(Work(Document(entry.doc_id, ""), "new", "", "", None), *doc)
                 continue
-            works.append(classify(doc, previous.get(doc.id), primary.chunker, lambda: None))
+            work = classify(doc, previous.get(doc.id), primary.chunker, lambda: None)
+            if len(work.chunks) > self.settings.server_max_document_chunks:
+                record_failure(work, "chunk", "too_many_chunks", self._too_many(work))
+                continue
+            works.append(work)
         write_documents(self.store, self.ledger, targets, works, record_failure)
         return [Outcome(e.doc_id, e.seq, "failed", failures[e.doc_id])
                 if e.doc_id in failures else Outcome(e.doc_id, e.seq, "embedded")
                 for e in entries]
+
+    def _too_many(self, work: Work) -> str:
+        limit = self.settings.server_max_document_chunks
+        return (f"{len(work.chunks)} chunks; a document may have at most {limit} "
+                "(server_max_document_chunks)")
 
     def _failure_recorder(self, collection: str,
                           failures: dict[str, str]) -> Callable[[Work, str, str, str], None]:

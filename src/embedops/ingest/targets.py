@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+
+import numpy as np
 
 from embedops.config import Settings
 from embedops.embedders import Embedder, load_matching_embedder, load_tokenizer
 from embedops.embedders.base import Role
+from embedops.embedders.scheduling import ModelLock
 from embedops.ingest.chunking import Chunker, make_chunker
 from embedops.ingest.write import Target
+from embedops.ledger import Ledger
 from embedops.store.protocol import CollectionInfo, VectorStore
 
 
 class EmbedderPool:
     """Embedders by fingerprint, loaded once, plus one lock that serialises every model
-    call of the process (models and tokenizers are not re-entrant)."""
+    call of the process (models and tokenizers are not re-entrant). Requests waiting for
+    an answer take ``model_lock`` with priority over the writes of ``locked`` embedders
+    (see ``embedders/scheduling.py``)."""
 
     def __init__(self, settings: Settings, served: Sequence[Embedder] = ()) -> None:
         self.settings = settings
-        self.model_lock = threading.Lock()
+        self.model_lock = ModelLock()
         self._lock = threading.Lock()
         self._embedders: dict[str, Embedder] = {e.info.fingerprint: e for e in served}
         self._chunkers: dict[str, Chunker] = {}
@@ -53,8 +58,10 @@ class EmbedderPool:
             return self._chunkers[model]
 
     def locked(self, embedder: Embedder) -> Embedder:
-        """``embedder`` whose calls take the pool's model lock."""
-        return _LockedEmbedder(self.model_lock, embedder)
+        """``embedder`` for background writes: its calls take the pool's model lock at
+        background priority, one forward pass (``batch_size`` texts) per hold."""
+        size = getattr(embedder, "batch_size", None) or self.settings.batch_size
+        return _LockedEmbedder(self.model_lock, embedder, int(size))
 
     def target(self, info: CollectionInfo) -> Target:
         """A write target for ``info`` whose model calls take the model lock."""
@@ -63,18 +70,44 @@ class EmbedderPool:
 
 
 class _LockedEmbedder:
-    """An embedder whose calls take a shared model lock."""
+    """An embedder whose calls take a shared model lock at background priority, one
+    forward pass at a time, so a waiting query gets the model between two passes.
 
-    def __init__(self, lock: threading.Lock, inner: Embedder) -> None:
+    The texts are ordered by length and cut into slices of ``slice_size`` exactly as
+    ``BaseEmbedder.embed`` batches them, so each slice is one of the forward passes the
+    whole call would have made and the vectors are the same."""
+
+    def __init__(self, lock: ModelLock, inner: Embedder, slice_size: int) -> None:
         self.info, self.tokenizer, self._lock, self._inner = (
             inner.info, inner.tokenizer, lock, inner)
+        self.slice_size = max(1, slice_size)
 
-    def embed(self, texts: Sequence[str], role: Role = "document") -> Any:
-        with self._lock:
-            return self._inner.embed(texts, role)
+    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
+        if isinstance(texts, str) or len(texts) <= self.slice_size:
+            with self._lock.background():  # the inner embedder checks the input
+                return self._inner.embed(texts, role)
+        items = list(texts)
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        out = np.empty((len(items), self.info.dim), dtype=np.float32)
+        for start in range(0, len(order), self.slice_size):
+            idx = order[start : start + self.slice_size]
+            with self._lock.background():
+                out[idx] = self._inner.embed([items[i] for i in idx], role)
+        return out
 
 
-def resolve_targets(store: VectorStore, pool: EmbedderPool, name: str) -> list[Target]:
+def resolve_targets(store: VectorStore, pool: EmbedderPool, name: str,
+                    ledger: Ledger | None = None) -> list[Target]:
     """The collections a write to ``name`` goes to, resolved now: the collection the
-    name (or alias) points at, first."""
-    return [pool.target(store.get_collection(name))]
+    name (or alias) points at, first, then the collections a model migration keeps
+    current beside it (its shadow while backfilling; after a swap, the previous one for
+    the rollback window)."""
+    info = store.get_collection(name)
+    names = ledger.dual_write_targets(info.name) if ledger is not None else []
+    return [pool.target(info)] + [pool.target(store.get_collection(n)) for n in names]
+
+
+def extra_targets(store: VectorStore, pool: EmbedderPool, ledger: Ledger,
+                  collection: str) -> list[Target]:
+    """The dual-write targets of ``collection`` alone (without it)."""
+    return [pool.target(store.get_collection(n)) for n in ledger.dual_write_targets(collection)]

@@ -20,7 +20,7 @@ own tokenizer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from embedops.embedders import Embedder
 from embedops.ingest.chunking import Chunker
@@ -37,6 +37,7 @@ from embedops.ingest.stages import (
 )
 from embedops.ledger import Ledger
 from embedops.ledger.ledger import utc_now
+from embedops.payload_schema import FieldSpec, SchemaViolation, apply_schema
 from embedops.store.protocol import CollectionInfo, VectorStore
 
 
@@ -89,6 +90,7 @@ def reclassify(ledger: Ledger, target: Target, works: Sequence[Work]) -> list[Wo
 def _write_target(store: VectorStore, ledger: Ledger, target: Target, works: list[Work],
                   on_failure: OnFailure) -> WriteResult:
     fingerprint = target.info.fingerprint
+    works = _with_declared_fields(ledger.payload_fields(target.name), works, on_failure)
     to_embed = [w for w in works if w.status in ("new", "changed")]
     embedded = embed_isolating_failures(target.embedder, to_embed, on_failure)
     now = utc_now()
@@ -103,6 +105,27 @@ def _write_target(store: VectorStore, ledger: Ledger, target: Target, works: lis
     done = [w for w, _ in embedded] + updated
     ledger.commit_documents(target.name, [doc_record(w, fingerprint, now) for w in done])
     return WriteResult(done, len(ids), deleted)
+
+
+def _with_declared_fields(fields: Sequence[FieldSpec], works: list[Work],
+                          on_failure: OnFailure) -> list[Work]:
+    """Works whose metadata fits the collection's declared fields, defaults filled in;
+    a document with a field of the wrong type fails (``schema_violation``), unwritten."""
+    if not fields:
+        return works
+    kept = []
+    for work in works:
+        if work.status == "unchanged":
+            kept.append(work)
+            continue
+        try:
+            metadata = apply_schema(fields, work.doc.metadata)
+        except SchemaViolation as exc:
+            on_failure(work, "validate", "schema_violation", exc.message)
+            continue
+        work.doc = replace(work.doc, metadata=metadata)
+        kept.append(work)
+    return kept
 
 
 def _dead_letters_of(ledger: Ledger, collection: str) -> OnFailure:

@@ -17,7 +17,11 @@ from typing import Any, Protocol
 
 from embedops.errors import ConfigError
 
+# Ranked: each includes the ones before it.
 SCOPES: tuple[str, ...] = ("read", "write", "admin")
+# ``embed`` (the /v1 embedding endpoints) stands apart: granted by itself or by admin,
+# never by read or write, and not limited by collections (it touches none).
+ALL_SCOPES: tuple[str, ...] = (*SCOPES, "embed")
 
 
 class _HasTx(Protocol):
@@ -39,8 +43,10 @@ class ApiKey:
 
     def allows(self, scope: str, collection: str | None = None) -> bool:
         """True when the key grants ``scope`` (or a wider one) on ``collection``."""
+        if scope == "embed":
+            return "embed" in self.scopes or "admin" in self.scopes
         rank = SCOPES.index(scope)
-        if not any(SCOPES.index(s) >= rank for s in self.scopes):
+        if not any(s in SCOPES and SCOPES.index(s) >= rank for s in self.scopes):
             return False
         return collection is None or self.collections is None or collection in self.collections
 
@@ -62,9 +68,9 @@ class KeysMixin:
         """Create a key; returns (the secret key, shown once, and its record)."""
         from embedops.ledger.ledger import utc_now
 
-        bad = [s for s in scopes if s not in SCOPES]
+        bad = [s for s in scopes if s not in ALL_SCOPES]
         if bad or not scopes:
-            raise ConfigError(f"scopes must be among {SCOPES}; got {list(scopes)}")
+            raise ConfigError(f"scopes must be among {ALL_SCOPES}; got {list(scopes)}")
         key_id = secrets.token_hex(4)
         key = f"eo_{key_id}_{secrets.token_urlsafe(24)}"
         record = ApiKey(key_id, name, tuple(dict.fromkeys(scopes)),

@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from embedops.errors import StoreCorrupted, StoreError
+from embedops.ledger.canaries import CanariesMixin
 from embedops.ledger.keys import KeysMixin
+from embedops.ledger.migrations import MigrationsMixin
 from embedops.ledger.outbox import OutboxMixin
+from embedops.ledger.payload_fields import PayloadFieldsMixin
 from embedops.ledger.schema import MIGRATIONS
 from embedops.sqlite_migrations import apply_migrations
 
@@ -126,7 +129,7 @@ class DeadLetter:
         return dict(self.__dict__)
 
 
-class Ledger(OutboxMixin, KeysMixin):
+class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, CanariesMixin):
     """Documents, dead letters, runs, the real-time outbox and API keys of one store
     directory. A handle may be shared by threads: write transactions are serialised."""
 
@@ -234,9 +237,11 @@ class Ledger(OutboxMixin, KeysMixin):
             " WHERE d.collection = ? AND d.doc_id = ?", (collection, doc_id)).fetchone()
         return None if row is None else _stored(collection, row)
 
-    def iter_stored(self, collection: str, page_size: int = 500) -> Iterator[StoredDocument]:
-        """Every document of ``collection`` with its content, in doc id order."""
-        last = ""
+    def iter_stored(self, collection: str, page_size: int = 500,
+                    after: str = "") -> Iterator[StoredDocument]:
+        """Every document of ``collection`` with its content, in doc id order (those
+        whose id sorts after ``after`` only)."""
+        last = after
         while True:
             rows = self._conn.execute(
                 "SELECT d.doc_id, c.codec, c.data, d.metadata, d.title, d.source, d.modality,"
@@ -283,16 +288,29 @@ class Ledger(OutboxMixin, KeysMixin):
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def record_sources(self, collection: str,
-                       files: Sequence[tuple[str, str, str, str]]) -> None:
+                       files: Sequence[tuple[str, str, str, str]],
+                       options: dict[str, Any] | None = None) -> None:
         """Remember ``(path, source id, bytes hash, options hash)`` of files whose every
-        document is committed, so an unchanged file can be skipped without decoding it."""
+        document is committed, so an unchanged file can be skipped without decoding it;
+        ``options``: the preprocessing options they were read with (``stale`` reads the
+        files again the same way)."""
         now = utc_now()
+        blob = _json(options or {})
         with self._tx() as conn:
             conn.executemany(
-                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (collection, path) DO "
-                "UPDATE SET source=excluded.source, bytes_hash=excluded.bytes_hash,"
-                " options_hash=excluded.options_hash, updated_at=excluded.updated_at",
-                [(collection, path, src, digest, opts, now) for path, src, digest, opts in files])
+                "INSERT INTO sources (collection, path, source, bytes_hash, options_hash,"
+                " updated_at, options) VALUES (?,?,?,?,?,?,?) ON CONFLICT (collection, path)"
+                " DO UPDATE SET source=excluded.source, bytes_hash=excluded.bytes_hash,"
+                " options_hash=excluded.options_hash, updated_at=excluded.updated_at,"
+                " options=excluded.options",
+                [(collection, path, src, digest, opts, now, blob)
+                 for path, src, digest, opts in files])
+
+    def source_files(self, collection: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """``(path, source id, bytes hash, preprocessing options)`` of every recorded file."""
+        rows = self._conn.execute("SELECT path, source, bytes_hash, options FROM sources "
+                                  "WHERE collection = ? ORDER BY path", (collection,))
+        return [(r[0], r[1], r[2], json.loads(r[3] or "{}")) for r in rows.fetchall()]
 
     def forget_sources(self, collection: str, paths: Sequence[str]) -> None:
         with self._tx() as conn:
@@ -302,7 +320,7 @@ class Ledger(OutboxMixin, KeysMixin):
     def drop_collection(self, collection: str) -> None:
         with self._tx() as conn:
             for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox",
-                          "sources"):
+                          "sources", "payload_fields"):
                 conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
             _drop_unreferenced_contents(conn)
 

@@ -127,4 +127,106 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX documents_content ON documents (content_hash)
         """,
     ),
+    (
+        6,
+        "model migrations: state per alias, requests to the serving process",
+        """
+        CREATE TABLE migrations (
+            migration_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alias TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            live TEXT NOT NULL,
+            shadow TEXT NOT NULL,
+            model TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            dtype TEXT NOT NULL,
+            max_rate REAL,
+            cursor TEXT NOT NULL DEFAULT '',
+            docs_done INTEGER NOT NULL DEFAULT 0,
+            chunks_done INTEGER NOT NULL DEFAULT 0,
+            docs_total INTEGER NOT NULL DEFAULT 0,
+            evaluation TEXT,
+            gate_passed INTEGER,
+            forced INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            backfilled_at TEXT,
+            swapped_at TEXT,
+            retain_until TEXT,
+            finished_at TEXT,
+            history TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX migrations_alias ON migrations (alias);
+        CREATE TABLE migration_requests (
+            request_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alias TEXT NOT NULL,
+            action TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            requested_at TEXT NOT NULL,
+            done_at TEXT,
+            result TEXT,
+            error TEXT
+        )
+        """,
+    ),
+    (
+        7,
+        "preprocessing options per source file; declared payload fields per collection",
+        """
+        ALTER TABLE sources ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+        CREATE TABLE payload_fields (
+            collection TEXT NOT NULL,
+            field TEXT NOT NULL,
+            type TEXT NOT NULL,
+            default_value TEXT,
+            indexed INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (collection, field)
+        )
+        """,
+    ),
+    (
+        8,
+        "canaries: labelled query sets, their runs and baselines",
+        """
+        CREATE TABLE canaries (
+            name TEXT PRIMARY KEY,
+            collection TEXT NOT NULL,
+            source TEXT NOT NULL,
+            synthetic INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            baseline_run_id INTEGER
+        );
+        CREATE TABLE canary_queries (
+            canary TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            relevant TEXT NOT NULL,
+            PRIMARY KEY (canary, query_id)
+        );
+        CREATE TABLE canary_runs (
+            run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            canary TEXT NOT NULL,
+            ran_at TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            model TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            query_fingerprint TEXT NOT NULL,
+            dtype TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            index_params TEXT NOT NULL DEFAULT '{}',
+            points INTEGER NOT NULL,
+            queries INTEGER NOT NULL,
+            recall REAL NOT NULL,
+            ndcg REAL NOT NULL,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            baseline_recall REAL NOT NULL,
+            drop_points REAL NOT NULL,
+            threshold_points REAL NOT NULL,
+            alert INTEGER NOT NULL,
+            seconds REAL NOT NULL
+        );
+        CREATE INDEX canary_runs_canary ON canary_runs (canary, run_id)
+        """,
+    ),
 )

@@ -1,4 +1,8 @@
-"""Read BEIR-format datasets: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+"""Read BEIR-format datasets: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+
+A dataset is named by its directory, or by the name of a set shipped inside the package
+(``embedops/datasets/<name>/``, e.g. ``docs-qa``), so examples work from any install.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from embedops.errors import InputRejected
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "datasets"
+
+
+def shipped_datasets() -> list[str]:
+    """Names of the BEIR datasets shipped with embedops, sorted."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "corpus.jsonl").is_file())
+
+
+def resolve_dataset(dataset: Path | str) -> Path:
+    """The directory of ``dataset``: the path itself when it is a directory, else the
+    shipped dataset of that name.
+
+    An existing directory always wins over a shipped name. Raises ``InputRejected``
+    (``missing_file``) naming the shipped datasets when neither exists.
+    """
+    path = Path(dataset)
+    if path.is_dir():
+        return path
+    if str(dataset) in shipped_datasets():
+        return SHIPPED_DIR / str(dataset)
+    shipped = ", ".join(shipped_datasets()) or "none"
+    raise InputRejected("missing_file", f"dataset not found: {dataset} is neither a directory "
+                                        f"nor a shipped dataset (shipped: {shipped})")
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, object]]:

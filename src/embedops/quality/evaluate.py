@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from embedops.client import Client
-from embedops.quality.beir import load_qrels, load_queries
+from embedops.quality.beir import load_qrels, load_queries, resolve_dataset
 from embedops.quality.ir_metrics import evaluate
 from embedops.retrieval import Searcher, doc_scores
 
@@ -22,12 +22,14 @@ def run_eval(client: Client, dataset: Path, collection: str, k: int = 10,
              model: str | None = None) -> dict[str, Any]:
     """Ingest ``dataset``'s corpus into ``collection`` if needed, run its queries (in
     the query role of the collection's model), score."""
+    dataset = resolve_dataset(dataset)  # a directory, or the name of a shipped dataset
     queries = load_queries(dataset)
     qrels = load_qrels(dataset, split)
     ingest = client.ingest([dataset / "corpus.jsonl"], collection, dtype=dtype, model=model,
                            id_field="_id")
     judged = [q for q in queries if qrels.get(q)]
-    searcher = Searcher(client.store, collection, client.embedder(collection))
+    info = client.store.get_collection(collection)
+    searcher = Searcher(client.store, info, client.embedder_for(info))
     depth = max(k, 100)
     started = time.perf_counter()
     hits = searcher.search_vectors([queries[q] for q in judged], k=depth * 2, exact=exact)

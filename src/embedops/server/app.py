@@ -1,7 +1,9 @@
 """The app factory. Everything the app needs is built here, once, and put on
 ``app.state``; routers reach it through ``dependencies.py``. One error handler serves the
-whole tree: every :class:`EmbedOpsError` becomes its ``status_code`` with an OpenAI-style
-``{"error": {...}}`` body."""
+whole tree: every :class:`EmbedOpsError` becomes its ``status_code`` with an
+``{"error": {...}}`` body, and so do request-shape errors, Starlette's own and
+unexpected ones (see ``server/errors.py``). Collection and alias names in paths are
+checked once, here, for every route."""
 
 from __future__ import annotations
 
@@ -9,19 +11,27 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from embedops.config import Settings
 from embedops.embedders.base import Embedder
-from embedops.errors import EmbedOpsError
 from embedops.metrics import Metrics
-from embedops.server.auth import BodyLimit, authenticate, error_response
+from embedops.server import docs_page, errors, openapi
+from embedops.server.auth import BodyLimit, authenticate
 from embedops.server.batching import DynamicBatcher
-from embedops.server.routers import collections, documents, embeddings, health, points, search
+from embedops.server.routers import (
+    collections,
+    documents,
+    embeddings,
+    health,
+    migrations,
+    points,
+    schema,
+    search,
+)
 from embedops.server.service import Service
+from embedops.store.names import check_name
 
 
 def create_app(settings: Settings, embedder: Embedder | None = None,
@@ -50,38 +60,36 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
             await service.close()
 
     app = FastAPI(title="embedops", version=_version(), lifespan=lifespan,
-                  description="Embeddings, real-time ingestion and search over HTTP.")
+                  description="Embeddings, real-time ingestion and search over HTTP.",
+                  dependencies=[Depends(check_path_names)], docs_url=None, redoc_url=None)
+    docs_page.install(app)
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, service
-    for router in (embeddings, health, collections, documents, points, search):
-        app.include_router(router.router)
-    app.add_exception_handler(EmbedOpsError, _error_handler)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    routers = [m.router for m in (embeddings, health, collections, documents, points, search,
+                                  migrations, schema)]
+    for router in routers:
+        app.include_router(router)
+    errors.install(app)
+    openapi.install(app, routers)
+    # Outermost last: metrics see the final status, the body limit's 413 included.
+    app.add_middleware(BodyLimit, limit=settings.server_max_body_bytes)
     app.middleware("http")(authenticate())
     app.middleware("http")(_timed(metrics))
-    app.add_middleware(BodyLimit, limit=settings.server_max_body_bytes)
     return app
 
 
+def check_path_names(request: Request) -> None:
+    """A dependency of every route: ``{collection}`` and ``{alias}`` in the path follow
+    the naming rule (``store/names.py``), else 422 ``invalid_name``."""
+    for param in ("collection", "alias"):
+        value = request.path_params.get(param)
+        if value is not None:
+            check_name(value, param)
+
+
 def _load(settings: Settings) -> Embedder:
-    from embedops.embedders import load_embedder
+    from embedops.embedders.routing import served_embedder
 
-    return load_embedder(settings.model, settings.cache_dir, settings.backend,
-                         settings.batch_size, settings=settings)
-
-
-async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 for a body or parameter that fails validation. The offending input is not
-    echoed back: it may not even be representable as JSON (NaN), and it may be large."""
-    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
-               "type": str(e.get("type", ""))} for e in exc.errors()]
-    message = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
-    return JSONResponse({"error": {"message": message or "invalid request",
-                                   "type": "invalid_request", "code": "invalid_request"},
-                         "detail": detail}, status_code=422)
-
-
-async def _error_handler(request: Request, exc: EmbedOpsError) -> JSONResponse:
-    return error_response(exc)
+    return served_embedder(settings)
 
 
 def _timed(metrics: Metrics) -> Callable[..., Awaitable[Response]]:

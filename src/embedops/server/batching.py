@@ -7,18 +7,21 @@ worker thread (the model is not re-entrant, and one thread keeps the tokenizer o
 thread). While the worker embeds, the next batch is already gathering. A request larger
 than ``max_batch_size`` forms a batch of its own; requests are never split, so each gets
 its rows back in order. A failure of the model fails every request of that batch.
+
+Every batch takes the process's model lock at interactive priority: a request is
+answered before the real-time writer's next forward pass (``embedders/scheduling.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from embedops.embedders.base import Embedder, Role, check_role
+from embedops.embedders.scheduling import ModelLock
 from embedops.metrics import Metrics
 
 
@@ -35,12 +38,12 @@ class DynamicBatcher:
 
     def __init__(self, embedder: Embedder, max_batch_size: int = 64,
                  max_wait_ms: float = 5.0, metrics: Metrics | None = None,
-                 lock: threading.Lock | None = None, role: Role = "document") -> None:
-        """``lock`` is held around each model call, to share the model with other
-        threads of the process (the real-time worker)."""
+                 lock: ModelLock | None = None, role: Role = "document") -> None:
+        """``lock`` is held (interactive priority) around each model call, to share the
+        model with other threads of the process (the real-time worker)."""
         self.embedder = embedder
         self.role = check_role(role)
-        self._model_lock = lock or threading.Lock()
+        self._model_lock = lock or ModelLock()
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.metrics = metrics or Metrics()
@@ -107,6 +110,6 @@ class DynamicBatcher:
             row += n
 
     def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        with self._model_lock:
+        with self._model_lock.interactive():
             return (self.embedder.embed(texts, self.role),
                     self.embedder.tokenizer.count(texts))

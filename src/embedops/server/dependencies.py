@@ -44,3 +44,4 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 READ = Depends(require("read"))
 WRITE = Depends(require("write"))
 ADMIN = Depends(require("admin"))
+EMBED = Depends(require("embed"))

@@ -31,8 +31,9 @@ from embedops.ledger import Ledger
 from embedops.ledger.keys import ApiKey
 from embedops.ledger.outbox import Outcome
 from embedops.metrics import Metrics
+from embedops.migrate.runner import MigrationRunner
 from embedops.server.batching import DynamicBatcher
-from embedops.store import EXTERNAL_MODEL, VectorStore
+from embedops.store import EXTERNAL_MODEL, VectorStore, estimate_memory
 from embedops.store.protocol import CollectionInfo
 
 
@@ -92,6 +93,8 @@ class Service:
         self._keys_ledger: Ledger | None = None
         self.gate: WriteGate | None = None
         self.worker: RealtimeWorker | None = None
+        self._gauged: set[str] = set()  # collections with gauges in the exposition
+        self.migrator: MigrationRunner | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -100,7 +103,11 @@ class Service:
         self.served = served
         self.pool = EmbedderPool(self.settings, [served.embedder])
         served._model_lock = self.pool.model_lock
+        self.pool.model_lock.on_wait = self._observe_model_wait
         self._batchers[(served.embedder.info.fingerprint, served.role)] = served
+
+    def _observe_model_wait(self, priority: str, seconds: float) -> None:
+        self.metrics.model_wait.labels(priority).observe(seconds)
 
     def open(self) -> VectorStore:
         """Open the store, the ledger and start the worker (once); raises StoreLocked
@@ -117,6 +124,9 @@ class Service:
                     self.worker = RealtimeWorker(client.store, worker_ledger, self.gate,
                                                  self.pool, self.settings, self.metrics)
                     self.worker.start()
+                    self.migrator = MigrationRunner(client, client.new_ledger_handle(),
+                                                    self.pool, self.gate.lock)
+                    self.migrator.start()
                 except BaseException:
                     client.close()  # release the writer lock, or every retry is StoreLocked
                     raise
@@ -136,6 +146,9 @@ class Service:
                 await batcher.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.migrator is not None:
+            self.migrator.stop()
+            self.migrator.ledger.close()
         for ledger in (self.gate.ledger if self.gate else None, self._keys_ledger):
             if ledger is not None:
                 ledger.close()
@@ -157,6 +170,12 @@ class Service:
         self.open()
         assert self.gate is not None
         return self.gate
+
+    def migrations(self) -> MigrationRunner:
+        """The runner that performs every migration step of this process."""
+        self.open()
+        assert self.migrator is not None
+        return self.migrator
 
     def ready(self) -> bool:
         return self.served is not None and (
@@ -224,16 +243,27 @@ class Service:
         return self._batchers[key]
 
     def refresh_gauges(self) -> None:
-        """Queue depth, indexing lag, index memory and points, for a metrics scrape."""
+        """Queue depth, indexing lag, points and index memory, for a metrics scrape.
+
+        Cheap at any store size, so frequent scrapes never hold up searches or writes:
+        one outbox query, one catalog read (the store keeps each collection's point
+        count), and the index memory estimated from the point count. The store's full
+        ``stats`` (it sums every stored vector and walks the store's directory, under
+        the store's lock) is left to ``GET /collections/{c}``."""
         if self._store is None or self._api_ledger is None:
             return
         depth, oldest = self._api_ledger.queue_stats()
         self.metrics.queue_depth.set(depth)
         self.metrics.indexing_lag.set(max(0.0, time.time() - oldest) if oldest else 0.0)
+        seen = set()
         for info in self._store.list_collections():
-            stats: dict[str, Any] = self._store.stats(info.name)
-            self.metrics.index_memory.labels(info.name).set(stats.get("index_bytes", 0))
+            seen.add(info.name)
             self.metrics.collection_points.labels(info.name).set(info.points)
+            self.metrics.index_memory.labels(info.name).set(_index_estimate(info))
+        for gone in self._gauged - seen:  # a dropped collection leaves the exposition
+            self.metrics.collection_points.remove(gone)
+            self.metrics.index_memory.remove(gone)
+        self._gauged = seen
 
     def batch_ingest(self, paths: Sequence[Path], options: Any, progress: Any = None) -> Any:
         """Run the batch path inside this process, ordered against real-time writes.
@@ -249,3 +279,12 @@ class Service:
             return job.run(paths)
         finally:
             ledger.close()
+
+
+def _index_estimate(info: CollectionInfo) -> int:
+    """Resident bytes of the collection's ANN index, estimated from its point count."""
+    connectivity = int(info.index_params.get("connectivity", 16))
+    try:
+        return estimate_memory(info.points, info.dim, info.dtype, connectivity)
+    except ValueError:  # a backend's own dtype: no estimate
+        return 0

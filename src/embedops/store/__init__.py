@@ -12,6 +12,7 @@ from embedops.store.protocol import (
     Hit,
     IndexMaintenance,
     Point,
+    RenameBehindAlias,
     VectorStore,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "Hit",
     "IndexMaintenance",
     "Point",
+    "RenameBehindAlias",
     "VectorStore",
     "estimate_memory",
     "local_directory",

@@ -7,8 +7,8 @@ reader sees either the old or the new target of a repointed alias, never a gap.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
-import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,14 +21,15 @@ from embedops.errors import (
     AliasNotFound,
     CollectionExists,
     CollectionNotFound,
+    InvalidFilter,
     StoreCorrupted,
     StoreError,
     StoreLocked,
 )
 from embedops.store.filters import field_sql, json_path
+from embedops.store.names import check_name as check_name  # the store's one name rule
 from embedops.store.protocol import CollectionInfo
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _COLUMNS = ("cid, name, dim, metric, dtype, fingerprint, model, index_params, "
             "payload_indexes, created_at, seq, pruned_seq, quant_scale")
 
@@ -80,11 +81,44 @@ def _params(text: str) -> dict[str, Any]:
     return dict(_frozen_params(text))
 
 
-def check_name(name: str, what: str = "collection") -> str:
-    """Validate a collection or alias name; raises ``StoreError``."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise StoreError(f"invalid {what} name {name!r}: use 1-128 of [A-Za-z0-9_.-]")
-    return name
+# What each index parameter may be: the HNSW graph's degree and beam widths, when search
+# turns exact, how often the index is checkpointed, the int8 rescoring factor. Outside
+# these ranges the index library refuses (connectivity < 2) or memory explodes.
+INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
+    "connectivity": (2, 256),
+    "expansion_add": (1, 4096),
+    "expansion_search": (1, 4096),
+    "exact_threshold": (0, 1_000_000_000),
+    "checkpoint_every": (1, 1_000_000_000),
+    "oversample": (1, 100),
+}
+
+
+class InvalidIndexParams(StoreError):
+    """``index_params`` names an unknown parameter or a value out of its range."""
+
+    status_code = 422
+    code = "invalid_index_params"
+
+
+def check_index_params(params: Mapping[str, Any] | None) -> dict[str, int]:
+    """A plain copy of ``params`` when every key is a known index parameter and every
+    value an integer in its range (:data:`INDEX_PARAM_RANGES`); raises
+    :class:`InvalidIndexParams` otherwise."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise InvalidIndexParams(f"index_params is an object, got {type(params).__name__}")
+    unknown = sorted(str(key) for key in params if key not in INDEX_PARAM_RANGES)
+    if unknown:
+        raise InvalidIndexParams(f"unknown index_params {unknown}; known: "
+                                 f"{sorted(INDEX_PARAM_RANGES)}")
+    for key, value in params.items():
+        low, high = INDEX_PARAM_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidIndexParams(f"index_params.{key} must be an integer in "
+                                     f"{low}..{high}, got {value!r}")
+    return dict(params)
 
 
 def now() -> str:
@@ -100,11 +134,21 @@ def sql_errors() -> Iterator[None]:
         raise translate_sql_error(exc) from exc
 
 
+_TOO_COMPLEX = ("Expression tree is too large", "parser stack overflow",
+                "too many SQL variables")
+
+
 def translate_sql_error(exc: sqlite3.DatabaseError) -> StoreError:
-    """The store error for a sqlite3 exception (busy/locked, damaged, other)."""
+    """The store error for a sqlite3 exception (busy/locked, a statement over SQLite's
+    size limits, damaged, other)."""
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return StoreLocked(f"store database is busy: {text}")
+    if isinstance(exc, sqlite3.OperationalError) and any(
+            limit in text for limit in _TOO_COMPLEX):
+        # Only a payload filter makes statements this large; the filter limits should
+        # stop it first, this keeps any that slips through a client error.
+        return InvalidFilter(f"filter is too complex for the store: {text}")
     if "malformed" in text or "not a database" in text:
         return StoreCorrupted(f"store database is damaged: {text}")
     return StoreError(f"store database error: {text}")
@@ -142,7 +186,10 @@ def all_collections(conn: sqlite3.Connection) -> list[CollectionRow]:
 def insert_collection(conn: sqlite3.Connection, name: str, dim: int, metric: str, dtype: str,
                       fingerprint: str, model: str, index_params: Mapping[str, Any],
                       payload_indexes: Sequence[str]) -> None:
-    """Insert a catalog row and its payload indexes (inside the caller's transaction)."""
+    """Insert a catalog row and its payload indexes (inside the caller's transaction).
+    Raises ``InvalidName`` and ``InvalidIndexParams`` for a bad name or parameters."""
+    check_name(name)
+    index_params = check_index_params(index_params)
     if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (name,)).fetchone():
         raise AliasConflict(f"{name!r} is already an alias; collection names and aliases differ")
     if conn.execute("SELECT 1 FROM collections WHERE name = ?", (name,)).fetchone():
@@ -158,7 +205,15 @@ def insert_collection(conn: sqlite3.Connection, name: str, dim: int, metric: str
 
 
 def payload_index_name(cid: int, field: str) -> str:
+    """The SQLite index name of a payload field: readable, and unique per field (a
+    digest of the exact field name, so ``a.b`` and ``a__b`` never share an index)."""
     json_path(field)
+    digest = hashlib.sha256(field.encode("utf-8")).hexdigest()[:10]
+    return f"payload_{cid}_{field.replace('.', '__')[:40]}_{digest}"
+
+
+def _legacy_index_name(cid: int, field: str) -> str:
+    """The name stores made before index names carried a digest."""
     return f"payload_{cid}_{field.replace('.', '__')}"
 
 
@@ -185,6 +240,7 @@ def delete_collection(conn: sqlite3.Connection, row: CollectionRow) -> None:
         )
     for field in row.payload_indexes:
         conn.execute(f"DROP INDEX IF EXISTS {payload_index_name(row.cid, field)}")
+        conn.execute(f"DROP INDEX IF EXISTS {_legacy_index_name(row.cid, field)}")
     conn.execute("DELETE FROM points WHERE cid = ?", (row.cid,))
     conn.execute("DELETE FROM tombstones WHERE cid = ?", (row.cid,))
     conn.execute("DELETE FROM collections WHERE cid = ?", (row.cid,))

@@ -26,8 +26,11 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 
 from embedops.errors import (
+    AliasConflict,
+    CollectionExists,
     DimensionMismatch,
     FingerprintMismatch,
+    InvalidCollectionSpec,
     InvalidVector,
     ReadOnlyStore,
     StoreError,
@@ -41,7 +44,7 @@ from embedops.store.catalog import (
     translate_sql_error,
 )
 from embedops.store.filters import compile_filter, json_path
-from embedops.store.hnsw_index import DEFAULT_PARAMS, remove_checkpoints
+from embedops.store.hnsw_index import remove_checkpoints
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import (
     DTYPES,
@@ -429,6 +432,26 @@ class EmbeddedStore:
         with transaction(self.conn):
             return catalog.repoint_alias(self.conn, alias, collection)
 
+    @_writes
+    def rename_behind_alias(self, name: str, new_name: str) -> None:
+        """Rename collection ``name`` to ``new_name`` and make ``name`` an alias of it, in
+        one transaction: a reader of ``name`` sees the same points before and after.
+        Aliases that pointed at ``name`` follow it."""
+        with transaction(self.conn):
+            row = lookup(self.conn, name)
+            if row.name != name:
+                raise AliasConflict(f"{name!r} is already an alias (of {row.name!r})")
+            catalog.check_name(new_name)
+            if self.conn.execute("SELECT 1 FROM collections WHERE name = ? UNION SELECT 1 "
+                                 "FROM aliases WHERE alias = ?", (new_name, new_name)).fetchone():
+                raise CollectionExists(f"{new_name!r} already names a collection or alias")
+            self.conn.execute("UPDATE collections SET name = ? WHERE cid = ?",
+                              (new_name, row.cid))
+            self.conn.execute("UPDATE aliases SET collection = ? WHERE collection = ?",
+                              (new_name, name))
+            self.conn.execute("INSERT INTO aliases (alias, collection, updated_at) "
+                              "VALUES (?, ?, ?)", (name, new_name, catalog.now()))
+
     @_guarded
     def resolve(self, name: str) -> str:
         return lookup(self.conn, name).name
@@ -482,19 +505,18 @@ def check_fingerprint(name: str, model: str, expected: str, given: object) -> No
 
 def _check_collection_args(dim: int, metric: str, dtype: str, fingerprint: str,
                            params: dict[str, Any]) -> None:
-    if not isinstance(dim, int) or not 0 < dim <= 65_536:
-        raise StoreError(f"dim must be an integer in 1..65536, got {dim!r}")
+    """Refuse a bad collection spec with a 4xx (``InvalidCollectionSpec``,
+    ``InvalidIndexParams``), never a 500."""
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 0 < dim <= 65_536:
+        raise InvalidCollectionSpec(f"dim must be an integer in 1..65536, got {dim!r}")
     if metric not in METRICS:
-        raise StoreError(f"metric must be one of {METRICS}, got {metric!r}")
+        raise InvalidCollectionSpec(f"metric must be one of {METRICS}, got {metric!r}")
     if dtype not in DTYPES:
-        raise StoreError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        raise InvalidCollectionSpec(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if not isinstance(fingerprint, str) or not fingerprint:
-        raise StoreError("a collection needs the embedder fingerprint of its vectors")
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
-    if unknown:
-        raise StoreError(f"unknown index_params {unknown}; known: {sorted(DEFAULT_PARAMS)}")
-    if not all(isinstance(v, int) and v >= 0 for v in params.values()):
-        raise StoreError(f"index_params values must be non-negative integers: {params}")
+        raise InvalidCollectionSpec("a collection needs the embedder fingerprint of its "
+                                    "vectors")
+    catalog.check_index_params(params)
 
 
 def _check_dim(row: CollectionRow, arr: np.ndarray) -> None:

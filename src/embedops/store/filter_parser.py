@@ -37,6 +37,8 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     pos = 0
     text = text.rstrip()
     while pos < len(text):
+        if len(tokens) >= MAX_TOKENS:
+            raise InvalidFilter(f"filter is longer than {MAX_TOKENS} tokens")
         match = _TOKEN.match(text, pos)
         if not match:
             raise InvalidFilter(f"cannot parse filter at position {pos}: {text[pos:pos + 20]!r}")
@@ -64,6 +66,7 @@ def _token_value(kind: str, raw: str) -> Any:
 
 
 MAX_DEPTH = 64  # nesting of not/parentheses; deeper filters are refused, not recursed into
+MAX_TOKENS = 100_000  # a filter of MAX_TERMS comparisons fits; longer text is not tokenized
 
 
 class _Parser:

@@ -24,10 +24,20 @@ strings, numbers, ``true``, ``false``.
 Semantics: comparisons are type-strict (``year >= 2020`` never matches the string
 ``"2021"``); a comparison on a missing field is false, so ``not`` of it is true.
 
+Limits: a filter nests at most ``MAX_DEPTH`` filter objects deep (a leaf is one level,
+each ``and``/``or``/``not`` around it one more) and holds at most ``MAX_TERMS``
+comparisons (each leaf operator one, each value of an ``in`` list one). Larger filters
+are refused with ``InvalidFilter`` before anything is compiled.
+
 Compilation (``compile_filter``) produces a parameterised SQL expression over
 ``json_extract(payload, '$.path')``: values always travel as bound parameters; field names
 are validated against the identifier pattern above before they become JSON paths, which
 lets the SQLite expression indexes declared as payload indexes match the query text.
+The expression stays inside SQLite's parser limits for every filter within the limits
+above: wide ``and``/``or`` lists and ``in`` lists become balanced trees (SQLite refuses
+an expression tree deeper than 1000, and a flat list of n terms is n deep), nested lists
+of the same kind are merged, and the most deeply nested operand comes first in its list
+(the parser holds less state for a left operand than for a right one).
 """
 
 from __future__ import annotations
@@ -44,7 +54,9 @@ FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 LEAF_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
 RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 MAX_IN = 1000
+MAX_TERMS = 10_000
 Scalar = str | int | float | bool
+Sql = tuple[str, list[Any]]  # an SQL expression and its bound parameters
 
 
 def json_path(field: str) -> str:
@@ -60,11 +72,13 @@ def field_sql(field: str) -> str:
 
 
 def parse_filter(spec: Mapping[str, Any] | str) -> dict[str, Any]:
-    """Normalise a dict or string filter into the validated dict form."""
+    """Normalise a dict or string filter into the validated dict form; raises
+    ``InvalidFilter`` for a malformed filter or one over ``MAX_DEPTH`` or ``MAX_TERMS``."""
     if isinstance(spec, str):
         from embedops.store.filter_parser import parse_expression
 
-        return validate(parse_expression(spec))
+        spec = parse_expression(spec)
+    check_size(spec)
     return validate(spec)
 
 
@@ -132,8 +146,7 @@ def _leaf_op_sql(field: str, op: str, value: Any) -> tuple[str, list[Any]]:
         sql, params = _eq_sql(x, jtype, value)
         return f"NOT IFNULL(({sql}), 0)", params
     if op == "in":
-        parts = [_eq_sql(x, jtype, item) for item in value]
-        return "(" + " OR ".join(p[0] for p in parts) + ")", [v for p in parts for v in p[1]]
+        return _balanced([_eq_sql(x, jtype, item) for item in value], " OR ")
     kind = "('text')" if isinstance(value, str) else "('integer', 'real')"
     return f"({x} {RANGE_SQL[op]} ? AND {jtype} IN {kind})", [value]
 
@@ -146,16 +159,54 @@ def _eq_sql(x: str, jtype: str, value: Scalar) -> tuple[str, list[Any]]:
     return f"({x} = ? AND {jtype} IN ('integer', 'real', 'true', 'false'))", [value]
 
 
-def _compile(spec: Mapping[str, Any]) -> tuple[str, list[Any]]:
+def _compile(spec: Mapping[str, Any]) -> tuple[str, list[Any], int]:
+    """SQL, parameters and filter depth of a validated filter. Every expression
+    returned is parenthesised, so it nests anywhere without precedence surprises."""
     if "field" in spec:
         parts = [_leaf_op_sql(spec["field"], op, v) for op, v in spec.items() if op != "field"]
-    elif "not" in spec:
-        sql, params = _compile(spec["not"])
-        return f"NOT IFNULL(({sql}), 0)", params
-    else:
-        parts = [_compile(item) for item in next(iter(spec.values()))]
-    joiner = " OR " if "or" in spec else " AND "
-    return "(" + joiner.join(p[0] for p in parts) + ")", [v for p in parts for v in p[1]]
+        sql, params = _balanced(parts, " AND ")
+        return sql, params, 1
+    if "not" in spec:
+        sql, params, depth = _compile(spec["not"])
+        # `IS NOT 1` is true for false and for NULL (a missing field): the negation of a
+        # comparison that cannot hold. Postfix, so it costs the parser one level only.
+        return f"({sql} IS NOT 1)", params, depth + 1
+    (key, items), = spec.items()
+    compiled = sorted((_compile(item) for item in _merged(key, items)), key=lambda c: -c[2])
+    if len(compiled) == 1:
+        return compiled[0]
+    joiner = " OR " if key == "or" else " AND "
+    deepest, rest = compiled[0], compiled[1:]
+    rest_sql, rest_params = _balanced([(c[0], c[1]) for c in rest], joiner)
+    return (f"({deepest[0]}{joiner}{rest_sql})", deepest[1] + rest_params,
+            deepest[2] + 1)
+
+
+def _merged(key: str, items: list[Any]) -> list[Mapping[str, Any]]:
+    """The operands of an ``and`` (``or``) list, with nested lists of the same kind
+    merged into it: ``a and (b and c)`` is ``a and b and c``."""
+    out: list[Mapping[str, Any]] = []
+    stack = list(reversed(items))
+    while stack:
+        item = stack.pop()
+        if key in item and len(item) == 1:
+            stack.extend(reversed(item[key]))
+        else:
+            out.append(item)
+    return out
+
+
+def _balanced(parts: list[Sql], joiner: str) -> Sql:
+    """``parts`` joined by ``joiner`` as a balanced tree of small flat groups: the
+    expression is O(log n) deep instead of n."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) <= 8:
+        return ("(" + joiner.join(p[0] for p in parts) + ")",
+                [v for p in parts for v in p[1]])
+    half = len(parts) // 2
+    left, right = _balanced(parts[:half], joiner), _balanced(parts[half:], joiner)
+    return f"({left[0]}{joiner}{right[0]})", left[1] + right[1]
 
 
 def compile_filter(spec: Mapping[str, Any] | str) -> tuple[str, list[Any]]:
@@ -163,24 +214,34 @@ def compile_filter(spec: Mapping[str, Any] | str) -> tuple[str, list[Any]]:
 
     The expression is safe to AND into a WHERE clause; raises ``InvalidFilter``.
     """
-    if not isinstance(spec, str):
-        check_depth(spec)
-    return _compile(parse_filter(spec))
+    sql, params, _ = _compile(parse_filter(spec))
+    return sql, params
 
 
-def check_depth(spec: Any, limit: int = MAX_DEPTH) -> None:
-    """Refuse dict filters nested deeper than ``limit`` (checked without recursion)."""
-    stack = [(spec, 1)]
+def check_size(spec: Any, depth_limit: int = MAX_DEPTH, term_limit: int = MAX_TERMS) -> None:
+    """Refuse a dict filter nested deeper than ``depth_limit`` filter objects (lists
+    between them do not count) or holding more than ``term_limit`` comparisons.
+    Iterative, and stops at the first excess, so it is safe on any parsed JSON."""
+    stack: list[tuple[Any, int]] = [(spec, 1)]
+    terms = 0
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
-            raise InvalidFilter(f"filter nests deeper than {limit} levels")
         if isinstance(node, Mapping):
-            stack.extend((child, depth + 1) for child in node.values()
-                         if isinstance(child, Mapping | list))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node
-                         if isinstance(child, Mapping | list))
+            if depth > depth_limit:
+                raise InvalidFilter(f"filter nests deeper than {depth_limit} levels")
+            if "field" in node:
+                terms += sum(len(v) if k == "in" and isinstance(v, list | tuple) else 1
+                             for k, v in node.items() if k != "field")
+            children: Any = node.values()
+            depth += 1
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if terms > term_limit:
+            raise InvalidFilter(f"filter holds more than {term_limit} comparisons")
+        stack.extend((child, depth) for child in children
+                     if isinstance(child, Mapping | list | tuple))
 
 
 _MISSING = object()

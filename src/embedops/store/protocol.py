@@ -213,3 +213,13 @@ class IndexMaintenance(Protocol):
     def verify_index(self, collection: str) -> dict[str, Any]:
         """Compare the index with the source of truth."""
         ...
+
+
+@runtime_checkable
+class RenameBehindAlias(Protocol):
+    """An optional capability: turn a collection name into an alias of the same
+    collection under a new name, atomically (a migration of a collection that clients
+    address by its name needs it)."""
+
+    def rename_behind_alias(self, name: str, new_name: str) -> None:
+        ...

@@ -8,16 +8,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from embedops.errors import InputRejected
+from embedops.errors import InputRejected, InvalidFilter
 from embedops.server.dependencies import ADMIN, READ, ServiceDep
 from embedops.server.service import Service
+from embedops.store.catalog import INDEX_PARAM_RANGES, InvalidIndexParams, check_index_params
+from embedops.store.filters import json_path
+from embedops.store.names import NAME_PATTERN as NAME
 from embedops.store.protocol import CollectionInfo
 
 router = APIRouter(tags=["collections"])
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
 
 class CollectionCreate(BaseModel):
@@ -30,8 +32,28 @@ class CollectionCreate(BaseModel):
     fingerprint: str | None = Field(None, min_length=1, max_length=200)
     metric: Literal["cosine", "ip", "l2"] = "cosine"
     dtype: Literal["float32", "float16", "int8"] = "float32"
-    index_params: dict[str, int] | None = None
+    index_params: dict[str, int] | None = Field(
+        None, description="HNSW and search parameters, each an integer in its range: "
+        + ", ".join(f"`{k}` {lo}..{hi}" for k, (lo, hi) in INDEX_PARAM_RANGES.items()))
     payload_indexes: list[str] = Field(default_factory=list, max_length=32)
+
+    @field_validator("index_params")
+    @classmethod
+    def _known_params(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        try:
+            return check_index_params(value) if value is not None else None
+        except InvalidIndexParams as exc:
+            raise ValueError(exc.message) from exc
+
+    @field_validator("payload_indexes")
+    @classmethod
+    def _field_names(cls, value: list[str]) -> list[str]:
+        for field in value:
+            try:
+                json_path(field)
+            except InvalidFilter as exc:
+                raise ValueError(exc.message) from exc
+        return value
 
 
 class AliasBody(BaseModel):

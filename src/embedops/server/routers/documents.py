@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from embedops.errors import DocumentNotFound, InputRejected
+from embedops.errors import DocumentNotFound, InputRejected, PayloadTooLarge
+from embedops.payload_schema import apply_schema
 from embedops.server.dependencies import READ, WRITE, ServiceDep
 from embedops.server.service import Service
 
@@ -51,6 +52,13 @@ class DocumentBody(BaseModel):
     def queued(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
 
+    def content_bytes(self) -> int:
+        """Bytes of the content: UTF-8 of ``text``, or what ``content_base64`` decodes to."""
+        if self.text is not None:
+            return len(self.text.encode("utf-8", "surrogatepass"))
+        encoded = self.content_base64 or ""
+        return len(encoded) * 3 // 4 - (len(encoded) - len(encoded.rstrip("=")))
+
 
 class BulkDocument(DocumentBody):
     id: str = Field(..., min_length=1, max_length=512)
@@ -65,6 +73,16 @@ def _check_id(doc_id: str) -> None:
         raise InputRejected("document_id", "document ids cannot hold control characters")
 
 
+def _check_size(service: Service, doc_id: str, body: DocumentBody) -> None:
+    """413 for a document over ``server_max_document_bytes``, naming the limit."""
+    limit = service.settings.server_max_document_bytes
+    size = body.content_bytes()
+    if size > limit:
+        raise PayloadTooLarge(
+            f"document {doc_id!r} has {size} bytes; the largest document this service "
+            f"accepts is {limit} bytes (server_max_document_bytes)")
+
+
 def status_url(collection: str, doc_id: str) -> str:
     return f"/collections/{quote(collection, safe='')}/documents/{quote(doc_id, safe='/')}"
 
@@ -76,6 +94,10 @@ async def _accept(service: Service, collection: str,
     for doc_id, _, _ in writes:
         _check_id(doc_id)
     info = await run_in_threadpool(service.collection_for_write, collection)
+    fields = await run_in_threadpool(service.ledger.payload_fields, info.name)
+    for _, op, body in writes:  # declared payload fields: a wrong type is a 422 now
+        if op == "put" and fields:
+            apply_schema(fields, body.get("metadata") or {})
     if info.name != collection:  # an alias: resolved again when the write is applied
         writes = [(d, op, {**body, "alias": collection} if op == "put" else body)
                   for d, op, body in writes]
@@ -112,7 +134,9 @@ async def _wait(service: Service, collection: str, writes: list[tuple[str, str, 
 async def put_document(collection: str, body: DocumentBody, service: ServiceDep,
                        doc_id: str = DOC_ID, wait: bool = WAIT) -> JSONResponse:
     """Queue the document (the collection is created with the served model on first
-    write). 202 with ``status_url`` once durable; with ``wait``, 200 when done."""
+    write). 202 with ``status_url`` once durable; with ``wait``, 200 when done. 413 over
+    ``server_max_document_bytes``."""
+    _check_size(service, doc_id, body)
     items, code = await _accept(service, collection, [(doc_id, "put", body.queued())], wait)
     return JSONResponse(items[0], status_code=code,
                         headers={"Location": items[0]["status_url"]})
@@ -122,10 +146,13 @@ async def put_document(collection: str, body: DocumentBody, service: ServiceDep,
              summary="Write many documents")
 async def post_documents(collection: str, body: BulkBody, service: ServiceDep,
                          wait: bool = WAIT) -> JSONResponse:
-    """Queue up to ``server_max_bulk_documents`` documents in one transaction."""
+    """Queue up to ``server_max_bulk_documents`` documents in one transaction (413 when
+    one is over ``server_max_document_bytes``: none is queued)."""
     limit = service.settings.server_max_bulk_documents
     if len(body.documents) > limit:
         raise InputRejected("too_many", f"{len(body.documents)} documents; at most {limit}")
+    for document in body.documents:
+        _check_size(service, document.id, document)
     writes = [(d.id, "put", d.model_dump(exclude_none=True, exclude={"id"}))
               for d in body.documents]
     items, code = await _accept(service, collection, writes, wait)

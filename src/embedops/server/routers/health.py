@@ -24,10 +24,12 @@ def healthz(request: Request) -> dict[str, object]:
 @router.get("/readyz", summary="Readiness")
 def readyz(service: ServiceDep) -> JSONResponse:
     """200 when the model is loaded and, once the store is open, the real-time worker
-    runs; 503 otherwise. Never needs a key."""
-    ready = service.ready()
-    return JSONResponse({"status": "ready" if ready else "not ready"},
-                        status_code=200 if ready else 503)
+    runs; 503 (with the error body) otherwise. Never needs a key."""
+    if service.ready():
+        return JSONResponse({"status": "ready"})
+    message = "not ready: the model is loading, or the real-time worker stopped"
+    return JSONResponse({"status": "not ready", "error": {
+        "message": message, "type": "unavailable", "code": "unavailable"}}, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,

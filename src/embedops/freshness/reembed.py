@@ -1,0 +1,151 @@
+"""Re-embed chosen documents of a collection in place (same ids, orphans removed) from
+the ledger's stored content, through the one write stage, so a migration's dual-write
+target gets them too."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from embedops.client import Client
+from embedops.errors import EmbedOpsError, InputRejected
+from embedops.ingest.batch import BatchIngest, IngestOptions, IngestSummary
+from embedops.ingest.sources import SourceFile
+from embedops.ingest.stages import Work, classify
+from embedops.ingest.targets import EmbedderPool, resolve_targets
+from embedops.ingest.write import write_documents
+from embedops.ledger import Ledger, StoredDocument
+from embedops.preprocess.pipeline import PreprocessOptions
+from embedops.types import Document
+
+PAGE = 64
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` as a timedelta; InputRejected otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InputRejected("duration", f"{text!r} is not a duration such as 90s, 30m, "
+                            "12h, 7d or 2w")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time (UTC when no zone is given); InputRejected otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputRejected("time", f"{text!r} is not an ISO date or date-time such as "
+                            "2026-11-30 or 2026-11-30T08:00:00Z") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def select_by_time(ledger: Ledger, collection: str, changed_since: datetime | None = None,
+                   older_than: timedelta | None = None) -> list[str]:
+    """Documents by ``last_embedded_at``: embedded at or after ``changed_since``, and/or
+    embedded longer ago than ``older_than``."""
+    cutoff = datetime.now(UTC) - older_than if older_than is not None else None
+    chosen = []
+    for doc_id, record in ledger.documents(collection).items():
+        when = datetime.fromisoformat(record.last_embedded_at)
+        if changed_since is not None and when < changed_since:
+            continue
+        if cutoff is not None and when >= cutoff:
+            continue
+        chosen.append(doc_id)
+    return sorted(chosen)
+
+
+def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
+                      pool: EmbedderPool | None = None) -> IngestSummary:
+    """Embed ``doc_ids`` again from their stored content, whether or not anything
+    changed; returns the ingest summary."""
+    assert client.ledger is not None
+    ledger, store = client.ledger, client.store
+    pool = pool or EmbedderPool(client.settings)
+    targets = resolve_targets(store, pool, collection, ledger)
+    primary = targets[0]
+    summary = IngestSummary(collection=primary.name)
+    ids = list(doc_ids)
+    for start in range(0, len(ids), PAGE):
+        page = ids[start : start + PAGE]
+        previous = ledger.documents(primary.name, page)
+        works = []
+        for doc_id in page:
+            stored = ledger.stored(primary.name, doc_id)
+            if stored is None or stored.text is None:
+                reason = "not in the ledger" if stored is None else "no stored content"
+                ledger.record_dead_letter(primary.name, doc_id, None, "reembed", "no_content",
+                                          f"cannot re-embed {doc_id}: {reason}")
+                summary.documents_failed += 1
+                continue
+            works.append(_forced(stored, previous.get(doc_id), primary.chunker))
+        result = write_documents(store, ledger, targets, works,
+                                 _failure(ledger, primary.name, summary))
+        summary.documents_changed += len(result.committed)
+        summary.chunks_embedded += result.chunks_embedded
+        summary.chunks_deleted += result.chunks_deleted
+    return summary
+
+
+def _forced(stored: StoredDocument, previous: object, chunker: object) -> Work:
+    assert stored.text is not None
+    doc = Document(stored.doc_id, stored.text, dict(stored.metadata), stored.title,
+                   stored.source, stored.modality)
+    work = classify(doc, None, chunker, lambda: None)  # type: ignore[arg-type]
+    work.status, work.previous = "changed", previous  # type: ignore[assignment]
+    return work
+
+
+def _failure(ledger: Ledger, collection: str, summary: IngestSummary):  # type: ignore[no-untyped-def]
+    def record(work: Work, stage: str, reason: str, detail: str) -> None:
+        ledger.record_dead_letter(collection, work.doc.id, work.doc.source, stage, reason,
+                                  detail)
+        summary.documents_failed += 1
+
+    return record
+
+
+def reread_files(client: Client, collection: str,
+                 files: dict[str, tuple[str, dict[str, Any]]]) -> list[IngestSummary]:
+    """Ingest changed source files again (each with its root, read with the options it
+    was ingested with): changed documents are re-embedded, unchanged ones skipped."""
+    assert client.ledger is not None
+    groups: dict[str, list[SourceFile]] = defaultdict(list)
+    for path, (root, options) in sorted(files.items()):
+        groups[json.dumps(options, sort_keys=True)].append(SourceFile(Path(path), Path(root)))
+    runs = []
+    for options_text, sources in groups.items():
+        preprocess = _options(json.loads(options_text), client)
+        options = IngestOptions(collection=collection, reread_unchanged=True,
+                                preprocess=preprocess)
+        job = BatchIngest(client.store, client.ledger, client.settings, options)
+        runs.append(job.run_files(sources))
+    return runs
+
+
+def _options(recorded: dict[str, Any], client: Client) -> PreprocessOptions:
+    try:
+        return PreprocessOptions(**recorded)
+    except (TypeError, EmbedOpsError):
+        return PreprocessOptions.from_settings(client.settings)
+
+
+def merge(summaries: Sequence[IngestSummary], collection: str) -> IngestSummary:
+    """One summary of several runs (the counters added up)."""
+    total = IngestSummary(collection=collection)
+    for s in summaries:
+        for key in ("documents_new", "documents_changed", "documents_unchanged",
+                    "documents_metadata_updated", "documents_failed", "documents_deleted",
+                    "chunks_embedded", "chunks_deleted"):
+            setattr(total, key, getattr(total, key) + getattr(s, key))
+        total.seconds += s.seconds
+    total.chunks_per_second = round(total.chunks_embedded / max(total.seconds, 1e-9), 2)
+    return total
