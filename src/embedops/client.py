@@ -51,7 +51,10 @@ class Client:
         if read_only and directory is not None and not directory.exists():
             raise StoreError(f"no store at {directory}: run `embedops ingest` first")
         path = ledger_location(settings)
-        self.store: VectorStore = open_store(settings.store, read_only=read_only)
+        from embedops.monitor.memory import memory_budget
+
+        self.store: VectorStore = open_store(settings.store, read_only=read_only,
+                                             memory_budget_bytes=memory_budget(settings)[0])
         try:
             self.ledger: Ledger | None = (
                 None if read_only and not path.exists() else Ledger(path, read_only))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         "secret: chat webhooks carry their token in the URL.")
     alert_webhook_timeout_s: float = Field(
         5.0, gt=0, description="How long an alert POST may take; a failure is logged.")
+    # --- alarms and scheduled jobs --------------------------------------------------------
+    memory_budget_bytes: int | None = Field(
+        None, ge=1, description="Memory the indexes may take: a warning past 80%, new index "
+        "growth refused past 100% (default: the cgroup limit, else the machine's RAM).")
+    jobs: list[dict[str, Any]] = Field(
+        default_factory=list, description="Scheduled jobs `embedops serve` runs: tables "
+        "with `name`, `cron` (5 fields), `kind` (reembed-stale, canary, backfill, stale) and "
+        "`args` (see docs/freshness.md).")
     # --- self-hosted server ---------------------------------------------------------------
     server_max_batch_size: int = Field(64, ge=1, description="Texts per dynamic batch.")
     server_max_wait_ms: float = Field(

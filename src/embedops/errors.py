@@ -155,6 +155,13 @@ class InvalidCollectionSpec(StoreError):
     code = "invalid_collection"
 
 
+class MemoryBudgetExceeded(StoreError):
+    """The index would outgrow the memory budget: refused rather than swapping."""
+
+    status_code = 507
+    code = "memory_budget_exceeded"
+
+
 class InvalidFilter(StoreError):
     """A payload filter expression cannot be parsed."""
 

@@ -165,3 +165,23 @@ def test_models_prepare_says_what_it_does_once_and_nothing_else(tmp_path: Path) 
         assert noise not in first.stderr, noise
     again = cli.run("models", "--prepare", "all-MiniLM-L6-v2", env_extra=env)
     assert "preparing" not in again.stderr and "ready" in again.stdout
+
+
+def test_progress_counts_documents_and_chunks_apart_on_stderr() -> None:
+    """Documents read and chunks embedded are two bars; the chunk bar's total grows as
+    documents are chunked, so its ETA comes from chunks, not files."""
+    from embedops.cli.context import err_console
+    from embedops.cli.ingest_cmd import _progress
+
+    progress = _progress(quiet=False)
+    assert progress.bar is not None and progress.bar.console is err_console
+    with progress as report:
+        report("files", 3)
+        report("document", 2)
+        report("planned", 40)
+        report("planned", 60)
+        report("chunks", 25)
+        bar = progress.bar
+        documents, chunks = bar.tasks[progress.documents], bar.tasks[progress.chunks]
+        assert (documents.completed, chunks.completed, chunks.total) == (2, 25, 100)
+        assert chunks.fields["rate"].endswith("chunks/s")

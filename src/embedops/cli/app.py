@@ -15,6 +15,7 @@ from embedops.cli import (
     freshness_cmd,
     get_cmd,
     ingest_cmd,
+    jobs_cmd,
     keys_cmd,
     migrate_cmd,
     models_cmd,
@@ -79,6 +80,7 @@ app.command(name="reembed")(freshness_cmd.reembed)
 app.command(name="backfill")(freshness_cmd.backfill)
 app.add_typer(freshness_cmd.schema_app, name="schema")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(migrate_cmd.app, name="migrate")
 app.add_typer(canary_cmd.app, name="canary")
 app.add_typer(collections_cmd.store_app, name="store")

@@ -84,6 +84,9 @@ def serve(
                                  api_base=api_base, server_max_batch_size=max_batch_size,
                                  server_max_wait_ms=max_wait_ms)
         check_loopback(host, keys_configured(settings))
+        from embedops.jobs.schedule import job_specs
+
+        job_specs(settings.jobs)  # a bad job definition stops the start, not a job later
         embedder = served_embedder(settings)
         app = create_app(settings, embedder, open_store=True)
     console.print(f"serving [bold]{settings.model}[/bold] and store {settings.store} on "

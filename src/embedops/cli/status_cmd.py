@@ -31,6 +31,7 @@ def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption =
     if report["exists"]:
         with handle_errors(), open_client(settings, read_only=True) as client:
             report.update(_describe(client.store, client.ledger))
+            report.update(_health(client.store, client.ledger, settings))
     if wants_json(ctx, json_out):
         print_json(report)
         return
@@ -43,7 +44,20 @@ def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption =
     for key in ("collections", "points", "documents", "dead_letters", "queue_depth",
                 "indexing_lag_s", "aliases"):
         table.add_row(key.replace("_", " "), str(report[key]))
+    memory = report["memory"]
+    table.add_row("index memory", f"{memory['index_bytes'] / 2**20:.1f} MiB of "
+                  f"{memory['budget_bytes'] / 2**20:.0f} MiB ({memory['share']:.0%})")
+    for name, run in report["jobs"].items():
+        table.add_row(f"job {name}", f"{run['outcome']} at {run['last_run']} "
+                      f"({run['seconds']} s)")
+    for m in report["migrations"]:
+        table.add_row(f"migration {m['alias']}", f"{m['phase']} "
+                      f"{m['documents_done']}/{m['documents_total']}")
     console.print(table)
+    for alert in report["alerts"]:
+        colour = "red" if alert["level"] == "critical" else "yellow"
+        console.print(f"[{colour}]{alert['level']}[/{colour}] {alert['reason']}",
+                      highlight=False)
 
 
 def _describe(vs: Any, ledger: Any) -> dict[str, Any]:
@@ -62,3 +76,22 @@ def _describe(vs: Any, ledger: Any) -> dict[str, Any]:
         "by_collection": [{"name": c.name, "model": c.model, "points": c.points,
                            "dtype": c.dtype} for c in collections],
     }
+
+
+def _health(store: Any, ledger: Any, settings: Any) -> dict[str, Any]:
+    """Index memory against its budget, active alerts, the last job runs, and the
+    migrations in progress."""
+    from embedops.ledger.migrations import ACTIVE_PHASES
+    from embedops.migrate import Migrations
+    from embedops.monitor.alerts import active_alerts
+    from embedops.monitor.memory import memory_state
+
+    memory = memory_state(store, settings)
+    migrations = []
+    if ledger is not None:
+        summaries = Migrations.summaries(store, ledger)
+        migrations = [m for m in summaries if m["phase"] in ACTIVE_PHASES]
+    return {"memory": memory.to_dict(),
+            "alerts": active_alerts(store, ledger, settings, memory),
+            "jobs": ledger.last_job_runs() if ledger is not None else {},
+            "migrations": migrations}

@@ -27,6 +27,7 @@ from typing import Any
 
 from embedops.errors import StoreCorrupted, StoreError
 from embedops.ledger.canaries import CanariesMixin
+from embedops.ledger.job_runs import JobRunsMixin
 from embedops.ledger.keys import KeysMixin
 from embedops.ledger.migrations import MigrationsMixin
 from embedops.ledger.outbox import OutboxMixin
@@ -129,7 +130,8 @@ class DeadLetter:
         return dict(self.__dict__)
 
 
-class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, CanariesMixin):
+class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, CanariesMixin,
+             JobRunsMixin):
     """Documents, dead letters, runs, the real-time outbox and API keys of one store
     directory. A handle may be shared by threads: write transactions are serialised."""
 
@@ -142,6 +144,8 @@ class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, Canari
             raise StoreError(f"no ledger at {path}: nothing was ingested there yet")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        if read_only:
+            _upgrade_schema(path)
         uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
         self._lock = threading.RLock()
         try:
@@ -429,3 +433,28 @@ def _stored(collection: str, row: Sequence[Any]) -> StoredDocument:
     return StoredDocument(collection, doc_id, text, json.loads(metadata or "{}"), title, source,
                           modality, digest, fingerprint, embedded_at, plan,
                           [tuple(s) for s in json.loads(spans or "[]")])  # type: ignore[misc]
+
+
+def _upgrade_schema(path: Path) -> None:
+    """A ledger written by an older embedops gets its new tables before a read-only
+    handle reads it (the schema migrations only add; concurrent writers are safe)."""
+    try:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            done = {r[0] for r in probe.execute("SELECT version FROM schema_migrations")}
+        finally:
+            probe.close()
+    except sqlite3.Error:
+        done = set()
+    if {m[0] for m in MIGRATIONS} <= done:
+        return
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            apply_migrations(conn, MIGRATIONS)
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError) as exc:
+        raise StoreError(f"the ledger {path} has an older schema and cannot be upgraded "
+                         f"from here ({exc}): run a write command once") from exc

@@ -229,4 +229,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX canary_runs_canary ON canary_runs (canary, run_id)
         """,
     ),
+    (
+        9,
+        "scheduled job runs",
+        """
+        CREATE TABLE job_runs (
+            run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX job_runs_job ON job_runs (job, run_id)
+        """,
+    ),
 )

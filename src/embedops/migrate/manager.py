@@ -91,6 +91,13 @@ class Migrations:
     def list(self) -> list[dict[str, Any]]:
         return [self._summary(m) for m in self.ledger.migrations()]
 
+    @staticmethod
+    def summaries(store: VectorStore, ledger: Ledger) -> list[dict[str, Any]]:
+        """``list`` from a store and a (read-only) ledger alone."""
+        reader = Migrations.__new__(Migrations)
+        reader.store, reader.ledger = store, ledger
+        return reader.list()
+
     def status(self, alias: str) -> dict[str, Any]:
         """Phase, documents done / total, chunks embedded, rate, ETA, shadow lag behind
         live, the backfill's dead letters, the last evaluation."""

@@ -27,6 +27,9 @@ from embedops.errors import (
 from embedops.ingest.ordering import WriteGate
 from embedops.ingest.realtime import RealtimeWorker
 from embedops.ingest.targets import EmbedderPool
+from embedops.jobs.kinds import JobContext
+from embedops.jobs.schedule import job_specs
+from embedops.jobs.scheduler import JobScheduler
 from embedops.ledger import Ledger
 from embedops.ledger.keys import ApiKey
 from embedops.ledger.outbox import Outcome
@@ -95,6 +98,7 @@ class Service:
         self.worker: RealtimeWorker | None = None
         self._gauged: set[str] = set()  # collections with gauges in the exposition
         self.migrator: MigrationRunner | None = None
+        self.jobs: JobScheduler | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -127,6 +131,11 @@ class Service:
                     self.migrator = MigrationRunner(client, client.new_ledger_handle(),
                                                     self.pool, self.gate.lock)
                     self.migrator.start()
+                    self.jobs = JobScheduler(
+                        job_specs(self.settings.jobs),
+                        JobContext(client, client.new_ledger_handle(), self.gate.lock,
+                                   self.metrics))
+                    self.jobs.start()
                 except BaseException:
                     client.close()  # release the writer lock, or every retry is StoreLocked
                     raise
@@ -149,6 +158,9 @@ class Service:
         if self.migrator is not None:
             self.migrator.stop()
             self.migrator.ledger.close()
+        if self.jobs is not None:
+            self.jobs.stop()
+            self.jobs.ctx.ledger.close()
         for ledger in (self.gate.ledger if self.gate else None, self._keys_ledger):
             if ledger is not None:
                 ledger.close()

@@ -32,6 +32,7 @@ from embedops.errors import (
     FingerprintMismatch,
     InvalidCollectionSpec,
     InvalidVector,
+    MemoryBudgetExceeded,
     ReadOnlyStore,
     StoreError,
 )
@@ -44,7 +45,7 @@ from embedops.store.catalog import (
     translate_sql_error,
 )
 from embedops.store.filters import compile_filter, json_path
-from embedops.store.hnsw_index import remove_checkpoints
+from embedops.store.hnsw_index import estimate_memory, remove_checkpoints
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import (
     DTYPES,
@@ -99,11 +100,15 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
 class EmbeddedStore:
     """The default ``VectorStore``: see the module docstring for layout and guarantees."""
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False,
+                 memory_budget_bytes: int | None = None) -> None:
+        """``memory_budget_bytes``: an upsert that would grow the resident index past it
+        is refused (``MemoryBudgetExceeded``) instead of letting the machine swap."""
         from embedops.store.locking import WriterLock
 
         self.path = Path(path)
         self.read_only = read_only
+        self.memory_budget_bytes = memory_budget_bytes
         self._lock = threading.RLock()
         self._writes_done = 0
         self._rows: dict[str, tuple[tuple[int, int], CollectionRow]] = {}
@@ -209,6 +214,7 @@ class EmbeddedStore:
         if not ids:
             return 0
         self._indexes.synced(row)
+        self._check_budget(row, ids)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
         with transaction(self.conn):
@@ -225,6 +231,31 @@ class EmbeddedStore:
         after = lookup(self.conn, row.name)
         self._indexes.apply_upsert(after, keys, quantization.decode(blobs, row.dim, row.dtype))
         return len(ids)
+
+    def index_memory_bytes(self) -> int:
+        """Resident memory of the indexes this handle holds now (cheap: no SQL, no disk)."""
+        return self._indexes.resident_bytes()
+
+    def _check_budget(self, row: CollectionRow, ids: list[str]) -> None:
+        """Refuse index growth past the memory budget. Cheap below 90% of it; above, the
+        new points are counted (replacements do not grow the index)."""
+        budget = self.memory_budget_bytes
+        if budget is None:
+            return
+        used = self.index_memory_bytes()
+        if used < 0.9 * budget:
+            return
+        (existing,) = self.conn.execute(
+            "SELECT count(*) FROM points WHERE cid = ? AND id IN "
+            "(SELECT value FROM json_each(?))", (row.cid, json.dumps(ids))).fetchone()
+        new = len(ids) - int(existing)
+        growth = estimate_memory(new, row.dim, row.dtype) - estimate_memory(0, row.dim,
+                                                                            row.dtype)
+        if new > 0 and used + growth > budget:
+            raise MemoryBudgetExceeded(
+                f"adding {new} points to {row.name!r} would grow the index "
+                f"memory to {used + growth:,} bytes, past the memory budget of {budget:,} "
+                "bytes (memory_budget_bytes): raise the budget, use int8, or add a machine")
 
     def _rowkeys(self, cid: int, ids: list[str]) -> np.ndarray:
         found = dict(self.conn.execute(

@@ -57,10 +57,15 @@ def parse_store_url(value: str | Path) -> tuple[str, str]:
     return scheme, text
 
 
-def open_store(value: str | Path, read_only: bool = False) -> VectorStore:
-    """Open the store a setting names (creating an embedded one unless ``read_only``)."""
+def open_store(value: str | Path, read_only: bool = False,
+               memory_budget_bytes: int | None = None) -> VectorStore:
+    """Open the store a setting names (creating an embedded one unless ``read_only``).
+    ``memory_budget_bytes`` reaches backends that keep their index in this process."""
     scheme, location = parse_store_url(value)
-    return store_backends()[scheme](location, read_only)
+    store = store_backends()[scheme](location, read_only)
+    if memory_budget_bytes is not None and hasattr(store, "memory_budget_bytes"):
+        store.memory_budget_bytes = memory_budget_bytes
+    return store
 
 
 def local_directory(value: str | Path) -> Path | None:

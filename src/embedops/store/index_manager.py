@@ -191,6 +191,10 @@ class IndexManager:
             "checkpoint_bytes": sum(path.stat().st_size for path in files if path.is_file()),
         }
 
+    def resident_bytes(self) -> int:
+        """Memory of the indexes loaded now (no disk access, no SQL)."""
+        return sum(live.index.memory_bytes for live in self.live.values())
+
     def close(self) -> None:
         """Checkpoint every index with changes since its last checkpoint."""
         for cid, live in list(self.live.items()):

@@ -1,0 +1,1 @@
+"""Alarms operators watch: index memory against its budget, and the active alerts."""
