@@ -98,3 +98,22 @@ def test_unknown_store_scheme_is_refused_and_creates_nothing(tmp_path: Path,
     with embedops.open(f"embedded://{tmp_path / 'viaurl'}") as db:
         db.create_collection("c", dim=4)
     assert (tmp_path / "viaurl" / "store.sqlite").exists()
+
+
+def test_put_and_delete_documents_given_as_data(tmp_path: Path) -> None:
+    long_text = " ".join(f"word{i}" for i in range(400))  # over the test model's 128 tokens
+    docs = [{"id": "a", "text": "Cats sleep in warm places.", "metadata": {"lang": "en"}},
+            {"id": "b", "text": long_text}, {"id": "c", "text": "   "}]
+    with embedops.open(tmp_path / "store", model=TEST_MODEL) as db:
+        first = db.put_documents(docs, collection="nodes", chunk=False)
+        assert (first.documents_new, first.documents_failed) == (2, 1)
+        assert db.ledger is not None and db.ledger.dead_letters("nodes")[0].doc_id == "c"
+        assert len(db.get("a", collection="nodes").chunks()) == 1
+        chunks_b = len(db.get("b", collection="nodes").chunks())
+        assert chunks_b > 1  # longer than the model's context: split, never cut off
+        again = db.put_documents(docs[:2], collection="nodes", chunk=False)
+        assert (again.documents_unchanged, again.chunks_embedded) == (2, 0)
+        hit = db.search("cats sleep", collection="nodes", k=1)[0]
+        assert hit.doc_id == "a" and hit.payload["lang"] == "en"
+        assert db.delete_documents(["a", "b"], collection="nodes") == 1 + chunks_b
+        assert db.count("nodes") == 0 and db.ledger.documents("nodes") == {}

@@ -16,7 +16,13 @@ import numpy as np
 from embedops.config import Settings, load_settings
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder
 from embedops.embedders.routing import batch_settings
-from embedops.errors import ConfigError, DocumentNotFound, StoreError
+from embedops.errors import (
+    CollectionNotFound,
+    ConfigError,
+    DocumentNotFound,
+    ModelConflict,
+    StoreError,
+)
 from embedops.ledger import Ledger, StoredDocument
 from embedops.store import EXTERNAL_FINGERPRINT, EXTERNAL_MODEL, local_directory, open_store
 from embedops.store.protocol import (
@@ -26,6 +32,7 @@ from embedops.store.protocol import (
     VectorStore,
     external_fingerprint,
 )
+from embedops.types import Document
 
 
 def ledger_location(settings: Settings) -> Path:
@@ -111,6 +118,97 @@ class Client:
             settings = settings.model_copy(update={"model": model})
         job = BatchIngest(self.store, self._writable_ledger(), settings, options, progress)
         return job.run([Path(p) for p in paths])
+
+    def put_documents(self, documents: Sequence[Mapping[str, Any]],
+                      collection: str = "default", *, chunk: bool = True,
+                      embedder: Embedder | None = None) -> Any:
+        """Write documents given as data — ``{"id", "text", "metadata"?, "title"?}`` —
+        through the same pipeline as files: cleaned and validated, chunked (``chunk=False``
+        keeps each document one chunk unless it exceeds the model's context), embedded,
+        committed with their content. Idempotent by id and content. ``embedder``: a model
+        of the caller's (an adapter of another framework's embeddings); the collection is
+        created for it and must carry its fingerprint. Returns the ingest summary; bad
+        documents become dead letters."""
+        from embedops.ingest.batch import IngestSummary
+        from embedops.ingest.chunking import WholeDocumentChunker
+        from embedops.ingest.realtime import document_from_body
+        from embedops.ingest.stages import Work, classify
+        from embedops.ingest.targets import EmbedderPool, resolve_targets
+        from embedops.ingest.write import Target, write_documents
+        from embedops.preprocess.pipeline import PreprocessOptions
+
+        ledger = self._writable_ledger()
+        pool = EmbedderPool(self.settings, [embedder] if embedder is not None else [])
+        self._ensure_collection(collection, embedder)
+        targets = resolve_targets(self.store, pool, collection, ledger)
+        if not chunk:
+            targets = [Target(t.info, t.embedder, WholeDocumentChunker(t.embedder.tokenizer))
+                       for t in targets]
+        primary = targets[0]
+        summary = IngestSummary(collection=primary.name)
+        options = PreprocessOptions.from_settings(self.settings)
+        ids = [str(d.get("id", "")) for d in documents]
+        previous = ledger.documents(primary.name, ids)
+        works: list[Work] = []
+
+        def failed(work: Work, stage: str, reason: str, detail: str) -> None:
+            ledger.record_dead_letter(primary.name, work.doc.id, work.doc.source, stage,
+                                      reason, detail)
+            summary.documents_failed += 1
+
+        for doc_id, item in zip(ids, documents, strict=True):
+            body = {k: item.get(k) for k in ("text", "title", "metadata") if item.get(k)
+                    is not None}
+            doc = document_from_body(doc_id, body, options) if doc_id else (
+                "validate", "missing_id", "every document needs an id")
+            if isinstance(doc, tuple):
+                failed(Work(Document(doc_id or "?", ""), "new", "", "", None), *doc)
+                continue
+            work = classify(doc, previous.get(doc_id), primary.chunker, lambda: None)
+            if work.status == "unchanged":
+                summary.documents_unchanged += 1
+            works.append(work)
+        result = write_documents(self.store, ledger, targets, works, failed)
+        for work in result.committed:
+            name = {"new": "documents_new", "changed": "documents_changed",
+                    "metadata": "documents_metadata_updated"}[work.status]
+            setattr(summary, name, getattr(summary, name) + 1)
+        summary.chunks_embedded, summary.chunks_deleted = (result.chunks_embedded,
+                                                           result.chunks_deleted)
+        return summary
+
+    def delete_documents(self, doc_ids: Sequence[str], collection: str = "default") -> int:
+        """Remove documents (every chunk, their ledger records and content) from the
+        collection and from any collection a migration keeps beside it; returns the
+        points removed."""
+        from embedops.ingest.write import delete_documents
+
+        ledger = self._writable_ledger()
+        name = self.store.resolve(collection)
+        return delete_documents(self.store, ledger, [name, *ledger.dual_write_targets(name)],
+                                list(doc_ids))
+
+    def _ensure_collection(self, name: str, embedder: Embedder | None) -> None:
+        """Create ``name`` on first write: for ``embedder`` when given, else for the
+        settings' model. An existing collection of another model is refused."""
+        try:
+            info = self.store.get_collection(name)
+        except CollectionNotFound:
+            model = embedder or self.embedder_for_model(self.settings.model)
+            self.store.create_collection(name, model.info.dim,
+                                         fingerprint=model.info.fingerprint,
+                                         model=model.info.name)
+            return
+        if embedder is not None and embedder.info.fingerprint != info.fingerprint:
+            raise ModelConflict(
+                f"collection {info.name!r} holds vectors of {info.model} (fingerprint "
+                f"{info.fingerprint}), not of {embedder.info.name} ({embedder.info.fingerprint})")
+
+    def embedder_for_model(self, model: str) -> Embedder:
+        """The embedder of model ``model`` (loaded once per fingerprint)."""
+        s = self.settings
+        embedder = load_embedder(model, s.cache_dir, s.backend, s.batch_size, settings=s)
+        return self._embedders.setdefault(embedder.info.fingerprint, embedder)
 
     def search(self, query: str | Sequence[float] | np.ndarray, collection: str = "default",
                k: int = 10, filter: Filter | None = None, exact: bool = False) -> list[Any]:
