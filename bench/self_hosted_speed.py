@@ -3,10 +3,12 @@
 Every local model with the default backend on the same texts: documents of ``--tokens``
 tokens (default 200, the cost model's default) made by joining consecutive msmarco-5k
 passages, and the passages as they are (about 80 tokens). The models take turns on small
-rounds of texts, and each round records how much CPU other processes used meanwhile
-(``/proc/stat``): on a shared machine only the rounds in which the others used under
-``--quiet`` of the CPUs count as "quiet". Prints JSON: tokens/s per model and length over
-quiet rounds and over all rounds, and the speed relative to the first model.
+rounds of texts, with a short untimed pause between turns (ONNX Runtime's idle threads
+spin for a while after a call and would slow the next model's turn). Each turn records how
+much CPU other processes used meanwhile (``/proc/stat``); a round counts as quiet when the
+others used under ``--quiet`` of the CPUs in every turn. Prints JSON: tokens/s per model
+and length over the quiet rounds and over all rounds, and the speed relative to the first
+model.
 
     flock /tmp/embedops-bench.lock .venv/bin/python bench/self_hosted_speed.py [--limit 200]
 """
@@ -25,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "msmarco-5k"
 MODELS = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
+PAUSE_S = 0.2  # lets the previous model's spinning worker threads go idle
 
 
 def joined_documents(passages: list[str], tokenizer, target: int,  # type: ignore[no-untyped-def]
@@ -82,6 +85,7 @@ def interleaved(embedders: dict, texts: dict[str, list[str]],  # type: ignore[ty
         one = {}
         for n in names:
             batch = texts[n][start : start + round_size]
+            time.sleep(PAUSE_S)
             took, others = _timed(embedders[n], batch)
             one[n] = (len(batch), _tokens(embedders[n], batch), took, others)
         rounds.append(one)

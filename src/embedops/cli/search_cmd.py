@@ -75,7 +75,9 @@ def _highlighted(text: str, span: tuple[int, int], width: int = 400) -> Text:
 
 def eval_(
     ctx: typer.Context,
-    dataset: Annotated[Path, typer.Option(help="BEIR directory (corpus, queries, qrels).")],
+    dataset: Annotated[Path, typer.Option(
+        help="BEIR directory (corpus, queries, qrels), or a shipped set: docs-qa, "
+        "multilingual-qa.")],
     collection: Annotated[str | None, typer.Option(help="Collection (default: dataset name).")]
     = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Cut-off for the run.", min=1)] = 10,
