@@ -2,7 +2,8 @@
 passages/s embedding msmarco passages in the document role, median of several runs with
 their range, the two models interleaved run by run so both see the same machine. Also:
 chunk-sized texts (three passages joined, ~280 tokens: the cost of attention grows with
-length) and one-at-a-time query latency. Prints JSON.
+length), one-at-a-time query latency, and hit@1 / hit@5 on the shipped multilingual-qa set
+(questions in one language, answers in another). Prints JSON; ``--runs 0`` skips timing.
 
     .venv/bin/python bench/e5_throughput.py [--limit 200] [--long 48] [--runs 3] [--data DIR]
 """
@@ -23,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "msmarco-5k"
+MULTILINGUAL_QA = ROOT / "src" / "embedops" / "datasets" / "multilingual-qa"
 MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
 QUERIES = ["how long does it take to boil an egg", "what is the capital of australia",
            "symptoms of vitamin d deficiency", "who invented the telephone",
@@ -56,9 +58,34 @@ def measure(embedders: dict[str, Any], texts: list[str], runs: int) -> dict[str,
     return rates
 
 
-def summary(values: list[float], digits: int = 1) -> dict[str, float]:
+def summary(values: list[float], digits: int = 1) -> dict[str, float] | None:
+    if not values:
+        return None
     return {"median": round(statistics.median(values), digits),
             "min": round(min(values), digits), "max": round(max(values), digits)}
+
+
+def multilingual_qa(embedder: Any, data: Path = MULTILINGUAL_QA) -> dict[str, float] | None:
+    """hit@1 and hit@5 of exact search: documents embedded as documents, questions as
+    queries."""
+    if not (data / "qrels" / "test.tsv").is_file():
+        return None
+    corpus = [json.loads(line) for line in (data / "corpus.jsonl").open(encoding="utf-8")]
+    queries = [json.loads(line) for line in (data / "queries.jsonl").open(encoding="utf-8")]
+    relevant: dict[str, set[str]] = {}
+    for line in (data / "qrels" / "test.tsv").open(encoding="utf-8"):
+        query_id, doc_id, *_ = line.split("\t")
+        if query_id != "query-id":
+            relevant.setdefault(query_id, set()).add(doc_id)
+    queries = [q for q in queries if q["_id"] in relevant]
+    docs = embedder.embed([f"{c['title']} {c['text']}".strip() for c in corpus], "document")
+    asked = embedder.embed([q["text"] for q in queries], "query")
+    ids = [c["_id"] for c in corpus]
+    tops = [[ids[i] for i in (docs @ vector).argsort()[::-1][:5]] for vector in asked]
+    hit1 = sum(top[0] in relevant[q["_id"]] for q, top in zip(queries, tops, strict=True))
+    hit5 = sum(bool(relevant[q["_id"]] & set(top)) for q, top in zip(queries, tops, strict=True))
+    return {"queries": len(queries), "hit_at_1": round(hit1 / len(queries), 3),
+            "hit_at_5": round(hit5 / len(queries), 3)}
 
 
 def main() -> None:
@@ -100,7 +127,7 @@ def main() -> None:
         tokens = embedder.tokenizer.count(texts)
         long_tokens = embedder.tokenizer.count(long_texts) or [0]
         latency = [seconds(lambda q=q, e=embedder: e.embed([q], "query")) * 1000
-                   for q in QUERIES * 3]
+                   for q in QUERIES * 3] if args.runs else []
         report["models"][name] = {
             "backend": embedder.info.backend, "fingerprint": embedder.info.fingerprint,
             "passages_per_s": summary(rates[name]),
@@ -109,6 +136,7 @@ def main() -> None:
             "mean_tokens_per_long_text": round(sum(long_tokens) / len(long_tokens), 1),
             "query_latency_ms": summary(latency, 2),
             "load_and_first_batch_s": round(load_s[name], 2),
+            "multilingual_qa": multilingual_qa(embedder),
         }
     print(json.dumps(report, indent=2))
 

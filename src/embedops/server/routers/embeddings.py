@@ -234,7 +234,14 @@ def _fit(text: str, tokenizer: Tokenizer, info: EmbedderInfo, limit: int, trunca
         return text
     if truncate:
         ends = [end for _, end in tokenizer.offsets(head)]
-        return head[: ends[limit - 1]] if len(ends) >= limit else head
+        keep = min(limit, len(ends))
+        cut = head[: ends[keep - 1]] if keep else head
+        # a tokenizer may count tokens that have no span (word boundaries): re-check,
+        # and drop tokens until the cut text fits, as the chunkers do
+        while keep > 1 and tokenizer.count([cut])[0] > limit:
+            keep -= 1
+            cut = head[: ends[keep - 1]]
+        return cut
     if count <= limit:
         has = (f"{len(text)} characters, more than the {cap} ({MAX_CHARS_PER_TOKEN} per "
                "token of context) an input may have")
