@@ -93,7 +93,7 @@ def test_unknown_store_scheme_is_refused_and_creates_nothing(tmp_path: Path,
                                                              ) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="known schemes: embedded"):
-        embedops.open("milvus-lite:///tmp/m.db")
+        embedops.open("nosuchdb:///tmp/m.db")
     assert list(tmp_path.iterdir()) == []
     with embedops.open(f"embedded://{tmp_path / 'viaurl'}") as db:
         db.create_collection("c", dim=4)
@@ -117,3 +117,15 @@ def test_put_and_delete_documents_given_as_data(tmp_path: Path) -> None:
         assert hit.doc_id == "a" and hit.payload["lang"] == "en"
         assert db.delete_documents(["a", "b"], collection="nodes") == 1 + chunks_b
         assert db.count("nodes") == 0 and db.ledger.documents("nodes") == {}
+
+
+def test_put_documents_refuses_metadata_that_is_not_json(tmp_path: Path) -> None:
+    import datetime
+
+    with embedops.open(tmp_path / "store", model=TEST_MODEL) as db:
+        result = db.put_documents([
+            {"id": "ok", "text": "fine"},
+            {"id": "dated", "text": "has a date", "metadata": {"when": datetime.date.today()}}])
+        assert (result.documents_new, result.documents_failed) == (1, 1)
+        assert db.ledger is not None
+        assert db.ledger.dead_letters()[0].reason == "invalid_metadata"

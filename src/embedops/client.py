@@ -21,6 +21,7 @@ from embedops.errors import (
     ConfigError,
     DocumentNotFound,
     ModelConflict,
+    ModelNotFound,
     StoreError,
 )
 from embedops.ledger import Ledger, StoredDocument
@@ -92,9 +93,15 @@ class Client:
                              "with a vector, not a text")
         if info.fingerprint not in self._embedders:
             s = self.settings
-            self._embedders[info.fingerprint] = load_matching_embedder(
-                info.model, info.fingerprint, s.cache_dir, s.backend, s.batch_size,
-                settings=s)
+            try:
+                self._embedders[info.fingerprint] = load_matching_embedder(
+                    info.model, info.fingerprint, s.cache_dir, s.backend, s.batch_size,
+                    settings=s)
+            except ModelNotFound as exc:
+                raise ModelNotFound(
+                    f"collection {info.name!r} holds vectors of {info.model}, a model "
+                    f"embedops cannot load here ({exc.message}): embed queries with that "
+                    "model where it lives and search with the vector") from exc
         return self._embedders[info.fingerprint]
 
     def ingest(self, paths: Sequence[str | Path], collection: str = "default", *,
@@ -102,9 +109,10 @@ class Client:
                include: Sequence[str] = (), exclude: Sequence[str] = (),
                batch_size: int = 512, id_field: str | None = None,
                text_field: str | None = None, title_field: str | None = None,
-               progress: Any = None, **more: Any) -> Any:
+               progress: Any = None, cluster: Any = None, **more: Any) -> Any:
         """Ingest files or directories into ``collection`` (created with ``model``, or the
-        settings' model, on first write); returns the ``IngestSummary``. Idempotent."""
+        settings' model, on first write); returns the ``IngestSummary``. Idempotent.
+        ``cluster`` (an ``ingest.ray_runner.ClusterOptions``) runs the job on Ray Data."""
         from embedops.ingest.batch import BatchIngest, IngestOptions
         from embedops.preprocess.pipeline import PreprocessOptions
 
@@ -116,7 +124,14 @@ class Client:
         settings = batch_settings(self.settings)  # hybrid routing: the batch path's model
         if model is not None:
             settings = settings.model_copy(update={"model": model})
-        job = BatchIngest(self.store, self._writable_ledger(), settings, options, progress)
+        if cluster is not None:
+            from embedops.ingest.ray_runner import RayIngest
+
+            job = RayIngest(self.store, self._writable_ledger(), settings, options, cluster,
+                            progress)
+        else:
+            job = BatchIngest(self.store, self._writable_ledger(), settings, options,
+                              progress)
         return job.run([Path(p) for p in paths])
 
     def put_documents(self, documents: Sequence[Mapping[str, Any]],
@@ -138,7 +153,9 @@ class Client:
         from embedops.preprocess.pipeline import PreprocessOptions
 
         ledger = self._writable_ledger()
-        pool = EmbedderPool(self.settings, [embedder] if embedder is not None else [])
+        pool = EmbedderPool(self.settings)
+        if embedder is not None:
+            pool.offer(embedder)
         self._ensure_collection(collection, embedder)
         targets = resolve_targets(self.store, pool, collection, ledger)
         if not chunk:
@@ -161,6 +178,9 @@ class Client:
                     is not None}
             doc = document_from_body(doc_id, body, options) if doc_id else (
                 "validate", "missing_id", "every document needs an id")
+            if not isinstance(doc, tuple) and not _plain_json(doc.metadata):
+                doc = ("validate", "invalid_metadata", "metadata must be plain JSON: "
+                       "strings, numbers, booleans, null, lists and objects (no NaN)")
             if isinstance(doc, tuple):
                 failed(Work(Document(doc_id or "?", ""), "new", "", "", None), *doc)
                 continue
@@ -336,3 +356,13 @@ def open(store: str | Path | None = None, *, read_only: bool = False,
         settings = settings.model_copy(update={**overrides, **(
             {"store": str(store)} if store is not None else {})})
     return Client(settings, read_only=read_only)
+
+
+def _plain_json(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -53,10 +53,10 @@ def test_get_shows_the_document_the_ledger_keeps(cli: Cli, corpus: Path) -> None
 
 def test_unknown_store_scheme_is_bad_usage_and_creates_nothing(tmp_path: Path,
                                                                corpus: Path) -> None:
-    proc = Cli("milvus-lite:///tmp/m.db").run("ingest", str(corpus), check=False)
+    proc = Cli("nosuchdb:///tmp/m.db").run("ingest", str(corpus), check=False)
     assert proc.returncode == 2, proc.stderr
     assert "known schemes: embedded" in proc.stderr and "Traceback" not in proc.stderr
-    assert not Path("milvus-lite:").exists() and not (tmp_path / "milvus-lite:").exists()
+    assert not Path("nosuchdb:").exists() and not (tmp_path / "nosuchdb:").exists()
     via_url = Cli(f"embedded://{tmp_path / 'url-store'}")
     assert via_url.ingest(str(corpus))["documents_new"] == 3
     assert (tmp_path / "url-store" / "ledger.db").exists()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -30,11 +30,25 @@ def _open_embedded(location: str, read_only: bool) -> VectorStore:
 
 
 def store_backends() -> dict[str, StoreOpener]:
-    """Scheme -> opener: the embedded store plus every registered plugin."""
+    """Scheme -> opener: the embedded store plus every registered plugin. A plugin is
+    imported only when its scheme is opened, so one that fails to import (its extra not
+    installed) breaks its own scheme alone, with an error that says so."""
     backends: dict[str, StoreOpener] = {"embedded": _open_embedded}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        backends.setdefault(ep.name, ep.load())
+        backends.setdefault(ep.name, _lazy(ep))
     return backends
+
+
+def _lazy(ep: EntryPoint) -> StoreOpener:
+    def open_plugin(location: str, read_only: bool) -> VectorStore:
+        try:
+            opener = ep.load()
+        except ImportError as exc:
+            raise ConfigError(f"the {ep.name!r} store backend cannot be loaded ({exc}): "
+                              "install its extra, e.g. pip install 'embedops[remote]'") from exc
+        return opener(location, read_only)  # type: ignore[no-any-return]
+
+    return open_plugin
 
 
 def parse_store_url(value: str | Path) -> tuple[str, str]:
