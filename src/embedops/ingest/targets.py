@@ -40,6 +40,14 @@ class EmbedderPool:
         with self._lock:
             self._embedders.setdefault(embedder.info.fingerprint, embedder)
 
+    def offer(self, embedder: Embedder) -> None:
+        """Offer a caller's embedder (another framework's embeddings, adapted) together
+        with its tokenizer: embedops may know no tokenizer of that model to chunk with."""
+        with self._lock:
+            self._embedders.setdefault(embedder.info.fingerprint, embedder)
+            self._chunkers.setdefault(embedder.info.name,
+                                      make_chunker(self.settings, embedder.tokenizer))
+
     def get(self, model: str, fingerprint: str) -> Embedder:
         """The embedder whose vectors carry ``fingerprint``; raises FingerprintMismatch."""
         with self._lock:
