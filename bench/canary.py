@@ -5,9 +5,11 @@ The collection is synthetic: generated documents of two ten-word sentences over 
 3,000-word vocabulary, one chunk each, embedded by the TEST-ONLY hashing model
 ``testing/hash-256`` (so the number measures the store, the search and the scoring, not
 a neural model; a real model adds its query-embedding time: 1,000 short queries).
-The canary is ``--synthetic 1000`` (one sentence or title per sampled document).
+Two canaries of ``--synthetic 1000`` queries (one sentence or title per sampled
+document): a served one (through the ANN index) and an ``--exact`` one.
 
-    EMBEDOPS_ENABLE_TEST_MODELS=1 .venv/bin/python bench/canary.py --documents 100000
+    flock /tmp/embedops-bench.lock env EMBEDOPS_ENABLE_TEST_MODELS=1 \
+        .venv/bin/python bench/canary.py --documents 100000 --runs 5 --shares 0.1,0.3
 
 Prints one JSON object. The collection is built once under ``--work`` and reused.
 """
@@ -31,9 +33,10 @@ import embedops
 from embedops.client import Client
 from embedops.embedders.testing import HashEmbedder
 from embedops.ingest.reconcile import reconcile
-from embedops.quality.canary import create_canary, run_canary
+from embedops.quality.canary import create_canary, run_canary, set_baseline
 
-COLLECTION, CANARY = "bench", "bench"
+COLLECTION = "bench"
+SERVED, EXACT = "bench", "bench-exact"  # through the ANN index as users search; exact
 
 
 class SwappedWeights(HashEmbedder):
@@ -69,18 +72,20 @@ def build(work: Path, documents: int, model: str) -> dict[str, Any]:
         ingest_s = time.perf_counter() - started
         assert client.ledger is not None
         started = time.perf_counter()
-        created = create_canary(client.store, client.ledger, CANARY, COLLECTION,
+        created = create_canary(client.store, client.ledger, SERVED, COLLECTION,
                                 synthetic=1000, replace=True)
         create_s = time.perf_counter() - started
+        create_canary(client.store, client.ledger, EXACT, COLLECTION, synthetic=1000,
+                      exact=True, replace=True)
     return {"documents_new": summary.documents_new, "ingest_s": round(ingest_s, 1),
             "create_synthetic_1000_s": round(create_s, 2), "queries": created["queries"]}
 
 
-def timed_runs(client: Client, runs: int) -> tuple[list[float], dict[str, Any]]:
+def timed_runs(client: Client, name: str, runs: int) -> tuple[list[float], dict[str, Any]]:
     seconds, last = [], {}
     for _ in range(runs):
         started = time.perf_counter()
-        last = run_canary(client, CANARY)
+        last = run_canary(client, name)
         seconds.append(time.perf_counter() - started)
     return seconds, last
 
@@ -91,7 +96,7 @@ def cli_runs(store: Path, runs: int) -> list[float]:
     for _ in range(runs):
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "embedops", "--store", str(store), "canary",
-                        "run", CANARY, "--json"], check=True, capture_output=True)
+                        "run", SERVED, "--json"], check=True, capture_output=True)
         out.append(time.perf_counter() - started)
     return out
 
@@ -106,33 +111,50 @@ def verdict(run: dict[str, Any]) -> dict[str, Any]:
                                 "alert", "seconds")}
 
 
-def proofs(client: Client, share: float, dim: int) -> dict[str, Any]:
-    """Each damage on its own, undone before the next: delete ``share`` of the points,
-    overwrite ``share`` of the vectors with noise, swap the query model's weights."""
+def proofs(client: Client, shares: list[float], dim: int) -> dict[str, Any]:
+    """Each damage on its own, undone before the next, both canaries measured against a
+    baseline taken right before it: delete a share of the points, overwrite a share of
+    the vectors with noise (payloads and fingerprint kept), swap the query model."""
     info = client.get_collection(COLLECTION)
     ids = sorted(p.id for page in client.scan(COLLECTION, page_size=5000) for p in page)
-    chosen = sorted(random.Random(1).sample(ids, int(len(ids) * share)))
-    saved = client.get_points(COLLECTION, chosen, with_vectors=True)
-    vectors = np.stack([p.vector for p in saved]).astype(np.float32)
-    payloads = [p.payload for p in saved]
-    out: dict[str, Any] = {"share": share, "points": len(ids), "damaged_points": len(chosen)}
+    out: dict[str, Any] = {"points": len(ids)}
+    for share in shares:
+        chosen = sorted(random.Random(1).sample(ids, int(len(ids) * share)))
+        saved = client.get_points(COLLECTION, chosen, with_vectors=True)
+        vectors = np.stack([p.vector for p in saved]).astype(np.float32)
+        payloads = [p.payload for p in saved]
 
-    client.delete(COLLECTION, ids=chosen)
-    out["deleted"] = verdict(run_canary(client, CANARY))
-    out["deleted_verify"] = _verify(client, 0, None)
-    client.upsert(COLLECTION, chosen, vectors, payloads, fingerprint=info.fingerprint)
+        def restore(chosen: list[str] = chosen, vectors: np.ndarray = vectors,
+                    payloads: list[dict[str, Any]] = payloads) -> None:
+            client.upsert(COLLECTION, chosen, vectors, payloads, fingerprint=info.fingerprint)
 
-    noise = np.random.default_rng(2).standard_normal(vectors.shape).astype(np.float32)
-    client.upsert(COLLECTION, chosen, noise, payloads, fingerprint=info.fingerprint)
-    out["noise"] = verdict(run_canary(client, CANARY))
-    out["noise_verify"] = _verify(client, 1000, client.embedder(COLLECTION))
-    client.upsert(COLLECTION, chosen, vectors, payloads, fingerprint=info.fingerprint)
-
-    out["swapped_model"] = verdict(run_canary(client, CANARY, embedder=SwappedWeights(dim)))
-    out["swapped_verify"] = _verify(client, 1000, SwappedWeights(dim))
-    out["restored"] = verdict(run_canary(client, CANARY))
-    out["restored_verify"] = _verify(client, 1000, client.embedder(COLLECTION))
+        _rebase(client)
+        client.delete(COLLECTION, ids=chosen)
+        out[f"deleted_{share}"] = _damaged(client, 0, None)
+        restore()
+        _rebase(client)
+        noise = np.random.default_rng(2).standard_normal(vectors.shape).astype(np.float32)
+        client.upsert(COLLECTION, chosen, noise, payloads, fingerprint=info.fingerprint)
+        out[f"noise_{share}"] = _damaged(client, 1000, client.embedder(COLLECTION))
+        restore()
+    _rebase(client)
+    out["swapped_model"] = _damaged(client, 1000, SwappedWeights(dim), SwappedWeights(dim))
+    out["untouched"] = _damaged(client, 1000, client.embedder(COLLECTION))
     return out
+
+
+def _rebase(client: Client) -> None:
+    """A fresh run of each canary becomes its baseline."""
+    assert client.ledger is not None
+    for name in (SERVED, EXACT):
+        set_baseline(client.ledger, name, run_canary(client, name, notify=False)["run_id"])
+
+
+def _damaged(client: Client, sample: int, verify_with: Any,
+             query_model: Any = None) -> dict[str, Any]:
+    return {"served": verdict(run_canary(client, SERVED, embedder=query_model)),
+            "exact": verdict(run_canary(client, EXACT, embedder=query_model)),
+            "verify": _verify(client, sample, verify_with)}
 
 
 def _verify(client: Client, sample: int, embedder: Any) -> dict[str, Any]:
@@ -150,27 +172,26 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--share", type=float, default=0.1,
-                        help="Share of the points each damage touches.")
+    parser.add_argument("--shares", default="0.1,0.3",
+                        help="Shares of the points the delete and noise damages touch.")
     parser.add_argument("--work", type=Path, default=Path("/tmp/embedops-bench-canary"))
     args = parser.parse_args()
     os.environ.setdefault("EMBEDOPS_ENABLE_TEST_MODELS", "1")
     args.work.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"machine": f"{os.cpu_count()} cores",
+    model = f"testing/hash-{args.dim}"
+    result: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "model": model,
                               "load_before": os.getloadavg()[0],
-                              "model": f"testing/hash-{args.dim}",
-                              "build": build(args.work, args.documents, f"testing/hash-{args.dim}")}
+                              "build": build(args.work, args.documents, model)}
     with embedops.open(args.work / "store") as client:
-        client.ledger.set_canary_baseline(CANARY, None)  # type: ignore[union-attr]
-        seconds, last = timed_runs(client, args.runs)
         result["points"] = client.count(COLLECTION)
-        result["run_in_process_s"] = summary(seconds)
-        result["run_reported_seconds"] = last["seconds"]  # embed + search + score
-        result["untouched"] = verdict(last)
+        for name, runs in ((SERVED, args.runs), (EXACT, 3)):
+            seconds, last = timed_runs(client, name, runs)
+            result[name] = {"run_in_process_s": summary(seconds), "last": verdict(last)}
     result["run_cli_s"] = summary(cli_runs(args.work / "store", 3))
+    result["load_after_timing"] = os.getloadavg()[0]
     with embedops.open(args.work / "store") as client:
-        result["proofs"] = proofs(client, args.share, args.dim)
-    result["load_after"] = os.getloadavg()[0]
+        result["proofs"] = proofs(client, [float(x) for x in args.shares.split(",")],
+                                  args.dim)
     print(json.dumps(result, indent=2))
 
 

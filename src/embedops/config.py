@@ -118,6 +118,26 @@ class Settings(BaseSettings):
         default_factory=list, description="Scheduled jobs `embedops serve` runs: tables "
         "with `name`, `cron` (5 fields), `kind` (reembed-stale, canary, backfill, stale) and "
         "`args` (see docs/freshness.md).")
+    # --- scale-out -------------------------------------------------------------------------
+    ray_address: str | None = Field(
+        None, description="Ray cluster of `ingest --runner ray`: none starts a local one; "
+        "`auto` joins this machine's cluster; `ray://host:10001` a remote one.")
+    ray_num_gpus: int | None = Field(
+        None, ge=0, description="GPUs the cluster job embeds on, one actor each (default: "
+        "every GPU of the cluster; 0: CPU actors).")
+    ray_cpus_per_tokenizer: float = Field(
+        1.0, gt=0, description="CPUs each read-and-chunk worker of a cluster job takes.")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="Where local models run: cuda uses the GPU path "
+        "(embedders/gpu.py); cluster jobs set it on their GPU actors.")
+    gpu_dtype: Literal["fp16", "bf16", "fp32"] = Field(
+        "fp16", description="Precision of the GPU path; fp16 and bf16 vectors carry a "
+        "fingerprint of their own (fp32 shares the CPU one).")
+    gpu_token_budget: int = Field(
+        65536, ge=64, description="Padded tokens per forward pass of the GPU path.")
+    gpu_tokenizer_workers: int = Field(
+        4, ge=0, description="Spawned processes that tokenize for the GPU path (0: in "
+        "the calling thread).")
     # --- self-hosted server ---------------------------------------------------------------
     server_max_batch_size: int = Field(64, ge=1, description="Texts per dynamic batch.")
     server_max_wait_ms: float = Field(

@@ -18,7 +18,7 @@ from embedops.errors import FingerprintMismatch
 from embedops.ingest.reconcile import reconcile
 from embedops.metrics import Metrics
 from embedops.quality.canary import create_canary, publish_canary_metrics, run_canary
-from tests.quality.conftest import Receiver
+from tests.quality.conftest import DOCS_QA, Receiver
 
 ALL = 10_000  # a sample larger than the collection: every chunk is checked
 
@@ -160,3 +160,23 @@ def test_gauges_come_back_from_the_ledger(docs_client: Client, canary: str) -> N
     assert fresh.value("embedops_canary_recall_at_10", {"canary": canary}) == \
         latest["recall@10"]
     assert fresh.value("embedops_canary_alert", {"canary": canary}) == 1.0
+
+
+def test_a_poor_index_moves_the_served_canary_not_the_exact_one(docs_client: Client) -> None:
+    poor = {"exact_threshold": 0, "expansion_search": 1, "connectivity": 2,
+            "expansion_add": 1}  # always the graph, and a barely searched one
+    docs_client.create_collection("poor", model="testing/hash-64", index_params=poor)
+    docs_client.ingest([DOCS_QA / "corpus.jsonl"], "poor", id_field="_id")
+    assert docs_client.ledger is not None
+    results = {}
+    for collection in ("docs", "poor"):
+        for exact in (False, True):
+            name = f"{collection}-{'exact' if exact else 'served'}"
+            create_canary(docs_client.store, docs_client.ledger, name, collection,
+                          synthetic=60, exact=exact)
+            results[name] = run_canary(docs_client, name)
+    assert results["poor-served"]["index_params"] == poor
+    assert results["poor-served"]["exact"] is False and results["poor-exact"]["exact"]
+    assert results["poor-served"]["recall@10"] < results["docs-served"]["recall@10"]
+    assert results["poor-exact"]["recall@10"] == results["docs-exact"]["recall@10"] == \
+        results["docs-served"]["recall@10"]  # below 10,000 points the store is exact

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from embedops.client import Client
 from embedops.errors import InputRejected
 from embedops.ledger import Ledger
 from embedops.ledger.canaries import CanaryExists, CanaryNotFound, CanaryQuery
+from embedops.ledger.schema import MIGRATIONS
 from embedops.quality.canary import (
     canary_history,
     create_canary,
@@ -25,6 +27,7 @@ from embedops.quality.canary import (
 from embedops.quality.canary_sets import load_query_set
 from embedops.quality.synthetic import synthetic_queries
 from embedops.retrieval import Searcher, doc_scores
+from embedops.sqlite_migrations import apply_migrations
 from tests.quality.conftest import DOCS_QA, TEST_MODEL, ingest_docs_qa
 
 
@@ -164,3 +167,20 @@ def test_documents_rank_as_a_full_depth_search_ranks_them(docs_client: Client) -
         got = top_documents(searcher, texts, n)
         assert [list(d) for d in got] == [list(d) for d in expected]
         assert all(len(d) == n for d in got)
+
+
+def test_a_ledger_from_before_exact_canaries_upgrades(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(conn, [m for m in MIGRATIONS if m[0] < 10])
+    conn.execute("INSERT INTO canaries (name, collection, source, created_at) VALUES"
+                 " ('old', 'docs', 'x.jsonl', 'then')")
+    conn.close()
+    ledger = Ledger(path)
+    try:
+        assert ledger.canary("old").exact is False
+        ledger.create_canary("new", "docs", "y", [CanaryQuery("q", "tea", {"t": 1})],
+                             exact=True)
+        assert ledger.canary("new").exact is True
+    finally:
+        ledger.close()

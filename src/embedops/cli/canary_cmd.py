@@ -69,6 +69,9 @@ def create(
         "sentence; the document is the relevant one).", min=1)] = None,
     split: Annotated[str, typer.Option(help="BEIR qrels split.")] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic sample.")] = 0,
+    exact: Annotated[bool, typer.Option(
+        help="Search exactly, past the ANN index: an integrity check that index settings "
+        "and search effort do not move (slower on large collections).")] = False,
     replace: Annotated[bool, typer.Option(
         help="Replace a canary of that name (its runs and baseline too).")] = False,
     store: StoreOption = None, json_out: JsonOption = False,
@@ -78,7 +81,8 @@ def create(
 
     with _session(ctx, store) as (client, ledger):
         result = create_canary(client.store, ledger, name, collection, source=source,
-                               synthetic=synthetic, split=split, seed=seed, replace=replace)
+                               synthetic=synthetic, split=split, seed=seed, exact=exact,
+                               replace=replace)
     if wants_json(ctx, json_out):
         print_json(result)
         return
@@ -187,13 +191,13 @@ def list_(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption = 
         print_json(rows)
         return
     table = Table(title="canaries")
-    for column in ("name", "collection", "queries", "synthetic", "latest recall@10",
-                   "alert"):
+    for column in ("name", "collection", "queries", "synthetic", "exact",
+                   "latest recall@10", "alert"):
         table.add_column(column)
     for r in rows:
         latest = r["latest"]
         table.add_row(r["name"], r["collection"], str(r["queries"]), str(r["synthetic"]),
-                      f"{latest['recall@10']:.4f}" if latest else "-",
+                      str(r["exact"]), f"{latest['recall@10']:.4f}" if latest else "-",
                       ("yes" if latest["alert"] else "no") if latest else "-")
     console.print(table)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -49,7 +49,8 @@ def collections(ctx: typer.Context, store: StoreOption = None,
         table.add_column(column)
     for r in rows:
         table.add_row(r["name"], str(r["points"]), str(r["documents"]), r["model"],
-                      str(r["dim"]), r["dtype"], f"{r['index_bytes'] / 2**20:.2f}",
+                      str(r["dim"]), r["dtype"],
+                      "n/a" if r["index_bytes"] is None else f"{r['index_bytes'] / 2**20:.2f}",
                       ", ".join(r["aliases"]))
     console.print(table)
 
@@ -63,6 +64,10 @@ def verify(ctx: typer.Context,
            delete_unknown: Annotated[bool, typer.Option(
                "--delete-unknown", help="With --repair, also delete points of documents "
                "the ledger never wrote (e.g. vectors upserted directly).")] = False,
+           sample: Annotated[int, typer.Option(
+               "--sample", min=0, help="Re-embed N stored chunks from the ledger's content "
+               "and compare them with the stored vectors (vector_drift): finds vectors "
+               "overwritten or produced by other weights.")] = 0,
            store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Check the ledger against the store (missing chunks, unknown points, fingerprints)."""
     from embedops.ingest.reconcile import reconcile
@@ -72,7 +77,9 @@ def verify(ctx: typer.Context,
         vstore, ledger = client.store, client.ledger
         names = [collection] if collection else [c.name for c in vstore.list_collections()]
         reports = [reconcile(vstore, ledger, name, repair=repair,
-                             delete_unknown=delete_unknown) for name in names]
+                             delete_unknown=delete_unknown, sample=sample,
+                             embedder=_sample_embedder(client, name, sample))
+                   for name in names]
     if wants_json(ctx, json_out):
         print_json(reports)
     else:
@@ -80,10 +87,17 @@ def verify(ctx: typer.Context,
             state = "[green]ok[/green]" if r["ok"] else "[red]drift[/red]"
             console.print(f"{r['collection']}: {state} — missing {len(r['missing_points'])}, "
                           f"unknown {len(r['unknown_points'])}, fingerprint mismatches "
-                          f"{len(r['fingerprint_mismatches'])}"
+                          f"{len(r['fingerprint_mismatches'])}, vector drift "
+                          f"{len(r.get('vector_drift', []))}"
                           + (f", repaired: {r['repaired']}" if repair else ""))
     if not all(r["ok"] or repair for r in reports):
         raise typer.Exit(1)
+
+
+def _sample_embedder(client: Any, name: str, sample: int) -> Any:
+    if not sample or client.store.get_collection(name).model == "external":
+        return None
+    return client.embedder(name)
 
 
 @store_app.command("rebuild")

@@ -27,7 +27,7 @@ from embedops.embedders import Embedder
 from embedops.errors import ConfigError, FingerprintMismatch
 from embedops.ingest.documents import chunk_ids
 from embedops.ledger import Ledger
-from embedops.store.protocol import CollectionInfo, VectorStore
+from embedops.store.protocol import EXTERNAL_MODEL, CollectionInfo, VectorStore
 
 # The same model on the same text gives the same vector up to float noise (cosine 0.9999+
 # on one backend); a vector below this was not made from this chunk by this model.
@@ -41,7 +41,8 @@ def reconcile(store: VectorStore, ledger: Ledger | None, collection: str,
     """Compare ledger and store for one collection; returns a JSON-able report. With
     ``sample`` > 0, ``embedder`` (the collection's, same fingerprint, else
     ``FingerprintMismatch``) re-embeds that many stored chunks, chosen at random from
-    ``seed``, and the report adds ``sampled_chunks`` and ``vector_drift``."""
+    ``seed``, and the report adds ``sampled_chunks`` and ``vector_drift`` (collections
+    of external vectors have no model to re-embed with: no sample check)."""
     info = store.get_collection(collection)
     docs = ledger.documents(info.name) if ledger is not None else {}
     expected = {cid: doc for doc, rec in docs.items()
@@ -64,9 +65,10 @@ def reconcile(store: VectorStore, ledger: Ledger | None, collection: str,
         "fingerprint_mismatches": sorted(foreign),
     }
     drift: list[str] = []
-    if sample > 0 and embedder is None:
+    sampling = sample > 0 and ledger is not None and info.model != EXTERNAL_MODEL
+    if sampling and embedder is None:
         raise ConfigError("a sample check needs the collection's embedder")
-    if sample > 0 and ledger is not None and embedder is not None:
+    if sampling and ledger is not None and embedder is not None:
         checked, drift = _vector_drift(store, ledger, info, embedder, sample, min_cosine,
                                        seed)
         report.update(sampled_chunks=checked, vector_drift=drift,

@@ -57,6 +57,7 @@ class CanaryRecord:
     collection: str
     source: str
     synthetic: bool
+    exact: bool
     created_at: str
     baseline_run_id: int | None
     queries: int
@@ -79,6 +80,7 @@ class CanaryRun:
     dtype: str
     metric: str
     index_params: dict[str, Any]
+    exact: bool
     points: int
     queries: int
     recall: float
@@ -99,7 +101,7 @@ class CanaryRun:
 
 
 _RUN_COLUMNS = ("run_id, canary, ran_at, collection, model, fingerprint, query_fingerprint,"
-                " dtype, metric, index_params, points, queries, recall, ndcg, metrics,"
+                " dtype, metric, index_params, exact, points, queries, recall, ndcg, metrics,"
                 " baseline_recall, drop_points, threshold_points, alert, seconds")
 _RUN_FIELDS = tuple(c.strip() for c in _RUN_COLUMNS.split(","))
 
@@ -108,7 +110,7 @@ def _run(row: Sequence[Any], baseline_id: int | None) -> CanaryRun:
     values = dict(zip(_RUN_FIELDS, row, strict=True))
     values["index_params"] = json.loads(values["index_params"] or "{}")
     values["metrics"] = json.loads(values["metrics"] or "{}")
-    values["alert"] = bool(values["alert"])
+    values["alert"], values["exact"] = bool(values["alert"]), bool(values["exact"])
     return CanaryRun(**values, is_baseline=values["run_id"] == baseline_id)
 
 
@@ -117,18 +119,19 @@ class CanariesMixin:
 
     def create_canary(self: _HasTx, name: str, collection: str, source: str,
                       queries: Sequence[CanaryQuery], synthetic: bool = False,
-                      replace: bool = False) -> None:
-        """Keep a canary and its queries (one transaction). Raises ``CanaryExists`` unless
-        ``replace``, which drops the old canary's queries and runs."""
+                      exact: bool = False, replace: bool = False) -> None:
+        """Keep a canary and its queries (one transaction); ``exact``: its runs search
+        exactly, past the ANN index. Raises ``CanaryExists`` unless ``replace``, which
+        drops the old canary's queries and runs."""
         with self._tx() as conn:
             exists = conn.execute("SELECT 1 FROM canaries WHERE name = ?", (name,)).fetchone()
             if exists and not replace:
                 raise CanaryExists(f"canary {name!r} exists: pick another name, or replace "
                                    "it (its runs and baseline go with it)")
             _delete(conn, name)
-            conn.execute("INSERT INTO canaries (name, collection, source, synthetic,"
-                         " created_at) VALUES (?, ?, ?, ?, ?)",
-                         (name, collection, source, int(synthetic), _now()))
+            conn.execute("INSERT INTO canaries (name, collection, source, synthetic, exact,"
+                         " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (name, collection, source, int(synthetic), int(exact), _now()))
             conn.executemany(
                 "INSERT INTO canary_queries (canary, query_id, text, relevant) VALUES"
                 " (?, ?, ?, ?)",
@@ -143,12 +146,13 @@ class CanariesMixin:
 
     def canaries(self: _HasTx, name: str | None = None) -> list[CanaryRecord]:
         """Every canary (only ``name`` when given), by name."""
-        sql = ("SELECT c.name, c.collection, c.source, c.synthetic, c.created_at,"
+        sql = ("SELECT c.name, c.collection, c.source, c.synthetic, c.exact, c.created_at,"
                " c.baseline_run_id, (SELECT count(*) FROM canary_queries q WHERE q.canary ="
                " c.name) FROM canaries c")
         rows = (self._conn.execute(sql + " WHERE c.name = ?", (name,)) if name is not None
                 else self._conn.execute(sql + " ORDER BY c.name")).fetchall()
-        return [CanaryRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+        return [CanaryRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7])
+                for r in rows]
 
     def canary(self: _HasTx, name: str) -> CanaryRecord:
         """The canary ``name``; raises ``CanaryNotFound``."""
@@ -169,7 +173,7 @@ class CanariesMixin:
         values = {**run, "index_params": json.dumps(run["index_params"], sort_keys=True,
                                                     default=str),
                   "metrics": json.dumps(run["metrics"], sort_keys=True),
-                  "alert": int(run["alert"])}
+                  "alert": int(run["alert"]), "exact": int(run["exact"])}
         columns = _RUN_FIELDS[3:]
         with self._tx() as conn:
             cur = conn.execute(

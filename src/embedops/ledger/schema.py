@@ -244,4 +244,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX job_runs_job ON job_runs (job, run_id)
         """,
     ),
+    (
+        10,
+        "canaries that search exactly, past the ANN index",
+        """
+        ALTER TABLE canaries ADD COLUMN exact INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE canary_runs ADD COLUMN exact INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 )

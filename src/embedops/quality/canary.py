@@ -40,16 +40,19 @@ FIRST_DEPTH, MAX_DEPTH = 30, 1000
 
 def create_canary(store: VectorStore, ledger: Ledger, name: str, collection: str, *,
                   source: Path | None = None, synthetic: int | None = None,
-                  split: str = "test", seed: int = 0, replace: bool = False) -> dict[str, Any]:
+                  split: str = "test", seed: int = 0, exact: bool = False,
+                  replace: bool = False) -> dict[str, Any]:
     """Keep canary ``name`` in the ledger, querying ``collection`` (a collection or an
     alias, resolved at every run). Queries come from ``source`` (a BEIR directory or a
     JSONL file) or, with ``synthetic=N``, from N of the collection's own documents.
+    ``exact``: its runs search exactly, past the ANN index (an integrity check that
+    index settings and search effort do not move).
 
     Raises ``ConfigError`` unless exactly one of the two is given, ``InputRejected``
     when no query is usable or none of the relevant ids is a document the ledger knows
     in the collection, ``CanaryExists`` for a taken name without ``replace``."""
     if (source is None) == (synthetic is None):
-        raise ConfigError("give a query set (--from PATH) or --synthetic N, not both")
+        raise ConfigError("give exactly one of a query set (--from PATH) and --synthetic N")
     resolved = store.get_collection(collection).name
     if synthetic is not None:
         if synthetic < 1:
@@ -65,10 +68,10 @@ def create_canary(store: VectorStore, ledger: Ledger, name: str, collection: str
         origin = str(source.resolve())
     unknown = _unknown_relevant(ledger, resolved, queries)
     ledger.create_canary(name, collection, origin, queries, synthetic=synthetic is not None,
-                         replace=replace)
+                         exact=exact, replace=replace)
     return {"canary": name, "target": collection, "collection": resolved,
-            "queries": len(queries), "synthetic": synthetic is not None, "source": origin,
-            "relevant_unknown": unknown}
+            "queries": len(queries), "synthetic": synthetic is not None, "exact": exact,
+            "source": origin, "relevant_unknown": unknown}
 
 
 def _unknown_relevant(ledger: Ledger, collection: str, queries: list[CanaryQuery]) -> int:
@@ -104,7 +107,7 @@ def run_canary(client: Client, name: str, *, ledger: Ledger | None = None,
     info = client.store.get_collection(canary.collection)  # the alias's target now
     searcher = Searcher(client.store, info, embedder or client.embedder_for(info))
     ran_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    scores, seconds = _measure(searcher, queries)
+    scores, seconds = _measure(searcher, queries, canary.exact)
     baseline = (ledger.canary_run(name, canary.baseline_run_id)
                 if canary.baseline_run_id is not None else None)
     base_recall = baseline.recall if baseline is not None else scores["recall@10"]
@@ -115,10 +118,10 @@ def run_canary(client: Client, name: str, *, ledger: Ledger | None = None,
         "ran_at": ran_at, "collection": info.name, "model": info.model,
         "fingerprint": info.fingerprint, "query_fingerprint": searcher.embedder.info.fingerprint,
         "dtype": info.dtype, "metric": info.metric, "index_params": dict(info.index_params),
-        "points": info.points, "queries": len(queries), "recall": scores["recall@10"],
-        "ndcg": scores["ndcg@10"], "metrics": scores, "baseline_recall": base_recall,
-        "drop_points": drop, "threshold_points": threshold, "alert": drop > threshold + 1e-9,
-        "seconds": seconds,
+        "exact": canary.exact, "points": info.points, "queries": len(queries),
+        "recall": scores["recall@10"], "ndcg": scores["ndcg@10"], "metrics": scores,
+        "baseline_recall": base_recall, "drop_points": drop, "threshold_points": threshold,
+        "alert": drop > threshold + 1e-9, "seconds": seconds,
     }
     run_id = ledger.record_canary_run(name, record)
     result = _result(ledger.canary_run(name, run_id), canary.collection,
@@ -131,11 +134,11 @@ def run_canary(client: Client, name: str, *, ledger: Ledger | None = None,
     return result
 
 
-def _measure(searcher: Searcher, queries: list[CanaryQuery]) -> tuple[dict[str, float],
-                                                                       float]:
+def _measure(searcher: Searcher, queries: list[CanaryQuery],
+             exact: bool) -> tuple[dict[str, float], float]:
     """recall@10, nDCG@10 and MRR@10 of ``queries``, and the seconds they took."""
     started = time.perf_counter()
-    ranked = top_documents(searcher, [q.text for q in queries])
+    ranked = top_documents(searcher, [q.text for q in queries], exact=exact)
     run = {q.query_id: docs for q, docs in zip(queries, ranked, strict=True)}
     scores = evaluate({q.query_id: q.relevant for q in queries}, run)
     # recall@100 would need 100 documents per query: only the @10 metrics are kept
@@ -143,14 +146,16 @@ def _measure(searcher: Searcher, queries: list[CanaryQuery]) -> tuple[dict[str, 
             time.perf_counter() - started)
 
 
-def top_documents(searcher: Searcher, texts: list[str],
-                  n: int = TOP_DOCUMENTS) -> list[dict[str, float]]:
-    """The ``n`` best documents (id -> score) of each query, embedded in the query role."""
+def top_documents(searcher: Searcher, texts: list[str], n: int = TOP_DOCUMENTS,
+                  exact: bool = False) -> list[dict[str, float]]:
+    """The ``n`` best documents (id -> score) of each query, embedded in the query role
+    (``exact``: by exact search rather than the ANN index)."""
     vectors = searcher.embedder.embed(texts, "query")
     out: list[dict[str, float]] = [{} for _ in texts]
     pending, depth = list(range(len(texts))), FIRST_DEPTH
     while pending:
-        hits = searcher.store.search(searcher.info.name, vectors[pending], k=depth)
+        hits = searcher.store.search(searcher.info.name, vectors[pending], k=depth,
+                                     exact=exact)
         deeper = []
         for i, chunk_hits in zip(pending, hits, strict=True):
             scores = doc_scores(chunk_hits)
@@ -173,7 +178,8 @@ def _result(run: CanaryRun | None, target: str, baseline_run_id: int) -> dict[st
         "alert": run.alert, "baseline_run_id": baseline_run_id, "target": target,
         "collection": run.collection, "model": run.model, "fingerprint": run.fingerprint,
         "query_fingerprint": run.query_fingerprint, "dtype": run.dtype, "metric": run.metric,
-        "index_params": run.index_params, "points": run.points, "queries": run.queries,
+        "index_params": run.index_params, "exact": run.exact, "points": run.points,
+        "queries": run.queries,
         "metrics": {k: round(v, 4) for k, v in run.metrics.items()},
         "seconds": round(run.seconds, 3),
     }

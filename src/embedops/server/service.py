@@ -35,6 +35,7 @@ from embedops.ledger.keys import ApiKey
 from embedops.ledger.outbox import Outcome
 from embedops.metrics import Metrics
 from embedops.migrate.runner import MigrationRunner
+from embedops.quality.canary import publish_canary_metrics
 from embedops.server.batching import DynamicBatcher
 from embedops.store import EXTERNAL_MODEL, VectorStore, estimate_memory
 from embedops.store.protocol import CollectionInfo
@@ -136,6 +137,8 @@ class Service:
                         JobContext(client, client.new_ledger_handle(), self.gate.lock,
                                    self.metrics))
                     self.jobs.start()
+                    if client.ledger is not None:  # canary gauges survive a restart
+                        publish_canary_metrics(self.metrics, client.ledger)
                 except BaseException:
                     client.close()  # release the writer lock, or every retry is StoreLocked
                     raise
