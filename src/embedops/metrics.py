@@ -113,6 +113,27 @@ class Metrics:
                                     "Time a model call waited for the shared model, by "
                                     "priority (interactive: requests; background: writes)",
                                     ["priority"], buckets=WAIT_BUCKETS, registry=r)
+        # alarms, scheduled jobs and migrations (refreshed on each scrape by the service)
+        self.index_memory_share = Gauge("embedops_index_memory_share",
+                                        "Index memory / memory budget", registry=r)
+        self.alert_active = Gauge("embedops_alert_active",
+                                  "1 while an alert of this kind is active", ["alert"],
+                                  registry=r)
+        self.job_last_run = Gauge("embedops_job_last_run_timestamp_seconds",
+                                  "Start of a job's last run (Unix time)", ["job"], registry=r)
+        self.job_last_duration = Gauge("embedops_job_last_duration_seconds",
+                                       "Duration of a job's last run", ["job"], registry=r)
+        self.job_last_success = Gauge("embedops_job_last_success",
+                                      "1 when a job's last run ended ok", ["job"], registry=r)
+        self.migration_documents_done = Gauge("embedops_migration_documents_done",
+                                              "Documents the shadow holds, per alias",
+                                              ["alias"], registry=r)
+        self.migration_documents_total = Gauge("embedops_migration_documents_total",
+                                               "Documents of the live collection, per alias",
+                                               ["alias"], registry=r)
+        self.migration_phase = Gauge("embedops_migration_phase",
+                                     "1 for the phase a migration is in", ["alias", "phase"],
+                                     registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -80,13 +80,14 @@ class MemoryState:
                 "budget_source": self.budget_source, "share": round(self.share, 4)}
 
 
-def memory_state(store: VectorStore, settings: Settings, used: int | None = None
-                 ) -> MemoryState:
+def memory_state(store: VectorStore, settings: Settings, used: int | None = None,
+                 log: bool = True) -> MemoryState:
     """``used`` when the caller measured it (a service's resident indexes), else an
-    estimate from the collections' sizes."""
+    estimate from the collections' sizes. ``log``: write the alert lines (not on every
+    metrics scrape)."""
     budget, source = memory_budget(settings)
     state = MemoryState(estimated_index_memory(store) if used is None else used, budget,
                         source)
-    for alert in state.alerts():
+    for alert in state.alerts() if log else ():
         _log.warning("alert %s: %s", alert["alert"], alert["reason"])
     return state

@@ -35,6 +35,7 @@ from embedops.ledger.keys import ApiKey
 from embedops.ledger.outbox import Outcome
 from embedops.metrics import Metrics
 from embedops.migrate.runner import MigrationRunner
+from embedops.monitor.exposition import publish_health
 from embedops.quality.canary import publish_canary_metrics
 from embedops.server.batching import DynamicBatcher
 from embedops.store import EXTERNAL_MODEL, VectorStore, estimate_memory
@@ -279,6 +280,7 @@ class Service:
             self.metrics.collection_points.remove(gone)
             self.metrics.index_memory.remove(gone)
         self._gauged = seen
+        publish_health(self.metrics, self._store, self._api_ledger, self.settings)
 
     def batch_ingest(self, paths: Sequence[Path], options: Any, progress: Any = None) -> Any:
         """Run the batch path inside this process, ordered against real-time writes.
