@@ -69,7 +69,7 @@ def test_migration_under_live_traffic(tmp_path: Path) -> None:
         reader.start()
         try:
             started = http.post("/admin/migrations/kb/start",
-                                json={"to": SHADOW_MODEL, "max_rate": 100})
+                                json={"to": SHADOW_MODEL, "max_rate": 5})
             assert started.status_code == 200, started.text
             shadow = started.json()["shadow"]
             # the service owns the store: a command hands its step to the service
@@ -80,7 +80,9 @@ def test_migration_under_live_traffic(tmp_path: Path) -> None:
                                json={"text": "written during the backfill about zebras"})
             assert written.status_code == 200
             assert http.delete("/collections/kb/documents/d5?wait=true").status_code == 200
-            assert http.post("/admin/migrations/kb/resume").json()["phase"] == "backfilling"
+            resumed = http.post("/admin/migrations/kb/resume", json={"max_rate": 100000})
+            assert resumed.json()["phase"] == "backfilling"
+            assert resumed.json()["max_rate"] == 100000
             ready = _wait_phase(http, "kb", "ready")
             assert ready["documents_done"] == ready["documents_total"] == 300
             refused = http.post("/admin/migrations/kb/swap", json={})

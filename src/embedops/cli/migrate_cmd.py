@@ -205,9 +205,12 @@ def pause(ctx: typer.Context, alias: AliasArg, store: StoreOption = None,
 
 @app.command("resume")
 def resume(ctx: typer.Context, alias: AliasArg, detach: DetachOption = False,
-           store: StoreOption = None, json_out: JsonOption = False) -> None:
-    """Continue the backfill from its last committed batch."""
-    _step(ctx, store, alias, "resume", {}, json_out, foreground_backfill=not detach)
+           max_rate: RateOption = None, store: StoreOption = None,
+           json_out: JsonOption = False) -> None:
+    """Continue the backfill from its last committed batch (``--max-rate`` sets a new
+    speed limit)."""
+    _step(ctx, store, alias, "resume", {"max_rate": max_rate}, json_out,
+          foreground_backfill=not detach)
 
 
 @app.command("evaluate")

@@ -146,7 +146,7 @@ class Migrations:
         effective = min(rate, max_rate) if max_rate else rate
         vector_bytes = {"float32": 4, "float16": 2, "int8": 1}[dtype] * info.dim
         stats = self.store.stats(live.name)
-        payload_bytes = max(0, int(stats.get("disk_bytes", 0)) // chunks - 4 * live.dim)
+        payload_bytes = max(0, int(stats.get("disk_bytes") or 0) // chunks - 4 * live.dim)
         tokens = sum(t for d in self.ledger.iter_stored(live.name) for (_, _, t) in d.spans)
         price = API_PRICES_PER_MTOK.get(to_model)
         return {
@@ -293,11 +293,15 @@ class Migrations:
         self.ledger.update_migration(m.migration_id, "paused")
         return self.active(alias)
 
-    def resume(self, alias: str) -> MigrationRecord:
+    def resume(self, alias: str, max_rate: float | None = None) -> MigrationRecord:
+        """Continue the backfill; ``max_rate`` (chunks/s) replaces the speed limit."""
         m = self.reconcile(self.active(alias))
         check_action("resume", m.phase, alias)
+        fields = {"max_rate": max_rate} if max_rate is not None else {}
         if m.phase == "paused":
-            self.ledger.update_migration(m.migration_id, "backfilling")
+            self.ledger.update_migration(m.migration_id, "backfilling", **fields)
+        elif fields:
+            self.ledger.update_migration(m.migration_id, **fields)
         return self.active(alias)
 
     # --- evaluate, swap, rollback, finalize -----------------------------------------------

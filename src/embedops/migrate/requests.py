@@ -31,6 +31,8 @@ def apply_request(client: Client, alias: str, action: str, args: dict[str, Any],
         return m.evaluate(alias, Path(args["dataset"]), args.get("split", "test"))
     elif action == "swap":
         m.swap(alias, bool(args.get("force")))
+    elif action == "resume":
+        m.resume(alias, args.get("max_rate"))
     elif action != "status":
         getattr(m, action)(alias)
     return m.status(alias)

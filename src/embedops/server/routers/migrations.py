@@ -75,7 +75,15 @@ def _simple(action: str, summary: str) -> None:
     router.post(f"/{{alias}}/{action}", summary=summary)(handler)
 
 
+class ResumeBody(BaseModel):
+    max_rate: float | None = Field(None, gt=0, description="A new backfill speed limit.")
+
+
+@router.post("/{alias}/resume", summary="Continue the backfill")
+async def resume(alias: str, service: ServiceDep, body: ResumeBody | None = None) -> Any:
+    return await _step(service, alias, "resume", (body or ResumeBody()).model_dump())
+
+
 _simple("pause", "Stop the backfill after its current batch")
-_simple("resume", "Continue the backfill")
 _simple("rollback", "Point the alias back at the previous collection")
 _simple("finalize", "Drop the old collection; end dual-write")
