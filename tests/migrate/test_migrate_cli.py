@@ -35,7 +35,7 @@ def test_sigkill_mid_backfill_then_resume_redoes_no_committed_batch(tmp_path: Pa
     cli.ingest(str(_corpus(tmp_path / "docs", total)), "--id-field", "id",
                "--collection", "kb")
     cmd = [sys.executable, "-m", "embedops", "--store", str(cli.store), "migrate", "start",
-           "kb", "--to", TARGET, "--max-rate", "500", "--json"]
+           "kb", "--to", TARGET, "--max-rate", "150", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=os.environ.copy())
     deadline = time.monotonic() + 60
@@ -54,7 +54,7 @@ def test_sigkill_mid_backfill_then_resume_redoes_no_committed_batch(tmp_path: Pa
     shadow = after_kill["shadow"]
     before = {d: r.last_embedded_at for d, r in ledger.documents(shadow).items()}
     ledger.close()
-    resumed = cli.json("migrate", "resume", "kb")
+    resumed = cli.json("migrate", "resume", "kb", "--max-rate", "100000")
     assert resumed["phase"] == "ready" and resumed["documents_done"] == total
     ledger = Ledger(cli.store, read_only=True)
     now = ledger.documents(shadow)
