@@ -134,6 +134,12 @@ class Metrics:
         self.migration_phase = Gauge("embedops_migration_phase",
                                      "1 for the phase a migration is in", ["alias", "phase"],
                                      registry=r)
+        self.backfill_points = Gauge("embedops_field_backfill_points",
+                                     "Points of a declared field's backfill: updated so far "
+                                     "and total", ["collection", "field", "kind"], registry=r)
+        self.backfill_running = Gauge("embedops_field_backfill_running",
+                                      "1 while a declared field's default is being "
+                                      "backfilled", ["collection", "field"], registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

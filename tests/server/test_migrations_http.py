@@ -115,7 +115,7 @@ def test_declared_fields_over_http(tmp_path: Path) -> None:
     with live_server(create_app(settings, open_store=True)) as url, \
             httpx.Client(base_url=url, timeout=30) as http:
         http.put("/collections/c/documents/old?wait=true", json={"text": "an old document"})
-        declared = http.post("/collections/c/schema/fields",
+        declared = http.post("/collections/c/schema/fields", params={"wait": "true"},
                              json={"field": "lang", "type": "str", "default": "en"})
         assert declared.status_code == 200 and declared.json()["points_updated"] == 1
         http.post("/collections/c/schema/fields", json={"field": "year", "type": "int"})

@@ -53,6 +53,9 @@ def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption =
     for m in report["migrations"]:
         table.add_row(f"migration {m['alias']}", f"{m['phase']} "
                       f"{m['documents_done']}/{m['documents_total']}")
+    for b in report["backfills"]:
+        table.add_row(f"backfill {b['collection']}.{b['field']}",
+                      f"{b['points_updated']}/{b['points_total']} points")
     console.print(table)
     for alert in report["alerts"]:
         colour = "red" if alert["level"] == "critical" else "yellow"
@@ -80,7 +83,7 @@ def _describe(vs: Any, ledger: Any) -> dict[str, Any]:
 
 def _health(store: Any, ledger: Any, settings: Any) -> dict[str, Any]:
     """Index memory against its budget, active alerts, the last job runs, and the
-    migrations in progress."""
+    migrations and field backfills in progress."""
     from embedops.ledger.migrations import ACTIVE_PHASES
     from embedops.migrate import Migrations
     from embedops.monitor.alerts import active_alerts
@@ -94,4 +97,5 @@ def _health(store: Any, ledger: Any, settings: Any) -> dict[str, Any]:
     return {"memory": memory.to_dict(),
             "alerts": active_alerts(store, ledger, settings, memory),
             "jobs": ledger.last_job_runs() if ledger is not None else {},
-            "migrations": migrations}
+            "migrations": migrations,
+            "backfills": ledger.backfills(state="running") if ledger is not None else []}

@@ -1,14 +1,32 @@
 """Metadata schema drift: declare a payload field and backfill it on the points that lack
-it, through payload updates only (no embedding call)."""
+it, through payload updates only (no embedding call).
+
+Declaring a field with a default backfills it page by page (``declared_backfill``), with
+its progress kept in the ledger (``Ledger.backfills``), so ``embedops status`` shows it
+from any process; the service runs it in the background (``server/field_backfills.py``)
+and resumes one its restart interrupted.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from embedops.ledger import Ledger
 from embedops.payload_schema import FieldSpec, check_value
 from embedops.store.filters import parse_filter
 from embedops.store.protocol import Filter, VectorStore
+
+PAGE_SIZE = 2000  # points per payload update: the write lock is released between pages
+
+# Starts the backfill of a declared field in the background; returns its first progress.
+Starter = Callable[[str, FieldSpec], dict[str, Any]]
+
+
+class BackfillStopped(Exception):
+    """The process is stopping; the backfill stays ``running`` and resumes later."""
 
 
 def backfill_field(store: VectorStore, ledger: Ledger | None, collection: str, field: str,
@@ -26,10 +44,13 @@ def backfill_field(store: VectorStore, ledger: Ledger | None, collection: str, f
             "points_updated": updated, "embedding_calls": 0}
 
 
-def add_field(store: VectorStore, ledger: Ledger, collection: str,
-              spec: FieldSpec) -> dict[str, Any]:
-    """Declare ``spec`` on ``collection``; with a default, backfill the points that lack
-    the field; with ``indexed``, create a payload index on it."""
+def add_field(store: VectorStore, ledger: Ledger, collection: str, spec: FieldSpec,
+              start: Starter | None = None,
+              lock: threading.RLock | None = None) -> dict[str, Any]:
+    """Declare ``spec`` on ``collection``; with ``indexed``, create a payload index on
+    it; with a default, backfill the points that lack the field: here and now, or
+    through ``start`` in the background (the result then carries ``backfill``, its
+    first progress, and ``points_updated`` stays 0 until it is done)."""
     info = store.get_collection(collection)
     ledger.declare_field(info.name, spec)
     result: dict[str, Any] = {"collection": info.name, **spec.to_dict(),
@@ -37,7 +58,50 @@ def add_field(store: VectorStore, ledger: Ledger, collection: str,
     if spec.indexed:
         create_index = getattr(store, "create_payload_index", None)
         if create_index is not None:
-            create_index(info.name, spec.field)
-    if spec.default is not None:
-        result.update(backfill_field(store, ledger, info.name, spec.field, spec.default))
+            with lock or contextlib.nullcontext():
+                create_index(info.name, spec.field)
+    if spec.default is None:
+        return result
+    if start is not None:
+        result["backfill"] = start(info.name, spec)
+        return result
+    done = declared_backfill(store, ledger, info.name, spec, lock)
+    result.update(points_updated=done["points_updated"], backfill=done)
     return result
+
+
+def declared_backfill(store: VectorStore, ledger: Ledger, collection: str, spec: FieldSpec,
+                      lock: threading.RLock | None = None, page_size: int = PAGE_SIZE,
+                      stop: threading.Event | None = None) -> dict[str, Any]:
+    """Set ``spec``'s default on the points of ``collection`` that lack the field, one
+    page of ids at a time (``lock``, the process's write lock, held per page only),
+    recording progress in the ledger. A final sweep catches points written without the
+    field while the pages ran. Raises ``BackfillStopped`` when ``stop`` is set between
+    pages (the backfill stays ``running``); any other error marks it ``failed``."""
+    guard = lock or contextlib.nullcontext()
+    missing: dict[str, Any] = {"field": spec.field, "exists": False}
+    patch = {spec.field: spec.default}
+    with guard:
+        ids = [p.id for page in store.scan(collection, page_size=5000, filter=missing)
+               for p in page]
+    ledger.begin_backfill(collection, spec.field, len(ids))
+    updated = 0
+    try:
+        for at in range(0, len(ids), page_size):
+            if stop is not None and stop.is_set():
+                raise BackfillStopped(f"{collection}.{spec.field}")
+            with guard:
+                updated += store.update_payload(collection, patch,
+                                                ids=ids[at:at + page_size], filter=missing)
+            ledger.note_backfill(collection, spec.field, updated)
+        with guard:
+            updated += store.update_payload(collection, patch, filter=missing)
+        ledger.note_backfill(collection, spec.field, updated, total=updated)
+    except BackfillStopped:
+        raise
+    except Exception as exc:
+        ledger.end_backfill(collection, spec.field, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    ledger.end_backfill(collection, spec.field, "done")
+    return {"state": "done", "points_total": max(len(ids), updated),
+            "points_updated": updated}

@@ -324,7 +324,7 @@ class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, Canari
     def drop_collection(self, collection: str) -> None:
         with self._tx() as conn:
             for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox",
-                          "sources", "payload_fields"):
+                          "sources", "payload_fields", "field_backfills"):
                 conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
             _drop_unreferenced_contents(conn)
 

@@ -197,6 +197,6 @@ class MigrationsMixin:
         """Move every record of collection ``old`` to ``new`` (one transaction)."""
         with self._tx() as conn:
             for table in ("documents", "dead_letters", "runs", "doc_versions", "outbox",
-                          "sources", "payload_fields"):
+                          "sources", "payload_fields", "field_backfills"):
                 conn.execute(f"UPDATE {table} SET collection = ? WHERE collection = ?",
                              (new, old))

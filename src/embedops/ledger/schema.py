@@ -252,4 +252,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE canary_runs ADD COLUMN exact INTEGER NOT NULL DEFAULT 0
         """,
     ),
+    (
+        11,
+        "progress of the backfills of declared payload fields",
+        """
+        CREATE TABLE field_backfills (
+            collection TEXT NOT NULL,
+            field TEXT NOT NULL,
+            state TEXT NOT NULL,
+            points_total INTEGER NOT NULL DEFAULT 0,
+            points_updated INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            error TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (collection, field)
+        )
+        """,
+    ),
 )

@@ -1,6 +1,6 @@
 """What a metrics scrape adds about health: index memory against its budget, the active
-alerts by kind, the last run of each scheduled job, and migration progress. Cheap: a
-few ledger reads, no store statistics."""
+alerts by kind, the last run of each scheduled job, migration and field-backfill
+progress. Cheap: a few ledger reads, no store statistics."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ def publish_health(metrics: Metrics, store: VectorStore, ledger: Ledger,
         metrics.migration_documents_total.labels(m.alias).set(ledger.document_count(m.live))
         for phase in PHASES:
             metrics.migration_phase.labels(m.alias, phase).set(1 if phase == m.phase else 0)
+    for b in ledger.backfills():
+        labels = (b["collection"], b["field"])
+        metrics.backfill_running.labels(*labels).set(1 if b["state"] == "running" else 0)
+        metrics.backfill_points.labels(*labels, "updated").set(b["points_updated"])
+        metrics.backfill_points.labels(*labels, "total").set(b["points_total"])
 
 
 def _job(metrics: Metrics, job: str, run: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from embedops.migrate.runner import MigrationRunner
 from embedops.monitor.exposition import publish_health
 from embedops.quality.canary import publish_canary_metrics
 from embedops.server.batching import DynamicBatcher
+from embedops.server.field_backfills import FieldBackfills
 from embedops.store import EXTERNAL_MODEL, VectorStore, estimate_memory
 from embedops.store.protocol import CollectionInfo
 
@@ -101,6 +102,7 @@ class Service:
         self._gauged: set[str] = set()  # collections with gauges in the exposition
         self.migrator: MigrationRunner | None = None
         self.jobs: JobScheduler | None = None
+        self.backfills: FieldBackfills | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -138,6 +140,9 @@ class Service:
                         JobContext(client, client.new_ledger_handle(), self.gate.lock,
                                    self.metrics))
                     self.jobs.start()
+                    self.backfills = FieldBackfills(client.store, client.new_ledger_handle(),
+                                                    self.gate.lock)
+                    self.backfills.start()
                     if client.ledger is not None:  # canary gauges survive a restart
                         publish_canary_metrics(self.metrics, client.ledger)
                 except BaseException:
@@ -165,6 +170,9 @@ class Service:
         if self.jobs is not None:
             self.jobs.stop()
             self.jobs.ctx.ledger.close()
+        if self.backfills is not None:
+            self.backfills.stop()
+            self.backfills.ledger.close()
         for ledger in (self.gate.ledger if self.gate else None, self._keys_ledger):
             if ledger is not None:
                 ledger.close()

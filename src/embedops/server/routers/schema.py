@@ -1,12 +1,13 @@
 """``/collections/{c}/schema``: declared payload fields over HTTP (see docs/freshness.md).
 Declaring a field with a default backfills the points that lack it (payload updates
-only); later writes get the default, and a wrong type is a 422."""
+only), in the background unless ``?wait=true``; later writes get the default, and a
+wrong type is a 422."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -25,21 +26,33 @@ class FieldBody(BaseModel):
 
 
 @router.get("/collections/{collection}/schema", dependencies=[READ],
-            summary="Declared payload fields")
+            summary="Declared payload fields and their backfills")
 def show_schema(collection: str, service: ServiceDep) -> dict[str, Any]:
     name = service.store.get_collection(collection).name
     return {"collection": name,
-            "fields": [f.to_dict() for f in service.ledger.payload_fields(name)]}
+            "fields": [f.to_dict() for f in service.ledger.payload_fields(name)],
+            "backfills": service.ledger.backfills(name)}
 
 
 @router.post("/collections/{collection}/schema/fields", dependencies=[ADMIN],
-             summary="Declare a payload field (and backfill its default)")
-async def declare_field(collection: str, body: FieldBody,
-                        service: ServiceDep) -> dict[str, Any]:
+             summary="Declare a payload field (and backfill its default)",
+             responses={202: {"description": "Declared; the default is being backfilled"}})
+async def declare_field(collection: str, body: FieldBody, service: ServiceDep,
+                        response: Response,
+                        wait: bool = Query(False, description=(
+                            "Backfill before answering (200) instead of in the "
+                            "background (202; progress in GET …/schema and `status`)."))
+                        ) -> dict[str, Any]:
     spec = FieldSpec(body.field, body.type, body.default, body.indexed)
 
     def apply() -> dict[str, Any]:
-        with service.write_gate.lock:
-            return add_field(service.store, service.ledger, collection, spec)
+        service.open()
+        backfills = service.backfills
+        start = None if wait or backfills is None else backfills.submit
+        return add_field(service.store, service.ledger, collection, spec, start=start,
+                         lock=service.write_gate.lock)
 
-    return await run_in_threadpool(apply)
+    result = await run_in_threadpool(apply)
+    if result.get("backfill", {}).get("state") == "running":
+        response.status_code = 202
+    return result
