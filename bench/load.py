@@ -14,10 +14,12 @@ cannot hide queueing. Prints one JSON object.
 ``--mixed`` runs the mixed-load scenario instead: text search at ``--search-rps`` for
 ``--phase-s`` seconds in four phases, side by side in one run:
 (a) ``idle`` (searches only), (a') ``idle_scrape`` (plus ``GET /metrics`` at 1 Hz),
-(b) ``writes`` (while ~``--big-doc-bytes`` documents are written one after another and
-a stream of ``--upsert-rps`` small documents), (b') ``writes_scrape`` (both). Each
-writes phase starts on an empty queue and the queue is drained after it. The populated
-store can be kept in ``--template`` and copied for each run.
+(b) ``writes`` (from the moment a ~``--big-doc-bytes`` document is queued until it is
+searchable, at least ``--phase-s``, while a stream of ``--upsert-rps`` small documents is
+written), (b') ``writes_scrape`` (both). Each writes phase starts on an empty queue and
+the queue is drained after it. The populated store can be kept in ``--template`` and
+copied for each run. ``--sharing`` (no server) compares two ways of sharing the model
+between queries and writes (see ``sharing_main``).
 
 Run (2-core machine; never overlap other benchmarks):
     flock /tmp/embedops-bench.lock .venv/bin/python bench/load.py
@@ -55,11 +57,14 @@ WORDS = ("vector", "index", "query", "model", "latency", "batch", "server", "tok
 def start_server(store: Path, model: str, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "embedops", "--store", str(store), "serve", "--port",
            str(port), "--model", model]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the server's log goes to a file: an unread pipe would block it once full
+    fd, log_path = tempfile.mkstemp(prefix="embedops-load-server-", suffix=".log")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fd)
+    os.close(fd)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            raise SystemExit(f"server exited: {Path(log_path).read_text()[-4000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc
@@ -98,12 +103,16 @@ def document(rng: random.Random) -> str:
 
 
 def run_phase(url: str, collection: str, rps: float, seconds: float, upsert_share: float,
-              seed: int) -> dict[str, Any]:
-    """Open-loop load: request i starts at i / rps; returns latency stats per kind."""
-    rng = random.Random(seed)
+              seed: int, until: threading.Event | None = None) -> dict[str, Any]:
+    """Open-loop load: request i starts at i / rps; returns latency stats per kind. Runs
+    ``seconds``, and with ``until`` on until that event is set (at most 15 minutes)."""
     total = int(rps * seconds)
-    plan = ["upsert" if rng.random() < upsert_share else "search" for _ in range(total)]
+
+    def kind(i: int) -> str:
+        return "upsert" if random.Random(seed * 7919 + i).random() < upsert_share else "search"
+
     results: dict[str, list[float]] = {"search": [], "upsert": []}
+    when: dict[str, list[float]] = {"search": [], "upsert": []}  # scheduled offsets
     errors: list[str] = []
     lock = threading.Lock()
     client = httpx.Client(base_url=url, timeout=30,
@@ -114,33 +123,49 @@ def run_phase(url: str, collection: str, rps: float, seconds: float, upsert_shar
         scheduled = start + i / rps
         time.sleep(max(0.0, scheduled - time.perf_counter()))
         local = random.Random(seed * 1_000_003 + i)
+        what = kind(i)
         try:
-            if plan[i] == "search":
+            if what == "search":
                 answer = client.post(f"/collections/{collection}/search",
                                      json={"query": query(local), "k": 10})
             else:
                 answer = client.put(f"/collections/{collection}/documents/load-{seed}-{i}",
                                     params={"wait": "true"}, json={"text": document(local)})
-            ok = answer.status_code == 200 and (plan[i] == "search"
+            ok = answer.status_code == 200 and (what == "search"
                                                 or answer.json()["status"] == "embedded")
         except httpx.HTTPError as exc:
             ok, answer = False, exc  # type: ignore[assignment]
         elapsed = time.perf_counter() - scheduled
         with lock:
-            results[plan[i]].append(elapsed) if ok else errors.append(str(answer)[:200])
+            if ok:
+                results[what].append(elapsed)
+                when[what].append(i / rps)
+            else:
+                errors.append(str(answer)[:200])
 
+    def more(i: int) -> bool:
+        return i < total or (until is not None and not until.is_set()
+                             and time.perf_counter() - start < 900)
+
+    requests = 0
     with ThreadPoolExecutor(64) as pool:
-        list(pool.map(one, range(total)))
+        while more(requests):
+            time.sleep(max(0.0, start + requests / rps - 0.1 - time.perf_counter()))
+            pool.submit(one, requests)
+            requests += 1
     wall = time.perf_counter() - start
     client.close()
-    out: dict[str, Any] = {"target_rps": rps, "seconds": round(wall, 1), "requests": total,
+    out: dict[str, Any] = {"target_rps": rps, "seconds": round(wall, 1), "requests": requests,
                            "errors": len(errors), "error_samples": errors[:3]}
     for kind, lat in results.items():
         if lat:
             ms = np.percentile(np.array(lat) * 1000, [50, 95, 99])
+            slowest = sorted(zip(lat, when[kind], strict=True), reverse=True)[:10]
             out[kind] = {"count": len(lat), "per_s": round(len(lat) / wall, 1),
                          "p50_ms": round(ms[0], 1), "p95_ms": round(ms[1], 1),
-                         "p99_ms": round(ms[2], 1)}
+                         "p99_ms": round(ms[2], 1),
+                         "slowest_at_s_ms": [[round(t, 2), round(x * 1000, 1)]
+                                             for x, t in slowest]}
     return out
 
 
@@ -222,14 +247,12 @@ def wait_searchable(client: httpx.Client, collection: str, doc_id: str,
         time.sleep(0.2)
 
 
-def big_writer(url: str, collection: str, text: str, tag: str, stop: threading.Event,
+def big_writer(url: str, collection: str, text: str, doc_id: str, done: threading.Event,
                out: list[dict[str, Any]]) -> None:
-    """Write large documents one after another until ``stop``; records each one's
-    time to searchable and chunk count."""
-    with httpx.Client(base_url=url, timeout=60) as client:
-        i = 0
-        while not stop.is_set():
-            doc_id = f"big-{tag}-{i}"
+    """Write one large document; records its time to searchable and chunk count, then
+    sets ``done``."""
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
             started = time.perf_counter()
             answer = client.put(f"/collections/{collection}/documents/{doc_id}",
                                 params={"wait": "true"}, json={"text": text})
@@ -238,12 +261,14 @@ def big_writer(url: str, collection: str, text: str, tag: str, stop: threading.E
             chunks = status.get("chunk_count", status.get("chunks"))
             out.append({"status": status.get("status"), "chunks": chunks,
                         "seconds": round(time.perf_counter() - started, 2)})
-            i += 1
+    finally:
+        done.set()
 
 
-def stream_writer(url: str, collection: str, rps: float, seconds: float, tag: str,
+def stream_writer(url: str, collection: str, rps: float, stop: threading.Event, tag: str,
                   out: list[float], failures: list[str]) -> None:
-    """Open-loop stream of small documents with ``?wait=true`` (time to searchable)."""
+    """Open-loop stream of small documents with ``?wait=true`` (time to searchable), until
+    ``stop``."""
     client = httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=64))
     start = time.perf_counter() + 0.2
 
@@ -261,7 +286,11 @@ def stream_writer(url: str, collection: str, rps: float, seconds: float, tag: st
             failures.append(str(status)[:200])
 
     with ThreadPoolExecutor(64) as pool:
-        list(pool.map(one, range(int(rps * seconds))))
+        i = 0
+        while not stop.is_set():
+            time.sleep(max(0.0, start + i / rps - 0.1 - time.perf_counter()))
+            pool.submit(one, i)
+            i += 1
     client.close()
 
 
@@ -279,10 +308,23 @@ def drain(url: str, timeout: float = 900) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def model_wait(url: str) -> tuple[float, float] | None:
+    """(sum, count) of the server's interactive model-wait histogram; None when absent."""
+    text = httpx.get(f"{url}/metrics", timeout=60).text
+    found = {}
+    for line in text.splitlines():
+        for part in ("sum", "count"):
+            if line.startswith(f'embedops_model_wait_seconds_{part}{{priority="interactive"}}'):
+                found[part] = float(line.split()[-1])
+    return (found["sum"], found["count"]) if len(found) == 2 else None
+
+
 def mixed_phase(url: str, collection: str, args: argparse.Namespace, name: str,
                 writes: bool, scrape: bool, text: str, seed: int) -> dict[str, Any]:
-    """Searches at ``--search-rps`` for ``--phase-s``, with writes and/or a 1 Hz scrape."""
-    stop = threading.Event()
+    """Searches at ``--search-rps`` for ``--phase-s``; with ``writes``, from the moment a
+    large document is queued until it is searchable (at least ``--phase-s``) while a
+    stream of small documents is written; with ``scrape``, ``GET /metrics`` at 1 Hz."""
+    stop, big_done = threading.Event(), threading.Event()
     scrapes: list[float] = []
     bigs: list[dict[str, Any]] = []
     stream: list[float] = []
@@ -291,24 +333,28 @@ def mixed_phase(url: str, collection: str, args: argparse.Namespace, name: str,
     if scrape:
         threads.append(threading.Thread(target=scraper, args=(url, stop, scrapes)))
     if writes:
-        threads.append(threading.Thread(target=big_writer,
-                                        args=(url, collection, text, name, stop, bigs)))
+        threads.append(threading.Thread(target=big_writer, args=(
+            url, collection, text, f"big-{name}", big_done, bigs)))
         threads.append(threading.Thread(target=stream_writer, args=(
-            url, collection, args.upsert_rps, args.phase_s, name, stream, failures)))
+            url, collection, args.upsert_rps, stop, name, stream, failures)))
+    waited = model_wait(url)
     for thread in threads:
         thread.start()
-    if writes:
-        time.sleep(1.0)  # the first large document is in the worker's hands
-    result = run_phase(url, collection, args.search_rps, args.phase_s, 0.0, seed)
+    result = run_phase(url, collection, args.search_rps, args.phase_s, 0.0, seed,
+                       until=big_done if writes else None)
     stop.set()
     for thread in threads:
         thread.join()
-    out: dict[str, Any] = {"search": result.get("search", {}), "errors": result["errors"],
-                           "error_samples": result["error_samples"]}
+    out: dict[str, Any] = {"seconds": result["seconds"], "search": result.get("search", {}),
+                           "errors": result["errors"], "error_samples": result["error_samples"]}
+    after = model_wait(url)
+    if waited is not None and after is not None and after[1] > waited[1]:
+        out["model_wait_interactive_mean_ms"] = round(
+            (after[0] - waited[0]) / (after[1] - waited[1]) * 1000, 2)
     if scrape:
         out["scrape"] = latency_stats(scrapes)
     if writes:
-        out["big_documents"] = bigs
+        out["big_document"] = bigs[0] if bigs else None
         out["stream"] = {**latency_stats(stream), "failed": len(failures),
                          "failure_samples": failures[:3]}
         out["drain_s"] = drain(url)

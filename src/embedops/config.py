@@ -158,6 +158,18 @@ class Settings(BaseSettings):
         32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
     realtime_max_wait_ms: float = Field(
         5.0, ge=0, description="How long a micro-batch waits for more queued writes.")
+    background_threads: int = Field(
+        1, ge=0, description="Model threads of the serving process's background writes "
+        "(real-time worker, migrations): they run on a model instance of their own with "
+        "this many threads, so queries and the HTTP loop keep the other cores. 0 shares "
+        "the served instance (one model call at a time, queries first).")
+    onnx_spinning: bool | None = Field(
+        None, description="Let ONNX Runtime's worker threads spin while they wait for work "
+        "(a little less latency per call, but they burn CPU the rest of the process "
+        "needs). Default: off in `embedops serve`, on elsewhere.")
+    background_nice: int = Field(
+        10, ge=0, le=19, description="OS niceness added to the background writer threads "
+        "of the serving process, so the scheduler runs queries first when the CPU is full.")
     # --- per-document limits of the service ---------------------------------------------------
     server_max_document_bytes: int = Field(
         4 * 1024 * 1024, ge=1, description="Largest document a write accepts: UTF-8 bytes of "

@@ -76,14 +76,16 @@ def load_embedder(
     from embedops.embedders.local import LocalModel
 
     chosen = AUTO_BACKEND if backend == "auto" else backend
-    return _local_embedder(LocalModel.resolve(name, cache_dir), chosen, batch_size)
+    spinning = settings is None or settings.onnx_spinning is not False
+    return _local_embedder(LocalModel.resolve(name, cache_dir), chosen, batch_size, spinning)
 
 
 def _precision(backend: str) -> Literal["fp32", "int8"]:
     return "int8" if backend == "onnx-int8" else "fp32"
 
 
-def _local_embedder(model: LocalModel, backend: str, batch_size: int) -> Embedder:
+def _local_embedder(model: LocalModel, backend: str, batch_size: int,
+                    spinning: bool = True) -> Embedder:
     """The embedder of a resolved local model under a concrete backend (not "auto")."""
     if backend == "torch":
         from embedops.embedders.local import TorchEmbedder
@@ -91,7 +93,8 @@ def _local_embedder(model: LocalModel, backend: str, batch_size: int) -> Embedde
         return TorchEmbedder(model, batch_size=batch_size)
     from embedops.embedders.onnx_runtime import OnnxEmbedder
 
-    return OnnxEmbedder(model, precision=_precision(backend), batch_size=batch_size)
+    return OnnxEmbedder(model, precision=_precision(backend), batch_size=batch_size,
+                        spinning=spinning)
 
 
 def load_matching_embedder(
@@ -129,7 +132,8 @@ def load_matching_embedder(
             candidate = model.info(backend, _precision(backend)).fingerprint
             seen.append(f"{backend}={candidate}")
             if candidate == fingerprint:
-                return _local_embedder(model, backend, batch_size)
+                return _local_embedder(model, backend, batch_size,
+                                       settings is None or settings.onnx_spinning is not False)
     raise FingerprintMismatch(
         f"collection vectors have fingerprint {fingerprint} but model {name} gives "
         f"{', '.join(seen)} here: the weights changed; migrate to a new collection"

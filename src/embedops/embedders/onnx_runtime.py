@@ -128,14 +128,17 @@ class OnnxEmbedder(BaseEmbedder):
 
     def __init__(
         self, model: LocalModel, precision: Precision = "int8", batch_size: int = 32,
-        threads: int | None = None,
+        threads: int | None = None, spinning: bool = True,
     ) -> None:
         super().__init__(1 if precision == "int8" else batch_size)
         import onnxruntime as ort
 
+        self._model, self._precision = model, precision
         path = ensure_onnx(model, precision)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        if not spinning:  # idle worker threads sleep instead of burning a core
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -146,6 +149,12 @@ class OnnxEmbedder(BaseEmbedder):
         self._pooling = model.pooling
         self.tokenizer = model.tokenizer()
         self.info = model.info(backend=f"onnx-{precision}", precision=precision)
+
+    def with_threads(self, threads: int) -> OnnxEmbedder:
+        """Another session of the same graph (same vectors) running ``threads`` threads;
+        with 1, it runs in the calling thread."""
+        return OnnxEmbedder(self._model, self._precision, self.batch_size, threads,
+                            spinning=False)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         feed = self.tokenizer.model_inputs(texts)

@@ -30,7 +30,7 @@ from embedops.config import Settings
 from embedops.errors import EmbedOpsError, StoreError
 from embedops.ingest.ordering import WriteGate
 from embedops.ingest.stages import Work, classify
-from embedops.ingest.targets import EmbedderPool, resolve_targets
+from embedops.ingest.targets import EmbedderPool, lower_priority, resolve_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
 from embedops.ledger.outbox import OutboxEntry, Outcome
@@ -96,6 +96,7 @@ class RealtimeWorker:
         return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
+        lower_priority(self.settings.background_nice)
         while not self._stop.is_set():
             self._wake.wait(timeout=0.5)
             self._wake.clear()

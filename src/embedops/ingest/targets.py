@@ -7,6 +7,8 @@ before an alias swap lands in the collection the alias points at when it is writ
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Sequence
 
@@ -28,11 +30,17 @@ class EmbedderPool:
     an answer take ``model_lock`` with priority over the writes of ``locked`` embedders
     (see ``embedders/scheduling.py``)."""
 
-    def __init__(self, settings: Settings, served: Sequence[Embedder] = ()) -> None:
+    def __init__(self, settings: Settings, served: Sequence[Embedder] = (),
+                 background_threads: int = 0) -> None:
+        """``background_threads`` > 0 (the serving process): background writes run on
+        a model instance of their own with that many threads, where the backend can
+        make one (ONNX), instead of taking turns with queries on the shared one."""
         self.settings = settings
         self.model_lock = ModelLock()
+        self.background_threads = background_threads
         self._lock = threading.Lock()
         self._embedders: dict[str, Embedder] = {e.info.fingerprint: e for e in served}
+        self._background: dict[str, Embedder] = {}
         self._chunkers: dict[str, Chunker] = {}
 
     def add(self, embedder: Embedder) -> None:
@@ -66,10 +74,29 @@ class EmbedderPool:
             return self._chunkers[model]
 
     def locked(self, embedder: Embedder) -> Embedder:
-        """``embedder`` for background writes: its calls take the pool's model lock at
-        background priority, one forward pass (``batch_size`` texts) per hold."""
+        """``embedder`` for background writes: its own instance with
+        ``background_threads`` threads when the pool has them and the backend can make
+        one (same vectors, no lock: the OS runs queries first, see ``lower_priority``);
+        else calls that take the pool's model lock at background priority, one forward
+        pass (``batch_size`` texts) per hold."""
+        own = self._background_instance(embedder)
+        if own is not None:
+            return own
         size = getattr(embedder, "batch_size", None) or self.settings.batch_size
         return _LockedEmbedder(self.model_lock, embedder, int(size))
+
+    def _background_instance(self, embedder: Embedder) -> Embedder | None:
+        make = getattr(embedder, "with_threads", None)
+        if self.background_threads < 1 or make is None:
+            return None
+        fingerprint = embedder.info.fingerprint
+        with self._lock:
+            if fingerprint not in self._background:
+                own = make(self.background_threads)
+                if own.info.fingerprint != fingerprint:  # never mix two models' vectors
+                    return None
+                self._background[fingerprint] = own
+            return self._background[fingerprint]
 
     def target(self, info: CollectionInfo) -> Target:
         """A write target for ``info`` whose model calls take the model lock."""
@@ -102,6 +129,16 @@ class _LockedEmbedder:
             with self._lock.background():
                 out[idx] = self._inner.embed([items[i] for i in idx], role)
         return out
+
+
+def lower_priority(nice: int) -> None:
+    """Make the calling thread ``nice`` steps less important to the OS scheduler (Linux
+    schedules threads, so this is per thread): background writers yield the CPU to
+    queries and the HTTP loop when both want it, and use it fully when idle."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(OSError):  # not permitted here: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def resolve_targets(store: VectorStore, pool: EmbedderPool, name: str,

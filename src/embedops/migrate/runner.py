@@ -18,7 +18,7 @@ from typing import Any
 
 from embedops.client import Client
 from embedops.errors import EmbedOpsError
-from embedops.ingest.targets import EmbedderPool
+from embedops.ingest.targets import EmbedderPool, lower_priority
 from embedops.ledger import Ledger
 from embedops.migrate.manager import Migrations
 from embedops.migrate.requests import apply_request
@@ -56,6 +56,7 @@ class MigrationRunner:
         return future
 
     def _loop(self) -> None:
+        lower_priority(self.client.settings.background_nice)
         while not self._stop.is_set():
             try:
                 busy = self.step()

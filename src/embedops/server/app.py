@@ -41,6 +41,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
     opened on first use, or at startup with ``open_store`` (so a restart drains the
     queue at once); while open, this process is the store's one writer."""
     metrics = metrics or Metrics()
+    if settings.onnx_spinning is None:  # spinning model threads starve the HTTP loop
+        settings = settings.model_copy(update={"onnx_spinning": False})
     service = Service(settings, metrics)
 
     @asynccontextmanager

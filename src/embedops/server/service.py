@@ -109,7 +109,8 @@ class Service:
     def attach(self, served: DynamicBatcher) -> None:
         """Called at startup with the batcher of the served model."""
         self.served = served
-        self.pool = EmbedderPool(self.settings, [served.embedder])
+        self.pool = EmbedderPool(self.settings, [served.embedder],
+                                 background_threads=self.settings.background_threads)
         served._model_lock = self.pool.model_lock
         self.pool.model_lock.on_wait = self._observe_model_wait
         self._batchers[(served.embedder.info.fingerprint, served.role)] = served

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -61,6 +63,8 @@ from embedops.store.search import Searcher
 P = ParamSpec("P")
 R = TypeVar("R")
 DB_FILE = "store.sqlite"
+MERGE_PAUSE_S = 0.002  # between two merge slices: waiting searches take the lock
+_log = logging.getLogger("embedops.store")
 
 
 def _guarded(method: Callable[P, R]) -> Callable[P, R]:
@@ -127,6 +131,10 @@ class EmbeddedStore:
             raise
         self._indexes = IndexManager(self._conn, self.path / "index", read_only)
         self._search = Searcher(self._conn, self._indexes)
+        # merges pending points into the HNSW graphs in the background (see hnsw_index)
+        self._merge_wanted = threading.Event()
+        self._merger: threading.Thread | None = None
+        self._closing = False
 
     def _connect(self) -> sqlite3.Connection:
         db = self.path / DB_FILE
@@ -230,7 +238,47 @@ class EmbeddedStore:
             self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
         after = lookup(self.conn, row.name)
         self._indexes.apply_upsert(after, keys, quantization.decode(blobs, row.dim, row.dtype))
+        self._start_merging()
         return len(ids)
+
+    def _start_merging(self) -> None:
+        """Wake the background merger (starting it the first time). Call with the lock."""
+        if not self._indexes.pending():
+            return
+        if self._merger is None:
+            self._merger = threading.Thread(target=self._merge_loop, daemon=True,
+                                            name="embedops-index-merge")
+            self._merger.start()
+        self._merge_wanted.set()
+
+    def _merge_loop(self) -> None:
+        """Merge pending points into the graphs one slice (~10 ms) at a time, with the
+        store's lock held per slice only, so searches and writes interleave."""
+        while True:
+            self._merge_wanted.wait()
+            self._merge_wanted.clear()
+            while True:
+                with self._lock:
+                    if self._closing or self._conn is None:
+                        return
+                    try:
+                        left = self._indexes.merge_step()
+                    except Exception:  # a bug here must not kill the thread; reads rebuild
+                        _log.exception("merging pending points into the index failed")
+                        left = 0
+                if not left:
+                    break
+                time.sleep(MERGE_PAUSE_S)  # let waiting searches and writes take the lock
+
+    def wait_merged(self, timeout: float = 60.0) -> bool:
+        """Block until no point is pending a merge (tests, benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._conn is None or not self._indexes.pending():
+                    return True
+            time.sleep(0.01)
+        return False
 
     def index_memory_bytes(self) -> int:
         """Resident memory of the indexes this handle holds now (cheap: no SQL, no disk)."""
@@ -406,7 +454,7 @@ class EmbeddedStore:
         return {
             "collection": row.name, "points": self._search.point_count(row),
             "deleted": index["deleted"], "index_points": index["index_points"],
-            "index_bytes": index["index_bytes"],
+            "index_pending": index["index_pending"], "index_bytes": index["index_bytes"],
             "disk_bytes": int(data_bytes) + index["checkpoint_bytes"],
             "store_disk_bytes": sum(p.stat().st_size for p in self.path.rglob("*")
                                     if p.is_file()),
@@ -500,6 +548,11 @@ class EmbeddedStore:
 
     def close(self) -> None:
         """Checkpoint changed indexes, close SQLite and release the writer lock (idempotent)."""
+        self._closing = True
+        self._merge_wanted.set()
+        merger = self._merger
+        if merger is not None and merger is not threading.current_thread():
+            merger.join(timeout=60)
         with self._lock:
             if self._conn is None:
                 return

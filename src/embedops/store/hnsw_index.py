@@ -6,6 +6,12 @@ distance zero from each other (their neighbour lists fill up with copies, and se
 reaching the rest of the graph). Such a shared node is keyed ``GROUP_BASE + n`` (far above
 any row key) and maps to its member row keys; searches expand it back into points.
 
+Writes to a live collection land first in a small *pending* segment (``add(...,
+defer=True)``): its points are searchable at once, by exact scoring, and are merged
+into the graph a slice at a time (``merge``), so a write never waits for graph
+construction and searches never wait behind a large one. Checkpoints merge everything
+first, so a checkpoint always holds every point it claims to cover.
+
 The index is never the source of truth. It is checkpointed to ``index/<cid>-<seq>.usearch``
 (usearch's documented binary format) with a JSON manifest ``index/<cid>.json`` that names
 the file and the collection change sequence it covers; the manifest is replaced atomically
@@ -32,6 +38,8 @@ from usearch.index import Index
 
 from embedops.errors import IndexFailure
 from embedops.store import quantization
+from embedops.store.exact import scores as exact_scores
+from embedops.store.exact import top_k
 
 MANIFEST_FORMAT = 1
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -92,6 +100,10 @@ class HnswIndex:
         self._groups: dict[int, dict[int, None]] = {}  # shared node -> member row keys
         self._group_of: dict[int, int] = {}  # member row key -> shared node
         self._next_group = GROUP_BASE
+        # pending segment: row key -> float32 vector, in write order, plus the stacked
+        # matrix its searches use (rebuilt after a change)
+        self._pending: dict[int, np.ndarray] = {}
+        self._pending_matrix: tuple[np.ndarray, np.ndarray] | None = None
         try:
             self.index = Index(
                 ndim=dim,
@@ -105,27 +117,41 @@ class HnswIndex:
             raise IndexFailure(f"cannot create HNSW index: {exc}") from exc
 
     def __len__(self) -> int:
-        """Points (row keys) in the index."""
-        return len(self.index) - len(self._groups) + len(self._group_of)
+        """Points (row keys) in the index, pending ones included."""
+        return len(self.index) - len(self._groups) + len(self._group_of) + len(self._pending)
 
     @property
     def nodes(self) -> int:
-        """Graph nodes: distinct vectors."""
-        return len(self.index)
+        """Search candidates: graph nodes (distinct vectors) plus pending points."""
+        return len(self.index) + len(self._pending)
+
+    @property
+    def pending(self) -> int:
+        """Points written but not merged into the graph yet (searched exactly)."""
+        return len(self._pending)
 
     def _codes(self, vectors: np.ndarray) -> np.ndarray:
         if self.dtype == "int8":
             return quantization.quantize(vectors, self.clip or 1.0)
         return vectors
 
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, keys: np.ndarray, vectors: np.ndarray, defer: bool = False) -> None:
         """Insert or replace points ``keys`` (int64 row keys) with ``vectors`` (float32 rows).
 
-        A point whose vector some node already holds joins that node instead of adding one.
+        With ``defer``, the points go to the pending segment (searchable at once; ``merge``
+        moves them into the graph). Otherwise they go into the graph now, and a point
+        whose vector some node already holds joins that node instead of adding one.
         """
         if len(keys) == 0:
             return
         keys = np.asarray(keys, dtype=np.int64)
+        if defer:
+            self.remove(keys)  # a replaced point leaves the graph (or the segment) first
+            rows = np.asarray(vectors, dtype=np.float32)
+            for key, vector in zip(keys.tolist(), rows, strict=True):
+                self._pending[key] = vector
+            self._pending_matrix = None
+            return
         try:
             self.remove(keys)  # replacements leave their old node first
             codes = self._codes(vectors)
@@ -137,6 +163,30 @@ class HnswIndex:
             self._add_shared(keys, codes, first, inverse, nodes)
         except (ValueError, RuntimeError) as exc:
             raise IndexFailure(f"HNSW insert failed: {exc}") from exc
+
+    def merge(self, limit: int) -> int:
+        """Move up to ``limit`` pending points (oldest first) into the graph; returns how
+        many moved. Searches see the same points before and after."""
+        if not self._pending or limit <= 0:
+            return 0
+        keys = list(islice(self._pending, limit))
+        vectors = np.stack([self._pending[k] for k in keys])
+        self.add(np.asarray(keys, dtype=np.int64), vectors)  # (not deferred: into the graph)
+        for key in keys:
+            self._pending.pop(key, None)
+        self._pending_matrix = None
+        return len(keys)
+
+    def merge_all(self) -> None:
+        self.merge(len(self._pending))
+
+    def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending_matrix is None:
+            keys = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+            matrix = (np.stack(list(self._pending.values())) if self._pending
+                      else np.zeros((0, self.dim), dtype=np.float32))
+            self._pending_matrix = (keys, matrix)
+        return self._pending_matrix
 
     def _add_shared(self, keys: np.ndarray, codes: np.ndarray, first: np.ndarray,
                     inverse: np.ndarray, nodes: np.ndarray) -> None:
@@ -222,6 +272,10 @@ class HnswIndex:
         emptied: list[int] = []
         shared = 0
         for key in np.asarray(keys, dtype=np.int64).tolist():
+            if self._pending and self._pending.pop(key, None) is not None:
+                shared += 1  # a pending point leaves no tombstone in the graph
+                self._pending_matrix = None
+                continue
             node = self._group_of.pop(key, None) if self._group_of else None
             if node is None:
                 plain.append(key)
@@ -265,6 +319,22 @@ class HnswIndex:
         ``max(ef or expansion_search, k)``, widened by up to 2x while tombstones (removed
         or replaced nodes) make up to a quarter of the index.
         """
+        k = max(1, min(k, self.nodes))
+        keys, scores = self._search_graph(queries, k, ef, threads)
+        if not self._pending:
+            return keys, scores
+        pending_keys, matrix = self._pending_arrays()
+        idx, vals = top_k(exact_scores(queries, matrix, self.metric), k)
+        keys = np.concatenate([keys, pending_keys[idx]], axis=1)
+        scores = np.concatenate([scores, vals.astype(np.float32)], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(keys, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+    def _search_graph(self, queries: np.ndarray, k: int, ef: int | None,
+                      threads: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.index) == 0:
+            return (np.zeros((len(queries), 0), dtype=np.int64),
+                    np.zeros((len(queries), 0), dtype=np.float32))
         k = max(1, min(k, len(self.index)))
         # Removed nodes still occupy candidate slots during traversal: widen the search
         # in proportion to the tombstone share until compaction clears them.
@@ -312,6 +382,17 @@ class HnswIndex:
         in the index's own scalar type (int8 codes for int8 indexes)."""
         if len(keys) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._pending and not by_node:
+            keys = np.asarray(keys, dtype=np.int64)
+            waiting = np.fromiter((k in self._pending for k in keys.tolist()), dtype=bool,
+                                  count=len(keys))
+            if waiting.any():
+                out = np.zeros((len(keys), self.dim), dtype=np.float32)
+                out[waiting] = self._codes(np.stack(
+                    [self._pending[k] for k in keys[waiting].tolist()]))
+                if (~waiting).any():
+                    out[~waiting] = self.stored(keys[~waiting])
+                return out
         if not by_node and self._group_of:
             keys = np.fromiter((self._group_of.get(k, k) for k in keys.tolist()),
                                dtype=np.int64, count=len(keys))
@@ -330,14 +411,17 @@ class HnswIndex:
         nodes = np.asarray(self.index.keys, dtype=np.uint64)
         plain = nodes[nodes < GROUP_BASE].astype(np.int64)
         shared = np.fromiter(self._group_of, dtype=np.int64, count=len(self._group_of))
-        return np.concatenate([plain, shared])
+        pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+        return np.concatenate([plain, shared, pending])
 
     @property
     def memory_bytes(self) -> int:
-        return int(self.index.memory_usage)
+        return int(self.index.memory_usage) + len(self._pending) * self.dim * 4 * 2
 
     def save(self, folder: Path, cid: int, seq: int) -> Path:
-        """Checkpoint the index as covering change ``seq``; returns the index file path."""
+        """Checkpoint the index as covering change ``seq``; returns the index file path.
+        Pending points are merged into the graph first."""
+        self.merge_all()
         folder.mkdir(parents=True, exist_ok=True)
         stem = _free_stem(folder, cid, seq)
         target = folder / f"{stem}.usearch"

@@ -12,6 +12,7 @@ reloads from the checkpoint instead of replaying.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, read_manifest
 
 REPLAY_PAGE = 20_000
 CALIBRATION_SAMPLE = 20_000
+MAX_PENDING = 20_000  # pending points per index before a write merges some itself
+MERGE_SLICE_S = 0.01  # the store lock is held this long per merge slice, about
+MERGE_MIN, MERGE_MAX = 4, 4096
 
 
 @dataclass
@@ -44,6 +48,7 @@ class IndexManager:
         self.folder = folder
         self.read_only = read_only
         self.live: dict[int, LiveIndex] = {}
+        self._merge_rate = 1000.0  # points merged per second, measured as it goes
 
     def _fresh(self, row: CollectionRow) -> LiveIndex:
         return LiveIndex(HnswIndex(row.dim, row.metric, row.dtype, row.index_params, row.clip), 0)
@@ -105,13 +110,42 @@ class IndexManager:
             self.synced(row)
             return
         try:
-            live.index.add(keys, vectors)
+            # into the pending segment: searchable now, merged into the graph later
+            live.index.add(keys, vectors, defer=True)
+            over = live.index.pending - MAX_PENDING
+            if over > 0:  # a writer faster than the merger waits for it here
+                live.index.merge(over)
         except IndexFailure:
             # The rows are committed; the next read rebuilds the index from SQLite.
             self.live.pop(row.cid, None)
             return
         live.seq, live.pending = row.seq, live.pending + len(keys)
         self._maybe_checkpoint(row, live)
+
+    def pending(self) -> int:
+        """Points waiting in pending segments, over every live index."""
+        return sum(live.index.pending for live in self.live.values())
+
+    def merge_step(self, seconds: float = MERGE_SLICE_S) -> int:
+        """Merge about ``seconds`` worth of pending points into one graph (the size of the
+        slice follows the rate measured so far); returns the points still pending. The
+        caller holds the store's lock, so a slice is atomic to searches."""
+        for cid, live in list(self.live.items()):
+            index = live.index
+            if not index.pending:
+                continue
+            size = max(MERGE_MIN, min(MERGE_MAX, int(self._merge_rate * seconds)))
+            started = time.perf_counter()
+            try:
+                moved = index.merge(size)
+            except IndexFailure:
+                self.live.pop(cid, None)  # rebuilt from SQLite by the next read
+                break
+            took = time.perf_counter() - started
+            if moved and took > 0:  # a moving average of the merge rate
+                self._merge_rate = 0.7 * self._merge_rate + 0.3 * moved / took
+            break
+        return self.pending()
 
     def apply_delete(self, row: CollectionRow, keys: np.ndarray) -> None:
         """Apply a committed delete (``row`` is the catalog row after the commit)."""
@@ -184,6 +218,7 @@ class IndexManager:
                  if manifest.get(key)]
         return {
             "index_points": len(index),
+            "index_pending": index.pending,
             "deleted": index.removed,
             "index_bytes": index.memory_bytes,
             "index_seq": self.live[row.cid].seq,

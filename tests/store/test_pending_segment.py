@@ -1,0 +1,84 @@
+"""Writes land in a pending segment that is searched exactly and merged into the HNSW
+graph in the background: a point is searchable the moment its upsert returns, results
+are the same before and after the merge, and searches keep being answered (correctly)
+while a large write is merged slice by slice."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from embedops.store import open_store
+from embedops.store.hnsw_index import HnswIndex
+
+DIM = 32
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_pending_points_are_searched_exactly_then_merged() -> None:
+    rng = np.random.default_rng(3)
+    index = HnswIndex(DIM, "cosine", "float32", {}, None)
+    graph, later = _unit(rng, 500), _unit(rng, 200)
+    index.add(np.arange(500), graph)
+    index.add(np.arange(500, 700), later, defer=True)
+    assert (len(index), index.pending, index.nodes) == (700, 200, 700)
+    keys, scores = index.search(later[:20], 1)
+    assert keys[:, 0].tolist() == list(range(500, 520))  # found at once, exactly
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    assert np.allclose(index.stored(np.array([3, 600])), np.stack([graph[3], later[100]]))
+    assert set(index.keys().tolist()) == set(range(700))
+    # a replaced graph point leaves the graph; a removed pending point leaves the segment
+    index.add(np.array([7]), later[:1], defer=True)
+    assert index.remove(np.array([650])) == 1 and index.pending == 200
+    assert set(index.search(later[:1], 2)[0][0].tolist()) == {7, 500}
+    assert 7 not in index.search(graph[7:8], 3)[0][0].tolist()
+    queries = _unit(rng, 40)
+    before = index.search(queries, 10)
+    while index.pending:
+        assert index.merge(64) > 0
+    assert (len(index), index.pending, index.nodes) == (699, 0, 698)  # 7 and 500 share one
+    after = index.search(queries, 10)
+    assert np.allclose(before[1], after[1], atol=1e-5)  # same ranking, graph or segment
+    assert all(set(b) == set(a) for b, a in zip(before[0].tolist(), after[0].tolist(),
+                                                 strict=True))
+
+
+def test_search_results_match_exact_during_a_background_merge(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    base = _unit(rng, 3000)
+    store.upsert("c", [f"b{i}" for i in range(3000)], base, None, fingerprint="fp")
+    assert store.wait_merged()
+    big = _unit(rng, 6000)
+    queries = big[::97]
+    answered: list[bool] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            for i, q in zip(range(0, 6000, 97), queries, strict=True):
+                hit = store.search("c", q, k=1)[0][0]
+                answered.append(hit.id == f"n{i}" and hit.score > 0.999)
+
+    store.upsert("c", [f"n{i}" for i in range(6000)], big, None, fingerprint="fp")
+    pending_at_start = store.stats("c")["index_pending"]
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert store.wait_merged(timeout=300)
+    stop.set()
+    thread.join()
+    assert pending_at_start > 0  # the write returned before the graph took its points
+    assert len(answered) >= len(queries) and all(answered)  # searched while merging
+    stats = store.stats("c")
+    assert (stats["points"], stats["index_pending"]) == (9000, 0)
+    store.close()
+    reopened = open_store(tmp_path / "s", read_only=True)
+    assert reopened.search("c", big[5], k=1)[0][0].id == "n5"
+    reopened.close()
