@@ -16,6 +16,7 @@ from embedops.config import load_settings
 from embedops.embedders import load_embedder
 from embedops.ingest.targets import EmbedderPool
 from embedops.server import create_app
+from embedops.server.app import load_served
 from tests.server.live import live_server
 
 TEXTS = ["Rivers carry sediment to the sea.", "The committee approved the budget.",
@@ -30,8 +31,8 @@ def test_background_writes_embed_on_their_own_instance(model_cache: Path) -> Non
     assert own is not served and own.info.fingerprint == served.info.fingerprint
     assert np.allclose(own.embed(TEXTS, "document"), served.embed(TEXTS, "document"),
                        atol=1e-5)
-    quiet = load_embedder("all-MiniLM-L6-v2", model_cache, backend="onnx-int8",
-                          settings=settings.model_copy(update={"onnx_spinning": False}))
+    # what `embedops serve` and the app load (server/app.py: load_served)
+    quiet = load_served(settings.model_copy(update={"backend": "onnx-int8"}))
     assert [_spinning(e) for e in (served, quiet, own)] == [True, False, False]
     assert np.allclose(quiet.embed(TEXTS, "document"), served.embed(TEXTS, "document"))
     shared = EmbedderPool(settings, [served], background_threads=0).locked(served)
@@ -64,3 +65,10 @@ def _spinning(embedder: object) -> bool:
         return options.get_session_config_entry("session.intra_op.allow_spinning") != "0"
     except Exception:  # not set: ONNX Runtime's default, spinning
         return True
+
+
+def test_the_serving_process_loads_models_with_quiet_threads() -> None:
+    from embedops.server.app import serving_settings
+
+    assert serving_settings(load_settings()).onnx_spinning is False
+    assert serving_settings(load_settings(onnx_spinning=True)).onnx_spinning is True

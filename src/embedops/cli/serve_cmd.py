@@ -76,8 +76,8 @@ def serve(
     /healthz, /readyz and /metrics; OpenAPI at /docs. Holds the store's writer lock."""
     import uvicorn
 
-    from embedops.embedders.routing import served_embedder
     from embedops.server import create_app
+    from embedops.server.app import load_served
 
     with handle_errors():
         settings = settings_from(ctx, store=store, model=model, backend=backend,
@@ -87,7 +87,7 @@ def serve(
         from embedops.jobs.schedule import job_specs
 
         job_specs(settings.jobs)  # a bad job definition stops the start, not a job later
-        embedder = served_embedder(settings)
+        embedder = load_served(settings)
         app = create_app(settings, embedder, open_store=True)
     console.print(f"serving [bold]{settings.model}[/bold] and store {settings.store} on "
                   f"http://{host}:{port} (docs at /docs)")

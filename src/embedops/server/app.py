@@ -41,13 +41,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
     opened on first use, or at startup with ``open_store`` (so a restart drains the
     queue at once); while open, this process is the store's one writer."""
     metrics = metrics or Metrics()
-    if settings.onnx_spinning is None:  # spinning model threads starve the HTTP loop
-        settings = settings.model_copy(update={"onnx_spinning": False})
+    settings = serving_settings(settings)
     service = Service(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = embedder or _load(settings)
+        model = embedder or load_served(settings)
         batcher = DynamicBatcher(model, settings.server_max_batch_size,
                                  settings.server_max_wait_ms, metrics)
         batcher.start()
@@ -88,10 +87,21 @@ def check_path_names(request: Request) -> None:
             check_name(value, param)
 
 
-def _load(settings: Settings) -> Embedder:
+def serving_settings(settings: Settings) -> Settings:
+    """``settings`` with the serving process's defaults: ONNX Runtime threads that
+    sleep when idle (spinning ones starve the HTTP loop and the writer of CPU) unless
+    ``onnx_spinning`` says otherwise. Load the served model with these."""
+    if settings.onnx_spinning is None:
+        return settings.model_copy(update={"onnx_spinning": False})
+    return settings
+
+
+def load_served(settings: Settings) -> Embedder:
+    """The served model, loaded as the serving process runs it (``serving_settings``)."""
     from embedops.embedders.routing import served_embedder
 
-    return served_embedder(settings)
+    return served_embedder(serving_settings(settings))
+
 
 
 def _timed(metrics: Metrics) -> Callable[..., Awaitable[Response]]:

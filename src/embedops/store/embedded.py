@@ -64,6 +64,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 DB_FILE = "store.sqlite"
 MERGE_PAUSE_S = 0.002  # between two merge slices: waiting searches take the lock
+MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock after it
+MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 _log = logging.getLogger("embedops.store")
 
 
@@ -135,6 +137,7 @@ class EmbeddedStore:
         self._merge_wanted = threading.Event()
         self._merger: threading.Thread | None = None
         self._closing = False
+        self._last_search = 0.0
 
     def _connect(self) -> sqlite3.Connection:
         db = self.path / DB_FILE
@@ -253,7 +256,9 @@ class EmbeddedStore:
 
     def _merge_loop(self) -> None:
         """Merge pending points into the graphs one slice (~10 ms) at a time, with the
-        store's lock held per slice only, so searches and writes interleave."""
+        store's lock held per slice only, so searches and writes interleave. While
+        searches are running, the merger holds the lock at most a quarter of the time
+        (pending points are searched exactly meanwhile); otherwise it runs flat out."""
         while True:
             self._merge_wanted.wait()
             self._merge_wanted.clear()
@@ -261,14 +266,17 @@ class EmbeddedStore:
                 with self._lock:
                     if self._closing or self._conn is None:
                         return
+                    started = time.perf_counter()
                     try:
                         left = self._indexes.merge_step()
                     except Exception:  # a bug here must not kill the thread; reads rebuild
                         _log.exception("merging pending points into the index failed")
                         left = 0
+                    held = time.perf_counter() - started
                 if not left:
                     break
-                time.sleep(MERGE_PAUSE_S)  # let waiting searches and writes take the lock
+                searching = time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S
+                time.sleep(max(MERGE_PAUSE_S, held * MERGE_YIELD_RATIO if searching else 0))
 
     def wait_merged(self, timeout: float = 60.0) -> bool:
         """Block until no point is pending a merge (tests, benchmarks); False on timeout."""
@@ -390,6 +398,7 @@ class EmbeddedStore:
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; see ``embedops.store.search`` for plans."""
+        self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
         row = self._read_lookup(collection)
         if not isinstance(k, int) or k < 1:
             raise StoreError(f"k must be a positive integer, got {k!r}")

@@ -28,7 +28,7 @@ REPLAY_PAGE = 20_000
 CALIBRATION_SAMPLE = 20_000
 MAX_PENDING = 20_000  # pending points per index before a write merges some itself
 MERGE_SLICE_S = 0.01  # the store lock is held this long per merge slice, about
-MERGE_MIN, MERGE_MAX = 4, 4096
+MERGE_MIN, MERGE_MAX = 1, 4096
 
 
 @dataclass
