@@ -9,18 +9,57 @@ import pytest
 
 from embedops.store import VectorStore, open_store, store_backends
 
+from . import servers
 from .storedata import StoreFactory
 
 
 def store_url(scheme: str, path: Path) -> str:
     """Where a test store of backend ``scheme`` lives. A backend whose tests need a
-    server adds its own location here (with the fixture that starts it)."""
+    server adds its own location here (``servers.py`` starts the server). A backend
+    whose client library is not installed skips."""
+    servers.require(scheme)
+    if scheme == "postgresql":
+        return servers.postgres_url(path)
+    if scheme == "milvus":
+        return servers.milvus_url(path)
     return f"{scheme}://{path.resolve()}" if scheme == "embedded" else f"{scheme}://{path}"
 
 
 # Every backend registered with the store factory (the embedded one and plugins under
 # the ``embedops.stores`` entry points) runs the same contract suite.
 BACKENDS: tuple[str, ...] = tuple(sorted(store_backends()))
+
+
+# What an engine lacks, reported by its adapter instead of imitated (docs/scale-out.md):
+# (backend, test function, text in the test id) -> why the contract test fails there.
+_ESTIMATE = ("estimate_memory() models the embedded store's usearch index; the server's "
+             "index memory is the engine's own")
+KNOWN_GAPS: dict[tuple[str, str, str], tuple[str, bool]] = {
+    **{(b, "test_estimate_memory_brackets_actual", ""): (_ESTIMATE, True)
+       for b in ("postgresql", "milvus", "milvus-lite")},
+    **{(b, "test_stats_report_index_and_disk", ""): (
+        "Milvus reports no tombstone count, index memory or disk size per collection "
+        "(stats() says None)", True) for b in ("milvus", "milvus-lite")},
+    # not strict: the count comes from PostgreSQL's statistics system, which lags writes
+    # and drops as pages are pruned; it may read 2 here, or 0
+    ("postgresql", "test_stats_report_index_and_disk", ""): (
+        "pgvector keeps no count of deleted graph entries; stats()['deleted'] is the "
+        "server's dead-row estimate", False),
+    ("postgresql", "test_int8_rescored_within_one_point_of_float32", ""): (
+        "pgvector has no 8-bit vector type: int8 collections are refused", True),
+    ("postgresql", "test_filtered_recall_against_exact_filtered", "int8"): (
+        "pgvector has no 8-bit vector type: int8 collections are refused", True),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        backend = params.get("make_store", params.get("filled"))
+        for (name, test, part), (reason, strict) in KNOWN_GAPS.items():
+            if (backend == name and getattr(item, "originalname", "") == test
+                    and part in item.name):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=strict))
 
 
 def opener(scheme: str) -> Callable[..., VectorStore]:
