@@ -19,24 +19,29 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from embedops.config import Settings
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
 from embedops.embedders.weights import canonical_name
-from embedops.errors import CollectionNotFound, ModelConflict, WrongCollectionKind
+from embedops.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    ModelConflict,
+    WrongCollectionKind,
+)
 from embedops.ingest.chunking import Chunker, make_chunker
 from embedops.ingest.ordering import WriteGate
 from embedops.ingest.sources import SourceFile, file_digest, scan
 from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool, extra_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
-from embedops.ledger import Ledger
+from embedops.ledger import DocRecord, Ledger
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
 from embedops.store.protocol import EXTERNAL_MODEL, CollectionInfo, VectorStore
-from embedops.types import Rejection
+from embedops.types import Document, Rejection
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,10 @@ class BatchIngest:
             self.ledger.finish_run(run_id, status, self.summary.to_dict())
         return self.summary
 
-    def _start_reader(self, files: Sequence[SourceFile]) -> queue.Queue[object]:
+    def _prepare_reading(self) -> tuple[dict[str, DocRecord], dict[str | None, list[str]],
+                                        Chunker, ReadPlan]:
+        """What reading this run needs from the ledger: the collection's document records,
+        their ids by source, the chunker and the :class:`ReadPlan`."""
         known = self.ledger.documents(self.collection) if self._info else {}
         digests = self.ledger.source_digests(self.collection) if self._info else {}
         by_source: dict[str | None, list[str]] = {}
@@ -200,27 +208,31 @@ class BatchIngest:
         chunker = make_chunker(self.settings, load_tokenizer(model, self.settings.cache_dir))
         self._chunker = chunker
         self._options_hash = _options_hash(chunker.plan, self.options.preprocess)
+        plan = ReadPlan(digests, self._options_hash, self.options.preprocess,
+                        self.options.reread_unchanged)
+        return known, by_source, chunker, plan
+
+    def _start_reader(self, files: Sequence[SourceFile]) -> queue.Queue[object]:
+        known, by_source, chunker, plan = self._prepare_reading()
         out: queue.Queue[object] = queue.Queue(maxsize=4096)
 
         def read_file(source: SourceFile) -> None:
-            rel = source_id(source.path, source.root)
-            digest = file_digest(source.path)
-            if (digest and not self.options.reread_unchanged
-                    and digests.get(str(source.path)) == (rel, digest, self._options_hash)):
-                out.put(_FileSkipped(source, by_source.get(rel, [])))
-                return
-            mark = self.gate.read_mark() if self.gate else 0
-            result = preprocess_file(source.path, source.root, self.options.preprocess)
-            for rejection in result.rejections:
-                out.put((rejection, source))
-            for doc in result.documents:
-                work = classify(doc, known.get(doc.id), chunker, self._load_embedder)
-                if work.chunks:
-                    self.progress("planned", len(work.chunks))
-                work.read_mark = mark
-                work.origin = (str(source.path), str(source.root))
-                out.put(work)
-            out.put(_FileDone(source, rel, digest))
+            mark = 0
+
+            def take_mark() -> None:
+                nonlocal mark
+                mark = self.gate.read_mark() if self.gate else 0
+
+            for item in read_source(source, plan, by_source, take_mark):
+                if isinstance(item, Document):
+                    work = classify(item, known.get(item.id), chunker, self._load_embedder)
+                    if work.chunks:
+                        self.progress("planned", len(work.chunks))
+                    work.read_mark = mark
+                    work.origin = (str(source.path), str(source.root))
+                    out.put(work)
+                else:
+                    out.put(item)
 
         def read() -> None:
             try:
@@ -387,13 +399,20 @@ class BatchIngest:
             return self._embedder
 
     def _get_embedder(self) -> Embedder:
-        """The embedder, creating the collection on the first write if it is new."""
+        """The embedder, creating the collection on the first write if it is new (or
+        taking the one another writer of the store created meanwhile, after checking
+        its model)."""
         embedder = self._load_embedder()
         if self._info is None:
             info = embedder.info
-            self._info = self.store.create_collection(
-                self.options.collection, info.dim, fingerprint=info.fingerprint,
-                dtype=self.options.dtype, model=info.name)  # type: ignore[arg-type]
+            try:
+                self._info = self.store.create_collection(
+                    self.options.collection, info.dim, fingerprint=info.fingerprint,
+                    dtype=self.options.dtype, model=info.name)  # type: ignore[arg-type]
+            except CollectionExists:
+                self._info = self._existing_collection()
+                self._check_model()
+                return self._load_embedder()
         return embedder
 
     def _prune(self) -> None:
@@ -404,6 +423,42 @@ class BatchIngest:
                                                             gone)
         self.summary.documents_deleted += len(gone)
 
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What reading a source file needs besides the file: the ledger's file digests
+    (path -> (source id, byte digest, options hash)) and this run's options. Plain data,
+    so the workers of a cluster job read with the same rules."""
+
+    digests: Mapping[str, tuple[str, str, str]]
+    options_hash: str
+    preprocess: PreprocessOptions
+    reread_unchanged: bool = False
+
+    def unchanged(self, source: SourceFile, rel: str, digest: str | None) -> bool:
+        """True when every document of ``source`` committed under these same bytes and
+        options: the file need not be read."""
+        return bool(digest) and not self.reread_unchanged and (
+            self.digests.get(str(source.path)) == (rel, digest, self.options_hash))
+
+
+def read_source(source: SourceFile, plan: ReadPlan, by_source: Mapping[str | None, list[str]],
+                before_read: Callable[[], None] = lambda: None) -> Iterator[object]:
+    """The items one source file gives, in order: a ``_FileSkipped`` (with the ids
+    ``by_source`` knows for it) when :meth:`ReadPlan.unchanged`; else its rejections as
+    ``(Rejection, source)``, its ``Document``s, then ``_FileDone``. ``before_read`` runs
+    right before the file's content is read."""
+    rel = source_id(source.path, source.root)
+    digest = file_digest(source.path)
+    if plan.unchanged(source, rel, digest):
+        yield _FileSkipped(source, list(by_source.get(rel, [])))
+        return
+    before_read()
+    result = preprocess_file(source.path, source.root, plan.preprocess)
+    for rejection in result.rejections:
+        yield (rejection, source)
+    yield from result.documents
+    yield _FileDone(source, rel, digest)
 
 
 def _options_hash(plan: str, options: PreprocessOptions) -> str:
