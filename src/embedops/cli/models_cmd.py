@@ -26,7 +26,8 @@ def models(ctx: typer.Context,
                "--prepare", help="Prepare MODEL for the CPU now (export and quantize its "
                "ONNX graphs once) instead of on first use. Repeatable.")] = None,
            json_out: JsonOption = False) -> None:
-    """List available embedders: name, backend, revision, dim, max tokens, fingerprint."""
+    """List available embedders: name, modality, backend, dim, max tokens, revision,
+    fingerprint."""
     from embedops.embedders import list_models
 
     settings = settings_from(ctx)
@@ -39,11 +40,12 @@ def models(ctx: typer.Context,
         print_json([row.__dict__ for row in rows])
         return
     table = Table(title="embedders")
-    for column in ("name", "backend", "dim", "max tokens", "revision", "fingerprint", "weights"):
+    for column in ("name", "modality", "backend", "dim", "max tokens", "revision",
+                   "fingerprint", "weights"):
         table.add_column(column)
     for r in rows:
         weights = r.source if r.installed else f"[red]missing[/red]: {r.note}"
-        table.add_row(r.name, r.backend, str(r.dim), str(r.max_tokens or "-"),
+        table.add_row(r.name, r.modality, r.backend, str(r.dim), str(r.max_tokens or "-"),
                       r.revision or "-", r.fingerprint or "-", weights)
     console.print(table)
 

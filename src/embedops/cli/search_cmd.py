@@ -29,26 +29,42 @@ CollectionOption = Annotated[str, typer.Option(help="Collection or alias to sear
 
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="What to search for.")],
+    query: Annotated[str | None, typer.Argument(
+        help="What to search for (or --image / --audio).")] = None,
     collection: CollectionOption = "default",
     k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.", min=1)] = 10,
     filter: Annotated[str | None, typer.Option(help='Payload filter, e.g. \'lang = "en"\'.')]
     = None,
     exact: Annotated[bool, typer.Option(help="Exact (brute-force) search.")] = False,
+    image: Annotated[Path | None, typer.Option(
+        help="Search with this image file (an image or CLIP collection).")] = None,
+    audio: Annotated[Path | None, typer.Option(
+        help="Search with this audio file (an audio collection).")] = None,
     store: StoreOption = None,
     backend: BackendOption = None,
     api_base: ApiBaseOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Search a collection with a text query; prints ranked chunks."""
-    if not query.strip():
+    """Search a collection with a text query, an image or a sound; prints ranked hits."""
+    given = [q for q in (query, image, audio) if q is not None]
+    if len(given) != 1:
+        err_console.print("[red]error[/red]: give exactly one of QUERY, --image and --audio")
+        raise typer.Exit(2)
+    if query is not None and not query.strip():
         err_console.print("[red]error[/red]: the query is empty; give the text to search for")
         raise typer.Exit(2)
+    media = _read_media(image, "image") or _read_media(audio, "audio")
     settings = settings_from(ctx, store=store, backend=backend, api_base=api_base)
     with handle_errors(), open_client(settings, read_only=True) as client:
-        hits = client.search(query, collection, k, filter, exact)
+        if media is not None:
+            hits = client.search(media[1], collection, k, filter, exact, modality=media[0])
+        else:
+            hits = client.search(str(query), collection, k, filter, exact)
     if wants_json(ctx, json_out):
         print_json([h.to_dict() for h in hits])
+        return
+    if media is not None:
+        _print_media_hits(hits, str(image or audio))
         return
     table = Table(title=f"{len(hits)} hits for {query!r}", show_lines=True)
     for column in ("#", "score", "doc / chunk", "text"):
@@ -57,6 +73,34 @@ def search(
         title = hit.payload.get("title") or ""
         label = f"{hit.doc_id}\n{hit.id}" + (f"\n[italic]{title}[/italic]" if title else "")
         table.add_row(str(rank), f"{hit.score:.3f}", label, _highlighted(hit.text, hit.highlight))
+    console.print(table)
+
+
+def _read_media(path: Path | None, modality: str) -> tuple[str, bytes] | None:
+    """(modality, bytes) of a query file; exit 2 with one line when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        return modality, path.read_bytes()
+    except OSError as exc:
+        err_console.print(f"[red]error[/red]: cannot read {path}: {exc.strerror or exc}")
+        raise typer.Exit(2) from exc
+
+
+def _print_media_hits(hits: list, query: str) -> None:  # type: ignore[type-arg]
+    """Rank, score, source and what the file is (dimensions or duration)."""
+    table = Table(title=f"{len(hits)} hits for {query}", show_lines=True)
+    for column in ("#", "score", "doc", "media"):
+        table.add_column(column)
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.payload
+        if p.get("kind") == "image":
+            what = f"image {p.get('width')}x{p.get('height')} {p.get('format', '')}"
+        elif p.get("kind") == "audio":
+            what = f"audio {p.get('duration')} s {p.get('sample_rate')} Hz"
+        else:
+            what = (hit.text or "")[:80]
+        table.add_row(str(rank), f"{hit.score:.3f}", str(p.get("source") or hit.doc_id), what)
     console.print(table)
 
 

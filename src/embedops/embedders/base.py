@@ -89,8 +89,9 @@ class Embedder(Protocol):
     info: EmbedderInfo
     tokenizer: Tokenizer
 
-    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
-        """Return one L2-normalised float32 row per text, in input order."""
+    def embed(self, texts: Sequence[str | bytes], role: Role = "document") -> np.ndarray:
+        """Return one L2-normalised float32 row per text (or, for a model that embeds
+        images or audio, per file's bytes), in input order."""
         ...
 
 
@@ -128,16 +129,15 @@ class BaseEmbedder:
         prefix = self.info.prefix(role)
         return self._embed_batch([prefix + t for t in texts] if prefix else texts)
 
-    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
+    def embed(self, texts: Sequence[str | bytes], role: Role = "document") -> np.ndarray:
         """Embed ``texts`` in ``role``; raises PermanentEmbedderError on bad input, an
-        unknown role or a bad output."""
+        unknown role or a bad output. A model whose role accepts images or audio takes
+        the bytes of a file for each of those items."""
         check_role(role)
-        if isinstance(texts, str):
+        if isinstance(texts, str | bytes):
             raise PermanentEmbedderError("embed() takes a list of texts, not one string")
         items = list(texts)
-        for i, text in enumerate(items):
-            if not isinstance(text, str) or not text.strip():
-                raise PermanentEmbedderError(f"input {i} is empty or not a string")
+        self._check_inputs(items, role)
         if not items:
             return np.zeros((0, self.info.dim), dtype=np.float32)
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
@@ -147,6 +147,20 @@ class BaseEmbedder:
             batch = [items[i] for i in idx]
             out[idx] = self._checked(self._embed_role(batch, role), len(idx))
         return out
+
+    def _check_inputs(self, items: list[str | bytes], role: Role) -> None:
+        accepted = self.info.inputs.get(role, ())
+        media = any(m != "text" for m in accepted)
+        for i, item in enumerate(items):
+            if media and isinstance(item, bytes):
+                if not item:
+                    raise PermanentEmbedderError(f"input {i} is empty (zero bytes)")
+            elif not isinstance(item, str) or not item.strip():
+                raise PermanentEmbedderError(f"input {i} is empty or not a string")
+            elif "text" not in accepted:
+                raise PermanentEmbedderError(
+                    f"{self.info.name} embeds {', '.join(accepted)} in the {role} role, "
+                    f"not text (input {i})")
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts to be stored and searched."""

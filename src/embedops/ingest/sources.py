@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedops.errors import InputRejected
+from embedops.preprocess.media import MEDIA_SUFFIXES
 
 SUPPORTED_SUFFIXES = frozenset({
     ".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".xhtml", ".pdf",
     ".json", ".jsonl", ".ndjson",
 })
+
+
+def suffixes_for(modalities: Sequence[str]) -> frozenset[str]:
+    """The suffixes a directory walk takes for a model that embeds ``modalities``:
+    the text suffixes for ``text``, the image or audio ones (``MEDIA_SUFFIXES``) for
+    ``image`` and ``audio``."""
+    media = {s for s, m in MEDIA_SUFFIXES.items() if m in modalities}
+    return frozenset(media | (SUPPORTED_SUFFIXES if "text" in modalities else set()))
 
 
 @dataclass(frozen=True)
@@ -35,9 +44,10 @@ class Discovery:
 
 
 def scan(paths: Sequence[Path], include: Sequence[str] = (),
-         exclude: Sequence[str] = ()) -> Discovery:
+         exclude: Sequence[str] = (), modalities: Sequence[str] = ("text",)) -> Discovery:
     """Files under ``paths`` in a stable order. Directories are walked recursively and
-    keep supported suffixes only; a file named explicitly is always taken. Hidden files
+    keep the suffixes of ``modalities`` only (text by default; see :func:`suffixes_for`);
+    a file named explicitly is always taken. Hidden files
     and directories are skipped, and so are a BEIR dataset's queries and judgments (a
     folder with ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/`` gives its corpus only).
     Raises ``InputRejected`` for a path that does not exist."""
@@ -51,14 +61,14 @@ def scan(paths: Sequence[Path], include: Sequence[str] = (),
             else:
                 found.skipped["excluded"] += 1
         elif path.is_dir():
-            _walk(path.resolve(), include, exclude, found)
+            _walk(path.resolve(), include, exclude, found, suffixes_for(modalities))
         else:
             raise InputRejected("missing_path", f"no such file or directory: {raw}")
     return found
 
 
 def _walk(root: Path, include: Sequence[str], exclude: Sequence[str],
-          found: Discovery) -> None:
+          found: Discovery, suffixes: frozenset[str] = SUPPORTED_SUFFIXES) -> None:
     beir_roots = {p.parent for p in root.rglob("corpus.jsonl")
                   if (p.parent / "queries.jsonl").is_file() and (p.parent / "qrels").is_dir()}
     for file in sorted(root.rglob("*")):
@@ -71,7 +81,7 @@ def _walk(root: Path, include: Sequence[str], exclude: Sequence[str],
         elif any(file == b / "queries.jsonl" or file.is_relative_to(b / "qrels")
                  for b in beir_roots):
             found.skipped["beir_queries_or_qrels"] += 1
-        elif file.suffix.lower() not in SUPPORTED_SUFFIXES:
+        elif file.suffix.lower() not in suffixes:
             found.skipped[f"unsupported_type:{file.suffix.lower() or 'none'}"] += 1
         elif not _wanted(rel, include, exclude):
             found.skipped["excluded"] += 1

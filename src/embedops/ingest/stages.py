@@ -24,6 +24,7 @@ from embedops.ingest.documents import (
     text_hash,
 )
 from embedops.ledger import DocContent, DocRecord
+from embedops.preprocess.media import media_content_hash
 from embedops.store.protocol import VectorStore
 from embedops.types import Chunk, Document
 
@@ -57,8 +58,10 @@ OnFailure = Callable[[Work, str, str, str], None]
 def classify(doc: Document, previous: DocRecord | None, chunker: Chunker,
              before_chunking: Callable[[], object]) -> Work:
     """Compare ``doc`` with its ledger record; chunk it only when its content (or the
-    chunking plan) changed."""
-    digest, meta_digest = text_hash(doc), metadata_hash(doc)
+    chunking plan) changed. A media document's content hash is that of its decoded
+    pixels or samples, so re-encoding the same content is not a change."""
+    digest = text_hash(doc) if doc.modality == "text" else media_content_hash(doc)
+    meta_digest = metadata_hash(doc)
     if (previous is not None and previous.content_hash == digest
             and previous.plan == chunker.plan):
         status = "unchanged" if previous.meta_hash == meta_digest else "metadata"
@@ -77,7 +80,10 @@ def embed_isolating_failures(embedder: Embedder, works: list[Work],
                              on_failure: OnFailure) -> list[tuple[Work, np.ndarray]]:
     """Embed all chunks at once; if that fails, one document at a time, so one bad
     document becomes a failure (``on_failure``) instead of failing the batch. Documents
-    without chunks fail at the ``chunk`` stage."""
+    without chunks fail at the ``chunk`` stage. Text chunks embed their text, media
+    chunks the bytes of their document; a media document without its bytes (one
+    rebuilt from the ledger, which keeps no media bytes) fails as ``no_content`` rather
+    than being embedded from its caption."""
     kept = []
     info = embedder.info
     for work in works:
@@ -85,6 +91,10 @@ def embed_isolating_failures(embedder: Embedder, works: list[Work],
             accepted = ", ".join(info.inputs.get("document", ()))
             on_failure(work, "embed", "unsupported_modality",
                        f"{info.name} embeds {accepted} documents, not {work.doc.modality}")
+        elif work.doc.modality != "text" and work.doc.data is None:
+            on_failure(work, "embed", "no_content",
+                       f"the {work.doc.modality} itself is not kept in the ledger: ingest "
+                       "its source file again to embed it")
         elif work.chunks:
             kept.append(work)
         else:
@@ -92,7 +102,7 @@ def embed_isolating_failures(embedder: Embedder, works: list[Work],
     if not kept:
         return []
     try:
-        matrix = embedder.embed([c.text for w in kept for c in w.chunks], "document")
+        matrix = embedder.embed([item for w in kept for item in _inputs(w)], "document")
     except EmbedderError:
         return [pair for w in kept if (pair := _embed_one(embedder, w, on_failure))]
     out, row = [], 0
@@ -105,10 +115,17 @@ def embed_isolating_failures(embedder: Embedder, works: list[Work],
 def _embed_one(embedder: Embedder, work: Work,
                on_failure: OnFailure) -> tuple[Work, np.ndarray] | None:
     try:
-        return work, embedder.embed([c.text for c in work.chunks], "document")
+        return work, embedder.embed(_inputs(work), "document")
     except EmbedderError as exc:
         on_failure(work, "embed", exc.code, exc.message)
         return None
+
+
+def _inputs(work: Work) -> list[str | bytes]:
+    """What the model embeds for each chunk of ``work``."""
+    if work.doc.modality == "text" or work.doc.data is None:  # no bytes: refused above
+        return [c.text for c in work.chunks]
+    return [work.doc.data for _ in work.chunks]
 
 
 def build_points(embedded: Sequence[tuple[Work, np.ndarray]], fingerprint: str,

@@ -20,6 +20,7 @@ from embedops.preprocess.clean import UnicodeForm, clean_text
 from embedops.preprocess.decode import DecodeFailure, binary_signature, decode_bytes
 from embedops.preprocess.html import HtmlFailure, html_to_text
 from embedops.preprocess.kinds import BINARY, KINDS, detect_kind
+from embedops.preprocess.media import MEDIA_REJECTION_REASONS, media_document, media_modality
 from embedops.preprocess.pdf import PdfFailure, pdf_to_text
 from embedops.preprocess.records import (
     RawRecord,
@@ -46,6 +47,7 @@ REJECTION_REASONS: Final[dict[str, str]] = {
     "empty": "parse or validate",
     "garbage": "validate",
     "too_short": "validate",
+    **MEDIA_REJECTION_REASONS,
 }
 
 
@@ -107,10 +109,18 @@ def preprocess_bytes(
 
     The kind is ``options.kind`` when set, else detected (:func:`detect_kind`). Plain text,
     Markdown, HTML and PDF give at most one document; JSON and JSONL give one per record.
+    A media file (an image or audio suffix, see ``preprocess/media.py``) gives one image
+    or audio document, unless ``options.kind`` forces a text parser.
     """
     if len(data) > options.max_bytes:
         return _rejected(source, "too_large", "decode",
                          f"{len(data)} bytes > limit {options.max_bytes}")
+    modality = None if options.kind else media_modality(source)
+    if modality is not None:
+        media = media_document(data, source, modality)
+        if isinstance(media, Rejection):
+            return PreprocessResult(rejections=[media])
+        return PreprocessResult(documents=[media])
     kind = options.kind or detect_kind(source, data)
     if kind == BINARY:
         return _rejected(source, "binary", "decode", f"{binary_signature(data)} signature")
