@@ -82,3 +82,11 @@ def test_search_results_match_exact_during_a_background_merge(tmp_path: Path) ->
     reopened = open_store(tmp_path / "s", read_only=True)
     assert reopened.search("c", big[5], k=1)[0][0].id == "n5"
     reopened.close()
+
+
+def test_pending_points_count_toward_index_memory_at_once() -> None:
+    index = HnswIndex(DIM, "cosine", "float32", {}, None)
+    index.add(np.arange(3000), _unit(np.random.default_rng(5), 3000), defer=True)
+    pending = index.memory_bytes  # memory budgets see the points before the merge
+    index.merge_all()
+    assert 0.5 * index.memory_bytes <= pending <= 2.0 * index.memory_bytes

@@ -416,7 +416,15 @@ class HnswIndex:
 
     @property
     def memory_bytes(self) -> int:
-        return int(self.index.memory_usage) + len(self._pending) * self.dim * 4 * 2
+        """Resident bytes, counting pending points as the graph will hold them once
+        merged (plus their float32 copies), so memory budgets see them at once."""
+        used = int(self.index.memory_usage)
+        if self._pending:
+            merged = estimate_memory(len(self._pending), self.dim, self.dtype,
+                                     int(self.params["connectivity"]))
+            arena = BASE_ARENA_BYTES if len(self.index) else 0  # an empty graph has none
+            used += merged - arena + len(self._pending) * self.dim * 4
+        return used
 
     def save(self, folder: Path, cid: int, seq: int) -> Path:
         """Checkpoint the index as covering change ``seq``; returns the index file path.
