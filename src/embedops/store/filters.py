@@ -146,7 +146,7 @@ def _leaf_op_sql(field: str, op: str, value: Any) -> tuple[str, list[Any]]:
         sql, params = _eq_sql(x, jtype, value)
         return f"NOT IFNULL(({sql}), 0)", params
     if op == "in":
-        return _balanced([_eq_sql(x, jtype, item) for item in value], " OR ")
+        return balanced_sql([_eq_sql(x, jtype, item) for item in value], " OR ")
     kind = "('text')" if isinstance(value, str) else "('integer', 'real')"
     return f"({x} {RANGE_SQL[op]} ? AND {jtype} IN {kind})", [value]
 
@@ -164,7 +164,7 @@ def _compile(spec: Mapping[str, Any]) -> tuple[str, list[Any], int]:
     returned is parenthesised, so it nests anywhere without precedence surprises."""
     if "field" in spec:
         parts = [_leaf_op_sql(spec["field"], op, v) for op, v in spec.items() if op != "field"]
-        sql, params = _balanced(parts, " AND ")
+        sql, params = balanced_sql(parts, " AND ")
         return sql, params, 1
     if "not" in spec:
         sql, params, depth = _compile(spec["not"])
@@ -177,7 +177,7 @@ def _compile(spec: Mapping[str, Any]) -> tuple[str, list[Any], int]:
         return compiled[0]
     joiner = " OR " if key == "or" else " AND "
     deepest, rest = compiled[0], compiled[1:]
-    rest_sql, rest_params = _balanced([(c[0], c[1]) for c in rest], joiner)
+    rest_sql, rest_params = balanced_sql([(c[0], c[1]) for c in rest], joiner)
     return (f"({deepest[0]}{joiner}{rest_sql})", deepest[1] + rest_params,
             deepest[2] + 1)
 
@@ -196,7 +196,7 @@ def _merged(key: str, items: list[Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _balanced(parts: list[Sql], joiner: str) -> Sql:
+def balanced_sql(parts: list[Sql], joiner: str) -> Sql:
     """``parts`` joined by ``joiner`` as a balanced tree of small flat groups: the
     expression is O(log n) deep instead of n."""
     if len(parts) == 1:
@@ -205,7 +205,7 @@ def _balanced(parts: list[Sql], joiner: str) -> Sql:
         return ("(" + joiner.join(p[0] for p in parts) + ")",
                 [v for p in parts for v in p[1]])
     half = len(parts) // 2
-    left, right = _balanced(parts[:half], joiner), _balanced(parts[half:], joiner)
+    left, right = balanced_sql(parts[:half], joiner), balanced_sql(parts[half:], joiner)
     return f"({left[0]}{joiner}{right[0]})", left[1] + right[1]
 
 

@@ -26,9 +26,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from embedops.store.filters import json_path, parse_filter
+from embedops.store.filters import Sql, balanced_sql, json_path, parse_filter
 
-Sql = tuple[str, list[Any]]
 _RANGE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -65,26 +64,13 @@ def _leaf(field: str, op: str, value: Any) -> Sql:
 
 def _compile(spec: Mapping[str, Any]) -> Sql:
     if "field" in spec:
-        return _joined([_leaf(spec["field"], op, v) for op, v in spec.items()
+        return balanced_sql([_leaf(spec["field"], op, v) for op, v in spec.items()
                         if op != "field"], " AND ")
     if "not" in spec:
         sql, params = _compile(spec["not"])
         return f"({sql} IS NOT TRUE)", params
     (key, items), = spec.items()
-    return _joined([_compile(item) for item in items], " OR " if key == "or" else " AND ")
-
-
-def _joined(parts: list[Sql], joiner: str) -> Sql:
-    """``parts`` joined as a balanced tree of groups of at most 8 (shallow for the
-    planner's recursion, whatever the width)."""
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) <= 8:
-        return ("(" + joiner.join(p[0] for p in parts) + ")",
-                [v for p in parts for v in p[1]])
-    half = len(parts) // 2
-    left, right = _joined(parts[:half], joiner), _joined(parts[half:], joiner)
-    return f"({left[0]}{joiner}{right[0]})", left[1] + right[1]
+    return balanced_sql([_compile(item) for item in items], " OR " if key == "or" else " AND ")
 
 
 def compile_pg_filter(spec: Mapping[str, Any] | str) -> Sql:
