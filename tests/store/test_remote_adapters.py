@@ -13,6 +13,7 @@ import pytest
 
 from embedops.errors import (
     AliasConflict,
+    CollectionExists,
     CollectionNotFound,
     InvalidCollectionSpec,
     ReadOnlyStore,
@@ -243,6 +244,45 @@ def test_pg_concurrent_writers_of_the_same_ids(tmp_path: Path) -> None:
     try:
         assert not errors, errors
         assert handles[0].count("w") == 600
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+SHARED = tuple(b for b in REMOTE if b != "milvus-lite")  # engines several processes share
+
+
+@pytest.mark.parametrize("scheme", SHARED)
+def test_writers_racing_to_create_one_collection(scheme: str, tmp_path: Path) -> None:
+    """Four handles create the same collection at once (two ingest processes starting
+    on a new collection): one creates it, the others get ``CollectionExists`` — never
+    an engine error — and every handle can write and search it straight away."""
+    handles = [opener(scheme)(tmp_path / "store") for _ in range(4)]
+    start = threading.Barrier(len(handles))
+    outcomes: list[str] = []
+
+    def create(store: VectorStore) -> None:
+        start.wait()
+        try:
+            store.create_collection("race", 4, fingerprint="fp")
+            outcomes.append("created")
+        except CollectionExists:
+            outcomes.append("exists")
+        except BaseException as exc:  # reported below
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=create, args=(h,)) for h in handles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert sorted(outcomes) == ["created", "exists", "exists", "exists"], outcomes
+        for n, handle in enumerate(handles):
+            handle.upsert("race", [f"p{n}"], np.full((1, 4), n + 1.0), None,
+                          fingerprint="fp")
+        hits = handles[-1].search("race", np.ones(4, np.float32), k=10)[0]
+        assert sorted(hit.id for hit in hits) == ["p0", "p1", "p2", "p3"]
     finally:
         for handle in handles:
             handle.close()

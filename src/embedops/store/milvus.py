@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
@@ -142,6 +143,29 @@ class MilvusStore:
             self.client.load_collection(engine)
         self._loaded.add(engine)
 
+    def _appears(self, engine: str, timeout: float = 5.0) -> bool:
+        """Whether the collection exists, or comes to within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.client.has_collection(engine):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _wait_loaded(self, engine: str, timeout: float = 60.0) -> None:
+        """Wait until the collection another writer is creating has its index and is
+        loaded (creation is three engine calls: create, index, load)."""
+        from pymilvus.client.types import LoadState
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.client.get_load_state(engine).get("state") == LoadState.Loaded:
+                self._loaded.add(engine)
+                return
+            time.sleep(0.05)
+        raise StoreError(f"collection {engine!r} was created by another writer but not "
+                         f"loaded within {timeout:.0f} s")
+
     def _description(self, name: str) -> dict[str, Any] | None:
         """Milvus' description of the collection ``name`` names (through an alias
         too), None when there is none."""
@@ -199,6 +223,7 @@ class MilvusStore:
                           payload_indexes: Sequence[str] = ()) -> CollectionInfo:
         """Create the Milvus collection with its index (loaded, ready to search)."""
         from pymilvus import DataType
+        from pymilvus.exceptions import MilvusException
 
         spec = remote.new_spec(name, dim, fingerprint, metric, dtype, model, index_params,
                                payload_indexes)
@@ -218,8 +243,16 @@ class MilvusStore:
         schema.add_field("payload", DataType.JSON)
         index = self.client.prepare_index_params()
         index.add_index("vector", **index_of(spec))
-        self.client.create_collection(engine, schema=schema, consistency_level="Strong",
-                                      properties={SPEC_PROPERTY: _spec_json(spec)})
+        try:
+            self.client.create_collection(engine, schema=schema, consistency_level="Strong",
+                                          properties={SPEC_PROPERTY: _spec_json(spec)})
+        except MilvusException as exc:
+            # another writer created it between the check and the call (the engine says
+            # so in words of its own): let it finish and report it like the check would
+            if not self._appears(engine):
+                raise
+            self._wait_loaded(engine)
+            raise CollectionExists(f"collection {name!r} already exists") from exc
         # (an empty collection's index is ready at once: no waiting on the build)
         self.client.create_index(engine, index, sync=False)
         self.client.load_collection(engine)
