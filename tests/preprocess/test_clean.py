@@ -7,7 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
-from embedops.preprocess.clean import clean_text, collapse_whitespace, repair_mojibake
+from embedops.preprocess.clean import (
+    clean_text,
+    collapse_whitespace,
+    line_pieces,
+    looks_like_mojibake,
+    repair_mojibake,
+)
 from tests.preprocess.samples import (
     CLEAN_SENTENCES,
     as_cp1252_mojibake,
@@ -79,3 +85,23 @@ def test_output_is_normalised() -> None:
     text = clean_text("A\u030a e\u0301 \u212b")
     assert unicodedata.is_normalized("NFC", text)
     assert clean_text(text) == text
+
+
+@pytest.mark.parametrize("where", [10, 40_000, 99_990])
+def test_mojibake_anywhere_in_a_long_text_is_found_and_repaired(where: int) -> None:
+    """The detector runs in pieces; a repair far into a long text is still made."""
+    lines = "".join(f"line {n} of a plain report about vectors\n" for n in range(3000))
+    text = lines[:where] + " cafÃ© " + lines[where:]
+    assert len(line_pieces(text, 16_384)) > 5
+    assert looks_like_mojibake(text)
+    assert "café" in clean_text(text) and "Ã" not in clean_text(text)
+    assert not looks_like_mojibake(lines)
+
+
+def test_line_pieces_cover_the_text_in_order() -> None:
+    text = ("word " * 50 + "\n") * 200
+    pieces = line_pieces(text, 1000)
+    assert "".join(pieces) == text and len(pieces) > 20
+    assert all(p.endswith("\n") for p in pieces[:-1])
+    assert line_pieces("x" * 5000, 1000) == ["x" * 5000]  # nowhere to cut
+    assert "".join(line_pieces("ab " * 3000, 1000)) == "ab " * 3000  # no line breaks

@@ -66,6 +66,7 @@ _INVISIBLE_OR_JOINER = re.compile(
     f"|[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE}\ud800-\udfff{_ZWJ}]"
 )
 _FTFY_TARGETS = re.compile("[\x80-\x9f\ud800-\udfff]")
+_PIECE_CHARS = 16_384
 _LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _HSPACE = re.compile("[\t \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _SPACE_AROUND_NEWLINE = re.compile(" ?\n ?")
@@ -80,9 +81,37 @@ def repair_mojibake(text: str) -> str:
     only enabled fix that can still apply is the removal of terminal escape codes, so that
     is all the text gets.
     """
-    if _FTFY_TARGETS.search(text) is None and not is_bad(text):
+    if not looks_like_mojibake(text):
         return remove_terminal_escapes(text)
     return fix_text(text, FTFY_CONFIG)
+
+
+def looks_like_mojibake(text: str) -> bool:
+    """ftfy's detector (plus C1 controls and surrogates), run over pieces of about
+    ``_PIECE_CHARS`` cut after a line break: one regex search over a 1 MB text holds
+    Python's global lock for ~0.2 s (a serving process' queries wait that long), a piece
+    for ~3 ms. ftfy repairs text line by line, so a pattern across a line break is one it
+    would not repair either."""
+    return any(_FTFY_TARGETS.search(piece) is not None or is_bad(piece)
+               for piece in line_pieces(text, _PIECE_CHARS))
+
+
+def line_pieces(text: str, size: int) -> list[str]:
+    """``text`` in consecutive pieces, each ending at the first line break at or after
+    ``size`` characters (the last piece takes the rest; a text without line breaks is
+    cut at a space instead, and one with neither stays whole)."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > size:
+        cut = text.find("\n", start + size)
+        if cut < 0:
+            cut = text.find(" ", start + size)
+        if cut < 0:
+            break
+        pieces.append(text[start:cut + 1])
+        start = cut + 1
+    pieces.append(text[start:])
+    return pieces
 
 
 def remove_invisible(text: str) -> str:
