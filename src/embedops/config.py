@@ -158,6 +158,13 @@ class Settings(BaseSettings):
         32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
     realtime_max_wait_ms: float = Field(
         5.0, ge=0, description="How long a micro-batch waits for more queued writes.")
+    realtime_prepare_process_bytes: int = Field(
+        65_536, ge=0, description="Queued documents of at least this many characters are "
+        "decoded, cleaned and chunked in a child process of the service, so their "
+        "preparation never holds up queries (0: always in the worker thread).")
+    realtime_prepare_timeout_s: float = Field(
+        300.0, gt=0, description="Longest preparation of one document in that child "
+        "process; a longer one fails (`prepare_timeout`) and the child is replaced.")
     background_threads: int = Field(
         1, ge=0, description="Model threads of the serving process's background writes "
         "(real-time worker, migrations): they run on a model instance of their own with "

@@ -9,6 +9,9 @@ superseded. The store is written before the ledger and the queue rows are delete
 so a crash at any moment leaves the writes queued and the next run repeats them under
 the same chunk ids (idempotent).
 
+Documents are prepared (decoded, cleaned, chunked) by ``ingest/preparation.py``: large
+ones in a child process, so their preparation never holds up queries.
+
 The model is shared with the queries of the serving process: the worker's embedder
 takes it one forward pass at a time, at background priority (``ingest/targets.py``). A
 document with more than ``server_max_document_chunks`` chunks fails before it reaches
@@ -17,53 +20,29 @@ the model.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from embedops.config import Settings
 from embedops.errors import EmbedOpsError, StoreError
 from embedops.ingest.ordering import WriteGate
-from embedops.ingest.stages import Work, classify
+from embedops.ingest.preparation import DocumentPreparer, document_from_body
+from embedops.ingest.stages import Work
 from embedops.ingest.targets import EmbedderPool, lower_priority, resolve_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
 from embedops.ledger.outbox import OutboxEntry, Outcome
 from embedops.metrics import Metrics
-from embedops.preprocess.pipeline import PreprocessOptions, preprocess_bytes, preprocess_text
+from embedops.preprocess.pipeline import PreprocessOptions
 from embedops.store.protocol import VectorStore
 from embedops.types import Document
 
+__all__ = ["RealtimeWorker", "document_from_body"]
+
 MAX_ATTEMPTS = 5
 _log = logging.getLogger(__name__)
-
-
-def document_from_body(doc_id: str, body: dict[str, Any],
-                       options: PreprocessOptions) -> Document | tuple[str, str, str]:
-    """The document a queued ``put`` describes, or ``(stage, reason, detail)``."""
-    metadata = dict(body.get("metadata") or {})
-    if body.get("text") is not None:
-        result = preprocess_text(str(body["text"]), doc_id, options,
-                                 title=body.get("title"), metadata=metadata)
-    else:
-        try:
-            data = base64.b64decode(str(body.get("content_base64", "")), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            return "decode", "invalid_base64", str(exc)
-        result = preprocess_bytes(data, doc_id, options)
-    if result.rejections or len(result.documents) != 1:
-        if result.rejections:
-            r = result.rejections[0]
-            return r.stage, r.reason, r.detail
-        return "decode", "not_one_document", f"{len(result.documents)} documents in one body"
-    doc = result.documents[0]
-    return dataclasses.replace(doc, id=doc_id, source=doc_id,
-                               metadata={**doc.metadata, **metadata})
 
 
 class RealtimeWorker:
@@ -74,6 +53,9 @@ class RealtimeWorker:
         self.store, self.ledger, self.gate, self.pool = store, ledger, gate, pool
         self.settings, self.metrics = settings, metrics
         self.options = PreprocessOptions.from_settings(settings)
+        self.preparer = DocumentPreparer(self.options,
+                                         settings.realtime_prepare_process_bytes,
+                                         settings.realtime_prepare_timeout_s)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,6 +70,7 @@ class RealtimeWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.preparer.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -200,11 +183,11 @@ class RealtimeWorker:
         previous = self.ledger.documents(primary.name, [e.doc_id for e in entries])
         works: list[Work] = []
         for entry in entries:
-            doc = document_from_body(entry.doc_id, entry.body, self.options)
-            if isinstance(doc, tuple):
-                record_failure(Work(Document(entry.doc_id, ""), "new", "", "", None), *doc)
+            work = self.preparer.prepare(entry.doc_id, entry.body, previous.get(entry.doc_id),
+                                         primary.chunker)
+            if isinstance(work, tuple):
+                record_failure(Work(Document(entry.doc_id, ""), "new", "", "", None), *work)
                 continue
-            work = classify(doc, previous.get(doc.id), primary.chunker, lambda: None)
             if len(work.chunks) > self.settings.server_max_document_chunks:
                 record_failure(work, "chunk", "too_many_chunks", self._too_many(work))
                 continue
