@@ -125,3 +125,23 @@ def test_documents_of_a_modality_the_model_does_not_take_become_dead_letters(
     assert failed[0][:2] == ("photo.png", "unsupported_modality")
     assert "text" in failed[0][2] and "image" in failed[0][2]
     assert store.count("live") == 1
+
+
+def test_a_large_write_is_committed_in_slices(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A search waits for a store transaction in progress, so many points go in slices
+    of ``UPSERT_SLICE`` (each one transaction: the store's change sequence counts them);
+    every point lands and the ledger commits the documents once."""
+    from embedops.ingest import write
+
+    _, store, ledger, pool = env
+    live = _target(store, pool, "live", "testing/hash-64")
+    monkeypatch.setattr(write, "UPSERT_SLICE", 4)
+    docs = [Document(f"d{i}", LONG) for i in range(3)]
+    works = _works(ledger, live, docs)
+    chunks = sum(len(w.chunks) for w in works)
+    assert chunks > 8
+    before = store.stats("live")["seq"]
+    result = write_documents(store, ledger, [live], works, lambda *a: None)
+    assert result.chunks_embedded == chunks == store.count("live")
+    assert store.stats("live")["seq"] - before == -(-chunks // 4)
+    assert set(ledger.documents("live")) == {"d0", "d1", "d2"}

@@ -5,7 +5,8 @@ migration's dual-write and the re-embedding of stale documents — so a document
 by any of them gets the same ids, vectors, payloads, ledger record and stored content.
 
 Per target collection, in this order: embed the new and changed documents' chunks with
-the target's own embedder (document role), upsert their points, delete the chunks a
+the target's own embedder (document role), upsert their points (in slices of
+``UPSERT_SLICE``), delete the chunks a
 shrunken document no longer has, patch the payloads of metadata-only changes, then
 commit the documents (with their content) to the ledger. A crash before the ledger
 commit leaves documents the ledger does not know, which the next run writes again under
@@ -39,6 +40,11 @@ from embedops.ledger import Ledger
 from embedops.ledger.ledger import utc_now
 from embedops.payload_schema import FieldSpec, SchemaViolation, apply_schema
 from embedops.store.protocol import CollectionInfo, VectorStore
+
+# Points per store transaction. A search on the same store handle waits for a write in
+# progress, so a large document (a thousand chunks: ~0.2-0.4 s of SQLite work and fsync
+# in one transaction) is written in slices that a search can slip between.
+UPSERT_SLICE = 256
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,10 @@ def _write_target(store: VectorStore, ledger: Ledger, target: Target, works: lis
     now = utc_now()
     ids, vectors, payloads = build_points(embedded, fingerprint, now)
     if vectors is not None:
-        store.upsert(target.name, ids, vectors, payloads, fingerprint=fingerprint)
+        for lo in range(0, len(ids), UPSERT_SLICE):
+            hi = lo + UPSERT_SLICE
+            store.upsert(target.name, ids[lo:hi], vectors[lo:hi], payloads[lo:hi],
+                         fingerprint=fingerprint)
     orphans = orphan_ids([w for w, _ in embedded])
     deleted = store.delete(target.name, ids=orphans) if orphans else 0
     updated = [w for w in works if w.status == "metadata"]
