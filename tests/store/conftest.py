@@ -1,4 +1,4 @@
-"""Store fixtures: every contract test runs against each VectorStore implementation."""
+"""Store fixtures: every contract test runs against each VectorStore engine."""
 
 from __future__ import annotations
 
@@ -26,8 +26,15 @@ def store_url(scheme: str, path: Path) -> str:
 
 
 # Every backend registered with the store factory (the embedded one and plugins under
-# the ``embedops.stores`` entry points) runs the same contract suite.
+# the ``embedops.stores`` entry points).
 BACKENDS: tuple[str, ...] = tuple(sorted(store_backends()))
+# URL schemes that reach the engine of another scheme: ``milvus-lite`` (in-process) and
+# ``milvus`` (a server URL, served here by milvus-lite) are one engine reached two ways.
+SAME_ENGINE: dict[str, str] = {"milvus-lite": "milvus"}
+# One scheme an engine: these run the whole contract suite. A scheme in SAME_ENGINE runs
+# the tests of how a store is reached (``make_store_any_url``, or a test parametrised
+# over BACKENDS): opening, closing and reopening, read-only handles, handles sharing a path.
+ENGINES: tuple[str, ...] = tuple(b for b in BACKENDS if SAME_ENGINE.get(b) not in BACKENDS)
 
 
 # What an engine lacks, reported by its adapter instead of imitated (docs/scale-out.md):
@@ -55,7 +62,8 @@ KNOWN_GAPS: dict[tuple[str, str, str], tuple[str, bool]] = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        backend = params.get("make_store", params.get("filled"))
+        backend = next((params[p] for p in ("make_store", "make_store_any_url", "filled")
+                        if p in params), None)
         for (name, test, part), (reason, strict) in KNOWN_GAPS.items():
             if (backend == name and getattr(item, "originalname", "") == test
                     and part in item.name):
@@ -69,12 +77,9 @@ def opener(scheme: str) -> Callable[..., VectorStore]:
     return open_backend
 
 
-@pytest.fixture(params=BACKENDS)
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Opens stores of the parametrised backend, through the URL factory; closes them
-    all afterwards."""
+def _stores(scheme: str, tmp_path: Path) -> Iterator[StoreFactory]:
     opened: list[VectorStore] = []
-    impl = opener(request.param)
+    impl = opener(scheme)
 
     def factory(read_only: bool = False, path: Path | None = None) -> VectorStore:
         store = impl(path or tmp_path / "store", read_only=read_only)
@@ -84,6 +89,20 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     yield factory
     for store in reversed(opened):
         store.close()
+
+
+@pytest.fixture(params=ENGINES)
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens stores of the parametrised engine, through the URL factory; closes them
+    all afterwards."""
+    yield from _stores(request.param, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def make_store_any_url(request: pytest.FixtureRequest, tmp_path: Path
+                       ) -> Iterator[StoreFactory]:
+    """``make_store`` over every URL scheme, for the tests of how a store is reached."""
+    yield from _stores(request.param, tmp_path)
 
 
 @pytest.fixture

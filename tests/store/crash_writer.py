@@ -1,6 +1,8 @@
 """Crash-test writer: streams upserts and deletes into a store, announcing each commit.
 
-Usage: python crash_writer.py STORE FIRST_BATCH BATCH_SIZE
+Usage: python crash_writer.py STORE BATCH_SIZE, then FIRST_BATCH on a line of stdin (the
+test starts a writer ahead, so it imports while the last trial is checked; it opens the
+store only once told where to start, and exits at end of input).
 
 For batch ``b`` it upserts ids ``b-0..b-{BATCH_SIZE-1}`` (and replaces the vectors of the
 first 10 ids of batch ``b-1``), prints ``U b``; then deletes ``b-0..b-4`` and prints ``D b``.
@@ -20,7 +22,11 @@ DELETES = 5
 REPLACES = 10
 
 
-def main(path: str, first: int, size: int) -> None:
+def main(path: str, size: int) -> None:
+    line = sys.stdin.readline()
+    if not line.strip():
+        return
+    first = int(line)
     store = open_store(path)
     if not any(c.name == "crash" for c in store.list_collections()):
         store.create_collection("crash", DIM, fingerprint="fp", index_params={
@@ -41,4 +47,4 @@ def main(path: str, first: int, size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]))

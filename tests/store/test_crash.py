@@ -38,10 +38,18 @@ def _expected(ops: list[tuple[str, int]]) -> set[str]:
     return ids
 
 
-def _run_and_kill(store: Path, first: int, rng: random.Random) -> list[tuple[str, int]]:
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(store), str(first), str(BATCH)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
+def _writer(store: Path) -> subprocess.Popen[str]:
+    """A writer process started ahead of its trial: it imports while the last trial is
+    checked, and opens the store when ``_run_and_kill`` tells it its first batch."""
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(store), str(BATCH)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _run_and_kill(proc: subprocess.Popen[str], first: int, rng: random.Random
+                  ) -> list[tuple[str, int]]:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(f"{first}\n")
+    proc.stdin.flush()
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(rng.uniform(0.0, 0.25))
     proc.send_signal(signal.SIGKILL)
@@ -79,18 +87,24 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     rng = random.Random(1234)
     path = tmp_path / "store"
     ops: list[tuple[str, int]] = []
-    for trial in range(TRIALS):
-        first = ops[-1][1] + 1 if ops else 0
-        new_ops = _run_and_kill(path, first, rng)
-        ops += new_ops
-        if new_ops and new_ops[-1][0] == "U":
-            in_flight = ("D", new_ops[-1][1])
-        else:
-            in_flight = ("U", ops[-1][1] + 1 if ops else 0)
-        actual = _ids(path)
-        before, after = _expected(ops), _expected([*ops, in_flight])
-        assert actual in (before, after), f"trial {trial}: lost or extra points"
-        if actual == after != before:
-            ops.append(in_flight)
-        _check_index(path, actual, read_only=trial % 2 == 0)
+    writer = _writer(path)
+    try:
+        for trial in range(TRIALS):
+            first = ops[-1][1] + 1 if ops else 0
+            new_ops = _run_and_kill(writer, first, rng)
+            writer = _writer(path)  # the next trial's, importing during the checks below
+            ops += new_ops
+            if new_ops and new_ops[-1][0] == "U":
+                in_flight = ("D", new_ops[-1][1])
+            else:
+                in_flight = ("U", ops[-1][1] + 1 if ops else 0)
+            actual = _ids(path)
+            before, after = _expected(ops), _expected([*ops, in_flight])
+            assert actual in (before, after), f"trial {trial}: lost or extra points"
+            if actual == after != before:
+                ops.append(in_flight)
+            _check_index(path, actual, read_only=trial % 2 == 0)
+    finally:
+        writer.kill()  # the spare writer (still waiting for its first batch), or a failed one
+        writer.communicate()
     assert sum(op == "U" for op, _ in ops) >= TRIALS

@@ -11,7 +11,7 @@ import pytest
 from embedops.errors import InvalidCollectionSpec
 from embedops.store import VectorStore
 
-from .conftest import BACKENDS, opener
+from .conftest import ENGINES, opener
 from .storedata import exact_top_k, mixture, recall
 
 N, DIM, Q, K = 12_000, 64, 200, 10
@@ -24,10 +24,10 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return base[:N], base[N:]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=ENGINES)
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            data: tuple[np.ndarray, np.ndarray]) -> VectorStore:
-    """The same data in every registered backend: ANN against exact, for each."""
+    """The same data in every engine: ANN against exact, for each."""
     store = opener(request.param)(tmp_path_factory.mktemp("recall") / "store")
     base, _ = data
     ids = [str(i) for i in range(N)]

@@ -21,15 +21,16 @@ from embedops.errors import (
 from embedops.store import IndexMaintenance, RenameBehindAlias, VectorStore
 from embedops.store.remote import NotSupported
 
-from .conftest import BACKENDS, opener
+from .conftest import BACKENDS, ENGINES, opener
 from .storedata import exact_top_k, mixture, recall
 
-REMOTE = tuple(b for b in BACKENDS if b != "embedded")
-MILVUS = tuple(b for b in REMOTE if b.startswith("milvus"))
+REMOTE = tuple(b for b in BACKENDS if b != "embedded")  # every remote URL scheme
+REMOTE_ENGINES = tuple(b for b in ENGINES if b != "embedded")  # one scheme an engine
+MILVUS = tuple(b for b in REMOTE_ENGINES if b.startswith("milvus"))
 DIM = 16
 
 
-@pytest.fixture(params=REMOTE)
+@pytest.fixture(params=REMOTE_ENGINES)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -113,6 +114,7 @@ def test_empty_selections_change_nothing(store: VectorStore) -> None:
     assert list(store.scan("e")) == []
 
 
+@pytest.mark.parametrize("backend", REMOTE)  # every way of reaching one
 def test_read_only_handle_refuses_every_write(backend: str, tmp_path: Path) -> None:
     with opener(backend)(tmp_path / "store") as writer:
         writer.create_collection("c", 4, fingerprint="fp")
@@ -131,6 +133,7 @@ def test_read_only_handle_refuses_every_write(backend: str, tmp_path: Path) -> N
         reader.close()
 
 
+@pytest.mark.parametrize("backend", REMOTE)  # every way of reaching one
 def test_alias_swaps_never_interrupt_a_reader(backend: str, tmp_path: Path) -> None:
     """Invariant 6: a reader on another handle sees the old or the new target of a
     repointed alias, whole, never an error or a mix."""

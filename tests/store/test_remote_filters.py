@@ -23,11 +23,11 @@ from embedops.store import VectorStore
 from embedops.store.filters import MAX_DEPTH, MAX_TERMS, matches
 
 from . import servers
-from .conftest import BACKENDS, opener
+from .conftest import ENGINES, opener
 from .test_filter_limits import chain, leaf, nots
 from .test_filters import _payloads, filters
 
-REMOTE = tuple(b for b in BACKENDS if b != "embedded")
+REMOTE = tuple(b for b in ENGINES if b != "embedded")  # one URL scheme an engine
 MILVUS = tuple(b for b in REMOTE if b.startswith("milvus"))
 
 if TYPE_CHECKING:

@@ -1,4 +1,7 @@
-"""The VectorStore contract: every implementation must pass this suite unchanged."""
+"""The VectorStore contract: every implementation must pass this suite unchanged.
+
+It runs once per engine (``conftest.ENGINES``); the tests of how a store is reached
+(open, close and reopen, read-only) run over every URL scheme."""
 
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ def _fill(store: VectorStore, name: str = "docs", n: int = 200, seed: int = 0,
     return vectors
 
 
-def test_implements_protocol(store: VectorStore) -> None:
-    assert isinstance(store, VectorStore)
+def test_implements_protocol(make_store_any_url: StoreFactory) -> None:
+    assert isinstance(make_store_any_url(), VectorStore)
 
 
 def test_create_describe_list_drop(store: VectorStore) -> None:
@@ -162,12 +165,12 @@ def test_stats_report_index_and_disk(store: VectorStore) -> None:
     assert {"checkpoint_seq", "seq"} <= set(stats)
 
 
-def test_persistence_and_read_only(make_store: StoreFactory) -> None:
-    store = make_store()
+def test_persistence_and_read_only(make_store_any_url: StoreFactory) -> None:
+    store = make_store_any_url()
     vectors = _fill(store)
     store.delete("docs", ids=["p3"])
     store.close()
-    reader = make_store(read_only=True)
+    reader = make_store_any_url(read_only=True)
     assert reader.count("docs") == 199
     assert reader.search("docs", vectors[5], k=1)[0][0].id == "p5"
     with pytest.raises(ReadOnlyStore):

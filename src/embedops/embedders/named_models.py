@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from embedops.embedders.weights import KNOWN_MODELS, canonical_name, is_model_dir, read_json_object
 from embedops.errors import ConfigError, ModelNotFound
 
 REGISTRY_FILE = "named_models.json"
@@ -27,22 +28,13 @@ def _registry_path(cache_dir: Path) -> Path:
 
 
 def _read(cache_dir: Path) -> dict[str, dict[str, str]]:
-    path = _registry_path(cache_dir)
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the model registry {path}: {exc}") from exc
-    return data if isinstance(data, dict) else {}
+    return read_json_object(_registry_path(cache_dir), ConfigError, "the model registry ")
 
 
 def check_name(name: str) -> str:
     """``name`` when it can name a local model: letters, digits, ``.``, ``_``, ``-``
     (no ``/``, so it never looks like an API model or a hub id), and not the name of a
     shipped model. Raises ConfigError."""
-    from embedops.embedders.weights import KNOWN_MODELS, canonical_name
-
     if not NAME_RE.match(name):
         raise ConfigError(f"invalid model name {name!r}: use letters, digits, '.', '_' "
                           "and '-' (at most 64 characters, no '/')")
@@ -56,7 +48,7 @@ def register(name: str, directory: Path, cache_dir: Path) -> Path:
     earlier entry of the same name. Written atomically. Returns the absolute directory."""
     check_name(name)
     directory = directory.expanduser().resolve()
-    if not (directory / "config.json").is_file():
+    if not is_model_dir(directory):
         raise ModelNotFound(f"{directory} is not a model directory (no config.json)")
     entries = _read(cache_dir)
     entries[name] = {"directory": str(directory)}
@@ -75,7 +67,7 @@ def lookup(name: str, cache_dir: Path) -> Path | None:
     if entry is None:
         return None
     directory = Path(entry["directory"])
-    if not (directory / "config.json").is_file():
+    if not is_model_dir(directory):
         raise ModelNotFound(f"model {name!r} is registered at {directory}, which no longer "
                             "holds a model; train it again or register another directory")
     return directory

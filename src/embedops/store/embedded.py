@@ -30,15 +30,13 @@ import numpy as np
 from embedops.errors import (
     AliasConflict,
     CollectionExists,
-    DimensionMismatch,
     FingerprintMismatch,
     InvalidCollectionSpec,
-    InvalidVector,
     MemoryBudgetExceeded,
-    ReadOnlyStore,
     StoreError,
 )
 from embedops.store import catalog, quantization, schema
+from embedops.store.batch import check_batch, check_dim, payload_text
 from embedops.store.catalog import (
     CollectionRow,
     lookup,
@@ -47,6 +45,7 @@ from embedops.store.catalog import (
     translate_sql_error,
 )
 from embedops.store.filters import compile_filter, json_path
+from embedops.store.guards import check_writable, serialised
 from embedops.store.hnsw_index import estimate_memory, remove_checkpoints
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import (
@@ -69,22 +68,8 @@ MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 _log = logging.getLogger("embedops.store")
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    """Serialise calls on a handle and translate sqlite3 errors at the boundary."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        store = args[0]
-        assert isinstance(store, EmbeddedStore)
-        with store._lock:  # (a plain try is cheaper than a context manager on this path)
-            if store._conn is None:
-                raise StoreError("store handle is closed")
-            try:
-                return method(*args, **kwargs)
-            except sqlite3.DatabaseError as exc:
-                raise translate_sql_error(exc) from exc
-
-    return wrapper
+# Serialise calls on a handle and translate sqlite3 errors at the boundary.
+_guarded = serialised(sqlite3.DatabaseError, translate_sql_error)
 
 
 def _writes(method: Callable[P, R]) -> Callable[P, R]:
@@ -92,9 +77,7 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         store = args[0]
         assert isinstance(store, EmbeddedStore)
-        if store.read_only:
-            raise ReadOnlyStore(f"store {store.path} is open read-only; {method.__name__} "
-                                "needs a read-write handle")
+        check_writable(store.read_only, store.path, method.__name__)
         try:
             return method(*args, **kwargs)
         finally:
@@ -362,7 +345,7 @@ class EmbeddedStore:
             raise StoreError("a payload patch is a JSON object")
         row = lookup(self.conn, collection)
         where, params = self._where(ids, filter, required=True)
-        text = _payload_text(patch)
+        text = payload_text(patch)
         with transaction(self.conn):
             changed = self.conn.execute(
                 f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where}",
@@ -403,7 +386,7 @@ class EmbeddedStore:
         if not isinstance(k, int) or k < 1:
             raise StoreError(f"k must be a positive integer, got {k!r}")
         queries = quantization.prepare(vectors, row.dim, row.metric)
-        _check_dim(row, queries)
+        check_dim(row.name, row.dim, queries)
         where = compile_filter(filter) if filter is not None else None
         return self._search.search(row, queries, k, where, ef, exact)
 
@@ -612,37 +595,12 @@ def _check_collection_args(dim: int, metric: str, dtype: str, fingerprint: str,
     catalog.check_index_params(params)
 
 
-def _check_dim(row: CollectionRow, arr: np.ndarray) -> None:
-    if arr.shape[1] != row.dim:
-        raise DimensionMismatch(
-            f"collection {row.name!r} has dimension {row.dim}, got vectors of dimension "
-            f"{arr.shape[1]}")
-
-
-def _payload_text(payload: Mapping[str, Any]) -> str:
-    try:
-        return json.dumps(dict(payload), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidVector(f"payload is not JSON-serialisable: {exc}") from exc
-
-
 def _prepare_batch(row: CollectionRow, ids: Sequence[str], vectors: np.ndarray,
                    payloads: Sequence[Mapping[str, Any]] | None
                    ) -> tuple[list[str], np.ndarray, list[str]]:
-    """Validate a batch; duplicate ids keep their last occurrence (one point per id)."""
-    arr = quantization.prepare(vectors, row.dim, row.metric)
-    _check_dim(row, arr)
-    payloads = payloads if payloads is not None else [{} for _ in ids]
-    if not len(ids) == len(arr) == len(payloads):
-        raise InvalidVector(f"got {len(ids)} ids, {len(arr)} vectors and {len(payloads)} "
-                            "payloads; they must line up")
-    if not all(isinstance(i, str) and i for i in ids):
-        raise InvalidVector("point ids must be non-empty strings")
-    if any(not isinstance(p, Mapping) for p in payloads):
-        raise InvalidVector("payloads must be JSON objects (dicts)")
-    last = {pid: pos for pos, pid in enumerate(ids)}
-    keep = sorted(last.values())
-    return ([ids[i] for i in keep], arr[keep], [_payload_text(payloads[i]) for i in keep])
+    """Validate a batch (``batch.check_batch``): the ids, rows and payload texts to write."""
+    arr, payloads, keep = check_batch(row.name, row.dim, row.metric, ids, vectors, payloads)
+    return ([ids[i] for i in keep], arr[keep], [payload_text(payloads[i]) for i in keep])
 
 
 def _point(row: CollectionRow, record: Sequence[Any], with_vectors: bool) -> Point:

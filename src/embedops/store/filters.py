@@ -196,17 +196,20 @@ def _merged(key: str, items: list[Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def balanced_sql(parts: list[Sql], joiner: str) -> Sql:
-    """``parts`` joined by ``joiner`` as a balanced tree of small flat groups: the
-    expression is O(log n) deep instead of n."""
+def balanced(parts: list[str], joiner: str) -> str:
+    """``parts`` joined by ``joiner`` as a balanced tree of flat groups of at most 8:
+    the expression is O(log n) deep instead of n, so parsers recurse O(log n) deep."""
     if len(parts) == 1:
         return parts[0]
     if len(parts) <= 8:
-        return ("(" + joiner.join(p[0] for p in parts) + ")",
-                [v for p in parts for v in p[1]])
+        return "(" + joiner.join(parts) + ")"
     half = len(parts) // 2
-    left, right = balanced_sql(parts[:half], joiner), balanced_sql(parts[half:], joiner)
-    return f"({left[0]}{joiner}{right[0]})", left[1] + right[1]
+    return f"({balanced(parts[:half], joiner)}{joiner}{balanced(parts[half:], joiner)})"
+
+
+def balanced_sql(parts: list[Sql], joiner: str) -> Sql:
+    """``balanced`` over SQL fragments: their parameters stay in the order of the text."""
+    return balanced([p[0] for p in parts], joiner), [v for p in parts for v in p[1]]
 
 
 def compile_filter(spec: Mapping[str, Any] | str) -> tuple[str, list[Any]]:

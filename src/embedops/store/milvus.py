@@ -48,6 +48,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import remote
+from embedops.store.guards import writes
 from embedops.store.milvus_connect import connect, embedops_name, engine_name, release_lite
 from embedops.store.milvus_filters import compile_milvus_filter, literal
 from embedops.store.milvus_search import Searcher, index_of
@@ -83,15 +84,7 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _writes(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        store = args[0]
-        assert isinstance(store, MilvusStore)
-        remote.check_writable(store.read_only, store.where, method.__name__)
-        return method(*args, **kwargs)
-
-    return _guarded(wrapper)
+_writes = writes(_guarded)
 
 
 def _translate(exc: Exception) -> StoreError:

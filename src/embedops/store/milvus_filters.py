@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from embedops.store.filters import json_path, parse_filter
+from embedops.store.filters import balanced, json_path, parse_filter
 
 _RANGE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _NEGATED_RANGE = {"gt": "<=", "gte": "<", "lt": ">=", "lte": ">"}
@@ -79,23 +79,13 @@ def _nnf(spec: Mapping[str, Any], negated: bool) -> str:
     if "field" in spec:
         parts = [_leaf(spec["field"], op, v, negated) for op, v in spec.items()
                  if op != "field"]
-        return _joined(parts, " or " if negated else " and ")
+        return balanced(parts, " or " if negated else " and ")
     if "not" in spec:
         return _nnf(spec["not"], not negated)
     (key, items), = spec.items()
     conjunction = (key == "and") != negated
-    return _joined([_nnf(item, negated) for item in items],
-                   " and " if conjunction else " or ")
-
-
-def _joined(parts: list[str], joiner: str) -> str:
-    """A balanced tree of groups of at most 8, so parsers recurse O(log n) deep."""
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) <= 8:
-        return "(" + joiner.join(parts) + ")"
-    half = len(parts) // 2
-    return f"({_joined(parts[:half], joiner)}{joiner}{_joined(parts[half:], joiner)})"
+    return balanced([_nnf(item, negated) for item in items],
+                    " and " if conjunction else " or ")
 
 
 def compile_milvus_filter(spec: Mapping[str, Any] | str) -> str:

@@ -15,11 +15,10 @@ serialises its calls; every write is one transaction.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -38,41 +37,13 @@ from embedops.errors import (
 )
 from embedops.store import pg_schema, pg_search, remote
 from embedops.store.catalog import now
+from embedops.store.guards import serialised, writes
 from embedops.store.names import check_name
 from embedops.store.pg_filters import compile_pg_filter
 from embedops.store.protocol import CollectionInfo, Filter, Hit, Point
 from embedops.store.remote import Spec
 
-P = ParamSpec("P")
 R = TypeVar("R")
-
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    """Serialise calls on a handle and translate psycopg errors at the boundary."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        store = args[0]
-        assert isinstance(store, PgVectorStore)
-        with store._lock:
-            if store._conn is None:
-                raise StoreError("store handle is closed")
-            try:
-                return method(*args, **kwargs)
-            except psycopg.Error as exc:
-                raise _translate(exc) from exc
-
-    return wrapper
-
-
-def _writes(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        store = args[0]
-        assert isinstance(store, PgVectorStore)
-        remote.check_writable(store.read_only, store.where, method.__name__)
-        return method(*args, **kwargs)
-
-    return _guarded(wrapper)
 
 
 def _translate(exc: psycopg.Error) -> StoreError:
@@ -81,6 +52,11 @@ def _translate(exc: psycopg.Error) -> StoreError:
     if isinstance(exc, psycopg.errors.ProgramLimitExceeded | psycopg.errors.StatementTooComplex):
         return InvalidFilter(f"filter is too complex for the store: {exc}")
     return StoreError(f"postgresql error: {exc}")
+
+
+# Serialise calls on a handle and translate psycopg errors at the boundary.
+_guarded = serialised(psycopg.Error, _translate)
+_writes = writes(_guarded)
 
 
 class PgVectorStore:

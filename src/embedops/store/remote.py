@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from embedops.errors import DimensionMismatch, InvalidVector, ReadOnlyStore, StoreError
+from embedops.errors import StoreError
 from embedops.store import quantization
+from embedops.store.batch import check_batch, check_dim, payload_text
 from embedops.store.catalog import now
 from embedops.store.embedded import _check_collection_args, check_fingerprint
 from embedops.store.filters import json_path
@@ -88,65 +89,37 @@ def new_spec(name: str, dim: int, fingerprint: str, metric: str, dtype: str, mod
                 dict(extra))
 
 
-def check_writable(read_only: bool, where: str, operation: str) -> None:
-    if read_only:
-        raise ReadOnlyStore(f"store {where} is open read-only; {operation} needs a "
-                            "read-write handle")
-
-
 def check_k(k: object) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise StoreError(f"k must be a positive integer, got {k!r}")
     return k
 
 
-def check_dim(spec: Spec, arr: np.ndarray) -> None:
-    if arr.shape[1] != spec.dim:
-        raise DimensionMismatch(
-            f"collection {spec.name!r} has dimension {spec.dim}, got vectors of dimension "
-            f"{arr.shape[1]}")
-
-
 def prepare_queries(spec: Spec, vectors: np.ndarray) -> np.ndarray:
     """Query rows as float32 (unit rows for cosine); refuses a wrong dimension."""
     queries = quantization.prepare(vectors, spec.dim, spec.metric)
-    check_dim(spec, queries)
+    check_dim(spec.name, spec.dim, queries)
     return queries
 
 
 def payload_dict(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON round trip of a payload: what the engine will store and give back."""
-    try:
-        return json.loads(json.dumps(dict(payload), ensure_ascii=False, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidVector(f"payload is not JSON-serialisable: {exc}") from exc
+    return json.loads(payload_text(payload))
 
 
 def prepare_batch(spec: Spec, ids: Sequence[str], vectors: np.ndarray,
                   payloads: Sequence[Mapping[str, Any]] | None, fingerprint: str,
                   max_id_length: int | None = None
                   ) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
-    """Validate an upsert the way the embedded store does; duplicate ids keep their last
-    occurrence. float16 collections get their values rounded to float16 (what a float16
-    collection holds), and values beyond the float16 range are refused."""
+    """Validate an upsert the way the embedded store does (``batch.check_batch``);
+    duplicate ids keep their last occurrence. float16 collections get their values
+    rounded to float16 (what a float16 collection holds), and values beyond the float16
+    range are refused."""
     check_fingerprint(spec.name, spec.model, spec.fingerprint, fingerprint)
-    arr = quantization.prepare(vectors, spec.dim, spec.metric)
-    check_dim(spec, arr)
-    payloads = payloads if payloads is not None else [{} for _ in ids]
-    if not len(ids) == len(arr) == len(payloads):
-        raise InvalidVector(f"got {len(ids)} ids, {len(arr)} vectors and {len(payloads)} "
-                            "payloads; they must line up")
-    if not all(isinstance(i, str) and i for i in ids):
-        raise InvalidVector("point ids must be non-empty strings")
-    if max_id_length is not None and any(len(i.encode()) > max_id_length for i in ids):
-        raise InvalidVector(f"point ids longer than {max_id_length} bytes do not fit this "
-                            "store")
-    if any(not isinstance(p, Mapping) for p in payloads):
-        raise InvalidVector("payloads must be JSON objects (dicts)")
+    arr, payloads, keep = check_batch(spec.name, spec.dim, spec.metric, ids, vectors,
+                                      payloads, max_id_length)
     if spec.dtype == "float16":
         arr = quantization.decode(quantization.encode(arr, "float16"), spec.dim, "float16")
-    last = {pid: pos for pos, pid in enumerate(ids)}
-    keep = sorted(last.values())
     return ([ids[i] for i in keep], np.ascontiguousarray(arr[keep], dtype=np.float32),
             [payload_dict(payloads[i]) for i in keep])
 

@@ -1,0 +1,58 @@
+"""The checks of a batch of points that every store makes before it writes one.
+
+The embedded store and the remote adapters (``remote.py``) refuse the same batches
+with the same errors: vectors of another dimension, non-finite values, ids, vectors and
+payloads that do not line up, ids that are not non-empty strings, payloads that are not
+JSON objects. Duplicate ids keep their last occurrence (one point per id).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from embedops.errors import DimensionMismatch, InvalidVector
+from embedops.store import quantization
+
+
+def check_dim(collection: str, dim: int, arr: np.ndarray) -> None:
+    """Refuse rows whose dimension is not the collection's ``dim``."""
+    if arr.shape[1] != dim:
+        raise DimensionMismatch(
+            f"collection {collection!r} has dimension {dim}, got vectors of dimension "
+            f"{arr.shape[1]}")
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """A payload as JSON text; refuses one that JSON cannot hold (NaN, sets, ...)."""
+    try:
+        return json.dumps(dict(payload), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"payload is not JSON-serialisable: {exc}") from exc
+
+
+def check_batch(collection: str, dim: int, metric: str, ids: Sequence[str],
+                vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]] | None,
+                max_id_length: int | None = None
+                ) -> tuple[np.ndarray, Sequence[Mapping[str, Any]], list[int]]:
+    """``(rows, payloads, keep)`` of a valid batch: the rows as float32 (unit rows for
+    cosine), the payloads (``{}`` each when None) and the positions to write, the last
+    of each id, in order. ``max_id_length`` is a limit of the engine, in UTF-8 bytes."""
+    arr = quantization.prepare(vectors, dim, metric)
+    check_dim(collection, dim, arr)
+    payloads = payloads if payloads is not None else [{} for _ in ids]
+    if not len(ids) == len(arr) == len(payloads):
+        raise InvalidVector(f"got {len(ids)} ids, {len(arr)} vectors and {len(payloads)} "
+                            "payloads; they must line up")
+    if not all(isinstance(i, str) and i for i in ids):
+        raise InvalidVector("point ids must be non-empty strings")
+    if max_id_length is not None and any(len(i.encode()) > max_id_length for i in ids):
+        raise InvalidVector(f"point ids longer than {max_id_length} bytes do not fit this "
+                            "store")
+    if any(not isinstance(p, Mapping) for p in payloads):
+        raise InvalidVector("payloads must be JSON objects (dicts)")
+    last = {pid: pos for pos, pid in enumerate(ids)}
+    return arr, payloads, sorted(last.values())
