@@ -25,6 +25,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.ledger import Ledger, StoredDocument
+from embedops.ledger.postgres import is_postgres_url, ledger_exists, open_ledger
 from embedops.store import EXTERNAL_FINGERPRINT, EXTERNAL_MODEL, local_directory, open_store
 from embedops.store.protocol import (
     CollectionInfo,
@@ -36,14 +37,16 @@ from embedops.store.protocol import (
 from embedops.types import Document
 
 
-def ledger_location(settings: Settings) -> Path:
-    """Where the ledger lives: ``settings.ledger``, else beside the embedded store."""
+def ledger_location(settings: Settings) -> str | Path:
+    """Where the ledger lives: ``settings.ledger`` (a SQLite file or a PostgreSQL URL),
+    else beside the embedded store."""
     if settings.ledger is not None:
-        return settings.ledger
+        return settings.ledger if is_postgres_url(settings.ledger) else Path(settings.ledger)
     directory = local_directory(settings.store)
     if directory is None:
         raise ConfigError(f"store {settings.store!r} is remote: set `ledger` "
-                          "(EMBEDOPS_LEDGER) to the ledger's SQLite file")
+                          "(--ledger, EMBEDOPS_LEDGER) to the ledger's SQLite file or "
+                          "postgresql:// URL")
     return directory / "ledger.db"
 
 
@@ -58,14 +61,15 @@ class Client:
         directory = local_directory(settings.store)
         if read_only and directory is not None and not directory.exists():
             raise StoreError(f"no store at {directory}: run `embedops ingest` first")
-        path = ledger_location(settings)
+        location = ledger_location(settings)
         from embedops.monitor.memory import memory_budget
 
         self.store: VectorStore = open_store(settings.store, read_only=read_only,
                                              memory_budget_bytes=memory_budget(settings)[0])
         try:
             self.ledger: Ledger | None = (
-                None if read_only and not path.exists() else Ledger(path, read_only))
+                None if read_only and not ledger_exists(location)
+                else open_ledger(location, read_only))
         except BaseException:
             self.store.close()
             raise
@@ -73,7 +77,7 @@ class Client:
 
     def new_ledger_handle(self) -> Ledger:
         """A second connection to the same ledger (for another thread of a service)."""
-        return Ledger(ledger_location(self.settings), self.read_only)
+        return open_ledger(ledger_location(self.settings), self.read_only)
 
     def _writable_ledger(self) -> Ledger:
         if self.ledger is None or self.read_only:
@@ -141,19 +145,25 @@ class Client:
 
     def ingest_by_modality(self, paths: Sequence[str | Path], routes: Sequence[Any], *,
                            prune: bool = False, include: Sequence[str] = (),
-                           exclude: Sequence[str] = (), progress: Any = None
-                           ) -> dict[str, Any]:
+                           exclude: Sequence[str] = (), progress: Any = None,
+                           dtype: str = "float32", batch_size: int = 512,
+                           id_field: str | None = None, text_field: str | None = None,
+                           title_field: str | None = None) -> Any:
         """Ingest a folder of text, images and audio: for each ``Route`` (see
         ``ingest/modalities.py``) the files of its modality go to its collection, embedded
-        by its model. Returns each route's ``IngestSummary`` by modality; each route is an
-        ordinary batch run (idempotent, dead-lettered on its own). Raises ConfigError for
-        two routes of one modality or a route whose model does not embed its modality."""
+        by its model; files of a modality without a route are skipped (``no_model:…``).
+        Returns a ``RoutedSummary``: each route's ``IngestSummary`` by modality, plus the
+        totals and each collection's summary; each collection is an ordinary batch run
+        (idempotent, dead-lettered on its own). Raises ConfigError for two routes of one
+        modality or a route whose model does not embed its modality."""
         from embedops.ingest.batch import IngestOptions
         from embedops.ingest.modalities import ingest_by_modality
         from embedops.preprocess.pipeline import PreprocessOptions
 
-        options = IngestOptions(prune=prune, include=include, exclude=exclude,
-                                preprocess=PreprocessOptions.from_settings(self.settings))
+        preprocess = PreprocessOptions.from_settings(
+            self.settings, id_field=id_field, text_field=text_field, title_field=title_field)
+        options = IngestOptions(prune=prune, include=include, exclude=exclude, dtype=dtype,
+                                batch_size=batch_size, preprocess=preprocess)
         return ingest_by_modality(self.store, self._writable_ledger(),
                                   batch_settings(self.settings), [Path(p) for p in paths],
                                   routes, options, progress)

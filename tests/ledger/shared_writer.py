@@ -6,13 +6,17 @@ Usage: python -m tests.ledger.shared_writer LEDGER_URL STORE_URL CORPUS [GLOB ..
 Ingests the text files of CORPUS whose names match one of the globs (all of them when
 none is given) into the collection ``docs`` with the test model ``testing/hash-64``
 (``EMBEDOPS_ENABLE_TEST_MODELS=1``), in batches of 8 chunks, then prints the run's
-summary as JSON.
+summary as JSON (with the Unix times it ``started`` and ``ended``).
+``EMBEDOPS_TEST_START_AT`` (a Unix time) makes it wait until then
+before it reads, so that several writers start together.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from embedops.config import Settings
@@ -32,11 +36,16 @@ def main(ledger_url: str, store_url: str, corpus: str, include: list[str]) -> No
     store = open_store(store_url)
     ledger = open_ledger(ledger_url)
     try:
-        summary = BatchIngest(store, ledger, settings, options).run([Path(corpus)])
+        job = BatchIngest(store, ledger, settings, options)
+        start_at = float(os.environ.get("EMBEDOPS_TEST_START_AT", "0"))
+        time.sleep(max(0.0, start_at - time.time()))  # writers that start together
+        started = time.time()
+        summary = job.run([Path(corpus)])
     finally:
         ledger.close()
         store.close()
-    print(json.dumps(summary.to_dict()), flush=True)
+    print(json.dumps({**summary.to_dict(), "started": started, "ended": time.time()}),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -333,3 +333,30 @@ def test_sigkill_one_writer_then_run_again_equals_one_run(
     assert other.wait(timeout=300) == 0, other.stderr.read() if other.stderr else b""
     _ingest(ledger_url, store_url, corpus, "a*", "b*")
     assert _state(ledger_url, store_url) == expected
+
+
+@pytest.mark.slow
+def test_two_writers_over_the_same_sources_embed_each_document_once(
+        tmp_path: Path, reference: tuple[Path, tuple[dict[str, Any], dict[str, Any]]]
+        ) -> None:
+    """Claims (``ledger/claims.py``): two runs over exactly the same files split the
+    work instead of both embedding everything: across their two summaries, every
+    document is new once and every chunk is embedded once, as in a single run."""
+    corpus, expected = reference
+    ledger_url, store_url = _prepare(tmp_path, "same")
+    env = {**_env(), "EMBEDOPS_TEST_START_AT": str(time.time() + 8)}  # both at once
+    procs = [subprocess.Popen(_writer_cmd(ledger_url, store_url, corpus), env=env,
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        summaries.append(json.loads(out))
+    assert _state(ledger_url, store_url) == expected
+    docs, points = expected
+    assert sum(s["documents_new"] for s in summaries) == len(docs)
+    assert sum(s["chunks_embedded"] for s in summaries) == len(points)
+    assert all(s["documents_taken"] == len(docs) for s in summaries)
+    # they did run at the same time (each one alone would embed everything it read)
+    assert max(s["started"] for s in summaries) < min(s["ended"] for s in summaries)

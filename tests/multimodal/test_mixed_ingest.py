@@ -45,11 +45,12 @@ def test_a_mixed_folder_is_routed_by_modality(tmp_path: Path, mixed_folder: Path
                                               "sounds/high.ogg"}
         assert _letters(client, "photos") == {"pics/broken.png": "corrupt_image"}
         assert _letters(client, "sounds") == {"sounds/quiet.wav": "silent"}
-        assert summaries["image"].files_skipped == {"unsupported_type:.flac": 1,
-                                                    "unsupported_type:.md": 1,
-                                                    "unsupported_type:.ogg": 1,
-                                                    "unsupported_type:.txt": 1,
-                                                    "unsupported_type:.wav": 2}
+        # one scan, each file to the run of its modality: nothing skipped here
+        assert (summaries.total.files_found, summaries.total.files_taken) == (11, 11)
+        assert summaries.total.files_skipped == {}
+        assert (summaries["image"].files_found, summaries["image"].files_taken) == (5, 5)
+        assert summaries.routes == {"text": "docs", "image": "photos", "audio": "sounds"}
+        assert set(summaries.collections) == {"docs", "photos", "sounds"}
         assert summaries["audio"].documents_failed == 1
         photo = client.get_points("photos", ["pics/one.png#0"])[0].payload
         assert (photo["kind"], photo["width"], photo["height"]) == ("image", 96, 72)
@@ -86,6 +87,23 @@ def test_re_runs_are_idempotent_by_decoded_content(tmp_path: Path,
         fourth = _route(client, mixed_folder)
         assert fourth["image"].documents_changed == 1 and fourth["image"].chunks_embedded == 1
         assert client.count("photos") == 4
+
+
+def test_files_of_a_modality_without_a_route_are_counted_not_read(
+        tmp_path: Path, mixed_folder: Path) -> None:
+    with embedops.open(tmp_path / "store") as client:
+        named = mixed_folder / "pics" / "one.png"  # named explicitly: still routed by type
+        summary = client.ingest_by_modality([mixed_folder / "notes", named,
+                                             mixed_folder / "sounds"], ROUTES[:1])
+        assert summary.total.files_skipped == {"no_model:audio": 4, "no_model:image": 1}
+        assert (summary.total.files_found, summary.total.files_taken) == (7, 2)
+        assert summary.total.documents_new == 2 and summary.total.documents_failed == 0
+        assert summary.to_dict()["collections"]["docs"]["documents_new"] == 2
+        assert client.list_collections()[0].name == "docs"
+        with pytest.raises(ConfigError, match="two models"):
+            client.ingest_by_modality([mixed_folder], [
+                Route("text", "shared", "testing/hash-64"),
+                Route("image", "shared", "testing/pixels-48")])
 
 
 def test_routes_are_checked_before_any_work(tmp_path: Path, mixed_folder: Path) -> None:

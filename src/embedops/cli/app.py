@@ -42,10 +42,16 @@ def root(
         typer.Option("--store", envvar="EMBEDOPS_STORE",
                      help="Store directory or URL (default ./.embedops)."),
     ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option("--ledger", envvar="EMBEDOPS_LEDGER",
+                     help="The ledger: a SQLite file (default <store>/ledger.db) or a "
+                     "postgresql:// URL that several machines share."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on every command.")] = False,
 ) -> None:
     """embedops: preprocess, embed, store and search, idempotently."""
-    ctx.obj = {"store": store, "json": json_out}
+    ctx.obj = {"store": store, "ledger": ledger, "json": json_out}
     _show_notices()
 
 

@@ -47,11 +47,11 @@ def canary_group(ctx: typer.Context, json_out: JsonOption = False) -> None:
 def _session(ctx: typer.Context, store: str | None) -> Iterator[tuple[Client, Ledger]]:
     """A read-only client and a writable ledger handle, both closed afterwards."""
     from embedops.client import ledger_location
-    from embedops.ledger import Ledger
+    from embedops.ledger.postgres import open_ledger
 
     settings = settings_from(ctx, store=store)
     with handle_errors(), open_client(settings, read_only=True) as client, \
-            closing(Ledger(ledger_location(settings))) as ledger:
+            closing(open_ledger(ledger_location(settings))) as ledger:
         yield client, ledger
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -32,6 +32,7 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
+from embedops.config import MediaRoute, Settings, resolve_clip_alias
 
 
 class Runner(StrEnum):
@@ -72,13 +73,32 @@ def ingest(
         min=0, help="GPUs to embed on (--runner ray), one actor each; default: all.")] = None,
     cpus_per_tokenizer: Annotated[float | None, typer.Option(
         min=0.1, help="CPUs per read-and-chunk worker (--runner ray).")] = None,
+    image_model: Annotated[str | None, typer.Option(
+        help="Model of the image files of a mixed folder (overrides [media] image).")] = None,
+    image_collection: Annotated[str | None, typer.Option(
+        help="Collection of the image files (default: COLLECTION-image).")] = None,
+    audio_model: Annotated[str | None, typer.Option(
+        help="Model of the audio files of a mixed folder (overrides [media] audio).")] = None,
+    audio_collection: Annotated[str | None, typer.Option(
+        help="Collection of the audio files (default: COLLECTION-audio).")] = None,
     store: StoreOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Ingest files, directories or JSONL corpora: idempotent and resumable."""
+    """Ingest files, directories or JSONL corpora: idempotent and resumable. A mixed
+    folder is routed by modality when `[media]` or an --image-*/--audio-* flag names
+    where images and audio go."""
     settings = settings_from(ctx, store=store, model=model, backend=backend, api_base=api_base,
                              chunker=chunker,
                              chunk_tokens=chunk_tokens, chunk_overlap=overlap)
+    if model is not None:
+        model = settings.model  # a configured short name (clip_models) resolved
+    flags = _media_flags(settings, image_model, image_collection, audio_model,
+                         audio_collection)
+    routed = bool(settings.media) or any(f.model or f.collection for f in flags.values())
+    if routed and runner is Runner.ray:
+        err_console.print("error: routing a mixed folder by modality ([media], --image-*, "
+                          "--audio-*) needs --runner local", highlight=False)
+        raise typer.Exit(2)
     cluster = None
     if runner is Runner.ray:
         from embedops.ingest.ray_runner import ClusterOptions
@@ -92,21 +112,24 @@ def ingest(
         raise typer.Exit(2)
     quiet = wants_json(ctx, json_out) or not sys.stderr.isatty()
     with handle_errors(), open_client(settings) as client, _progress(quiet) as report:
-        summary = client.ingest(paths, collection, model=model, dtype=dtype, prune=prune,
-                                include=include or (), exclude=exclude or (),
-                                batch_size=batch_size, id_field=id_field,
-                                text_field=text_field, title_field=title_field,
-                                progress=report, cluster=cluster)
+        routes = _routes(client, settings, collection, model, flags) if routed else None
+        if routes is None:
+            summary = client.ingest(paths, collection, model=model, dtype=dtype, prune=prune,
+                                    include=include or (), exclude=exclude or (),
+                                    batch_size=batch_size, id_field=id_field,
+                                    text_field=text_field, title_field=title_field,
+                                    progress=report, cluster=cluster)
+            result = summary.to_dict()
+        else:
+            routed_summary = client.ingest_by_modality(
+                paths, routes, prune=prune, include=include or (), exclude=exclude or (),
+                progress=report, dtype=dtype, batch_size=batch_size, id_field=id_field,
+                text_field=text_field, title_field=title_field)
+            summary, result = routed_summary.total, routed_summary.to_dict()
     if wants_json(ctx, json_out):
-        print_json(summary.to_dict())
+        print_json(result)
     else:
-        table = Table(title=f"ingest into {summary.collection}")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for key, value in summary.to_dict().items():
-            if key != "collection":
-                table.add_row(key, str(value))
-        console.print(table)
+        _print_summary(summary.collection, result)
     if summary.documents_taken == 0 and not allow_empty:
         skipped = ", ".join(f"{n} {why}" for why, n in summary.files_skipped.items())
         err_console.print(
@@ -116,6 +139,38 @@ def ingest(
             + f"; {summary.documents_failed} failed, see `embedops dlq list`). "
             "Pass --allow-empty to accept an empty run.", highlight=False)
         raise typer.Exit(1)
+
+
+def _media_flags(settings: Settings, image_model: str | None, image_collection: str | None,
+                 audio_model: str | None, audio_collection: str | None
+                 ) -> dict[str, MediaRoute]:
+    """The --image-*/--audio-* flags as routes (short CLIP names resolved)."""
+    return {"image": MediaRoute(model=resolve_clip_alias(image_model, settings.clip_models),
+                                collection=image_collection),
+            "audio": MediaRoute(model=resolve_clip_alias(audio_model, settings.clip_models),
+                                collection=audio_collection)}
+
+
+def _routes(client: Any, settings: Settings, collection: str, model: str | None,
+            flags: dict[str, MediaRoute]) -> Any:
+    from embedops.ingest.modalities import configured_routes
+
+    return configured_routes(client.store, settings, collection, model, flags)
+
+
+def _print_summary(title: str, result: dict[str, Any]) -> None:
+    table = Table(title=f"ingest into {title}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key not in ("collection", "collections"):
+            table.add_row(key, str(value))
+    console.print(table)
+    for name, part in (result.get("collections") or {}).items():
+        counts = ", ".join(f"{key} {part[key]}" for key in (
+            "files_taken", "documents_new", "documents_changed", "documents_unchanged",
+            "documents_failed", "chunks_embedded"))
+        console.print(f"  {name}: {counts}", highlight=False)
 
 
 class _progress:

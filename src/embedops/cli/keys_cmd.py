@@ -34,10 +34,11 @@ def keys_group(ctx: typer.Context, json_out: JsonOption = False) -> None:
 def _ledger(ctx: typer.Context, store: str | None) -> closing[Ledger]:
     """The store's ledger for one command, closed afterwards."""
     from embedops.client import ledger_location
+    from embedops.ledger.postgres import open_ledger
 
     settings = settings_from(ctx, store=store)
     with handle_errors():
-        return closing(Ledger(ledger_location(settings)))
+        return closing(open_ledger(ledger_location(settings)))
 
 
 @app.command("create")

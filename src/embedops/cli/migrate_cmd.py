@@ -73,9 +73,9 @@ def _step(ctx: typer.Context, store: str | None, alias: str, action: str,
 def _through_service(settings: Settings, alias: str, action: str,
                      args: dict[str, Any]) -> Any:
     from embedops.client import ledger_location
-    from embedops.ledger import Ledger
+    from embedops.ledger.postgres import open_ledger
 
-    ledger = Ledger(ledger_location(settings))
+    ledger = open_ledger(ledger_location(settings))
     try:
         request = ledger.request_migration_action(alias, action, args)
         err_console.print(f"the service owns the store: {action} handed to it…",

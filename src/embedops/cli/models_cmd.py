@@ -35,7 +35,10 @@ def models(ctx: typer.Context,
         _prepare(ctx, settings, prepare, json_out)
         return
     with handle_errors():
+        from embedops.embedders.media_registry import clip_alias_listings
+
         rows = list_models(settings.cache_dir)
+        rows += clip_alias_listings(settings.clip_models, settings.cache_dir)
     if wants_json(ctx, json_out):
         print_json([row.__dict__ for row in rows])
         return

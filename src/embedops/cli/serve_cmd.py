@@ -45,12 +45,12 @@ def check_loopback(host: str, keys_configured: bool = False) -> None:
 def keys_configured(settings: Settings) -> bool:
     """True once any API key was created for the store (its ledger exists and has one)."""
     from embedops.client import ledger_location
-    from embedops.ledger import Ledger
+    from embedops.ledger.postgres import ledger_exists, open_ledger
 
-    path = ledger_location(settings)
-    if not path.exists():
+    location = ledger_location(settings)
+    if not ledger_exists(location):
         return False
-    ledger = Ledger(path)
+    ledger = open_ledger(location)
     try:
         return ledger.keys_configured()
     finally:

@@ -23,10 +23,14 @@ from embedops.cli.context import (
 def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption = False) -> None:
     """Store, collections, aliases, dead letters, real-time queue depth and indexing lag."""
     settings = settings_from(ctx, store=store)
+    from embedops.client import ledger_location
+    from embedops.config import mask_url
     from embedops.store import local_directory
 
     directory = local_directory(settings.store)
-    report: dict[str, Any] = {"store": str(settings.store),
+    with handle_errors():
+        ledger = mask_url(str(ledger_location(settings)))  # never print a password
+    report: dict[str, Any] = {"store": mask_url(str(settings.store)), "ledger": ledger,
                               "exists": directory is None or directory.exists()}
     if report["exists"]:
         with handle_errors(), open_client(settings, read_only=True) as client:
@@ -38,9 +42,10 @@ def status(ctx: typer.Context, store: StoreOption = None, json_out: JsonOption =
     if not report["exists"]:
         console.print(f"no store at {settings.store} yet: `embedops ingest PATH` creates it")
         return
-    table = Table(title=f"embedops store {settings.store}")
+    table = Table(title=f"embedops store {report['store']}")
     table.add_column("")
     table.add_column("value", justify="right")
+    table.add_row("ledger", ledger)
     for key in ("collections", "points", "documents", "dead_letters", "queue_depth",
                 "indexing_lag_s", "aliases"):
         table.add_row(key.replace("_", " "), str(report[key]))

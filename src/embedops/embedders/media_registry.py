@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from embedops.embedders.base import Embedder, EmbedderInfo, Tokenizer
 from embedops.errors import FingerprintMismatch, ModelNotFound
@@ -167,4 +168,28 @@ def media_listings(cache_dir: Path) -> list[tuple[MediaModelSpec, EmbedderInfo |
             rows.append((spec, spec.info(cache_dir), spec.description))
         except ModelNotFound as exc:
             rows.append((spec, None, str(exc)))
+    return rows
+
+
+def clip_alias_listings(aliases: dict[str, str], cache_dir: Path) -> list[Any]:
+    """A row of ``embedops models`` (``factory.ModelListing``) for each configured CLIP
+    short name (settings ``clip_models``): modality, dim and fingerprint of its
+    directory, or why it cannot be read."""
+    from embedops.config import resolve_clip_alias
+    from embedops.embedders.clip import ClipSpec, clip_dir
+    from embedops.embedders.factory import ModelListing
+
+    rows = []
+    for alias in sorted(aliases):
+        target = resolve_clip_alias(alias, aliases) or alias
+        try:
+            spec = ClipSpec(clip_dir(target), cache_dir)
+        except ModelNotFound as exc:
+            rows.append(ModelListing(alias, "-", False, 0, None, None, None, target, str(exc),
+                                     "image-text"))
+            continue
+        info = spec.info()
+        rows.append(ModelListing(alias, info.backend, True, info.dim, info.max_tokens,
+                                 info.revision, info.fingerprint, info.source,
+                                 f"image-text; short name of {info.name}", "image-text"))
     return rows

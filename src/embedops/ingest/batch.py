@@ -39,6 +39,7 @@ from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool, extra_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import DocRecord, Ledger
+from embedops.ledger.claims import Claims
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
 from embedops.store.protocol import EXTERNAL_MODEL, CollectionInfo, VectorStore
 from embedops.types import Document, Rejection
@@ -139,6 +140,9 @@ class BatchIngest:
         self._ready_files: list[_FileDone] = []
         self._failed_sources: set[str] = set()
         self._options_hash = ""
+        self._claims = Claims(ledger, settings.claim_ttl_s)
+        self._deferred: list[Work] = []  # documents another run was embedding
+        self._held_files: list[_FileDone] = []  # recorded once the deferred are done
 
     def _existing_collection(self) -> CollectionInfo | None:
         try:
@@ -274,7 +278,10 @@ class BatchIngest:
                 pending, pending_chunks = [], 0
         if pending:
             self._flush(pending)
-        self._record_files(self._ready_files)
+        self._finish_deferred()
+        ready, self._held_files = self._held_files + self._ready_files, []
+        self._ready_files = []
+        self._record_files(ready)
 
     def _handle_side_item(self, item: object) -> None:
         if isinstance(item, _FileDone):
@@ -302,19 +309,75 @@ class BatchIngest:
 
     def _flush(self, batch: list[Work]) -> None:
         # Files whose end was seen before this batch have all their documents in it or
-        # in earlier batches: once it is written, they are complete.
+        # in earlier batches: once it is written, they are complete (unless a document
+        # of theirs waits for another run: then they are recorded at the end).
         ready, self._ready_files = self._ready_files, []
-        if self.gate is None:
-            self._write(batch, {})
+        name = self.collection
+        batch, held = self._claim(name, batch)
+        try:
+            if batch and self.gate is None:
+                self._write(batch, {})
+            elif batch:
+                with self.gate.lock:
+                    admitted, versions = self.gate.admit(self.collection, batch)
+                    self.progress("document", len(batch) - len(admitted))
+                    kept = {id(w) for w in admitted}
+                    self._failed_sources.update(str(w.doc.source) for w in batch
+                                                if id(w) not in kept)
+                    self._write(admitted, versions)
+        finally:
+            self._claims.release(name, held)
+        if self._deferred:
+            self._held_files += ready
         else:
-            with self.gate.lock:
-                admitted, versions = self.gate.admit(self.collection, batch)
-                self.progress("document", len(batch) - len(admitted))
-                kept = {id(w) for w in admitted}
-                self._failed_sources.update(str(w.doc.source) for w in batch
-                                            if id(w) not in kept)
-                self._write(admitted, versions)
-        self._record_files(ready)
+            self._record_files(ready)
+
+    # --- claims (several runs over overlapping sources) ------------------------------------
+
+    def _claim(self, name: str, batch: list[Work]) -> tuple[list[Work], set[str]]:
+        """The documents of ``batch`` to write now, and the ids claimed for them. A
+        document another live run holds is deferred; one whose ledger record changed
+        since this run read it (another run committed it) is classified again, and
+        counted as unchanged when that run wrote this same content."""
+        held = self._claims.take(name, [w.doc.id for w in batch])
+        self._deferred += [w for w in batch if w.doc.id not in held]
+        mine = [w for w in batch if w.doc.id in held]
+        current = self.ledger.documents(name, [w.doc.id for w in mine]) if mine else {}
+        todo = []
+        for work in mine:
+            if self._refresh(work, current.get(work.doc.id)):
+                todo.append(work)
+            else:
+                self.summary.documents_unchanged += 1
+                self.progress("document", 1)
+        return todo, held
+
+    def _refresh(self, work: Work, record: DocRecord | None) -> bool:
+        """Bring ``work`` up to date with the ledger's ``record``; False when nothing is
+        left to write."""
+        if record == work.previous:
+            return True
+        if record is not None and (record.content_hash, record.plan) == (work.digest,
+                                                                        work.plan):
+            work.previous, work.chunks = record, []
+            work.status = "unchanged" if record.meta_hash == work.meta_digest else "metadata"
+            return work.status != "unchanged"
+        if not work.chunks:  # read as a metadata-only change: its content is new now
+            assert self._chunker is not None
+            work.chunks = classify(work.doc, None, self._chunker, lambda: None).chunks
+        work.previous, work.status = record, "changed" if record else "new"
+        return True
+
+    def _finish_deferred(self) -> None:
+        """Write the documents other runs held, once their claims are gone: most are
+        then committed by those runs already (unchanged); a dead run's are taken over."""
+        pause = 0.05
+        while self._deferred:
+            waiting, self._deferred = self._deferred, []
+            self._flush(waiting)
+            if self._deferred:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _record_files(self, files: list[_FileDone]) -> None:
         """Remember the digests of files that were read whole and fully committed."""

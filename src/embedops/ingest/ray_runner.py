@@ -81,8 +81,9 @@ class ClusterOptions:
     for the embed stage, one actor each (None: all the cluster has; 0: CPU actors, one
     per CPU slot left after the tokenizers). ``write_on``: ``auto`` writes on the driver
     for the embedded store (one writer), and on the workers for a remote store when they
-    reach the ledger (a local cluster); ``workers`` asserts that every node opens the
-    ledger file at the same path (up to ``writers`` actors then write)."""
+    reach the ledger (a PostgreSQL ledger, or a local cluster); ``workers`` asserts that
+    every node opens the ledger at the same location (up to ``writers`` actors then
+    write)."""
 
     address: str | None = None
     num_gpus: int | None = None
@@ -131,9 +132,12 @@ class RayIngest(ClusterWriter):
         self.write_on: WriteOn = cluster.write_on
         if self.write_on == "auto":
             # Workers write where they can: a remote store (no single writer) and a
-            # ledger they reach — the SQLite file of this machine, on a local cluster.
+            # ledger they reach — a PostgreSQL ledger, or on a local cluster the SQLite
+            # file of this machine.
             remote = local_directory(settings.store) is None
-            self.write_on = "workers" if remote and cluster.address is None else "driver"
+            shared = ledger.path is None  # a PostgreSQL ledger: every node reaches it
+            self.write_on = "workers" if remote and (cluster.address is None or shared) \
+                else "driver"
 
     def run_files(self, files: Sequence[SourceFile]) -> Any:
         with ray_session(self.cluster):
@@ -206,10 +210,20 @@ class RayIngest(ClusterWriter):
         if self.write_on == "workers":
             ds = ds.map_batches(WriteStage, fn_constructor_kwargs={
                 "settings": self.settings, "options": self.options,
-                "ledger_path": str(self.ledger.path)},
+                "ledger_path": self._ledger_location()},
                 batch_size=docs_per_call, num_cpus=0, batch_format="numpy",
                 compute=ActorPoolStrategy(min_size=1, max_size=max(1, self.cluster.writers)))
         return ds
+
+    def _ledger_location(self) -> str:
+        """What a write worker opens: the SQLite file, or the PostgreSQL URL of the
+        settings (the ledger handle keeps no password)."""
+        if self.ledger.path is not None:
+            return str(self.ledger.path)
+        if self.settings.ledger is None:
+            raise ConfigError("workers write to a PostgreSQL ledger named by the `ledger` "
+                              "setting: set it, or write on the driver")
+        return self.settings.ledger
 
     def _consume(self, items: queue.Queue[object]) -> None:
         if self.write_on == "driver":

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from embedops.config import Settings
+from embedops.config import Settings, mask_url
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
 from embedops.embedders.base import EmbedderInfo, Role, Tokenizer
 from embedops.errors import ConfigError, PermanentEmbedderError
@@ -42,6 +42,7 @@ from embedops.ingest.chunking import make_chunker
 from embedops.ingest.sources import SourceFile
 from embedops.ingest.stages import Work, classify, embed_isolating_failures
 from embedops.ledger import DocRecord, Ledger
+from embedops.ledger.postgres import ledger_exists, open_ledger
 from embedops.store import open_store
 from embedops.store.protocol import CollectionInfo, VectorStore
 from embedops.types import Document
@@ -257,11 +258,11 @@ class WriteStage:
     file as complete once every row before its end has been written."""
 
     def __init__(self, settings: Settings, options: IngestOptions, ledger_path: str) -> None:
-        if not Path(ledger_path).is_file():  # never start a second, empty ledger
-            raise ConfigError(f"the ledger {ledger_path} is not reachable from this "
-                              "worker: write on the driver, or share the ledger")
+        if not ledger_exists(ledger_path):  # never start a second, empty ledger
+            raise ConfigError(f"the ledger {mask_url(ledger_path)} is not reachable from "
+                              "this worker: write on the driver, or share the ledger")
         self.store = open_store(settings.store)
-        self.ledger = Ledger(Path(ledger_path))
+        self.ledger = open_ledger(ledger_path)
         self.writer = ClusterWriter(self.store, self.ledger, settings, options)
 
     def __call__(self, batch: Batch) -> Batch:

@@ -33,6 +33,7 @@ from embedops.ledger.migrations import MigrationsMixin
 from embedops.ledger.outbox import OutboxMixin
 from embedops.ledger.payload_fields import PayloadFieldsMixin
 from embedops.ledger.schema import MIGRATIONS
+from embedops.ledger.timeseries import TimeSeriesMixin
 from embedops.sqlite_migrations import apply_migrations
 
 
@@ -131,7 +132,7 @@ class DeadLetter:
 
 
 class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, CanariesMixin,
-             JobRunsMixin):
+             JobRunsMixin, TimeSeriesMixin):
     """Documents, dead letters, runs, the real-time outbox and API keys of one store
     directory. A handle may be shared by threads: write transactions are serialised."""
 

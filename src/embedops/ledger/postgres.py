@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from embedops.config import check_ledger_location, mask_url
 from embedops.errors import ConfigError, StoreCorrupted, StoreError
 from embedops.ledger.ledger import Ledger
 from embedops.ledger.schema import MIGRATIONS
@@ -56,10 +57,36 @@ def is_postgres_url(location: str | Path) -> bool:
 
 
 def open_ledger(location: str | Path, read_only: bool = False) -> Ledger:
-    """The ledger at ``location``: a PostgreSQL URL, or a SQLite file or directory."""
+    """The ledger at ``location``: a PostgreSQL URL, or a SQLite file or directory.
+    Raises ConfigError for a location that is neither, StoreError when a read-only
+    ledger does not exist (or the server cannot be reached)."""
+    _check(location)
     if is_postgres_url(location):
         return PostgresLedger(str(location), read_only=read_only)
     return Ledger(Path(location), read_only=read_only)
+
+
+def ledger_exists(location: str | Path) -> bool:
+    """True when a ledger was created at ``location`` (asks the server for a URL)."""
+    _check(location)
+    if not is_postgres_url(location):
+        path = Path(location)
+        return (path if path.suffix == ".db" else path / "ledger.db").exists()
+    conninfo, schema = split_url(str(location))
+    conn = PgConnection(conninfo, schema, read_only=True)
+    try:
+        row = conn.raw.execute("SELECT to_regclass(%s) IS NOT NULL",
+                               (f"{schema}.schema_migrations",)).fetchone()
+        return bool(row and row[0])
+    finally:
+        conn.close()
+
+
+def _check(location: str | Path) -> None:
+    try:
+        check_ledger_location(str(location))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def translate(sql: str) -> str:
@@ -165,6 +192,8 @@ class PgConnection:
     """A ``sqlite3.Connection`` look-alike over one psycopg connection (autocommit;
     ``BEGIN``/``COMMIT``/``ROLLBACK`` are statements, as the ledger issues them)."""
 
+    dialect = "postgresql"
+
     def __init__(self, conninfo: str, schema: str, read_only: bool) -> None:
         import psycopg
 
@@ -227,7 +256,7 @@ class PostgresLedger(Ledger):
     def __init__(self, url: str, read_only: bool = False) -> None:
         conninfo, schema = split_url(url)
         self.path = None  # type: ignore[assignment]  # no file: ``location`` names it
-        self.location = f"postgresql://…/{urlsplit(conninfo).path.lstrip('/')}?schema={schema}"
+        self.location = mask_url(url)  # the URL without its password
         self._lock = threading.RLock()
         conn = PgConnection(conninfo, schema, read_only)
         try:

@@ -269,4 +269,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    (
+        12,
+        "time series of the service, plotted by the dashboard",
+        """
+        CREATE TABLE service_samples (
+            taken_at REAL NOT NULL PRIMARY KEY,
+            data TEXT NOT NULL
+        )
+        """,
+    ),
+    (
+        13,
+        "claims of ingest runs on the documents they are embedding",
+        """
+        CREATE TABLE claims (
+            collection TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            claimant TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            expiry REAL NOT NULL,
+            session_pid INTEGER,
+            PRIMARY KEY (collection, doc_id)
+        );
+        CREATE INDEX claims_claimant ON claims (claimant)
+        """,
+    ),
 )

@@ -66,6 +66,10 @@ class DecodedAudio:
 
 
 DEFAULT_AUDIO_LIMITS: Final = AudioLimits()
+#: What embedders decode with: bytes they get were validated against the configured
+#: limits (settings ``audio_*``, at most these ceilings), so only the ceilings apply.
+EMBED_AUDIO_LIMITS: Final = AudioLimits(min_seconds=0.0, max_seconds=14_400.0,
+                                        silence_dbfs=-400.0)
 
 
 def decode_audio(data: bytes, limits: AudioLimits = DEFAULT_AUDIO_LIMITS
@@ -172,7 +176,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     return np.asarray(soxr.resample(samples, rate, target, quality="HQ"), dtype=np.float32)
 
 
-def load_mono(data: bytes, rate: int, limits: AudioLimits = DEFAULT_AUDIO_LIMITS
+def load_mono(data: bytes, rate: int, limits: AudioLimits = EMBED_AUDIO_LIMITS
               ) -> np.ndarray:
     """Mono float32 samples of an audio file at ``rate`` Hz; raises ValueError with the
     reason when it cannot be decoded."""

@@ -61,6 +61,10 @@ class DecodedImage:
 
 
 DEFAULT_IMAGE_LIMITS: Final = ImageLimits()
+#: What embedders decode with: bytes they get were validated against the configured
+#: limits (settings ``image_*``, at most these ceilings), so only the ceilings apply
+#: (Pillow itself refuses images of more than about 89 Mpx).
+EMBED_IMAGE_LIMITS: Final = ImageLimits(min_side=1, max_side=65_535, max_pixels=89_000_000)
 
 
 def decode_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS
@@ -157,7 +161,7 @@ def _failure(exc: Exception) -> MediaFailure:
     return MediaFailure("corrupt_image", "decode", detail)
 
 
-def load_rgb(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Image.Image:
+def load_rgb(data: bytes, limits: ImageLimits = EMBED_IMAGE_LIMITS) -> Image.Image:
     """The RGB pixels of an image file; raises ValueError with the reason when it cannot
     be decoded (embedders call this on bytes that preprocessing already accepted, or on
     a query image)."""

@@ -81,6 +81,26 @@ def sniff_modality(data: bytes) -> str | None:
     return None
 
 
+def content_modality(source: str, data: bytes) -> str | None:
+    """The media modality of a file's bytes: by ``source``'s suffix, else (a document
+    written over HTTP under an id without a suffix) by their signature. The signatures
+    that text could start with (``ID3``, ``FORM``, an MPEG frame header, which a UTF-16
+    byte-order mark resembles) count only for bytes that are not text."""
+    by_name = media_modality(source)
+    if by_name is not None:
+        return by_name
+    sniffed = sniff_modality(data)
+    if sniffed is None or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    weak = data[:3] == b"ID3" or data[:4] == b"FORM" or (
+        data[0] == 0xFF and data[:3] != b"\xff\xd8\xff")  # not JPEG: an MPEG frame
+    if weak:
+        from embedops.preprocess.decode import DecodeFailure, decode_bytes
+
+        return sniffed if isinstance(decode_bytes(data), DecodeFailure) else None
+    return sniffed
+
+
 def media_document(data: bytes, source: str, modality: str,
                    limits: MediaLimits = DEFAULT_MEDIA_LIMITS) -> Document | Rejection:
     """Decode and validate ``data`` as ``modality``; never raises."""

@@ -16,11 +16,18 @@ from typing import Any, Final
 
 from embedops.config import Settings
 from embedops.errors import ConfigError
+from embedops.preprocess.audio import DEFAULT_AUDIO_LIMITS
 from embedops.preprocess.clean import UnicodeForm, clean_text
 from embedops.preprocess.decode import DecodeFailure, binary_signature, decode_bytes
 from embedops.preprocess.html import HtmlFailure, html_to_text
+from embedops.preprocess.images import DEFAULT_IMAGE_LIMITS, ImageLimits
 from embedops.preprocess.kinds import BINARY, KINDS, detect_kind
-from embedops.preprocess.media import MEDIA_REJECTION_REASONS, media_document, media_modality
+from embedops.preprocess.media import (
+    MEDIA_REJECTION_REASONS,
+    MediaLimits,
+    content_modality,
+    media_document,
+)
 from embedops.preprocess.pdf import PdfFailure, pdf_to_text
 from embedops.preprocess.records import (
     RawRecord,
@@ -63,6 +70,13 @@ class PreprocessOptions:
     metadata_field: str = "metadata"
     kind: str | None = None  # force a parser (one of KINDS) instead of detecting it
     max_bytes: int = 200 * 1024 * 1024
+    # media validation limits (``ImageLimits``, ``AudioLimits``; settings image_*, audio_*)
+    image_min_side: int = DEFAULT_IMAGE_LIMITS.min_side
+    image_max_side: int = DEFAULT_IMAGE_LIMITS.max_side
+    image_max_pixels: int = DEFAULT_IMAGE_LIMITS.max_pixels
+    audio_min_seconds: float = DEFAULT_AUDIO_LIMITS.min_seconds
+    audio_max_seconds: float = DEFAULT_AUDIO_LIMITS.max_seconds
+    audio_silence_dbfs: float = DEFAULT_AUDIO_LIMITS.silence_dbfs
 
     def __post_init__(self) -> None:
         if self.unicode_form not in ("NFC", "NFKC"):
@@ -76,14 +90,28 @@ class PreprocessOptions:
     def from_settings(cls, settings: Settings, **overrides: Any) -> PreprocessOptions:
         """Options from the shared settings (``unicode_form``, ``min_words``) plus overrides;
         an override of ``None`` means "not given" and keeps the default."""
-        base = cls(unicode_form=settings.unicode_form, min_words=settings.min_words)
+        base = cls(unicode_form=settings.unicode_form, min_words=settings.min_words,
+                   **{name: getattr(settings, name) for name in _MEDIA_LIMIT_FIELDS})
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        """The image and audio validation limits these options carry."""
+        return MediaLimits(
+            ImageLimits(self.image_min_side, self.image_max_side, self.image_max_pixels),
+            replace(DEFAULT_AUDIO_LIMITS, min_seconds=self.audio_min_seconds,
+                    max_seconds=self.audio_max_seconds,
+                    silence_dbfs=self.audio_silence_dbfs))
 
     @property
     def record_fields(self) -> RecordFields:
         """The declared record field names."""
         return RecordFields(self.id_field, self.text_field, self.title_field,
                             self.metadata_field)
+
+
+_MEDIA_LIMIT_FIELDS: Final = ("image_min_side", "image_max_side", "image_max_pixels",
+                               "audio_min_seconds", "audio_max_seconds", "audio_silence_dbfs")
 
 
 @dataclass(frozen=True)
@@ -109,15 +137,16 @@ def preprocess_bytes(
 
     The kind is ``options.kind`` when set, else detected (:func:`detect_kind`). Plain text,
     Markdown, HTML and PDF give at most one document; JSON and JSONL give one per record.
-    A media file (an image or audio suffix, see ``preprocess/media.py``) gives one image
-    or audio document, unless ``options.kind`` forces a text parser.
+    A media file (an image or audio suffix, see ``preprocess/media.py``, or binary bytes
+    with an image or audio signature under a name without one, as a document written over
+    HTTP) gives one image or audio document, unless ``options.kind`` forces a text parser.
     """
     if len(data) > options.max_bytes:
         return _rejected(source, "too_large", "decode",
                          f"{len(data)} bytes > limit {options.max_bytes}")
-    modality = None if options.kind else media_modality(source)
+    modality = None if options.kind else content_modality(source, data)
     if modality is not None:
-        media = media_document(data, source, modality)
+        media = media_document(data, source, modality, options.media_limits)
         if isinstance(media, Rejection):
             return PreprocessResult(rejections=[media])
         return PreprocessResult(documents=[media])

@@ -20,8 +20,10 @@ from embedops.metrics import Metrics
 from embedops.server import docs_page, errors, openapi
 from embedops.server.auth import BodyLimit, authenticate
 from embedops.server.batching import DynamicBatcher
+from embedops.server.dashboard_pages import DashboardPages
 from embedops.server.routers import (
     collections,
+    dashboard,
     documents,
     embeddings,
     health,
@@ -66,7 +68,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
     docs_page.install(app)
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, service
     routers = [m.router for m in (embeddings, health, collections, documents, points, search,
-                                  migrations, schema)]
+                                  migrations, schema, dashboard)]
     for router in routers:
         app.include_router(router)
     errors.install(app)
@@ -74,6 +76,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
     # Outermost last: metrics see the final status, the body limit's 413 included.
     app.add_middleware(BodyLimit, limit=settings.server_max_body_bytes)
     app.middleware("http")(authenticate())
+    app.add_middleware(DashboardPages)  # the /ui page and its assets carry the sign-in form
     app.middleware("http")(_timed(metrics))
     return app
 

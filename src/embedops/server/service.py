@@ -33,12 +33,14 @@ from embedops.jobs.scheduler import JobScheduler
 from embedops.ledger import Ledger
 from embedops.ledger.keys import ApiKey
 from embedops.ledger.outbox import Outcome
+from embedops.ledger.postgres import ledger_exists, open_ledger
 from embedops.metrics import Metrics
 from embedops.migrate.runner import MigrationRunner
 from embedops.monitor.exposition import publish_health
 from embedops.quality.canary import publish_canary_metrics
 from embedops.server.batching import DynamicBatcher
 from embedops.server.field_backfills import FieldBackfills
+from embedops.server.timeseries import Sampler
 from embedops.store import EXTERNAL_MODEL, VectorStore, estimate_memory
 from embedops.store.protocol import CollectionInfo
 
@@ -103,6 +105,7 @@ class Service:
         self.migrator: MigrationRunner | None = None
         self.jobs: JobScheduler | None = None
         self.backfills: FieldBackfills | None = None
+        self.sampler: Sampler | None = None  # the dashboard's time series
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class Service:
                     raise
                 self._client, self._api_ledger = client, client.ledger
                 self._store = client.store
+                self.sampler = Sampler(self, self.settings.dashboard_sample_s)
+                self.sampler.start()
             return self._store
 
     @property
@@ -160,6 +165,8 @@ class Service:
         return self._client
 
     async def close(self) -> None:
+        if self.sampler is not None:
+            await asyncio.to_thread(self.sampler.stop)
         for batcher in self._batchers.values():
             if batcher is not self.served:
                 await batcher.stop()
@@ -211,9 +218,9 @@ class Service:
     def _keys(self) -> Ledger | None:
         if self._api_ledger is not None:
             return self._api_ledger
-        path = ledger_location(self.settings)
-        if self._keys_ledger is None and path.exists():
-            self._keys_ledger = Ledger(path)
+        location = ledger_location(self.settings)
+        if self._keys_ledger is None and ledger_exists(location):
+            self._keys_ledger = open_ledger(location)
         return self._keys_ledger
 
     def auth_required(self) -> bool:

@@ -16,8 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from embedops.errors import DocumentNotFound, InputRejected, PayloadTooLarge
+from embedops.embedders.media_registry import document_modalities
+from embedops.errors import CollectionNotFound, DocumentNotFound, InputRejected, PayloadTooLarge
 from embedops.payload_schema import apply_schema
+from embedops.preprocess.media import content_modality
 from embedops.server.dependencies import READ, WRITE, ServiceDep
 from embedops.server.service import Service
 
@@ -27,7 +29,8 @@ WAIT = Query(False, description="Answer once the write is searchable (or failed)
 
 
 class DocumentBody(BaseModel):
-    """``text``, or ``content_base64`` (bytes of a text, HTML, Markdown or PDF file)."""
+    """``text``, or ``content_base64`` (bytes of a text, HTML, Markdown or PDF file, or of
+    an image or audio file for a collection whose model embeds it)."""
 
     text: str | None = None
     content_base64: str | None = None
@@ -83,6 +86,38 @@ def _check_size(service: Service, doc_id: str, body: DocumentBody) -> None:
             f"accepts is {limit} bytes (server_max_document_bytes)")
 
 
+def _body_modality(doc_id: str, body: dict[str, Any]) -> str | None:
+    """``image`` or ``audio`` for a ``content_base64`` body of media bytes, else None."""
+    encoded = body.get("content_base64")
+    if not encoded:
+        return None
+    return content_modality(doc_id, base64.b64decode(str(encoded)))
+
+
+def _check_modalities(service: Service, collection: str,
+                      writes: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """422 ``unsupported_modality``, before anything is queued, for an image or audio
+    body written into a collection whose model does not embed that modality."""
+    media = [(doc_id, modality) for doc_id, op, body in writes
+             if op == "put" and (modality := _body_modality(doc_id, body))]
+    if not media:
+        return
+    try:
+        info = service.store.get_collection(collection)
+        name, model = info.name, info.model
+    except CollectionNotFound:  # created on this write with the served model
+        served = service.served
+        name, model = collection, served.embedder.info.name if served else ""
+    accepted = document_modalities(model)
+    for doc_id, modality in media:
+        if modality not in accepted:
+            raise InputRejected(
+                "unsupported_modality",
+                f"document {doc_id!r} is an {modality} file, but collection {name!r} embeds "
+                f"{' and '.join(accepted)} documents ({model}); write it to a collection "
+                f"of a model that embeds {modality} (see docs/multimodal.md)")
+
+
 def status_url(collection: str, doc_id: str) -> str:
     return f"/collections/{quote(collection, safe='')}/documents/{quote(doc_id, safe='/')}"
 
@@ -93,6 +128,7 @@ async def _accept(service: Service, collection: str,
     """Queue ``writes``; returns one status item per write and the HTTP status."""
     for doc_id, _, _ in writes:
         _check_id(doc_id)
+    await run_in_threadpool(_check_modalities, service, collection, writes)
     info = await run_in_threadpool(service.collection_for_write, collection)
     fields = await run_in_threadpool(service.ledger.payload_fields, info.name)
     for _, op, body in writes:  # declared payload fields: a wrong type is a 422 now
