@@ -51,6 +51,24 @@ def test_synthetic_pairs_are_marked_and_reproducible(domain: Path) -> None:
     assert all(p.query not in p.positive for p in first)  # the answer lacks the question
 
 
+def test_titles_that_differ_only_in_numbers_ask_with_a_sentence(tmp_path: Path) -> None:
+    """The chunks of one report titled "Annual review (Part N/3)" cannot be told apart by
+    their titles: they get sentence queries; a distinctive title still asks for its text."""
+    body = ("Revenue grew strongly in the northern region this year. Costs fell as the "
+            "new plant opened in spring. Margins widened for the third quarter running.")
+    rows = [{"_id": f"r{n}", "title": f"Annual review (Part {n}/3)",
+             "text": body.replace("third", ["first", "second", "third"][n - 1])}
+            for n in (1, 2, 3)]
+    rows.append({"_id": "solo", "title": "Fleet maintenance handbook", "text": body})
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = {p.positive_id: p for p in synthetic_pairs(corpus, seed=1)}
+    assert pairs["solo"].query == "Fleet maintenance handbook"
+    for doc_id in ("r1", "r2", "r3"):
+        assert "Part" not in pairs[doc_id].query and pairs[doc_id].query in body.replace(
+            "third", ["first", "second", "third"][int(doc_id[1]) - 1])
+
+
 def test_pairs_file_round_trips_and_bad_lines_are_named(tmp_path: Path) -> None:
     pairs = [Pair("q1", "a question", "d1", "an answer", ("d1", "d2"))]
     path = tmp_path / "pairs.jsonl"

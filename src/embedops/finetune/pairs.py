@@ -2,7 +2,8 @@
 
 Sources: a BEIR directory (queries + qrels + corpus), a JSONL of ``{query, positive}``,
 click logs of ``{query, clicked_id}`` (with a corpus to resolve the ids), or a corpus alone
-(``synthetic_pairs``: a title asks for its text, a sentence asks for the rest of its passage).
+(``synthetic_pairs``: a distinctive title asks for its text, a sentence asks for the rest of
+its passage).
 
 A pairs file is JSONL, one pair a line: ``query_id``, ``query``, ``positive_id``,
 ``positive``, ``relevant_ids`` (every document known relevant to the query, the positive
@@ -15,15 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embedops.errors import InputRejected
 from embedops.preprocess.chunk_sentences import sentence_spans
 from embedops.quality.beir import load_corpus, load_qrels, load_queries, passage_text
 
 MIN_SENTENCE_WORDS, MAX_SENTENCE_WORDS = 5, 40
+_NUMBERS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -113,15 +118,24 @@ def _positive(row: dict[str, object], corpus: Corpus | None, where: str) -> tupl
 
 def synthetic_pairs(corpus_path: Path, seed: int = 0, per_document: int = 1) -> list[Pair]:
     """Pairs from a corpus alone (BEIR ``corpus.jsonl`` rows: ``_id``/``id``, ``title``,
-    ``text``): a document's title asks for its text; else one of its sentences asks for
-    the passage without that sentence. Marked ``synthetic``; the same seed, the same pairs."""
+    ``text``): a document's title asks for its text when that title tells it from the
+    others; else one of its sentences asks for the passage without that sentence. Marked
+    ``synthetic``; the same seed, the same pairs.
+
+    A title is not distinctive when another document's title differs from it only in
+    numbers — the chunks of one report titled "Annual review (Part 3/23)": such a query
+    cannot say which part it means, and training on it (with the other parts as hard
+    negatives) teaches the model to tell apart what nothing in the query distinguishes."""
     rng = random.Random(seed)
+    rows = list(_rows(corpus_path))
+    shapes = Counter(_title_shape(row) for row in rows)
     pairs = []
-    for n, row in enumerate(_rows(corpus_path), start=1):
+    for n, row in enumerate(rows, start=1):
         doc_id = str(row.get("_id") or row.get("id") or f"doc-{n}")
         title = " ".join(str(row.get("title") or "").split())
         text = " ".join(str(row.get("text") or "").split())
-        for query, positive in _synthetic_examples(title, text, rng)[:per_document]:
+        distinctive = shapes[_title_shape(row)] == 1
+        for query, positive in _synthetic_examples(title, text, rng, distinctive)[:per_document]:
             pairs.append(Pair(text_id(query, "syn-"), query, doc_id, positive, (doc_id,), True))
     if not pairs:
         raise InputRejected("empty", f"{corpus_path}: no document gives a title or a sentence "
@@ -129,9 +143,15 @@ def synthetic_pairs(corpus_path: Path, seed: int = 0, per_document: int = 1) -> 
     return pairs
 
 
-def _synthetic_examples(title: str, text: str, rng: random.Random) -> list[tuple[str, str]]:
+def _title_shape(row: dict[str, Any]) -> str:
+    """A title with its numbers blanked and its case and spacing folded."""
+    return _NUMBERS.sub("#", " ".join(str(row.get("title") or "").lower().split()))
+
+
+def _synthetic_examples(title: str, text: str, rng: random.Random,
+                        distinctive: bool = True) -> list[tuple[str, str]]:
     out = []
-    if title and text and len(title.split()) >= 2:
+    if distinctive and title and text and len(title.split()) >= 2:
         out.append((title, text))
     sentences = [text[a:b].strip() for a, b in sentence_spans(text)]
     usable = [s for s in sentences
