@@ -27,7 +27,7 @@ import numpy as np
 from embedops.embedders.base import BaseEmbedder, EmbedderInfo, Role
 from embedops.embedders.media_base import decode_or_refuse
 from embedops.errors import FingerprintMismatch, ModelNotFound, PermanentEmbedderError
-from embedops.preprocess.images import load_rgb
+from embedops.preprocess.images import centre_square
 
 PREFIX = "clip:"
 TEXT_KEYS = ("text_model.", "text_projection.")
@@ -172,14 +172,7 @@ def image_pixels(data: bytes, size: int, mean: tuple[float, ...],
                  std: tuple[float, ...]) -> np.ndarray:
     """3 x size x size float32 CLIP input: short side resized to ``size`` (bicubic),
     centre crop, scaled to [0, 1], normalised by ``mean``/``std``."""
-    from PIL import Image
-
-    rgb = load_rgb(data)
-    scale = size / min(rgb.size)
-    w, h = max(size, round(rgb.width * scale)), max(size, round(rgb.height * scale))
-    rgb = rgb.resize((w, h), Image.Resampling.BICUBIC)
-    left, top = (w - size) // 2, (h - size) // 2
-    pixels = np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.float32)
+    pixels = centre_square(data, size)
     pixels = (pixels / 255.0 - np.array(mean, np.float32)) / np.array(std, np.float32)
     return pixels.transpose(2, 0, 1).astype(np.float32)
 

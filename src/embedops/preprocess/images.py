@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
 from PIL import Image, ImageOps
 
 #: Formats accepted, by Pillow's name for them.
@@ -169,3 +170,15 @@ def load_rgb(data: bytes, limits: ImageLimits = EMBED_IMAGE_LIMITS) -> Image.Ima
     if isinstance(decoded, MediaFailure):
         raise ValueError(f"{decoded.reason}: {decoded.detail}")
     return decoded.image
+
+
+def centre_square(data: bytes, size: int) -> np.ndarray:
+    """``size`` x ``size`` x 3 float32 pixels in [0, 255] of an image file: its short side
+    resized to ``size`` (bicubic), then centre-cropped (the input of CLIP and of
+    EfficientNet-Lite; each model scales the values its own way)."""
+    rgb = load_rgb(data)
+    scale = size / min(rgb.size)
+    w, h = max(size, round(rgb.width * scale)), max(size, round(rgb.height * scale))
+    rgb = rgb.resize((w, h), Image.Resampling.BICUBIC)
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.float32)
