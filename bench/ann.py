@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,21 @@ def timed_queries(search: Callable[[np.ndarray], list[int]], queries: np.ndarray
     start = time.perf_counter()
     found = [search(q) for q in queries]
     return found, len(queries) / (time.perf_counter() - start)
+
+
+def threaded_qps(search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
+                 threads: int = 2) -> float:
+    """Single-query searches from ``threads`` Python threads at once (each takes every
+    ``threads``-th query): the QPS concurrent callers of one handle get."""
+    parts = [queries[i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=lambda qs: [search(q) for q in qs], args=(part,))
+               for part in parts]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return len(queries) / (time.perf_counter() - start)
 
 
 def peak_rss() -> int:
@@ -309,6 +325,11 @@ def run_system(name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarr
             found, qps = timed_queries(lambda q, ef=ef: sys_["search"](q, ef), queries[:nq])
             out["knobs"].append({"ef": ef, "recall": round(recall(found, truth[:nq]), 4),
                                  "qps_1thread": round(qps, 1), "queries": nq})
+        # both cores: the same single-query searches from two threads, at ef 64
+        one = out["knobs"][1]["qps_1thread"]
+        two = threaded_qps(lambda q: sys_["search"](q, KNOBS[1]), queries[:nq])
+        out["qps_2threads"] = round(two, 1)
+        out["thread_scaling"] = round(two / one, 2) if one else None
         out.update(_batch_and_filtered(sys_, queries, ftruth))
         if "memory" in sys_:
             out["index_bytes"] = int(sys_["memory"]())
@@ -396,16 +417,22 @@ def _mb(result: dict[str, Any], key: str) -> str:
     return f"{result[key] / 2**20:,.0f}" if result.get(key) else "–"
 
 
+def _threads(result: dict[str, Any]) -> str:
+    if not result.get("qps_2threads"):
+        return "–"
+    return f"{result['qps_2threads']:,.0f} ({result['thread_scaling']:.2f}×)"
+
+
 def render(report: dict[str, Any]) -> str:
     """A markdown table of a report (one row per system)."""
     head = ("| system | build/s | recall@10 / QPS (ef 32, 64, 128) | batch QPS | filtered 10%: "
             "recall / QPS | upsert/s (recall before→after) | delete/s | index MB | disk MB "
-            "| peak RSS MB |")
-    lines = [head, "|" + " --- |" * 10]
+            "| peak RSS MB | 2-thread QPS (× 1 thread, ef 64) |")
+    lines = [head, "|" + " --- |" * 11]
     for r in report["results"]:
         if "error" in r:
             lines.append(f"| {r['system']} | error: {r['error'].splitlines()[-1][:80]} |"
-                         + " |" * 8)
+                         + " |" * 9)
             continue
         knobs = ", ".join(f"{k['recall']:.3f} / {k['qps_1thread']:,.0f}" for k in r["knobs"])
         filt = (f"{r['filtered10_recall']:.3f} / {r['filtered10_qps']:,.1f}"
@@ -414,7 +441,8 @@ def render(report: dict[str, Any]) -> str:
                f"{r['recall_after_upsert']:.3f})" if "upsert_existing_per_s" in r else "–")
         lines.append(f"| {r['system']} | {r['build_per_s']:,} | {knobs} | {r['batch_qps']:,.0f} "
                      f"| {filt} | {ups} | {r.get('delete_per_s', '–')} | {_mb(r, 'index_bytes')} "
-                     f"| {_mb(r, 'disk_bytes')} | {_mb(r, 'peak_rss_bytes')} |")
+                     f"| {_mb(r, 'disk_bytes')} | {_mb(r, 'peak_rss_bytes')} "
+                     f"| {_threads(r)} |")
     return "\n".join(lines)
 
 

@@ -11,6 +11,14 @@ Layout (see docs/store.md)::
 A handle opened read-write holds the writer lock until ``close``. Read-only handles take no
 lock; they read committed data (WAL snapshots) and catch their in-memory index up with the
 writer's changes before every search. A handle is safe to share between threads.
+
+Threads and locks: calls that use the handle's own connection (writes, ``get``,
+``scan``, admin calls) run one at a time under ``_lock``. Searches do not take it: each
+reads through a connection of its own (``read_pool``) and holds the index lock
+(``shared_lock``) shared, so searches run side by side and never wait for a write's
+commit. A write holds the index lock exclusive only while it applies its committed
+change to the in-memory index; the background merger holds it one slice at a time.
+Lock order: ``_lock`` before the index lock.
 """
 
 from __future__ import annotations
@@ -57,7 +65,9 @@ from embedops.store.protocol import (
     Hit,
     Point,
 )
+from embedops.store.read_pool import Reader, ReadPool
 from embedops.store.search import Searcher
+from embedops.store.shared_lock import SharedLock
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,8 +109,8 @@ class EmbeddedStore:
         self.read_only = read_only
         self.memory_budget_bytes = memory_budget_bytes
         self._lock = threading.RLock()
+        self._index_lock = SharedLock()
         self._writes_done = 0
-        self._rows: dict[str, tuple[tuple[int, int], CollectionRow]] = {}
         self._writer: WriterLock | None = None
         self._conn: sqlite3.Connection | None = None
         if not read_only:
@@ -116,6 +126,7 @@ class EmbeddedStore:
             raise
         self._indexes = IndexManager(self._conn, self.path / "index", read_only)
         self._search = Searcher(self._conn, self._indexes)
+        self._readers = ReadPool(self.path / DB_FILE)
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
         self._merger: threading.Thread | None = None
@@ -179,8 +190,9 @@ class EmbeddedStore:
         row = lookup(self.conn, name)
         with transaction(self.conn):
             catalog.delete_collection(self.conn, row)
-        self._indexes.drop(row.cid)
-        self._search.dense.drop(row.cid)
+        with self._index_lock.exclusive():
+            self._indexes.drop(row.cid)
+            self._search.dense.drop(row.cid)
         remove_checkpoints(self.path / "index", row.cid)
 
     @_guarded
@@ -207,7 +219,8 @@ class EmbeddedStore:
         ids, arr, texts = _prepare_batch(row, ids, vectors, payloads)
         if not ids:
             return 0
-        self._indexes.synced(row)
+        with self._index_lock.exclusive():
+            self._indexes.synced(row)
         self._check_budget(row, ids)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
@@ -223,12 +236,14 @@ class EmbeddedStore:
             keys = self._rowkeys(row.cid, ids)
             self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
         after = lookup(self.conn, row.name)
-        self._indexes.apply_upsert(after, keys, quantization.decode(blobs, row.dim, row.dtype))
+        vectors = quantization.decode(blobs, row.dim, row.dtype)
+        with self._index_lock.exclusive():
+            self._indexes.apply_upsert(after, keys, vectors)
         self._start_merging()
         return len(ids)
 
     def _start_merging(self) -> None:
-        """Wake the background merger (starting it the first time). Call with the lock."""
+        """Wake the background merger (starting it the first time). Call with ``_lock``."""
         if not self._indexes.pending():
             return
         if self._merger is None:
@@ -239,14 +254,14 @@ class EmbeddedStore:
 
     def _merge_loop(self) -> None:
         """Merge pending points into the graphs one slice (~10 ms) at a time, with the
-        store's lock held per slice only, so searches and writes interleave. While
+        index lock held per slice only, so searches and writes interleave. While
         searches are running, the merger holds the lock at most a quarter of the time
         (pending points are searched exactly meanwhile); otherwise it runs flat out."""
         while True:
             self._merge_wanted.wait()
             self._merge_wanted.clear()
             while True:
-                with self._lock:
+                with self._index_lock.exclusive():
                     if self._closing or self._conn is None:
                         return
                     started = time.perf_counter()
@@ -265,7 +280,7 @@ class EmbeddedStore:
         """Block until no point is pending a merge (tests, benchmarks); False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._lock:
+            with self._index_lock.shared():
                 if self._conn is None or not self._indexes.pending():
                     return True
             time.sleep(0.01)
@@ -273,7 +288,8 @@ class EmbeddedStore:
 
     def index_memory_bytes(self) -> int:
         """Resident memory of the indexes this handle holds now (cheap: no SQL, no disk)."""
-        return self._indexes.resident_bytes()
+        with self._index_lock.shared():
+            return self._indexes.resident_bytes()
 
     def _check_budget(self, row: CollectionRow, ids: list[str]) -> None:
         """Refuse index growth past the memory budget. Cheap below 90% of it; above, the
@@ -323,7 +339,8 @@ class EmbeddedStore:
         """Delete the points matching ``ids`` and ``filter`` (both when both are given)."""
         row = lookup(self.conn, collection)
         where, params = self._where(ids, filter, required=True)
-        self._indexes.synced(row)
+        with self._index_lock.exclusive():
+            self._indexes.synced(row)
         seq = row.seq + 1
         with transaction(self.conn):
             gone = [r for (r,) in self.conn.execute(
@@ -334,7 +351,9 @@ class EmbeddedStore:
             self.conn.executemany("INSERT INTO tombstones (cid, rowkey, seq) VALUES (?, ?, ?)",
                                   [(row.cid, key, seq) for key in gone])
             self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
-        self._indexes.apply_delete(lookup(self.conn, row.name), np.asarray(gone, np.int64))
+        after = lookup(self.conn, row.name)
+        with self._index_lock.exclusive():
+            self._indexes.apply_delete(after, np.asarray(gone, np.int64))
         return len(gone)
 
     @_writes
@@ -354,7 +373,9 @@ class EmbeddedStore:
                 self.conn.execute("UPDATE collections SET seq = seq + 1 WHERE cid = ?",
                                   (row.cid,))
         if changed:
-            self._indexes.note_seq(lookup(self.conn, row.name))
+            after = lookup(self.conn, row.name)
+            with self._index_lock.exclusive():
+                self._indexes.note_seq(after)
         return int(changed)
 
     @_guarded
@@ -376,33 +397,40 @@ class EmbeddedStore:
                                  (row.cid, *params)).fetchone()
         return int(n)
 
-    @_guarded
     def search(self, collection: str, vectors: np.ndarray, k: int = 10,
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
-        """Top-``k`` hits per query, best first; see ``embedops.store.search`` for plans."""
-        self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
-        row = self._read_lookup(collection)
-        if not isinstance(k, int) or k < 1:
-            raise StoreError(f"k must be a positive integer, got {k!r}")
-        queries = quantization.prepare(vectors, row.dim, row.metric)
-        check_dim(row.name, row.dim, queries)
-        where = compile_filter(filter) if filter is not None else None
-        return self._search.search(row, queries, k, where, ef, exact)
+        """Top-``k`` hits per query, best first; see ``embedops.store.search`` for plans.
 
-    def _read_lookup(self, name: str) -> CollectionRow:
-        """The catalog row for a read, reused until this handle writes or another
-        connection commits (SQLite's ``data_version``): saves a query per search."""
-        (data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
-        version = (int(data_version), self._writes_done)
-        cached = self._rows.get(name)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        row = lookup(self.conn, name)
-        if len(self._rows) > 256:
-            self._rows.clear()
-        self._rows[name] = (version, row)
-        return row
+        Runs on a read connection of its own with the index lock shared (module
+        docstring): concurrent searches proceed together and do not wait for writes.
+        """
+        self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise StoreError(f"k must be a positive integer, got {k!r}")
+        try:
+            with self._readers.reader() as reader:
+                row = _read_lookup(reader, collection, self._writes_done)
+                queries = quantization.prepare(vectors, row.dim, row.metric)
+                check_dim(row.name, row.dim, queries)
+                where = compile_filter(filter) if filter is not None else None
+                while True:
+                    with self._index_lock.shared():
+                        if self._conn is None:
+                            raise StoreError("store handle is closed")
+                        if self._indexes.ready(row, behind_ok=not self.read_only):
+                            with self._search.reading(reader.conn):
+                                return self._search.search(row, queries, k, where, ef, exact)
+                    self._catch_up(row)
+        except sqlite3.DatabaseError as exc:
+            raise translate_sql_error(exc) from exc
+
+    @_guarded
+    def _catch_up(self, row: CollectionRow) -> None:
+        """Load the collection's index, or replay changes it has not seen (a read-only
+        handle behind the writer), on the handle's connection."""
+        with self._index_lock.exclusive():
+            self._indexes.synced(lookup(self.conn, row.name))
 
     def search_one(self, collection: str, vector: np.ndarray, k: int = 10,
                    filter: Filter | None = None, ef: int | None = None,
@@ -439,7 +467,8 @@ class EmbeddedStore:
     def stats(self, collection: str) -> dict[str, Any]:
         """Points, index tombstones, resident index bytes, disk bytes, dtype and seqs."""
         row = lookup(self.conn, collection)
-        index = self._indexes.info(row)
+        with self._index_lock.exclusive():
+            index = self._indexes.info(row)
         (data_bytes,) = self.conn.execute(
             "SELECT COALESCE(SUM(LENGTH(vector) + LENGTH(payload) + LENGTH(id)), 0) "
             "FROM points WHERE cid = ?", (row.cid,)).fetchone()
@@ -458,15 +487,17 @@ class EmbeddedStore:
     def rebuild_index(self, collection: str) -> dict[str, Any]:
         """Regenerate the collection's index from SQLite and checkpoint it."""
         row = lookup(self.conn, collection)
-        index = self._indexes.rebuild(row)
+        with self._index_lock.exclusive():
+            index = self._indexes.rebuild(row)
         return {"collection": row.name, "points": len(index), "seq": row.seq}
 
     @_writes
     def checkpoint(self, collection: str) -> None:
         """Save the collection's index now (normally done every ``checkpoint_every`` points)."""
         row = lookup(self.conn, collection)
-        self._indexes.synced(row)
-        self._indexes.checkpoint(row.cid)
+        with self._index_lock.exclusive():
+            self._indexes.synced(row)
+            self._indexes.checkpoint(row.cid)
 
     @_guarded
     def verify_index(self, collection: str) -> dict[str, Any]:
@@ -476,8 +507,8 @@ class EmbeddedStore:
         ``mismatched`` (keys whose index vector differs from the SQLite vector).
         """
         row = lookup(self.conn, collection)
-        index = self._indexes.synced(row)
-        keys = set(index.keys().tolist())
+        with self._index_lock.exclusive():
+            keys = set(self._indexes.synced(row).keys().tolist())
         rows, mismatched = set(), []
         cursor = self.conn.execute("SELECT rowkey, vector FROM points WHERE cid = ?", (row.cid,))
         while page := cursor.fetchmany(10_000):
@@ -485,7 +516,9 @@ class EmbeddedStore:
             rows.update(page_keys.tolist())
             present = np.asarray([k in keys for k in page_keys.tolist()], dtype=bool)
             vectors = quantization.decode([r[1] for r in page], row.dim, row.dtype)
-            ok = index.matches_vectors(page_keys[present], vectors[present])
+            with self._index_lock.shared():
+                ok = self._indexes.loaded(row).matches_vectors(page_keys[present],
+                                                               vectors[present])
             mismatched += page_keys[present][~ok].tolist()
         return {"points": len(rows), "index_points": len(keys), "missing": sorted(rows - keys),
                 "ghosts": sorted(keys - rows), "mismatched": sorted(mismatched)}
@@ -545,13 +578,14 @@ class EmbeddedStore:
         merger = self._merger
         if merger is not None and merger is not threading.current_thread():
             merger.join(timeout=60)
-        with self._lock:
+        with self._lock, self._index_lock.exclusive():
             if self._conn is None:
                 return
             try:
                 with sql_errors():
                     self._indexes.close()
             finally:
+                self._readers.close()
                 self._conn.close()
                 self._conn = None
                 if self._writer:
@@ -606,3 +640,18 @@ def _prepare_batch(row: CollectionRow, ids: Sequence[str], vectors: np.ndarray,
 def _point(row: CollectionRow, record: Sequence[Any], with_vectors: bool) -> Point:
     vector = quantization.decode([record[2]], row.dim, row.dtype)[0] if with_vectors else None
     return Point(id=record[0], payload=json.loads(record[1]), vector=vector)
+
+
+def _read_lookup(reader: Reader, name: str, writes_done: int) -> CollectionRow:
+    """The catalog row for a search, reused until this handle writes or another
+    connection commits (SQLite's ``data_version``): saves a query per search."""
+    (data_version,) = reader.conn.execute("PRAGMA data_version").fetchone()
+    version = (int(data_version), writes_done)
+    cached = reader.rows.get(name)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    row = lookup(reader.conn, name)
+    if len(reader.rows) > 256:
+        reader.rows.clear()
+    reader.rows[name] = (version, row)
+    return row

@@ -41,7 +41,12 @@ class LiveIndex:
 
 
 class IndexManager:
-    """Owns the in-memory indexes of one store handle (callers serialise access)."""
+    """Owns the in-memory indexes of one store handle.
+
+    Callers serialise changes (every method but ``ready``, ``loaded`` and ``pending``)
+    with the store's index lock held exclusive, and methods that run SQL with the
+    handle's connection lock as well; searches hold the index lock shared.
+    """
 
     def __init__(self, conn: sqlite3.Connection, folder: Path, read_only: bool) -> None:
         self.conn = conn
@@ -59,6 +64,27 @@ class IndexManager:
         if loaded is None or loaded[1] < row.pruned_seq or loaded[1] > row.seq:
             return self._fresh(row)
         return LiveIndex(loaded[0], loaded[1])
+
+    def ready(self, row: CollectionRow, behind_ok: bool) -> bool:
+        """Can a search use ``row``'s loaded index as it is, with no load or replay?
+
+        ``behind_ok``: the handle applies its own commits to the index right after
+        making them (a read-write handle), so an index a commit behind what a reader's
+        snapshot shows is about to catch up, and searches need not wait for it.
+        """
+        live = self.live.get(row.cid)
+        if live is None or live.index.clip != row.clip:
+            return False
+        if live.seq < row.pruned_seq and len(live.index) > 0:
+            return False
+        return behind_ok or live.seq >= row.seq
+
+    def loaded(self, row: CollectionRow) -> HnswIndex:
+        """The collection's loaded index, as it is (see ``ready``)."""
+        live = self.live.get(row.cid)
+        if live is None:
+            raise IndexFailure(f"the index of collection {row.name!r} is not loaded")
+        return live.index
 
     def synced(self, row: CollectionRow) -> HnswIndex:
         """The collection's index, caught up with every change committed up to ``row.seq``."""
@@ -105,6 +131,8 @@ class IndexManager:
     def apply_upsert(self, row: CollectionRow, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Apply a committed upsert (``row`` is the catalog row after the commit)."""
         live = self.live.get(row.cid)
+        if live is not None and live.seq >= row.seq and live.index.clip == row.clip:
+            return  # a replay (a search's catch-up) already applied this commit
         if live is None or live.seq != row.seq - 1 or live.index.clip != row.clip:
             self.live.pop(row.cid, None)
             self.synced(row)
@@ -150,6 +178,8 @@ class IndexManager:
     def apply_delete(self, row: CollectionRow, keys: np.ndarray) -> None:
         """Apply a committed delete (``row`` is the catalog row after the commit)."""
         live = self.live.get(row.cid)
+        if live is not None and live.seq >= row.seq:
+            return  # a replay (a search's catch-up) already applied this commit
         if live is None or live.seq != row.seq - 1:
             self.live.pop(row.cid, None)
             self.synced(row)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
@@ -44,14 +46,36 @@ Where = tuple[str, list[Any]] | None
 
 
 class Searcher:
-    """Runs searches for one store handle; the caller serialises access."""
+    """Runs searches for one store handle, from any number of threads at once.
+
+    SQL goes through the connection ``reading`` set for the calling thread (a search's
+    own read connection), else through ``conn``, the handle's connection, which the
+    caller then serialises. The caller holds the index lock shared and has made sure the
+    collection's index is loaded (``IndexManager.ready``); the caches here tolerate races
+    (the worst case is a count read twice).
+    """
 
     def __init__(self, conn: sqlite3.Connection, indexes: IndexManager) -> None:
-        self.conn = conn
+        self._handle_conn = conn
+        self._local = threading.local()
         self.indexes = indexes
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
         self._matches: dict[tuple[int, int, str, str], int] = {}
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The calling thread's read connection while ``reading``, else the handle's."""
+        return getattr(self._local, "conn", None) or self._handle_conn
+
+    @contextmanager
+    def reading(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Run this thread's SQL through ``conn`` for the duration."""
+        self._local.conn = conn
+        try:
+            yield
+        finally:
+            self._local.conn = None
 
     def point_count(self, row: CollectionRow) -> int:
         """Live points in the collection (cached per change sequence)."""
@@ -138,7 +162,7 @@ class Searcher:
 
     def _hnsw(self, row: CollectionRow, queries: np.ndarray, k: int, ef: int | None,
               oversample: int, n: int) -> list[list[Hit]]:
-        index = self.indexes.synced(row)
+        index = self.indexes.loaded(row)
         rescore = row.dtype == "int8"
         wanted = k * oversample if rescore else k
         keys, vals = index.search(queries, wanted, ef=ef,
@@ -162,7 +186,7 @@ class Searcher:
     def _filtered_hnsw(self, row: CollectionRow, query: np.ndarray, k: int, where: Where,
                        ef: int | None, n: int, matches: int) -> list[Hit]:
         assert where is not None
-        index: HnswIndex = self.indexes.synced(row)
+        index: HnswIndex = self.indexes.loaded(row)
         rescore = row.dtype == "int8"
         wanted = min(index.nodes, math.ceil(k * n / matches * 2) + k)
         while True:

@@ -1,0 +1,71 @@
+"""SQLite connections for a store handle's searches, one per concurrent search.
+
+Searches read through these instead of the handle's write connection, so they neither
+wait for a write transaction (its commit and fsync) nor serialise each other: in WAL
+mode every connection reads the last committed snapshot while the writer writes, and
+the sqlite3 module releases the interpreter lock while SQLite works.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embedops.errors import StoreError
+from embedops.store.catalog import CollectionRow
+
+
+@dataclass
+class Reader:
+    """A read connection and the catalog rows it has read, keyed by collection name and
+    tagged with the connection's ``data_version`` (which moves when another connection
+    commits) and the handle's own write count."""
+
+    conn: sqlite3.Connection
+    rows: dict[str, tuple[tuple[int, int], CollectionRow]] = field(default_factory=dict)
+
+
+class ReadPool:
+    """Idle read connections to one database file; opened on demand, closed together."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self._idle: list[Reader] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _open(self) -> Reader:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return Reader(conn)
+
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        """A connection for the duration of one read (returned to the pool after)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("store handle is closed")
+            reader = self._idle.pop() if self._idle else None
+        if reader is None:
+            reader = self._open()
+        try:
+            yield reader
+        finally:
+            with self._lock:
+                if self._closed:
+                    reader.conn.close()
+                else:
+                    self._idle.append(reader)
+
+    def close(self) -> None:
+        """Close idle connections now and the busy ones as they come back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for reader in idle:
+            reader.conn.close()

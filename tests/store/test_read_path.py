@@ -1,0 +1,166 @@
+"""Searches run on read connections of their own, beside writes: a write waiting on
+SQLite does not hold up searches, concurrent searches, writes and merges stay correct,
+and closing a handle under load fails searches cleanly."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.errors import StoreError
+from embedops.store import open_store
+from embedops.store.shared_lock import SharedLock
+
+from .storedata import mixture
+
+DIM = 32
+
+
+def _store_with_points(path: Path, n: int) -> tuple[object, np.ndarray]:
+    store = open_store(path)
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    data = mixture(n, DIM, seed=5)
+    store.upsert("c", [str(i) for i in range(n)], data, None, fingerprint="fp")
+    return store, data
+
+
+def test_a_write_waiting_for_sqlite_does_not_hold_up_searches(tmp_path: Path) -> None:
+    store, data = _store_with_points(tmp_path / "s", 2000)
+    # another connection holds SQLite's write lock: the store's next write waits for it
+    blocker = sqlite3.connect(tmp_path / "s" / "store.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    wrote: list[int] = []
+    writer = threading.Thread(target=lambda: wrote.append(store.upsert(
+        "c", ["new"], data[:1] * -1, None, fingerprint="fp")))
+    writer.start()
+    time.sleep(0.3)  # the upsert is now inside SQLite's busy wait, holding the handle
+    assert writer.is_alive()
+    started = time.perf_counter()
+    hits = store.search("c", data[7], k=3)[0]
+    took = time.perf_counter() - started
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    writer.join(timeout=30)
+    assert hits[0].id == "7"
+    assert took < 1.0, f"the search waited {took:.2f} s for a write"
+    assert wrote == [1] and store.get("c", ["new"])[0].id == "new"
+    store.close()
+
+
+def test_searches_writes_and_merges_run_together_correctly(tmp_path: Path) -> None:
+    store, data = _store_with_points(tmp_path / "s", 3000)
+    moved = mixture(3000, DIM, seed=9)
+    errors: list[BaseException] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def searcher(offset: int) -> None:
+        try:
+            while not stop.is_set():
+                for i in range(offset, 3000, 211):
+                    hits = store.search("c", data[i], k=10)[0]
+                    # every hit is a live point; the count never falls short
+                    assert len(hits) == 10 and len({h.id for h in hits}) == 10
+                    answered[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher, args=(o,)) for o in range(3)]
+    for thread in threads:
+        thread.start()
+    for start in range(0, 3000, 300):  # replace, delete and re-add slices meanwhile
+        ids = [str(i) for i in range(start, start + 300)]
+        store.upsert("c", ids, moved[start:start + 300], None, fingerprint="fp")
+        store.delete("c", ids=ids[:50])
+        store.upsert("c", ids[:50], moved[start:start + 50], None, fingerprint="fp")
+    assert store.wait_merged(timeout=120)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and answered[0] > 30
+    for i in (0, 1234, 2999):  # the index answers with the replaced vectors
+        assert store.search("c", moved[i], k=1)[0][0].id == str(i)
+    report = store.verify_index("c")
+    assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+    store.close()
+
+
+def test_closing_a_handle_under_search_load_fails_searches_cleanly(tmp_path: Path) -> None:
+    store, data = _store_with_points(tmp_path / "s", 1500)
+    outcomes: list[str] = []
+
+    def searcher() -> None:
+        for _ in range(10_000):
+            try:
+                store.search("c", data[3], k=5)
+            except StoreError as exc:
+                outcomes.append(str(exc))
+                return
+            except BaseException as exc:
+                outcomes.append(f"unexpected {type(exc).__name__}: {exc}")
+                return
+        outcomes.append("never closed")
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    store.close()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes == ["store handle is closed"] * 3
+
+
+def test_shared_lock_admits_readers_together_and_writers_alone() -> None:
+    lock = SharedLock()
+    inside = threading.Barrier(2, timeout=5)
+
+    def reader() -> None:
+        with lock.shared():
+            inside.wait()  # both readers are inside at once, or this times out
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    for thread in readers:
+        thread.join()
+    assert not inside.broken
+
+    order: list[str] = []
+    with lock.shared():
+        writer = threading.Thread(target=lambda: _hold(lock, order, "writer"))
+        writer.start()
+        time.sleep(0.1)  # the writer waits for this reader ...
+        late = threading.Thread(target=lambda: _hold(lock, order, "late reader", shared=True))
+        late.start()
+        time.sleep(0.1)  # ... and a reader arriving after it waits for the writer
+        assert order == []
+    writer.join(timeout=5)
+    late.join(timeout=5)
+    assert order == ["writer", "late reader"]
+    with lock.exclusive(), lock.exclusive(), lock.shared():  # reentrant for its holder
+        pass
+
+
+def _hold(lock: SharedLock, order: list[str], name: str, shared: bool = False) -> None:
+    with lock.shared() if shared else lock.exclusive():
+        order.append(name)
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_searches_see_every_committed_write(tmp_path: Path, read_only: bool) -> None:
+    store, data = _store_with_points(tmp_path / "s", 1200)
+    reader = open_store(tmp_path / "s", read_only=True) if read_only else store
+    for i in range(0, 40, 4):  # read-your-writes: each write is found by the next search
+        store.upsert("c", [f"w{i}"], -data[i:i + 1], None, fingerprint="fp")
+        assert reader.search("c", -data[i], k=1)[0][0].id == f"w{i}"
+        store.delete("c", ids=[f"w{i}"])
+        assert f"w{i}" not in {h.id for h in reader.search("c", -data[i], k=5)[0]}
+    if read_only:
+        reader.close()
+    store.close()
