@@ -66,6 +66,25 @@ def test_an_expired_claim_is_taken_over(opener: Opener) -> None:
     assert other.holders("c") == {"a": other.name, "b": short.name}
 
 
+def test_claims_expire_by_the_servers_clock_not_the_claimants(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs on machines whose clocks disagree: a claimant whose clock is an hour ahead
+    must not see a claim taken a moment ago as expired (expiry is the server's time)."""
+    from embedops.ledger import claims as claims_module
+
+    url = _url(tmp_path)
+    first, second = Claims(open_ledger(url), 60), Claims(open_ledger(url), 60)
+    try:
+        assert first.take("c", ["a"]) == {"a"}
+        monkeypatch.setattr(claims_module, "local_clock", lambda: time.time() + 3600)
+        assert second.take("c", ["a"]) == set()
+        first.release("c", ["a"])
+        assert second.take("c", ["a"]) == {"a"}
+    finally:
+        first.ledger.close()
+        second.ledger.close()
+
+
 _HOLDER = """
 import sys, time
 from embedops.ledger.claims import Claims

@@ -15,7 +15,9 @@ SQLite (one writer at a time) the same statements run under ``BEGIN IMMEDIATE``.
 A claim held by a run that died is stale and taken over at once: on PostgreSQL when the
 database session that took it no longer exists (``pg_stat_activity``), on any ledger when
 the process that took it, on this machine, no longer runs; otherwise when it expires
-(``claim_ttl_s`` after it was taken). Claims only save work: correctness never depends
+(``claim_ttl_s`` after it was taken). Expiry times come from the ledger's clock — the
+PostgreSQL server's, for a shared ledger — so runs on machines whose clocks disagree
+still agree on which claims expired. Claims only save work: correctness never depends
 on them, since every write is idempotent (chunk ids are point ids) and a document is
 committed in one ledger transaction.
 """
@@ -34,6 +36,7 @@ from embedops.errors import StoreError
 from embedops.ledger.ledger import Ledger, utc_now
 
 _PART = 500  # ids per statement
+local_clock = time.time  # the clock of a ledger file on this machine
 
 
 def _alive(pid: int) -> bool:
@@ -97,7 +100,7 @@ class Claims:
 
     def _take(self, collection: str, ids: Sequence[str]) -> set[str]:
         conn = self.ledger._conn
-        now = time.time()
+        now = self._now()
         mine = (self.name, utc_now(), now + self.ttl_s, self._session)
         conn.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
         try:
@@ -125,6 +128,14 @@ class Claims:
             raise
         conn.execute("COMMIT")
         return held
+
+    def _now(self) -> float:
+        """Seconds since the epoch by the ledger's clock (the server's on PostgreSQL)."""
+        if not self.postgres:
+            return local_clock()
+        row = self.ledger._conn.execute(
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()
+        return float(row[0])
 
     def _stale(self, rows: Sequence[tuple[Any, ...]], now: float) -> list[str]:
         """The documents of ``rows`` whose claim expired or whose claimant is gone."""
