@@ -8,7 +8,6 @@ variables, ``embedops.toml`` in the working directory (or the file named by
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -21,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from embedops import pg_urls
 from embedops.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -293,7 +293,7 @@ def check_ledger_location(location: str) -> None:
     except ValueError as exc:
         raise ValueError(f"ledger URL {mask_url(location)}: {exc}") from exc
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "schema" and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        if key == "schema" and not pg_urls.SCHEMA_NAME.fullmatch(value):
             raise ValueError(f"schema {value!r} in the ledger URL: use a lowercase SQL "
                              "identifier")
 

@@ -18,8 +18,7 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
-from embedops.ingest.sources import SourceFile
-from embedops.ledger import DeadLetter
+from embedops.ingest.sources import SourceFile, source_of_dead_letter
 
 app = typer.Typer(help="Dead letters: documents that could not be embedded.",
                   no_args_is_help=True)
@@ -78,7 +77,7 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
         by_collection: dict[str, set[SourceFile]] = {}
         for d in ledger.dead_letters(collection):
             if d.source and Path(d.source).is_file():
-                by_collection.setdefault(d.collection, set()).add(_source_of(d))
+                by_collection.setdefault(d.collection, set()).add(source_of_dead_letter(d))
         for name, sources in sorted(by_collection.items()):
             preprocess = PreprocessOptions.from_settings(settings)
             options = IngestOptions(collection=name, preprocess=preprocess,
@@ -91,16 +90,6 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
         return
     console.print(f"retried {sum(len(v) for v in by_collection.values())} sources; "
                   f"{remaining} dead letters remain")
-
-
-def _source_of(letter: DeadLetter) -> SourceFile:
-    """The file to re-read, with the root that gives it its original document id."""
-    path = Path(str(letter.source))
-    if letter.root:
-        return SourceFile(path, Path(letter.root))
-    if path.as_posix().endswith("/" + letter.doc_id):
-        return SourceFile(path, Path(path.as_posix()[: -len(letter.doc_id) - 1]))
-    return SourceFile(path, path.parent)
 
 
 @app.command("purge")

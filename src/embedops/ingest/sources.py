@@ -8,9 +8,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedops.errors import InputRejected
 from embedops.preprocess.media import MEDIA_SUFFIXES
+
+if TYPE_CHECKING:
+    from embedops.ledger.ledger import DeadLetter
 
 SUPPORTED_SUFFIXES = frozenset({
     ".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".xhtml", ".pdf",
@@ -32,6 +36,17 @@ class SourceFile:
 
     path: Path
     root: Path
+
+
+def source_of_dead_letter(letter: DeadLetter) -> SourceFile:
+    """The file to re-read for a dead letter, with the root that gives it its original
+    document id (``dlq retry``, over the CLI and HTTP)."""
+    path = Path(str(letter.source))
+    if letter.root:
+        return SourceFile(path, Path(letter.root))
+    if path.as_posix().endswith("/" + letter.doc_id):
+        return SourceFile(path, Path(path.as_posix()[: -len(letter.doc_id) - 1]))
+    return SourceFile(path, path.parent)
 
 
 @dataclass

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embedops.cli.dlq_cmd import _source_of
-from embedops.ingest.sources import SourceFile
+from embedops.ingest.sources import SourceFile, source_of_dead_letter
 
 if TYPE_CHECKING:
     from embedops.server.service import Service
@@ -28,7 +27,7 @@ def retry_dead_letters(service: Service, collection: str | None,
     skipped = []
     for letter in letters:
         if letter.source and Path(letter.source).is_file():
-            by_collection.setdefault(letter.collection, set()).add(_source_of(letter))
+            by_collection.setdefault(letter.collection, set()).add(source_of_dead_letter(letter))
         else:
             skipped.append({"collection": letter.collection, "doc_id": letter.doc_id,
                             "reason": "its source is not a file here; send the document "

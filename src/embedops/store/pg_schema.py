@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
+from embedops import pg_urls
 from embedops.errors import ConfigError, InvalidCollectionSpec, StoreError
 from embedops.store.catalog import now, payload_index_name
 from embedops.store.pg_filters import field_sql
 from embedops.store.remote import Spec
 
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # metric -> (operator class suffix, distance operator)
 OPS = {"cosine": ("cosine", "<=>"), "ip": ("ip", "<#>"), "l2": ("l2", "<->")}
 MAX_HNSW_DIMS = {"float32": 2000, "float16": 4000}
@@ -60,14 +59,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 
 def split_url(url: str) -> tuple[str, str]:
     """``(libpq URL, schema)``: the adapter's own ``schema`` parameter taken out."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), "embedops")
-    if not _SCHEMA_RE.match(schema):
-        raise ConfigError(f"schema {schema!r} in the store URL: use a lowercase SQL "
-                          "identifier")
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
+    return pg_urls.split_url(url, "embedops", "store")
 
 
 def bootstrap(conn: psycopg.Connection[Any], schema: str, where: str) -> None:
