@@ -12,6 +12,7 @@ Systems that are not installed are reported with the import error instead of num
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import shutil
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,8 @@ def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, An
                                             [{"bucket": int(x) % 10} for x in i]),
         "delete": lambda i: store.delete("b", ids=[str(x) for x in i]),
         "memory": lambda: store.stats("b")["index_bytes"],
+        # background work after writes: pending points merged, tombstones compacted
+        "settle": lambda: store.wait_merged(900) and store.wait_compacted(900),
     }
 
 
@@ -370,20 +373,53 @@ def _updates(sys_: dict[str, Any], base: np.ndarray, queries: np.ndarray, truth:
         rng = np.random.default_rng(1)
         moved = base[:n] + rng.standard_normal((n, base.shape[1])).astype(np.float32) * 0.005
         moved /= np.linalg.norm(moved, axis=1, keepdims=True)
-        start = time.perf_counter()
-        for s in range(0, n, 1000):
-            sys_["upsert"](ids[s:s + 1000], moved[s:s + 1000])
-        out["upsert_existing_per_s"] = round(n / (time.perf_counter() - start))
+        with _searching(sys_, queries) as during:
+            start = time.perf_counter()
+            for s in range(0, n, 1000):
+                sys_["upsert"](ids[s:s + 1000], moved[s:s + 1000])
+            took = time.perf_counter() - start
+        out["upsert_existing_per_s"] = round(n / took)
+        out["search_qps_during_upserts"] = round(during[0] / took, 1)
         after = base.copy()
         after[:n] = moved
+        after_truth = ground_truth(after, sub, None)
         found, _ = timed_queries(lambda q: sys_["search"](q, KNOBS[1]), sub)
-        out["recall_after_upsert"] = round(recall(found, ground_truth(after, sub, None)), 4)
+        out["recall_after_upsert"] = round(recall(found, after_truth), 4)
+        if "settle" in sys_:  # background merge + compaction, then recall again
+            start = time.perf_counter()
+            sys_["settle"]()
+            out["settle_s"] = round(time.perf_counter() - start, 1)
+            found, _ = timed_queries(lambda q: sys_["search"](q, KNOBS[1]), sub)
+            out["recall_after_settle"] = round(recall(found, after_truth), 4)
     if "delete" in sys_:
-        start = time.perf_counter()
-        for s in range(0, n, 1000):
-            sys_["delete"](ids[s:s + 1000])
-        out["delete_per_s"] = round(n / (time.perf_counter() - start))
+        with _searching(sys_, queries) as during:
+            start = time.perf_counter()
+            for s in range(0, n, 1000):
+                sys_["delete"](ids[s:s + 1000])
+            took = time.perf_counter() - start
+        out["delete_per_s"] = round(n / took)
+        out["search_qps_during_deletes"] = round(during[0] / took, 1)
     return out
+
+
+@contextlib.contextmanager
+def _searching(sys_: dict[str, Any], queries: np.ndarray) -> Iterator[list[int]]:
+    """Single-query searches in a thread of their own while the body runs (the
+    "with searches running" of update rates); yields a one-item list: searches done."""
+    done, stop = [0], threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            sys_["search"](queries[done[0] % len(queries)], KNOBS[1])
+            done[0] += 1
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -437,8 +473,11 @@ def render(report: dict[str, Any]) -> str:
         knobs = ", ".join(f"{k['recall']:.3f} / {k['qps_1thread']:,.0f}" for k in r["knobs"])
         filt = (f"{r['filtered10_recall']:.3f} / {r['filtered10_qps']:,.1f}"
                 if "filtered10_qps" in r else "–")
+        settled = (f"→{r['recall_after_settle']:.3f} after {r['settle_s']} s"
+                   if "recall_after_settle" in r else "")
         ups = (f"{r['upsert_existing_per_s']:,} ({r['recall_before_upsert']:.3f}→"
-               f"{r['recall_after_upsert']:.3f})" if "upsert_existing_per_s" in r else "–")
+               f"{r['recall_after_upsert']:.3f}{settled})" if "upsert_existing_per_s" in r
+               else "–")
         lines.append(f"| {r['system']} | {r['build_per_s']:,} | {knobs} | {r['batch_qps']:,.0f} "
                      f"| {filt} | {ups} | {r.get('delete_per_s', '–')} | {_mb(r, 'index_bytes')} "
                      f"| {_mb(r, 'disk_bytes')} | {_mb(r, 'peak_rss_bytes')} "

@@ -29,7 +29,7 @@ def _store_with_points(path: Path, n: int) -> tuple[object, np.ndarray]:
     return store, data
 
 
-def test_a_write_waiting_for_sqlite_does_not_hold_up_searches(tmp_path: Path) -> None:
+def test_a_write_waiting_for_sqlite_does_not_hold_up_reads(tmp_path: Path) -> None:
     store, data = _store_with_points(tmp_path / "s", 2000)
     # another connection holds SQLite's write lock: the store's next write waits for it
     blocker = sqlite3.connect(tmp_path / "s" / "store.sqlite", isolation_level=None)
@@ -42,12 +42,16 @@ def test_a_write_waiting_for_sqlite_does_not_hold_up_searches(tmp_path: Path) ->
     assert writer.is_alive()
     started = time.perf_counter()
     hits = store.search("c", data[7], k=3)[0]
+    # the other reads a service makes per request do not wait either
+    info, points = store.get_collection("c"), store.get("c", ["7"])
+    counted, names = store.count("c"), [c.name for c in store.list_collections()]
     took = time.perf_counter() - started
     blocker.execute("ROLLBACK")
     blocker.close()
     writer.join(timeout=30)
-    assert hits[0].id == "7"
-    assert took < 1.0, f"the search waited {took:.2f} s for a write"
+    assert hits[0].id == "7" and points[0].id == "7"
+    assert (info.points, counted, names) == (2000, 2000, ["c"])
+    assert took < 1.0, f"the reads waited {took:.2f} s for a write"
     assert wrote == [1] and store.get("c", ["new"])[0].id == "new"
     store.close()
 

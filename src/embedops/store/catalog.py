@@ -178,6 +178,12 @@ def lookup(conn: sqlite3.Connection, name: str) -> CollectionRow:
     return CollectionRow.from_row(row)
 
 
+def by_cid(conn: sqlite3.Connection, cid: int) -> CollectionRow | None:
+    """The collection with id ``cid``, or ``None`` once it was dropped."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM collections WHERE cid = ?", (cid,)).fetchone()
+    return CollectionRow.from_row(row) if row is not None else None
+
+
 def all_collections(conn: sqlite3.Connection) -> list[CollectionRow]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM collections ORDER BY name").fetchall()
     return [CollectionRow.from_row(r) for r in rows]

@@ -12,11 +12,10 @@ A handle opened read-write holds the writer lock until ``close``. Read-only hand
 lock; they read committed data (WAL snapshots) and catch their in-memory index up with the
 writer's changes before every search. A handle is safe to share between threads.
 
-Threads and locks: calls that use the handle's own connection (writes, ``get``,
-``scan``, admin calls) run one at a time under ``_lock``. Searches do not take it: each
-reads through a connection of its own (``read_pool``) and holds the index lock
-(``shared_lock``) shared, so searches run side by side and never wait for a write's
-commit. A write holds the index lock exclusive only while it applies its committed
+Threads and locks: writes and admin calls use the handle's own connection and run one
+at a time under ``_lock``. Reads do not take it: each reads through a connection of its
+own (``read_pool``); searches also hold the index lock (``shared_lock``) shared, so
+reads run side by side and never wait for a write's commit. A write holds the index lock exclusive only while it applies its committed
 change to the in-memory index; the background merger holds it one slice at a time.
 Lock order: ``_lock`` before the index lock.
 """
@@ -52,6 +51,7 @@ from embedops.store.catalog import (
     transaction,
     translate_sql_error,
 )
+from embedops.store.compaction import Cancelled, build_from_snapshot, needs_compaction
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hnsw_index import estimate_memory, remove_checkpoints
@@ -96,6 +96,30 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
     return _guarded(wrapper)
 
 
+def _reads(method: Callable[P, R]) -> Callable[P, R]:
+    """A read that runs on a pooled read connection (``self.conn`` is that connection
+    for the calling thread meanwhile) instead of waiting for the handle's lock."""
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, EmbeddedStore)
+        if store._conn is None:
+            raise StoreError("store handle is closed")
+        if getattr(store._local, "reader", None) is not None:  # nested in another read
+            return method(*args, **kwargs)
+        try:
+            with store._readers.reader() as reader, store._search.reading(reader.conn):
+                store._local.reader = reader
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    store._local.reader = None
+        except sqlite3.DatabaseError as exc:
+            raise translate_sql_error(exc) from exc
+
+    return wrapper
+
+
 class EmbeddedStore:
     """The default ``VectorStore``: see the module docstring for layout and guarantees."""
 
@@ -110,6 +134,7 @@ class EmbeddedStore:
         self.memory_budget_bytes = memory_budget_bytes
         self._lock = threading.RLock()
         self._index_lock = SharedLock()
+        self._local = threading.local()  # .reader: this thread's read connection (_reads)
         self._writes_done = 0
         self._writer: WriterLock | None = None
         self._conn: sqlite3.Connection | None = None
@@ -130,6 +155,7 @@ class EmbeddedStore:
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
         self._merger: threading.Thread | None = None
+        self._compactor: threading.Thread | None = None  # see store/compaction.py
         self._closing = False
         self._last_search = 0.0
 
@@ -152,6 +178,11 @@ class EmbeddedStore:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The calling thread's read connection inside a ``_reads`` call, else the
+        handle's own connection."""
+        reader = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader.conn
         assert self._conn is not None
         return self._conn
 
@@ -195,11 +226,11 @@ class EmbeddedStore:
             self._search.dense.drop(row.cid)
         remove_checkpoints(self.path / "index", row.cid)
 
-    @_guarded
+    @_reads
     def list_collections(self) -> list[CollectionInfo]:
         return [self._info(row) for row in catalog.all_collections(self.conn)]
 
-    @_guarded
+    @_reads
     def get_collection(self, name: str) -> CollectionInfo:
         return self._info(lookup(self.conn, name))
 
@@ -240,6 +271,7 @@ class EmbeddedStore:
         with self._index_lock.exclusive():
             self._indexes.apply_upsert(after, keys, vectors)
         self._start_merging()
+        self._maybe_compact(after.cid)
         return len(ids)
 
     def _start_merging(self) -> None:
@@ -275,6 +307,57 @@ class EmbeddedStore:
                     break
                 searching = time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S
                 time.sleep(max(MERGE_PAUSE_S, held * MERGE_YIELD_RATIO if searching else 0))
+
+    def _maybe_compact(self, cid: int) -> None:
+        """Start compacting collection ``cid`` in the background when its tombstones call
+        for it (``compaction``; one compaction at a time per handle). Call with ``_lock``."""
+        live = self._indexes.live.get(cid)
+        if self._closing or live is None or not needs_compaction(live.index):
+            return
+        if self._compactor is not None and self._compactor.is_alive():
+            return
+        self._compactor = threading.Thread(target=self._compact, args=(cid,), daemon=True,
+                                           name="embedops-index-compact")
+        self._compactor.start()
+
+    def _compact(self, cid: int) -> None:
+        """Build a tombstone-free graph from a read snapshot, then swap it in; again while
+        the writes made meanwhile left enough tombstones for another."""
+        try:
+            while True:
+                with self._readers.reader() as reader:
+                    fresh, covers = build_from_snapshot(reader.conn, cid,
+                                                        self._compaction_pause)
+                with self._lock, self._index_lock.exclusive():
+                    if self._closing or self._conn is None:
+                        return
+                    installed = self._indexes.install(fresh, covers)
+                    if installed:
+                        self._start_merging()
+                    live = self._indexes.live.get(cid)
+                    if not installed or live is None or not needs_compaction(live.index):
+                        return
+        except Cancelled:
+            return
+        except Exception:  # a failed compaction leaves the old graph, which is correct
+            if not self._closing:
+                _log.exception("compacting the index of collection %s failed", cid)
+
+    def _compaction_pause(self, held: float) -> None:
+        """Between two slices of a compaction: stop if closing; while searches run, stay
+        off the cores for 3x the slice's time (as the merger does)."""
+        if self._closing:
+            raise Cancelled
+        if time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S:
+            time.sleep(held * MERGE_YIELD_RATIO)
+
+    def wait_compacted(self, timeout: float = 120.0) -> bool:
+        """Block until no compaction runs (tests, benchmarks); False on timeout."""
+        compactor = self._compactor
+        if compactor is not None:
+            compactor.join(timeout)
+            return not compactor.is_alive()
+        return True
 
     def wait_merged(self, timeout: float = 60.0) -> bool:
         """Block until no point is pending a merge (tests, benchmarks); False on timeout."""
@@ -354,6 +437,7 @@ class EmbeddedStore:
         after = lookup(self.conn, row.name)
         with self._index_lock.exclusive():
             self._indexes.apply_delete(after, np.asarray(gone, np.int64))
+        self._maybe_compact(after.cid)
         return len(gone)
 
     @_writes
@@ -378,7 +462,7 @@ class EmbeddedStore:
                 self._indexes.note_seq(after)
         return int(changed)
 
-    @_guarded
+    @_reads
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
         """The existing points among ``ids``, in the order asked (missing ids are skipped)."""
         row = lookup(self.conn, collection)
@@ -387,7 +471,7 @@ class EmbeddedStore:
             "(SELECT value FROM json_each(?))", (row.cid, json.dumps([str(i) for i in ids])))}
         return [_point(row, found[i], with_vectors) for i in dict.fromkeys(ids) if i in found]
 
-    @_guarded
+    @_reads
     def count(self, collection: str, filter: Filter | None = None) -> int:
         row = lookup(self.conn, collection)
         if filter is None:
@@ -440,7 +524,7 @@ class EmbeddedStore:
 
     def scan(self, collection: str, page_size: int = 1000, filter: Filter | None = None,
              with_vectors: bool = False) -> Iterator[list[Point]]:
-        """Pages of points in row-key order; each page is read under the handle's lock."""
+        """Pages of points in row-key order; each page is one read snapshot."""
         if page_size < 1:
             raise StoreError("page_size must be positive")
         collection = self.resolve(collection)  # a repointed alias must not switch mid-scan
@@ -451,7 +535,7 @@ class EmbeddedStore:
                 return
             yield page
 
-    @_guarded
+    @_reads
     def _scan_page(self, collection: str, last: int, size: int, filter: Filter | None,
                    with_vectors: bool) -> tuple[list[Point], int]:
         row = lookup(self.conn, collection)
@@ -556,11 +640,11 @@ class EmbeddedStore:
             self.conn.execute("INSERT INTO aliases (alias, collection, updated_at) "
                               "VALUES (?, ?, ?)", (name, new_name, catalog.now()))
 
-    @_guarded
+    @_reads
     def resolve(self, name: str) -> str:
         return lookup(self.conn, name).name
 
-    @_guarded
+    @_reads
     def list_aliases(self) -> dict[str, str]:
         return catalog.aliases(self.conn)
 
@@ -575,9 +659,9 @@ class EmbeddedStore:
         """Checkpoint changed indexes, close SQLite and release the writer lock (idempotent)."""
         self._closing = True
         self._merge_wanted.set()
-        merger = self._merger
-        if merger is not None and merger is not threading.current_thread():
-            merger.join(timeout=60)
+        for thread in (self._merger, self._compactor):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=60)
         with self._lock, self._index_lock.exclusive():
             if self._conn is None:
                 return

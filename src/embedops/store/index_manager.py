@@ -21,7 +21,7 @@ import numpy as np
 
 from embedops.errors import IndexFailure
 from embedops.store import quantization
-from embedops.store.catalog import CollectionRow, lookup, transaction
+from embedops.store.catalog import CollectionRow, by_cid, lookup, transaction
 from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, read_manifest
 
 REPLAY_PAGE = 20_000
@@ -99,23 +99,22 @@ class IndexManager:
             self._replay(row.cid, live)
         return live.index
 
-    def _replay(self, cid: int, live: LiveIndex) -> None:
+    def _replay(self, cid: int, live: LiveIndex, defer: bool = False) -> None:
         self.conn.execute("BEGIN")
         try:
-            row = CollectionRow.from_row(self.conn.execute(
-                "SELECT cid, name, dim, metric, dtype, fingerprint, model, index_params, "
-                "payload_indexes, created_at, seq, pruned_seq, quant_scale "
-                "FROM collections WHERE cid = ?", (cid,)).fetchone())
+            row = by_cid(self.conn, cid)
+            if row is None:
+                raise IndexFailure(f"collection {cid} was dropped")
             gone = [r for (r,) in self.conn.execute(
                 "SELECT rowkey FROM tombstones WHERE cid = ? AND seq > ?", (cid, live.seq))]
             live.index.remove(np.asarray(gone, dtype=np.int64))
-            applied = self._replay_points(row, live)
+            applied = self._replay_points(row, live, defer)
         finally:
             self.conn.execute("COMMIT")
         live.seq = row.seq
         live.pending += applied + len(gone)
 
-    def _replay_points(self, row: CollectionRow, live: LiveIndex) -> int:
+    def _replay_points(self, row: CollectionRow, live: LiveIndex, defer: bool) -> int:
         last, applied = -1, 0
         while True:
             rows = self.conn.execute(
@@ -125,7 +124,7 @@ class IndexManager:
                 return applied
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = quantization.decode([r[1] for r in rows], row.dim, row.dtype)
-            live.index.add(keys, vectors)
+            live.index.add(keys, vectors, defer=defer)
             last, applied = int(keys[-1]), applied + len(rows)
 
     def apply_upsert(self, row: CollectionRow, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -149,6 +148,24 @@ class IndexManager:
             return
         live.seq, live.pending = row.seq, live.pending + len(keys)
         self._maybe_checkpoint(row, live)
+
+    def install(self, fresh: HnswIndex, covers: CollectionRow) -> bool:
+        """Swap in ``fresh``, an index built from a snapshot at ``covers.seq``
+        (``compaction``), after replaying into it every change committed since. False
+        (nothing changed) when that is impossible: the collection was dropped or its
+        index unloaded, its int8 scale moved, or a checkpoint pruned tombstones the
+        replay would need."""
+        live = self.live.get(covers.cid)
+        now = by_cid(self.conn, covers.cid)
+        if (live is None or now is None or now.pruned_seq > covers.seq
+                or now.clip != fresh.clip or live.index.clip != fresh.clip):
+            return False
+        candidate = LiveIndex(fresh, covers.seq)
+        self._replay(covers.cid, candidate, defer=True)  # the merger takes them from here
+        # the checkpoint on disk still holds the old graph: save the new one in time
+        candidate.pending = live.pending + max(candidate.pending, 1)
+        self.live[covers.cid] = candidate
+        return True
 
     def pending(self) -> int:
         """Points waiting in pending segments, over every live index."""

@@ -1,0 +1,79 @@
+"""Background compaction: a fresh HNSW graph, built while searches and writes go on.
+
+Replacing or deleting points leaves tombstones in the graph (usearch marks removed nodes
+and keeps routing through them), and re-inserted nodes are less well connected: on 100k
+points, replacing 10% of them cost 0.7–2.6 points of recall@10 until a rebuild. When a
+collection's tombstones reach ``COMPACT_SHARE`` of its graph nodes, the read-write
+handle compacts it in a thread of its own:
+
+1. it reads every point of the collection from one SQLite read snapshot (change
+   sequence ``S``) into a new graph, a slice at a time, holding no lock of the handle
+   (searches and writes go on against the old graph; between slices it yields to
+   searches the way the merger does);
+2. then, briefly holding the handle's locks, ``IndexManager.install`` replays into the
+   new graph every change committed after ``S`` and swaps it in. Readers move from the
+   old graph to the new one atomically; nothing is lost because SQLite is the truth.
+
+A compaction that can no longer be installed (the collection was dropped, or a
+checkpoint pruned tombstones after ``S``) is dropped and starts again later.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from embedops.errors import IndexFailure
+from embedops.store import quantization
+from embedops.store.catalog import CollectionRow, by_cid
+from embedops.store.hnsw_index import HnswIndex
+
+COMPACT_SHARE = 0.05  # tombstones per graph node that start a compaction
+COMPACT_MIN = 500  # ... and never for fewer tombstones than this
+SLICE_S = 0.02  # a step of a compaction takes about this long (the graph insert holds
+# the interpreter lock, so other threads wait for at most about one step)
+SLICE_MIN, SLICE_MAX = 16, 4096
+
+
+class Cancelled(Exception):
+    """The handle is closing: the compaction stops where it is."""
+
+
+def needs_compaction(index: HnswIndex) -> bool:
+    """Does ``index`` hold enough tombstones to be worth rebuilding?"""
+    graph = index.nodes - index.pending
+    return index.removed >= max(COMPACT_MIN, COMPACT_SHARE * graph)
+
+
+def build_from_snapshot(conn: sqlite3.Connection, cid: int,
+                        pause: Callable[[float], None]) -> tuple[HnswIndex, CollectionRow]:
+    """A new graph of every point of collection ``cid`` in one read snapshot of ``conn``
+    (a connection nobody else uses meanwhile), and the catalog row of that snapshot.
+
+    ``pause(seconds)`` runs after each slice with the time the slice took (it may sleep
+    to yield to searches, or raise ``Cancelled``).
+    """
+    conn.execute("BEGIN")
+    try:
+        row = by_cid(conn, cid)
+        if row is None:
+            raise IndexFailure(f"collection {cid} was dropped")
+        index = HnswIndex(row.dim, row.metric, row.dtype, row.index_params, row.clip)
+        last, size = -1, SLICE_MIN
+        while True:
+            rows = conn.execute(
+                "SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? "
+                "ORDER BY rowkey LIMIT ?", (cid, last, size)).fetchall()
+            if not rows:
+                return index, row
+            started = time.perf_counter()
+            keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            index.add(keys, quantization.decode([r[1] for r in rows], row.dim, row.dtype))
+            last, took = int(keys[-1]), time.perf_counter() - started
+            size = max(SLICE_MIN, min(SLICE_MAX, int(len(rows) * SLICE_S / max(took, 1e-4))))
+            pause(took)
+    finally:
+        conn.execute("COMMIT")

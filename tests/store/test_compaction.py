@@ -1,0 +1,118 @@
+"""Background compaction: after many replacements the handle rebuilds the graph without
+its tombstones while searches go on, recall comes back to a fresh build's, and a close
+or a checkpoint during a compaction loses nothing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.store import open_store
+from embedops.store.compaction import COMPACT_MIN, build_from_snapshot
+from embedops.store.embedded import EmbeddedStore
+from embedops.store.exact import scores, top_k
+
+from .storedata import mixture
+
+DIM, K = 32, 10
+PARAMS = {"exact_threshold": 0, "expansion_search": 16}  # a shallow search shows damage
+
+
+def _recall(store: EmbeddedStore, data: np.ndarray, queries: np.ndarray) -> float:
+    truth, _ = top_k(scores(queries, data, "cosine"), K)
+    found = store.search("c", queries, k=K)
+    return float(np.mean([len({int(h.id) for h in hits} & set(t.tolist())) / K
+                          for hits, t in zip(found, truth, strict=True)]))
+
+
+def _filled(path: Path, n: int) -> tuple[EmbeddedStore, np.ndarray]:
+    store = open_store(path)
+    store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+    data = mixture(n, DIM, seed=21)
+    for start in range(0, n, 1000):
+        store.upsert("c", [str(i) for i in range(start, min(start + 1000, n))],
+                     data[start:start + 1000], None, fingerprint="fp")
+    assert store.wait_merged(timeout=120)
+    store.checkpoint("c")
+    return store, data
+
+
+@pytest.mark.slow
+def test_replacements_are_compacted_away_while_searches_run(tmp_path: Path) -> None:
+    n = 6000
+    store, data = _filled(tmp_path / "s", n)
+    queries = mixture(200, DIM, seed=22)
+    fresh = _recall(store, data, queries)
+    untouched = np.arange(n - 300, n)  # never replaced: each must always find itself
+    errors: list[str] = []
+    searched = [0]
+    stop = threading.Event()
+
+    def searcher() -> None:
+        while not stop.is_set():
+            for i in untouched[::7].tolist():
+                hits = store.search("c", data[i], k=K)[0]
+                if len(hits) != K or hits[0].id != str(i):
+                    errors.append(f"point {i}: {[h.id for h in hits[:3]]}")
+                searched[0] += 1
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    rng = np.random.default_rng(5)
+    replaced = rng.choice(n - 300, size=int(0.3 * n), replace=False)  # 30% of the points
+    moved = data.copy()
+    moved[replaced] = mixture(len(replaced), DIM, seed=23)
+    for part in np.array_split(replaced, 6):
+        store.upsert("c", [str(i) for i in part], moved[part], None, fingerprint="fp")
+    assert store.wait_compacted(timeout=300) and store.wait_merged(timeout=120)
+    stop.set()
+    thread.join(timeout=60)
+    stats = store.stats("c")
+    after = _recall(store, moved, queries)
+    assert errors == [] and searched[0] > 50
+    assert stats["deleted"] < COMPACT_MIN, stats  # the tombstones are gone
+    assert after >= fresh - 0.005, (fresh, after)
+    report = store.verify_index("c")
+    assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+    store.close()
+    with open_store(tmp_path / "s", read_only=True) as reopened:
+        assert reopened.count("c") == n
+        assert reopened.search("c", moved[replaced[0]], k=1)[0][0].id == str(replaced[0])
+
+
+def test_a_compaction_is_not_installed_after_a_checkpoint_pruned_its_replay(
+        tmp_path: Path) -> None:
+    """A checkpoint after the snapshot prunes tombstones the catch-up would need: the
+    compacted graph is dropped, and the index stays right."""
+    import sqlite3
+
+    store, data = _filled(tmp_path / "s", 1500)
+    reader = sqlite3.connect(f"file:{tmp_path / 's' / 'store.sqlite'}?mode=ro", uri=True,
+                             isolation_level=None)
+    fresh, covers = build_from_snapshot(reader, store.conn.execute(
+        "SELECT cid FROM collections").fetchone()[0], lambda held: None)
+    reader.close()
+    store.delete("c", ids=[str(i) for i in range(100)])
+    store.checkpoint("c")  # prunes the 100 tombstones the snapshot predates
+    with store._lock, store._index_lock.exclusive():
+        assert store._indexes.install(fresh, covers) is False
+    assert 0 not in {int(h.id) for h in store.search("c", data[0], k=5)[0]}
+    assert store.verify_index("c")["ghosts"] == []
+    store.close()
+
+
+def test_closing_during_a_compaction_stops_it_and_loses_nothing(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path / "s", 4000)
+    moved = mixture(1500, DIM, seed=31)
+    store.upsert("c", [str(i) for i in range(1500)], moved, None, fingerprint="fp")
+    assert store._compactor is not None  # 1,500 tombstones started one
+    store.close()  # returns although the compaction had not finished
+    assert store._compactor is not None and not store._compactor.is_alive()
+    with open_store(tmp_path / "s", read_only=True) as reopened:
+        assert reopened.count("c") == 4000
+        assert reopened.search("c", moved[7], k=1)[0][0].id == "7"
+        report = reopened.verify_index("c")
+        assert (report["missing"], report["ghosts"]) == ([], [])
