@@ -24,6 +24,7 @@ def cli(tmp_path: Path) -> Cli:
 
 def _run(cli: Cli, name: str, env: dict[str, str]) -> tuple[int, dict, str]:
     proc = cli.run("canary", "run", name, "--json", check=False, env_extra=env)
+    assert proc.stdout, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 

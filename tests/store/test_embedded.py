@@ -78,3 +78,34 @@ def test_read_only_open_of_missing_store_fails_cleanly(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no embedops store"):
         open_store(tmp_path / "nothing", read_only=True)
     assert not (tmp_path / "nothing").exists()
+
+
+_DELETE_THEN_REOPEN = """
+import sys
+import numpy as np
+from embedops.store import open_store
+rng = np.random.default_rng(0)
+vectors = rng.standard_normal((400, 64)).astype(np.float32)
+with open_store(sys.argv[1]) as store:
+    store.create_collection("c", 64, fingerprint="fp", index_params={"exact_threshold": 0})
+    store.upsert("c", [str(i) for i in range(400)], vectors, None, fingerprint="fp")
+with open_store(sys.argv[1]) as store:
+    store.delete("c", ids=[str(i) for i in range(0, 400, 3)])  # checkpointed on close
+for read_only in (True, False):
+    with open_store(sys.argv[1], read_only=read_only) as store:
+        hits = store.search("c", vectors[1], k=3)[0]
+        print(store.count("c"), hits[0].id)
+"""
+
+
+def test_a_checkpoint_saved_after_deletes_loads_again(tmp_path: Path) -> None:
+    """A graph checkpointed with removed nodes loads and searches (usearch 2.25 aborted
+    the process with a heap corruption on such a load); in a child process, so a crash
+    fails the test instead of the test run."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _DELETE_THEN_REOPEN, str(tmp_path / "s")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["266", "1", "266", "1"]
