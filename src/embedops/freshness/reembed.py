@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,11 @@ from embedops.ingest.batch import BatchIngest, IngestOptions, IngestSummary
 from embedops.ingest.sources import SourceFile
 from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool, resolve_targets
-from embedops.ingest.write import write_documents
+from embedops.ingest.write import Target, write_documents
 from embedops.ledger import Ledger, StoredDocument
+from embedops.ledger.claims import Claims
 from embedops.preprocess.pipeline import PreprocessOptions
+from embedops.store.protocol import VectorStore
 from embedops.types import Document
 
 PAGE = 64
@@ -66,33 +69,57 @@ def select_by_time(ledger: Ledger, collection: str, changed_since: datetime | No
 def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
                       pool: EmbedderPool | None = None) -> IngestSummary:
     """Embed ``doc_ids`` again from their stored content, whether or not anything
-    changed; returns the ingest summary."""
+    changed; returns the ingest summary.
+
+    Each page of documents is claimed first (``ledger.claims``), as an ingest run
+    claims its batches: a document another live run is embedding right now is left to
+    it and re-embedded once its claim is gone (from the content that run committed).
+    """
     assert client.ledger is not None
     ledger, store = client.ledger, client.store
     pool = pool or EmbedderPool(client.settings)
     targets = resolve_targets(store, pool, collection, ledger)
     primary = targets[0]
     summary = IngestSummary(collection=primary.name)
-    ids = list(doc_ids)
-    for start in range(0, len(ids), PAGE):
-        page = ids[start : start + PAGE]
-        previous = ledger.documents(primary.name, page)
-        works = []
-        for doc_id in page:
-            stored = ledger.stored(primary.name, doc_id)
-            if stored is None or stored.text is None:
-                reason = "not in the ledger" if stored is None else "no stored content"
-                ledger.record_dead_letter(primary.name, doc_id, None, "reembed", "no_content",
-                                          f"cannot re-embed {doc_id}: {reason}")
-                summary.documents_failed += 1
-                continue
-            works.append(_forced(stored, previous.get(doc_id), primary.chunker))
-        result = write_documents(store, ledger, targets, works,
-                                 _failure(ledger, primary.name, summary))
-        summary.documents_changed += len(result.committed)
-        summary.chunks_embedded += result.chunks_embedded
-        summary.chunks_deleted += result.chunks_deleted
+    claims = Claims(ledger, client.settings.claim_ttl_s)
+    waiting, pause = list(dict.fromkeys(doc_ids)), 0.05
+    while waiting:
+        held_elsewhere: list[str] = []
+        for start in range(0, len(waiting), PAGE):
+            page = waiting[start : start + PAGE]
+            held = claims.take(primary.name, page)
+            held_elsewhere += [doc_id for doc_id in page if doc_id not in held]
+            try:
+                _reembed_page(store, ledger, targets, [d for d in page if d in held],
+                              summary)
+            finally:
+                claims.release(primary.name, held)
+        waiting = held_elsewhere
+        if waiting:
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
     return summary
+
+
+def _reembed_page(store: VectorStore, ledger: Ledger, targets: list[Target],
+                  page: list[str], summary: IngestSummary) -> None:
+    primary = targets[0]
+    previous = ledger.documents(primary.name, page)
+    works = []
+    for doc_id in page:
+        stored = ledger.stored(primary.name, doc_id)
+        if stored is None or stored.text is None:
+            reason = "not in the ledger" if stored is None else "no stored content"
+            ledger.record_dead_letter(primary.name, doc_id, None, "reembed", "no_content",
+                                      f"cannot re-embed {doc_id}: {reason}")
+            summary.documents_failed += 1
+            continue
+        works.append(_forced(stored, previous.get(doc_id), primary.chunker))
+    result = write_documents(store, ledger, targets, works,
+                             _failure(ledger, primary.name, summary))
+    summary.documents_changed += len(result.committed)
+    summary.chunks_embedded += result.chunks_embedded
+    summary.chunks_deleted += result.chunks_deleted
 
 
 def _forced(stored: StoredDocument, previous: object, chunker: object) -> Work:
