@@ -99,7 +99,7 @@ for read_only in (True, False):
 
 
 def test_a_checkpoint_saved_after_deletes_loads_again(tmp_path: Path) -> None:
-    """A graph checkpointed with removed nodes loads and searches (usearch 2.25 aborted
+    """A graph checkpointed with removed nodes loads and searches (usearch 2.25–2.26.0 aborted
     the process with a heap corruption on such a load); in a child process, so a crash
     fails the test instead of the test run."""
     import subprocess
@@ -109,3 +109,16 @@ def test_a_checkpoint_saved_after_deletes_loads_again(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["266", "1", "266", "1"]
+
+
+def test_the_index_library_loads_beside_the_onnx_runtime() -> None:
+    """usearch 2.26.2–2.26.6 crashed the process (SIGSEGV) when onnxruntime was imported
+    after it, as `serve` does (store first, then the ONNX embedder)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    code = "import embedops.store.hnsw_index, onnxruntime; print('ok')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr[-2000:]
