@@ -99,6 +99,7 @@ class Service:
         self._store: VectorStore | None = None
         self._api_ledger: Ledger | None = None
         self._keys_ledger: Ledger | None = None
+        self._auth_on = False  # an API key exists (auth_required)
         self.gate: WriteGate | None = None
         self.worker: RealtimeWorker | None = None
         self._gauged: set[str] = set()  # collections with gauges in the exposition
@@ -216,16 +217,26 @@ class Service:
     # --- keys ----------------------------------------------------------------------------
 
     def _keys(self) -> Ledger | None:
-        if self._api_ledger is not None:
-            return self._api_ledger
-        location = ledger_location(self.settings)
-        if self._keys_ledger is None and ledger_exists(location):
-            self._keys_ledger = open_ledger(location)
-        return self._keys_ledger
+        """The ledger handle that answers key checks: a connection of its own, used for
+        nothing else, so the check every request makes never waits behind a write on
+        the service's other ledger connections (a document enqueued while the worker
+        commits a large one waits for SQLite's write lock, holding its connection)."""
+        if self._keys_ledger is None:
+            with self._open_lock:
+                location = ledger_location(self.settings)
+                if self._keys_ledger is None and ledger_exists(location):
+                    self._keys_ledger = open_ledger(location)
+        return self._keys_ledger or self._api_ledger
 
     def auth_required(self) -> bool:
+        """Whether requests need an API key: once any key was created, for good (a
+        revoked key does not turn authentication off), so only the "no key yet" answer
+        is asked again."""
+        if self._auth_on:
+            return True
         ledger = self._keys()
-        return ledger is not None and ledger.keys_configured()
+        self._auth_on = ledger is not None and ledger.keys_configured()
+        return self._auth_on
 
     def lookup_key(self, key: str) -> ApiKey | None:
         ledger = self._keys()
