@@ -110,7 +110,8 @@ def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, An
         for s in range(0, len(base), 10_000):
             start = time.perf_counter()
             store.upsert("b", ids[s:s + 10_000], base[s:s + 10_000],
-                         [{"bucket": i % 10} for i in range(s, min(s + 10_000, len(base)))])
+                         [{"bucket": i % 10} for i in range(s, min(s + 10_000, len(base)))],
+                         fingerprint="bench")
             rates.append(round(min(10_000, len(base) - s) / (time.perf_counter() - start)))
         store.checkpoint("b")
         return {"insert_rate_first_10k": rates[0], "insert_rate_last_10k": rates[-1]}
@@ -125,7 +126,8 @@ def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, An
         "filtered": lambda q, ef: ints(store.search("b", q, K, filter={"field": "bucket",
                                                                       "eq": 3}, ef=ef)[0]),
         "upsert": lambda i, v: store.upsert("b", [str(x) for x in i], v,
-                                            [{"bucket": int(x) % 10} for x in i]),
+                                            [{"bucket": int(x) % 10} for x in i],
+                                            fingerprint="bench"),
         "delete": lambda i: store.delete("b", ids=[str(x) for x in i]),
         "memory": lambda: store.stats("b")["index_bytes"],
         # background work after writes: pending points merged, tombstones compacted
