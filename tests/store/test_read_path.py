@@ -168,3 +168,33 @@ def test_searches_see_every_committed_write(tmp_path: Path, read_only: bool) -> 
     if read_only:
         reader.close()
     store.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux thread priorities")
+def test_the_merger_keeps_the_priority_of_the_thread_that_opened_the_store(
+        tmp_path: Path) -> None:
+    """A writer thread running at lowered priority (the service's real-time worker) must
+    not hand that priority to the merger, which holds the index lock searches wait for."""
+    import os
+
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    data = mixture(500, DIM, seed=4)
+
+    def background_writer() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        store.upsert("c", [str(i) for i in range(500)], data, None, fingerprint="fp")
+
+    writer = threading.Thread(target=background_writer)
+    writer.start()
+    writer.join()
+    assert store.wait_merged(timeout=60)
+    merger = store._merger
+    assert merger is not None and merger.native_id is not None
+
+    def nice_of(tid: int) -> int:
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[16])  # field 19: nice
+
+    assert nice_of(merger.native_id) == nice_of(threading.get_native_id())
+    store.close()

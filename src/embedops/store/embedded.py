@@ -15,8 +15,9 @@ writer's changes before every search. A handle is safe to share between threads.
 Threads and locks: writes and admin calls use the handle's own connection and run one
 at a time under ``_lock``. Reads do not take it: each reads through a connection of its
 own (``read_pool``); searches also hold the index lock (``shared_lock``) shared, so
-reads run side by side and never wait for a write's commit. A write holds the index lock exclusive only while it applies its committed
-change to the in-memory index; the background merger holds it one slice at a time.
+reads run side by side and never wait for a write's commit. A write holds the index
+lock exclusive only while it applies its committed change to the in-memory index; the
+background merger holds it one slice at a time.
 Lock order: ``_lock`` before the index lock.
 """
 
@@ -158,6 +159,14 @@ class EmbeddedStore:
         self._compactor: threading.Thread | None = None  # see store/compaction.py
         self._closing = False
         self._last_search = 0.0
+        if not read_only:
+            # Started here, by the thread that opens the store: a thread inherits its
+            # creator's scheduling priority, and a merger started by a lowered-priority
+            # writer (the service's real-time worker) would hold the index lock while
+            # the OS runs everything else first, with searches waiting behind it.
+            self._merger = threading.Thread(target=self._merge_loop, daemon=True,
+                                            name="embedops-index-merge")
+            self._merger.start()
 
     def _connect(self) -> sqlite3.Connection:
         db = self.path / DB_FILE
@@ -275,14 +284,9 @@ class EmbeddedStore:
         return len(ids)
 
     def _start_merging(self) -> None:
-        """Wake the background merger (starting it the first time). Call with ``_lock``."""
-        if not self._indexes.pending():
-            return
-        if self._merger is None:
-            self._merger = threading.Thread(target=self._merge_loop, daemon=True,
-                                            name="embedops-index-merge")
-            self._merger.start()
-        self._merge_wanted.set()
+        """Wake the background merger. Call with ``_lock``."""
+        if self._indexes.pending():
+            self._merge_wanted.set()
 
     def _merge_loop(self) -> None:
         """Merge pending points into the graphs one slice (~10 ms) at a time, with the

@@ -187,8 +187,11 @@ class IndexManager:
                 self.live.pop(cid, None)  # rebuilt from SQLite by the next read
                 break
             took = time.perf_counter() - started
-            if moved and took > 0:  # a moving average of the merge rate
-                self._merge_rate = 0.7 * self._merge_rate + 0.3 * moved / took
+            if moved and took > 0:  # a moving average of the merge rate, which drops at
+                # once when a slice ran long (a busy CPU): the next one is short again
+                rate = moved / took
+                self._merge_rate = (rate if took > 2 * seconds
+                                    else 0.7 * self._merge_rate + 0.3 * rate)
             break
         return self.pending()
 
