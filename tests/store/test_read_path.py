@@ -198,3 +198,37 @@ def test_the_merger_keeps_the_priority_of_the_thread_that_opened_the_store(
 
     assert nice_of(merger.native_id) == nice_of(threading.get_native_id())
     store.close()
+
+
+def test_searches_beside_deletes_do_not_fall_back_to_scanning(tmp_path: Path) -> None:
+    """A delete commits before it reaches the index; a search in between finds graph
+    hits whose rows are gone. It searches the graph deeper, not the whole collection
+    (which held deletes and searches up for a full scan each: ~1k deletes/s)."""
+    store, data = _store_with_points(tmp_path / "s", 6000)
+    scans = [0]
+    original = store._search._exact_scan
+
+    def counted(*args: object, **kwargs: object) -> object:
+        scans[0] += 1
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    store._search._exact_scan = counted  # type: ignore[method-assign]
+    stop, short = threading.Event(), [0]
+    searched = [0]
+
+    def searcher() -> None:
+        while not stop.is_set():
+            i = 3000 + searched[0] % 3000  # points that stay
+            if len(store.search("c", data[i], k=10)[0]) < 10:
+                short[0] += 1
+            searched[0] += 1
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    for start in range(0, 3000, 100):
+        store.delete("c", ids=[str(i) for i in range(start, start + 100)])
+    stop.set()
+    thread.join(timeout=60)
+    assert searched[0] > 30 and short[0] == 0
+    assert scans[0] == 0, f"{scans[0]} searches scanned the whole collection"
+    store.close()

@@ -165,6 +165,23 @@ class Searcher:
         index = self.indexes.loaded(row)
         rescore = row.dtype == "int8"
         wanted = k * oversample if rescore else k
+        out = self._hnsw_hits(row, index, queries, k, ef, wanted, rescore)
+        short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, n)]
+        if short:  # rows deleted after the graph was searched (a delete commits before
+            # it reaches the index): search deeper once before scanning everything
+            deeper = self._hnsw_hits(row, index, queries[short], k, ef, wanted * 4, rescore)
+            for qi, hits in zip(short, deeper, strict=True):
+                out[qi] = hits
+            short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, n)]
+        if short:  # the graph could not reach k points: answer those queries exactly
+            for qi, hits in zip(short, self._exact_scan(row, queries[short], k, None),
+                                strict=True):
+                out[qi] = hits
+        return out
+
+    def _hnsw_hits(self, row: CollectionRow, index: HnswIndex, queries: np.ndarray, k: int,
+                   ef: int | None, wanted: int, rescore: bool) -> list[list[Hit]]:
+        """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist."""
         keys, vals = index.search(queries, wanted, ef=ef,
                                   threads=0 if len(queries) > 1 else 1)
         rows = self._fetch(keys[keys >= 0], with_vectors=rescore)
@@ -176,11 +193,6 @@ class Searcher:
             if rescore:
                 found = self._rescore(row, query, found, rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
-        short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, n)]
-        if short:  # the graph could not reach k points: answer those queries exactly
-            for qi, hits in zip(short, self._exact_scan(row, queries[short], k, None),
-                                strict=True):
-                out[qi] = hits
         return out
 
     def _filtered_hnsw(self, row: CollectionRow, query: np.ndarray, k: int, where: Where,
