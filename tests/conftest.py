@@ -4,6 +4,8 @@ TEST-ONLY hashing embedder, registered here through its environment switch."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,25 @@ os.environ["EMBEDOPS_ENABLE_TEST_MODELS"] = "1"
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_cache(model_cache_prepared: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
     """A cache dir private to this test session: exports and reassembly happen for real."""
-    return tmp_path_factory.mktemp("embedops-cache")
+    return model_cache_prepared[0]
+
+
+@pytest.fixture(scope="session")
+def model_cache_prepared(tmp_path_factory: pytest.TempPathFactory
+                         ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The session's cache, and the real ``embedops models --prepare all-MiniLM-L6-v2
+    --json`` run that prepared the default model in it while it was empty: the one
+    preparation of the session, whose output tests/e2e checks (it may have failed; the
+    cache is then empty, and the tests that load the model prepare it themselves)."""
+    cache = tmp_path_factory.mktemp("embedops-cache")
+    first = subprocess.run(
+        [sys.executable, "-m", "embedops", "--store", str(cache.parent / "no-store"),
+         "models", "--prepare", "all-MiniLM-L6-v2", "--json"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "EMBEDOPS_CACHE_DIR": str(cache)})
+    return cache, first
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ commands beside a writer."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -154,10 +155,14 @@ def test_status_and_tables_tell_the_whole_truth_when_piped(cli: Cli, corpus: Pat
 
 
 @pytest.mark.slow
-def test_models_prepare_says_what_it_does_once_and_nothing_else(tmp_path: Path) -> None:
+def test_models_prepare_says_what_it_does_once_and_nothing_else(
+        tmp_path: Path,
+        model_cache_prepared: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    # the first run is the one that prepared the session's cache while it was empty
+    cache, first = model_cache_prepared
+    assert first.returncode == 0, first.stderr
     cli = Cli(tmp_path / "store")
-    env = {"EMBEDOPS_CACHE_DIR": str(tmp_path / "cache")}
-    first = cli.run("models", "--prepare", "all-MiniLM-L6-v2", "--json", env_extra=env)
+    env = {"EMBEDOPS_CACHE_DIR": str(cache)}
     graphs = json.loads(first.stdout)[0]["graphs"]
     assert all(Path(g).is_file() for g in graphs) and len(graphs) == 2
     assert "preparing all-MiniLM-L6-v2 for the CPU" in first.stderr

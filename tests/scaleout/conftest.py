@@ -23,9 +23,11 @@ WORDS = ("index", "vector", "graph", "chunk", "model", "token", "ledger", "batch
          "recall", "store", "payload", "cosine", "latency", "shard", "replica", "tensor")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[Any]:
-    """``ray.init(num_cpus=2)`` once; the workers see the test-model switch."""
+    """``ray.init(num_cpus=2)`` once for these tests; the workers see the test-model
+    switch. Its processes are children of this one, and it stops after the last test
+    here."""
     ray = pytest.importorskip("ray")
     from embedops.ingest.ray_runner import USAGE_STATS_ENV, worker_env
 
@@ -35,6 +37,14 @@ def ray_cluster() -> Iterator[Any]:
                  runtime_env={"env_vars": worker_env()})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="package")
+def ray_address(ray_cluster: Any) -> str:
+    """The address an ``embedops ingest --runner ray --ray-address`` process joins the
+    cluster of ``ray_cluster`` by. Ray's authentication mode, which ``ray.init`` puts
+    in this process's environment, reaches the command with that environment."""
+    return str(ray_cluster.get_runtime_context().gcs_address)
 
 
 def write_corpus(root: Path, files: int = 4, docs: int = 60, seed: int = 7) -> Path:

@@ -1,9 +1,12 @@
 """SIGKILL a cluster job's driver, or one of its workers, mid-run: the store ends as an
 uninterrupted run's, and a restarted job embeds only what was not committed.
 
-Each job is a real ``embedops ingest --runner ray`` process with its own local cluster.
-The uninterrupted reference runs with the local runner (test_ray_runner.py shows that
-both runners leave the same state)."""
+Each job is a real ``embedops ingest --runner ray`` process. The job whose driver is
+killed starts a local cluster of its own (the default), which dies with it; the resumed
+job and the one whose worker is killed join the tests' running cluster with
+``--ray-address``, as a job on a long-lived cluster does. The uninterrupted reference
+runs with the local runner (test_ray_runner.py shows that both runners leave the same
+state)."""
 
 from __future__ import annotations
 
@@ -59,8 +62,8 @@ def _run(store: Path, corpus: Path, runner: str = "ray", *more: str) -> dict[str
     return json.loads(proc.stdout)
 
 
-def _start(store: Path, corpus: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(_command(store, corpus), stdout=subprocess.PIPE,
+def _start(store: Path, corpus: Path, *more: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(_command(store, corpus, "ray", *more), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
 
 
@@ -80,6 +83,13 @@ def _cmdline(process: Any) -> str:
         return ""
 
 
+def _started_since(process: Any, since: float) -> bool:
+    try:
+        return bool(process.create_time() >= since)
+    except psutil.Error:
+        return False
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("corpus"), files=FILES, docs=DOCS)
@@ -95,7 +105,8 @@ def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_kill_9_the_driver_then_resume(tmp_path: Path, corpus: Path,
-                                       reference: tuple[Path, dict[str, Any]]) -> None:
+                                       reference: tuple[Path, dict[str, Any]],
+                                       ray_address: str) -> None:
     reference_store, reference_summary = reference
     store = tmp_path / "killed"
     proc = _start(store, corpus)
@@ -113,8 +124,10 @@ def test_kill_9_the_driver_then_resume(tmp_path: Path, corpus: Path,
             agent.kill()
     psutil.wait_procs(agents, timeout=30)
 
-    # the cluster flags, end to end: CPU embed actors, chunk actors of half a core
-    resumed = _run(store, corpus, "ray", "--num-gpus", "0", "--cpus-per-tokenizer", "0.5")
+    # the cluster flags, end to end: a running cluster, CPU embed actors, chunk actors of
+    # half a core
+    resumed = _run(store, corpus, "ray", "--ray-address", ray_address, "--num-gpus", "0",
+                   "--cpus-per-tokenizer", "0.5")
     assert _committed(store) == TOTAL
     assert resumed["documents_unchanged"] >= done  # committed work is never redone
     assert resumed["documents_new"] + resumed["documents_unchanged"] == TOTAL
@@ -123,18 +136,19 @@ def test_kill_9_the_driver_then_resume(tmp_path: Path, corpus: Path,
 
 
 def test_kill_9_an_embed_worker_mid_job(tmp_path: Path, corpus: Path,
-                                        reference: tuple[Path, dict[str, Any]]) -> None:
+                                        reference: tuple[Path, dict[str, Any]],
+                                        ray_address: str) -> None:
     """Ray restarts a lost embed actor and retries its batch; the driver writes each
     document once, so the job's summary and store are an uninterrupted run's."""
     reference_store, reference_summary = reference
     store = tmp_path / "worker-killed"
-    proc = _start(store, corpus)
+    proc = _start(store, corpus, "--ray-address", ray_address)
+    since = psutil.Process(proc.pid).create_time()
     _wait_for_first_commit(proc, store)
-    try:
-        embedders = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                     if "EmbedStage" in _cmdline(p)]
-    except psutil.NoSuchProcess:  # the driver finished meanwhile
-        embedders = []
+    # the cluster's workers are this process's descendants; this job's started after it
+    embedders = [p for p in psutil.Process().children(recursive=True)
+                 if "EmbedStage" in _cmdline(p) and _started_since(p, since)]
+    assert proc.poll() is None, "the job finished before a worker could be killed"
     assert embedders, "no embed actor was running after the first commit"
     for worker in embedders:
         worker.send_signal(signal.SIGKILL)

@@ -164,10 +164,12 @@ def _peak_kib(pid: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
-def test_a_15_mib_input_is_refused_without_growing_the_server(tmp_path: Path) -> None:
+def test_a_15_mib_input_is_refused_without_growing_the_server(tmp_path: Path,
+                                                             model_cache: Path) -> None:
     model = "all-MiniLM-L6-v2"
+    # the session's cache: the model is prepared for the CPU once, not again here
     with serving(tmp_path / "store", model=model,
-                 env={"EMBEDOPS_CACHE_DIR": str(tmp_path / "cache")}) as server:
+                 env={"EMBEDOPS_CACHE_DIR": str(model_cache)}) as server:
         Path(f"/proc/{server.proc.pid}/clear_refs").write_text("5")  # peak := now
         before = _peak_kib(server.proc.pid)
         text = ("lorem ipsum dolor sit amet " * (15 * 1024 * 1024 // 27))
