@@ -1,0 +1,90 @@
+"""Deletes beside searches in the embedded store: delete rate while one thread searches.
+
+A store of ``--n`` random unit vectors (384-d); 10% of the points are deleted in batches
+of ``--batch`` while another thread runs single-query searches back to back. Two variants
+side by side, ``--runs`` times each: with background compaction disabled, and with it at
+its defaults (a compaction starts once tombstones reach 5% of the graph). Prints JSON:
+per variant the delete rate and the searches per second the other thread got, as
+median / min / max over the runs.
+
+    .venv/bin/python bench/store_deletes.py --n 30000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedops.store import compaction, open_store
+
+DIM = 384
+
+
+def one_run(n: int, batch: int, compact: bool, seed: int) -> dict[str, float]:
+    share = compaction.COMPACT_SHARE
+    compaction.COMPACT_SHARE = share if compact else float("inf")
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal((n, DIM)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            store = open_store(Path(folder) / "s")
+            store.create_collection("b", DIM, fingerprint="bench",
+                                    index_params={"exact_threshold": 0})
+            for lo in range(0, n, 10_000):
+                store.upsert("b", [str(i) for i in range(lo, min(lo + 10_000, n))],
+                             data[lo:lo + 10_000], None, fingerprint="bench")
+            store.checkpoint("b")
+            stop, searched = threading.Event(), [0]
+
+            def searcher() -> None:
+                while not stop.is_set():
+                    store.search("b", data[n // 2 + searched[0] % (n // 2)], 10)
+                    searched[0] += 1
+
+            thread = threading.Thread(target=searcher)
+            thread.start()
+            deleted = n // 10
+            started = time.perf_counter()
+            for lo in range(0, deleted, batch):
+                store.delete("b", ids=[str(i) for i in range(lo, min(lo + batch, deleted))])
+            took = time.perf_counter() - started
+            stop.set()
+            thread.join()
+            store.close()
+    finally:
+        compaction.COMPACT_SHARE = share
+    return {"deletes_per_s": deleted / took, "search_qps_during": searched[0] / took}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+            "max": round(max(values), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=30_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {"no_compaction": [], "compaction": []}
+    for run in range(args.runs):
+        for variant in results:
+            results[variant].append(one_run(args.n, args.batch, variant == "compaction", run))
+    out: dict[str, Any] = {"n": args.n, "dim": DIM, "batch": args.batch, "runs": args.runs}
+    for variant, runs in results.items():
+        out[variant] = {key: summary([r[key] for r in runs]) for key in runs[0]}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
