@@ -109,7 +109,7 @@ def _reads(method: Callable[P, R]) -> Callable[P, R]:
         if getattr(store._local, "reader", None) is not None:  # nested in another read
             return method(*args, **kwargs)
         try:
-            with store._readers.reader() as reader, store._search.reading(reader.conn):
+            with store._readers.reader() as reader:
                 store._local.reader = reader
                 try:
                     return method(*args, **kwargs)
@@ -151,7 +151,7 @@ class EmbeddedStore:
                 self._writer.release()
             raise
         self._indexes = IndexManager(self._conn, self.path / "index", read_only)
-        self._search = Searcher(self._conn, self._indexes)
+        self._search = Searcher(lambda: self.conn, self._indexes)
         self._readers = ReadPool(self.path / DB_FILE)
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
@@ -485,6 +485,7 @@ class EmbeddedStore:
                                  (row.cid, *params)).fetchone()
         return int(n)
 
+    @_reads
     def search(self, collection: str, vectors: np.ndarray, k: int = 10,
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
@@ -496,22 +497,17 @@ class EmbeddedStore:
         self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise StoreError(f"k must be a positive integer, got {k!r}")
-        try:
-            with self._readers.reader() as reader:
-                row = _read_lookup(reader, collection, self._writes_done)
-                queries = quantization.prepare(vectors, row.dim, row.metric)
-                check_dim(row.name, row.dim, queries)
-                where = compile_filter(filter) if filter is not None else None
-                while True:
-                    with self._index_lock.shared():
-                        if self._conn is None:
-                            raise StoreError("store handle is closed")
-                        if self._indexes.ready(row, behind_ok=not self.read_only):
-                            with self._search.reading(reader.conn):
-                                return self._search.search(row, queries, k, where, ef, exact)
-                    self._catch_up(row)
-        except sqlite3.DatabaseError as exc:
-            raise translate_sql_error(exc) from exc
+        row = _read_lookup(self._local.reader, collection, self._writes_done)
+        queries = quantization.prepare(vectors, row.dim, row.metric)
+        check_dim(row.name, row.dim, queries)
+        where = compile_filter(filter) if filter is not None else None
+        while True:
+            with self._index_lock.shared():
+                if self._conn is None:
+                    raise StoreError("store handle is closed")
+                if self._indexes.ready(row, behind_ok=not self.read_only):
+                    return self._search.search(row, queries, k, where, ef, exact)
+            self._catch_up(row)
 
     @_guarded
     def _catch_up(self, row: CollectionRow) -> None:

@@ -24,9 +24,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import threading
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from itertools import islice
 from typing import Any
 
@@ -48,16 +46,16 @@ Where = tuple[str, list[Any]] | None
 class Searcher:
     """Runs searches for one store handle, from any number of threads at once.
 
-    SQL goes through the connection ``reading`` set for the calling thread (a search's
-    own read connection), else through ``conn``, the handle's connection, which the
-    caller then serialises. The caller holds the index lock shared and has made sure the
-    collection's index is loaded (``IndexManager.ready``); the caches here tolerate races
-    (the worst case is a count read twice).
+    SQL goes through ``connection()``, which the store answers with the calling thread's
+    connection (a read's own, see ``EmbeddedStore.conn``). The caller holds the index
+    lock shared and has made sure the collection's index is loaded
+    (``IndexManager.ready``); the caches here tolerate races (the worst case is a count
+    read twice).
     """
 
-    def __init__(self, conn: sqlite3.Connection, indexes: IndexManager) -> None:
-        self._handle_conn = conn
-        self._local = threading.local()
+    def __init__(self, connection: Callable[[], sqlite3.Connection],
+                 indexes: IndexManager) -> None:
+        self._connection = connection
         self.indexes = indexes
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
@@ -65,17 +63,7 @@ class Searcher:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The calling thread's read connection while ``reading``, else the handle's."""
-        return getattr(self._local, "conn", None) or self._handle_conn
-
-    @contextmanager
-    def reading(self, conn: sqlite3.Connection) -> Iterator[None]:
-        """Run this thread's SQL through ``conn`` for the duration."""
-        self._local.conn = conn
-        try:
-            yield
-        finally:
-            self._local.conn = None
+        return self._connection()
 
     def point_count(self, row: CollectionRow) -> int:
         """Live points in the collection (cached per change sequence)."""
