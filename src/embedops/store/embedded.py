@@ -309,8 +309,12 @@ class EmbeddedStore:
                     held = time.perf_counter() - started
                 if not left:
                     break
-                searching = time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S
-                time.sleep(max(MERGE_PAUSE_S, held * MERGE_YIELD_RATIO if searching else 0))
+                time.sleep(max(MERGE_PAUSE_S,
+                               held * MERGE_YIELD_RATIO if self._searching() else 0))
+
+    def _searching(self) -> bool:
+        """Did a search come in lately? Background work then yields the cores."""
+        return time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S
 
     def _maybe_compact(self, cid: int) -> None:
         """Start compacting collection ``cid`` in the background when its tombstones call
@@ -352,7 +356,7 @@ class EmbeddedStore:
         off the cores for 3x the slice's time (as the merger does)."""
         if self._closing:
             raise Cancelled
-        if time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S:
+        if self._searching():
             time.sleep(held * MERGE_YIELD_RATIO)
 
     def wait_compacted(self, timeout: float = 120.0) -> bool:
