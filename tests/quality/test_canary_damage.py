@@ -163,8 +163,13 @@ def test_gauges_come_back_from_the_ledger(docs_client: Client, canary: str) -> N
 
 
 def test_a_poor_index_moves_the_served_canary_not_the_exact_one(docs_client: Client) -> None:
-    poor = {"exact_threshold": 0, "expansion_search": 1, "connectivity": 2,
-            "expansion_add": 1}  # always the graph, and a barely searched one
+    # Always the graph, a sparse one, barely searched. Not sparser: a graph of 2 links per
+    # node falls apart into pieces that cannot reach k points, and those queries are
+    # answered exactly (k hits whenever k points exist): 5–56 of the 60 were, and the
+    # served canary then matched the exact one now and then. With 3 links the graph stays
+    # whole: served recall@10 0.42–0.58 over 26 builds against the exact 0.75.
+    poor = {"exact_threshold": 0, "expansion_search": 1, "connectivity": 3,
+            "expansion_add": 2}
     docs_client.create_collection("poor", model="testing/hash-64", index_params=poor)
     docs_client.ingest([DOCS_QA / "corpus.jsonl"], "poor", id_field="_id")
     assert docs_client.ledger is not None

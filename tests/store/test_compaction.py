@@ -116,3 +116,22 @@ def test_closing_during_a_compaction_stops_it_and_loses_nothing(tmp_path: Path) 
         assert reopened.search("c", moved[7], k=1)[0][0].id == "7"
         report = reopened.verify_index("c")
         assert (report["missing"], report["ghosts"]) == ([], [])
+
+
+def test_deletes_leave_tombstones_to_compaction_until_they_outnumber_live_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delete never waits for a rebuild while compaction can catch up; the inline
+    rebuild is only the backstop past half the graph."""
+    store, data = _filled(tmp_path / "s", 4000)
+    monkeypatch.setattr(store, "_maybe_compact", lambda cid: None)  # compaction cannot run
+    rebuilds: list[int] = []
+    rebuild = store._indexes.rebuild
+    monkeypatch.setattr(store._indexes, "rebuild",
+                        lambda row: rebuilds.append(row.cid) or rebuild(row))
+    store.delete("c", ids=[str(i) for i in range(1500)])  # 37.5%: a quarter used to rebuild
+    assert rebuilds == [] and store.stats("c")["deleted"] == 1500
+    store.delete("c", ids=[str(i) for i in range(1500, 2500)])  # 2,500 tombstones, 1,500 live
+    assert len(rebuilds) == 1 and store.stats("c")["deleted"] == 0
+    assert store.search("c", data[3000], k=1)[0][0].id == "3000"
+    assert store.verify_index("c")["ghosts"] == []
+    store.close()

@@ -29,6 +29,7 @@ CALIBRATION_SAMPLE = 20_000
 MAX_PENDING = 20_000  # pending points per index before a write merges some itself
 MERGE_SLICE_S = 0.01  # the store lock is held this long per merge slice, about
 MERGE_MIN, MERGE_MAX = 1, 4096
+BACKSTOP_MIN = 1_000  # tombstones before a delete rebuilds inline (past half the graph)
 
 
 @dataclass
@@ -207,7 +208,10 @@ class IndexManager:
         live.index.remove(keys)
         live.seq, live.pending = row.seq, live.pending + len(keys)
         index = live.index
-        if index.removed > max(1_000, index.nodes // 4):
+        if index.removed > max(BACKSTOP_MIN, index.nodes):
+            # a backstop only: background compaction starts at 5% tombstones and keeps
+            # them far below this unless it cannot run (a handle that never searches
+            # idle, a compaction that keeps being dropped)
             self.rebuild(row)
         else:
             self._maybe_checkpoint(row, live)
