@@ -48,6 +48,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from embedops.server.timing import parse as parse_timing
+
 WORDS = ("vector", "index", "query", "model", "latency", "batch", "server", "token", "chunk",
          "store", "search", "ranking", "recall", "cosine", "embedding", "document", "river",
          "mountain", "library", "garden", "music", "history", "energy", "market", "city",
@@ -113,6 +115,7 @@ def run_phase(url: str, collection: str, rps: float, seconds: float, upsert_shar
 
     results: dict[str, list[float]] = {"search": [], "upsert": []}
     when: dict[str, list[float]] = {"search": [], "upsert": []}  # scheduled offsets
+    stages: dict[str, list[dict[str, float]]] = {"search": [], "upsert": []}  # Server-Timing
     errors: list[str] = []
     lock = threading.Lock()
     client = httpx.Client(base_url=url, timeout=30,
@@ -140,6 +143,7 @@ def run_phase(url: str, collection: str, rps: float, seconds: float, upsert_shar
             if ok:
                 results[what].append(elapsed)
                 when[what].append(i / rps)
+                stages[what].append(parse_timing(answer.headers.get("server-timing", "")))
             else:
                 errors.append(str(answer)[:200])
 
@@ -165,8 +169,27 @@ def run_phase(url: str, collection: str, rps: float, seconds: float, upsert_shar
                          "p50_ms": round(ms[0], 1), "p95_ms": round(ms[1], 1),
                          "p99_ms": round(ms[2], 1),
                          "slowest_at_s_ms": [[round(t, 2), round(x * 1000, 1)]
-                                             for x, t in slowest]}
+                                             for x, t in slowest],
+                         "stages_ms": where_time_went(lat, stages[kind], ms[2] / 1000)}
     return out
+
+
+def where_time_went(latencies: list[float], stages: list[dict[str, float]],
+                    p99: float) -> dict[str, dict[str, float]]:
+    """Mean milliseconds per ``Server-Timing`` stage, over all requests and over those at
+    or above the p99; ``outside`` is the client's latency minus the server's ``total``
+    (before the server saw the request: connect, accept queue, the load generator)."""
+    def mean(rows: list[tuple[float, dict[str, float]]]) -> dict[str, float]:
+        names = sorted({name for _, timing in rows for name in timing})
+        out = {name: round(float(np.mean([t.get(name, 0.0) for _, t in rows])), 1)
+               for name in names}
+        out["outside"] = round(float(np.mean([lat * 1000 - t.get("total", 0.0)
+                                              for lat, t in rows])), 1)
+        return out
+
+    rows = list(zip(latencies, stages, strict=True))
+    tail = [row for row in rows if row[0] >= p99]
+    return {"all": mean(rows), "p99_tail": mean(tail) if tail else {}}
 
 
 def rss_mib(pid: int) -> float:

@@ -33,6 +33,7 @@ from embedops.server.routers import (
     search,
 )
 from embedops.server.service import Service
+from embedops.server.timing import ServerTiming
 from embedops.store.names import check_name
 
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None,
     app.middleware("http")(authenticate())
     app.add_middleware(DashboardPages)  # the /ui page and its assets carry the sign-in form
     app.middleware("http")(_timed(metrics))
+    app.add_middleware(ServerTiming)  # outermost: its `total` covers every layer
     return app
 
 

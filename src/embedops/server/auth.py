@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from embedops.errors import EmbedOpsError, Forbidden, PayloadTooLarge, Unauthorized
 from embedops.ledger.keys import ApiKey
 from embedops.server.errors import error_response
+from embedops.server.timing import in_thread
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -30,12 +30,12 @@ def authenticate() -> Callable[..., Awaitable[Response]]:
         request.state.api_key = None
         if request.url.path not in OPEN_PATHS:
             service = request.app.state.service
-            if await run_in_threadpool(service.auth_required):
+            if await in_thread("auth", service.auth_required):
                 scheme, _, token = request.headers.get("authorization", "").partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     return error_response(Unauthorized(
                         "missing API key: send `Authorization: Bearer KEY`"), request.url.path)
-                key = await run_in_threadpool(service.lookup_key, token.strip())
+                key = await in_thread("auth", service.lookup_key, token.strip())
                 if key is None:
                     return error_response(Unauthorized("unknown or revoked API key"),
                                           request.url.path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +24,15 @@ import numpy as np
 from embedops.embedders.base import Embedder, Role, check_role
 from embedops.embedders.scheduling import ModelLock
 from embedops.metrics import Metrics
+from embedops.server import timing
 
 
 @dataclass
 class _Pending:
     texts: list[str]
     future: asyncio.Future[tuple[np.ndarray, list[int]]]
+    lock_wait: float = 0.0  # seconds the batch waited for the model lock
+    run: float = 0.0  # seconds of the batch's model call
 
 
 class DynamicBatcher:
@@ -71,8 +75,17 @@ class DynamicBatcher:
             raise RuntimeError("DynamicBatcher.start() was not called")
         future: asyncio.Future[tuple[np.ndarray, list[int]]] = (
             asyncio.get_running_loop().create_future())
-        await self._queue.put(_Pending(texts, future))
-        return await future
+        pending = _Pending(texts, future)
+        started = time.perf_counter()
+        await self._queue.put(pending)
+        try:
+            return await future
+        finally:  # the request's Server-Timing: queued (gathering, an earlier batch
+            # running), waiting for the model lock, running
+            waited = time.perf_counter() - started - pending.lock_wait - pending.run
+            timing.record("embed-queue", max(waited, 0.0))
+            timing.record("embed-lock", pending.lock_wait)
+            timing.record("embed", pending.run)
 
     async def _collect(self) -> None:
         assert self._queue is not None
@@ -95,7 +108,8 @@ class DynamicBatcher:
         texts = [t for p in batch for t in p.texts]
         self.metrics.batch_size.observe(len(texts))
         try:
-            vectors, counts = await asyncio.to_thread(self._embed_sync, texts)
+            vectors, counts, lock_wait, run = await asyncio.to_thread(self._embed_sync,
+                                                                      texts)
         except Exception as exc:  # handed to every waiting request, which re-raises it
             for pending in batch:
                 if not pending.future.done():
@@ -104,12 +118,17 @@ class DynamicBatcher:
         self.metrics.items_embedded.inc(len(texts))
         row = 0
         for pending in batch:
+            pending.lock_wait, pending.run = lock_wait, run
             n = len(pending.texts)
             if not pending.future.done():
                 pending.future.set_result((vectors[row : row + n], counts[row : row + n]))
             row += n
 
-    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+    def _embed_sync(self, texts: list[str]) -> tuple[np.ndarray, list[int], float, float]:
+        """Vectors, token counts, seconds waited for the model lock, seconds run."""
+        asked = time.perf_counter()
         with self._model_lock.interactive():
-            return (self.embedder.embed(texts, self.role),
-                    self.embedder.tokenizer.count(texts))
+            got = time.perf_counter()
+            vectors = self.embedder.embed(texts, self.role)
+            counts = self.embedder.tokenizer.count(texts)
+        return vectors, counts, got - asked, time.perf_counter() - got

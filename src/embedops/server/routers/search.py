@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from embedops.errors import InputRejected
 from embedops.server.dependencies import READ, ServiceDep
+from embedops.server.timing import in_thread
 from embedops.store.protocol import Hit
 
 router = APIRouter(tags=["search"])
@@ -53,7 +53,7 @@ async def search(collection: str, body: SearchBody, service: ServiceDep) -> dict
     """Top-``k`` hits, best first: ``id``, ``doc_id``, ``score``, ``text``, ``payload``."""
     if body.k > service.settings.server_max_k:
         raise InputRejected("k", f"k={body.k}; at most {service.settings.server_max_k}")
-    info = await run_in_threadpool(service.store.get_collection, collection)
+    info = await in_thread("catalog", service.store.get_collection, collection)
     media = _media_of(body)
     if media is not None:
         return await _search_media(service, collection, media[0], media[1], body.k,
@@ -67,8 +67,8 @@ async def search(collection: str, body: SearchBody, service: ServiceDep) -> dict
         service.metrics.searches.labels("text").inc()
     if not np.all(np.isfinite(vector)):
         raise InputRejected("vector", "the vector must hold finite numbers")
-    hits = await run_in_threadpool(service.store.search, info.name, vector, body.k,
-                                   body.filter, None, body.exact)
+    hits = await in_thread("search", service.store.search, info.name, vector, body.k,
+                           body.filter, None, body.exact)
     return {"collection": info.name, "hits": [_hit(h) for h in hits[0]]}
 
 
@@ -120,17 +120,17 @@ async def _search_media(service: Any, collection: str, modality: str | None, dat
 
     if k > service.settings.server_max_k:
         raise InputRejected("k", f"k={k}; at most {service.settings.server_max_k}")
-    info = await run_in_threadpool(service.store.get_collection, collection)
-    embedder = await run_in_threadpool(service.pool.get, info.model, info.fingerprint)
+    info = await in_thread("catalog", service.store.get_collection, collection)
+    embedder = await in_thread("model", service.pool.get, info.model, info.fingerprint)
 
     def embed() -> np.ndarray:
         with service.pool.model_lock.interactive():
             return media_query_vector(embedder, info, data, modality)
 
-    vector = await run_in_threadpool(embed)
+    vector = await in_thread("embed", embed)
     service.metrics.searches.labels(modality or "media").inc()
-    hits = await run_in_threadpool(service.store.search, info.name, vector, k, filter, None,
-                                   exact)
+    hits = await in_thread("search", service.store.search, info.name, vector, k, filter,
+                           None, exact)
     return {"collection": info.name, "hits": [_hit(h) for h in hits[0]]}
 
 
