@@ -1,13 +1,15 @@
 """Deletes beside searches in the embedded store: delete rate while one thread searches.
 
-A store of ``--n`` random unit vectors (384-d); 10% of the points are deleted in batches
-of ``--batch`` while another thread runs single-query searches back to back. Two variants
+A store of ``--n`` random unit vectors (384-d); ``--share`` of the points (default 10%)
+are deleted in batches of ``--batch`` while another thread runs single-query searches
+back to back. Two variants
 side by side, ``--runs`` times each: with background compaction disabled, and with it at
 its defaults (a compaction starts once tombstones reach 5% of the graph). Prints JSON:
 per variant the delete rate and the searches per second the other thread got, as
 median / min / max over the runs.
 
     .venv/bin/python bench/store_deletes.py --n 30000 --runs 3
+    .venv/bin/python bench/store_deletes.py --n 30000 --runs 3 --share 0.4 --variants compaction
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from embedops.store import compaction, open_store
 DIM = 384
 
 
-def one_run(n: int, batch: int, compact: bool, seed: int) -> dict[str, float]:
+def one_run(n: int, batch: int, compact: bool, seed: int,
+            share_deleted: float = 0.1) -> dict[str, float]:
     share = compaction.COMPACT_SHARE
     compaction.COMPACT_SHARE = share if compact else float("inf")
     rng = np.random.default_rng(seed)
@@ -52,7 +55,7 @@ def one_run(n: int, batch: int, compact: bool, seed: int) -> dict[str, float]:
 
             thread = threading.Thread(target=searcher)
             thread.start()
-            deleted = n // 10
+            deleted = int(n * share_deleted)
             started = time.perf_counter()
             for lo in range(0, deleted, batch):
                 store.delete("b", ids=[str(i) for i in range(lo, min(lo + batch, deleted))])
@@ -75,12 +78,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--share", type=float, default=0.1, help="Share of points deleted.")
+    parser.add_argument("--variants", default="no_compaction,compaction")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"no_compaction": [], "compaction": []}
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants.split(",")}
     for run in range(args.runs):
         for variant in results:
-            results[variant].append(one_run(args.n, args.batch, variant == "compaction", run))
-    out: dict[str, Any] = {"n": args.n, "dim": DIM, "batch": args.batch, "runs": args.runs}
+            results[variant].append(one_run(args.n, args.batch, variant == "compaction", run,
+                                            args.share))
+    out: dict[str, Any] = {"n": args.n, "dim": DIM, "batch": args.batch, "runs": args.runs,
+                           "share_deleted": args.share}
     for variant, runs in results.items():
         out[variant] = {key: summary([r[key] for r in runs]) for key in runs[0]}
     print(json.dumps(out, indent=2))

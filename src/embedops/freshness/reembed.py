@@ -21,7 +21,7 @@ from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool, resolve_targets
 from embedops.ingest.write import Target, write_documents
 from embedops.ledger import Ledger, StoredDocument
-from embedops.ledger.claims import Claims
+from embedops.ledger.claims import Claims, retry_pauses
 from embedops.preprocess.pipeline import PreprocessOptions
 from embedops.store.protocol import VectorStore
 from embedops.types import Document
@@ -82,7 +82,7 @@ def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
     primary = targets[0]
     summary = IngestSummary(collection=primary.name)
     claims = Claims(ledger, client.settings.claim_ttl_s)
-    waiting, pause = list(dict.fromkeys(doc_ids)), 0.05
+    waiting, pauses = list(dict.fromkeys(doc_ids)), retry_pauses()
     while waiting:
         held_elsewhere: list[str] = []
         for start in range(0, len(waiting), PAGE):
@@ -96,8 +96,7 @@ def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
                 claims.release(primary.name, held)
         waiting = held_elsewhere
         if waiting:
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            time.sleep(next(pauses))
     return summary
 
 

@@ -39,7 +39,7 @@ from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool, extra_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import DocRecord, Ledger
-from embedops.ledger.claims import Claims
+from embedops.ledger.claims import Claims, retry_pauses
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
 from embedops.store.protocol import EXTERNAL_MODEL, CollectionInfo, VectorStore
 from embedops.types import Document, Rejection
@@ -371,13 +371,12 @@ class BatchIngest:
     def _finish_deferred(self) -> None:
         """Write the documents other runs held, once their claims are gone: most are
         then committed by those runs already (unchanged); a dead run's are taken over."""
-        pause = 0.05
+        pauses = retry_pauses()
         while self._deferred:
             waiting, self._deferred = self._deferred, []
             self._flush(waiting)
             if self._deferred:
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                time.sleep(next(pauses))
 
     def _record_files(self, files: list[_FileDone]) -> None:
         """Remember the digests of files that were read whole and fully committed."""

@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from embedops.errors import StoreError
@@ -47,6 +47,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process: it exists
         return True
     return True
+
+
+def retry_pauses(first: float = 0.05, most: float = 1.0) -> Iterator[float]:
+    """Seconds to wait before each new look at documents other runs hold: doubling from
+    ``first`` up to ``most`` (short claims are gone quickly; a long one is not polled hot)."""
+    pause = first
+    while True:
+        yield pause
+        pause = min(pause * 2, most)
 
 
 class Claims:

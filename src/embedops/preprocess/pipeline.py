@@ -19,7 +19,6 @@ from embedops.errors import ConfigError
 from embedops.preprocess.audio import DEFAULT_AUDIO_LIMITS
 from embedops.preprocess.clean import UnicodeForm, clean_text
 from embedops.preprocess.decode import DecodeFailure, binary_signature, decode_bytes
-from embedops.preprocess.html import HtmlFailure, html_to_text
 from embedops.preprocess.images import DEFAULT_IMAGE_LIMITS, ImageLimits
 from embedops.preprocess.kinds import BINARY, KINDS, detect_kind
 from embedops.preprocess.media import (
@@ -28,7 +27,6 @@ from embedops.preprocess.media import (
     content_modality,
     media_document,
 )
-from embedops.preprocess.pdf import PdfFailure, pdf_to_text
 from embedops.preprocess.records import (
     RawRecord,
     RecordFailure,
@@ -214,6 +212,8 @@ def _rejected(source: str, reason: str, stage: str, detail: str) -> PreprocessRe
 
 
 def _from_pdf(data: bytes, source: str, options: PreprocessOptions) -> PreprocessResult:
+    from embedops.preprocess.pdf import PdfFailure, pdf_to_text  # pypdf: on first PDF only
+
     extracted = pdf_to_text(data)
     if isinstance(extracted, PdfFailure):
         return _rejected(source, extracted.reason, "parse", extracted.detail)
@@ -225,6 +225,8 @@ def _from_pdf(data: bytes, source: str, options: PreprocessOptions) -> Preproces
 def _from_html(
     markup: str, source: str, metadata: dict[str, Any], options: PreprocessOptions
 ) -> PreprocessResult:
+    from embedops.preprocess.html import HtmlFailure, html_to_text  # bs4: on first HTML only
+
     page = html_to_text(markup)
     if isinstance(page, HtmlFailure):
         return _rejected(source, "malformed_html", "parse", page.detail)
