@@ -22,8 +22,7 @@ request's header, and nowhere when no request is being served.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
@@ -42,16 +41,6 @@ def record(name: str, seconds: float) -> None:
     stages = _STAGES.get()
     if stages is not None:
         stages.append((name, seconds))
-
-
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Time the block as stage ``name`` of the request being served."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        record(name, time.perf_counter() - started)
 
 
 async def in_thread(name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

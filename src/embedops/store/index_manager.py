@@ -210,8 +210,8 @@ class IndexManager:
         index = live.index
         if index.removed > max(BACKSTOP_MIN, index.nodes):
             # a backstop only: background compaction starts at 5% tombstones and keeps
-            # them far below this unless it cannot run (a handle that never searches
-            # idle, a compaction that keeps being dropped)
+            # them far below this unless writes outrun it by far or its builds keep
+            # being dropped (a checkpoint pruned the tombstones they would replay)
             self.rebuild(row)
         else:
             self._maybe_checkpoint(row, live)
