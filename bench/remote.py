@@ -3,7 +3,8 @@
 For each store (the embedded store, pgvector on a local PostgreSQL, milvus-lite in
 process) and each run: upsert ``--n`` 384-d vectors in batches of 1,000, then measure
 single-query and batch QPS with recall@10 at several search widths (``ef``), filtered
-search (a 10% payload filter), and an alias swapped 50 times while another handle
+search (a 10% payload filter; ``--filtered-queries`` of the queries, for engines whose
+filtered search takes seconds), and an alias swapped 50 times while another handle
 searches through it. Each run is a fresh subprocess on fresh storage; the report gives
 the median and range over ``--runs``. Prints JSON.
 
@@ -68,7 +69,8 @@ def recall(hits: list[list[Any]], want: list[set[int]]) -> float:
                           for row, w in zip(hits, want, strict=True)]))
 
 
-def one_run(name: str, n: int, q: int, folder: Path) -> dict[str, Any]:
+def one_run(name: str, n: int, q: int, folder: Path, fq: int | None = None
+            ) -> dict[str, Any]:
     from embedops.store import open_store
 
     base, queries = make_data(n, q, 384)
@@ -78,14 +80,14 @@ def one_run(name: str, n: int, q: int, folder: Path) -> dict[str, Any]:
     url = store_url(name, folder)
     store = open_store(url)
     try:
-        return measure(store, url, base, queries, buckets, exact, fexact)
+        return measure(store, url, base, queries, buckets, exact, fexact, fq)
     finally:
         store.close()  # (milvus-lite flushes into its folder: before the folder goes)
 
 
 def measure(store: Any, url: str, base: np.ndarray, queries: np.ndarray,
-            buckets: np.ndarray, exact: list[set[int]], fexact: list[set[int]]
-            ) -> dict[str, Any]:
+            buckets: np.ndarray, exact: list[set[int]], fexact: list[set[int]],
+            fq: int | None = None) -> dict[str, Any]:
     n, q = len(base), len(queries)
     out: dict[str, Any] = {}
     store.create_collection("blue", 384, fingerprint="fp", payload_indexes=["bucket"])
@@ -108,10 +110,12 @@ def measure(store: Any, url: str, base: np.ndarray, queries: np.ndarray,
                 for h in store.search("blue", queries[lo:lo + 100], k=K, ef=ef)]
         out[f"batch_ef{ef}"] = {"qps": q / (time.perf_counter() - start),
                                 "recall": recall(hits, exact)}
+    fq = min(fq or q, q)
     start = time.perf_counter()
     hits = [store.search("blue", v, k=K, filter={"field": "bucket", "eq": 3})[0]
-            for v in queries]
-    out["filtered"] = {"qps": q / (time.perf_counter() - start), "recall": recall(hits, fexact)}
+            for v in queries[:fq]]
+    out["filtered"] = {"qps": fq / (time.perf_counter() - start),
+                       "recall": recall(hits, fexact[:fq]), "queries": fq}
     out["swap"] = swap_under_load(store, url, base, queries)
     return out
 
@@ -177,6 +181,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--filtered-queries", type=int, default=None,
+                        help="queries of the filtered search (default: --queries)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stores", default=",".join(STORES))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -184,19 +190,24 @@ def main() -> None:
     if args.child:
         with tempfile.TemporaryDirectory(prefix="embedops-bench-") as tmp:
             try:
-                print(json.dumps(one_run(args.child, args.n, args.queries, Path(tmp))))
+                print(json.dumps(one_run(args.child, args.n, args.queries, Path(tmp),
+                                         args.filtered_queries)))
             finally:
                 for server in SERVERS:
                     server.cleanup()
         return
     report: dict[str, Any] = {"n": args.n, "dim": 384, "queries": args.queries,
+                              "filtered_queries": args.filtered_queries or args.queries,
                               "runs": args.runs}
     for name in args.stores.split(","):
         runs = []
         for _ in range(args.runs):
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", name, "--n", str(args.n),
-                 "--queries", str(args.queries)], capture_output=True, text=True, check=False)
+                 "--queries", str(args.queries)] + (
+                     ["--filtered-queries", str(args.filtered_queries)]
+                     if args.filtered_queries else []),
+                capture_output=True, text=True, check=False)
             if proc.returncode:
                 runs = [{"error": proc.stderr[-2000:]}]
                 break

@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     server_wait_timeout_s: float = Field(
         30.0, gt=0, description="How long `?wait=true` waits before answering 202.")
     # --- real-time ingestion ---------------------------------------------------------------
+    realtime_apply: bool = Field(
+        True, description="Apply queued writes in this serving process (its real-time "
+        "worker). Off: the replica accepts and queues writes and leaves applying them to "
+        "the replicas that share its ledger and do apply them.")
     realtime_max_batch: int = Field(
         32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
     realtime_max_wait_ms: float = Field(

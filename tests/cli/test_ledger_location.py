@@ -108,6 +108,78 @@ def test_serve_writes_through_a_postgres_ledger(tmp_path: Path) -> None:
         ledger.close()
 
 
+@pytest.mark.slow
+def test_serve_replicas_apply_each_documents_writes_in_order(tmp_path: Path) -> None:
+    """Two `serve` replicas on one PostgreSQL ledger and one pgvector store: a long
+    version of each document goes to one replica (slow to prepare: a child process) and a
+    short, newer one to the other right after. Every document ends as its newer write —
+    the second replica waits for the first instead of writing the short version under
+    the long one's feet."""
+    import time
+
+    ledger_url = _url(tmp_path / "ledger")
+    store = servers.postgres_url(tmp_path / "db")
+    env = {"EMBEDOPS_LEDGER": ledger_url}
+    docs = [f"n{i}" for i in range(4)]
+    long_text = " ".join(f"filler{i % 997}" for i in range(12_000))  # ~100 kB
+    with serving(store, env=env) as one, serving(store, env=env) as two:  # type: ignore[arg-type]
+        for doc in docs:
+            for replica, text in ((one, f"{doc} long {long_text}"), (two, f"{doc} short")):
+                put = httpx.put(f"{replica.url}/collections/notes/documents/{doc}",
+                                json={"text": text}, timeout=30)
+                assert put.status_code in (200, 201, 202), put.text
+        deadline = time.monotonic() + 90
+        watcher = open_ledger(ledger_url, read_only=True)
+        try:
+            while True:  # until every queued write (the long ones too) has been applied
+                states = [httpx.get(f"{two.url}/collections/notes/documents/{d}",
+                                    timeout=30).json() for d in docs]
+                if (all(s["status"] == "embedded" for s in states)
+                        and watcher.queue_stats()[0] == 0) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            watcher.close()
+        assert [s["status"] for s in states] == ["embedded"] * len(docs), states
+        for doc in docs:
+            hits = httpx.post(f"{one.url}/collections/notes/search", timeout=30, json={
+                "query": f"{doc} short", "k": 10,
+                "filter": {"field": "doc_id", "eq": doc}}).json()["hits"]
+            assert [h["text"] for h in hits] == [f"{doc} short"]
+    ledger = open_ledger(ledger_url, read_only=True)
+    try:
+        for doc in docs:
+            stored = ledger.stored("notes", doc)
+            assert stored is not None and stored.text == f"{doc} short"
+            status = ledger.version_status("notes", doc)
+            assert status is not None and status["applied_seq"] == status["latest_seq"]
+        assert ledger.queue_stats()[0] == 0
+    finally:
+        ledger.close()
+
+
+@pytest.mark.slow
+def test_wait_true_answers_when_another_replica_applied_the_write(tmp_path: Path) -> None:
+    """A replica that only queues writes (`realtime_apply` off) answers `?wait=true` with
+    200 once the replica that applies writes has applied it: the waiting request asks the
+    shared ledger, not only its own process's worker."""
+    import time
+
+    ledger_url = _url(tmp_path / "ledger")
+    store = servers.postgres_url(tmp_path / "db")
+    env = {"EMBEDOPS_LEDGER": ledger_url, "EMBEDOPS_SERVER_WAIT_TIMEOUT_S": "20"}
+    front_env = {**env, "EMBEDOPS_REALTIME_APPLY": "0"}
+    with serving(store, env=front_env) as front, serving(store, env=env):  # type: ignore[arg-type]
+        started = time.monotonic()
+        put = httpx.put(f"{front.url}/collections/notes/documents/w1?wait=true",
+                        json={"text": "applied by the other replica"}, timeout=60)
+        assert put.status_code == 200 and put.json()["status"] == "embedded", put.text
+        assert time.monotonic() - started < 10
+        hits = httpx.post(f"{front.url}/collections/notes/search", timeout=30,
+                          json={"query": "the other replica", "k": 1}).json()["hits"]
+        assert [h["doc_id"] for h in hits] == ["w1"]
+
+
 @pytest.mark.parametrize("location, message", [
     ("mysql://db/x", "scheme 'mysql'"),
     ("postgresql://u:secret@db:port/x", "port"),

@@ -157,3 +157,52 @@ def test_readers_never_see_an_error_or_an_empty_result(tmp_path: Path) -> None:
             thread.join()
     assert errors == []
     assert seen == fingerprints  # both models answered, never together
+
+
+def test_two_processes_backfilling_one_migration_embed_each_batch_once(
+        tmp_path: Path) -> None:
+    """What two service replicas on one ledger do: each backfills the same migration with
+    its own ledger handle and write lock. The claim on the migration lets one batch run at
+    a time, so the counts add up to the live collection exactly and nothing is embedded
+    twice."""
+    corpus = _docs(tmp_path / "docs", 60)
+    with _open(tmp_path, migration_batch_documents=4) as db:
+        db.ingest([corpus], collection="kb")
+        first = Migrations(db, ledger=db.new_ledger_handle())
+        m = first.start("kb", "testing/hash-e5-32")
+        second = Migrations(db, ledger=db.new_ledger_handle())
+        done: list[str] = []
+        threads = [threading.Thread(target=lambda ms=ms: done.append(ms.backfill("kb").phase))
+                   for ms in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert done == ["ready", "ready"]
+        record = first.current("kb")
+        assert (record.docs_done, record.chunks_done) == (60, 60)
+        assert db.count(m.shadow) == db.count("kb") == 60
+        assert first.claims.holders("@migrations") == {}
+
+
+def test_a_queued_request_is_applied_once_by_one_of_several_runners(tmp_path: Path) -> None:
+    """Replicas all see a request a command queued: the first to claim it applies it, and
+    one that read it before that finished does not apply it again (a second ``pause``
+    would fail and overwrite the answer with an error)."""
+    from embedops.ingest.targets import EmbedderPool
+    from embedops.migrate.runner import MigrationRunner
+
+    corpus = _docs(tmp_path / "docs", 8)
+    with _open(tmp_path) as db:
+        db.ingest([corpus], collection="kb")
+        Migrations(db).start("kb", "testing/hash-e5-32")
+        assert db.ledger is not None
+        request_id = db.ledger.request_migration_action("kb", "pause", {})
+        pool = EmbedderPool(db.settings)
+        runners = [MigrationRunner(db, db.new_ledger_handle(), pool, threading.RLock())
+                   for _ in range(2)]
+        (request,) = runners[1].ledger.pending_migration_requests()  # read before it is done
+        runners[0].step()
+        runners[1]._answer(request)
+        done, result, error = db.ledger.migration_request(request_id)
+        assert done and error is None and result["phase"] == "paused"

@@ -9,6 +9,14 @@ superseded. The store is written before the ledger and the queue rows are delete
 so a crash at any moment leaves the writes queued and the next run repeats them under
 the same chunk ids (idempotent).
 
+Several serving processes (replicas on one shared ledger) drain one outbox. Before a
+worker applies a document's queued writes it *claims* the document in the ledger
+(``ledger/claims.py``, the same claims the batch path takes), then re-reads that
+document's queued writes: a document is applied by one process at a time, so two writes
+to it are applied in version order whichever replica accepted them, and no write is
+embedded twice. Documents other processes hold are left to them; a dead process's claims
+are taken over (``Claims``).
+
 Documents are prepared (decoded, cleaned, chunked) by ``ingest/preparation.py``: large
 ones in a child process, so their preparation never holds up queries.
 
@@ -33,6 +41,7 @@ from embedops.ingest.stages import Work
 from embedops.ingest.targets import EmbedderPool, lower_priority, resolve_targets
 from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import Ledger
+from embedops.ledger.claims import Claims
 from embedops.ledger.outbox import OutboxEntry, Outcome
 from embedops.metrics import Metrics
 from embedops.preprocess.pipeline import PreprocessOptions
@@ -56,6 +65,7 @@ class RealtimeWorker:
         self.preparer = DocumentPreparer(self.options,
                                          settings.realtime_prepare_process_bytes,
                                          settings.realtime_prepare_timeout_s)
+        self.claims = Claims(ledger, settings.claim_ttl_s)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,7 +106,8 @@ class RealtimeWorker:
                 self._stop.wait(1.0)
 
     def drain_once(self) -> int:
-        """Process one micro-batch; returns how many queued writes it took (0: empty)."""
+        """Process one micro-batch; returns how many queued writes it took (0: the queue
+        is empty, or every queued document is being applied by another process)."""
         limit = self.settings.realtime_max_batch
         entries = self._next(limit)
         if not entries:
@@ -104,15 +115,27 @@ class RealtimeWorker:
         if len(entries) < limit and self.settings.realtime_max_wait_ms > 0:
             self._stop.wait(self.settings.realtime_max_wait_ms / 1000.0)
             entries = self._next(limit)
-        self.metrics.realtime_batch_size.observe(len(entries))
-        by_collection: dict[str, list[OutboxEntry]] = {}
+        by_collection: dict[str, list[str]] = {}
         for entry in entries:
-            by_collection.setdefault(entry.collection, []).append(entry)
-        failed = [collection for collection, group in by_collection.items()
-                  if not self._process_guarded(collection, group)]
+            by_collection.setdefault(entry.collection, []).append(entry.doc_id)
+        taken, failed = 0, False
+        for collection, doc_ids in by_collection.items():
+            with self.gate.lock:
+                held = self.claims.take(collection, doc_ids)
+                # re-read after claiming: another process may have applied some meanwhile
+                mine = self.ledger.entries_for(collection, sorted(held)) if held else []
+            try:
+                if mine:
+                    self.metrics.realtime_batch_size.observe(len(mine))
+                    failed |= not self._process_guarded(collection, mine)
+            finally:
+                if held:
+                    with self.gate.lock:
+                        self.claims.release(collection, held)
+            taken += len(mine)
         if failed:  # failed writes stay queued with one more attempt: back off a little
             self._stop.wait(0.5)
-        return len(entries)
+        return taken
 
     def _next(self, limit: int) -> list[OutboxEntry]:
         with self.gate.lock:  # the gate's ledger handle is used under its lock only

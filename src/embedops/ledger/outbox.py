@@ -117,6 +117,18 @@ class OutboxMixin:
         return [OutboxEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
                 for r in rows]
 
+    def entries_for(self: _HasTx, collection: str, doc_ids: Sequence[str]) -> list[OutboxEntry]:
+        """Every queued write to ``doc_ids`` of ``collection``, oldest first."""
+        out: list[OutboxEntry] = []
+        for i in range(0, len(doc_ids), 500):
+            part = list(doc_ids[i : i + 500])
+            rows = self._conn.execute(
+                f"SELECT * FROM outbox WHERE collection = ? AND doc_id IN "
+                f"({','.join('?' * len(part))})", (collection, *part)).fetchall()
+            out += [OutboxEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
+                    for r in rows]
+        return sorted(out, key=lambda e: e.seq)
+
     def queue_stats(self: _HasTx) -> tuple[int, float | None]:
         """(queued writes, enqueue time of the oldest as a Unix timestamp or None)."""
         row = self._conn.execute("SELECT count(*), min(enqueued_ts) FROM outbox").fetchone()

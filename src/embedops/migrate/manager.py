@@ -6,6 +6,12 @@ Every step commits its state to the ledger before and after touching the store, 
 :meth:`Migrations.reconcile` repairs the one gap a crash can leave (an alias already
 repointed while the ledger still says ``ready``), so a migration killed at any moment
 shows the right phase and resumes without redoing committed batches.
+
+Several processes may drive one migration (service replicas on a shared ledger, or a
+foreground ``migrate start`` beside a service): each backfill batch is taken under a
+claim on the migration (``ledger/claims.py``), so one process at a time reads the
+cursor, embeds the batch and commits it; the others wait for the claim. A process that
+dies holding it is taken over as the claims module describes.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool
 from embedops.ingest.write import Target, write_documents
 from embedops.ledger import Ledger, StoredDocument
+from embedops.ledger.claims import Claims
 from embedops.ledger.migrations import MigrationRecord
 from embedops.migrate.evaluation import compare
 from embedops.migrate.state import check_action
@@ -42,6 +49,9 @@ API_PRICES_PER_MTOK: dict[str, float] = {
     "openai/text-embedding-3-large": 0.13,
     "cohere/embed-english-v3.0": 0.10,
 }
+# Claims on migrations live under this name, which no collection can have.
+MIGRATION_CLAIMS = "@migrations"
+CLAIM_WAIT_S = 0.5  # between two looks at a backfill another process is running
 
 
 def _now() -> datetime:
@@ -70,6 +80,7 @@ class Migrations:
         self.ledger: Ledger = ledger
         self.pool = pool or EmbedderPool(client.settings)
         self.write_lock = write_lock if write_lock is not None else threading.RLock()
+        self.claims = Claims(ledger, client.settings.claim_ttl_s)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -239,21 +250,38 @@ class Migrations:
         shadow = self._target(m.shadow)
         batches = 0
         while not should_stop() and (max_batches is None or batches < max_batches):
-            m = self.active(alias)
-            if m.phase != "backfilling":
-                break
-            started = time.perf_counter()
-            embedded = self._backfill_batch(m, shadow)
-            if embedded is None:
-                self.ledger.update_migration(m.migration_id, "ready",
-                                             backfilled_at=_now().isoformat())
-                break
+            with self._claimed(m.migration_id) as ours:
+                if not ours:  # another process is running a batch of it: wait a moment
+                    batches += 1
+                    time.sleep(CLAIM_WAIT_S)
+                    continue
+                m = self.active(alias)  # read under the claim: the cursor is current
+                if m.phase != "backfilling":
+                    break
+                started = time.perf_counter()
+                embedded = self._backfill_batch(m, shadow)
+                if embedded is None:
+                    self.ledger.update_migration(m.migration_id, "ready",
+                                                 backfilled_at=_now().isoformat())
+                    break
             batches += 1
             if progress is not None:
                 progress(self.ledger.document_count(m.shadow),
                          self.ledger.document_count(m.live), embedded)
             self._pace(m.max_rate, embedded, time.perf_counter() - started)
         return self.current(alias)
+
+    @contextlib.contextmanager
+    def _claimed(self, migration_id: int) -> Iterator[bool]:
+        """Claim migration ``migration_id`` for one backfill batch; yields whether this
+        process holds it (another process's batch is running when not)."""
+        key = str(migration_id)
+        ours = bool(self.claims.take(MIGRATION_CLAIMS, [key]))
+        try:
+            yield ours
+        finally:
+            if ours:
+                self.claims.release(MIGRATION_CLAIMS, [key])
 
     def _backfill_batch(self, m: MigrationRecord, shadow: Target) -> int | None:
         """One batch: documents after the cursor, written to the shadow and committed

@@ -4,7 +4,9 @@ one at a time, so steps never race each other or a backfill batch.
 It takes steps from the admin endpoints (``submit``) and from commands that found the
 store owned by the service (requests in the ledger), runs each backfilling migration one
 committed batch at a time between them, and finalizes migrations whose rollback window
-has passed.
+has passed. With several serving processes on one ledger (replicas), each request is
+applied by the one that claims it first, and the backfill batches of a migration are
+taken one at a time under a claim (``Migrations.backfill``), so no batch is embedded twice.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from embedops.client import Client
 from embedops.errors import EmbedOpsError
 from embedops.ingest.targets import EmbedderPool, lower_priority
 from embedops.ledger import Ledger
+from embedops.ledger.migrations import MigrationRequest
 from embedops.migrate.manager import Migrations
 from embedops.migrate.requests import apply_request
 
 _log = logging.getLogger(__name__)
 EXPIRY_CHECK_S = 60.0
+REQUEST_CLAIMS = "@migration-requests"  # claims on queued requests (no collection's name)
 
 
 class MigrationRunner:
@@ -77,12 +81,7 @@ class MigrationRunner:
         while not self._inbox.empty():
             self._run(*self._inbox.get_nowait())
         for request in self.ledger.pending_migration_requests():
-            try:
-                result = apply_request(self.client, request.alias, request.action,
-                                       request.args, self.migrations)
-                self.ledger.finish_migration_request(request.request_id, result)
-            except EmbedOpsError as exc:
-                self.ledger.finish_migration_request(request.request_id, error=exc.message)
+            self._answer(request)
         if time.monotonic() - self._expiry_checked > EXPIRY_CHECK_S:
             self._expiry_checked = time.monotonic()
             self.migrations.finalize_expired()
@@ -92,6 +91,24 @@ class MigrationRunner:
                 record = self.migrations.backfill(m.alias, max_batches=1)
                 busy = busy or record.phase == "backfilling"
         return busy
+
+    def _answer(self, request: MigrationRequest) -> None:
+        """Apply a request another process queued, once: service replicas on one ledger
+        all see it, and the one that claims it first applies it."""
+        key = str(request.request_id)
+        if not self.migrations.claims.take(REQUEST_CLAIMS, [key]):
+            return  # another process is applying it
+        try:
+            if self.ledger.migration_request(request.request_id)[0]:
+                return  # applied by another process since it was read
+            try:
+                result = apply_request(self.client, request.alias, request.action,
+                                       request.args, self.migrations)
+                self.ledger.finish_migration_request(request.request_id, result)
+            except EmbedOpsError as exc:
+                self.ledger.finish_migration_request(request.request_id, error=exc.message)
+        finally:
+            self.migrations.claims.release(REQUEST_CLAIMS, [key])
 
     def _run(self, alias: str, action: str, args: dict[str, Any], future: Future[Any]) -> None:
         if future.set_running_or_notify_cancel():

@@ -136,7 +136,8 @@ class Service:
                     self.gate.subscribe(self.waiters.notify)
                     self.worker = RealtimeWorker(client.store, worker_ledger, self.gate,
                                                  self.pool, self.settings, self.metrics)
-                    self.worker.start()
+                    if self.settings.realtime_apply:
+                        self.worker.start()
                     self.migrator = MigrationRunner(client, client.new_ledger_handle(),
                                                     self.pool, self.gate.lock)
                     self.migrator.start()
@@ -212,7 +213,8 @@ class Service:
 
     def ready(self) -> bool:
         return self.served is not None and (
-            self._store is None or (self.worker is not None and self.worker.alive()))
+            self._store is None or not self.settings.realtime_apply
+            or (self.worker is not None and self.worker.alive()))
 
     # --- keys ----------------------------------------------------------------------------
 

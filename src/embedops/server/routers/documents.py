@@ -26,6 +26,7 @@ from embedops.server.service import Service
 router = APIRouter(tags=["documents"])
 DOC_ID = Path(..., min_length=1, max_length=512, description="The document's id.")
 WAIT = Query(False, description="Answer once the write is searchable (or failed).")
+WAIT_POLL_S = 0.25  # ?wait=true: how often the ledger is asked about other replicas' work
 
 
 class DocumentBody(BaseModel):
@@ -142,7 +143,7 @@ async def _accept(service: Service, collection: str,
                for (d, _, _), v in zip(writes, versions, strict=True)] if wait else []
     assert service.worker is not None
     service.worker.wake()
-    done = await _wait(service, info.name, writes, futures) if wait else False
+    done = await _wait(service, info.name, writes, versions, futures) if wait else False
     items = []
     for (doc_id, _, _), version in zip(writes, versions, strict=True):
         item = await run_in_threadpool(_settled_status, service, info.name, doc_id) \
@@ -153,16 +154,35 @@ async def _accept(service: Service, collection: str,
 
 
 async def _wait(service: Service, collection: str, writes: list[tuple[str, str, Any]],
-                futures: list[asyncio.Future[Any]]) -> bool:
+                versions: list[int], futures: list[asyncio.Future[Any]]) -> bool:
+    """Until every write is applied (True) or ``server_wait_timeout_s`` passed (False).
+    This process's worker resolves ``futures``; every ``WAIT_POLL_S`` the ledger is
+    asked too, for writes another replica on the same ledger applied."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + service.settings.server_wait_timeout_s
+    pending = set(futures)
     try:
-        await asyncio.wait_for(asyncio.gather(*futures),
-                               timeout=service.settings.server_wait_timeout_s)
+        while pending:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            _, pending = await asyncio.wait(pending, timeout=min(WAIT_POLL_S, left))
+            if pending and await run_in_threadpool(_applied, service, collection, writes,
+                                                   versions):
+                return True
         return True
-    except TimeoutError:
-        return False
     finally:
         for (doc_id, _, _), future in zip(writes, futures, strict=True):
             service.waiters.discard(collection, doc_id, future)
+
+
+def _applied(service: Service, collection: str, writes: list[tuple[str, str, Any]],
+             versions: list[int]) -> bool:
+    """Has every write (or a newer one to its document) been applied, by any process?"""
+    doc_ids = [doc_id for doc_id, _, _ in writes]
+    known = service.ledger.latest_versions(collection, doc_ids)
+    return all(known.get(doc_id, (0, 0))[1] >= version
+               for doc_id, version in zip(doc_ids, versions, strict=True))
 
 
 @router.put("/collections/{collection}/documents/{doc_id:path}", dependencies=[WRITE],
