@@ -48,10 +48,13 @@ def needs_compaction(index: HnswIndex) -> bool:
     return index.removed >= max(COMPACT_MIN, COMPACT_SHARE * graph)
 
 
-def build_from_snapshot(conn: sqlite3.Connection, cid: int,
-                        pause: Callable[[float], None]) -> tuple[HnswIndex, CollectionRow]:
+def build_from_snapshot(conn: sqlite3.Connection, cid: int, pause: Callable[[float], None],
+                        base: HnswIndex | None = None, since: int = 0
+                        ) -> tuple[HnswIndex, CollectionRow]:
     """A new graph of every point of collection ``cid`` in one read snapshot of ``conn``
     (a connection nobody else uses meanwhile), and the catalog row of that snapshot.
+    With ``base``, an index that covers the changes up to ``since`` (a checkpoint), only
+    the changes after ``since`` are applied to it instead.
 
     ``pause(seconds)`` runs after each slice with the time the slice took (it may sleep
     to yield to searches, or raise ``Cancelled``).
@@ -61,12 +64,19 @@ def build_from_snapshot(conn: sqlite3.Connection, cid: int,
         row = by_cid(conn, cid)
         if row is None:
             raise IndexFailure(f"collection {cid} was dropped")
-        index = HnswIndex(row.dim, row.metric, row.dtype, row.index_params, row.clip)
+        if base is None:
+            index, since = HnswIndex(row.dim, row.metric, row.dtype, row.index_params,
+                                     row.clip), 0
+        else:
+            index = base
+            index.remove(np.fromiter((r for (r,) in conn.execute(
+                "SELECT rowkey FROM tombstones WHERE cid = ? AND seq > ?", (cid, since))),
+                dtype=np.int64))
         last, size = -1, SLICE_MIN
         while True:
             rows = conn.execute(
-                "SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? "
-                "ORDER BY rowkey LIMIT ?", (cid, last, size)).fetchall()
+                "SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? AND seq > ? "
+                "ORDER BY rowkey LIMIT ?", (cid, last, since, size)).fetchall()
             if not rows:
                 return index, row
             started = time.perf_counter()

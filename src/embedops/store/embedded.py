@@ -55,7 +55,7 @@ from embedops.store.catalog import (
 from embedops.store.compaction import Cancelled, build_from_snapshot, needs_compaction
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
-from embedops.store.hnsw_index import estimate_memory, remove_checkpoints
+from embedops.store.hnsw_index import estimate_memory, read_manifest, remove_checkpoints
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import (
     DTYPES,
@@ -76,6 +76,7 @@ DB_FILE = "store.sqlite"
 MERGE_PAUSE_S = 0.002  # between two merge slices: waiting searches take the lock
 MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock after it
 MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
+WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
 _log = logging.getLogger("embedops.store")
 
 
@@ -157,6 +158,9 @@ class EmbeddedStore:
         self._merge_wanted = threading.Event()
         self._merger: threading.Thread | None = None
         self._compactor: threading.Thread | None = None  # see store/compaction.py
+        # read-only handles: collections whose index loads in the background (_warm)
+        self._warming: dict[int, threading.Thread] = {}
+        self._warming_lock = threading.Lock()
         self._closing = False
         self._last_search = 0.0
         if not read_only:
@@ -511,7 +515,61 @@ class EmbeddedStore:
                     raise StoreError("store handle is closed")
                 if self._indexes.ready(row, behind_ok=not self.read_only):
                     return self._search.search(row, queries, k, where, ef, exact)
+                if self.read_only and self._warming_up(row):  # answered exactly meanwhile
+                    return self._search.search(row, queries, k, where, ef, exact=True)
             self._catch_up(row)
+
+    def _warming_up(self, row: CollectionRow) -> bool:
+        """Is ``row``'s index loading in the background now? Starts that when a read-only
+        handle has no index of the collection and loading one means replaying at least
+        ``WARM_MIN`` points (a collection written but not checkpointed yet, or a
+        checkpoint far behind): searches then answer exactly instead of waiting seconds
+        for the graph. Smaller catch-ups run inline, as before."""
+        with self._warming_lock:
+            thread = self._warming.get(row.cid)
+            if thread is not None and thread.is_alive():
+                return True
+            if row.cid in self._indexes.live or self._closing:
+                return False
+            manifest = read_manifest(self.path / "index", row.cid) or {}
+            since = int(manifest.get("seq", 0))
+            since = since if row.pruned_seq <= since <= row.seq else 0
+            (behind,) = self.conn.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM points WHERE cid = ? AND seq > ? "
+                "LIMIT ?)", (row.cid, since, WARM_MIN)).fetchone()
+            if behind < WARM_MIN:
+                return False
+            thread = threading.Thread(target=self._warm, args=(row,), daemon=True,
+                                      name="embedops-index-warm")
+            self._warming[row.cid] = thread
+            thread.start()
+            return True
+
+    def _warm(self, row: CollectionRow) -> None:
+        """Load ``row``'s index off the handle's locks: its checkpoint (if usable) plus
+        the changes after it, read from one snapshot, then install it with the changes
+        committed meanwhile (``IndexManager.adopt``)."""
+        try:
+            while not self._closing:
+                base = self._indexes.checkpointed(row)  # (reads files, runs no SQL)
+                with self._readers.reader() as reader:
+                    built, covers = build_from_snapshot(reader.conn, row.cid,
+                                                        self._warm_pause, base.index,
+                                                        base.seq)
+                with self._lock, self._index_lock.exclusive():
+                    if self._closing or self._conn is None:
+                        return
+                    if self._indexes.adopt(built, covers) or row.cid in self._indexes.live:
+                        return
+        except Cancelled:
+            return
+        except Exception:  # searches go on exactly; the next one after this tries inline
+            if not self._closing:
+                _log.exception("loading the index of collection %s failed", row.cid)
+
+    def _warm_pause(self, held: float) -> None:
+        if self._closing:
+            raise Cancelled
 
     @_guarded
     def _catch_up(self, row: CollectionRow) -> None:
@@ -663,7 +721,7 @@ class EmbeddedStore:
         """Checkpoint changed indexes, close SQLite and release the writer lock (idempotent)."""
         self._closing = True
         self._merge_wanted.set()
-        for thread in (self._merger, self._compactor):
+        for thread in (self._merger, self._compactor, *self._warming.values()):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=60)
         with self._lock, self._index_lock.exclusive():

@@ -168,6 +168,25 @@ class IndexManager:
         self.live[covers.cid] = candidate
         return True
 
+    def checkpointed(self, row: CollectionRow) -> LiveIndex:
+        """The collection's last usable checkpoint (or an empty index at seq 0), loaded
+        but not caught up and not installed: a handle's background warm-up starts here."""
+        return self._open(row)
+
+    def adopt(self, built: HnswIndex, covers: CollectionRow) -> bool:
+        """Install ``built``, an index of the collection as of the snapshot ``covers``
+        (a read-only handle's warm-up), after replaying every change committed since;
+        False when it can no longer be (dropped, int8 scale moved, tombstones pruned)
+        or an index got loaded meanwhile."""
+        now = by_cid(self.conn, covers.cid)
+        if (covers.cid in self.live or now is None or now.pruned_seq > covers.seq
+                or now.clip != built.clip):
+            return False
+        live = LiveIndex(built, covers.seq)
+        self._replay(covers.cid, live)
+        self.live[covers.cid] = live
+        return True
+
     def pending(self) -> int:
         """Points waiting in pending segments, over every live index."""
         return sum(live.index.pending for live in self.live.values())
