@@ -39,6 +39,7 @@ from embedops.store.protocol import Hit
 
 SELECTIVE_ROWS = 2_000
 SCAN_PAGE = 20_000
+WARM_DENSE_BYTES = 256 << 20  # float32 vectors held for exact search while a graph loads
 MEMBER_PAGE = 256  # shared nodes larger than this are checked against a filter in pages
 Where = tuple[str, list[Any]] | None
 
@@ -103,6 +104,16 @@ class Searcher:
         if matches <= max(SELECTIVE_ROWS, n // 50):
             return self._exact(row, queries, k, where, small=False)
         return [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
+
+    def search_while_loading(self, row: CollectionRow, queries: np.ndarray, k: int,
+                             where: Where) -> list[list[Hit]]:
+        """Exact top-``k`` while the collection's graph loads in the background: from the
+        vectors held in memory when they fit in ``WARM_DENSE_BYTES`` (read once, then
+        a BLAS product per query), else by scanning SQLite."""
+        n = self.point_count(row)
+        if n == 0:
+            return [[] for _ in queries]
+        return self._exact(row, queries, k, where, small=n * row.dim * 4 <= WARM_DENSE_BYTES)
 
     # --- exact -------------------------------------------------------------------------
 
