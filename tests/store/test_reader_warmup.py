@@ -64,3 +64,32 @@ def test_a_small_catch_up_still_runs_inline(tmp_path: Path) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_reader_warms_from_a_checkpoint_far_behind_with_its_removals(tmp_path: Path) -> None:
+    """The warm-up starts from the checkpoint and replays the changes after it: points
+    written since are in the graph, points deleted since are not."""
+    n = 3000
+    data = mixture(n + WARM_MIN + 500, DIM, seed=13)
+    writer = open_store(tmp_path / "s")
+    writer.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    writer.upsert("c", [str(i) for i in range(n)], data[:n], None, fingerprint="fp")
+    writer.checkpoint("c")
+    rest = range(n, len(data))
+    writer.upsert("c", [str(i) for i in rest], data[n:], None, fingerprint="fp")
+    writer.delete("c", [str(i) for i in range(0, n, 3)])  # after the checkpoint
+    reader = EmbeddedStore(tmp_path / "s", read_only=True)
+    try:
+        assert reader.search_one("c", data[1], k=1)[0].id == "1"
+        (warming,) = reader._warming.values()
+        warming.join(120)
+        (live,) = reader._indexes.live.values()
+        assert live.seq > 0 and len(live.index) == writer.count("c") == len(data) - 1000
+        keys = set(live.index.keys().tolist())
+        stored = {p.id: p for page in reader.scan("c") for p in page}
+        assert len(keys) == len(stored)
+        assert reader.search_one("c", data[3], k=1)[0].id != "3"  # deleted after the checkpoint
+        assert reader.search_one("c", data[n + 7], k=1)[0].id == str(n + 7)
+    finally:
+        reader.close()
+        writer.close()

@@ -64,7 +64,7 @@ def build_from_snapshot(conn: sqlite3.Connection, cid: int, pause: Callable[[flo
         row = by_cid(conn, cid)
         if row is None:
             raise IndexFailure(f"collection {cid} was dropped")
-        if base is None:
+        if base is None or row.pruned_seq > since:  # (the removals it needs are pruned)
             index, since = HnswIndex(row.dim, row.metric, row.dtype, row.index_params,
                                      row.clip), 0
         else:
