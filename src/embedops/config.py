@@ -186,6 +186,10 @@ class Settings(BaseSettings):
         True, description="Apply queued writes in this serving process (its real-time "
         "worker). Off: the replica accepts and queues writes and leaves applying them to "
         "the replicas that share its ledger and do apply them.")
+    realtime_poll_s: float = Field(
+        0.5, gt=0, description="How often the real-time worker looks at the outbox for "
+        "writes other processes queued (on a PostgreSQL ledger it is also woken at once "
+        "by every replica's writes).")
     realtime_max_batch: int = Field(
         32, ge=1, description="Queued writes the real-time worker takes per micro-batch.")
     realtime_max_wait_ms: float = Field(

@@ -162,14 +162,16 @@ def test_serve_replicas_apply_each_documents_writes_in_order(tmp_path: Path) -> 
 def test_wait_true_answers_when_another_replica_applied_the_write(tmp_path: Path) -> None:
     """A replica that only queues writes (`realtime_apply` off) answers `?wait=true` with
     200 once the replica that applies writes has applied it: the waiting request asks the
-    shared ledger, not only its own process's worker."""
+    shared ledger, not only its own process's worker, and the applying replica is woken
+    by the ledger's notification at once (its own poll is set to a minute here)."""
     import time
 
     ledger_url = _url(tmp_path / "ledger")
     store = servers.postgres_url(tmp_path / "db")
     env = {"EMBEDOPS_LEDGER": ledger_url, "EMBEDOPS_SERVER_WAIT_TIMEOUT_S": "20"}
     front_env = {**env, "EMBEDOPS_REALTIME_APPLY": "0"}
-    with serving(store, env=front_env) as front, serving(store, env=env):  # type: ignore[arg-type]
+    back_env = {**env, "EMBEDOPS_REALTIME_POLL_S": "60"}
+    with serving(store, env=front_env) as front, serving(store, env=back_env):  # type: ignore[arg-type]
         started = time.monotonic()
         put = httpx.put(f"{front.url}/collections/notes/documents/w1?wait=true",
                         json={"text": "applied by the other replica"}, timeout=60)

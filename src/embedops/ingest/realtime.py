@@ -15,7 +15,9 @@ worker applies a document's queued writes it *claims* the document in the ledger
 document's queued writes: a document is applied by one process at a time, so two writes
 to it are applied in version order whichever replica accepted them, and no write is
 embedded twice. Documents other processes hold are left to them; a dead process's claims
-are taken over (``Claims``).
+are taken over (``Claims``). A worker looks at the outbox every ``realtime_poll_s``, and
+at once when its own process queues a write or, on a PostgreSQL ledger, when any
+process does (``LISTEN``/``NOTIFY``).
 
 Documents are prepared (decoded, cleaned, chunked) by ``ingest/preparation.py``: large
 ones in a child process, so their preparation never holds up queries.
@@ -74,6 +76,9 @@ class RealtimeWorker:
         self._thread = threading.Thread(target=self._loop, name="embedops-realtime",
                                         daemon=True)
         self._thread.start()
+        listen = getattr(self.ledger, "listen_outbox", None)
+        if listen is not None:  # a PostgreSQL ledger: woken by other replicas' writes
+            listen(self.wake, self._stop)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -91,7 +96,7 @@ class RealtimeWorker:
     def _loop(self) -> None:
         lower_priority(self.settings.background_nice)
         while not self._stop.is_set():
-            self._wake.wait(timeout=0.5)
+            self._wake.wait(timeout=self.settings.realtime_poll_s)
             self._wake.clear()
             try:
                 while not self._stop.is_set() and self.drain_once():

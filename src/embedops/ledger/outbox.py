@@ -88,6 +88,9 @@ class OutboxMixin:
             conn.executemany(_UPSERT_VERSION, [(collection, d, v, "api", now)
                                                for v, (d, _, _) in zip(versions, writes,
                                                                        strict=True)])
+            channel = getattr(self, "outbox_channel", None)
+            if channel:  # a shared ledger: wake every replica's worker (at commit)
+                conn.execute("SELECT pg_notify(?, '')", (channel,))
         return versions
 
     def claim(self: _HasTx, collection: str, marks: Mapping[str, int],

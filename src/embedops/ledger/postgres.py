@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -269,6 +269,32 @@ class PostgresLedger(Ledger):
             conn.close()
             raise
         self._conn = conn  # type: ignore[assignment]
+        self._conninfo = conninfo
+        self.outbox_channel = f"embedops_outbox_{schema}"[:63]
+
+    def listen_outbox(self, wake: Callable[[], None], stop: threading.Event) -> threading.Thread:
+        """Call ``wake`` whenever any process queues writes in this ledger's outbox
+        (``LISTEN``; ``enqueue`` sends ``pg_notify`` with its commit), until ``stop`` is
+        set. Runs on a connection of its own in a daemon thread; a lost connection is
+        opened again after a second. A missed notification costs only the worker's poll
+        interval."""
+        import psycopg
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                        conn.execute(f'LISTEN "{self.outbox_channel}"')
+                        wake()  # writes queued before the LISTEN are looked at too
+                        while not stop.is_set():
+                            for _ in conn.notifies(timeout=1.0):
+                                wake()
+                except psycopg.Error:
+                    stop.wait(1.0)
+
+        thread = threading.Thread(target=run, daemon=True, name="embedops-outbox-listen")
+        thread.start()
+        return thread
 
 
 def _migrate(conn: PgConnection, schema: str) -> None:
