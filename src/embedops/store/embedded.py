@@ -44,7 +44,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import catalog, quantization, schema
-from embedops.store.batch import check_batch, check_dim, payload_text
+from embedops.store.batch import check_batch, check_dim, payload_of, payload_text
 from embedops.store.catalog import (
     CollectionRow,
     lookup,
@@ -793,7 +793,7 @@ def _prepare_batch(row: CollectionRow, ids: Sequence[str], vectors: np.ndarray,
 
 def _point(row: CollectionRow, record: Sequence[Any], with_vectors: bool) -> Point:
     vector = quantization.decode([record[2]], row.dim, row.dtype)[0] if with_vectors else None
-    return Point(id=record[0], payload=json.loads(record[1]), vector=vector)
+    return Point(id=record[0], payload=payload_of(record[1]), vector=vector)
 
 
 def _read_lookup(reader: Reader, name: str, writes_done: int) -> CollectionRow:

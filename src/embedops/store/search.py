@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from embedops.store import quantization
+from embedops.store.batch import payload_of
 from embedops.store.catalog import CollectionRow
 from embedops.store.exact import DenseCache, scores, top_k
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
@@ -281,4 +282,4 @@ class Searcher:
 
 
 def _hit(row: Sequence[Any], score: float) -> Hit:
-    return Hit(id=row[1], score=score, payload=json.loads(row[2]))
+    return Hit(id=row[1], score=score, payload=payload_of(row[2]))
