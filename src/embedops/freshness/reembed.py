@@ -87,13 +87,10 @@ def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
         held_elsewhere: list[str] = []
         for start in range(0, len(waiting), PAGE):
             page = waiting[start : start + PAGE]
-            held = claims.take(primary.name, page)
-            held_elsewhere += [doc_id for doc_id in page if doc_id not in held]
-            try:
+            with claims.holding(primary.name, page) as held:
+                held_elsewhere += [doc_id for doc_id in page if doc_id not in held]
                 _reembed_page(store, ledger, targets, [d for d in page if d in held],
                               summary)
-            finally:
-                claims.release(primary.name, held)
         waiting = held_elsewhere
         if waiting:
             time.sleep(next(pauses))

@@ -30,6 +30,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from embedops.errors import StoreError
@@ -85,6 +86,17 @@ class Claims:
         except sqlite3.Error as exc:
             raise StoreError(f"ledger write failed (claims): {exc}") from exc
         return held
+
+    @contextmanager
+    def holding(self, collection: str, doc_ids: Iterable[str]) -> Iterator[set[str]]:
+        """``take`` for the length of a ``with`` block: yields the documents held, and
+        releases them when the block ends, however it ends."""
+        held = self.take(collection, doc_ids)
+        try:
+            yield held
+        finally:
+            if held:
+                self.release(collection, held)
 
     def release(self, collection: str, doc_ids: Iterable[str]) -> None:
         """Give up this claimant's claims on ``doc_ids`` (other claimants' stay)."""

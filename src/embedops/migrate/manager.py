@@ -250,7 +250,7 @@ class Migrations:
         shadow = self._target(m.shadow)
         batches = 0
         while not should_stop() and (max_batches is None or batches < max_batches):
-            with self._claimed(m.migration_id) as ours:
+            with self.claims.holding(MIGRATION_CLAIMS, [str(m.migration_id)]) as ours:
                 if not ours:  # another process is running a batch of it: wait a moment
                     batches += 1
                     time.sleep(CLAIM_WAIT_S)
@@ -270,18 +270,6 @@ class Migrations:
                          self.ledger.document_count(m.live), embedded)
             self._pace(m.max_rate, embedded, time.perf_counter() - started)
         return self.current(alias)
-
-    @contextlib.contextmanager
-    def _claimed(self, migration_id: int) -> Iterator[bool]:
-        """Claim migration ``migration_id`` for one backfill batch; yields whether this
-        process holds it (another process's batch is running when not)."""
-        key = str(migration_id)
-        ours = bool(self.claims.take(MIGRATION_CLAIMS, [key]))
-        try:
-            yield ours
-        finally:
-            if ours:
-                self.claims.release(MIGRATION_CLAIMS, [key])
 
     def _backfill_batch(self, m: MigrationRecord, shadow: Target) -> int | None:
         """One batch: documents after the cursor, written to the shadow and committed

@@ -95,20 +95,15 @@ class MigrationRunner:
     def _answer(self, request: MigrationRequest) -> None:
         """Apply a request another process queued, once: service replicas on one ledger
         all see it, and the one that claims it first applies it."""
-        key = str(request.request_id)
-        if not self.migrations.claims.take(REQUEST_CLAIMS, [key]):
-            return  # another process is applying it
-        try:
-            if self.ledger.migration_request(request.request_id)[0]:
-                return  # applied by another process since it was read
+        with self.migrations.claims.holding(REQUEST_CLAIMS, [str(request.request_id)]) as ours:
+            if not ours or self.ledger.migration_request(request.request_id)[0]:
+                return  # another process is applying it, or applied it since it was read
             try:
                 result = apply_request(self.client, request.alias, request.action,
                                        request.args, self.migrations)
                 self.ledger.finish_migration_request(request.request_id, result)
             except EmbedOpsError as exc:
                 self.ledger.finish_migration_request(request.request_id, error=exc.message)
-        finally:
-            self.migrations.claims.release(REQUEST_CLAIMS, [key])
 
     def _run(self, alias: str, action: str, args: dict[str, Any], future: Future[Any]) -> None:
         if future.set_running_or_notify_cancel():
