@@ -85,7 +85,7 @@ def test_a_newer_write_waits_for_the_replica_applying_an_older_one(replicas) -> 
 def test_a_write_another_replica_applied_is_not_applied_again(replicas) -> None:  # type: ignore[no-untyped-def]
     _, store, ledger, (a, b) = replicas
     ledger.enqueue("c", [("y", "put", {"text": "only once"})])
-    stale = a.ledger.next_entries(10)  # A read the queue, then B applied it all
+    stale = a.ledger.queued_documents(10)  # A read the queue, then B applied it all
     assert b.drain_once() == 1
     calls: list[int] = []
     real = store.upsert
@@ -95,6 +95,6 @@ def test_a_write_another_replica_applied_is_not_applied_again(replicas) -> None:
         return real(*args, **kwargs)
 
     store.upsert = counting  # type: ignore[method-assign]
-    a.ledger.next_entries = lambda limit: stale  # type: ignore[method-assign]
+    a.ledger.queued_documents = lambda limit: stale  # type: ignore[method-assign]
     assert a.drain_once() == 0 and calls == []  # re-read under the claim: nothing left
     assert store.count("c") == 1

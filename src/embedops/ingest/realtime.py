@@ -114,15 +114,15 @@ class RealtimeWorker:
         """Process one micro-batch; returns how many queued writes it took (0: the queue
         is empty, or every queued document is being applied by another process)."""
         limit = self.settings.realtime_max_batch
-        entries = self._next(limit)
-        if not entries:
+        queued = self._next(limit)
+        if not queued:
             return 0
-        if len(entries) < limit and self.settings.realtime_max_wait_ms > 0:
+        if len(queued) < limit and self.settings.realtime_max_wait_ms > 0:
             self._stop.wait(self.settings.realtime_max_wait_ms / 1000.0)
-            entries = self._next(limit)
+            queued = self._next(limit)
         by_collection: dict[str, list[str]] = {}
-        for entry in entries:
-            by_collection.setdefault(entry.collection, []).append(entry.doc_id)
+        for collection, doc_id in queued:
+            by_collection.setdefault(collection, []).append(doc_id)
         taken, failed = 0, False
         for collection, doc_ids in by_collection.items():
             with self.gate.lock:
@@ -142,9 +142,10 @@ class RealtimeWorker:
             self._stop.wait(0.5)
         return taken
 
-    def _next(self, limit: int) -> list[OutboxEntry]:
+    def _next(self, limit: int) -> list[tuple[str, str]]:
+        """(collection, doc_id) of the oldest queued writes."""
         with self.gate.lock:  # the gate's ledger handle is used under its lock only
-            return self.ledger.next_entries(limit)
+            return self.ledger.queued_documents(limit)
 
     def _process_guarded(self, collection: str, entries: list[OutboxEntry]) -> bool:
         """Process a group; on failure retry its writes one at a time, so one bad write

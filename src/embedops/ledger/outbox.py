@@ -63,6 +63,12 @@ _UPSERT_VERSION = (
     "origin = excluded.origin, updated_at = excluded.updated_at")
 
 
+def _entry(row: Sequence[Any]) -> OutboxEntry:
+    """An ``outbox`` row (``SELECT *``) as an entry."""
+    return OutboxEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6],
+                       row[7])
+
+
 class OutboxMixin:
     """Queue and version methods of :class:`~embedops.ledger.Ledger`."""
 
@@ -117,8 +123,13 @@ class OutboxMixin:
         """The oldest ``limit`` queued writes, oldest first."""
         rows = self._conn.execute("SELECT * FROM outbox ORDER BY seq LIMIT ?",
                                   (limit,)).fetchall()
-        return [OutboxEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
-                for r in rows]
+        return [_entry(r) for r in rows]
+
+    def queued_documents(self: _HasTx, limit: int) -> list[tuple[str, str]]:
+        """``(collection, doc_id)`` of the oldest ``limit`` queued writes, oldest first
+        (their bodies are not read: a worker reads them after claiming the documents)."""
+        return [(str(c), str(d)) for c, d in self._conn.execute(
+            "SELECT collection, doc_id FROM outbox ORDER BY seq LIMIT ?", (limit,))]
 
     def entries_for(self: _HasTx, collection: str, doc_ids: Sequence[str]) -> list[OutboxEntry]:
         """Every queued write to ``doc_ids`` of ``collection``, oldest first."""
@@ -128,8 +139,7 @@ class OutboxMixin:
             rows = self._conn.execute(
                 f"SELECT * FROM outbox WHERE collection = ? AND doc_id IN "
                 f"({','.join('?' * len(part))})", (collection, *part)).fetchall()
-            out += [OutboxEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7])
-                    for r in rows]
+            out += [_entry(r) for r in rows]
         return sorted(out, key=lambda e: e.seq)
 
     def queue_stats(self: _HasTx) -> tuple[int, float | None]:
