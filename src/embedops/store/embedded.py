@@ -55,12 +55,7 @@ from embedops.store.catalog import (
 from embedops.store.compaction import Cancelled, build_from_snapshot, needs_compaction
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
-from embedops.store.hnsw_index import (
-    DEFAULT_PARAMS,
-    estimate_memory,
-    read_manifest,
-    remove_checkpoints,
-)
+from embedops.store.hnsw_index import estimate_memory, read_manifest, remove_checkpoints
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import (
     DTYPES,
@@ -565,9 +560,7 @@ class EmbeddedStore:
                     if self._closing or self._conn is None:
                         return
                     if self._indexes.adopt(built, covers) or row.cid in self._indexes.live:
-                        if self._search.point_count(covers) > int(
-                                {**DEFAULT_PARAMS, **covers.index_params}["exact_threshold"]):
-                            self._search.dense.drop(row.cid)  # held for the warm-up only
+                        self._search.dense.drop(row.cid)  # held for the warm-up only
                         return
         except Cancelled:
             return

@@ -59,7 +59,10 @@ class IndexManager:
     def _fresh(self, row: CollectionRow) -> LiveIndex:
         return LiveIndex(HnswIndex(row.dim, row.metric, row.dtype, row.index_params, row.clip), 0)
 
-    def _open(self, row: CollectionRow) -> LiveIndex:
+    def checkpointed(self, row: CollectionRow) -> LiveIndex:
+        """The collection's last usable checkpoint (or an empty index at seq 0), loaded
+        but not caught up and not installed (``synced`` and a handle's background
+        warm-up start here)."""
         loaded = HnswIndex.load(self.folder, row.cid, row.dim, row.metric, row.dtype,
                                 row.index_params, row.clip)
         if loaded is None or loaded[1] < row.pruned_seq or loaded[1] > row.seq:
@@ -94,7 +97,7 @@ class IndexManager:
             live.index.clip != row.clip or (live.seq < row.pruned_seq and len(live.index) > 0)
         )
         if live is None or stale:
-            live = self._open(row)
+            live = self.checkpointed(row)
             self.live[row.cid] = live
         if live.seq < row.seq:
             self._replay(row.cid, live)
@@ -167,11 +170,6 @@ class IndexManager:
         candidate.pending = live.pending + max(candidate.pending, 1)
         self.live[covers.cid] = candidate
         return True
-
-    def checkpointed(self, row: CollectionRow) -> LiveIndex:
-        """The collection's last usable checkpoint (or an empty index at seq 0), loaded
-        but not caught up and not installed: a handle's background warm-up starts here."""
-        return self._open(row)
 
     def adopt(self, built: HnswIndex, covers: CollectionRow) -> bool:
         """Install ``built``, an index of the collection as of the snapshot ``covers``
