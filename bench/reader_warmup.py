@@ -25,6 +25,7 @@ import numpy as np
 from ann import make_data  # bench/ is the script's directory
 from embedops.store import embedded
 from embedops.store.embedded import EmbeddedStore
+from remote import summarise
 
 
 def first_search(path: str, queries: np.ndarray, background: bool) -> dict[str, float]:
@@ -70,13 +71,6 @@ def one_run(n: int) -> dict[str, Any]:
                     "background": first_search(tmp, queries, background=True)}
         finally:
             writer.close()
-
-
-def summarise(runs: list[Any]) -> Any:
-    if isinstance(runs[0], dict):
-        return {k: summarise([r[k] for r in runs]) for k in runs[0]}
-    values = [float(v) for v in runs]
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main() -> None:
