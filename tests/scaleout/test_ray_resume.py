@@ -157,3 +157,26 @@ def test_kill_9_an_embed_worker_mid_job(tmp_path: Path, corpus: Path,
     summary = json.loads(out)
     assert summary_counts(summary) == summary_counts(reference_summary)
     assert_same_state(state(store), state(reference_store))
+
+
+CLUSTER_MESSAGE = """
+import sys
+from ray._private.worker import print_to_stdstream
+from embedops.ingest.ray_runner import ClusterOptions, ray_session
+
+with ray_session(ClusterOptions(address=sys.argv[1])):
+    # what Ray's error listener does with a cluster message, e.g. a killed worker's
+    print_to_stdstream({"lines": ["A worker died or was killed"], "pid": "raylet",
+                        "is_err": False}, ignore_prefix=False)
+print('{"summary": true}')
+"""
+
+
+def test_cluster_messages_stay_off_the_jobs_stdout(ray_address: str) -> None:
+    """Ray prints cluster errors on the driver's stdout; `ingest --json` keeps its stdout
+    for the summary, so inside a job's session they go to stderr."""
+    proc = subprocess.run([sys.executable, "-c", CLUSTER_MESSAGE, ray_address],
+                          capture_output=True, text=True, timeout=JOB_TIMEOUT_S, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"summary": True}
+    assert "A worker died or was killed" in proc.stderr

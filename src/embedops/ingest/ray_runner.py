@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -295,6 +296,14 @@ def ray_session(cluster: ClusterOptions) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    # Ray prints the cluster's error messages ("(raylet) A worker died ...") on the
+    # driver's sys.stdout, which is where `--json` puts the job's summary: while the
+    # session is open they go to stderr, with the rest of the job's diagnostics.
+    with contextlib.redirect_stdout(sys.stderr):
+        yield from _opened_session(ray, cluster)
+
+
+def _opened_session(ray: Any, cluster: ClusterOptions) -> Iterator[None]:
     runtime_env = {"env_vars": worker_env()}
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
                               "runtime_env": runtime_env}
