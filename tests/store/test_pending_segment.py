@@ -6,11 +6,13 @@ while a large write is merged slice by slice."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from embedops.store import open_store
+from embedops.store import embedded, open_store
 from embedops.store.hnsw_index import HnswIndex
 
 DIM = 32
@@ -90,3 +92,25 @@ def test_pending_points_count_toward_index_memory_at_once() -> None:
     pending = index.memory_bytes  # memory budgets see the points before the merge
     index.merge_all()
     assert 0.5 * index.memory_bytes <= pending <= 2.0 * index.memory_bytes
+
+
+def test_the_merger_gives_way_while_writes_come_back_to_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge slice holds the index lock a write would wait out: while writes keep
+    coming (here: the last one ended under a widened window ago) the segment is left
+    alone, and once they stop it is merged without being asked."""
+    rng = np.random.default_rng(17)
+    monkeypatch.setattr(embedded, "WRITE_YIELD_WINDOW_S", 3600.0)
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    points = _unit(rng, 2000)
+    for lo in range(0, 2000, 200):
+        store.upsert("c", [f"p{i}" for i in range(lo, lo + 200)], points[lo:lo + 200], None,
+                     fingerprint="fp")
+    time.sleep(1.0)  # the merger merges 2,000 points of 32-d in a fraction of this
+    assert store.stats("c")["index_pending"] == 2000
+    assert store.search("c", points[1234], k=1)[0][0].id == "p1234"  # searched exactly
+    monkeypatch.setattr(embedded, "WRITE_YIELD_WINDOW_S", 0.01)
+    assert store.wait_merged(timeout=120)
+    assert store.stats("c")["index_pending"] == 0
+    store.close()

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+import orjson
 
 from embedops.errors import (
     AliasConflict,
@@ -76,6 +77,7 @@ DB_FILE = "store.sqlite"
 MERGE_PAUSE_S = 0.002  # between two merge slices: waiting searches take the lock
 MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock after it
 MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
+WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
 _log = logging.getLogger("embedops.store")
 
@@ -90,9 +92,12 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
         store = args[0]
         assert isinstance(store, EmbeddedStore)
         check_writable(store.read_only, store.path, method.__name__)
+        store._writing += 1
         try:
             return method(*args, **kwargs)
         finally:
+            store._writing -= 1
+            store._last_write = time.monotonic()
             store._writes_done += 1  # invalidates the read path's catalog cache
 
     return _guarded(wrapper)
@@ -163,6 +168,7 @@ class EmbeddedStore:
         self._warming_lock = threading.Lock()
         self._closing = False
         self._last_search = 0.0
+        self._writing, self._last_write = 0, 0.0  # the merger gives way to writes
         if not read_only:
             # Started here, by the thread that opens the store: a thread inherits its
             # creator's scheduling priority, and a merger started by a lowered-priority
@@ -263,8 +269,7 @@ class EmbeddedStore:
         ids, arr, texts = _prepare_batch(row, ids, vectors, payloads)
         if not ids:
             return 0
-        with self._index_lock.exclusive():
-            self._indexes.synced(row)
+        self._sync_index(row)
         self._check_budget(row, ids)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
@@ -287,6 +292,13 @@ class EmbeddedStore:
         self._maybe_compact(after.cid)
         return len(ids)
 
+    def _sync_index(self, row: CollectionRow) -> None:
+        """Load or catch up the collection's index before a write, taking the exclusive
+        lock (which waits for searches in flight) only when there is work to do."""
+        if not self._indexes.is_synced(row):
+            with self._index_lock.exclusive():
+                self._indexes.synced(row)
+
     def _start_merging(self) -> None:
         """Wake the background merger. Call with ``_lock``."""
         if self._indexes.pending():
@@ -301,6 +313,7 @@ class EmbeddedStore:
             self._merge_wanted.wait()
             self._merge_wanted.clear()
             while True:
+                self._give_way_to_writes()
                 with self._index_lock.exclusive():
                     if self._closing or self._conn is None:
                         return
@@ -315,6 +328,15 @@ class EmbeddedStore:
                     break
                 time.sleep(max(MERGE_PAUSE_S,
                                held * MERGE_YIELD_RATIO if self._searching() else 0))
+
+    def _give_way_to_writes(self) -> None:
+        """Hold back the next merge slice while writes come back to back: a slice holds
+        the index lock (and the interpreter) for up to ``MERGE_SLICE_S``, which a write
+        would wait out. The pending segment absorbs the burst; past ``MAX_PENDING`` the
+        writer merges the excess itself, so a sustained stream still pays for the graph."""
+        while not self._closing and (
+                self._writing or time.monotonic() - self._last_write < WRITE_YIELD_WINDOW_S):
+            time.sleep(MERGE_PAUSE_S)
 
     def _searching(self) -> bool:
         """Did a search come in lately? Background work then yields the cores."""
@@ -434,21 +456,25 @@ class EmbeddedStore:
         """Delete the points matching ``ids`` and ``filter`` (both when both are given)."""
         row = lookup(self.conn, collection)
         where, params = self._where(ids, filter, required=True)
-        with self._index_lock.exclusive():
-            self._indexes.synced(row)
+        self._sync_index(row)
         seq = row.seq + 1
+        # A handful of statements whatever the batch's size: each statement (and each row
+        # fetched) lets go of the interpreter lock, which a searching thread then holds
+        # for a whole graph search before the writer gets it back.
         with transaction(self.conn):
-            gone = [r for (r,) in self.conn.execute(
-                f"DELETE FROM points WHERE cid = ? AND {where} RETURNING rowkey",
-                (row.cid, *params)).fetchall()]
-            if not gone:
+            if not self.conn.execute(
+                    f"INSERT INTO tombstones (cid, rowkey, seq) SELECT cid, rowkey, ? "
+                    f"FROM points WHERE cid = ? AND {where}", (seq, row.cid, *params)).rowcount:
                 return 0
-            self.conn.executemany("INSERT INTO tombstones (cid, rowkey, seq) VALUES (?, ?, ?)",
-                                  [(row.cid, key, seq) for key in gone])
+            self.conn.execute("DELETE FROM points WHERE rowkey IN (SELECT rowkey FROM "
+                              "tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq))
+            (keys,) = self.conn.execute("SELECT json_group_array(rowkey) FROM tombstones "
+                                        "WHERE cid = ? AND seq = ?", (row.cid, seq)).fetchone()
             self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
+        gone = np.asarray(orjson.loads(keys), np.int64)
         after = lookup(self.conn, row.name)
         with self._index_lock.exclusive():
-            self._indexes.apply_delete(after, np.asarray(gone, np.int64))
+            self._indexes.apply_delete(after, gone)
         self._maybe_compact(after.cid)
         return len(gone)
 

@@ -90,6 +90,14 @@ class IndexManager:
             raise IndexFailure(f"the index of collection {row.name!r} is not loaded")
         return live.index
 
+    def is_synced(self, row: CollectionRow) -> bool:
+        """Is the collection's index loaded and caught up with ``row``? A cheap check a
+        writer makes before taking the exclusive lock for ``synced``; the ``apply_*``
+        methods resynchronise by themselves should the answer go stale meanwhile."""
+        live = self.live.get(row.cid)
+        return (live is not None and live.seq >= row.seq and live.index.clip == row.clip
+                and not (live.seq < row.pruned_seq and len(live.index) > 0))
+
     def synced(self, row: CollectionRow) -> HnswIndex:
         """The collection's index, caught up with every change committed up to ``row.seq``."""
         live = self.live.get(row.cid)

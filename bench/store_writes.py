@@ -1,15 +1,18 @@
-"""Deletes beside searches in the embedded store: delete rate while one thread searches.
+"""Writes beside searches in the embedded store: the rate of deletes (or of upserts of
+existing ids) while one thread searches.
 
 A store of ``--n`` random unit vectors (384-d); ``--share`` of the points (default 10%)
-are deleted in batches of ``--batch`` while another thread runs single-query searches
-back to back. Two variants
+are deleted (``--op delete``) or given new vectors (``--op upsert``) in batches of
+``--batch`` while another thread runs single-query searches back to back. Two variants
 side by side, ``--runs`` times each: with background compaction disabled, and with it at
 its defaults (a compaction starts once tombstones reach 5% of the graph). Prints JSON:
-per variant the delete rate and the searches per second the other thread got, as
-median / min / max over the runs.
+per variant the write rate and the searches per second the other thread got, as
+median / min / max over the runs. To compare two versions of the library, run the script
+with each one's ``src`` on ``PYTHONPATH``, alternating.
 
-    .venv/bin/python bench/store_deletes.py --n 30000 --runs 3
-    .venv/bin/python bench/store_deletes.py --n 30000 --runs 3 --share 0.4 --variants compaction
+    .venv/bin/python bench/store_writes.py --n 30000 --runs 3
+    .venv/bin/python bench/store_writes.py --n 30000 --runs 3 --share 0.4 --variants compaction
+    .venv/bin/python bench/store_writes.py --n 30000 --runs 3 --op upsert --variants compaction
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ DIM = 384
 
 
 def one_run(n: int, batch: int, compact: bool, seed: int,
-            share_deleted: float = 0.1) -> dict[str, float]:
+            share_written: float = 0.1, op: str = "delete") -> dict[str, float]:
     share = compaction.COMPACT_SHARE
     compaction.COMPACT_SHARE = share if compact else float("inf")
     rng = np.random.default_rng(seed)
@@ -46,6 +49,7 @@ def one_run(n: int, batch: int, compact: bool, seed: int,
                 store.upsert("b", [str(i) for i in range(lo, min(lo + 10_000, n))],
                              data[lo:lo + 10_000], None, fingerprint="bench")
             store.checkpoint("b")
+            store.wait_merged(timeout=600)  # a settled graph: no merge left from the load
             stop, searched = threading.Event(), [0]
 
             def searcher() -> None:
@@ -55,17 +59,23 @@ def one_run(n: int, batch: int, compact: bool, seed: int,
 
             thread = threading.Thread(target=searcher)
             thread.start()
-            deleted = int(n * share_deleted)
+            written = int(n * share_written)
+            fresh = rng.standard_normal((written, DIM)).astype(np.float32)
+            fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
             started = time.perf_counter()
-            for lo in range(0, deleted, batch):
-                store.delete("b", ids=[str(i) for i in range(lo, min(lo + batch, deleted))])
+            for lo in range(0, written, batch):
+                ids = [str(i) for i in range(lo, min(lo + batch, written))]
+                if op == "delete":
+                    store.delete("b", ids=ids)
+                else:
+                    store.upsert("b", ids, fresh[lo:lo + len(ids)], None, fingerprint="bench")
             took = time.perf_counter() - started
             stop.set()
             thread.join()
             store.close()
     finally:
         compaction.COMPACT_SHARE = share
-    return {"deletes_per_s": deleted / took, "search_qps_during": searched[0] / took}
+    return {f"{op}s_per_s": written / took, "search_qps_during": searched[0] / took}
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -78,16 +88,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--share", type=float, default=0.1, help="Share of points deleted.")
+    parser.add_argument("--share", type=float, default=0.1, help="Share of points written.")
+    parser.add_argument("--op", choices=("delete", "upsert"), default="delete")
     parser.add_argument("--variants", default="no_compaction,compaction")
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants.split(",")}
     for run in range(args.runs):
         for variant in results:
             results[variant].append(one_run(args.n, args.batch, variant == "compaction", run,
-                                            args.share))
+                                            args.share, args.op))
     out: dict[str, Any] = {"n": args.n, "dim": DIM, "batch": args.batch, "runs": args.runs,
-                           "share_deleted": args.share}
+                           "op": args.op, "share_written": args.share}
     for variant, runs in results.items():
         out[variant] = {key: summary([r[key] for r in runs]) for key in runs[0]}
     print(json.dumps(out, indent=2))
