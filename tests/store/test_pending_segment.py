@@ -114,3 +114,43 @@ def test_the_merger_gives_way_while_writes_come_back_to_back(
     assert store.wait_merged(timeout=120)
     assert store.stats("c")["index_pending"] == 0
     store.close()
+
+
+def test_the_pending_matrix_follows_every_append_removal_and_merge() -> None:
+    """Searches score the pending segment from a stacked matrix that writes append to in
+    place; after any mix of appends (with ids given twice), replacements, removals and
+    merge slices, a search returns exactly what scoring every held point would."""
+    rng = np.random.default_rng(23)
+    index = HnswIndex(DIM, "cosine", "float32", {}, None)
+    held: dict[int, np.ndarray] = {}
+    index.add(np.arange(300), base := _unit(rng, 300))
+    held.update(enumerate(base))
+    for step in range(60):
+        op = rng.integers(4)
+        if op <= 1:  # append new points, or replace held ones (graph or pending)
+            keys = rng.choice(np.arange(1000), size=int(rng.integers(1, 40)), replace=False)
+            if op == 1:
+                keys = np.concatenate([keys, keys[:2]])  # an id twice in one write
+            vectors = _unit(rng, len(keys))
+            index.add(keys, vectors, defer=True)
+            held.update(zip(keys.tolist(), vectors, strict=True))
+        elif op == 2 and held:
+            gone = rng.choice(list(held), size=min(5, len(held)), replace=False)
+            index.remove(gone)
+            for key in gone.tolist():
+                held.pop(key)
+        else:
+            index.merge(int(rng.integers(1, 30)))
+        # the stacked matrix holds exactly the segment's points, each with its vector
+        stacked_keys, stacked = index._pending_arrays()
+        assert sorted(stacked_keys.tolist()) == sorted(index._pending), f"step {step}"
+        for key, row in zip(stacked_keys.tolist(), stacked, strict=True):
+            assert np.array_equal(row, held[key]), f"step {step}"
+        everything = np.array(list(held))
+        own = rng.choice(everything, size=2, replace=False)  # held points find themselves
+        queries = np.concatenate([_unit(rng, 2), np.stack([held[k] for k in own.tolist()])])
+        keys, _ = index.search(queries, 5, ef=400)
+        assert all(len(set(row)) == len(row) for row in keys.tolist()), f"step {step}"
+        matrix = np.stack([held[k] for k in everything.tolist()])
+        expected = everything[np.argsort(-(queries @ matrix.T), axis=1)[:, :5]]
+        assert keys.tolist() == expected.tolist(), f"step {step}"

@@ -101,9 +101,11 @@ class HnswIndex:
         self._group_of: dict[int, int] = {}  # member row key -> shared node
         self._next_group = GROUP_BASE
         # pending segment: row key -> float32 vector, in write order, plus the stacked
-        # matrix its searches use (rebuilt after a change)
+        # matrix its searches use: views of the first ``used`` rows of a buffer that new
+        # points are appended to (restacked only after a removal or a merge)
         self._pending: dict[int, np.ndarray] = {}
         self._pending_matrix: tuple[np.ndarray, np.ndarray] | None = None
+        self._pending_buffer: tuple[np.ndarray, np.ndarray, int] | None = None
         try:
             self.index = Index(
                 ndim=dim,
@@ -150,7 +152,7 @@ class HnswIndex:
             rows = np.asarray(vectors, dtype=np.float32)
             for key, vector in zip(keys.tolist(), rows, strict=True):
                 self._pending[key] = vector
-            self._pending_matrix = None
+            self._append_pending(keys, rows)
             return
         try:
             self.remove(keys)  # replacements leave their old node first
@@ -186,7 +188,29 @@ class HnswIndex:
             matrix = (np.stack(list(self._pending.values())) if self._pending
                       else np.zeros((0, self.dim), dtype=np.float32))
             self._pending_matrix = (keys, matrix)
+            self._pending_buffer = (keys, matrix, len(keys))
         return self._pending_matrix
+
+    def _append_pending(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add new pending points (just inserted into ``_pending``, after every key it
+        held) to the stacked matrix in place of restacking it: a write then costs its
+        own rows, not the whole segment's, on the next search. Views handed out before
+        keep their rows (they end where the buffer was filled then)."""
+        if (self._pending_matrix is None or self._pending_buffer is None
+                or len(np.unique(keys)) != len(keys)):
+            self._pending_matrix = None
+            return  # stacked from the dict by the next search
+        held_keys, held_rows, used = self._pending_buffer
+        need = used + len(keys)
+        if need > len(held_keys):
+            capacity = max(need, 2 * len(held_keys), 1024)
+            grown_keys = np.empty(capacity, dtype=np.int64)
+            grown_rows = np.empty((capacity, self.dim), dtype=np.float32)
+            grown_keys[:used], grown_rows[:used] = held_keys[:used], held_rows[:used]
+            held_keys, held_rows = grown_keys, grown_rows
+        held_keys[used:need], held_rows[used:need] = keys, rows
+        self._pending_buffer = (held_keys, held_rows, need)
+        self._pending_matrix = (held_keys[:need], held_rows[:need])
 
     def _add_shared(self, keys: np.ndarray, codes: np.ndarray, first: np.ndarray,
                     inverse: np.ndarray, nodes: np.ndarray) -> None:

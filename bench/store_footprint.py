@@ -1,0 +1,109 @@
+"""Bytes per vector of the embedded store, measured: resident index memory, the SQLite
+database and the index checkpoint on disk, as the store grows from ``--n``/2 to ``--n``
+points of ``--dim`` random unit vectors with a small payload per point (a document id, a
+chunk number, a language: what ingest writes, give or take).
+
+The per-vector figure is the growth between the two sizes divided by the points added
+(so fixed costs, such as usearch's arena, fall out); the fixed part is what is left at
+the first size. ``embedops cost`` carries these figures (``embedops/cost/store_measured.py``)
+to price a store of any size. Prints JSON, one object per dtype.
+
+    .venv/bin/python bench/store_footprint.py --n 200000 --dtypes float32,int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedops.store import open_store
+
+BATCH = 10_000
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _disk(path: Path) -> dict[str, int]:
+    sqlite = sum(p.stat().st_size for p in path.glob("store.sqlite*"))
+    index = sum(p.stat().st_size for p in (path / "index").glob("*") if p.is_file())
+    return {"sqlite": sqlite, "index_files": index}
+
+
+def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
+          seconds: list[float]) -> dict[str, int]:
+    """Write points ``lo..hi`` (the collection is created at 0), merge, checkpoint,
+    close; the sizes after that. Appends each batch's seconds to ``seconds``, the
+    final merge counted in the last batch (graph work the writes still owed)."""
+    rng = np.random.default_rng(lo)
+    store = open_store(path)
+    if lo == 0:
+        store.create_collection("c", dim, dtype=dtype, fingerprint="bench",
+                                index_params={"exact_threshold": 0})
+    for start in range(lo, hi, BATCH):
+        end = min(start + BATCH, hi)
+        x = rng.standard_normal((end - start, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        ids = [f"doc-{i // 4}#{i % 4}" for i in range(start, end)]
+        payloads = [{"document_id": f"doc-{i // 4}", "chunk": i % 4, "lang": "en"}
+                    for i in range(start, end)]
+        began = time.perf_counter()
+        store.upsert("c", ids, x, payloads, fingerprint="bench")
+        seconds.append(time.perf_counter() - began)
+    began = time.perf_counter()
+    store.wait_merged(timeout=24 * 3600)
+    seconds[-1] += time.perf_counter() - began
+    store.checkpoint("c")
+    memory = store.index_memory_bytes()
+    store.close()
+    return {"index_memory": memory, **_disk(path)}
+
+
+def measure(n: int, dim: int, dtype: str) -> dict[str, Any]:
+    half = n // 2
+    seconds: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "s"
+        first = _fill(path, 0, half, dim, dtype, seconds)
+        second = _fill(path, half, n, dim, dtype, seconds)
+    added = n - half
+    per_vector = {k: round((second[k] - first[k]) / added, 1) for k in first}
+    fixed = {k: round(first[k] - per_vector[k] * half) for k in first}
+    tenth = max(1, len(seconds) // 10)
+    first_rate = tenth * BATCH / sum(seconds[:tenth])
+    last_rate = tenth * BATCH / sum(seconds[-tenth:])
+    return {"dtype": dtype, "dim": dim, "n": n, "per_vector_bytes": per_vector,
+            "fixed_bytes": fixed, "at_n": second, "build_seconds": round(sum(seconds), 1),
+            "build_points_per_s": round(n / sum(seconds)),
+            "first_tenth_points_per_s": round(first_rate),
+            "last_tenth_points_per_s": round(last_rate),
+            "last_over_first": round(last_rate / first_rate, 3),
+            "rss_bytes_after": _rss()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--dtypes", default="float32,int8")
+    args = parser.parse_args()
+    for dtype in args.dtypes.split(","):
+        result = measure(args.n, args.dim, dtype)
+        result["machine"] = f"{platform.machine()}, {platform.python_implementation()} " \
+                            f"{platform.python_version()}"
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
