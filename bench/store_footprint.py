@@ -8,7 +8,7 @@ The per-vector figure is the growth between the two sizes divided by the points 
 the first size. ``embedops cost`` carries these figures (``embedops/cost/store_measured.py``)
 to price a store of any size. Prints JSON, one object per dtype.
 
-    .venv/bin/python bench/store_footprint.py --n 200000 --dtypes float32,int8
+    .venv/bin/python bench/store_footprint.py --n 1000000 --dtypes float32,int8
 """
 
 from __future__ import annotations

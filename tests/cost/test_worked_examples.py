@@ -9,6 +9,7 @@ import pytest
 from embedops.cost import build_report, load_scenario
 from embedops.cost.generation import passes_break_even
 from embedops.cost.storage import hnsw_bytes_per_vector, raw_bytes
+from embedops.cost.store_measured import MEASURED as MEASURED_STORE
 
 TB = 1e12
 
@@ -63,9 +64,35 @@ def test_tokens_per_minute_throughput() -> None:
 def test_hnsw_bytes_per_vector_by_hand() -> None:
     # 768 x 4 vector bytes + 2 x 16 links x 4 B + 16 x 4 / 15 upper-layer bytes
     assert hnsw_bytes_per_vector(768, 4, 16) == pytest.approx(3072 + 128 + 64 / 15)
-    s = build_report(load_scenario(documents=1000, dim=768, hnsw_m=16, replicas=3)).storage
-    assert s.ram_bytes_per_replica == pytest.approx(1000 * (3072 + 128 + 64 / 15))
+    # at a connectivity other than the embedded store's, RAM follows that layout model
+    s = build_report(load_scenario(documents=1000, dim=768, hnsw_m=32, replicas=3)).storage
+    assert s.ram_bytes_per_replica == pytest.approx(1000 * (3072 + 256 + 128 / 31))
     assert s.ram_bytes == pytest.approx(3 * s.ram_bytes_per_replica)
+    assert "layout" in s.ram_basis
+
+
+def test_the_embedded_stores_ram_and_disk_come_from_its_measured_bytes() -> None:
+    f32, i8 = MEASURED_STORE["float32"], MEASURED_STORE["int8"]
+    s = build_report(load_scenario(documents=10**9, dim=384, dtype="float32",
+                                   replicas=2)).storage
+    assert s.ram_bytes_per_replica == pytest.approx(1e9 * f32.index_memory)
+    assert s.ram_bytes == pytest.approx(2 * s.ram_bytes_per_replica)
+    assert s.embedded_store_disk_bytes == pytest.approx(1e9 * (f32.sqlite + f32.index_files))
+    assert f"{f32.index_memory:,.0f} B/vector" in s.ram_basis
+    # int8 at dim 384 is measured; at dim 768 the vector's own bytes are added (1 B per
+    # dimension in the index, 4 in SQLite, which keeps float32 for rescoring)
+    s8 = build_report(load_scenario(documents=1000, dim=768, dtype="int8")).storage
+    assert s8.ram_bytes_per_replica == pytest.approx(1000 * (i8.index_memory + 384))
+    assert s8.embedded_store_disk_bytes == pytest.approx(
+        1000 * (i8.sqlite + 384 * 4 + i8.index_files + 384))
+    assert "scaled to int8 at dim 768" in s8.embedded_store_basis
+    # float16 has no measurement of its own: float32's, with 2-byte vectors
+    s16 = build_report(load_scenario(documents=1000, dim=384, dtype="float16")).storage
+    assert s16.ram_bytes_per_replica == pytest.approx(1000 * (f32.index_memory - 384 * 2))
+    # every figure is a measurement, larger than the vector it holds
+    for f in (f32, i8):
+        assert f.index_memory > f.dim * (4 if f.dtype == "float32" else 1)
+        assert f.sqlite > f.dim * 4 and f.index_files > 0
 
 
 def test_nodes_round_up_per_replica_and_monthly_cost() -> None:

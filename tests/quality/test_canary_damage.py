@@ -172,6 +172,8 @@ def test_a_poor_index_moves_the_served_canary_not_the_exact_one(docs_client: Cli
             "expansion_add": 2}
     docs_client.create_collection("poor", model="testing/hash-64", index_params=poor)
     docs_client.ingest([DOCS_QA / "corpus.jsonl"], "poor", id_field="_id")
+    # points still in the pending segment are searched exactly: the graph first
+    assert docs_client.store.wait_merged(timeout=120)
     assert docs_client.ledger is not None
     results = {}
     for collection in ("docs", "poor"):

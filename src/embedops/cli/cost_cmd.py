@@ -124,11 +124,14 @@ def _print_tables(r: dict[str, Any]) -> None:
         ("raw vectors", fb(s["raw_bytes"])),
         ("index footprint", f"{fb(s['index_bytes_low'])} – {fb(s['index_bytes_high'])}"),
         (f"RAM ({i['index_type']}, {i['replicas']} replica(s))", fb(s["ram_bytes"])),
+        ("embedded store on disk (SQLite + index, measured)",
+         fb(s["embedded_store_disk_bytes"])),
         (f"RAM nodes at {i['ram_per_node_gb']:g} GB", str(s["nodes_needed"])),
         ("object storage per month", _money(s["object_storage_usd_per_month"])),
         ("RAM nodes per month", _money(s["ram_nodes_usd_per_month"])),
     ]))
     console.print(r["units"]["index_footprint_vs_ram"])
+    console.print(f"RAM: {s['ram_basis']}")
     console.print(_table(f"query at {i['qps']:g} qps", [
         ("distance computations per query", _count(q["distances_per_query"])),
         ("distance computations per second", _count(q["distances_per_second"])),

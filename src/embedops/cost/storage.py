@@ -3,8 +3,11 @@
 Decimal bytes throughout. The footprint range ``raw x (1 + overhead)`` with overhead in
 ``[index_overhead_low, index_overhead_high]`` (default +1-4x) is a planning range for
 everything an index keeps beside the vectors (graph or list structures, a full-precision
-copy for rescoring, build and compaction headroom). ``ram`` models the resident index
-structure itself, from the index type's layout.
+copy for rescoring, build and compaction headroom). ``ram`` is the resident index
+structure itself: for HNSW at the embedded store's connectivity, the store's measured
+bytes per vector (``store_measured``); otherwise modelled from the index type's layout.
+``embedded_store_disk_bytes`` is the embedded store's measured disk use (SQLite database
+and index checkpoint) for the scenario's vectors.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from embedops.cost.inputs import Scenario
+from embedops.cost.store_measured import STORE_M, per_vector
 from embedops.cost.units import BYTES_PER_GB, HOURS_PER_MONTH
 
 LINK_ID_BYTES = 4  # HNSW neighbour ids (hnswlib, FAISS)
@@ -29,6 +33,9 @@ class Storage:
     index_bytes_high: float
     ram_bytes_per_replica: float
     ram_bytes: float
+    ram_basis: str
+    embedded_store_disk_bytes: float
+    embedded_store_basis: str
     nodes_needed: int
     object_storage_usd_per_month: float
     ram_nodes_usd_per_month: float
@@ -53,8 +60,11 @@ def hnsw_bytes_per_vector(dim: int, bytes_per_value: int, m: int) -> float:
 
 
 def ram_per_replica(s: Scenario) -> float:
-    """Resident bytes of one copy of the index, by index type (hnsw, ivf, flat)."""
+    """Resident bytes of one copy of the index, by index type (hnsw, ivf, flat): the
+    embedded store's measured figure for HNSW at its connectivity."""
     raw = raw_bytes(s.documents, s.dim, s.bytes_per_value)
+    if s.index_type == "hnsw" and s.hnsw_m == STORE_M:
+        return s.documents * per_vector(s.dim, s.dtype).ram_per_vector
     if s.index_type == "hnsw":
         return s.documents * hnsw_bytes_per_vector(s.dim, s.bytes_per_value, s.hnsw_m)
     if s.index_type == "ivf":
@@ -73,12 +83,20 @@ def storage(s: Scenario) -> Storage:
     nodes = math.ceil(ram_one / (s.ram_per_node_gb * BYTES_PER_GB)) * s.replicas
     object_usd = raw / BYTES_PER_GB * s.storage_price_per_gb_month
     nodes_usd = nodes * s.node_price_per_hour * HOURS_PER_MONTH
+    measured = per_vector(s.dim, s.dtype)
+    if s.index_type == "hnsw" and s.hnsw_m == STORE_M:
+        ram_basis = f"the embedded store, {measured.basis}"
+    else:
+        ram_basis = f"modelled from the {s.index_type} layout (docs/cost.md)"
     return Storage(
         raw_bytes=raw,
         index_bytes_low=raw * (1 + s.index_overhead_low),
         index_bytes_high=raw * (1 + s.index_overhead_high),
         ram_bytes_per_replica=ram_one,
         ram_bytes=ram_one * s.replicas,
+        ram_basis=ram_basis,
+        embedded_store_disk_bytes=s.documents * measured.disk_per_vector,
+        embedded_store_basis=measured.basis,
         nodes_needed=nodes,
         object_storage_usd_per_month=object_usd,
         ram_nodes_usd_per_month=nodes_usd,

@@ -1,0 +1,71 @@
+"""The embedded store's bytes per vector, measured, and what they make of a scenario.
+
+``bench/store_footprint.py`` fills a store with random unit vectors and a small payload
+per point and measures the growth per vector of the resident index, the SQLite database
+and the index checkpoint (docs/benchmarks-store.md, "Bytes per vector"). Those figures
+price an embedded store of any size at HNSW connectivity ``STORE_M`` (the store's):
+
+* at the measured dimension, the measured bytes;
+* at another dimension, the measured bytes minus the measured vector's own bytes plus the
+  new vector's (the graph links, ids, payload and row overheads do not depend on the
+  dimension);
+* float16, which has no measurement of its own, from the float32 figures with the
+  vector at 2 bytes per dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STORE_M = 16  # the embedded store's HNSW connectivity (store/hnsw_index.DEFAULT_PARAMS)
+# Bytes per dimension of a vector in the store: in the index (usearch's scalar kind) and
+# in SQLite (float32 for float32 and int8 collections, which rescore from it; float16
+# otherwise: store/quantization.py).
+INDEX_BYTES = {"float32": 4, "float16": 2, "int8": 1}
+SQLITE_BYTES = {"float32": 4, "float16": 2, "int8": 4}
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Measured bytes per vector of one dtype at one dimension."""
+
+    dtype: str
+    dim: int
+    index_memory: float
+    sqlite: float
+    index_files: float
+    measured_at: int
+    source: str
+
+
+SOURCE = "bench/store_footprint.py --n 1000000, docs/benchmarks-store.md"
+MEASURED: dict[str, Footprint] = {
+    "float32": Footprint("float32", 384, index_memory=2424.3, sqlite=2090.0,
+                         index_files=1684.5, measured_at=1_000_000, source=SOURCE),
+    "int8": Footprint("int8", 384, index_memory=813.7, sqlite=2090.0, index_files=532.5,
+                      measured_at=1_000_000, source=SOURCE),
+}
+
+
+@dataclass(frozen=True)
+class StoreBytes:
+    """Bytes per vector the embedded store takes at a scenario's dimension and dtype."""
+
+    ram_per_vector: float
+    disk_per_vector: float
+    basis: str
+
+
+def per_vector(dim: int, dtype: str) -> StoreBytes:
+    """Resident index bytes and disk bytes (SQLite + index checkpoint) per vector."""
+    base = MEASURED.get(dtype, MEASURED["float32"])
+    index_shift = dim * INDEX_BYTES[dtype] - base.dim * INDEX_BYTES[base.dtype]
+    sqlite_shift = dim * SQLITE_BYTES[dtype] - base.dim * SQLITE_BYTES[base.dtype]
+    ram = base.index_memory + index_shift
+    disk = base.sqlite + sqlite_shift + base.index_files + index_shift
+    how = (f"measured: {base.dtype}, dim {base.dim}, {base.measured_at:,} vectors, "
+           f"{base.index_memory:,.0f} B/vector in RAM, "
+           f"{base.sqlite + base.index_files:,.0f} B/vector on disk ({base.source})")
+    if (dim, dtype) != (base.dim, base.dtype):
+        how += f"; scaled to {dtype} at dim {dim} by the vector's own bytes"
+    return StoreBytes(ram, disk, how)
