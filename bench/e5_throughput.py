@@ -14,11 +14,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from run_stats import summary  # bench/ is the script's directory
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -56,13 +57,6 @@ def measure(embedders: dict[str, Any], texts: list[str], runs: int) -> dict[str,
         for name, embedder in embedders.items():
             rates[name].append(len(texts) / seconds(lambda e=embedder: e.embed(texts)))
     return rates
-
-
-def summary(values: list[float], digits: int = 1) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"median": round(statistics.median(values), digits),
-            "min": round(min(values), digits), "max": round(max(values), digits)}
 
 
 def multilingual_qa(embedder: Any, data: Path = MULTILINGUAL_QA) -> dict[str, float] | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import statistics
 import tempfile
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from embedops.store import open_store
+from run_stats import summary  # bench/ is the script's directory
 
 DIM = 384
 WARMUP = 200
@@ -107,11 +107,6 @@ def processes_qps(path: Path, processes: int, seconds: float) -> float:
     return total / seconds
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
-            "max": round(max(values), 2)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000)
@@ -131,10 +126,10 @@ def main() -> None:
     out: dict[str, Any] = {"n": args.n, "dim": DIM, "runs": args.runs,
                            "seconds": args.seconds, "cpus": mp.cpu_count()}
     for variant, values in runs.items():
-        out[f"qps_{variant}"] = summary(values)
+        out[f"qps_{variant}"] = summary(values, 2)
     for kind in ("threads", "processes"):
         out[f"{kind}_2_over_1"] = summary([two / one for one, two in zip(
-            runs[f"{kind}_1"], runs[f"{kind}_2"], strict=True)])
+            runs[f"{kind}_1"], runs[f"{kind}_2"], strict=True)], 2)
     print(json.dumps(out, indent=2))
 
 

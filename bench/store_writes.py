@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from embedops.store import compaction, open_store
+from run_stats import summary  # bench/ is the script's directory
 
 DIM = 384
 
@@ -76,11 +76,6 @@ def one_run(n: int, batch: int, compact: bool, seed: int,
     finally:
         compaction.COMPACT_SHARE = share
     return {f"{op}s_per_s": written / took, "search_qps_during": searched[0] / took}
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
-            "max": round(max(values), 1)}
 
 
 def main() -> None:

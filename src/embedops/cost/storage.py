@@ -59,11 +59,17 @@ def hnsw_bytes_per_vector(dim: int, bytes_per_value: int, m: int) -> float:
     return dim * bytes_per_value + layer0 + upper
 
 
+def is_the_embedded_store(s: Scenario) -> bool:
+    """Does ``s`` describe the embedded store's index (HNSW at its connectivity), whose
+    bytes per vector are measured?"""
+    return s.index_type == "hnsw" and s.hnsw_m == STORE_M
+
+
 def ram_per_replica(s: Scenario) -> float:
     """Resident bytes of one copy of the index, by index type (hnsw, ivf, flat): the
     embedded store's measured figure for HNSW at its connectivity."""
     raw = raw_bytes(s.documents, s.dim, s.bytes_per_value)
-    if s.index_type == "hnsw" and s.hnsw_m == STORE_M:
+    if is_the_embedded_store(s):
         return s.documents * per_vector(s.dim, s.dtype).ram_per_vector
     if s.index_type == "hnsw":
         return s.documents * hnsw_bytes_per_vector(s.dim, s.bytes_per_value, s.hnsw_m)
@@ -84,7 +90,7 @@ def storage(s: Scenario) -> Storage:
     object_usd = raw / BYTES_PER_GB * s.storage_price_per_gb_month
     nodes_usd = nodes * s.node_price_per_hour * HOURS_PER_MONTH
     measured = per_vector(s.dim, s.dtype)
-    if s.index_type == "hnsw" and s.hnsw_m == STORE_M:
+    if is_the_embedded_store(s):
         ram_basis = f"the embedded store, {measured.basis}"
     else:
         ram_basis = f"modelled from the {s.index_type} layout (docs/cost.md)"

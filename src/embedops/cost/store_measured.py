@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from embedops.cost.units import DTYPE_BYTES
+
 STORE_M = 16  # the embedded store's HNSW connectivity (store/hnsw_index.DEFAULT_PARAMS)
-# Bytes per dimension of a vector in the store: in the index (usearch's scalar kind) and
-# in SQLite (float32 for float32 and int8 collections, which rescore from it; float16
-# otherwise: store/quantization.py).
-INDEX_BYTES = {"float32": 4, "float16": 2, "int8": 1}
+# Bytes per dimension of a vector in the store: in the index, the dtype's own
+# (``DTYPE_BYTES``); in SQLite, float32 for float32 and int8 collections, which rescore
+# from it, float16 otherwise (store/quantization.py).
 SQLITE_BYTES = {"float32": 4, "float16": 2, "int8": 4}
 
 
@@ -59,7 +60,7 @@ class StoreBytes:
 def per_vector(dim: int, dtype: str) -> StoreBytes:
     """Resident index bytes and disk bytes (SQLite + index checkpoint) per vector."""
     base = MEASURED.get(dtype, MEASURED["float32"])
-    index_shift = dim * INDEX_BYTES[dtype] - base.dim * INDEX_BYTES[base.dtype]
+    index_shift = dim * DTYPE_BYTES[dtype] - base.dim * DTYPE_BYTES[base.dtype]
     sqlite_shift = dim * SQLITE_BYTES[dtype] - base.dim * SQLITE_BYTES[base.dtype]
     ram = base.index_memory + index_shift
     disk = base.sqlite + sqlite_shift + base.index_files + index_shift

@@ -101,10 +101,9 @@ class HnswIndex:
         self._group_of: dict[int, int] = {}  # member row key -> shared node
         self._next_group = GROUP_BASE
         # pending segment: row key -> float32 vector, in write order, plus the stacked
-        # matrix its searches use: views of the first ``used`` rows of a buffer that new
-        # points are appended to (restacked only after a removal or a merge)
+        # keys and rows its searches use: a buffer whose first ``used`` rows are filled,
+        # new points appended to it (restacked after a removal or a merge: None)
         self._pending: dict[int, np.ndarray] = {}
-        self._pending_matrix: tuple[np.ndarray, np.ndarray] | None = None
         self._pending_buffer: tuple[np.ndarray, np.ndarray, int] | None = None
         try:
             self.index = Index(
@@ -176,29 +175,28 @@ class HnswIndex:
         self.add(np.asarray(keys, dtype=np.int64), vectors)  # (not deferred: into the graph)
         for key in keys:
             self._pending.pop(key, None)
-        self._pending_matrix = None
+        self._pending_buffer = None
         return len(keys)
 
     def merge_all(self) -> None:
         self.merge(len(self._pending))
 
     def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._pending_matrix is None:
+        if self._pending_buffer is None:
             keys = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
             matrix = (np.stack(list(self._pending.values())) if self._pending
                       else np.zeros((0, self.dim), dtype=np.float32))
-            self._pending_matrix = (keys, matrix)
             self._pending_buffer = (keys, matrix, len(keys))
-        return self._pending_matrix
+        keys, rows, used = self._pending_buffer
+        return keys[:used], rows[:used]
 
     def _append_pending(self, keys: np.ndarray, rows: np.ndarray) -> None:
         """Add new pending points (just inserted into ``_pending``, after every key it
         held) to the stacked matrix in place of restacking it: a write then costs its
         own rows, not the whole segment's, on the next search. Views handed out before
         keep their rows (they end where the buffer was filled then)."""
-        if (self._pending_matrix is None or self._pending_buffer is None
-                or len(np.unique(keys)) != len(keys)):
-            self._pending_matrix = None
+        if self._pending_buffer is None or len(np.unique(keys)) != len(keys):
+            self._pending_buffer = None
             return  # stacked from the dict by the next search
         held_keys, held_rows, used = self._pending_buffer
         need = used + len(keys)
@@ -210,7 +208,6 @@ class HnswIndex:
             held_keys, held_rows = grown_keys, grown_rows
         held_keys[used:need], held_rows[used:need] = keys, rows
         self._pending_buffer = (held_keys, held_rows, need)
-        self._pending_matrix = (held_keys[:need], held_rows[:need])
 
     def _add_shared(self, keys: np.ndarray, codes: np.ndarray, first: np.ndarray,
                     inverse: np.ndarray, nodes: np.ndarray) -> None:
@@ -298,7 +295,7 @@ class HnswIndex:
         for key in np.asarray(keys, dtype=np.int64).tolist():
             if self._pending and self._pending.pop(key, None) is not None:
                 shared += 1  # a pending point leaves no tombstone in the graph
-                self._pending_matrix = None
+                self._pending_buffer = None
                 continue
             node = self._group_of.pop(key, None) if self._group_of else None
             if node is None:

@@ -95,16 +95,12 @@ class IndexManager:
         writer makes before taking the exclusive lock for ``synced``; the ``apply_*``
         methods resynchronise by themselves should the answer go stale meanwhile."""
         live = self.live.get(row.cid)
-        return (live is not None and live.seq >= row.seq and live.index.clip == row.clip
-                and not (live.seq < row.pruned_seq and len(live.index) > 0))
+        return live is not None and not _outdated(live, row) and live.seq >= row.seq
 
     def synced(self, row: CollectionRow) -> HnswIndex:
         """The collection's index, caught up with every change committed up to ``row.seq``."""
         live = self.live.get(row.cid)
-        stale = live is not None and (
-            live.index.clip != row.clip or (live.seq < row.pruned_seq and len(live.index) > 0)
-        )
-        if live is None or stale:
+        if live is None or _outdated(live, row):
             live = self.checkpointed(row)
             self.live[row.cid] = live
         if live.seq < row.seq:
@@ -315,3 +311,9 @@ class IndexManager:
             if live.pending:
                 self.checkpoint(cid)
         self.live.clear()
+
+
+def _outdated(live: LiveIndex, row: CollectionRow) -> bool:
+    """Must ``live`` be reloaded rather than caught up to ``row``? When the int8 scale
+    moved, or a checkpoint pruned tombstones its replay would need."""
+    return live.index.clip != row.clip or (live.seq < row.pruned_seq and len(live.index) > 0)
