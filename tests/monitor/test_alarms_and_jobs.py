@@ -39,12 +39,19 @@ def test_status_reports_memory_alerts_past_80_percent(cli: Cli, tmp_path: Path) 
 
 
 def test_index_growth_past_the_budget_is_refused(tmp_path: Path) -> None:
-    budget = estimate_memory(50, 16) + 1
-    with embedops.open(tmp_path / "s", memory_budget_bytes=budget) as db:
+    vectors = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
+    with embedops.open(tmp_path / "s") as db:
         db.create_collection("c", dim=16)
-        vectors = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
         db.upsert("c", [str(i) for i in range(40)], vectors[:40])
-        assert db.store.index_memory_bytes() > 0
+        assert db.store.wait_merged(60)
+        used = db.store.index_memory_bytes()
+    assert used > 0
+    # the index fills 95% of the budget: 360 more points cannot fit, replacements can
+    growth = estimate_memory(360, 16) - estimate_memory(0, 16)
+    assert growth > 0.05 * used / 0.95
+    with embedops.open(tmp_path / "s", memory_budget_bytes=int(used / 0.95)) as db:
+        db.store.search("c", vectors[0], k=1)  # (the index loads on first use)
+        assert db.store.index_memory_bytes() == used
         with pytest.raises(MemoryBudgetExceeded, match="memory budget"):
             db.upsert("c", [str(i) for i in range(40, 400)], vectors[40:])
         assert db.count("c") == 40  # nothing of the refused batch was written

@@ -39,11 +39,14 @@ ENGINES: tuple[str, ...] = tuple(b for b in BACKENDS if SAME_ENGINE.get(b) not i
 
 # What an engine lacks, reported by its adapter instead of imitated (docs/scale-out.md):
 # (backend, test function, text in the test id) -> why the contract test fails there.
-_ESTIMATE = ("estimate_memory() models the embedded store's usearch index; the server's "
+_ESTIMATE = ("estimate_memory() models the embedded store's HNSW index; the server's "
              "index memory is the engine's own")
 KNOWN_GAPS: dict[tuple[str, str, str], tuple[str, bool]] = {
     **{(b, "test_estimate_memory_brackets_actual", ""): (_ESTIMATE, True)
-       for b in ("postgresql", "milvus", "milvus-lite")},
+       for b in ("milvus", "milvus-lite")},
+    # not strict: pgvector's index size (pg_relation_size of its HNSW index) may fall
+    # within the embedded store's bracket by chance, as it does at 3,000 × 64
+    ("postgresql", "test_estimate_memory_brackets_actual", ""): (_ESTIMATE, False),
     **{(b, "test_stats_report_index_and_disk", ""): (
         "Milvus reports no tombstone count, index memory or disk size per collection "
         "(stats() says None)", True) for b in ("milvus", "milvus-lite")},

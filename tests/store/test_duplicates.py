@@ -206,7 +206,7 @@ def test_checkpoint_keeps_members_beside_the_graph(tmp_path: Path) -> None:
     rebuilt = json.loads((folder / "1.json").read_text())
     assert rebuilt["seq"] == manifest["seq"] and rebuilt["file"] != manifest["file"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["1.json", rebuilt["file"], rebuilt["groups"]])
+        ["1.json", rebuilt["file"], rebuilt["labels"], rebuilt["groups"]])
     (folder / rebuilt["groups"]).write_bytes(b"garbage")  # unreadable: rebuilt from SQLite
     with open_store(path) as store:
         report = store.verify_index("c")

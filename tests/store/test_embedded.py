@@ -99,9 +99,9 @@ for read_only in (True, False):
 
 
 def test_a_checkpoint_saved_after_deletes_loads_again(tmp_path: Path) -> None:
-    """A graph checkpointed with removed nodes loads and searches (usearch 2.25–2.26.0 aborted
-    the process with a heap corruption on such a load); in a child process, so a crash
-    fails the test instead of the test run."""
+    """A graph checkpointed with removed nodes loads and searches (an earlier index library,
+    usearch 2.25–2.26.0, aborted the process with a heap corruption on such a load); in a
+    child process, so a crash fails the test instead of the test run."""
     import subprocess
     import sys
 
@@ -112,13 +112,20 @@ def test_a_checkpoint_saved_after_deletes_loads_again(tmp_path: Path) -> None:
 
 
 def test_the_index_library_loads_beside_the_onnx_runtime() -> None:
-    """usearch 2.26.2–2.26.6 crashed the process (SIGSEGV) when onnxruntime was imported
-    after it, as `serve` does (store first, then the ONNX embedder)."""
+    """The index library and onnxruntime load in one process in the order `serve` loads
+    them (store first, then the ONNX embedder); an earlier index library, usearch
+    2.26.2–2.26.6, crashed the process (SIGSEGV) there. Both OpenMP users (faiss and
+    the ONNX runtime) then work."""
     import subprocess
     import sys
 
     pytest.importorskip("onnxruntime")
-    code = "import embedops.store.hnsw_index, onnxruntime; print('ok')"
+    code = ("import numpy as np, embedops.store.hnsw_index as h, onnxruntime\n"
+            "ix = h.HnswIndex(8, 'cosine', 'float32', {}, None)\n"
+            "x = np.eye(8, dtype=np.float32)\n"
+            "ix.add(np.arange(8), x)\n"
+            "assert ix.search(x, 1)[0][:, 0].tolist() == list(range(8))\n"
+            "print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr[-2000:]

@@ -1,7 +1,7 @@
 """Background compaction: a fresh HNSW graph, built while searches and writes go on.
 
-Replacing or deleting points leaves tombstones in the graph (usearch marks removed nodes
-and keeps routing through them), and re-inserted nodes are less well connected: on 100k
+Replacing or deleting points leaves tombstones in the graph (removed nodes stay in it and
+keep routing searches, ``hnsw_graph``), and re-inserted nodes are less well connected: on 100k
 points, replacing 10% of them cost 0.7–2.6 points of recall@10 until a rebuild. When a
 collection's tombstones reach ``COMPACT_SHARE`` of its graph nodes, the read-write
 handle compacts it in a thread of its own:

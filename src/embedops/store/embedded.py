@@ -1,11 +1,12 @@
-"""The embedded vector store: one directory, SQLite (WAL) as truth, usearch HNSW as index.
+"""The embedded vector store: one directory, SQLite (WAL) as truth, an HNSW graph as index.
 
 Layout (see docs/store.md)::
 
     <store>/store.sqlite        catalog, points (id, payload JSON, vector BLOB), tombstones
     <store>/LOCK                single-writer lock (fcntl.flock), holder's pid
     <store>/index/<cid>.json    checkpoint manifest: index file name + change seq it covers
-    <store>/index/<cid>-<seq>.usearch   the checkpointed HNSW graph (usearch format)
+    <store>/index/<cid>-<seq>.faiss     the checkpointed HNSW graph (faiss format)
+    <store>/index/<cid>-<seq>.labels.npy  its node keys by graph position
     <store>/index/<cid>-<seq>.groups.npy  members of nodes shared by identical vectors
 
 A handle opened read-write holds the writer lock until ``close``. Read-only handles take no

@@ -1,4 +1,5 @@
-"""The derived ANN index: a usearch HNSW graph with one node per distinct vector.
+"""The derived ANN index: an HNSW graph (faiss, ``hnsw_graph``) with one node per distinct
+vector.
 
 A node is keyed by the SQLite row key of its point. Points that share a vector (boilerplate
 chunks, templated records) share one node: HNSW graphs degenerate when many nodes lie at
@@ -12,12 +13,14 @@ into the graph a slice at a time (``merge``), so a write never waits for graph
 construction and searches never wait behind a large one. Checkpoints merge everything
 first, so a checkpoint always holds every point it claims to cover.
 
-The index is never the source of truth. It is checkpointed to ``index/<cid>-<seq>.usearch``
-(usearch's documented binary format) with a JSON manifest ``index/<cid>.json`` that names
-the file and the collection change sequence it covers; the manifest is replaced atomically
-after the index file is complete and fsynced, so a crash leaves the previous checkpoint.
-The members of shared nodes are checkpointed beside it as ``index/<cid>-<seq>.groups.npy``
-(NumPy's documented ``.npy`` format: an int64 array of ``(node, row key)`` pairs).
+The index is never the source of truth. It is checkpointed to ``index/<cid>-<seq>.faiss``
+(faiss's index file) and ``index/<cid>-<seq>.labels.npy`` (each graph position's node key,
+-1 for removed ones) with a JSON manifest ``index/<cid>.json`` that names the files and the
+collection change sequence they cover; the manifest is replaced atomically after the files
+are complete and fsynced, so a crash leaves the previous checkpoint. The members of shared
+nodes are checkpointed beside them as ``index/<cid>-<seq>.groups.npy`` (NumPy's documented
+``.npy`` format: an int64 array of ``(node, row key)`` pairs). A manifest of another
+format (an index of an earlier release) is ignored: the graph is rebuilt from SQLite.
 """
 
 from __future__ import annotations
@@ -25,23 +28,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Collection
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
-import usearch
-from usearch.index import Index
 
 from embedops.errors import IndexFailure
 from embedops.store import quantization
 from embedops.store.exact import scores as exact_scores
 from embedops.store.exact import top_k
+from embedops.store.hnsw_graph import NODE_OVERHEAD_BYTES, SCALAR_BYTES, HnswGraph
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 1: usearch graphs (earlier releases), rebuilt from SQLite
 DEFAULT_PARAMS: dict[str, Any] = {
     "connectivity": 16,
     "expansion_add": 128,
@@ -50,44 +52,35 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "checkpoint_every": 50_000,
     "oversample": 4,
 }
-BASE_ARENA_BYTES = 16 * 1024 * 1024
-_SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
-_USEARCH_DTYPE = {"float32": "f32", "float16": "f16", "int8": "i8"}
+BASE_BYTES = 16 * 1024  # an empty graph's label buffer (1,024 slots), bitmap and key map
 # Keys of nodes shared by several points; row keys (SQLite AUTOINCREMENT) stay far below.
 GROUP_BASE = 1 << 62
 LOOKUP_EF = 16  # search depth of the exact-duplicate lookup before an insert
-
-
-def usearch_metric(metric: str, dtype: str) -> str:
-    """The usearch metric for a collection (cosine vectors are stored unit-normalised)."""
-    if metric == "l2":
-        return "l2sq"
-    if metric == "cosine" and dtype == "int8":
-        return "cos"
-    return "ip"
 
 
 def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int = 16) -> int:
     """Resident bytes an HNSW index of ``n`` distinct vectors of ``dim`` at ``dtype`` will
     need (points with identical vectors share one node; each copy adds ~140 bytes).
 
-    Per node: the vector (``dim`` x 4/2/1 bytes) plus about ``24 * connectivity + 8`` bytes
-    of graph links, levels and key (measured on usearch 2.x); plus 25% for capacity growth
-    and usearch's ~16 MiB base arena. A planning figure, usually within 50% of
+    Per node: the vector (``dim`` x 4/2/1 bytes), the links (``2 * connectivity`` 4-byte
+    links on the base layer, about ``connectivity / (connectivity - 1)`` more above it),
+    and ``NODE_OVERHEAD_BYTES`` of level, offsets, label and key map; plus 10% for
+    capacity growth. A planning figure, usually within 50% of
     ``stats()['index_bytes']``; raises ``ValueError`` for an unknown dtype.
     """
-    if dtype not in _SCALAR_BYTES:
+    if dtype not in SCALAR_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}")
-    per_node = dim * _SCALAR_BYTES[dtype] + 24 * connectivity + 8
-    return int(n * per_node * 1.25) + BASE_ARENA_BYTES
+    links = 4 * (2 * connectivity + connectivity / max(connectivity - 1, 1))
+    per_node = dim * SCALAR_BYTES[dtype] + links + NODE_OVERHEAD_BYTES + 64
+    return int(n * per_node * 1.1) + BASE_BYTES
 
 
 class HnswIndex:
-    """usearch HNSW over int row keys; float32 input, quantized per the collection dtype.
+    """HNSW over int row keys; float32 input, quantized per the collection dtype.
 
     Points whose vectors are identical as stored in the index (the same float32 values, or
     the same float16 / int8 codes) share one graph node. ``len()`` counts points; ``nodes``
-    counts graph nodes; ``removed`` counts usearch tombstones (removed or replaced nodes).
+    counts graph nodes; ``removed`` counts tombstones (removed or replaced nodes).
     """
 
     def __init__(self, dim: int, metric: str, dtype: str, params: dict[str, Any],
@@ -95,8 +88,6 @@ class HnswIndex:
         self.dim, self.metric, self.dtype = dim, metric, dtype
         self.params = {**DEFAULT_PARAMS, **params}
         self.clip = clip
-        self.removed = 0
-        self._lock = threading.Lock()
         self._groups: dict[int, dict[int, None]] = {}  # shared node -> member row keys
         self._group_of: dict[int, int] = {}  # member row key -> shared node
         self._next_group = GROUP_BASE
@@ -105,17 +96,20 @@ class HnswIndex:
         # new points appended to it (restacked after a removal or a merge: None)
         self._pending: dict[int, np.ndarray] = {}
         self._pending_buffer: tuple[np.ndarray, np.ndarray, int] | None = None
+        # int8 graphs hold codes (round(x * 127 / clip)): their inner products and
+        # squared distances are scaled back to the float vectors' by this factor
+        self._code_scale = ((clip or 1.0) / quantization.INT8_MAX) ** 2 \
+            if dtype == "int8" else 1.0
         try:
-            self.index = Index(
-                ndim=dim,
-                metric=usearch_metric(metric, dtype),
-                dtype=_USEARCH_DTYPE[dtype],
-                connectivity=int(self.params["connectivity"]),
-                expansion_add=int(self.params["expansion_add"]),
-                expansion_search=int(self.params["expansion_search"]),
-            )
+            self.index = HnswGraph(dim, metric, dtype, int(self.params["connectivity"]),
+                                   int(self.params["expansion_add"]))
         except (ValueError, RuntimeError, TypeError) as exc:
             raise IndexFailure(f"cannot create HNSW index: {exc}") from exc
+
+    @property
+    def removed(self) -> int:
+        """Tombstones in the graph (removed or replaced nodes) until it is rebuilt."""
+        return self.index.removed
 
     def __len__(self) -> int:
         """Points (row keys) in the index, pending ones included."""
@@ -159,10 +153,10 @@ class HnswIndex:
             first, inverse = _unique_rows(codes)
             nodes = self._nodes_holding(codes[first])
             if len(first) == len(keys) and (nodes < 0).all():  # the common case: all new
-                self.index.add(keys.astype(np.uint64), codes)
+                self.index.add(keys, codes)
                 return
             self._add_shared(keys, codes, first, inverse, nodes)
-        except (ValueError, RuntimeError) as exc:
+        except (ValueError, RuntimeError, MemoryError) as exc:
             raise IndexFailure(f"HNSW insert failed: {exc}") from exc
 
     def merge(self, limit: int) -> int:
@@ -229,7 +223,7 @@ class HnswIndex:
                 self._join(new_keys[-1], points)
             new_rows.append(int(first[which]))
         if new_keys:
-            self.index.add(np.asarray(new_keys, dtype=np.uint64), codes[new_rows])
+            self.index.add(np.asarray(new_keys, dtype=np.int64), codes[new_rows])
 
     def _new_group(self) -> int:
         node, self._next_group = self._next_group, self._next_group + 1
@@ -253,32 +247,20 @@ class HnswIndex:
     def _nodes_holding(self, codes: np.ndarray) -> np.ndarray:
         """Per row of distinct ``codes``: the node that holds exactly that vector, else -1.
 
-        A shallow top-1 search finds a vector's own node (at distance zero) in a graph that
-        has no zero-distance clusters; only hits at the distance a vector has to itself are
-        compared exactly. A rare miss adds one more node for that vector, nothing worse.
+        A shallow top-1 search finds a vector's own node in a graph that has no
+        zero-distance clusters; the vector it holds is compared exactly. A rare miss adds
+        one more node for that vector, nothing worse.
         """
         found = np.full(len(codes), -1, dtype=np.int64)
         if len(self.index) == 0:
             return found
-        with self._lock:
-            self.index.expansion_search = LOOKUP_EF
-            matches = self.index.search(codes, 1)
-        near = np.asarray(matches.keys, dtype=np.int64).reshape(len(codes), -1)
-        dist = np.asarray(matches.distances, dtype=np.float64).reshape(len(codes), -1)
-        # A single query returns ``Matches`` (no ``counts``): its keys are the hits found.
-        hit = np.asarray(getattr(matches, "counts", [near.shape[1]])).reshape(-1) > 0
-        if not hit.any():
-            return found
-        near, dist = near[:, 0], dist[:, 0]
-        own = np.einsum("ij,ij->i", codes, codes, dtype=np.float64)
-        if self.metric == "ip":  # usearch's ip distance of a vector to itself: 1 - |x|^2
-            hit &= np.abs(dist - (1.0 - own)) <= 1e-2 * np.maximum(own, 1.0)
-        else:
-            hit &= np.abs(dist) <= 1e-2 * (np.maximum(own, 1.0) if self.metric == "l2" else 1.0)
+        near, _ = self.index.search(codes, 1, LOOKUP_EF)
+        near = near[:, 0]
+        hit = near >= 0
         if not hit.any():
             return found
         held = self.stored(near[hit], by_node=True)
-        same = np.all(held == codes[hit].astype(held.dtype), axis=1)
+        same = np.all(held == codes[hit].astype(np.float32), axis=1)
         found[np.flatnonzero(hit)[same]] = near[hit][same]
         return found
 
@@ -314,12 +296,7 @@ class HnswIndex:
     def _remove_nodes(self, nodes: list[int]) -> int:
         if not nodes:
             return 0
-        try:
-            removed = int(np.sum(self.index.remove(np.asarray(nodes, dtype=np.uint64))))
-        except (ValueError, RuntimeError) as exc:
-            raise IndexFailure(f"HNSW removal failed: {exc}") from exc
-        self.removed += removed
-        return removed
+        return self.index.remove(np.asarray(nodes, dtype=np.int64))
 
     def search(self, queries: np.ndarray, k: int, ef: int | None = None,
                threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -353,27 +330,22 @@ class HnswIndex:
 
     def _search_graph(self, queries: np.ndarray, k: int, ef: int | None,
                       threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """(faiss spreads a batch of queries over the cores itself: ``threads`` is not
+        needed; a single query runs on the calling thread, without the interpreter lock.)"""
         if len(self.index) == 0:
             return (np.zeros((len(queries), 0), dtype=np.int64),
                     np.zeros((len(queries), 0), dtype=np.float32))
         k = max(1, min(k, len(self.index)))
         # Removed nodes still occupy candidate slots during traversal: widen the search
         # in proportion to the tombstone share until compaction clears them.
-        widen = 1.0 + 4.0 * self.removed / max(len(self.index), 1)
+        widen = 1.0 + 4.0 * self.removed / max(self.index.size, 1)
         ef_value = max(int(int(ef or self.params["expansion_search"]) * widen), k)
-        with self._lock:
-            try:
-                self.index.expansion_search = ef_value
-                found = self.index.search(self._codes(queries), k, threads=threads)
-            except (ValueError, RuntimeError) as exc:
-                raise IndexFailure(f"HNSW search failed: {exc}") from exc
-        keys = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)
-        dist = np.asarray(found.distances, dtype=np.float32).reshape(len(queries), -1)
-        counts = np.asarray(getattr(found, "counts", [keys.shape[1]])).reshape(-1)
-        mask = np.arange(keys.shape[1])[None, :] >= counts[:, None]
-        keys[mask] = -1
-        dist[mask] = np.inf
-        scores = -dist if self.metric == "l2" else 1.0 - dist
+        try:
+            keys, dist = self.index.search(self._codes(queries), k, ef_value)
+        except (ValueError, RuntimeError) as exc:
+            raise IndexFailure(f"HNSW search failed: {exc}") from exc
+        scores = (-dist if self.metric == "l2" else dist) * np.float32(self._code_scale)
+        scores[keys < 0] = -np.inf
         return keys, scores
 
     def members(self, node: int) -> Collection[int]:
@@ -400,7 +372,7 @@ class HnswIndex:
 
     def stored(self, keys: np.ndarray, by_node: bool = False) -> np.ndarray:
         """The vectors the index holds for points ``keys`` (for graph nodes if ``by_node``),
-        in the index's own scalar type (int8 codes for int8 indexes)."""
+        as float32 values of the index's own scalars (int8 codes for int8 indexes)."""
         if len(keys) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._pending and not by_node:
@@ -417,8 +389,7 @@ class HnswIndex:
         if not by_node and self._group_of:
             keys = np.fromiter((self._group_of.get(k, k) for k in keys.tolist()),
                                dtype=np.int64, count=len(keys))
-        got = self.index.get(np.asarray(keys, dtype=np.uint64))
-        return np.asarray(got).reshape(len(keys), self.dim)
+        return self.index.get(np.asarray(keys, dtype=np.int64))
 
     def matches_vectors(self, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """Per key: does the index hold ``vectors`` (as this index would encode them)?"""
@@ -429,8 +400,8 @@ class HnswIndex:
 
     def keys(self) -> np.ndarray:
         """Every point (row key) currently in the index."""
-        nodes = np.asarray(self.index.keys, dtype=np.uint64)
-        plain = nodes[nodes < GROUP_BASE].astype(np.int64)
+        nodes = self.index.keys()
+        plain = nodes[nodes < GROUP_BASE]
         shared = np.fromiter(self._group_of, dtype=np.int64, count=len(self._group_of))
         pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
         return np.concatenate([plain, shared, pending])
@@ -443,8 +414,7 @@ class HnswIndex:
         if self._pending:
             merged = estimate_memory(len(self._pending), self.dim, self.dtype,
                                      int(self.params["connectivity"]))
-            arena = BASE_ARENA_BYTES if len(self.index) else 0  # an empty graph has none
-            used += merged - arena + len(self._pending) * self.dim * 4
+            used += merged - BASE_BYTES + len(self._pending) * self.dim * 4
         return used
 
     def save(self, folder: Path, cid: int, seq: int) -> Path:
@@ -453,26 +423,27 @@ class HnswIndex:
         self.merge_all()
         folder.mkdir(parents=True, exist_ok=True)
         stem = _free_stem(folder, cid, seq)
-        target = folder / f"{stem}.usearch"
-        tmp = folder / f".{stem}.usearch.tmp"
+        target, labels = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
+        tmp, tmp_labels = folder / f".{stem}.faiss.tmp", folder / f".{stem}.labels.tmp"
         try:
-            self.index.save(str(tmp))
+            self.index.save(tmp, tmp_labels)
         except (ValueError, RuntimeError, OSError) as exc:
             raise IndexFailure(f"cannot save index checkpoint: {exc}") from exc
-        _fsync_file(tmp)
-        os.replace(tmp, target)
+        for written, final in ((tmp, target), (tmp_labels, labels)):
+            _fsync_file(written)
+            os.replace(written, final)
         groups = self._save_groups(folder, stem)
         manifest = {
-            "format": MANIFEST_FORMAT, "file": target.name, "seq": seq, "dim": self.dim,
-            "metric": self.metric, "dtype": self.dtype, "clip": self.clip,
-            "size": len(self), "nodes": len(self.index), "removed": self.removed,
-            "groups": groups.name if groups else None, "next_group": self._next_group,
-            "params": self.params, "usearch_version": usearch.__version__,
-            "saved_at": datetime.now(UTC).isoformat(),
+            "format": MANIFEST_FORMAT, "file": target.name, "labels": labels.name,
+            "seq": seq, "dim": self.dim, "metric": self.metric, "dtype": self.dtype,
+            "clip": self.clip, "size": len(self), "nodes": len(self.index),
+            "removed": self.removed, "groups": groups.name if groups else None,
+            "next_group": self._next_group, "params": self.params,
+            "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),
         }
         _write_json_atomic(folder / f"{cid}.json", manifest)
         for old in folder.glob(f"{cid}-*"):
-            if old not in (target, groups):
+            if old not in (target, labels, groups):
                 old.unlink(missing_ok=True)
         return target
 
@@ -500,7 +471,7 @@ class HnswIndex:
             return False
         nodes = np.unique(pairs[:, 0])
         if len(nodes) and (nodes.min() < GROUP_BASE or nodes.max() >= next_group
-                           or not np.all(self.index.contains(nodes.astype(np.uint64)))):
+                           or not np.all(self.index.contains(nodes))):
             return False
         for node, key in pairs.tolist():
             self._groups.setdefault(node, {})[key] = None
@@ -521,15 +492,15 @@ class HnswIndex:
         if not same or not path.is_file():
             return None
         index = cls(dim, metric, dtype, params, clip)
-        try:
-            index.index.load(str(path))
-        except (ValueError, RuntimeError, OSError):
+        graph = HnswGraph.load(path, folder / str(manifest.get("labels", "")), dim, metric,
+                               dtype)
+        if graph is None:
             return None
+        index.index = graph
         groups = manifest.get("groups")
         next_group = int(manifest.get("next_group", GROUP_BASE))
         if groups and not index._load_groups(folder / str(groups), next_group):
             return None
-        index.removed = int(manifest.get("removed", 0))
         return index, int(manifest["seq"])
 
 
@@ -538,7 +509,8 @@ def _free_stem(folder: Path, cid: int, seq: int) -> str:
     never overwrites files the current manifest names, so a crash cannot pair a new graph
     with the old members file."""
     stem, n = f"{cid}-{seq}", 0
-    while (folder / f"{stem}.usearch").exists() or (folder / f"{stem}.groups.npy").exists():
+    while any((folder / f"{stem}{suffix}").exists()
+              for suffix in (".faiss", ".labels.npy", ".groups.npy")):
         n += 1
         stem = f"{cid}-{seq}-{n}"
     return stem
@@ -565,8 +537,9 @@ def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
 
 def remove_checkpoints(folder: Path, cid: int) -> None:
     """Delete every checkpoint file of collection ``cid``."""
-    for path in [folder / f"{cid}.json", *folder.glob(f"{cid}-*.usearch"),
-                 *folder.glob(f"{cid}-*.groups.npy"), *folder.glob(f".{cid}-*.tmp")]:
+    for path in [folder / f"{cid}.json", *folder.glob(f"{cid}-*.faiss"),
+                 *folder.glob(f"{cid}-*.usearch"), *folder.glob(f"{cid}-*.npy"),
+                 *folder.glob(f".{cid}-*.tmp")]:
         path.unlink(missing_ok=True)
 
 

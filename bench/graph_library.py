@@ -1,0 +1,206 @@
+"""Per-query cost of the embedded store against the raw HNSW libraries, in one run.
+
+On the same vectors and queries: single-query QPS and recall@10 at several search depths
+for the embedded store (a read-write handle, payloads returned as a caller gets them) and
+for raw faiss ``IndexHNSWFlat`` and, when installed, raw usearch and raw hnswlib, all
+built with M = 16 and ef_construction = 128; then two threads searching together against
+one. ``--runs`` repetitions of the timed part alternate the systems; each figure is the
+median with the range. Prints JSON, including ``store_over_<library>`` per depth: the
+store's QPS divided by the library's, run by run.
+
+    .venv/bin/python bench/graph_library.py --n 100000 --runs 3
+    .venv/bin/python bench/graph_library.py --npy vectors.npy --queries-npy queries.npy
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from run_stats import summary  # bench/ is the script's directory
+
+K = 10
+M, EF_ADD = 16, 128
+Search = Callable[[np.ndarray, int], list[int]]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic(n: int, q: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered unit vectors (bench/ann.py's mixture) and queries near them."""
+    from ann import make_data
+
+    return make_data(n, q, dim)
+
+
+def truth_of(base: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    out = np.empty((len(queries), K), dtype=np.int64)
+    for lo in range(0, len(queries), 256):
+        sims = queries[lo:lo + 256] @ base.T
+        out[lo:lo + 256] = np.argsort(-sims, axis=1)[:, :K]
+    return out
+
+
+def system_store(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[], None]]:
+    from embedops.store import open_store
+
+    store = open_store(folder / "store")
+    store.create_collection("b", base.shape[1], fingerprint="bench",
+                            index_params={"exact_threshold": 0, "connectivity": M,
+                                          "expansion_add": EF_ADD})
+    ids = [str(i) for i in range(len(base))]
+    for lo in range(0, len(base), 10_000):
+        store.upsert("b", ids[lo:lo + 10_000], base[lo:lo + 10_000],
+                     [{"n": i} for i in range(lo, min(lo + 10_000, len(base)))],
+                     fingerprint="bench")
+    store.wait_merged(3600)
+    store.checkpoint("b")
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        return [int(h.id) for h in store.search("b", q, K, ef=ef)[0]]
+
+    return search, store.close
+
+
+def system_faiss(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[], None]]:
+    import faiss
+
+    index = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = EF_ADD
+    index.add(base)
+    params: dict[int, Any] = {}
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        if ef not in params:
+            params[ef] = faiss.SearchParametersHNSW()
+            params[ef].efSearch = ef
+        return index.search(q[None, :], K, params=params[ef])[1][0].tolist()
+
+    return search, lambda: None
+
+
+def system_usearch(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[], None]]:
+    from usearch.index import Index
+
+    index = Index(ndim=base.shape[1], metric="ip", dtype="f32", connectivity=M,
+                  expansion_add=EF_ADD)
+    index.add(np.arange(len(base)), base)
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        index.expansion_search = ef
+        return np.asarray(index.search(q, K).keys).tolist()
+
+    return search, lambda: None
+
+
+def system_hnswlib(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[], None]]:
+    import hnswlib
+
+    index = hnswlib.Index(space="ip", dim=base.shape[1])
+    index.init_index(max_elements=len(base), M=M, ef_construction=EF_ADD)
+    index.add_items(base, np.arange(len(base)))
+    index.set_num_threads(1)
+
+    def search(q: np.ndarray, ef: int) -> list[int]:
+        index.set_ef(ef)
+        return index.knn_query(q, K)[0][0].tolist()
+
+    return search, lambda: None
+
+
+SYSTEMS = {"store": (system_store, None), "faiss": (system_faiss, "faiss"),
+           "usearch": (system_usearch, "usearch"), "hnswlib": (system_hnswlib, "hnswlib")}
+
+
+def qps(search: Search, queries: np.ndarray, ef: int) -> float:
+    started = time.perf_counter()
+    for q in queries:
+        search(q, ef)
+    return len(queries) / (time.perf_counter() - started)
+
+
+def two_threads_qps(search: Search, queries: np.ndarray, ef: int) -> float:
+    halves = [queries[0::2], queries[1::2]]
+    workers = [threading.Thread(target=lambda h=h: [search(q, ef) for q in h]) for h in halves]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return len(queries) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--npy", help="base vectors (.npy, float32 N x D) instead of synthetic")
+    parser.add_argument("--queries-npy", help="query vectors for --npy")
+    parser.add_argument("--ef", default="32,64,128")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--systems", default="store,faiss,usearch,hnswlib")
+    args = parser.parse_args()
+    if args.npy:
+        base = _unit(np.load(args.npy))
+        queries = _unit(np.load(args.queries_npy)) if args.queries_npy else base[:args.queries]
+    else:
+        base, queries = synthetic(args.n, args.queries, args.dim)
+    truth = truth_of(base, queries)
+    efs = [int(e) for e in args.ef.split(",")]
+    names = [s for s in args.systems.split(",")
+             if SYSTEMS[s][1] is None or importlib.util.find_spec(SYSTEMS[s][1])]
+    report: dict[str, Any] = {"n": len(base), "dim": base.shape[1], "queries": len(queries),
+                              "runs": args.runs, "cpus": os.cpu_count(),
+                              "load_at_start": os.getloadavg()[0], "systems": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        built: dict[str, tuple[Search, Callable[[], None]]] = {}
+        for name in names:
+            started = time.perf_counter()
+            built[name] = SYSTEMS[name][0](base, Path(tmp) / name)
+            search = built[name][0]
+            found = [search(q, 64) for q in queries]
+            recall = {ef: float(np.mean([len(set(search(q, ef)) & set(t.tolist())) / K
+                                         for q, t in zip(queries, truth, strict=True)]))
+                      for ef in efs}
+            for q in queries[:200]:
+                search(q, 64)  # warm-up
+            report["systems"][name] = {"build_s": round(time.perf_counter() - started, 1),
+                                       "recall@10": recall, "hits_at_ef64": len(found[0])}
+        timed: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.runs):
+            for name in names:  # alternating: every system once per run
+                for ef in efs:
+                    timed.setdefault((name, ef), []).append(qps(built[name][0], queries, ef))
+                timed.setdefault((name, -2), []).append(
+                    two_threads_qps(built[name][0], queries, 64))
+                timed.setdefault((name, -1), []).append(qps(built[name][0], queries, 64))
+        for name in names:
+            entry = report["systems"][name]
+            entry["qps"] = {ef: summary(timed[(name, ef)], 0) for ef in efs}
+            entry["two_threads_over_one_at_ef64"] = summary(
+                [two / one for two, one in zip(timed[(name, -2)], timed[(name, -1)],
+                                               strict=True)], 2)
+            if name != "store" and "store" in names:
+                report[f"store_over_{name}"] = {ef: summary(
+                    [s / r for s, r in zip(timed[("store", ef)], timed[(name, ef)],
+                                           strict=True)], 2) for ef in efs}
+        for _, close in built.values():
+            close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

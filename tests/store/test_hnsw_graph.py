@@ -1,0 +1,117 @@
+"""The faiss HNSW graph under the store's index: keys, tombstones, renames, int8 codes,
+checkpoints, and an index file of an earlier release."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.store import open_store, quantization
+from embedops.store.hnsw_graph import HnswGraph
+from embedops.store.hnsw_index import HnswIndex, read_manifest
+
+DIM = 32
+
+
+def _unit(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _graph(n: int = 2000, dtype: str = "float32") -> tuple[HnswGraph, np.ndarray]:
+    graph = HnswGraph(DIM, "cosine", dtype, 16, 64)
+    vectors = _unit(n)
+    graph.add(np.arange(1000, 1000 + n, dtype=np.int64), vectors)
+    return graph, vectors
+
+
+def test_removed_nodes_are_never_returned_and_keys_come_back() -> None:
+    graph, vectors = _graph()
+    gone = np.arange(1000, 1000 + 2000, 2, dtype=np.int64)  # every other node
+    assert graph.remove(gone) == 1000 and graph.remove(gone[:5]) == 0
+    assert (len(graph), graph.size, graph.removed) == (1000, 2000, 1000)
+    keys, _ = graph.search(vectors[:200], 10, 64)
+    assert not np.isin(keys, gone).any()
+    # each query's own node was removed for even rows; odd rows find themselves
+    assert (keys[1::2, 0] == np.arange(1001, 1200, 2)).all()
+    graph.add(gone[:3], vectors[[0, 2, 4]])  # removed keys come back as new nodes
+    keys, _ = graph.search(vectors[[0, 2, 4]], 1, 64)
+    assert keys[:, 0].tolist() == gone[:3].tolist() and graph.size == 2003
+
+
+def test_a_renamed_node_answers_under_its_new_key() -> None:
+    graph, vectors = _graph(500)
+    assert graph.rename(1007, 1 << 62) and not graph.rename(1007, 5)
+    keys, scores = graph.search(vectors[7:8], 1, 32)
+    assert keys[0, 0] == 1 << 62 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(graph.get(np.array([1 << 62])), vectors[7:8])
+    assert graph.contains(np.array([1007, 1 << 62])).tolist() == [False, True]
+
+
+def test_search_pads_with_minus_one_when_fewer_nodes_live() -> None:
+    graph, vectors = _graph(20)
+    graph.remove(np.arange(1000, 1017))
+    keys, _ = graph.search(vectors[:1], 10, 64)
+    assert sorted(keys[0][keys[0] >= 0].tolist()) == [1017, 1018, 1019]
+    assert (keys[0][3:] == -1).all()
+
+
+def test_int8_graph_holds_the_stores_codes_and_scores_like_floats() -> None:
+    vectors = _unit(1500, seed=3)
+    clip = quantization.calibrate(vectors)
+    index = HnswIndex(DIM, "cosine", "int8", {}, clip)
+    index.add(np.arange(1500), vectors)
+    codes = quantization.quantize(vectors[:50], clip)
+    assert np.array_equal(index.stored(np.arange(50)), codes.astype(np.float32))
+    keys, scores = index.search(vectors[:50], 5)
+    exact = vectors[:50] @ vectors.T
+    got = np.take_along_axis(exact, keys, axis=1)
+    assert (keys[:, 0] == np.arange(50)).all()
+    assert np.abs(scores - got).max() < 0.05  # code-space scores, scaled back
+
+
+def test_checkpoint_round_trip_keeps_keys_tombstones_and_answers(tmp_path: Path) -> None:
+    vectors = _unit(3000, seed=5)
+    index = HnswIndex(DIM, "cosine", "float32", {}, None)
+    index.add(np.arange(3000), vectors)
+    index.remove(np.arange(0, 3000, 3))
+    before = index.search(vectors[:100], 10)
+    index.save(tmp_path, 1, 42)
+    loaded = HnswIndex.load(tmp_path, 1, DIM, "cosine", "float32", {}, None)
+    assert loaded is not None and loaded[1] == 42
+    again = loaded[0]
+    assert (len(again), again.removed) == (2000, 1000)
+    after = again.search(vectors[:100], 10)
+    assert np.array_equal(before[0], after[0])
+    assert HnswIndex.load(tmp_path, 1, DIM, "cosine", "int8", {}, None) is None
+    assert HnswIndex.load(tmp_path, 1, DIM + 1, "cosine", "float32", {}, None) is None
+    manifest = read_manifest(tmp_path, 1)
+    assert manifest is not None
+    (tmp_path / manifest["labels"]).write_bytes(b"not an npy file")
+    assert HnswIndex.load(tmp_path, 1, DIM, "cosine", "float32", {}, None) is None
+
+
+def test_an_index_of_an_earlier_release_is_rebuilt_from_sqlite(tmp_path: Path) -> None:
+    """A checkpoint manifest of the usearch era (format 1) is not read: the store
+    rebuilds the graph from SQLite and answers as before."""
+    vectors = _unit(1200, seed=9)
+    path = tmp_path / "s"
+    with open_store(path) as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(1200)], vectors, None, fingerprint="fp")
+    folder = path / "index"
+    old = {"format": 1, "file": "1-1.usearch", "seq": 1, "dim": DIM, "metric": "cosine",
+           "dtype": "float32", "clip": None}
+    for stale in folder.iterdir():
+        stale.unlink()
+    (folder / "1-1.usearch").write_bytes(b"\0" * 64)
+    (folder / "1.json").write_text(json.dumps(old))
+    with open_store(path) as store:
+        assert store.search("c", vectors[17], k=1)[0][0].id == "17"
+        assert store.verify_index("c")["index_points"] == 1200
+    manifest = read_manifest(folder, 1)
+    assert manifest is not None and manifest["file"].endswith(".faiss")
+    assert not (folder / "1-1.usearch").exists()
