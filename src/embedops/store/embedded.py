@@ -532,7 +532,8 @@ class EmbeddedStore:
         self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise StoreError(f"k must be a positive integer, got {k!r}")
-        row = _read_lookup(self._local.reader, collection, self._writes_done)
+        row = _read_lookup(self._local.reader, collection, self._writes_done,
+                           others_write=self.read_only)
         queries = quantization.prepare(vectors, row.dim, row.metric)
         check_dim(row.name, row.dim, queries)
         where = compile_filter(filter) if filter is not None else None
@@ -816,10 +817,15 @@ def _point(row: CollectionRow, record: Sequence[Any], with_vectors: bool) -> Poi
     return Point(id=record[0], payload=payload_of(record[1]), vector=vector)
 
 
-def _read_lookup(reader: Reader, name: str, writes_done: int) -> CollectionRow:
-    """The catalog row for a search, reused until this handle writes or another
-    connection commits (SQLite's ``data_version``): saves a query per search."""
-    (data_version,) = reader.conn.execute("PRAGMA data_version").fetchone()
+def _read_lookup(reader: Reader, name: str, writes_done: int,
+                 others_write: bool = True) -> CollectionRow:
+    """The catalog row for a search, reused until this handle writes or (when
+    ``others_write``: a read-only handle) another connection commits (SQLite's
+    ``data_version``): saves a query per search. A read-write handle holds the store's
+    writer lock, so every commit is its own and its write count is enough."""
+    data_version = 0
+    if others_write:
+        (data_version,) = reader.conn.execute("PRAGMA data_version").fetchone()
     version = (int(data_version), writes_done)
     cached = reader.rows.get(name)
     if cached is not None and cached[0] == version:

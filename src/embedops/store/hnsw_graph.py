@@ -161,8 +161,14 @@ class HnswGraph:
         query row; key -1 pads missing slots."""
         params = self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
-        distances, found = self.graph.search(np.ascontiguousarray(rows, dtype=np.float32),
-                                             k, params=params)
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
+            raise ValueError(f"queries must be (n, {self.dim}) and k positive")
+        distances = np.empty((len(rows), k), dtype=np.float32)
+        found = np.empty((len(rows), k), dtype=np.int64)
+        # (faiss's own Python wrapper does the same after checks done here)
+        self.graph.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
+                            faiss.swig_ptr(found), params)
         keys = np.where(found >= 0, labels[np.maximum(found, 0)], -1)
         return keys, distances
 

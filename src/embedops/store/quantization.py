@@ -90,6 +90,9 @@ def prepare(vectors: np.ndarray, dim: int, metric: str) -> np.ndarray:
 
 def _unit_rows(arr: np.ndarray) -> np.ndarray:
     """float64 rows scaled to unit length, as float32."""
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
+    if ((norms > 1e-150) & (norms < 1e150)).all():  # no overflow or underflow was possible
+        return (arr / norms).astype(np.float32)
     scale = np.abs(arr).max(axis=1, keepdims=True)
     if (scale == 0).any():
         raise InvalidVector("zero vector cannot be stored under the cosine metric")

