@@ -1,10 +1,15 @@
 """Bytes per vector of the embedded store, measured: resident index memory, the SQLite
 database and the index checkpoint on disk, as the store grows from ``--n``/2 to ``--n``
 points of ``--dim`` random unit vectors with a small payload per point (a document id, a
-chunk number, a language: what ingest writes, give or take).
+chunk number, a language: what ingest writes, give or take; and a ``bucket`` 0–99 for
+filters of 1% and 10% selectivity). ``--keep DIR`` keeps the store of the last dtype
+there, for ``bench/store_open.py``. ``--data clustered`` writes ``bench/ann.py``'s
+clustered mixture instead: the bytes are the same, but recall can only be measured on
+vectors with neighbours (on random 384-d unit vectors every point is about as far as
+every other, and raw faiss HNSW finds 8% of the true top 10 at ef 64 on 100,000 of them).
 
 The per-vector figure is the growth between the two sizes divided by the points added
-(so fixed costs, such as usearch's arena, fall out); the fixed part is what is left at
+(so fixed costs fall out); the fixed part is what is left at
 the first size. ``embedops cost`` carries these figures (``embedops/cost/store_measured.py``)
 to price a store of any size. Prints JSON, one object per dtype.
 
@@ -42,7 +47,7 @@ def _disk(path: Path) -> dict[str, int]:
 
 
 def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
-          seconds: list[float]) -> dict[str, int]:
+          seconds: list[float], data: np.ndarray | None = None) -> dict[str, int]:
     """Write points ``lo..hi`` (the collection is created at 0), merge, checkpoint,
     close; the sizes after that. Appends each batch's seconds to ``seconds``, the
     final merge counted in the last batch (graph work the writes still owed)."""
@@ -53,11 +58,14 @@ def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
                                 index_params={"exact_threshold": 0})
     for start in range(lo, hi, BATCH):
         end = min(start + BATCH, hi)
-        x = rng.standard_normal((end - start, dim)).astype(np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        if data is None:
+            x = rng.standard_normal((end - start, dim)).astype(np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+        else:
+            x = data[start:end]
         ids = [f"doc-{i // 4}#{i % 4}" for i in range(start, end)]
-        payloads = [{"document_id": f"doc-{i // 4}", "chunk": i % 4, "lang": "en"}
-                    for i in range(start, end)]
+        payloads = [{"document_id": f"doc-{i // 4}", "chunk": i % 4, "lang": "en",
+                     "bucket": i % 100} for i in range(start, end)]
         began = time.perf_counter()
         store.upsert("c", ids, x, payloads, fingerprint="bench")
         seconds.append(time.perf_counter() - began)
@@ -70,20 +78,55 @@ def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
     return {"index_memory": memory, **_disk(path)}
 
 
-def measure(n: int, dim: int, dtype: str) -> dict[str, Any]:
+def clustered(n: int, dim: int, queries: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """``--data clustered``: ``n`` points and ``queries`` held-out queries of
+    ``bench/ann.py``'s mixture (200 centres, a 24-dimensional spread around each, a little
+    noise), made a slice at a time so that a million points fit in memory."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((200, dim)).astype(np.float32)
+    basis = rng.standard_normal((200, 24, dim)).astype(np.float32) / dim**0.5
+    total = n + queries
+    labels = rng.integers(0, 200, total)
+    coeff = rng.standard_normal((total, 24)).astype(np.float32)
+    x = np.empty((total, dim), dtype=np.float32)
+    for lo in range(0, total, 20_000):
+        hi = min(lo + 20_000, total)
+        part = centres[labels[lo:hi]] * 0.25 + np.einsum("nk,nkd->nd", coeff[lo:hi],
+                                                          basis[labels[lo:hi]])
+        part += rng.standard_normal(part.shape, dtype=np.float32) * 0.05
+        x[lo:hi] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return x[:n], x[n:]
+
+
+def base_vectors(n: int, dim: int, data: str = "random") -> np.ndarray:
+    """The vectors ``measure`` writes, in row order (for ground truth elsewhere)."""
+    if data == "clustered":
+        return clustered(n, dim)[0]
+    half, out = n // 2, []
+    for lo, hi in ((0, half), (half, n)):
+        rng = np.random.default_rng(lo)
+        for start in range(lo, hi, BATCH):
+            x = rng.standard_normal((min(start + BATCH, hi) - start, dim)).astype(np.float32)
+            out.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+    return np.concatenate(out)
+
+
+def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
+            data: str = "random") -> dict[str, Any]:
     half = n // 2
     seconds: list[float] = []
+    points = clustered(n, dim)[0] if data == "clustered" else None
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "s"
-        first = _fill(path, 0, half, dim, dtype, seconds)
-        second = _fill(path, half, n, dim, dtype, seconds)
+        path = keep if keep is not None else Path(folder) / "s"
+        first = _fill(path, 0, half, dim, dtype, seconds, points)
+        second = _fill(path, half, n, dim, dtype, seconds, points)
     added = n - half
     per_vector = {k: round((second[k] - first[k]) / added, 1) for k in first}
     fixed = {k: round(first[k] - per_vector[k] * half) for k in first}
     tenth = max(1, len(seconds) // 10)
     first_rate = tenth * BATCH / sum(seconds[:tenth])
     last_rate = tenth * BATCH / sum(seconds[-tenth:])
-    return {"dtype": dtype, "dim": dim, "n": n, "per_vector_bytes": per_vector,
+    return {"dtype": dtype, "dim": dim, "n": n, "data": data, "per_vector_bytes": per_vector,
             "fixed_bytes": fixed, "at_n": second, "build_seconds": round(sum(seconds), 1),
             "build_points_per_s": round(n / sum(seconds)),
             "first_tenth_points_per_s": round(first_rate),
@@ -97,9 +140,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--dtypes", default="float32,int8")
+    parser.add_argument("--keep", type=Path, help="keep the (last dtype's) store here")
+    parser.add_argument("--data", choices=("random", "clustered"), default="random")
     args = parser.parse_args()
-    for dtype in args.dtypes.split(","):
-        result = measure(args.n, args.dim, dtype)
+    dtypes = args.dtypes.split(",")
+    for dtype in dtypes:
+        keep = args.keep if args.keep is not None and dtype == dtypes[-1] else None
+        if keep is not None and keep.exists():
+            parser.error(f"{keep} exists")
+        result = measure(args.n, args.dim, dtype, keep, args.data)
         result["machine"] = f"{platform.machine()}, {platform.python_implementation()} " \
                             f"{platform.python_version()}"
         print(json.dumps(result), flush=True)

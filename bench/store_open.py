@@ -1,0 +1,129 @@
+"""A large store opened cold and searched: open time, recall@10 and QPS per search depth,
+filtered search at 1% and 10% selectivity.
+
+Runs on a store ``bench/store_footprint.py --keep DIR --data clustered`` left (its
+vectors and queries are generated again, in the same order, for the exact ground
+truth). Before each open the operating system's page cache is dropped when the script
+may (root: ``/proc/sys/vm/drop_caches``), so "cold" means from disk; ``cold_cache`` in
+the output says whether it was. Each open is timed to the first answered search (the
+index loads on first use), in a fresh process. Prints JSON.
+
+    .venv/bin/python bench/store_footprint.py --n 1000000 --dtypes int8 --data clustered \
+        --keep /tmp/s1m
+    .venv/bin/python bench/store_open.py --path /tmp/s1m --n 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from run_stats import summary  # bench/ is the script's directory
+from store_footprint import clustered
+
+K = 10
+_OPEN = """
+import sys, time
+import numpy as np
+started = time.perf_counter()
+from embedops.store import open_store
+store = open_store(sys.argv[1], read_only=sys.argv[2] == "ro")
+query = np.random.default_rng(7).standard_normal(int(sys.argv[3])).astype(np.float32)
+hits = store.search("c", query, k=10)[0]
+print(time.perf_counter() - started, len(hits))
+"""
+
+
+def drop_caches() -> bool:
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def open_seconds(path: Path, mode: str, dim: int) -> tuple[float, bool]:
+    cold = drop_caches()
+    out = subprocess.run([sys.executable, "-c", _OPEN, str(path), mode, str(dim)],
+                         capture_output=True, text=True, check=True, timeout=3600)
+    seconds, hits = out.stdout.split()
+    assert int(hits) == K, out.stdout
+    return float(seconds), cold
+
+
+def truth(base: np.ndarray, queries: np.ndarray, mask: np.ndarray | None) -> list[set[str]]:
+    out = []
+    for q in queries:
+        sims = base @ q
+        if mask is not None:
+            sims = np.where(mask, sims, -np.inf)
+        out.append({_id(i) for i in np.argpartition(-sims, K)[:K].tolist()})
+    return out
+
+
+def _id(i: int) -> str:
+    return f"doc-{i // 4}#{i % 4}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", type=Path, required=True)
+    parser.add_argument("--n", type=int, required=True, help="points store_footprint wrote")
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--opens", type=int, default=3)
+    parser.add_argument("--ef", default="32,64,128")
+    args = parser.parse_args()
+    from embedops.store import open_store
+
+    report: dict[str, Any] = {"n": args.n, "dim": args.dim,
+                              "load_at_start": os.getloadavg()[0]}
+    for mode in ("ro", "rw"):
+        runs = [open_seconds(args.path, mode, args.dim) for _ in range(args.opens)]
+        report[f"open_to_first_search_s_{mode}"] = summary([s for s, _ in runs], 2)
+        report["cold_cache"] = all(c for _, c in runs)
+    base, held_out = clustered(args.n, args.dim)
+    queries = held_out[:args.queries]
+    buckets = np.arange(args.n) % 100
+    store = open_store(args.path)
+    started = time.perf_counter()
+    store.search("c", queries[0], k=K)
+    report["first_search_in_process_s"] = round(time.perf_counter() - started, 2)
+    report["dtype"] = store.get_collection("c").dtype
+    exact = truth(base, queries, None)
+    for ef in [int(e) for e in args.ef.split(",")]:
+        started = time.perf_counter()
+        found = [{h.id for h in store.search("c", q, k=K, ef=ef)[0]} for q in queries]
+        took = time.perf_counter() - started
+        report[f"ef{ef}"] = {
+            "recall@10": round(float(np.mean([len(f & t) / K for f, t in
+                                              zip(found, exact, strict=True)])), 4),
+            "qps": round(len(queries) / took)}
+    for share, where in ((0.01, {"field": "bucket", "lt": 1}),
+                         (0.10, {"field": "bucket", "lt": 10})):
+        mask = buckets < round(share * 100)
+        want = truth(base, queries[:100], mask)
+        started = time.perf_counter()
+        found = [{h.id for h in store.search("c", q, k=K, filter=where)[0]}
+                 for q in queries[:100]]
+        took = time.perf_counter() - started
+        report[f"filtered_{int(share * 100)}pct"] = {
+            "recall@10": round(float(np.mean([len(f & t) / K for f, t in
+                                              zip(found, want, strict=True)])), 4),
+            "qps": round(100 / took)}
+    report["index_bytes"] = store.stats("c")["index_bytes"]
+    store.close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
