@@ -22,8 +22,9 @@ def _sample(text: str, line_start: str) -> float:
 
 def test_metrics_show_alerts_jobs_and_migrations(tmp_path: Path) -> None:
     store = tmp_path / "store"
+    # a budget above one point's growth and below the index it makes (~17 kB)
     settings = load_settings(model="testing/hash-64", store=str(store),
-                             memory_budget_bytes=1_000_000)  # far below one index
+                             memory_budget_bytes=10_000)
     with live_server(create_app(settings, open_store=True)) as url, \
             httpx.Client(base_url=url, timeout=30) as http:
         http.put("/collections/kb/documents/d?wait=true", json={"text": "a document"})
