@@ -391,6 +391,17 @@ class HnswIndex:
                                dtype=np.int64, count=len(keys))
         return self.index.get(np.asarray(keys, dtype=np.int64))
 
+    def holding(self, keys: np.ndarray) -> np.ndarray:
+        """Per key: does the index hold that point (in the graph or the pending segment)?"""
+        graph = self.index.positions
+        return np.fromiter((k in self._pending or k in self._group_of or k in graph
+                            for k in np.asarray(keys, dtype=np.int64).tolist()),
+                           dtype=bool, count=len(keys))
+
+    def codes(self, vectors: np.ndarray) -> np.ndarray:
+        """``vectors`` as the graph holds them (int8 codes for int8 indexes), as float32."""
+        return np.asarray(self._codes(vectors), dtype=np.float32)
+
     def matches_vectors(self, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """Per key: does the index hold ``vectors`` (as this index would encode them)?"""
         held = self.stored(keys).astype(np.float32)
