@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from run_stats import summary  # bench/ is the script's directory
+from ann import make_data, threaded_qps, timed_queries  # bench/ is the script's directory
+from run_stats import summary
 
 K = 10
 M, EF_ADD = 16, 128
@@ -40,8 +40,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def synthetic(n: int, q: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Clustered unit vectors (bench/ann.py's mixture) and queries near them."""
-    from ann import make_data
-
     return make_data(n, q, dim)
 
 
@@ -125,21 +123,11 @@ SYSTEMS = {"store": (system_store, None), "faiss": (system_faiss, "faiss"),
 
 
 def qps(search: Search, queries: np.ndarray, ef: int) -> float:
-    started = time.perf_counter()
-    for q in queries:
-        search(q, ef)
-    return len(queries) / (time.perf_counter() - started)
+    return timed_queries(lambda q: search(q, ef), queries)[1]
 
 
 def two_threads_qps(search: Search, queries: np.ndarray, ef: int) -> float:
-    halves = [queries[0::2], queries[1::2]]
-    workers = [threading.Thread(target=lambda h=h: [search(q, ef) for q in h]) for h in halves]
-    started = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return len(queries) / (time.perf_counter() - started)
+    return threaded_qps(lambda q: search(q, ef), queries, threads=2)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
 # the alive bit and the key -> position dictionary entry (measured: sys.getsizeof).
 NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100
+KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that dictionary
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
 
 
@@ -190,10 +191,6 @@ class HnswGraph:
         self._params[ef] = params
         return params
 
-    def invalidate_params(self) -> None:
-        """Forget cached search parameters (the tombstone state changed)."""
-        self._params = {}
-
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The rows the graph holds for ``keys`` (float32; int8 codes as their values)."""
         where = np.fromiter((self.positions[k] for k in np.asarray(keys).tolist()),
@@ -209,7 +206,7 @@ class HnswGraph:
         codes = self.size * self.graph.storage.sa_code_size()
         links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
         ours = self._labels.nbytes + self._alive.nbytes + sys.getsizeof(self.positions)
-        return int(codes + links + ours + 64 * len(self.positions))  # (+ the int objects)
+        return int(codes + links + ours + KEY_OBJECT_BYTES * len(self.positions))
 
     # --- files -------------------------------------------------------------------------
 

@@ -41,7 +41,12 @@ from embedops.errors import IndexFailure
 from embedops.store import quantization
 from embedops.store.exact import scores as exact_scores
 from embedops.store.exact import top_k
-from embedops.store.hnsw_graph import NODE_OVERHEAD_BYTES, SCALAR_BYTES, HnswGraph
+from embedops.store.hnsw_graph import (
+    KEY_OBJECT_BYTES,
+    NODE_OVERHEAD_BYTES,
+    SCALAR_BYTES,
+    HnswGraph,
+)
 
 MANIFEST_FORMAT = 2  # 1: usearch graphs (earlier releases), rebuilt from SQLite
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -71,7 +76,7 @@ def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int 
     if dtype not in SCALAR_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}")
     links = 4 * (2 * connectivity + connectivity / max(connectivity - 1, 1))
-    per_node = dim * SCALAR_BYTES[dtype] + links + NODE_OVERHEAD_BYTES + 64
+    per_node = dim * SCALAR_BYTES[dtype] + links + NODE_OVERHEAD_BYTES + KEY_OBJECT_BYTES
     return int(n * per_node * 1.1) + BASE_BYTES
 
 

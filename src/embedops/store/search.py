@@ -126,10 +126,7 @@ class Searcher:
             dense = self.dense.get(self.conn, row)
             keys, matrix = dense.keys, dense.matrix
             if where is not None:
-                chosen = np.fromiter(
-                    (r for (r,) in self.conn.execute(
-                        f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]}",
-                        (row.cid, *where[1]))), dtype=np.int64)
+                chosen = self._matching_rowkeys(row, where)
                 # Rows committed by another process after the cache was read are skipped.
                 pos = np.clip(np.searchsorted(keys, chosen), 0, max(len(keys) - 1, 0))
                 pos = pos[keys[pos] == chosen] if len(keys) else pos[:0]
@@ -147,9 +144,7 @@ class Searcher:
         instead took ~1 s a query for 10,000 matches at 1M points. Matches the index does
         not hold yet (committed, not yet applied) send the query to the SQLite scan."""
         index = self.indexes.loaded(row)
-        keys = np.fromiter((r for (r,) in self.conn.execute(
-            f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]}",
-            (row.cid, *where[1]))), dtype=np.int64)
+        keys = self._matching_rowkeys(row, where)
         if len(keys) == 0:
             return [[] for _ in queries]
         if not index.holding(keys).all():
@@ -167,6 +162,13 @@ class Searcher:
                                   rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
         return out
+
+    def _matching_rowkeys(self, row: CollectionRow, where: tuple[str, list[Any]]
+                          ) -> np.ndarray:
+        """Row keys of the collection's points that match a compiled filter."""
+        return np.fromiter((r for (r,) in self.conn.execute(
+            f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]}",
+            (row.cid, *where[1]))), dtype=np.int64)
 
     def _exact_scan(self, row: CollectionRow, queries: np.ndarray, k: int,
                     where: Where) -> list[list[Hit]]:
