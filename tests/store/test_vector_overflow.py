@@ -109,3 +109,37 @@ def test_zero_and_non_finite_vectors_are_still_refused(store: EmbeddedStore) -> 
         with pytest.raises(InvalidVector):
             _upsert(store, "c", [vector])
     assert store.count("c") == 0
+
+
+def test_a_single_query_is_prepared_as_a_batch_row_would_be() -> None:
+    """One 1-D cosine query takes a shorter path; it must give the batch path's unit row
+    and refuse what the batch path refuses."""
+    from embedops.store import quantization
+
+    rng = np.random.default_rng(3)
+    for vector in [*rng.standard_normal((20, 384)), *(np.asarray(v) for v, _ in
+                                                      EXTREME.values())]:
+        for dtype in (np.float32, np.float64):
+            one = np.asarray(vector, dtype=dtype)
+            single = quantization.prepare(one, len(one), "cosine")
+            batch = quantization.prepare(one[None, :], len(one), "cosine")
+            assert single.shape == (1, len(one)) and single.dtype == np.float32
+            np.testing.assert_allclose(single, batch, rtol=0, atol=1e-7)
+    for bad in ([0.0] * 4, [np.inf, 0, 0, 0], [np.nan, 1, 1, 1], [1e200, 1e200, 0, 0]):
+        arr = np.asarray(bad, dtype=np.float64)
+        try:
+            expected = quantization.prepare(arr[None, :], 4, "cosine")
+        except InvalidVector:
+            with pytest.raises(InvalidVector):
+                quantization.prepare(arr, 4, "cosine")
+        else:
+            np.testing.assert_allclose(quantization.prepare(arr, 4, "cosine"), expected)
+
+
+def test_single_queries_with_zero_or_non_finite_values_are_refused(
+        store: EmbeddedStore) -> None:
+    store.create_collection("c", 4, fingerprint="fp")
+    _upsert(store, "c", [[1, 0, 0, 0]])
+    for vector in ([0, 0, 0, 0], [np.inf, 0, 0, 0], [np.nan, 1, 1, 1]):
+        with pytest.raises(InvalidVector):
+            store.search_one("c", np.asarray(vector, dtype=np.float32))

@@ -160,7 +160,7 @@ class HnswGraph:
     def search(self, rows: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` node keys and faiss distances (inner products, or squared L2) per
         query row; key -1 pads missing slots."""
-        params = self._search_params(ef)
+        params = self._params.get(ef) or self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
@@ -170,7 +170,9 @@ class HnswGraph:
         # (faiss's own Python wrapper does the same after checks done here)
         self.graph.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
                             faiss.swig_ptr(found), params)
-        keys = np.where(found >= 0, labels[np.maximum(found, 0)], -1)
+        keys = labels.take(found)
+        if found.min() < 0:  # padding: fewer than k nodes reachable
+            keys[found < 0] = -1
         return keys, distances
 
     def _search_params(self, ef: int) -> faiss.SearchParametersHNSW:

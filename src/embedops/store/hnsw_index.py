@@ -341,16 +341,21 @@ class HnswIndex:
             return (np.zeros((len(queries), 0), dtype=np.int64),
                     np.zeros((len(queries), 0), dtype=np.float32))
         k = max(1, min(k, len(self.index)))
-        # Removed nodes still occupy candidate slots during traversal: widen the search
-        # in proportion to the tombstone share until compaction clears them.
-        widen = 1.0 + 4.0 * self.removed / max(self.index.size, 1)
-        ef_value = max(int(int(ef or self.params["expansion_search"]) * widen), k)
+        ef_value = int(ef or self.params["expansion_search"])
+        removed = self.index.removed
+        if removed:  # Removed nodes still occupy candidate slots during traversal: widen
+            # the search in proportion to the tombstone share until compaction clears them.
+            ef_value = int(ef_value * (1.0 + 4.0 * removed / max(self.index.size, 1)))
         try:
-            keys, dist = self.index.search(self._codes(queries), k, ef_value)
+            keys, scores = self.index.search(self._codes(queries), k, max(ef_value, k))
         except (ValueError, RuntimeError) as exc:
             raise IndexFailure(f"HNSW search failed: {exc}") from exc
-        scores = (-dist if self.metric == "l2" else dist) * np.float32(self._code_scale)
-        scores[keys < 0] = -np.inf
+        if self.metric == "l2":
+            np.negative(scores, out=scores)
+        if self._code_scale != 1.0:
+            scores *= np.float32(self._code_scale)
+        if keys.min() < 0:
+            scores[keys < 0] = -np.inf
         return keys, scores
 
     def members(self, node: int) -> Collection[int]:

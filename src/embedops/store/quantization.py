@@ -16,6 +16,8 @@ oversampled candidate set that is rescored with the float vectors.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from embedops.errors import InvalidVector
@@ -66,6 +68,11 @@ def prepare(vectors: np.ndarray, dim: int, metric: str) -> np.ndarray:
     checked by the caller, which knows the collection's name.
     """
     cosine = metric == "cosine"
+    if (cosine and isinstance(vectors, np.ndarray) and vectors.ndim == 1
+            and len(vectors) == dim and vectors.dtype.kind == "f"):
+        unit = _unit_vector(vectors)
+        if unit is not None:
+            return unit
     try:
         with np.errstate(over="ignore"):  # float32 overflow becomes inf, refused below
             arr = np.array(vectors, dtype=np.float64 if cosine else np.float32, order="C",
@@ -86,6 +93,18 @@ def prepare(vectors: np.ndarray, dim: int, metric: str) -> np.ndarray:
         raise InvalidVector(f"vector norms beyond {MAX_SQUARED_NORM ** 0.5:.3g} overflow "
                             f"float32 {metric} scores")
     return arr
+
+
+def _unit_vector(vector: np.ndarray) -> np.ndarray | None:
+    """One cosine query as a unit ``(1, dim)`` float32 row, or None when ``prepare``'s
+    general path must judge it (NaN, inf, zero, or a norm that float64 squares out of
+    range: those make the squared norm non-finite or fall outside the bounds)."""
+    arr = vector.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = float(arr @ arr)
+    if not 1e-300 < squared < 1e300:  # (also False for NaN)
+        return None
+    return (arr / math.sqrt(squared)).astype(np.float32).reshape(1, -1)
 
 
 def _unit_rows(arr: np.ndarray) -> np.ndarray:

@@ -93,19 +93,21 @@ class Searcher:
     def search(self, row: CollectionRow, queries: np.ndarray, k: int, where: Where,
                ef: int | None, exact: bool) -> list[list[Hit]]:
         """Top-``k`` hits per query for the plan the module docstring describes."""
-        params = {**DEFAULT_PARAMS, **row.index_params}
         n = self.point_count(row)
         if n == 0:
             return [[] for _ in queries]
-        if exact or n <= int(params["exact_threshold"]):
-            return self._exact(row, queries, k, where, small=n <= params["exact_threshold"])
+        threshold = int(row.index_params.get("exact_threshold",
+                                             DEFAULT_PARAMS["exact_threshold"]))
+        if exact or n <= threshold:
+            return self._exact(row, queries, k, where, small=n <= threshold)
+        oversample = int(row.index_params.get("oversample", DEFAULT_PARAMS["oversample"]))
         if where is None:
-            return self._hnsw(row, queries, k, ef, int(params["oversample"]), n)
+            return self._hnsw(row, queries, k, ef, oversample, n)
         matches = self.match_count(row, where)
         if matches == 0:
             return [[] for _ in queries]
         if matches <= max(SELECTIVE_ROWS, n // 50):
-            return self._selective(row, queries, k, where, int(params["oversample"]))
+            return self._selective(row, queries, k, where, oversample)
         return [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
 
     def search_while_loading(self, row: CollectionRow, queries: np.ndarray, k: int,
@@ -218,12 +220,11 @@ class Searcher:
         """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist."""
         keys, vals = index.search(queries, wanted, ef=ef,
                                   threads=0 if len(queries) > 1 else 1)
-        rows = self._fetch(keys[keys >= 0], with_vectors=rescore)
+        rows = self._fetch(keys.ravel(), with_vectors=rescore)  # (-1 pads match no row)
         out: list[list[Hit]] = []
-        for qi, query in enumerate(queries):
-            found = [(key, val) for key, val in zip(keys[qi].tolist(), vals[qi].tolist(),
-                                                    strict=True)
-                     if key >= 0 and key in rows]
+        for query, ranked, scored in zip(queries, keys.tolist(), vals.tolist(), strict=True):
+            found = [(key, val) for key, val in zip(ranked, scored, strict=True)
+                     if key in rows]
             if rescore:
                 found = self._rescore(row, query, found, rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
@@ -308,7 +309,11 @@ class Searcher:
         if len(keys) == 0:
             return {}
         clause, params = (f"AND {where[0]}", where[1]) if where else ("", [])
-        unique = list(dict.fromkeys(keys.tolist()))
+        found = dict.fromkeys(keys.tolist())
+        found.pop(-1, None)  # (the padding of a short search result)
+        unique = list(found)
+        if not unique:
+            return {}
         if len(unique) <= 64:
             keys_sql, args = ",".join("?" * len(unique)), unique
         else:
@@ -329,4 +334,4 @@ class Searcher:
 
 
 def _hit(row: Sequence[Any], score: float) -> Hit:
-    return Hit(id=row[1], score=score, payload=payload_of(row[2]))
+    return Hit(row[1], score, payload_of(row[2]))
