@@ -7,6 +7,8 @@ there, for ``bench/store_open.py``. ``--data clustered`` writes ``bench/ann.py``
 clustered mixture instead: the bytes are the same, but recall can only be measured on
 vectors with neighbours (on random 384-d unit vectors every point is about as far as
 every other, and raw faiss HNSW finds 8% of the true top 10 at ef 64 on 100,000 of them).
+``--data clustered-blocks`` is that mixture made block by block (``ClusteredBlocks``),
+for sizes whose vectors do not fit in memory beside the store (10M).
 
 The per-vector figure is the growth between the two sizes divided by the points added
 (so fixed costs fall out); the fixed part is what is left at
@@ -47,7 +49,8 @@ def _disk(path: Path) -> dict[str, int]:
 
 
 def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
-          seconds: list[float], data: np.ndarray | None = None) -> dict[str, int]:
+          seconds: list[float], data: np.ndarray | ClusteredBlocks | None = None
+          ) -> dict[str, int]:
     """Write points ``lo..hi`` (the collection is created at 0), merge, checkpoint,
     close; the sizes after that. Appends each batch's seconds to ``seconds``, the
     final merge counted in the last batch (graph work the writes still owed)."""
@@ -98,6 +101,42 @@ def clustered(n: int, dim: int, queries: int = 1000) -> tuple[np.ndarray, np.nda
     return x[:n], x[n:]
 
 
+class ClusteredBlocks:
+    """``--data clustered-blocks``: the same mixture as ``clustered``, but each block of
+    ``BATCH`` points drawn from a seed of its own, so a block is made when it is wanted
+    and a store of any size streams (10M × 384 float32 is 15 GB, more than fits beside
+    the store being built). ``x[lo:hi]`` gives rows ``lo``..``hi`` (whole blocks)."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        rng = np.random.default_rng(0)
+        self.n, self.dim = n, dim
+        self.centres = rng.standard_normal((200, dim)).astype(np.float32)
+        self.basis = rng.standard_normal((200, 24, dim)).astype(np.float32) / dim**0.5
+
+    def block(self, number: int) -> np.ndarray:
+        return self._draw(np.random.default_rng((1, number)), BATCH)
+
+    def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        labels = rng.integers(0, 200, size)
+        coeff = rng.standard_normal((size, 24)).astype(np.float32)
+        part = self.centres[labels] * 0.25 + np.einsum("nk,nkd->nd", coeff,
+                                                       self.basis[labels])
+        part += rng.standard_normal(part.shape, dtype=np.float32) * 0.05
+        return part / np.linalg.norm(part, axis=1, keepdims=True)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        lo, hi = rows.start or 0, min(rows.stop if rows.stop is not None else self.n, self.n)
+        if lo % BATCH:
+            raise ValueError("blocks start at multiples of BATCH")
+        parts = [self.block(b) for b in range(lo // BATCH, (hi + BATCH - 1) // BATCH)]
+        return np.concatenate(parts)[:hi - lo] if parts else np.zeros((0, self.dim),
+                                                                       np.float32)
+
+    def queries(self, count: int) -> np.ndarray:
+        """Held-out queries of the mixture (a seed no block uses)."""
+        return self._draw(np.random.default_rng((2, 0)), count)
+
+
 def base_vectors(n: int, dim: int, data: str = "random") -> np.ndarray:
     """The vectors ``measure`` writes, in row order (for ground truth elsewhere)."""
     if data == "clustered":
@@ -115,7 +154,9 @@ def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
             data: str = "random") -> dict[str, Any]:
     half = n // 2
     seconds: list[float] = []
-    points = clustered(n, dim)[0] if data == "clustered" else None
+    points: np.ndarray | ClusteredBlocks | None = (
+        clustered(n, dim)[0] if data == "clustered"
+        else ClusteredBlocks(n, dim) if data == "clustered-blocks" else None)
     with tempfile.TemporaryDirectory() as folder:
         path = keep if keep is not None else Path(folder) / "s"
         first = _fill(path, 0, half, dim, dtype, seconds, points)
@@ -141,7 +182,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--dtypes", default="float32,int8")
     parser.add_argument("--keep", type=Path, help="keep the (last dtype's) store here")
-    parser.add_argument("--data", choices=("random", "clustered"), default="random")
+    parser.add_argument("--data", choices=("random", "clustered", "clustered-blocks"),
+                        default="random")
     args = parser.parse_args()
     dtypes = args.dtypes.split(",")
     for dtype in dtypes:

@@ -115,3 +115,28 @@ def test_an_index_of_an_earlier_release_is_rebuilt_from_sqlite(tmp_path: Path) -
     manifest = read_manifest(folder, 1)
     assert manifest is not None and manifest["file"].endswith(".faiss")
     assert not (folder / "1-1.usearch").exists()
+
+
+def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
+        tmp_path: Path) -> None:
+    """The key -> position map is built on first use (opening a large store skips it);
+    counts, searches, adds, removes and renames agree whether it was built or not."""
+    graph, vectors = _graph(1500)
+    graph.remove(np.arange(1000, 1300, dtype=np.int64))
+    graph.save(tmp_path / "g.faiss", tmp_path / "g.npy")
+    loaded = HnswGraph.load(tmp_path / "g.faiss", tmp_path / "g.npy", DIM, "cosine", "float32")
+    assert loaded is not None
+    assert (len(loaded), loaded.removed) == (1200, 300)
+    keys, _ = loaded.search(vectors[300:310], 1, 64)
+    assert keys[:, 0].tolist() == list(range(1300, 1310))
+    assert loaded._positions is None  # a search did not build it
+    loaded.add(np.array([7, 8], dtype=np.int64), vectors[[0, 1]])  # still not built
+    assert len(loaded) == 1202 and loaded._positions is None
+    assert loaded.remove(np.array([7, 1300], dtype=np.int64)) == 2  # built here
+    assert loaded.rename(8, 9) and not loaded.rename(1300, 5)
+    assert len(loaded) == len(loaded.positions) == 1200
+    assert set(loaded.keys().tolist()) == {9, *range(1301, 2500)}
+    keys, _ = loaded.search(vectors[[1, 301]], 1, 64)
+    assert keys[:, 0].tolist() == [9, 1301]
+    keys, _ = loaded.search(vectors[[0, 300]], 5, 64)  # their nodes were removed
+    assert not np.isin(keys, [7, 1000, 1300]).any()

@@ -82,15 +82,27 @@ class HnswGraph:
         alive = self._labels[:count] >= 0
         self._alive = np.zeros(len(self._labels) // 8 + 1, dtype=np.uint8)
         self._alive[:(count + 7) // 8] = np.packbits(alive, bitorder="little")
-        self.positions: dict[int, int] = dict(zip(self._labels[:count][alive].tolist(),
-                                                  np.flatnonzero(alive).tolist(), strict=True))
-        self.removed = count - len(self.positions)  # tombstones in the graph
+        # key -> position, built on first use (``positions``): a search needs only the
+        # labels, so opening a store and answering its first search skips building it
+        # (~0.2 s at 1M nodes)
+        self._positions: dict[int, int] | None = None
+        self.removed = count - int(np.count_nonzero(alive))  # tombstones in the graph
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
         self._selector: faiss.IDSelectorBitmap | None = None
 
     def __len__(self) -> int:
         """Live nodes."""
-        return len(self.positions)
+        return self.size - self.removed
+
+    @property
+    def positions(self) -> dict[int, int]:
+        """Key -> position of every live node."""
+        if self._positions is None:
+            count = self.size
+            alive = self._labels[:count] >= 0
+            self._positions = dict(zip(self._labels[:count][alive].tolist(),
+                                       np.flatnonzero(alive).tolist(), strict=True))
+        return self._positions
 
     @property
     def size(self) -> int:
@@ -114,7 +126,9 @@ class HnswGraph:
         end = self.size
         self._grow(end)
         self._labels[start:end] = keys
-        self.positions.update(zip(np.asarray(keys).tolist(), range(start, end), strict=True))
+        if self._positions is not None:  # (else built from the labels when first needed)
+            self._positions.update(zip(np.asarray(keys).tolist(), range(start, end),
+                                       strict=True))
         bits = np.unpackbits(self._alive[start // 8:(end + 7) // 8], bitorder="little")
         bits[start % 8:start % 8 + end - start] = 1
         self._alive[start // 8:(end + 7) // 8] = np.packbits(bits, bitorder="little")
@@ -207,8 +221,10 @@ class HnswGraph:
         hnsw = self.graph.hnsw
         codes = self.size * self.graph.storage.sa_code_size()
         links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
-        ours = self._labels.nbytes + self._alive.nbytes + sys.getsizeof(self.positions)
-        return int(codes + links + ours + KEY_OBJECT_BYTES * len(self.positions))
+        ours = self._labels.nbytes + self._alive.nbytes
+        if self._positions is not None:  # (not built until a write or a lookup needs it)
+            ours += sys.getsizeof(self._positions) + KEY_OBJECT_BYTES * len(self._positions)
+        return int(codes + links + ours)
 
     # --- files -------------------------------------------------------------------------
 
