@@ -14,6 +14,7 @@ import pytest
 
 from embedops.errors import StoreError
 from embedops.store import open_store
+from embedops.store.catalog import lookup
 from embedops.store.shared_lock import SharedLock
 
 from .storedata import mixture
@@ -250,3 +251,43 @@ def test_hits_carry_ids_and_payloads_exactly_as_written(tmp_path: Path) -> None:
             for i, vector in enumerate(vectors):
                 hit = store.search("c", vector, k=1)[0][0]
                 assert (hit.id, hit.payload) == (ids[i], payloads[i])
+
+
+
+def test_the_search_plan_counts_points_from_an_index_that_is_in_step(tmp_path: Path) -> None:
+    """A search plans with the loaded index's point count instead of counting the rows
+    in SQLite, when the index reflects the catalog's change sequence. The two counts
+    must agree after every kind of write, a reopen, and on a handle that catches up
+    with another's writes."""
+    store, data = _store_with_points(tmp_path / "s", 600)
+    reader = open_store(tmp_path / "s", read_only=True)
+
+    def check(handle: object) -> None:
+        handle.search("c", data[0], 3)  # loads the index or catches it up
+        row = lookup(handle.conn, "c")
+        assert handle._indexes.live[row.cid].seq == row.seq  # in step: counted from it
+        (in_sql,) = handle.conn.execute("SELECT COUNT(*) FROM points WHERE cid = ?",
+                                        (row.cid,)).fetchone()
+        assert handle._search.point_count(row, index_held=True) == in_sql
+
+    def both() -> None:
+        check(store)
+        check(reader)
+
+    both()
+    moved = mixture(150, DIM, seed=9)  # 100 existing ids replaced, 50 new ones
+    store.upsert("c", [str(i) for i in range(500, 650)], moved, None, fingerprint="fp")
+    both()
+    same = np.repeat(data[:1], 20, axis=0)  # 20 points sharing one vector (one node)
+    store.upsert("c", [f"dup{i}" for i in range(20)], same, None, fingerprint="fp")
+    both()
+    store.delete("c", ids=[*(f"dup{i}" for i in range(0, 20, 3)), *map(str, range(40))])
+    both()
+    store.update_payload("c", {"tag": 1}, ids=["41", "42"])
+    both()
+    store.close()
+    store = open_store(tmp_path / "s")  # the index comes from the checkpoint + replay
+    both()
+    assert store.count("c") == 600 + 50 + 20 - 7 - 40
+    store.close()
+    reader.close()

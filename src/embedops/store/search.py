@@ -69,8 +69,16 @@ class Searcher:
     def conn(self) -> sqlite3.Connection:
         return self._connection()
 
-    def point_count(self, row: CollectionRow) -> int:
-        """Live points in the collection (cached per change sequence)."""
+    def point_count(self, row: CollectionRow, index_held: bool = False) -> int:
+        """Live points in the collection. With ``index_held`` (the caller holds the index
+        lock), the loaded index's own count when that index reflects ``row``'s change
+        sequence: it holds exactly the points committed at that sequence, and counting
+        them in SQLite reads the collection's whole id index (1.4 s for 1M points after
+        a cold open). Otherwise SQL, cached per change sequence."""
+        if index_held:
+            live = self.indexes.live.get(row.cid)
+            if live is not None and live.seq == row.seq and live.index.clip == row.clip:
+                return len(live.index)
         cached = self._counts.get(row.cid)
         if cached is None or cached[0] != row.seq:
             (n,) = self.conn.execute("SELECT COUNT(*) FROM points WHERE cid = ?",
@@ -93,7 +101,7 @@ class Searcher:
     def search(self, row: CollectionRow, queries: np.ndarray, k: int, where: Where,
                ef: int | None, exact: bool) -> list[list[Hit]]:
         """Top-``k`` hits per query for the plan the module docstring describes."""
-        n = self.point_count(row)
+        n = self.point_count(row, index_held=True)
         if n == 0:
             return [[] for _ in queries]
         threshold = int(row.index_params.get("exact_threshold",
