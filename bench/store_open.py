@@ -11,6 +11,8 @@ index loads on first use), in a fresh process. Prints JSON.
     .venv/bin/python bench/store_footprint.py --n 1000000 --dtypes int8 --data clustered \
         --keep /tmp/s1m
     .venv/bin/python bench/store_open.py --path /tmp/s1m --n 1000000 [--payload-index]
+    .venv/bin/python bench/store_open.py --path /tmp/s1m --n 1000000 --opens 3 \
+        --sources /tmp/old/src,/tmp/new/src     # open times of two checkouts, alternating
 """
 
 from __future__ import annotations
@@ -51,10 +53,15 @@ def drop_caches() -> bool:
         return False
 
 
-def open_seconds(path: Path, mode: str, dim: int) -> tuple[float, bool]:
+def open_seconds(path: Path, mode: str, dim: int, source: str | None = None
+                 ) -> tuple[float, bool]:
+    """Seconds from a fresh process's first import to its first answered search, and
+    whether the page cache was dropped before; ``source``: the ``src`` folder of the
+    library to import (another checkout), else this one's."""
     cold = drop_caches()
+    env = {**os.environ, "PYTHONPATH": source} if source else None
     out = subprocess.run([sys.executable, "-c", _OPEN, str(path), mode, str(dim)],
-                         capture_output=True, text=True, check=True, timeout=3600)
+                         capture_output=True, text=True, check=True, timeout=3600, env=env)
     seconds, hits = out.stdout.split()
     assert int(hits) == K, out.stdout
     return float(seconds), cold
@@ -85,6 +92,21 @@ def _id(i: int) -> str:
     return f"doc-{i // 4}#{i % 4}"
 
 
+def compare_opens(path: Path, dim: int, sources: list[str], rounds: int) -> None:
+    """``--sources``: open times of several checkouts on one store, alternating."""
+    times: dict[tuple[str, str], list[float]] = {}
+    cold = True
+    for _ in range(rounds):
+        for source in sources:
+            for mode in ("ro", "rw"):
+                seconds, was_cold = open_seconds(path, mode, dim, source)
+                times.setdefault((source, mode), []).append(seconds)
+                cold = cold and was_cold
+    print(json.dumps({"load_at_start": os.getloadavg()[0], "cold_cache": cold, "opens": {
+        f"{source} {mode}": summary(runs, 2) for (source, mode), runs in times.items()}},
+        indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", type=Path, required=True)
@@ -97,7 +119,12 @@ def main() -> None:
                         default="clustered", help="the --data store_footprint wrote")
     parser.add_argument("--payload-index", action="store_true",
                         help="index the payload field `bucket` before the filtered searches")
+    parser.add_argument("--sources", help="comma-separated src folders of checkouts to "
+                        "compare: only open times, the checkouts alternating per round")
     args = parser.parse_args()
+    if args.sources:
+        compare_opens(args.path, args.dim, args.sources.split(","), args.opens)
+        return
     from embedops.store import open_store
 
     report: dict[str, Any] = {"n": args.n, "dim": args.dim,

@@ -129,3 +129,32 @@ def test_the_index_library_loads_beside_the_onnx_runtime() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("given", [None, 100])
+def test_checkpoints_come_at_a_share_of_the_index_unless_the_interval_is_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: int | None) -> None:
+    """A checkpoint rewrites the whole graph, so by default the interval grows with the
+    index (here scaled down: 100 points or 10% of the index); a collection that sets
+    ``checkpoint_every`` gets exactly that interval."""
+    from embedops.store import hnsw_index, index_manager
+
+    monkeypatch.setitem(hnsw_index.DEFAULT_PARAMS, "checkpoint_every", 100)
+    monkeypatch.setattr(index_manager, "CHECKPOINT_SHARE", 0.1)
+    vectors = mixture(3000, 24, seed=2)
+    params = {**PARAMS, **({"checkpoint_every": given} if given else {})}
+    seqs = []
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", index_params=params)
+        for seq, lo in enumerate(range(0, 3000, 100), start=1):
+            store.upsert("c", [str(i) for i in range(lo, lo + 100)], vectors[lo:lo + 100],
+                         None, fingerprint="fp")
+            manifest = json.loads((tmp_path / "s" / "index" / "1.json").read_text())
+            if manifest["seq"] == seq:
+                seqs.append(seq)
+    if given:
+        assert seqs == list(range(1, 31))
+    else:  # after 100, 200, 300, ... points until 10% of the index exceeds 100 points
+        gaps = np.diff([0, *seqs])
+        assert seqs[:10] == list(range(1, 11)) and len(seqs) < 25
+        assert (gaps[10:] >= 2).all()
