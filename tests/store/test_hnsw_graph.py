@@ -140,3 +140,13 @@ def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
     assert keys[:, 0].tolist() == [9, 1301]
     keys, _ = loaded.search(vectors[[0, 300]], 5, 64)  # their nodes were removed
     assert not np.isin(keys, [7, 1000, 1300]).any()
+
+
+def test_an_empty_batch_of_queries_gets_empty_answers() -> None:
+    graph, _ = _graph(50)
+    keys, scores = graph.search(np.zeros((0, DIM), dtype=np.float32), 3, 16)
+    assert keys.shape == scores.shape == (0, 3)
+    index = HnswIndex(DIM, "cosine", "int8", {}, 0.5)
+    index.add(np.arange(50), _unit(50))
+    keys, scores = index.search(np.zeros((0, DIM), dtype=np.float32), 3)
+    assert keys.shape == scores.shape == (0, 3)

@@ -185,7 +185,7 @@ class HnswGraph:
         self.graph.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
                             faiss.swig_ptr(found), params)
         keys = labels.take(found)
-        if found.min() < 0:  # padding: fewer than k nodes reachable
+        if found.size and found.min() < 0:  # padding: fewer than k nodes reachable
             keys[found < 0] = -1
         return keys, distances
 

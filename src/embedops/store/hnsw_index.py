@@ -354,7 +354,7 @@ class HnswIndex:
             np.negative(scores, out=scores)
         if self._code_scale != 1.0:
             scores *= np.float32(self._code_scale)
-        if keys.min() < 0:
+        if keys.size and keys.min() < 0:
             scores[keys < 0] = -np.inf
         return keys, scores
 
