@@ -130,6 +130,10 @@ def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
     keys, _ = loaded.search(vectors[300:310], 1, 64)
     assert keys[:, 0].tolist() == list(range(1300, 1310))
     assert loaded._positions is None  # a search did not build it
+    counted = loaded.memory_usage  # a budget sees the map before it is built
+    assert len(loaded.positions) == 1200 and loaded.memory_usage == counted
+    loaded = HnswGraph.load(tmp_path / "g.faiss", tmp_path / "g.npy", DIM, "cosine", "float32")
+    assert loaded is not None
     loaded.add(np.array([7, 8], dtype=np.int64), vectors[[0, 1]])  # still not built
     assert len(loaded) == 1202 and loaded._positions is None
     assert loaded.remove(np.array([7, 1300], dtype=np.int64)) == 2  # built here
