@@ -1,0 +1,183 @@
+"""Where two searching threads lose their second core: the store's search path layer by
+layer, one thread against two.
+
+Builds a store of ``--n`` clustered × 384 points (``bench/ann.py``'s mixture), then for
+each layer of a single-query search — the graph search alone, the search plan with
+hits and payloads, the index lock, a pooled read connection, the whole ``store.search``
+— runs ``--queries`` queries on one thread and the same queries split over two, and
+prints one thread's QPS and the two-thread ratio per pass. Every layer but the last
+serves ids and payloads from a dictionary instead of SQLite, so the layers differ only in
+the Python they add; the last is the real search. Then, with a pure-Python thread
+spinning beside it, each part is timed again: a part that releases the interpreter lock
+comes back only when the spinner is made to drop it (``sys.getswitchinterval()``, 5 ms),
+which shows which parts release it. Reaches into the store's private parts on purpose.
+
+    .venv/bin/python bench/search_layers.py --n 50000 --passes 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ann import make_data  # bench/ is the script's directory
+from embedops.store import open_store, quantization
+from embedops.store.catalog import lookup
+
+K, EF = 10, 64
+
+
+def qps(search: Callable[[np.ndarray], Any], queries: np.ndarray, threads: int) -> float:
+    per = len(queries) // threads
+    workers = [threading.Thread(target=lambda part: [search(q) for q in part],
+                                args=(queries[i * per:(i + 1) * per],))
+               for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return per * threads / (time.perf_counter() - started)
+
+
+def layers(store: Any) -> dict[str, Callable[[np.ndarray], Any]]:
+    row = lookup(store.conn, "b")
+    index = store._indexes.live[row.cid].index
+    searcher = store._search
+    real_fetch = searcher._fetch
+    (db,) = [p for p in Path(store.path).glob("store.sqlite")]
+    rows = {r[0]: r for r in sqlite3.connect(db).execute(
+        "SELECT rowkey, id, payload FROM points")}
+
+    def from_memory(keys: np.ndarray, with_vectors: bool, where: Any = None) -> dict:
+        return {k: rows[k] for k in keys.tolist() if k in rows}
+
+    def graph(q: np.ndarray) -> Any:
+        return index.search(q[None, :], K, ef=EF, threads=1)
+
+    def plan(q: np.ndarray) -> Any:
+        return searcher.search(row, q[None, :], K, None, EF, False)
+
+    def locked(q: np.ndarray) -> Any:
+        with store._index_lock.shared():
+            return plan(q)
+
+    def pooled(q: np.ndarray) -> Any:
+        with store._readers.reader() as reader:
+            store._local.reader = reader
+            try:
+                return locked(q)
+            finally:
+                store._local.reader = None
+
+    def whole(q: np.ndarray) -> Any:
+        return store.search("b", q, K, ef=EF)
+
+    def memory(search: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+        def run(q: np.ndarray) -> Any:
+            searcher._fetch = from_memory
+            try:
+                return search(q)
+            finally:
+                searcher._fetch = real_fetch
+        return run
+
+    return {"graph search": graph, "+ plan, hits, payloads": memory(plan),
+            "+ index lock": memory(locked), "+ pooled read connection": memory(pooled),
+            "+ query checks, catalog row (store.search)": memory(whole),
+            "store.search with the SQLite fetch": whole}
+
+
+def _shared(store: Any) -> None:
+    with store._index_lock.shared():
+        pass
+
+
+def releases(store: Any, query: np.ndarray) -> dict[str, float]:
+    """µs per call of each part with a pure-Python thread spinning beside it."""
+    row = lookup(store.conn, "b")
+    index = store._indexes.live[row.cid].index
+    parts: dict[str, Callable[[], Any]] = {
+        "prepare the query": lambda: quantization.prepare(query, len(query), "cosine"),
+        "graph search": lambda: index.search(query[None, :], K, ef=EF, threads=1),
+        "numpy on the query": lambda: query / np.float32(3.0),
+        "index lock": lambda: _shared(store),
+    }
+    keys, _ = index.search(query[None, :], K, ef=EF, threads=1)
+
+    def fetch() -> Any:
+        with store._readers.reader() as reader:
+            store._local.reader = reader
+            try:
+                return store._search._fetch(keys.ravel(), False)
+            finally:
+                store._local.reader = None
+
+    parts["SQLite fetch of the hits"] = fetch
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    out = {}
+    try:
+        for name, part in parts.items():
+            started = time.perf_counter()
+            for _ in range(20):
+                part()
+            out[name] = round((time.perf_counter() - started) / 20 * 1e6)
+    finally:
+        stop.set()
+        spinner.join()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--queries", type=int, default=4000)
+    parser.add_argument("--passes", type=int, default=3)
+    args = parser.parse_args()
+    base, held_out = make_data(args.n, 1000, 384)
+    queries = np.concatenate([held_out] * (args.queries // len(held_out) + 1))[:args.queries]
+    report: dict[str, Any] = {"n": args.n, "queries": args.queries, "cpus": os.cpu_count(),
+                              "load_at_start": os.getloadavg()[0], "layers": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(Path(folder) / "s")
+        store.create_collection("b", 384, fingerprint="bench",
+                                index_params={"exact_threshold": 0})
+        for lo in range(0, args.n, 10_000):
+            store.upsert("b", [str(i) for i in range(lo, min(lo + 10_000, args.n))],
+                         base[lo:lo + 10_000],
+                         [{"n": i} for i in range(lo, min(lo + 10_000, args.n))],
+                         fingerprint="bench")
+        store.wait_merged(3600)
+        store.search("b", queries[0], K)
+        for _ in range(args.passes):
+            for name, search in layers(store).items():
+                one = qps(search, queries, 1)
+                two = qps(search, queries, 2)
+                entry = report["layers"].setdefault(name, {"one_thread_qps": [],
+                                                           "two_over_one": []})
+                entry["one_thread_qps"].append(round(one))
+                entry["two_over_one"].append(round(two / one, 2))
+        report["us_per_call_beside_a_spinning_thread"] = releases(store, queries[0])
+        store.close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
