@@ -7,10 +7,8 @@ hits and payloads, the index lock, a pooled read connection, the whole ``store.s
 — runs ``--queries`` queries on one thread and the same queries split over two, and
 prints one thread's QPS and the two-thread ratio per pass. Every layer but the last
 serves ids and payloads from a dictionary instead of SQLite, so the layers differ only in
-the Python they add; the last is the real search. Then, with a pure-Python thread
-spinning beside it, each part is timed again: a part that releases the interpreter lock
-comes back only when the spinner is made to drop it (``sys.getswitchinterval()``, 5 ms),
-which shows which parts release it. Reaches into the store's private parts on purpose.
+the Python they add; the last is the real search. Reaches into the store's private parts
+on purpose.
 
     .venv/bin/python bench/search_layers.py --n 50000 --passes 3
 """
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ann import make_data  # bench/ is the script's directory
-from embedops.store import open_store, quantization
+from embedops.store import open_store
 from embedops.store.catalog import lookup
 
 K, EF = 10, 64
@@ -98,53 +96,6 @@ def layers(store: Any) -> dict[str, Callable[[np.ndarray], Any]]:
             "store.search with the SQLite fetch": whole}
 
 
-def _shared(store: Any) -> None:
-    with store._index_lock.shared():
-        pass
-
-
-def releases(store: Any, query: np.ndarray) -> dict[str, float]:
-    """µs per call of each part with a pure-Python thread spinning beside it."""
-    row = lookup(store.conn, "b")
-    index = store._indexes.live[row.cid].index
-    parts: dict[str, Callable[[], Any]] = {
-        "prepare the query": lambda: quantization.prepare(query, len(query), "cosine"),
-        "graph search": lambda: index.search(query[None, :], K, ef=EF, threads=1),
-        "numpy on the query": lambda: query / np.float32(3.0),
-        "index lock": lambda: _shared(store),
-    }
-    keys, _ = index.search(query[None, :], K, ef=EF, threads=1)
-
-    def fetch() -> Any:
-        with store._readers.reader() as reader:
-            store._local.reader = reader
-            try:
-                return store._search._fetch(keys.ravel(), False)
-            finally:
-                store._local.reader = None
-
-    parts["SQLite fetch of the hits"] = fetch
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            pass
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    out = {}
-    try:
-        for name, part in parts.items():
-            started = time.perf_counter()
-            for _ in range(20):
-                part()
-            out[name] = round((time.perf_counter() - started) / 20 * 1e6)
-    finally:
-        stop.set()
-        spinner.join()
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000)
@@ -174,7 +125,6 @@ def main() -> None:
                                                            "two_over_one": []})
                 entry["one_thread_qps"].append(round(one))
                 entry["two_over_one"].append(round(two / one, 2))
-        report["us_per_call_beside_a_spinning_thread"] = releases(store, queries[0])
         store.close()
     print(json.dumps(report, indent=2))
 
