@@ -20,32 +20,17 @@ import json
 import os
 import sqlite3
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ann import make_data  # bench/ is the script's directory
+from ann import make_data, threaded_qps  # bench/ is the script's directory
 from embedops.store import open_store
 from embedops.store.catalog import lookup
 
 K, EF = 10, 64
-
-
-def qps(search: Callable[[np.ndarray], Any], queries: np.ndarray, threads: int) -> float:
-    per = len(queries) // threads
-    workers = [threading.Thread(target=lambda part: [search(q) for q in part],
-                                args=(queries[i * per:(i + 1) * per],))
-               for i in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return per * threads / (time.perf_counter() - started)
 
 
 def layers(store: Any) -> dict[str, Callable[[np.ndarray], Any]]:
@@ -119,8 +104,8 @@ def main() -> None:
         store.search("b", queries[0], K)
         for _ in range(args.passes):
             for name, search in layers(store).items():
-                one = qps(search, queries, 1)
-                two = qps(search, queries, 2)
+                one = threaded_qps(search, queries, 1)
+                two = threaded_qps(search, queries, 2)
                 entry = report["layers"].setdefault(name, {"one_thread_qps": [],
                                                            "two_over_one": []})
                 entry["one_thread_qps"].append(round(one))

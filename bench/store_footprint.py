@@ -81,23 +81,35 @@ def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
     return {"index_memory": memory, **_disk(path)}
 
 
+def _centres(dim: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """The mixture's 200 centres, their 24-dimensional spreads, and the generator that
+    drew them (seed 0; ``clustered`` goes on drawing from it)."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((200, dim)).astype(np.float32)
+    basis = rng.standard_normal((200, 24, dim)).astype(np.float32) / dim**0.5
+    return centres, basis, rng
+
+
+def _mix(centres: np.ndarray, basis: np.ndarray, labels: np.ndarray, coeff: np.ndarray,
+         rng: np.random.Generator) -> np.ndarray:
+    """Unit points of the mixture: each row's centre, its spread by ``coeff``, noise."""
+    part = centres[labels] * 0.25 + np.einsum("nk,nkd->nd", coeff, basis[labels])
+    part += rng.standard_normal(part.shape, dtype=np.float32) * 0.05
+    return part / np.linalg.norm(part, axis=1, keepdims=True)
+
+
 def clustered(n: int, dim: int, queries: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """``--data clustered``: ``n`` points and ``queries`` held-out queries of
     ``bench/ann.py``'s mixture (200 centres, a 24-dimensional spread around each, a little
     noise), made a slice at a time so that a million points fit in memory."""
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((200, dim)).astype(np.float32)
-    basis = rng.standard_normal((200, 24, dim)).astype(np.float32) / dim**0.5
+    centres, basis, rng = _centres(dim)
     total = n + queries
     labels = rng.integers(0, 200, total)
     coeff = rng.standard_normal((total, 24)).astype(np.float32)
     x = np.empty((total, dim), dtype=np.float32)
     for lo in range(0, total, 20_000):
         hi = min(lo + 20_000, total)
-        part = centres[labels[lo:hi]] * 0.25 + np.einsum("nk,nkd->nd", coeff[lo:hi],
-                                                          basis[labels[lo:hi]])
-        part += rng.standard_normal(part.shape, dtype=np.float32) * 0.05
-        x[lo:hi] = part / np.linalg.norm(part, axis=1, keepdims=True)
+        x[lo:hi] = _mix(centres, basis, labels[lo:hi], coeff[lo:hi], rng)
     return x[:n], x[n:]
 
 
@@ -108,10 +120,8 @@ class ClusteredBlocks:
     the store being built). ``x[lo:hi]`` gives rows ``lo``..``hi`` (whole blocks)."""
 
     def __init__(self, n: int, dim: int) -> None:
-        rng = np.random.default_rng(0)
         self.n, self.dim = n, dim
-        self.centres = rng.standard_normal((200, dim)).astype(np.float32)
-        self.basis = rng.standard_normal((200, 24, dim)).astype(np.float32) / dim**0.5
+        self.centres, self.basis, _ = _centres(dim)
 
     def block(self, number: int) -> np.ndarray:
         return self._draw(np.random.default_rng((1, number)), BATCH)
@@ -119,10 +129,7 @@ class ClusteredBlocks:
     def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         labels = rng.integers(0, 200, size)
         coeff = rng.standard_normal((size, 24)).astype(np.float32)
-        part = self.centres[labels] * 0.25 + np.einsum("nk,nkd->nd", coeff,
-                                                       self.basis[labels])
-        part += rng.standard_normal(part.shape, dtype=np.float32) * 0.05
-        return part / np.linalg.norm(part, axis=1, keepdims=True)
+        return _mix(self.centres, self.basis, labels, coeff, rng)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         lo, hi = rows.start or 0, min(rows.stop if rows.stop is not None else self.n, self.n)
