@@ -65,7 +65,8 @@ class Client:
         from embedops.monitor.memory import memory_budget
 
         self.store: VectorStore = open_store(settings.store, read_only=read_only,
-                                             memory_budget_bytes=memory_budget(settings)[0])
+                                             memory_budget_bytes=memory_budget(settings)[0],
+                                             hit_cache_bytes=settings.hit_cache_bytes)
         try:
             self.ledger: Ledger | None = (
                 None if read_only and not ledger_exists(location)

@@ -57,6 +57,7 @@ from embedops.store.catalog import (
 from embedops.store.compaction import Cancelled, build_from_snapshot, needs_compaction
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
+from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
 from embedops.store.hnsw_index import estimate_memory, read_manifest, remove_checkpoints
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import (
@@ -132,9 +133,12 @@ class EmbeddedStore:
     """The default ``VectorStore``: see the module docstring for layout and guarantees."""
 
     def __init__(self, path: str | Path, read_only: bool = False,
-                 memory_budget_bytes: int | None = None) -> None:
+                 memory_budget_bytes: int | None = None,
+                 hit_cache_bytes: int = HIT_CACHE_BYTES) -> None:
         """``memory_budget_bytes``: an upsert that would grow the resident index past it
-        is refused (``MemoryBudgetExceeded``) instead of letting the machine swap."""
+        is refused (``MemoryBudgetExceeded``) instead of letting the machine swap.
+        ``hit_cache_bytes``: memory for the ids and payloads of returned points, served
+        to later searches without SQLite (``embedops.store.hit_cache``; 0 turns it off)."""
         from embedops.store.locking import WriterLock
 
         self.path = Path(path)
@@ -158,7 +162,7 @@ class EmbeddedStore:
                 self._writer.release()
             raise
         self._indexes = IndexManager(self._conn, self.path / "index", read_only)
-        self._search = Searcher(lambda: self.conn, self._indexes)
+        self._search = Searcher(lambda: self.conn, self._indexes, HitCache(hit_cache_bytes))
         self._readers = ReadPool(self.path / DB_FILE)
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
@@ -178,6 +182,15 @@ class EmbeddedStore:
             self._merger = threading.Thread(target=self._merge_loop, daemon=True,
                                             name="embedops-index-merge")
             self._merger.start()
+
+    @property
+    def hit_cache_bytes(self) -> int:
+        """Memory for the ids and payloads of returned points (``hit_cache``; 0: off)."""
+        return self._search.hit_cache.budget_bytes
+
+    @hit_cache_bytes.setter
+    def hit_cache_bytes(self, value: int) -> None:
+        self._search.hit_cache = HitCache(value)
 
     def _connect(self) -> sqlite3.Connection:
         db = self.path / DB_FILE
@@ -244,6 +257,7 @@ class EmbeddedStore:
         with self._index_lock.exclusive():
             self._indexes.drop(row.cid)
             self._search.dense.drop(row.cid)
+            self._search.hit_cache.drop(row.cid)
         remove_checkpoints(self.path / "index", row.cid)
 
     @_reads
@@ -656,6 +670,10 @@ class EmbeddedStore:
                                     if p.is_file()),
             "dtype": row.dtype, "metric": row.metric, "seq": row.seq,
             "index_seq": index["index_seq"], "checkpoint_seq": index["checkpoint_seq"],
+            # (the handle's hit cache, all collections together)
+            "hit_cache_bytes": self._search.hit_cache.bytes,
+            "hit_cache_hits": self._search.hit_cache.hits,
+            "hit_cache_misses": self._search.hit_cache.misses,
         }
 
     @_writes

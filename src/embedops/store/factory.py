@@ -72,13 +72,17 @@ def parse_store_url(value: str | Path) -> tuple[str, str]:
 
 
 def open_store(value: str | Path, read_only: bool = False,
-               memory_budget_bytes: int | None = None) -> VectorStore:
+               memory_budget_bytes: int | None = None,
+               hit_cache_bytes: int | None = None) -> VectorStore:
     """Open the store a setting names (creating an embedded one unless ``read_only``).
-    ``memory_budget_bytes`` reaches backends that keep their index in this process."""
+    ``memory_budget_bytes`` and ``hit_cache_bytes`` reach backends that keep their index
+    (and a cache of returned points) in this process."""
     scheme, location = parse_store_url(value)
     store = store_backends()[scheme](location, read_only)
     if memory_budget_bytes is not None and hasattr(store, "memory_budget_bytes"):
         store.memory_budget_bytes = memory_budget_bytes
+    if hit_cache_bytes is not None and hasattr(store, "hit_cache_bytes"):
+        store.hit_cache_bytes = hit_cache_bytes
     return store
 
 

@@ -186,7 +186,9 @@ class HnswGraph:
         # (faiss's own Python wrapper does the same after checks done here)
         self.graph.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
                             faiss.swig_ptr(found), params)
-        keys = labels.take(found)
+        # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
+        # another thread waiting for it each hand-over costs tens of µs on a VM)
+        keys = labels[found]
         if found.size and found.min() < 0:  # padding: fewer than k nodes reachable
             keys[found < 0] = -1
         return keys, distances

@@ -36,6 +36,7 @@ from embedops.store import quantization
 from embedops.store.batch import payload_of
 from embedops.store.catalog import CollectionRow
 from embedops.store.exact import DenseCache, scores, top_k
+from embedops.store.hit_cache import HitCache
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import Hit
@@ -58,9 +59,10 @@ class Searcher:
     """
 
     def __init__(self, connection: Callable[[], sqlite3.Connection],
-                 indexes: IndexManager) -> None:
+                 indexes: IndexManager, hit_cache: HitCache | None = None) -> None:
         self._connection = connection
         self.indexes = indexes
+        self.hit_cache = hit_cache if hit_cache is not None else HitCache()
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
         self._matches: dict[tuple[int, int, str, str], int] = {}
@@ -142,7 +144,7 @@ class Searcher:
                 pos = pos[keys[pos] == chosen] if len(keys) else pos[:0]
                 keys, matrix = keys[pos], matrix[pos]
             idx, vals = top_k(scores(queries, matrix, row.metric), k)
-            return self._hits(keys[idx], vals)
+            return self._hits(row, keys[idx], vals)
         return self._exact_scan(row, queries, k, where)
 
     def _selective(self, row: CollectionRow, queries: np.ndarray, k: int,
@@ -162,7 +164,7 @@ class Searcher:
         matrix = index.stored(keys)
         if row.dtype != "int8":
             idx, vals = top_k(scores(queries, matrix, row.metric), k)
-            return self._hits(keys[idx], vals)
+            return self._hits(row, keys[idx], vals)
         code_metric = "l2" if row.metric == "l2" else "ip"
         idx, _ = top_k(scores(index.codes(queries), matrix, code_metric), k * oversample)
         rows = self._fetch(keys[idx].reshape(-1), with_vectors=True)
@@ -200,7 +202,7 @@ class Searcher:
             idx, best_vals = top_k(all_vals, k)
             best_keys = np.take_along_axis(all_keys, idx, axis=1)
             last = int(keys[-1])
-        return self._hits(best_keys, best_vals)
+        return self._hits(row, best_keys, best_vals)
 
     # --- HNSW --------------------------------------------------------------------------
 
@@ -228,7 +230,8 @@ class Searcher:
         """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist."""
         keys, vals = index.search(queries, wanted, ef=ef,
                                   threads=0 if len(queries) > 1 else 1)
-        rows = self._fetch(keys.ravel(), with_vectors=rescore)  # (-1 pads match no row)
+        rows = (self._fetch(keys.ravel(), with_vectors=True) if rescore
+                else self._id_rows(row, keys.ravel()))  # (-1 pads match no row)
         out: list[list[Hit]] = []
         for query, ranked, scored in zip(queries, keys.tolist(), vals.tolist(), strict=True):
             found = [(key, val) for key, val in zip(ranked, scored, strict=True)
@@ -335,8 +338,29 @@ class Searcher:
         (text,) = self.conn.execute(sql, (*args, *params)).fetchone()
         return {r[0]: r for r in orjson.loads(text)}
 
-    def _hits(self, keys: np.ndarray, vals: np.ndarray) -> list[list[Hit]]:
-        rows = self._fetch(keys.reshape(-1), with_vectors=False)
+    def _id_rows(self, row: CollectionRow, keys: np.ndarray) -> dict[int, Sequence[Any]]:
+        """``_fetch`` without vectors, served from the hit cache where it can
+        (``hit_cache``); the dictionary returned must only be read."""
+        cache = self.hit_cache
+        cached = cache.rows(row.cid, row.seq)
+        if cached is None:
+            rows = self._fetch(keys, with_vectors=False)
+            cache.count(0, len(rows))
+            cache.fill(row.cid, row.seq, rows.values())
+            return rows
+        wanted = keys.tolist()
+        missing = [key for key in wanted if key not in cached and key >= 0]
+        if not missing:
+            cache.count(len(wanted), 0)
+            return cached
+        cache.count(len(wanted) - len(missing), len(missing))
+        rows = self._fetch(np.asarray(missing, dtype=np.int64), with_vectors=False)
+        cache.fill(row.cid, row.seq, rows.values())
+        return {**{key: cached[key] for key in wanted if key in cached}, **rows}
+
+    def _hits(self, row: CollectionRow, keys: np.ndarray, vals: np.ndarray
+              ) -> list[list[Hit]]:
+        rows = self._id_rows(row, keys.reshape(-1))
         return [[_hit(rows[int(key)], float(val)) for key, val in zip(kr, vr, strict=True)
                  if int(key) in rows] for kr, vr in zip(keys, vals, strict=True)]
 
