@@ -1,12 +1,15 @@
 """Per-query cost of the embedded store against the raw HNSW libraries, in one run.
 
 On the same vectors and queries: single-query QPS and recall@10 at several search depths
-for the embedded store (a read-write handle, payloads returned as a caller gets them) and
+for the embedded store (a read-write handle, payloads returned as a caller gets them;
+``store-uncached``: the same with its hit cache off, every id and payload read from
+SQLite) and
 for raw faiss ``IndexHNSWFlat`` and, when installed, raw usearch and raw hnswlib, all
 built with M = 16 and ef_construction = 128; then two threads searching together against
 one. ``--runs`` repetitions of the timed part alternate the systems; each figure is the
-median with the range. Prints JSON, including ``store_over_<library>`` per depth: the
-store's QPS divided by the library's, run by run.
+median with the range. Prints JSON, including ``store_over_<library>`` (and
+``store-uncached_over_<library>``) per depth: the store's QPS divided by the library's,
+run by run.
 
     .venv/bin/python bench/graph_library.py --n 100000 --runs 3
     .venv/bin/python bench/graph_library.py --npy vectors.npy --queries-npy queries.npy
@@ -51,10 +54,11 @@ def truth_of(base: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return out
 
 
-def system_store(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[], None]]:
+def system_store(base: np.ndarray, folder: Path, hit_cache_bytes: int | None = None
+                 ) -> tuple[Search, Callable[[], None]]:
     from embedops.store import open_store
 
-    store = open_store(folder / "store")
+    store = open_store(folder / "store", hit_cache_bytes=hit_cache_bytes)
     store.create_collection("b", base.shape[1], fingerprint="bench",
                             index_params={"exact_threshold": 0, "connectivity": M,
                                           "expansion_add": EF_ADD})
@@ -118,7 +122,15 @@ def system_hnswlib(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[],
     return search, lambda: None
 
 
-SYSTEMS = {"store": (system_store, None), "faiss": (system_faiss, "faiss"),
+def system_store_uncached(base: np.ndarray, folder: Path) -> tuple[Search, Callable[[], None]]:
+    """The store with its hit cache off: every returned point's id and payload read from
+    SQLite (the queries repeat, so with the cache on every hit is served from memory:
+    the two bound what a workload between them gets)."""
+    return system_store(base, folder, hit_cache_bytes=0)
+
+
+SYSTEMS = {"store": (system_store, None), "store-uncached": (system_store_uncached, None),
+           "faiss": (system_faiss, "faiss"),
            "usearch": (system_usearch, "usearch"), "hnswlib": (system_hnswlib, "hnswlib")}
 
 
@@ -139,7 +151,7 @@ def main() -> None:
     parser.add_argument("--queries-npy", help="query vectors for --npy")
     parser.add_argument("--ef", default="32,64,128")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--systems", default="store,faiss,usearch,hnswlib")
+    parser.add_argument("--systems", default="store,store-uncached,faiss,usearch,hnswlib")
     args = parser.parse_args()
     if args.npy:
         base = _unit(np.load(args.npy))
@@ -181,10 +193,11 @@ def main() -> None:
             entry["two_threads_over_one_at_ef64"] = summary(
                 [two / one for two, one in zip(timed[(name, -2)], timed[(name, -1)],
                                                strict=True)], 2)
-            if name != "store" and "store" in names:
-                report[f"store_over_{name}"] = {ef: summary(
-                    [s / r for s, r in zip(timed[("store", ef)], timed[(name, ef)],
-                                           strict=True)], 2) for ef in efs}
+            for store in ("store", "store-uncached"):
+                if name not in ("store", "store-uncached") and store in names:
+                    report[f"{store}_over_{name}"] = {ef: summary(
+                        [s / r for s, r in zip(timed[(store, ef)], timed[(name, ef)],
+                                               strict=True)], 2) for ef in efs}
         for _, close in built.values():
             close()
     print(json.dumps(report, indent=2))
