@@ -29,6 +29,7 @@ import numpy as np
 from embedops.errors import IndexFailure
 from embedops.store import quantization
 from embedops.store.catalog import CollectionRow, by_cid
+from embedops.store.changes import ChangedRows
 from embedops.store.hnsw_index import HnswIndex
 
 COMPACT_SHARE = 0.05  # tombstones per graph node that start a compaction
@@ -72,17 +73,15 @@ def build_from_snapshot(conn: sqlite3.Connection, cid: int, pause: Callable[[flo
             index.remove(np.fromiter((r for (r,) in conn.execute(
                 "SELECT rowkey FROM tombstones WHERE cid = ? AND seq > ?", (cid, since))),
                 dtype=np.int64))
-        last, size = -1, SLICE_MIN
+        changed, size = ChangedRows(conn, cid, since), SLICE_MIN
         while True:
-            rows = conn.execute(
-                "SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? AND seq > ? "
-                "ORDER BY rowkey LIMIT ?", (cid, last, since, size)).fetchall()
+            rows = changed.page(size)
             if not rows:
                 return index, row
             started = time.perf_counter()
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             index.add(keys, quantization.decode([r[1] for r in rows], row.dim, row.dtype))
-            last, took = int(keys[-1]), time.perf_counter() - started
+            took = time.perf_counter() - started
             size = max(SLICE_MIN, min(SLICE_MAX, int(len(rows) * SLICE_S / max(took, 1e-4))))
             pause(took)
     finally:

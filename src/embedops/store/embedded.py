@@ -645,8 +645,11 @@ class EmbeddedStore:
                    with_vectors: bool) -> tuple[list[Point], int]:
         row = lookup(self.conn, collection)
         where, params = self._where(None, filter, required=False)
+        # Without a filter, walk the primary key: the planner's choice, the (cid, seq)
+        # index, sorts the rest of the collection for every page.
+        table = "points NOT INDEXED" if filter is None else "points"
         rows = self.conn.execute(
-            f"SELECT id, payload, vector, rowkey FROM points WHERE cid = ? AND rowkey > ? "
+            f"SELECT id, payload, vector, rowkey FROM {table} WHERE cid = ? AND rowkey > ? "
             f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, last, *params, size)).fetchall()
         return [_point(row, r, with_vectors) for r in rows], (rows[-1][3] if rows else last)
 

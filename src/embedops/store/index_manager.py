@@ -22,6 +22,7 @@ import numpy as np
 from embedops.errors import IndexFailure
 from embedops.store import quantization
 from embedops.store.catalog import CollectionRow, by_cid, lookup, transaction
+from embedops.store.changes import ChangedRows
 from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, read_manifest
 
 REPLAY_PAGE = 20_000
@@ -124,17 +125,13 @@ class IndexManager:
         live.pending += applied + len(gone)
 
     def _replay_points(self, row: CollectionRow, live: LiveIndex, defer: bool) -> int:
-        last, applied = -1, 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? AND seq > ? "
-                "ORDER BY rowkey LIMIT ?", (row.cid, last, live.seq, REPLAY_PAGE)).fetchall()
-            if not rows:
-                return applied
+        changed, applied = ChangedRows(self.conn, row.cid, live.seq), 0
+        while rows := changed.page(REPLAY_PAGE):
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = quantization.decode([r[1] for r in rows], row.dim, row.dtype)
             live.index.add(keys, vectors, defer=defer)
-            last, applied = int(keys[-1]), applied + len(rows)
+            applied += len(rows)
+        return applied
 
     def apply_upsert(self, row: CollectionRow, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Apply a committed upsert (``row`` is the catalog row after the commit)."""

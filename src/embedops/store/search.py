@@ -187,13 +187,12 @@ class Searcher:
         clause, params = (f"AND {where[0]}", where[1]) if where else ("", [])
         best_keys = np.zeros((len(queries), 0), dtype=np.int64)
         best_vals = np.zeros((len(queries), 0), dtype=np.float32)
-        last = -1
-        while True:
-            rows = self.conn.execute(
-                f"SELECT rowkey, vector FROM points WHERE cid = ? AND rowkey > ? {clause} "
-                "ORDER BY rowkey LIMIT ?", (row.cid, last, *params, SCAN_PAGE)).fetchall()
-            if not rows:
-                break
+        # One statement read in pages: the rows are sorted once (paging with ``rowkey >
+        # last ORDER BY rowkey LIMIT`` made SQLite sort the rest of them for every page).
+        cursor = self.conn.execute(
+            f"SELECT rowkey, vector FROM points WHERE cid = ? {clause} ORDER BY rowkey",
+            (row.cid, *params))
+        while rows := cursor.fetchmany(SCAN_PAGE):
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             matrix = quantization.decode([r[1] for r in rows], row.dim, row.dtype)
             all_keys = np.concatenate([best_keys, np.broadcast_to(keys, (len(queries), len(keys)))],
@@ -201,7 +200,6 @@ class Searcher:
             all_vals = np.concatenate([best_vals, scores(queries, matrix, row.metric)], axis=1)
             idx, best_vals = top_k(all_vals, k)
             best_keys = np.take_along_axis(all_keys, idx, axis=1)
-            last = int(keys[-1])
         return self._hits(row, best_keys, best_vals)
 
     # --- HNSW --------------------------------------------------------------------------
