@@ -72,6 +72,8 @@ from embedops.store.protocol import (
 from embedops.store.read_pool import Reader, ReadPool
 from embedops.store.search import Searcher
 from embedops.store.shared_lock import SharedLock
+from embedops.store.wal import BACKSTOP_PAGES as WAL_BACKSTOP_PAGES
+from embedops.store.wal import WalCheckpointer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,6 +103,8 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
             store._writing -= 1
             store._last_write = time.monotonic()
             store._writes_done += 1  # invalidates the read path's catalog cache
+            if store._wal is not None:
+                store._wal.wake()
 
     return _guarded(wrapper)
 
@@ -161,6 +165,8 @@ class EmbeddedStore:
             if self._writer:
                 self._writer.release()
             raise
+        # checkpoints the write-ahead log off the write path (store/wal.py)
+        self._wal = None if read_only else WalCheckpointer(self.path / DB_FILE)
         self._indexes = IndexManager(self._conn, self.path / "index", read_only)
         self._search = Searcher(lambda: self.conn, self._indexes, HitCache(hit_cache_bytes))
         self._readers = ReadPool(self.path / DB_FILE)
@@ -206,6 +212,7 @@ class EmbeddedStore:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
         schema.migrate(conn)
         return conn
 
@@ -774,6 +781,8 @@ class EmbeddedStore:
         for thread in (self._merger, self._compactor, *self._warming.values()):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=60)
+        if self._wal is not None:
+            self._wal.close()
         with self._lock, self._index_lock.exclusive():
             if self._conn is None:
                 return
