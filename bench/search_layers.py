@@ -5,10 +5,11 @@ Builds a store of ``--n`` clustered × 384 points (``bench/ann.py``'s mixture), 
 each layer of a single-query search — the graph search alone, the search plan with
 hits and payloads, the index lock, a pooled read connection, the whole ``store.search``
 — runs ``--queries`` queries on one thread and the same queries split over two, and
-prints one thread's QPS and the two-thread ratio per pass. Every layer but the last
-serves ids and payloads from a dictionary instead of SQLite, so the layers differ only in
-the Python they add; the last is the real search. Reaches into the store's private parts
-on purpose.
+prints one thread's QPS and the two-thread ratio per pass. The layers up to the whole
+``store.search`` serve ids and payloads from a dictionary instead of SQLite, so they
+differ only in the Python they add; the last two are the real search, with the store's
+hit cache (warm: the queries repeat) and without it (every id and payload read from
+SQLite). Reaches into the store's private parts on purpose.
 
     .venv/bin/python bench/search_layers.py --n 50000 --passes 3
 """
@@ -29,6 +30,7 @@ import numpy as np
 from ann import make_data, threaded_qps  # bench/ is the script's directory
 from embedops.store import open_store
 from embedops.store.catalog import lookup
+from embedops.store.hit_cache import HIT_CACHE_BYTES
 
 K, EF = 10, 64
 
@@ -78,7 +80,11 @@ def layers(store: Any) -> dict[str, Callable[[np.ndarray], Any]]:
     return {"graph search": graph, "+ plan, hits, payloads": memory(plan),
             "+ index lock": memory(locked), "+ pooled read connection": memory(pooled),
             "+ query checks, catalog row (store.search)": memory(whole),
-            "store.search with the SQLite fetch": whole}
+            "store.search, ids and payloads from the hit cache": whole,
+            UNCACHED: whole}
+
+
+UNCACHED = "store.search, ids and payloads from SQLite (hit cache off)"
 
 
 def main() -> None:
@@ -104,6 +110,9 @@ def main() -> None:
         store.search("b", queries[0], K)
         for _ in range(args.passes):
             for name, search in layers(store).items():
+                store.hit_cache_bytes = 0 if name == UNCACHED else HIT_CACHE_BYTES
+                for q in queries[:1000]:  # (fills the hit cache again after a reset)
+                    search(q)
                 one = threaded_qps(search, queries, 1)
                 two = threaded_qps(search, queries, 2)
                 entry = report["layers"].setdefault(name, {"one_thread_qps": [],

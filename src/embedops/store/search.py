@@ -348,10 +348,10 @@ class Searcher:
             return rows
         wanted = keys.tolist()
         missing = [key for key in wanted if key not in cached and key >= 0]
+        found = len(wanted) - len(missing) - wanted.count(-1)  # (-1: padding)
+        cache.count(found, len(missing))
         if not missing:
-            cache.count(len(wanted), 0)
             return cached
-        cache.count(len(wanted) - len(missing), len(missing))
         rows = self._fetch(np.asarray(missing, dtype=np.int64), with_vectors=False)
         cache.fill(row.cid, row.seq, rows.values())
         return {**{key: cached[key] for key in wanted if key in cached}, **rows}
