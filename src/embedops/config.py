@@ -139,9 +139,10 @@ class Settings(BaseSettings):
     memory_budget_bytes: int | None = Field(
         None, ge=1, description="Memory the indexes may take: a warning past 80%, new index "
         "growth refused past 100% (default: the cgroup limit, else the machine's RAM).")
-    hit_cache_bytes: int = Field(
-        64 << 20, ge=0, description="Memory the embedded store keeps for the ids and "
-        "payloads of returned points, served to later searches without SQLite (0: off).")
+    hit_cache_bytes: int | None = Field(
+        None, ge=0, description="Memory the embedded store keeps for the ids and "
+        "payloads of returned points, served to later searches without SQLite (default: "
+        "the store's, 64 MiB; 0: off).")
     jobs: list[dict[str, Any]] = Field(
         default_factory=list, description="Scheduled jobs `embedops serve` runs: tables "
         "with `name`, `cron` (5 fields), `kind` (reembed-stale, canary, backfill, stale) and "

@@ -121,3 +121,18 @@ def test_entries_hold_for_one_change_sequence_and_within_the_budget() -> None:
     assert cache.bytes <= cache.budget_bytes
     cache.drop(1)
     assert cache.rows(1, 6) is None and cache.bytes == 0
+
+
+def test_the_setting_reaches_the_store_through_the_client(tmp_path: Path) -> None:
+    from embedops.client import Client
+    from embedops.config import load_settings
+    from embedops.store.hit_cache import HIT_CACHE_BYTES
+
+    default = Client(load_settings(store=str(tmp_path / "a")))
+    off = Client(load_settings(store=str(tmp_path / "b"), hit_cache_bytes=0))
+    try:
+        assert default.store.hit_cache_bytes == HIT_CACHE_BYTES
+        assert off.store.hit_cache_bytes == 0
+    finally:
+        default.close()
+        off.close()
