@@ -15,7 +15,13 @@ The per-vector figure is the growth between the two sizes divided by the points 
 the first size. ``embedops cost`` carries these figures (``embedops/cost/store_measured.py``)
 to price a store of any size. Prints JSON, one object per dtype.
 
+``--raw-faiss`` then builds the raw faiss HNSW graph the store wraps (same type, M and
+ef_construction, int8 codes for int8) from the same vectors in the same batches, in the
+same process, and reports its build rate and its own last-tenth ÷ first-tenth ratio
+beside the store's: the baseline for the goal that the insert rate must not collapse.
+
     .venv/bin/python bench/store_footprint.py --n 1000000 --dtypes float32,int8
+    .venv/bin/python bench/store_footprint.py --n 1000000 --dtypes int8 --data clustered --raw-faiss
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from embedops.store import open_store
+from embedops.store import open_store, quantization
+from embedops.store.hnsw_graph import new_faiss_graph
+from embedops.store.hnsw_index import DEFAULT_PARAMS
 
 BATCH = 10_000
 
@@ -157,6 +165,38 @@ def base_vectors(n: int, dim: int, data: str = "random") -> np.ndarray:
     return np.concatenate(out)
 
 
+def _tenths(seconds: list[float]) -> dict[str, float]:
+    """Build rate overall, in the first and the last tenth of the batches, and their ratio."""
+    tenth = max(1, len(seconds) // 10)
+    first_rate = tenth * BATCH / sum(seconds[:tenth])
+    last_rate = tenth * BATCH / sum(seconds[-tenth:])
+    return {"build_seconds": round(sum(seconds), 1),
+            "build_points_per_s": round(len(seconds) * BATCH / sum(seconds)),
+            "first_tenth_points_per_s": round(first_rate),
+            "last_tenth_points_per_s": round(last_rate),
+            "last_over_first": round(last_rate / first_rate, 3)}
+
+
+def raw_faiss_build(n: int, dim: int, dtype: str, data: str) -> dict[str, Any]:
+    """The raw faiss graph the store wraps, built from the vectors ``measure`` wrote, in
+    the same batches: seconds per batch in ``graph.add`` alone (int8: the codes made
+    beforehand, as the store's own quantizer makes them with a clip of 1.0)."""
+    graph = new_faiss_graph(dim, "cosine", dtype, int(DEFAULT_PARAMS["connectivity"]),
+                            int(DEFAULT_PARAMS["expansion_add"]))
+    points: np.ndarray | ClusteredBlocks = (
+        clustered(n, dim)[0] if data == "clustered"
+        else ClusteredBlocks(n, dim) if data == "clustered-blocks" else base_vectors(n, dim))
+    seconds = []
+    for start in range(0, n, BATCH):
+        rows = np.ascontiguousarray(points[start:min(start + BATCH, n)], dtype=np.float32)
+        if dtype == "int8":
+            rows = quantization.quantize(rows, 1.0).astype(np.float32)
+        began = time.perf_counter()
+        graph.add(rows)
+        seconds.append(time.perf_counter() - began)
+    return _tenths(seconds)
+
+
 def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
             data: str = "random") -> dict[str, Any]:
     half = n // 2
@@ -171,15 +211,8 @@ def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
     added = n - half
     per_vector = {k: round((second[k] - first[k]) / added, 1) for k in first}
     fixed = {k: round(first[k] - per_vector[k] * half) for k in first}
-    tenth = max(1, len(seconds) // 10)
-    first_rate = tenth * BATCH / sum(seconds[:tenth])
-    last_rate = tenth * BATCH / sum(seconds[-tenth:])
     return {"dtype": dtype, "dim": dim, "n": n, "data": data, "per_vector_bytes": per_vector,
-            "fixed_bytes": fixed, "at_n": second, "build_seconds": round(sum(seconds), 1),
-            "build_points_per_s": round(n / sum(seconds)),
-            "first_tenth_points_per_s": round(first_rate),
-            "last_tenth_points_per_s": round(last_rate),
-            "last_over_first": round(last_rate / first_rate, 3),
+            "fixed_bytes": fixed, "at_n": second, **_tenths(seconds),
             "rss_bytes_after": _rss()}
 
 
@@ -191,6 +224,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the (last dtype's) store here")
     parser.add_argument("--data", choices=("random", "clustered", "clustered-blocks"),
                         default="random")
+    parser.add_argument("--raw-faiss", action="store_true",
+                        help="also build the raw faiss graph from the same vectors (baseline)")
     args = parser.parse_args()
     dtypes = args.dtypes.split(",")
     for dtype in dtypes:
@@ -198,6 +233,13 @@ def main() -> None:
         if keep is not None and keep.exists():
             parser.error(f"{keep} exists")
         result = measure(args.n, args.dim, dtype, keep, args.data)
+        if args.raw_faiss:
+            raw = raw_faiss_build(args.n, args.dim, dtype, args.data)
+            result["raw_faiss"] = raw
+            result["store_over_raw_build_rate"] = round(
+                result["build_points_per_s"] / raw["build_points_per_s"], 3)
+            result["store_over_raw_last_over_first"] = round(
+                result["last_over_first"] / raw["last_over_first"], 3)
         result["machine"] = f"{platform.machine()}, {platform.python_implementation()} " \
                             f"{platform.python_version()}"
         print(json.dumps(result), flush=True)
