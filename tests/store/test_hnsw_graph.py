@@ -59,6 +59,27 @@ def test_search_pads_with_minus_one_when_fewer_nodes_live() -> None:
     assert (keys[0][3:] == -1).all()
 
 
+@pytest.mark.parametrize("n", [1023, 1024, 1025, 2048])
+def test_padding_is_minus_one_at_every_capacity_and_after_a_load(tmp_path: Path,
+                                                                  n: int) -> None:
+    # (faiss pads with position -1; the graph maps positions to keys by indexing, and
+    # the label buffer's last slot must then be -1: sizes around its capacity, 1,024)
+    graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
+    vectors = _unit(n, seed=n)
+    for lo in range(0, n, 512):  # (grown a batch at a time, as the store grows it)
+        graph.add(np.arange(lo, min(lo + 512, n), dtype=np.int64) + 10_000,
+                  vectors[lo:lo + 512])
+    graph.remove(np.arange(10_000, 10_000 + n - 3, dtype=np.int64))
+    live = {10_000 + n - 3, 10_000 + n - 2, 10_000 + n - 1}
+    graph.save(tmp_path / "g", tmp_path / "l.npy")
+    loaded = HnswGraph.load(tmp_path / "g", tmp_path / "l.npy", DIM, "cosine", "float32")
+    assert loaded is not None
+    for g in (graph, loaded):
+        keys, _ = g.search(vectors[-2:], 10, 4096)  # (deep enough to reach all 3)
+        for row in keys.tolist():
+            assert set(row[:3]) == live and row[3:] == [-1] * 7
+
+
 def test_int8_graph_holds_the_stores_codes_and_scores_like_floats() -> None:
     vectors = _unit(1500, seed=3)
     clip = quantization.calibrate(vectors)

@@ -152,6 +152,50 @@ def test_shared_lock_admits_readers_together_and_writers_alone() -> None:
         pass
 
 
+def test_shared_lock_never_admits_a_writer_beside_anyone_under_contention() -> None:
+    lock = SharedLock()
+    inside = {"readers": 0, "writers": 0}
+    count = threading.Lock()
+    seen: list[str] = []
+    stop = time.monotonic() + 0.6
+
+    def enter(kind: str) -> None:
+        with count:
+            inside[kind] += 1
+            if inside["writers"] > 1 or (inside["writers"] and inside["readers"]):
+                seen.append(f"{inside}")
+
+    def leave(kind: str) -> None:
+        with count:
+            inside[kind] -= 1
+
+    def reader() -> None:
+        while time.monotonic() < stop:
+            with lock.shared():
+                enter("readers")
+                time.sleep(0)
+                leave("readers")
+
+    def writer() -> None:
+        while time.monotonic() < stop:
+            with lock.exclusive():
+                enter("writers")
+                with lock.shared():  # (the holder may also take the shared side)
+                    time.sleep(0)
+                leave("writers")
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(4)]
+    threads += [threading.Thread(target=writer, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:  # (a lock that deadlocks fails here instead of hanging)
+        thread.join(timeout=max(0.1, stop + 20 - time.monotonic()))
+    assert not any(thread.is_alive() for thread in threads)
+    assert seen == []
+    assert lock._readers == 0 and lock._writer is None and lock._writers_waiting == 0
+
+
 def _hold(lock: SharedLock, order: list[str], name: str, shared: bool = False) -> None:
     with lock.shared() if shared else lock.exclusive():
         order.append(name)

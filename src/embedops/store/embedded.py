@@ -121,12 +121,13 @@ def _reads(method: Callable[P, R]) -> Callable[P, R]:
         if getattr(store._local, "reader", None) is not None:  # nested in another read
             return method(*args, **kwargs)
         try:
-            with store._readers.reader() as reader:
+            reader = store._readers.checkout()
+            try:
                 store._local.reader = reader
-                try:
-                    return method(*args, **kwargs)
-                finally:
-                    store._local.reader = None
+                return method(*args, **kwargs)
+            finally:
+                store._local.reader = None
+                store._readers.checkin(reader)
         except sqlite3.DatabaseError as exc:
             raise translate_sql_error(exc) from exc
 

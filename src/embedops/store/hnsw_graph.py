@@ -78,7 +78,11 @@ class HnswGraph:
         self.graph = graph if graph is not None else new_faiss_graph(
             dim, metric, dtype, connectivity, expansion_add)
         count = int(self.graph.ntotal)
-        self._labels = np.full(max(count, 1024), -1, dtype=np.int64)
+        self._size = count  # (faiss's ``ntotal``, kept here: reading it goes through SWIG)
+        # Labels of positions, -1 for removed ones; always at least one slot longer than
+        # the graph, so that faiss's padding position -1 maps to the last slot's -1
+        # (``search`` maps positions to keys with no check for padding).
+        self._labels = np.full(max(count + 1, 1024), -1, dtype=np.int64)
         if labels is not None:
             self._labels[:count] = labels
         alive = self._labels[:count] >= 0
@@ -109,7 +113,7 @@ class HnswGraph:
     @property
     def size(self) -> int:
         """Nodes in the graph, removed ones included."""
-        return int(self.graph.ntotal)
+        return self._size
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         return np.fromiter((k in self.positions for k in np.asarray(keys).tolist()),
@@ -125,7 +129,7 @@ class HnswGraph:
         float32/float16 graphs, int8 codes for int8 ones)."""
         start = self.size
         self.graph.add(np.ascontiguousarray(rows, dtype=np.float32))
-        end = self.size
+        end = self._size = int(self.graph.ntotal)
         self._grow(end)
         self._labels[start:end] = keys
         if self._positions is not None:  # (else built from the labels when first needed)
@@ -136,9 +140,9 @@ class HnswGraph:
         self._alive[start // 8:(end + 7) // 8] = np.packbits(bits, bitorder="little")
 
     def _grow(self, count: int) -> None:
-        if count <= len(self._labels):
+        if count < len(self._labels):  # (the last slot stays -1: see __init__)
             return
-        capacity = max(count, 2 * len(self._labels))
+        capacity = max(count + 1, 2 * len(self._labels))
         labels = np.full(capacity, -1, dtype=np.int64)
         labels[:len(self._labels)] = self._labels
         alive = np.zeros(capacity // 8 + 1, dtype=np.uint8)
@@ -187,11 +191,10 @@ class HnswGraph:
         self.graph.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
                             faiss.swig_ptr(found), params)
         # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
-        # another thread waiting for it each hand-over costs tens of µs on a VM)
-        keys = labels[found]
-        if found.size and found.min() < 0:  # padding: fewer than k nodes reachable
-            keys[found < 0] = -1
-        return keys, distances
+        # another thread waiting for it each hand-over costs tens of µs on a VM).
+        # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
+        # which is always -1 (__init__).
+        return labels[found], distances
 
     def _search_params(self, ef: int) -> faiss.SearchParametersHNSW:
         params = self._params.get(ef)

@@ -53,20 +53,26 @@ class ReadPool:
     @contextmanager
     def reader(self) -> Iterator[Reader]:
         """A connection for the duration of one read (returned to the pool after)."""
+        reader = self.checkout()
+        try:
+            yield reader
+        finally:
+            self.checkin(reader)
+
+    def checkout(self) -> Reader:
+        """An idle connection (or a new one); give it back with ``checkin``."""
         with self._lock:
             if self._closed:
                 raise StoreError("store handle is closed")
             reader = self._idle.pop() if self._idle else None
-        if reader is None:
-            reader = self._open()
-        try:
-            yield reader
-        finally:
-            with self._lock:
-                if self._closed:
-                    reader.conn.close()
-                else:
-                    self._idle.append(reader)
+        return reader if reader is not None else self._open()
+
+    def checkin(self, reader: Reader) -> None:
+        with self._lock:
+            if self._closed:
+                reader.conn.close()
+            else:
+                self._idle.append(reader)
 
     def close(self) -> None:
         """Close idle connections now and the busy ones as they come back."""

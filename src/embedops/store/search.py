@@ -228,15 +228,27 @@ class Searcher:
         """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist."""
         keys, vals = index.search(queries, wanted, ef=ef,
                                   threads=0 if len(queries) > 1 else 1)
-        rows = (self._fetch(keys.ravel(), with_vectors=True) if rescore
-                else self._id_rows(row, keys.ravel()))  # (-1 pads match no row)
-        out: list[list[Hit]] = []
-        for query, ranked, scored in zip(queries, keys.tolist(), vals.tolist(), strict=True):
-            found = [(key, val) for key, val in zip(ranked, scored, strict=True)
-                     if key in rows]
-            if rescore:
-                found = self._rescore(row, query, found, rows)
-            out.append([_hit(rows[key], val) for key, val in found[:k]])
+        if rescore:
+            rows = self._fetch(keys.ravel(), with_vectors=True)  # (-1 pads match no row)
+            out: list[list[Hit]] = []
+            for query, ranked, scored in zip(queries, keys.tolist(), vals.tolist(),
+                                             strict=True):
+                found = self._rescore(row, query, [(key, val) for key, val in zip(
+                    ranked, scored, strict=True) if key in rows], rows)
+                out.append([_hit(rows[key], val) for key, val in found[:k]])
+            return out
+        # The common case, kept to as little interpreter work as it can be: every line
+        # here runs once per query (or per hit) on a path whose graph search is ~100 µs.
+        ranked_keys = keys.tolist()
+        id_rows = self._id_rows_of(row, ranked_keys)
+        out = []
+        for ranked, scored in zip(ranked_keys, vals.tolist(), strict=True):
+            hits = []
+            for key, val in zip(ranked, scored, strict=True):
+                found = id_rows.get(key)  # (-1 pads match no row)
+                if found is not None:
+                    hits.append(Hit(found[1], val, payload_of(found[2])))
+            out.append(hits if len(hits) <= k else hits[:k])  # (a deeper search: more)
         return out
 
     def _filtered_hnsw(self, row: CollectionRow, query: np.ndarray, k: int, where: Where,
@@ -339,19 +351,27 @@ class Searcher:
     def _id_rows(self, row: CollectionRow, keys: np.ndarray) -> dict[int, Sequence[Any]]:
         """``_fetch`` without vectors, served from the hit cache where it can
         (``hit_cache``); the dictionary returned must only be read."""
+        return self._id_rows_of(row, [keys.tolist()])
+
+    def _id_rows_of(self, row: CollectionRow, ranked_keys: list[list[int]]
+                    ) -> dict[int, Sequence[Any]]:
+        """``_id_rows`` of the keys of every list in ``ranked_keys`` (-1: padding)."""
         cache = self.hit_cache
         cached = cache.rows(row.cid, row.seq)
         if cached is None:
-            rows = self._fetch(keys, with_vectors=False)
+            rows = self._fetch(np.asarray(ranked_keys, dtype=np.int64).ravel(),
+                               with_vectors=False)
             cache.count(0, len(rows))
             cache.fill(row.cid, row.seq, rows.values())
             return rows
-        wanted = keys.tolist()
-        missing = [key for key in wanted if key not in cached and key >= 0]
-        found = len(wanted) - len(missing) - wanted.count(-1)  # (-1: padding)
-        cache.count(found, len(missing))
+        missing = [key for ranked in ranked_keys for key in ranked
+                   if key not in cached and key >= 0]
         if not missing:
+            cache.hits += sum(map(len, ranked_keys)) - sum(
+                ranked.count(-1) for ranked in ranked_keys)
             return cached
+        wanted = [key for ranked in ranked_keys for key in ranked]
+        cache.count(len(wanted) - len(missing) - wanted.count(-1), len(missing))
         rows = self._fetch(np.asarray(missing, dtype=np.int64), with_vectors=False)
         cache.fill(row.cid, row.seq, rows.values())
         return {**{key: cached[key] for key in wanted if key in cached}, **rows}
