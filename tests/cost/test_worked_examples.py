@@ -86,13 +86,17 @@ def test_the_embedded_stores_ram_and_disk_come_from_its_measured_bytes() -> None
     assert s8.embedded_store_disk_bytes == pytest.approx(
         1000 * (i8.sqlite + 384 * 4 + i8.index_files + 384))
     assert "scaled to int8 at dim 768" in s8.embedded_store_basis
-    # float32 and float16: the int8 figures with 4- and 2-byte vectors in the index (and
-    # in the index file); SQLite keeps float32 for float32, float16 for float16
+    # float32 is measured on its own, and agrees with the int8 figures with 4-byte
+    # vectors in the index (and the index file); float16 is scaled from int8 (SQLite
+    # keeps float32 for float32, float16 for float16)
+    f32 = MEASURED_STORE["float32"]
     s32 = build_report(load_scenario(documents=1000, dim=384, dtype="float32")).storage
-    assert s32.ram_bytes_per_replica == pytest.approx(1000 * (i8.index_memory + 384 * 3))
+    assert s32.ram_bytes_per_replica == pytest.approx(1000 * f32.index_memory)
     assert s32.embedded_store_disk_bytes == pytest.approx(
-        1000 * (i8.sqlite + i8.index_files + 384 * 3))
-    assert "scaled to float32 at dim 384" in s32.ram_basis
+        1000 * (f32.sqlite + f32.index_files))
+    assert "measured: float32, dim 384" in s32.ram_basis and "scaled" not in s32.ram_basis
+    assert f32.index_memory == pytest.approx(i8.index_memory + 384 * 3, abs=1)
+    assert f32.index_files == pytest.approx(i8.index_files + 384 * 3, abs=1)
     s16 = build_report(load_scenario(documents=1000, dim=384, dtype="float16")).storage
     assert s16.ram_bytes_per_replica == pytest.approx(1000 * (i8.index_memory + 384))
     assert s16.embedded_store_disk_bytes == pytest.approx(
