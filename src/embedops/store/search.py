@@ -367,8 +367,7 @@ class Searcher:
         missing = [key for ranked in ranked_keys for key in ranked
                    if key not in cached and key >= 0]
         if not missing:
-            cache.hits += sum(map(len, ranked_keys)) - sum(
-                ranked.count(-1) for ranked in ranked_keys)
+            cache.count(sum(len(ranked) - ranked.count(-1) for ranked in ranked_keys), 0)
             return cached
         wanted = [key for ranked in ranked_keys for key in ranked]
         cache.count(len(wanted) - len(missing) - wanted.count(-1), len(missing))
