@@ -309,8 +309,6 @@ class HnswIndex:
 
         Points sharing a node share its score and come back in insertion order.
         """
-        if not self._pending and not self._groups:  # the graph alone (the common case)
-            return self._search_graph(queries, k, ef, threads)
         keys, scores = self.search_nodes(queries, k, ef, threads)
         if self._groups and (keys >= GROUP_BASE).any():
             return self._expand(keys, scores, max(1, min(k, len(self))))

@@ -240,14 +240,14 @@ class Searcher:
         # The common case, kept to as little interpreter work as it can be: every line
         # here runs once per query (or per hit) on a path whose graph search is ~100 µs.
         ranked_keys = keys.tolist()
-        id_rows = self._id_rows_of(row, ranked_keys)
+        id_rows = self._id_rows(row, ranked_keys)
         out = []
         for ranked, scored in zip(ranked_keys, vals.tolist(), strict=True):
             hits = []
             for key, val in zip(ranked, scored, strict=True):
                 found = id_rows.get(key)  # (-1 pads match no row)
                 if found is not None:
-                    hits.append(Hit(found[1], val, payload_of(found[2])))
+                    hits.append(_hit(found, val))
             out.append(hits if len(hits) <= k else hits[:k])  # (a deeper search: more)
         return out
 
@@ -348,14 +348,11 @@ class Searcher:
         (text,) = self.conn.execute(sql, (*args, *params)).fetchone()
         return {r[0]: r for r in orjson.loads(text)}
 
-    def _id_rows(self, row: CollectionRow, keys: np.ndarray) -> dict[int, Sequence[Any]]:
-        """``_fetch`` without vectors, served from the hit cache where it can
-        (``hit_cache``); the dictionary returned must only be read."""
-        return self._id_rows_of(row, [keys.tolist()])
-
-    def _id_rows_of(self, row: CollectionRow, ranked_keys: list[list[int]]
-                    ) -> dict[int, Sequence[Any]]:
-        """``_id_rows`` of the keys of every list in ``ranked_keys`` (-1: padding)."""
+    def _id_rows(self, row: CollectionRow, ranked_keys: list[list[int]]
+                 ) -> dict[int, Sequence[Any]]:
+        """``_fetch`` without vectors of the keys of every list in ``ranked_keys`` (-1:
+        padding), served from the hit cache where it can (``hit_cache``); the dictionary
+        returned must only be read."""
         cache = self.hit_cache
         cached = cache.rows(row.cid, row.seq)
         if cached is None:
@@ -377,7 +374,7 @@ class Searcher:
 
     def _hits(self, row: CollectionRow, keys: np.ndarray, vals: np.ndarray
               ) -> list[list[Hit]]:
-        rows = self._id_rows(row, keys.reshape(-1))
+        rows = self._id_rows(row, keys.tolist())
         return [[_hit(rows[int(key)], float(val)) for key, val in zip(kr, vr, strict=True)
                  if int(key) in rows] for kr, vr in zip(keys, vals, strict=True)]
 

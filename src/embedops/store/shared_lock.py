@@ -10,6 +10,7 @@ the thread that holds it; the shared side is not (a shared holder must not ask a
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 
@@ -30,13 +31,13 @@ class SharedLock:
         self._writer: int | None = None  # thread id of the exclusive holder
         self._depth = 0  # reentrant exclusive acquisitions by that thread
         self._writers_waiting = 0
-        self._shared = _Shared(self)
-        self._exclusive = _Exclusive(self)
+        self._shared = _Holding(self.acquire_shared, self.release_shared)
+        self._exclusive = _Holding(self.acquire_exclusive, self.release_exclusive)
 
-    def shared(self) -> _Shared:
+    def shared(self) -> _Holding:
         return self._shared
 
-    def exclusive(self) -> _Exclusive:
+    def exclusive(self) -> _Holding:
         return self._exclusive
 
     def acquire_shared(self) -> None:
@@ -86,29 +87,17 @@ class SharedLock:
                 self._cond.notify_all()
 
 
-class _Shared:
-    __slots__ = ("_lock",)
+class _Holding:
+    """``with`` support for one side of a ``SharedLock``: its acquire and release."""
 
-    def __init__(self, lock: SharedLock) -> None:
-        self._lock = lock
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(self, acquire: Callable[[], None], release: Callable[[], None]) -> None:
+        self._acquire, self._release = acquire, release
 
     def __enter__(self) -> None:
-        self._lock.acquire_shared()
+        self._acquire()
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._lock.release_shared()
-
-
-class _Exclusive:
-    __slots__ = ("_lock",)
-
-    def __init__(self, lock: SharedLock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        self._lock.acquire_exclusive()
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self._lock.release_exclusive()
+        self._release()
