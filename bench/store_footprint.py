@@ -165,6 +165,16 @@ def base_vectors(n: int, dim: int, data: str = "random") -> np.ndarray:
     return np.concatenate(out)
 
 
+def _source(n: int, dim: int, data: str) -> np.ndarray | ClusteredBlocks | None:
+    """The vectors of ``--data`` (None for random ones, which ``_fill`` draws batch by
+    batch and ``base_vectors`` draws again)."""
+    if data == "clustered":
+        return clustered(n, dim)[0]
+    if data == "clustered-blocks":
+        return ClusteredBlocks(n, dim)
+    return None
+
+
 def _tenths(seconds: list[float]) -> dict[str, float]:
     """Build rate overall, in the first and the last tenth of the batches, and their ratio."""
     tenth = max(1, len(seconds) // 10)
@@ -183,9 +193,9 @@ def raw_faiss_build(n: int, dim: int, dtype: str, data: str) -> dict[str, Any]:
     beforehand, as the store's own quantizer makes them with a clip of 1.0)."""
     graph = new_faiss_graph(dim, "cosine", dtype, int(DEFAULT_PARAMS["connectivity"]),
                             int(DEFAULT_PARAMS["expansion_add"]))
-    points: np.ndarray | ClusteredBlocks = (
-        clustered(n, dim)[0] if data == "clustered"
-        else ClusteredBlocks(n, dim) if data == "clustered-blocks" else base_vectors(n, dim))
+    points = _source(n, dim, data)
+    if points is None:
+        points = base_vectors(n, dim)
     seconds = []
     for start in range(0, n, BATCH):
         rows = np.ascontiguousarray(points[start:min(start + BATCH, n)], dtype=np.float32)
@@ -201,9 +211,7 @@ def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
             data: str = "random") -> dict[str, Any]:
     half = n // 2
     seconds: list[float] = []
-    points: np.ndarray | ClusteredBlocks | None = (
-        clustered(n, dim)[0] if data == "clustered"
-        else ClusteredBlocks(n, dim) if data == "clustered-blocks" else None)
+    points = _source(n, dim, data)
     with tempfile.TemporaryDirectory() as folder:
         path = keep if keep is not None else Path(folder) / "s"
         first = _fill(path, 0, half, dim, dtype, seconds, points)
