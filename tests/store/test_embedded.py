@@ -149,6 +149,7 @@ def test_checkpoints_come_at_a_share_of_the_index_unless_the_interval_is_set(
         for seq, lo in enumerate(range(0, 3000, 100), start=1):
             store.upsert("c", [str(i) for i in range(lo, lo + 100)], vectors[lo:lo + 100],
                          None, fingerprint="fp")
+            assert store.wait_checkpointed(60)  # (written in the background)
             manifest = json.loads((tmp_path / "s" / "index" / "1.json").read_text())
             if manifest["seq"] == seq:
                 seqs.append(seq)

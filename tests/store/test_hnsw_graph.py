@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from embedops.store import open_store, quantization
+from embedops.store.checkpoint_files import read_manifest
 from embedops.store.hnsw_graph import HnswGraph
-from embedops.store.hnsw_index import HnswIndex, read_manifest
+from embedops.store.hnsw_index import HnswIndex
 
 DIM = 32
 

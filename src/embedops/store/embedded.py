@@ -18,7 +18,8 @@ at a time under ``_lock``. Reads do not take it: each reads through a connection
 own (``read_pool``); searches also hold the index lock (``shared_lock``) shared, so
 reads run side by side and never wait for a write's commit. A write holds the index
 lock exclusive only while it applies its committed change to the in-memory index; the
-background merger holds it one slice at a time.
+background merger holds it one slice at a time. The same background thread writes the
+checkpoints that writes make due, holding no lock while it writes the graph file.
 Lock order: ``_lock`` before the index lock.
 """
 
@@ -54,12 +55,13 @@ from embedops.store.catalog import (
     transaction,
     translate_sql_error,
 )
+from embedops.store.checkpoint_files import read_manifest, remove_checkpoints
 from embedops.store.compaction import Cancelled, build_from_snapshot, needs_compaction
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
-from embedops.store.hnsw_index import estimate_memory, read_manifest, remove_checkpoints
-from embedops.store.index_manager import IndexManager
+from embedops.store.hnsw_index import estimate_memory
+from embedops.store.index_manager import MAX_PENDING, IndexManager
 from embedops.store.protocol import (
     DTYPES,
     EXTERNAL_MODEL,
@@ -83,6 +85,11 @@ MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock af
 MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
+# While a checkpoint writes a graph, its inserts wait in the pending segment; past this
+# many, a writer waits for the write to finish (memory, and the exact scoring of pending
+# points in every search, stay bounded).
+FROZEN_PENDING_MAX = 4 * MAX_PENDING
+FROZEN_WAIT_S = 600.0
 _log = logging.getLogger("embedops.store")
 
 
@@ -168,7 +175,8 @@ class EmbeddedStore:
             raise
         # checkpoints the write-ahead log off the write path (store/wal.py)
         self._wal = None if read_only else WalCheckpointer(self.path / DB_FILE)
-        self._indexes = IndexManager(self._conn, self.path / "index", read_only)
+        self._indexes = IndexManager(self._conn, self.path / "index", read_only,
+                                     background_checkpoints=not read_only)
         self._search = Searcher(lambda: self.conn, self._indexes, HitCache(hit_cache_bytes))
         self._readers = ReadPool(self.path / DB_FILE)
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
@@ -294,6 +302,7 @@ class EmbeddedStore:
             return 0
         self._sync_index(row)
         self._check_budget(row, ids)
+        self._wait_for_frozen_graph(row)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
         with transaction(self.conn):
@@ -322,13 +331,22 @@ class EmbeddedStore:
             with self._index_lock.exclusive():
                 self._indexes.synced(row)
 
+    def _wait_for_frozen_graph(self, row: CollectionRow) -> None:
+        """Hold a write back while a checkpoint writes the collection's graph and the
+        pending segment has grown past ``FROZEN_PENDING_MAX`` meanwhile."""
+        live = self._indexes.live.get(row.cid)
+        if live is not None and live.index.frozen and live.index.pending > FROZEN_PENDING_MAX:
+            live.index.wait_thawed(FROZEN_WAIT_S)
+
     def _start_merging(self) -> None:
-        """Wake the background merger. Call with ``_lock``."""
-        if self._indexes.pending():
+        """Wake the background merger (pending points, checkpoints due). Call with
+        ``_lock``."""
+        if self._indexes.pending() or self._indexes.checkpoints_due():
             self._merge_wanted.set()
 
     def _merge_loop(self) -> None:
-        """Merge pending points into the graphs one slice (~10 ms) at a time, with the
+        """Write the checkpoints writes made due (``_checkpoint_in_background``), and
+        merge pending points into the graphs one slice (~10 ms) at a time, with the
         index lock held per slice only, so searches and writes interleave. While
         searches are running, the merger holds the lock at most a quarter of the time
         (pending points are searched exactly meanwhile); otherwise it runs flat out."""
@@ -336,6 +354,8 @@ class EmbeddedStore:
             self._merge_wanted.wait()
             self._merge_wanted.clear()
             while True:
+                if not self._checkpoint_in_background():
+                    return
                 self._give_way_to_writes()
                 with self._index_lock.exclusive():
                     if self._closing or self._conn is None:
@@ -347,10 +367,48 @@ class EmbeddedStore:
                         _log.exception("merging pending points into the index failed")
                         left = 0
                     held = time.perf_counter() - started
-                if not left:
+                if not left and not self._indexes.checkpoints_due():
                     break
                 time.sleep(max(MERGE_PAUSE_S,
                                held * MERGE_YIELD_RATIO if self._searching() else 0))
+
+    def _checkpoint_in_background(self) -> bool:
+        """Write every checkpoint that is due: the index's image taken under the index
+        lock (milliseconds), the files written with no lock held while searches and
+        writes go on, the covered tombstones pruned under both locks. False when the
+        handle is closing."""
+        for cid in self._indexes.checkpoints_due():
+            with self._index_lock.exclusive():
+                if self._closing or self._conn is None:
+                    return False
+                job = self._indexes.start_checkpoint(cid)
+            if job is None:
+                continue
+            try:
+                self._indexes.write_checkpoint(job)
+                with self._lock, self._index_lock.exclusive():
+                    if self._conn is None:
+                        return False
+                    self._indexes.finish_checkpoint(job)
+            except Exception:  # (a full disk, say) a bug here must not kill the thread:
+                # the old checkpoint stays, SQLite is the truth, the next write retries
+                _log.exception("checkpointing the index of collection %s failed", cid)
+                job.written = False
+                with self._lock, self._index_lock.exclusive():
+                    self._indexes.finish_checkpoint(job)  # (no longer due)
+        return not self._closing
+
+    def wait_checkpointed(self, timeout: float = 60.0) -> bool:
+        """Block until no checkpoint is due or being written (tests, benchmarks); False
+        on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._conn is None or not self._indexes.checkpoints_due():
+                    return True
+                self._merge_wanted.set()
+            time.sleep(0.01)
+        return False
 
     def _give_way_to_writes(self) -> None:
         """Hold back the next merge slice while writes come back to back: a slice holds
@@ -498,6 +556,7 @@ class EmbeddedStore:
         after = lookup(self.conn, row.name)
         with self._index_lock.exclusive():
             self._indexes.apply_delete(after, gone)
+        self._start_merging()
         self._maybe_compact(after.cid)
         return len(gone)
 

@@ -237,9 +237,20 @@ class HnswGraph:
 
     def save(self, graph_path: Path, labels_path: Path) -> None:
         """Write the graph and the labels (callers fsync and rename them into place)."""
-        faiss.write_index(self.graph, str(graph_path))
+        self.write_graph(graph_path)
         with open(labels_path, "wb") as handle:
-            np.save(handle, self._labels[:self.size], allow_pickle=False)
+            np.save(handle, self.labels_copy(), allow_pickle=False)
+
+    def write_graph(self, path: Path) -> None:
+        """Write the faiss graph alone. Runs without the interpreter lock, beside searches
+        and removals (they change only the labels and the bitmap, which a checkpoint
+        copies first), but not beside ``add``: the caller keeps adds away meanwhile
+        (``HnswIndex.freeze``)."""
+        faiss.write_index(self.graph, str(path))
+
+    def labels_copy(self) -> np.ndarray:
+        """Each position's key now (-1: removed), as a copy later removals leave alone."""
+        return self._labels[:self.size].copy()
 
     @classmethod
     def load(cls, graph_path: Path, labels_path: Path, dim: int, metric: str,

@@ -13,32 +13,28 @@ into the graph a slice at a time (``merge``), so a write never waits for graph
 construction and searches never wait behind a large one. Checkpoints merge everything
 first, so a checkpoint always holds every point it claims to cover.
 
-The index is never the source of truth. It is checkpointed to ``index/<cid>-<seq>.faiss``
-(faiss's index file) and ``index/<cid>-<seq>.labels.npy`` (each graph position's node key,
--1 for removed ones) with a JSON manifest ``index/<cid>.json`` that names the files and the
-collection change sequence they cover; the manifest is replaced atomically after the files
-are complete and fsynced, so a crash leaves the previous checkpoint. The members of shared
-nodes are checkpointed beside them as ``index/<cid>-<seq>.groups.npy`` (NumPy's documented
-``.npy`` format: an int64 array of ``(node, row key)`` pairs). A manifest of another
-format (an index of an earlier release) is ignored: the graph is rebuilt from SQLite.
+The index is never the source of truth. It is checkpointed to ``index/`` (the graph in
+faiss's format, its labels, the members of shared nodes and the pending segment, named by
+a manifest that records the change sequence they cover: ``checkpoint_files``). A
+checkpoint copies what it needs while the caller holds the store's lock (``image``) and
+writes the graph afterwards, without that lock, while the index keeps the graph
+*frozen* (``freeze``/``thaw``): searches and removals go on, inserts land in the pending
+segment, and only merges into the graph wait for the write to finish.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import threading
 from collections.abc import Collection
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from embedops.errors import IndexFailure
-from embedops.store import quantization
+from embedops.store import checkpoint_files, quantization
+from embedops.store.checkpoint_files import IndexImage, read_manifest
 from embedops.store.exact import scores as exact_scores
 from embedops.store.exact import top_k
 from embedops.store.hnsw_graph import (
@@ -48,7 +44,6 @@ from embedops.store.hnsw_graph import (
     HnswGraph,
 )
 
-MANIFEST_FORMAT = 2  # 1: usearch graphs (earlier releases), rebuilt from SQLite
 DEFAULT_PARAMS: dict[str, Any] = {
     "connectivity": 16,
     "expansion_add": 128,
@@ -105,6 +100,8 @@ class HnswIndex:
         # squared distances are scaled back to the float vectors' by this factor
         self._code_scale = ((clip or 1.0) / quantization.INT8_MAX) ** 2 \
             if dtype == "int8" else 1.0
+        self._thawed = threading.Event()  # cleared while a checkpoint writes the graph
+        self._thawed.set()
         try:
             self.index = HnswGraph(dim, metric, dtype, int(self.params["connectivity"]),
                                    int(self.params["expansion_add"]))
@@ -138,14 +135,15 @@ class HnswIndex:
     def add(self, keys: np.ndarray, vectors: np.ndarray, defer: bool = False) -> None:
         """Insert or replace points ``keys`` (int64 row keys) with ``vectors`` (float32 rows).
 
-        With ``defer``, the points go to the pending segment (searchable at once; ``merge``
-        moves them into the graph). Otherwise they go into the graph now, and a point
-        whose vector some node already holds joins that node instead of adding one.
+        With ``defer`` (or while the graph is frozen), the points go to the pending
+        segment (searchable at once; ``merge`` moves them into the graph). Otherwise they
+        go into the graph now, and a point whose vector some node already holds joins
+        that node instead of adding one.
         """
         if len(keys) == 0:
             return
         keys = np.asarray(keys, dtype=np.int64)
-        if defer:
+        if defer or self.frozen:
             self.remove(keys)  # a replaced point leaves the graph (or the segment) first
             rows = np.asarray(vectors, dtype=np.float32)
             for key, vector in zip(keys.tolist(), rows, strict=True):
@@ -166,8 +164,9 @@ class HnswIndex:
 
     def merge(self, limit: int) -> int:
         """Move up to ``limit`` pending points (oldest first) into the graph; returns how
-        many moved. Searches see the same points before and after."""
-        if not self._pending or limit <= 0:
+        many moved (none while the graph is frozen). Searches see the same points before
+        and after."""
+        if not self._pending or limit <= 0 or self.frozen:
             return 0
         keys = list(islice(self._pending, limit))
         vectors = np.stack([self._pending[k] for k in keys])
@@ -179,6 +178,51 @@ class HnswIndex:
 
     def merge_all(self) -> None:
         self.merge(len(self._pending))
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    @property
+    def frozen(self) -> bool:
+        """Is a checkpoint writing the graph now (``freeze``)? Inserts then go to the
+        pending segment and merges wait."""
+        return not self._thawed.is_set()
+
+    def freeze(self, seq: int) -> IndexImage:
+        """The index as of change ``seq`` for a checkpoint, with the graph frozen until
+        ``thaw``: what later writes change (labels, members, the pending segment) is
+        copied; the graph, which only inserts change, is kept as it is."""
+        self._thawed.clear()
+        return self.image(seq)
+
+    def thaw(self) -> None:
+        """The checkpoint has written the graph: merges may change it again."""
+        self._thawed.set()
+
+    def wait_thawed(self, timeout: float) -> bool:
+        return self._thawed.wait(timeout)
+
+    def image(self, seq: int) -> IndexImage:
+        """What a checkpoint of this index as of change ``seq`` holds (copies, but for the
+        graph itself: the caller keeps inserts away from it until written)."""
+        pending_keys, pending_rows = self._pending_arrays()
+        groups = None
+        if self._groups:
+            groups = np.fromiter((x for node, members in self._groups.items()
+                                  for key in members for x in (node, key)),
+                                 dtype=np.int64, count=2 * len(self._group_of)).reshape(-1, 2)
+        return IndexImage(
+            seq=seq, graph=self.index, labels=self.index.labels_copy(), groups=groups,
+            pending_keys=pending_keys.copy(), pending_vectors=pending_rows.copy(),
+            manifest={"dim": self.dim, "metric": self.metric, "dtype": self.dtype,
+                      "clip": self.clip, "size": len(self), "nodes": len(self.index),
+                      "removed": self.removed, "next_group": self._next_group,
+                      "params": self.params})
+
+    def save(self, folder: Path, cid: int, seq: int) -> Path:
+        """Checkpoint the index as covering change ``seq`` now, pending points merged
+        into the graph first; returns the graph file's path."""
+        self.merge_all()
+        return checkpoint_files.write(folder, cid, self.image(seq))
 
     def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending_buffer is None:
@@ -438,50 +482,6 @@ class HnswIndex:
             used += merged - BASE_BYTES + len(self._pending) * self.dim * 4
         return used
 
-    def save(self, folder: Path, cid: int, seq: int) -> Path:
-        """Checkpoint the index as covering change ``seq``; returns the index file path.
-        Pending points are merged into the graph first."""
-        self.merge_all()
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = _free_stem(folder, cid, seq)
-        target, labels = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
-        tmp, tmp_labels = folder / f".{stem}.faiss.tmp", folder / f".{stem}.labels.tmp"
-        try:
-            self.index.save(tmp, tmp_labels)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise IndexFailure(f"cannot save index checkpoint: {exc}") from exc
-        for written, final in ((tmp, target), (tmp_labels, labels)):
-            _fsync_file(written)
-            os.replace(written, final)
-        groups = self._save_groups(folder, stem)
-        manifest = {
-            "format": MANIFEST_FORMAT, "file": target.name, "labels": labels.name,
-            "seq": seq, "dim": self.dim, "metric": self.metric, "dtype": self.dtype,
-            "clip": self.clip, "size": len(self), "nodes": len(self.index),
-            "removed": self.removed, "groups": groups.name if groups else None,
-            "next_group": self._next_group, "params": self.params,
-            "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),
-        }
-        _write_json_atomic(folder / f"{cid}.json", manifest)
-        for old in folder.glob(f"{cid}-*"):
-            if old not in (target, labels, groups):
-                old.unlink(missing_ok=True)
-        return target
-
-    def _save_groups(self, folder: Path, stem: str) -> Path | None:
-        if not self._groups:
-            return None
-        pairs = np.fromiter((x for node, members in self._groups.items() for key in members
-                             for x in (node, key)), dtype=np.int64, count=2 * len(self._group_of))
-        target = folder / f"{stem}.groups.npy"
-        tmp = folder / f".{stem}.groups.tmp"
-        with open(tmp, "wb") as handle:
-            np.save(handle, pairs.reshape(-1, 2), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        return target
-
     def _load_groups(self, path: Path, next_group: int) -> bool:
         """Restore shared nodes from a checkpoint; False if the file does not fit the graph."""
         try:
@@ -522,19 +522,12 @@ class HnswIndex:
         next_group = int(manifest.get("next_group", GROUP_BASE))
         if groups and not index._load_groups(folder / str(groups), next_group):
             return None
+        if manifest.get("pending"):
+            pending = checkpoint_files.read_pending(folder / str(manifest["pending"]), dim)
+            if pending is None:
+                return None
+            index.add(pending[0], pending[1], defer=True)
         return index, int(manifest["seq"])
-
-
-def _free_stem(folder: Path, cid: int, seq: int) -> str:
-    """``<cid>-<seq>``, suffixed when a checkpoint of that seq exists: a re-save (a rebuild)
-    never overwrites files the current manifest names, so a crash cannot pair a new graph
-    with the old members file."""
-    stem, n = f"{cid}-{seq}", 0
-    while any((folder / f"{stem}{suffix}").exists()
-              for suffix in (".faiss", ".labels.npy", ".groups.npy")):
-        n += 1
-        stem = f"{cid}-{seq}-{n}"
-    return stem
 
 
 def _unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -545,40 +538,3 @@ def _unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                                                       * codes.shape[1]))).reshape(-1)
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
-
-
-def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
-    """The checkpoint manifest of collection ``cid``, or ``None``."""
-    try:
-        data = json.loads((folder / f"{cid}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
-
-
-def remove_checkpoints(folder: Path, cid: int) -> None:
-    """Delete every checkpoint file of collection ``cid``."""
-    for path in [folder / f"{cid}.json", *folder.glob(f"{cid}-*.faiss"),
-                 *folder.glob(f"{cid}-*.usearch"), *folder.glob(f"{cid}-*.npy"),
-                 *folder.glob(f".{cid}-*.tmp")]:
-        path.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

@@ -1,0 +1,244 @@
+"""Checkpoints written in the background: the image they save, writes and searches that
+go on while the graph file is written, and a kill in the middle of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embedops.store import checkpoint_files, embedded, open_store
+from embedops.store.checkpoint_files import read_manifest
+from embedops.store.hnsw_graph import HnswGraph
+from embedops.store.hnsw_index import HnswIndex
+
+from .storedata import mixture
+
+DIM = 24
+PARAMS = {"exact_threshold": 0, "checkpoint_every": 300}
+
+
+def _within(seconds: float, work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a daemon thread; fail (not hang) when it takes longer."""
+    out: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as exc:  # (re-raised below, in the test's thread)
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+@pytest.fixture
+def held_graph_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event,
+                                                                        threading.Event]]:
+    """Graph writes wait, once started (``entered``), until ``release`` is set; the
+    real faiss write follows."""
+    entered, release = threading.Event(), threading.Event()
+    real = HnswGraph.write_graph
+
+    def held(self: HnswGraph, path: Path) -> None:
+        entered.set()
+        release.wait(60)
+        real(self, path)
+
+    monkeypatch.setattr(HnswGraph, "write_graph", held)
+    yield entered, release
+    release.set()
+
+
+def test_the_image_is_the_index_at_freeze_whatever_changes_while_it_is_written(
+        tmp_path: Path) -> None:
+    vectors = mixture(3000, DIM, seed=1)
+    index = HnswIndex(DIM, "cosine", "float32", {}, None)
+    index.add(np.arange(2000), vectors[:2000])
+    index.remove(np.arange(0, 2000, 7))
+    index.add(np.arange(2000, 2100), vectors[2000:2100], defer=True)  # pending at freeze
+    keys_then = set(index.keys().tolist())
+    answers_then = index.search(vectors[:50], 10)
+
+    image = index.freeze(seq=9)
+    assert index.frozen
+    # While the graph is written: removals, replacements and inserts go on; inserts and
+    # merges keep off the graph (its node count stays), and none of it reaches the image.
+    nodes = index.index.size
+    index.remove(np.arange(1, 500, 2))
+    index.add(np.arange(2100, 2600), vectors[2100:2600])  # (not deferred: pending anyway)
+    index.add(np.arange(10, 20), vectors[2600:2610])
+    assert index.merge(10_000) == 0 and index.index.size == nodes
+    checkpoint_files.write(tmp_path, 1, image)
+    index.thaw()
+    assert not index.frozen and index.merge(10_000) > 0
+
+    loaded = HnswIndex.load(tmp_path, 1, DIM, "cosine", "float32", {}, None)
+    assert loaded is not None and loaded[1] == 9
+    again = loaded[0]
+    assert set(again.keys().tolist()) == keys_then and again.pending == 100
+    found = again.search(vectors[:50], 10)
+    assert np.array_equal(found[0], answers_then[0])
+    manifest = read_manifest(tmp_path, 1)
+    assert manifest is not None and manifest["pending"] and manifest["size"] == len(keys_then)
+
+
+def test_a_pending_file_that_does_not_fit_is_not_loaded(tmp_path: Path) -> None:
+    vectors = mixture(1200, DIM, seed=2)
+    index = HnswIndex(DIM, "cosine", "float32", {}, None)
+    index.add(np.arange(1000), vectors[:1000])
+    index.add(np.arange(1000, 1200), vectors[1000:], defer=True)
+    checkpoint_files.write(tmp_path, 1, index.image(seq=3))
+    manifest = read_manifest(tmp_path, 1)
+    assert manifest is not None
+    pending = tmp_path / manifest["pending"]
+    keys, rows = checkpoint_files.read_pending(pending, DIM) or (None, None)
+    assert keys is not None and rows is not None
+    assert keys.tolist() == list(range(1000, 1200)) and np.array_equal(rows, vectors[1000:])
+    np.save(pending.with_suffix(""), checkpoint_files.pending_records(keys, rows[:, :-1]))
+    assert HnswIndex.load(tmp_path, 1, DIM, "cosine", "float32", {}, None) is None
+
+
+def test_writes_and_searches_go_on_while_a_checkpoint_writes_the_graph(
+        tmp_path: Path, held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+    entered, release = held_graph_write
+    vectors = mixture(4000, DIM, seed=3)
+    ids = [str(i) for i in range(4000)]
+    store = open_store(tmp_path / "s")
+    try:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "checkpoint_every": 1000})
+        release.set()  # (the load's own checkpoint goes through)
+        store.upsert("c", ids[:3000], vectors[:3000], None, fingerprint="fp")
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        entered.clear()
+        release.clear()
+        # 1,000 deletes reach the interval: a checkpoint starts, its graph write is held
+        _within(20, lambda: store.delete("c", ids=ids[:1000]))
+        covered = store.stats("c")["seq"]
+        assert entered.wait(30), "no background checkpoint started"
+        # Meanwhile deletes, inserts, replacements and searches all complete.
+        _within(20, lambda: store.delete("c", ids=ids[1000:1100]))
+        _within(20, lambda: store.upsert("c", ids[3000:3500], vectors[3000:3500], None,
+                                         fingerprint="fp"))
+        _within(20, lambda: store.upsert("c", ids[1100:1110], vectors[3500:3510], None,
+                                         fingerprint="fp"))
+        hits = _within(20, lambda: store.search("c", vectors[3000:3510], k=1))
+        assert [h[0].id for h in hits] == ids[3000:3500] + ids[1100:1110]
+        gone = _within(20, lambda: store.search("c", vectors[:1100], k=1))
+        assert not {h[0].id for h in gone} & set(ids[:1100])
+        assert store.stats("c")["index_pending"] >= 500  # (no merge into a frozen graph)
+        release.set()
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        manifest = read_manifest(tmp_path / "s" / "index", 1)
+        conn = sqlite3.connect(tmp_path / "s" / "store.sqlite")
+        (pruned,) = conn.execute("SELECT pruned_seq FROM collections").fetchone()
+        left = [s for (s,) in conn.execute("SELECT DISTINCT seq FROM tombstones")]
+        conn.close()
+        # the checkpoint covers the delete that made it due and nothing later; the
+        # tombstones it covers are pruned, the later delete's stay for a replay
+        assert manifest is not None and manifest["seq"] == pruned == covered
+        assert left == [covered + 1]
+        report = store.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+    finally:
+        release.set()
+        store.close()
+    with open_store(tmp_path / "s", read_only=True) as reader:
+        report = reader.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+        assert report["points"] == 3000 - 1100 + 500
+
+
+def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+    entered, release = held_graph_write
+    monkeypatch.setattr(embedded, "FROZEN_PENDING_MAX", 200)
+    vectors = mixture(3000, DIM, seed=4)
+    ids = [str(i) for i in range(3000)]
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+        release.set()
+        store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        entered.clear()
+        release.clear()
+        store.delete("c", ids=ids[:300])
+        assert entered.wait(30)
+        store.upsert("c", ids[2000:2250], vectors[2000:2250], None, fingerprint="fp")  # 250
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (store.upsert(
+            "c", ids[2250:2300], vectors[2250:2300], None, fingerprint="fp"), done.set()),
+            daemon=True)
+        thread.start()
+        assert not done.wait(0.5), "a write went on past the frozen graph's limit"
+        release.set()
+        assert done.wait(30)
+        assert [h[0].id for h in store.search("c", vectors[2000:2300], k=1)] == ids[2000:2300]
+
+
+KILLED_CHILD = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from embedops.store import open_store
+    from embedops.store.hnsw_graph import HnswGraph
+    real = HnswGraph.write_graph
+    def stuck(self, path):
+        real(self, path)  # the whole graph file, then nothing more: killed here
+        print("written", flush=True)
+        time.sleep(600)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2000, 24)).astype(np.float32)
+    store = open_store(sys.argv[1])
+    store.create_collection("c", 24, fingerprint="fp",
+                            index_params={"exact_threshold": 0, "checkpoint_every": 300})
+    store.upsert("c", [str(i) for i in range(2000)], x, None, fingerprint="fp")
+    store.wait_checkpointed(60)
+    HnswGraph.write_graph = stuck
+    store.delete("c", ids=[str(i) for i in range(300)])
+    print("deleted", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_a_kill_while_the_graph_is_written_leaves_the_last_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        out = child.stdout
+        lines = _within(120, lambda: [out.readline().strip() for _ in range(2)])
+        assert sorted(lines) == ["deleted", "written"], lines
+        before = json.loads((path / "index" / "1.json").read_text())
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(30)
+    assert before["seq"] == 1  # the load's checkpoint; the new graph file is not named
+    with open_store(path) as store:
+        report = store.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+        assert report["points"] == 1700
+        x = np.random.default_rng(5).standard_normal((2000, 24)).astype(np.float32)
+        assert [h[0].id for h in store.search("c", x[300:400], k=1)] == [
+            str(i) for i in range(300, 400)]
+    assert not list((path / "index").glob(".*.tmp"))  # (the killed write's, cleared)
