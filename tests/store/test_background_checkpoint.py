@@ -244,3 +244,70 @@ def test_a_kill_while_the_graph_is_written_leaves_the_last_checkpoint(tmp_path: 
         assert [h[0].id for h in store.search("c", x[300:400], k=1)] == [
             str(i) for i in range(300, 400)]
     assert not list((path / "index").glob(".*.tmp"))  # (the killed write's, cleared)
+
+
+def test_a_checkpoint_with_pending_points_is_merged_by_the_next_open_and_by_close(
+        tmp_path: Path) -> None:
+    """A due checkpoint right after a bulk write holds the points still pending; a
+    read-write handle that loads it merges them, and a clean close leaves a checkpoint
+    with none, so read-only handles (which never merge) search no pending segment."""
+    import shutil
+
+    vectors = mixture(3000, DIM, seed=6)
+    path, copy = tmp_path / "s", tmp_path / "copy"
+    with open_store(path) as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", [str(i) for i in range(3000)], vectors, None, fingerprint="fp")
+        assert store.wait_checkpointed(60)
+        manifest = read_manifest(path / "index", 1)
+        assert manifest is not None and manifest["pending"] and manifest["format"] == 3
+        shutil.copytree(path, copy)  # (the writer is idle: a crash's leftovers, as it were)
+        assert store.wait_merged(60)
+    manifest = read_manifest(path / "index", 1)
+    assert manifest is not None and manifest["pending"] is None and manifest["format"] == 2
+    with open_store(path, read_only=True) as reader:
+        assert reader.stats("c")["index_pending"] == 0
+    (copy / "LOCK").unlink(missing_ok=True)
+    with open_store(copy) as store:
+        assert store.search("c", vectors[7], k=1)[0][0].id == "7"  # (loads the index)
+        assert store.wait_merged(20), "the restored pending points were never merged"
+        report = store.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+
+
+def test_a_failed_graph_write_leaves_the_last_checkpoint_and_is_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = HnswGraph.write_graph
+    failures = [1]
+
+    def failing(self: HnswGraph, path: Path) -> None:
+        if failures:
+            failures.pop()
+            path.write_bytes(b"partial")
+            raise OSError(28, "No space left on device")
+        real(self, path)
+
+    vectors = mixture(3000, DIM, seed=7)
+    ids = [str(i) for i in range(3000)]
+    path = tmp_path / "s"
+    with open_store(path) as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        before = read_manifest(path / "index", 1)
+        monkeypatch.setattr(HnswGraph, "write_graph", failing)
+        store.delete("c", ids=ids[:300])  # due: the write fails
+        assert store.wait_checkpointed(60) and not failures
+        assert read_manifest(path / "index", 1) == before
+        assert before is not None
+        named = {p.name for p in checkpoint_files.manifest_files(path / "index", before)}
+        assert {p.name for p in (path / "index").iterdir()} == named | {"1.json"}
+        conn = sqlite3.connect(path / "store.sqlite")
+        assert conn.execute("SELECT pruned_seq FROM collections").fetchone()[0] == 1
+        store.upsert("c", ids[2000:2400], vectors[2000:2400], None, fingerprint="fp")
+        assert store.wait_checkpointed(60)  # due again after that write: written now
+        after = read_manifest(path / "index", 1)
+        assert after is not None and after["seq"] == 3
+        assert conn.execute("SELECT pruned_seq FROM collections").fetchone()[0] == 3
+        conn.close()
+        assert [h[0].id for h in store.search("c", vectors[2000:2400], k=1)] == ids[2000:2400]

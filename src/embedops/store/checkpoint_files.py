@@ -15,10 +15,10 @@ under a temporary name, fsynced and renamed; the manifest is replaced atomically
 crash at any moment leaves the previous checkpoint named and whole. A manifest of another
 format (an index of an earlier release) is not read: the graph is rebuilt from SQLite.
 
-An ``IndexImage`` holds what a checkpoint needs, copied from the index while the store's
-lock is held (a few milliseconds); the graph itself is written without that lock while
-the index keeps it frozen (``HnswIndex.freeze``): searches, deletes and deferred writes
-go on meanwhile, and only merges into the graph wait.
+An ``IndexImage`` holds what a checkpoint needs, copied from the index while the
+store's index lock is held exclusive (a few milliseconds); the graph itself is written
+without that lock while the index keeps it frozen (``HnswIndex.freeze``): searches,
+deletes and deferred writes go on meanwhile, and only merges into the graph wait.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ import numpy as np
 from embedops.errors import IndexFailure
 from embedops.store.hnsw_graph import HnswGraph
 
-MANIFEST_FORMAT = 3  # 1: usearch graphs; 2: no pending segment in checkpoints
+# 1: usearch graphs (not read: rebuilt from SQLite); 2: no pending file; 3: a pending
+# file. A checkpoint without pending points is written as format 2, which releases that
+# know no pending file read as well.
+MANIFEST_FORMAT = 3
 READABLE_FORMATS = (2, 3)
 SUFFIXES = (".faiss", ".labels.npy", ".groups.npy", ".pending.npy")
 
@@ -62,6 +65,8 @@ def write(folder: Path, cid: int, image: IndexImage) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stem = _free_stem(folder, cid, image.seq)
     graph_file, labels_file = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
+    groups: Path | None = None
+    pending: Path | None = None
     try:
         tmp = folder / f".{stem}.faiss.tmp"
         image.graph.write_graph(tmp)
@@ -75,9 +80,11 @@ def write(folder: Path, cid: int, image: IndexImage) -> Path:
         if pending is not None:
             _write_npy(pending, pending_records(image.pending_keys, image.pending_vectors))
     except (ValueError, RuntimeError, OSError) as exc:
+        for partial in [*folder.glob(f"{stem}.*"), *folder.glob(f".{stem}.*.tmp")]:
+            partial.unlink(missing_ok=True)  # (no manifest names this stem)
         raise IndexFailure(f"cannot save index checkpoint: {exc}") from exc
     manifest = {
-        **image.manifest, "format": MANIFEST_FORMAT, "seq": image.seq,
+        **image.manifest, "format": MANIFEST_FORMAT if pending else 2, "seq": image.seq,
         "file": graph_file.name, "labels": labels_file.name,
         "groups": groups.name if groups else None, "pending": pending.name if pending else None,
         "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),

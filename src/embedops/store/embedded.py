@@ -8,6 +8,7 @@ Layout (see docs/store.md)::
     <store>/index/<cid>-<seq>.faiss     the checkpointed HNSW graph (faiss format)
     <store>/index/<cid>-<seq>.labels.npy  its node keys by graph position
     <store>/index/<cid>-<seq>.groups.npy  members of nodes shared by identical vectors
+    <store>/index/<cid>-<seq>.pending.npy points pending a merge at the checkpoint
 
 A handle opened read-write holds the writer lock until ``close``. Read-only handles take no
 lock; they read committed data (WAL snapshots) and catch their in-memory index up with the
@@ -89,6 +90,8 @@ WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in
 # many, a writer waits for the write to finish (memory, and the exact scoring of pending
 # points in every search, stay bounded).
 FROZEN_PENDING_MAX = 4 * MAX_PENDING
+# (a bound, not an expected wait: the graph writes measured take seconds; past it the
+# write goes on into the pending segment rather than fail)
 FROZEN_WAIT_S = 600.0
 _log = logging.getLogger("embedops.store")
 
@@ -330,6 +333,7 @@ class EmbeddedStore:
         if not self._indexes.is_synced(row):
             with self._index_lock.exclusive():
                 self._indexes.synced(row)
+            self._start_merging()  # (a checkpoint loaded with points pending a merge)
 
     def _wait_for_frozen_graph(self, row: CollectionRow) -> None:
         """Hold a write back while a checkpoint writes the collection's graph and the
@@ -415,9 +419,10 @@ class EmbeddedStore:
         the index lock (and the interpreter) for up to ``MERGE_SLICE_S``, which a write
         would wait out. The pending segment absorbs the burst; past ``MAX_PENDING`` the
         writer merges the excess itself, so a sustained stream still pays for the graph."""
-        while not self._closing and (
+        while not self._closing and not self._indexes.checkpoints_due() and (
                 self._writing or time.monotonic() - self._last_write < WRITE_YIELD_WINDOW_S):
-            time.sleep(MERGE_PAUSE_S)
+            time.sleep(MERGE_PAUSE_S)  # (a due checkpoint starts at once: its image takes
+            # the lock for milliseconds, and writes go on while it writes the graph)
 
     def _searching(self) -> bool:
         """Did a search come in lately? Background work then yields the cores."""
@@ -687,6 +692,8 @@ class EmbeddedStore:
         handle behind the writer), on the handle's connection."""
         with self._index_lock.exclusive():
             self._indexes.synced(lookup(self.conn, row.name))
+        if not self.read_only:
+            self._start_merging()  # (a checkpoint loaded with points pending a merge)
 
     def search_one(self, collection: str, vector: np.ndarray, k: int = 10,
                    filter: Filter | None = None, ef: int | None = None,

@@ -16,7 +16,7 @@ first, so a checkpoint always holds every point it claims to cover.
 The index is never the source of truth. It is checkpointed to ``index/`` (the graph in
 faiss's format, its labels, the members of shared nodes and the pending segment, named by
 a manifest that records the change sequence they cover: ``checkpoint_files``). A
-checkpoint copies what it needs while the caller holds the store's lock (``image``) and
+checkpoint copies what it needs while the caller holds the index lock (``image``) and
 writes the graph afterwards, without that lock, while the index keeps the graph
 *frozen* (``freeze``/``thaw``): searches and removals go on, inserts land in the pending
 segment, and only merges into the graph wait for the write to finish.
@@ -203,6 +203,7 @@ class HnswIndex:
         self._thawed.set()
 
     def wait_thawed(self, timeout: float) -> bool:
+        """Block until the graph is thawed (False: still frozen after ``timeout``)."""
         return self._thawed.wait(timeout)
 
     def image(self, seq: int) -> IndexImage:

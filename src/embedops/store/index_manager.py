@@ -49,6 +49,7 @@ class LiveIndex:
     index: HnswIndex
     seq: int
     pending: int = 0
+    saved_pending: int = 0  # points pending a merge in the checkpoint on disk
 
 
 @dataclass
@@ -65,10 +66,10 @@ class CheckpointJob:
 class IndexManager:
     """Owns the in-memory indexes of one store handle.
 
-    Callers serialise changes (every method but ``ready``, ``loaded``, ``pending``
-    and ``write_checkpoint``) with the store's index lock held exclusive, and methods
-    that run SQL with the handle's connection lock as well; searches hold the index
-    lock shared.
+    Callers serialise changes (every method but ``ready``, ``loaded``, ``pending``,
+    ``checkpoints_due`` and ``write_checkpoint``) with the store's index lock held
+    exclusive, and methods that run SQL with the handle's connection lock as well;
+    searches hold the index lock shared.
 
     ``background_checkpoints``: a checkpoint due after a write is only noted
     (``checkpoints_due``) for the caller's background thread to run; otherwise the write
@@ -99,7 +100,7 @@ class IndexManager:
                                 row.index_params, row.clip)
         if loaded is None or loaded[1] < row.pruned_seq or loaded[1] > row.seq:
             return self._fresh(row)
-        return LiveIndex(loaded[0], loaded[1])
+        return LiveIndex(loaded[0], loaded[1], saved_pending=loaded[0].pending)
 
     def ready(self, row: CollectionRow, behind_ok: bool) -> bool:
         """Can a search use ``row``'s loaded index as it is, with no load or replay?
@@ -176,8 +177,10 @@ class IndexManager:
             # into the pending segment: searchable now, merged into the graph later
             live.index.add(keys, vectors, defer=True)
             over = live.index.pending - MAX_PENDING
-            if over > 0:  # a writer faster than the merger waits for it here
-                live.index.merge(over)
+            if over > 0:  # a writer faster than the merger waits for it here, merging
+                # at most twice what it wrote: a backlog left by a checkpoint's freeze
+                # drains a write at a time instead of stalling one write for seconds
+                live.index.merge(min(over, 2 * len(keys)))
         except IndexFailure:
             # The rows are committed; the next read rebuilds the index from SQLite.
             self.live.pop(row.cid, None)
@@ -303,7 +306,7 @@ class IndexManager:
             live.index.save(self.folder, cid, live.seq)
         self._prune(cid, live.seq)
         self._due.pop(cid, None)
-        live.pending = 0
+        live.pending = live.saved_pending = 0
 
     def start_checkpoint(self, cid: int) -> CheckpointJob | None:
         """Begin the due checkpoint of ``cid``: the index's image as of now, its graph
@@ -343,6 +346,7 @@ class IndexManager:
         if by_cid(self.conn, job.cid) is not None:  # (not dropped meanwhile)
             self._prune(job.cid, job.image.seq)
         job.live.pending = max(0, job.live.pending - job.counted)
+        job.live.saved_pending = len(job.image.pending_keys)
         every = self._due.get(job.cid)
         if every is not None and job.live.pending < every:
             self._due.pop(job.cid, None)
@@ -402,9 +406,11 @@ class IndexManager:
         return sum(live.index.memory_bytes for live in self.live.values())
 
     def close(self) -> None:
-        """Checkpoint every index with changes since its last checkpoint."""
+        """Checkpoint every index with changes since its last checkpoint, or whose last
+        checkpoint holds points pending a merge (a closed store's checkpoint is merged:
+        the next open, read-only ones included, searches no pending segment)."""
         for cid, live in list(self.live.items()):
-            if live.pending:
+            if live.pending or live.saved_pending:
                 self.checkpoint(cid)
         self.live.clear()
 
