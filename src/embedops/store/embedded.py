@@ -419,10 +419,11 @@ class EmbeddedStore:
         the index lock (and the interpreter) for up to ``MERGE_SLICE_S``, which a write
         would wait out. The pending segment absorbs the burst; past ``MAX_PENDING`` the
         writer merges the excess itself, so a sustained stream still pays for the graph."""
-        while not self._closing and not self._indexes.checkpoints_due() and (
+        while not self._closing and not self._indexes.checkpoint_overdue() and (
                 self._writing or time.monotonic() - self._last_write < WRITE_YIELD_WINDOW_S):
-            time.sleep(MERGE_PAUSE_S)  # (a due checkpoint starts at once: its image takes
-            # the lock for milliseconds, and writes go on while it writes the graph)
+            time.sleep(MERGE_PAUSE_S)  # (a checkpoint that comes due meanwhile waits too:
+            # its graph write's fsyncs compete with the commits'; past twice the interval
+            # it goes ahead, which bounds the replay after a crash)
 
     def _searching(self) -> bool:
         """Did a search come in lately? Background work then yields the cores."""

@@ -296,6 +296,12 @@ class IndexManager:
         """Collections whose checkpoint is due and waits for the background thread."""
         return list(self._due)
 
+    def checkpoint_overdue(self) -> bool:
+        """Has any collection changed by twice its checkpoint interval since its last
+        checkpoint? (A due checkpoint waits for a pause in the writes until then.)"""
+        return any(live.pending >= 2 * every for cid, every in list(self._due.items())
+                   if (live := self.live.get(cid)) is not None)
+
     def checkpoint(self, cid: int) -> None:
         """Save the in-memory index now with the seq it covers (after any background
         checkpoint in flight), then prune covered tombstones."""
