@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import open_store, quantization
+from embedops.store import durable_files, open_store, quantization
 from embedops.store.checkpoint_files import read_manifest
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
@@ -27,6 +27,13 @@ def _graph(n: int = 2000, dtype: str = "float32") -> tuple[HnswGraph, np.ndarray
     vectors = _unit(n)
     graph.add(np.arange(1000, 1000 + n, dtype=np.int64), vectors)
     return graph, vectors
+
+
+def _save(graph: HnswGraph, graph_path: Path, labels_path: Path) -> None:
+    """The graph's two checkpoint files, written as a checkpoint writes them."""
+    with durable_files.replacing(graph_path) as out:
+        graph.write_graph(out.write)
+    durable_files.write_npy(labels_path, graph.labels_copy())
 
 
 def test_removed_nodes_are_never_returned_and_keys_come_back() -> None:
@@ -72,7 +79,7 @@ def test_padding_is_minus_one_at_every_capacity_and_after_a_load(tmp_path: Path,
                   vectors[lo:lo + 512])
     graph.remove(np.arange(10_000, 10_000 + n - 3, dtype=np.int64))
     live = {10_000 + n - 3, 10_000 + n - 2, 10_000 + n - 1}
-    graph.save(tmp_path / "g", tmp_path / "l.npy")
+    _save(graph, tmp_path / "g", tmp_path / "l.npy")
     loaded = HnswGraph.load(tmp_path / "g", tmp_path / "l.npy", DIM, "cosine", "float32")
     assert loaded is not None
     for g in (graph, loaded):
@@ -145,7 +152,7 @@ def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
     counts, searches, adds, removes and renames agree whether it was built or not."""
     graph, vectors = _graph(1500)
     graph.remove(np.arange(1000, 1300, dtype=np.int64))
-    graph.save(tmp_path / "g.faiss", tmp_path / "g.npy")
+    _save(graph, tmp_path / "g.faiss", tmp_path / "g.npy")
     loaded = HnswGraph.load(tmp_path / "g.faiss", tmp_path / "g.npy", DIM, "cosine", "float32")
     assert loaded is not None
     assert (len(loaded), loaded.removed) == (1200, 300)

@@ -11,9 +11,12 @@ A checkpoint of collection ``cid`` covering change sequence ``seq`` is, in ``ind
 * ``<cid>.json``: the manifest naming those files and the sequence they cover.
 
 All are NumPy's documented ``.npy`` format or faiss's, never pickles. Every file is written
-under a temporary name, fsynced and renamed; the manifest is replaced atomically last, so a
-crash at any moment leaves the previous checkpoint named and whole. A manifest of another
-format (an index of an earlier release) is not read: the graph is rebuilt from SQLite.
+under a temporary name, flushed to disk as it is written and renamed (``durable_files``:
+commits beside a checkpoint never wait for a whole graph file to reach the disk); the
+manifest is replaced atomically last, so a crash at any moment leaves the previous
+checkpoint named and whole, and the files it replaces are then removed a slice at a
+time. A manifest of another format (an index of an earlier release) is not read: the
+graph is rebuilt from SQLite.
 
 An ``IndexImage`` holds what a checkpoint needs, copied from the index while the
 store's index lock is held exclusive (a few milliseconds); the graph itself is written
@@ -23,9 +26,7 @@ deletes and deferred writes go on meanwhile, and only merges into the graph wait
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ import faiss
 import numpy as np
 
 from embedops.errors import IndexFailure
+from embedops.store import durable_files
 from embedops.store.hnsw_graph import HnswGraph
 
 # 1: usearch graphs (not read: rebuilt from SQLite); 2: no pending file; 3: a pending
@@ -68,17 +70,16 @@ def write(folder: Path, cid: int, image: IndexImage) -> Path:
     groups: Path | None = None
     pending: Path | None = None
     try:
-        tmp = folder / f".{stem}.faiss.tmp"
-        image.graph.write_graph(tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, graph_file)
-        _write_npy(labels_file, image.labels)
+        with durable_files.replacing(graph_file) as out:
+            image.graph.write_graph(out.write)
+        durable_files.write_npy(labels_file, image.labels)
         groups = folder / f"{stem}.groups.npy" if image.groups is not None else None
         if groups is not None:
-            _write_npy(groups, image.groups)
+            durable_files.write_npy(groups, image.groups)
         pending = folder / f"{stem}.pending.npy" if len(image.pending_keys) else None
         if pending is not None:
-            _write_npy(pending, pending_records(image.pending_keys, image.pending_vectors))
+            durable_files.write_npy(
+                pending, pending_records(image.pending_keys, image.pending_vectors))
     except (ValueError, RuntimeError, OSError) as exc:
         for partial in [*folder.glob(f"{stem}.*"), *folder.glob(f".{stem}.*.tmp")]:
             partial.unlink(missing_ok=True)  # (no manifest names this stem)
@@ -89,10 +90,10 @@ def write(folder: Path, cid: int, image: IndexImage) -> Path:
         "groups": groups.name if groups else None, "pending": pending.name if pending else None,
         "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),
     }
-    _write_json_atomic(folder / f"{cid}.json", manifest)
+    durable_files.write_json(folder / f"{cid}.json", manifest)
     for old in folder.glob(f"{cid}-*"):
         if old not in (graph_file, labels_file, groups, pending):
-            old.unlink(missing_ok=True)
+            durable_files.remove_gradually(old)
     for stale in folder.glob(f".{cid}-*.tmp"):  # (of a write a crash cut short)
         stale.unlink(missing_ok=True)
     return graph_file
@@ -141,7 +142,7 @@ def remove_checkpoints(folder: Path, cid: int) -> None:
     for path in [folder / f"{cid}.json", *folder.glob(f"{cid}-*.faiss"),
                  *folder.glob(f"{cid}-*.usearch"), *folder.glob(f"{cid}-*.npy"),
                  *folder.glob(f".{cid}-*.tmp")]:
-        path.unlink(missing_ok=True)
+        durable_files.remove_gradually(path)
 
 
 def _free_stem(folder: Path, cid: int, seq: int) -> str:
@@ -153,32 +154,3 @@ def _free_stem(folder: Path, cid: int, seq: int) -> str:
         n += 1
         stem = f"{cid}-{seq}-{n}"
     return stem
-
-
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

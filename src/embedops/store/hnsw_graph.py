@@ -25,6 +25,7 @@ NumPy ``.npy`` array (removed positions hold -1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -38,6 +39,7 @@ KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that
 # The key -> position dictionary's own table, per entry (sys.getsizeof of a dictionary of
 # 1M int keys / 1M: 41.9 B; 29-52 B between 40 and 100k entries).
 KEY_MAP_ENTRY_BYTES = 42
+WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
 
 
@@ -235,18 +237,13 @@ class HnswGraph:
 
     # --- files -------------------------------------------------------------------------
 
-    def save(self, graph_path: Path, labels_path: Path) -> None:
-        """Write the graph and the labels (callers fsync and rename them into place)."""
-        self.write_graph(graph_path)
-        with open(labels_path, "wb") as handle:
-            np.save(handle, self.labels_copy(), allow_pickle=False)
-
-    def write_graph(self, path: Path) -> None:
-        """Write the faiss graph alone. Runs without the interpreter lock, beside searches
-        and removals (they change only the labels and the bitmap, which a checkpoint
-        copies first), but not beside ``add``: the caller keeps adds away meanwhile
-        (``HnswIndex.freeze``)."""
-        faiss.write_index(self.graph, str(path))
+    def write_graph(self, write: Callable[[bytes], int]) -> None:
+        """Write the faiss graph alone, a block at a time, to ``write`` (a file's
+        ``write``). Runs without the interpreter lock but for ``write`` itself, beside
+        searches and removals (they change only the labels and the bitmap, which a
+        checkpoint copies first), but not beside ``add``: the caller keeps adds away
+        meanwhile (``HnswIndex.freeze``)."""
+        faiss.write_index(self.graph, faiss.PyCallbackIOWriter(write, WRITE_BLOCK_BYTES))
 
     def labels_copy(self) -> np.ndarray:
         """Each position's key now (-1: removed), as a copy later removals leave alone."""
@@ -255,8 +252,8 @@ class HnswGraph:
     @classmethod
     def load(cls, graph_path: Path, labels_path: Path, dim: int, metric: str,
              dtype: str) -> HnswGraph | None:
-        """A graph saved by ``save``, or ``None`` if the files do not fit ``dim``,
-        ``metric`` and ``dtype`` or cannot be read."""
+        """A graph written by ``write_graph`` with its labels, or ``None`` if the files
+        do not fit ``dim``, ``metric`` and ``dtype`` or cannot be read."""
         try:
             graph = faiss.read_index(str(graph_path))
             labels = np.load(labels_path, allow_pickle=False)
