@@ -358,9 +358,9 @@ class EmbeddedStore:
             self._merge_wanted.wait()
             self._merge_wanted.clear()
             while True:
+                self._give_way_to_writes()
                 if not self._checkpoint_in_background():
                     return
-                self._give_way_to_writes()
                 with self._index_lock.exclusive():
                     if self._closing or self._conn is None:
                         return
@@ -390,16 +390,17 @@ class EmbeddedStore:
                 continue
             try:
                 self._indexes.write_checkpoint(job)
-                with self._lock, self._index_lock.exclusive():
-                    if self._conn is None:
-                        return False
-                    self._indexes.finish_checkpoint(job)
             except Exception:  # (a full disk, say) a bug here must not kill the thread:
                 # the old checkpoint stays, SQLite is the truth, the next write retries
                 _log.exception("checkpointing the index of collection %s failed", cid)
-                job.written = False
-                with self._lock, self._index_lock.exclusive():
-                    self._indexes.finish_checkpoint(job)  # (no longer due)
+            with self._lock, self._index_lock.exclusive():
+                if self._conn is None:
+                    return False
+                try:
+                    self._indexes.finish_checkpoint(job)
+                except Exception:  # (the tombstones stay until the next checkpoint)
+                    _log.exception("pruning the tombstones the checkpoint of collection %s "
+                                   "covers failed", cid)
         return not self._closing
 
     def wait_checkpointed(self, timeout: float = 60.0) -> bool:

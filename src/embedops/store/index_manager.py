@@ -343,19 +343,20 @@ class IndexManager:
             self._writing.release()
 
     def finish_checkpoint(self, job: CheckpointJob) -> None:
-        """After ``write_checkpoint``: prune the tombstones the checkpoint covers and
-        count the changes since it. A failed write leaves everything as it was; the
-        checkpoint is due again after the next write."""
+        """After ``write_checkpoint``: count the changes since the checkpoint and prune the
+        tombstones it covers (should that fail, they stay for the next checkpoint to
+        prune). A failed write leaves everything as it was; the checkpoint is due again
+        after the next write."""
         if not job.written:
             self._due.pop(job.cid, None)
             return
-        if by_cid(self.conn, job.cid) is not None:  # (not dropped meanwhile)
-            self._prune(job.cid, job.image.seq)
         job.live.pending = max(0, job.live.pending - job.counted)
         job.live.saved_pending = len(job.image.pending_keys)
         every = self._due.get(job.cid)
         if every is not None and job.live.pending < every:
             self._due.pop(job.cid, None)
+        if by_cid(self.conn, job.cid) is not None:  # (not dropped meanwhile)
+            self._prune(job.cid, job.image.seq)
 
     def _prune(self, cid: int, seq: int) -> None:
         with transaction(self.conn):
