@@ -285,6 +285,51 @@ def test_a_kill_while_the_graph_is_written_leaves_the_last_checkpoint(tmp_path: 
     assert not list((path / "index").glob(".*.tmp"))  # (the killed write's, cleared)
 
 
+EXITING_CHILD = textwrap.dedent("""
+    import sys, threading, time
+    import numpy as np
+    from embedops.store import hnsw_graph, open_store
+    from embedops.store.hnsw_graph import HnswGraph
+    hnsw_graph.WRITE_BLOCK_BYTES = 4096  # ~100 blocks, 50 ms each: still writing at exit
+    real, started = HnswGraph.write_graph, threading.Event()
+    def slow(self, write):
+        def paced(data):
+            started.set()
+            time.sleep(0.05)
+            return write(data)
+        real(self, paced)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2000, 24)).astype(np.float32)
+    store = open_store(sys.argv[1])
+    store.create_collection("c", 24, fingerprint="fp",
+                            index_params={"exact_threshold": 0, "checkpoint_every": 300})
+    store.upsert("c", [str(i) for i in range(2000)], x, None, fingerprint="fp")
+    store.wait_checkpointed(60)
+    HnswGraph.write_graph = slow
+    store.delete("c", ids=[str(i) for i in range(300)])  # a checkpoint comes due
+    assert started.wait(60)
+    print("exiting", flush=True)  # without closing the store
+""")
+
+
+def test_exiting_without_close_while_a_checkpoint_is_written_is_clean(tmp_path: Path) -> None:
+    """The interpreter exits while a background checkpoint writes its graph: the write is
+    given up (faiss's writer calls back into Python, which a thread cannot do while the
+    interpreter shuts down: the process aborted with a fatal error), the last checkpoint
+    stays and the next open has every point."""
+    path = tmp_path / "s"
+    done = subprocess.run([sys.executable, "-c", EXITING_CHILD, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "exiting"), done.stderr[-2000:]
+    assert "Fatal Python error" not in done.stderr
+    assert json.loads((path / "index" / "1.json").read_text())["seq"] == 1
+    assert not list((path / "index").glob(".*.tmp"))  # (the given-up write's, removed)
+    with open_store(path) as store:
+        report = store.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+        assert report["points"] == 1700
+
+
 def test_a_checkpoint_with_pending_points_is_merged_by_the_next_open_and_by_close(
         tmp_path: Path) -> None:
     """A due checkpoint right after a bulk write holds the points still pending; a

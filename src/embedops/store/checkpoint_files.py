@@ -27,6 +27,7 @@ deletes and deferred writes go on meanwhile, and only merges into the graph wait
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,26 +61,28 @@ class IndexImage:
     manifest: dict[str, Any]  # dim, metric, dtype, clip, sizes, params, next_group
 
 
-def write(folder: Path, cid: int, image: IndexImage) -> Path:
+def write(folder: Path, cid: int, image: IndexImage,
+          cancelled: Callable[[], bool] | None = None) -> Path:
     """Write ``image`` as collection ``cid``'s checkpoint; returns the graph file's path.
     Files of earlier checkpoints of ``cid`` are removed once the manifest names the new
-    ones."""
+    ones. Raises ``IndexFailure`` if a file cannot be written, or once ``cancelled()``
+    is true while they are (the previous checkpoint then stays, whole)."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = _free_stem(folder, cid, image.seq)
     graph_file, labels_file = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
     groups: Path | None = None
     pending: Path | None = None
     try:
-        with durable_files.replacing(graph_file) as out:
+        with durable_files.replacing(graph_file, cancelled) as out:
             image.graph.write_graph(out.write)
-        durable_files.write_npy(labels_file, image.labels)
+        durable_files.write_npy(labels_file, image.labels, cancelled)
         groups = folder / f"{stem}.groups.npy" if image.groups is not None else None
         if groups is not None:
-            durable_files.write_npy(groups, image.groups)
+            durable_files.write_npy(groups, image.groups, cancelled)
         pending = folder / f"{stem}.pending.npy" if len(image.pending_keys) else None
         if pending is not None:
-            durable_files.write_npy(
-                pending, pending_records(image.pending_keys, image.pending_vectors))
+            durable_files.write_npy(pending, pending_records(
+                image.pending_keys, image.pending_vectors), cancelled)
     except (ValueError, RuntimeError, OSError) as exc:
         for partial in [*folder.glob(f"{stem}.*"), *folder.glob(f".{stem}.*.tmp")]:
             partial.unlink(missing_ok=True)  # (no manifest names this stem)

@@ -3,12 +3,11 @@
 An index checkpoint writes a graph file of hundreds of megabytes beside a SQLite
 database that fsyncs its write-ahead log on every commit. Written in one go and then
 fsynced, the graph's dirty pages reach the disk in one flush, and on ext4 (ordered data
-mode) a commit's fsync that lands meanwhile waits for the whole of it: on the
-development machine, writing a 168 MB graph with one fsync held a small fsync beside it
-up to 52–116 ms, and deleting the 30% of a 100k collection, a batch's commit took
-333 ms while the background checkpoint wrote its graph. Flushed every ``FLUSH_BYTES``
-as it is written, the wait is bounded by one slice: 17–27 ms in the same test
-(docs/benchmarks-store.md, "Checkpoint files flushed in slices").
+mode) a commit's fsync that lands meanwhile waits for all of it: on the development
+machine, the longest commit beside the checkpoint of a 100,000-point float32 graph
+(168 MB) took 71–77 ms that way and 8–12 ms with the file flushed every ``FLUSH_BYTES``
+as it is written (``bench/checkpoint_stalls.py``; docs/benchmarks-store.md, "Checkpoint
+files flushed in slices").
 
 Removing such a file frees all its blocks in one journal commit, and with online
 discard (``mount -o discard``) the next fsync waits for the discards too (13–27 ms
@@ -32,22 +31,31 @@ TRUNCATE_BYTES = 16 << 20  # bytes cut from a removed file at a time
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)  # (macOS: no fdatasync)
 
 
+class WriteCancelled(OSError):
+    """The file's writer gave up on it (its owner is closing): the file is abandoned."""
+
+
 class FlushingFile:
     """A file opened for writing whose data goes to disk every ``flush_bytes`` written
     (``write`` returns once the slice is on disk); ``close`` fsyncs the rest. ``sync``
-    flushes a file descriptor's data (``os.fdatasync`` where the system has it)."""
+    flushes a file descriptor's data (``os.fdatasync`` where the system has it);
+    ``write`` raises ``WriteCancelled`` once ``cancelled()`` is true."""
 
     def __init__(self, path: Path, flush_bytes: int | None = None,
-                 sync: Callable[[int], None] | None = None) -> None:
+                 sync: Callable[[int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.path = path
         self.flush_bytes = flush_bytes or FLUSH_BYTES
         self._sync = sync or _datasync
+        self._cancelled = cancelled
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._unflushed = 0
         self.written = 0
 
     def write(self, data: bytes | memoryview) -> int:
         """Write all of ``data`` (a file object's ``write``; faiss's writer callback)."""
+        if self._cancelled is not None and self._cancelled():
+            raise WriteCancelled(f"writing {self.path} was cancelled")
         view = memoryview(data).cast("B")
         while view:
             done = os.write(self._fd, view)
@@ -77,11 +85,12 @@ class FlushingFile:
 
 
 @contextlib.contextmanager
-def replacing(path: Path) -> Iterator[FlushingFile]:
+def replacing(path: Path, cancelled: Callable[[], bool] | None = None
+              ) -> Iterator[FlushingFile]:
     """A ``FlushingFile`` under a temporary name, fsynced and renamed to ``path`` when the
     block ends without an error (else removed): ``path`` is never seen half-written."""
     tmp = path.with_name(f".{path.name}.tmp")
-    out = FlushingFile(tmp)
+    out = FlushingFile(tmp, cancelled=cancelled)
     try:
         yield out
         out.close()
@@ -92,9 +101,10 @@ def replacing(path: Path) -> Iterator[FlushingFile]:
     os.replace(tmp, path)
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
+def write_npy(path: Path, array: np.ndarray,
+              cancelled: Callable[[], bool] | None = None) -> None:
     """``array`` as a NumPy ``.npy`` file at ``path``, atomically and on disk."""
-    with replacing(path) as out:
+    with replacing(path, cancelled) as out:
         np.save(_AsFile(out), array, allow_pickle=False)
 
 

@@ -26,12 +26,14 @@ Lock order: ``_lock`` before the index lock.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -94,6 +96,21 @@ FROZEN_PENDING_MAX = 4 * MAX_PENDING
 # write goes on into the pending segment rather than fail)
 FROZEN_WAIT_S = 600.0
 _log = logging.getLogger("embedops.store")
+
+
+# Handles not closed yet: their background threads are stopped at interpreter exit.
+_open_handles: weakref.WeakSet[EmbeddedStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_background_work() -> None:
+    """At interpreter exit, stop the background threads of the handles left open. A
+    checkpoint being written then is given up (the last one stays; SQLite is the truth
+    and the next open replays the rest): faiss's file writer calls back into Python for
+    every block, which a thread cannot do once the interpreter shuts down (the process
+    would abort with a fatal error)."""
+    for store in list(_open_handles):
+        store._stop_background()
 
 
 # Serialise calls on a handle and translate sqlite3 errors at the boundary.
@@ -192,6 +209,7 @@ class EmbeddedStore:
         self._closing = False
         self._last_search = 0.0
         self._writing, self._last_write = 0, 0.0  # the merger gives way to writes
+        _open_handles.add(self)
         if not read_only:
             # Started here, by the thread that opens the store: a thread inherits its
             # creator's scheduling priority, and a merger started by a lowered-priority
@@ -389,10 +407,11 @@ class EmbeddedStore:
             if job is None:
                 continue
             try:
-                self._indexes.write_checkpoint(job)
+                self._indexes.write_checkpoint(job, cancelled=lambda: self._closing)
             except Exception:  # (a full disk, say) a bug here must not kill the thread:
                 # the old checkpoint stays, SQLite is the truth, the next write retries
-                _log.exception("checkpointing the index of collection %s failed", cid)
+                if not self._closing:  # (closing cancels it: close() checkpoints itself)
+                    _log.exception("checkpointing the index of collection %s failed", cid)
             with self._lock, self._index_lock.exclusive():
                 if self._conn is None:
                     return False
@@ -843,13 +862,18 @@ class EmbeddedStore:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Checkpoint changed indexes, close SQLite and release the writer lock (idempotent)."""
+    def _stop_background(self) -> None:
+        """Stop the handle's background threads: a checkpoint being written in the
+        background is given up (the last one stays whole), a compaction stops where it is."""
         self._closing = True
         self._merge_wanted.set()
         for thread in (self._merger, self._compactor, *self._warming.values()):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=60)
+
+    def close(self) -> None:
+        """Checkpoint changed indexes, close SQLite and release the writer lock (idempotent)."""
+        self._stop_background()
         if self._wal is not None:
             self._wal.close()
         with self._lock, self._index_lock.exclusive():

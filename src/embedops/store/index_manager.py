@@ -20,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -333,10 +334,12 @@ class IndexManager:
             self._writing.release()
             raise
 
-    def write_checkpoint(self, job: CheckpointJob) -> None:
-        """Write the job's files (no store lock needed), then thaw the graph."""
+    def write_checkpoint(self, job: CheckpointJob,
+                         cancelled: Callable[[], bool] | None = None) -> None:
+        """Write the job's files (no store lock needed; given up with ``IndexFailure``
+        once ``cancelled()`` is true), then thaw the graph."""
         try:
-            checkpoint_files.write(self.folder, job.cid, job.image)
+            checkpoint_files.write(self.folder, job.cid, job.image, cancelled)
             job.written = True
         finally:
             job.live.index.thaw()
