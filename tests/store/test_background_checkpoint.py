@@ -21,6 +21,7 @@ import pytest
 
 from embedops.store import checkpoint_files, compaction, embedded, open_store
 from embedops.store.checkpoint_files import read_manifest
+from embedops.store.embedded import EmbeddedStore
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
 
@@ -236,16 +237,9 @@ def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
         assert [h[0].id for h in store.search("c", vectors[2000:2300], k=1)] == ids[2000:2300]
 
 
-KILLED_CHILD = textwrap.dedent("""
-    import sys, time
-    import numpy as np
-    from embedops.store import open_store
-    from embedops.store.hnsw_graph import HnswGraph
-    real = HnswGraph.write_graph
-    def stuck(self, path):
-        real(self, path)  # the whole graph file, then nothing more: killed here
-        print("written", flush=True)
-        time.sleep(600)
+# The children's store: 2,000 points checkpointed, a checkpoint due after 300 changes;
+# each child then patches the graph write and deletes 300 points.
+_CHILD_STORE = textwrap.dedent("""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2000, 24)).astype(np.float32)
     store = open_store(sys.argv[1])
@@ -253,11 +247,33 @@ KILLED_CHILD = textwrap.dedent("""
                             index_params={"exact_threshold": 0, "checkpoint_every": 300})
     store.upsert("c", [str(i) for i in range(2000)], x, None, fingerprint="fp")
     store.wait_checkpointed(60)
+""")
+
+KILLED_CHILD = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from embedops.store import open_store
+    from embedops.store.hnsw_graph import HnswGraph
+    real = HnswGraph.write_graph
+    def stuck(self, write):
+        real(self, write)  # the whole graph file, then nothing more: killed here
+        print("written", flush=True)
+        time.sleep(600)
+""") + _CHILD_STORE + textwrap.dedent("""
     HnswGraph.write_graph = stuck
     store.delete("c", ids=[str(i) for i in range(300)])
     print("deleted", flush=True)
     time.sleep(600)
 """)
+
+
+def _whole_on_reopen(path: Path) -> EmbeddedStore:
+    """The children's store opened again: index and SQLite agree, 1,700 points."""
+    store = EmbeddedStore(path)
+    report = store.verify_index("c")
+    assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+    assert report["points"] == 1700
+    return store
 
 
 def test_a_kill_while_the_graph_is_written_leaves_the_last_checkpoint(tmp_path: Path) -> None:
@@ -275,10 +291,7 @@ def test_a_kill_while_the_graph_is_written_leaves_the_last_checkpoint(tmp_path: 
         child.kill()
         child.wait(30)
     assert before["seq"] == 1  # the load's checkpoint; the new graph file is not named
-    with open_store(path) as store:
-        report = store.verify_index("c")
-        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
-        assert report["points"] == 1700
+    with _whole_on_reopen(path) as store:
         x = np.random.default_rng(5).standard_normal((2000, 24)).astype(np.float32)
         assert [h[0].id for h in store.search("c", x[300:400], k=1)] == [
             str(i) for i in range(300, 400)]
@@ -298,13 +311,7 @@ EXITING_CHILD = textwrap.dedent("""
             time.sleep(0.05)
             return write(data)
         real(self, paced)
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2000, 24)).astype(np.float32)
-    store = open_store(sys.argv[1])
-    store.create_collection("c", 24, fingerprint="fp",
-                            index_params={"exact_threshold": 0, "checkpoint_every": 300})
-    store.upsert("c", [str(i) for i in range(2000)], x, None, fingerprint="fp")
-    store.wait_checkpointed(60)
+""") + _CHILD_STORE + textwrap.dedent("""
     HnswGraph.write_graph = slow
     store.delete("c", ids=[str(i) for i in range(300)])  # a checkpoint comes due
     assert started.wait(60)
@@ -324,10 +331,7 @@ def test_exiting_without_close_while_a_checkpoint_is_written_is_clean(tmp_path: 
     assert "Fatal Python error" not in done.stderr
     assert json.loads((path / "index" / "1.json").read_text())["seq"] == 1
     assert not list((path / "index").glob(".*.tmp"))  # (the given-up write's, removed)
-    with open_store(path) as store:
-        report = store.verify_index("c")
-        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
-        assert report["points"] == 1700
+    _whole_on_reopen(path).close()
 
 
 def test_a_checkpoint_with_pending_points_is_merged_by_the_next_open_and_by_close(
@@ -364,12 +368,12 @@ def test_a_failed_graph_write_leaves_the_last_checkpoint_and_is_retried(
     real = HnswGraph.write_graph
     failures = [1]
 
-    def failing(self: HnswGraph, path: Path) -> None:
+    def failing(self: HnswGraph, write: Callable[[bytes], int]) -> None:
         if failures:
             failures.pop()
-            path.write_bytes(b"partial")
+            write(b"partial")
             raise OSError(28, "No space left on device")
-        real(self, path)
+        real(self, write)
 
     vectors = mixture(3000, DIM, seed=7)
     ids = [str(i) for i in range(3000)]

@@ -50,7 +50,6 @@ class FlushingFile:
         self._cancelled = cancelled
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._unflushed = 0
-        self.written = 0
 
     def write(self, data: bytes | memoryview) -> int:
         """Write all of ``data`` (a file object's ``write``; faiss's writer callback)."""
@@ -61,7 +60,6 @@ class FlushingFile:
             done = os.write(self._fd, view)
             view = view[done:]
             self._unflushed += done
-            self.written += done
         if self._unflushed >= self.flush_bytes:
             self._sync(self._fd)
             self._unflushed = 0
