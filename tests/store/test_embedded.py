@@ -159,3 +159,23 @@ def test_checkpoints_come_at_a_share_of_the_index_unless_the_interval_is_set(
         gaps = np.diff([0, *seqs])
         assert seqs[:10] == list(range(1, 11)) and len(seqs) < 25
         assert (gaps[10:] >= 2).all()
+
+
+def test_disk_bytes_count_the_whole_checkpoint(tmp_path: Path) -> None:
+    """``stats()["disk_bytes"]`` is the collection's rows plus every file its checkpoint
+    manifest names (graph, labels, shared nodes' members, pending points) and the
+    manifest itself."""
+    vectors = mixture(600, 24, seed=8)
+    vectors[:5] = vectors[5]  # copies share a node: the checkpoint has a members file
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", [str(i) for i in range(600)], vectors, None, fingerprint="fp")
+        store.checkpoint("c")
+        folder = tmp_path / "s" / "index"
+        manifest = json.loads((folder / "1.json").read_text())
+        named = [manifest[key] for key in ("file", "labels", "groups") if manifest.get(key)]
+        assert len(named) == 3
+        on_disk = sum((folder / name).stat().st_size for name in named) \
+            + (folder / "1.json").stat().st_size
+        rows = 600 * (24 * 4 + len("{}")) + sum(len(str(i)) for i in range(600))
+        assert store.stats("c")["disk_bytes"] == rows + on_disk

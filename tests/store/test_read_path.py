@@ -281,10 +281,12 @@ def test_searches_beside_deletes_do_not_fall_back_to_scanning(tmp_path: Path) ->
 
 def test_hits_carry_ids_and_payloads_exactly_as_written(tmp_path: Path) -> None:
     """Search fetches ids and payloads as one JSON array from SQLite: ids and payload
-    values JSON must escape, or that orjson alone cannot read, come back unchanged."""
+    values JSON must escape, or that orjson alone would misread (integers beyond 64
+    bits: it reads them as floats), come back unchanged."""
     ids = ['q"uote', "back\\slash", "emoji 🙂", "tab\tnew\nline", "ünïcödé", "plain"]
-    payloads = [{"big": 2**70}, {"s": 'a "b" \\ c'}, {"nested": {"x": [1, 2.5, None]}},
-                {"text": "\u2028 line sep"}, {"f": 1e-300, "neg": -0.0}, {}]
+    payloads = [{"big": 2**70 + 1, "small": -(2**64) - 3}, {"s": 'a "b" \\ c'},
+                {"nested": {"x": [1, 2.5, None]}}, {"text": "\u2028 line sep"},
+                {"f": 1e-300, "neg": -0.0, "digits": "12345678901234567890"}, {}]
     vectors = mixture(len(ids), DIM, seed=11)
     for dtype in ("float32", "int8"):  # int8 rescoring fetches rows with their vectors
         with open_store(tmp_path / dtype) as store:
@@ -295,6 +297,7 @@ def test_hits_carry_ids_and_payloads_exactly_as_written(tmp_path: Path) -> None:
             for i, vector in enumerate(vectors):
                 hit = store.search("c", vector, k=1)[0][0]
                 assert (hit.id, hit.payload) == (ids[i], payloads[i])
+            assert [p.payload for p in store.get("c", ids)] == payloads
 
 
 

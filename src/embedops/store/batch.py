@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 
 from embedops.errors import DimensionMismatch, InvalidVector
 from embedops.store import quantization
@@ -33,15 +32,6 @@ def payload_text(payload: Mapping[str, Any]) -> str:
         return json.dumps(dict(payload), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"payload is not JSON-serialisable: {exc}") from exc
-
-
-def payload_of(text: str) -> dict[str, Any]:
-    """The payload stored as ``text`` (``payload_text``'s output). orjson reads it; the
-    rare text it refuses (an integer beyond 64 bits) goes through ``json``."""
-    try:
-        return orjson.loads(text)  # type: ignore[no-any-return]
-    except orjson.JSONDecodeError:
-        return json.loads(text)  # type: ignore[no-any-return]
 
 
 def check_batch(collection: str, dim: int, metric: str, ids: Sequence[str],

@@ -93,7 +93,7 @@ def write(folder: Path, cid: int, image: IndexImage,
         "groups": groups.name if groups else None, "pending": pending.name if pending else None,
         "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),
     }
-    durable_files.write_json(folder / f"{cid}.json", manifest)
+    durable_files.write_json(manifest_path(folder, cid), manifest)
     for old in folder.glob(f"{cid}-*"):
         if old not in (graph_file, labels_file, groups, pending):
             durable_files.remove_gradually(old)
@@ -124,10 +124,15 @@ def read_pending(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
             np.ascontiguousarray(records["vector"], dtype=np.float32))
 
 
+def manifest_path(folder: Path, cid: int) -> Path:
+    """Where the checkpoint manifest of collection ``cid`` lives."""
+    return folder / f"{cid}.json"
+
+
 def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
     """The checkpoint manifest of collection ``cid``, or ``None``."""
     try:
-        data = json.loads((folder / f"{cid}.json").read_text())
+        data = json.loads(manifest_path(folder, cid).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("format") in READABLE_FORMATS else None
@@ -142,7 +147,7 @@ def manifest_files(folder: Path, manifest: dict[str, Any],
 
 def remove_checkpoints(folder: Path, cid: int) -> None:
     """Delete every checkpoint file of collection ``cid``."""
-    for path in [folder / f"{cid}.json", *folder.glob(f"{cid}-*.faiss"),
+    for path in [manifest_path(folder, cid), *folder.glob(f"{cid}-*.faiss"),
                  *folder.glob(f"{cid}-*.usearch"), *folder.glob(f"{cid}-*.npy"),
                  *folder.glob(f".{cid}-*.tmp")]:
         durable_files.remove_gradually(path)

@@ -50,7 +50,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import catalog, quantization, schema
-from embedops.store.batch import check_batch, check_dim, payload_of, payload_text
+from embedops.store.batch import check_batch, check_dim, payload_text
 from embedops.store.catalog import (
     CollectionRow,
     lookup,
@@ -65,6 +65,7 @@ from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
 from embedops.store.hnsw_index import estimate_memory
 from embedops.store.index_manager import MAX_PENDING, IndexManager
+from embedops.store.payload_json import payload_of
 from embedops.store.protocol import (
     DTYPES,
     EXTERNAL_MODEL,

@@ -31,7 +31,12 @@ from embedops.errors import IndexFailure
 from embedops.store import checkpoint_files, quantization
 from embedops.store.catalog import CollectionRow, by_cid, lookup, transaction
 from embedops.store.changes import ChangedRows
-from embedops.store.checkpoint_files import IndexImage, manifest_files, read_manifest
+from embedops.store.checkpoint_files import (
+    IndexImage,
+    manifest_files,
+    manifest_path,
+    read_manifest,
+)
 from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex
 
 REPLAY_PAGE = 20_000
@@ -397,10 +402,11 @@ class IndexManager:
             self._due.pop(cid, None)
 
     def info(self, row: CollectionRow) -> dict[str, Any]:
-        """Index figures for ``stats``: resident bytes, tombstones, seqs."""
+        """Index figures for ``stats``: resident bytes, tombstones, seqs, and the bytes of
+        the checkpoint on disk (every file its manifest names, and the manifest)."""
         index = self.synced(row)
         manifest = read_manifest(self.folder, row.cid) or {}
-        files = manifest_files(self.folder, manifest, ("file", "groups"))
+        files = [*manifest_files(self.folder, manifest), manifest_path(self.folder, row.cid)]
         return {
             "index_points": len(index),
             "index_pending": index.pending,

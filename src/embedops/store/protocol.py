@@ -11,10 +11,12 @@ product for ``ip`` and the negated squared Euclidean distance for ``l2``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from embedops.store.payload_json import payload_of
 
 Metric = Literal["cosine", "ip", "l2"]
 StorageDType = Literal["float32", "float16", "int8"]
@@ -28,13 +30,72 @@ EXTERNAL_FINGERPRINT = "external"
 DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
 
 
-@dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result: the point's id, its similarity score and its payload."""
+    """One search result: the point's id, its similarity score and its payload.
 
+    Immutable, like a frozen dataclass of those three fields. A store may hand out hits
+    whose payload is still the JSON text it keeps (``Hit.from_text``): the text is
+    decoded on the first read of ``payload``, so a caller that reads only ids and scores
+    pays for no JSON decoding.
+    """
+
+    __slots__ = ("_payload", "_text", "id", "score")
+    __match_args__ = ("id", "score", "payload")
     id: str
     score: float
-    payload: dict[str, Any]
+
+    def __init__(self, id: str, score: float, payload: dict[str, Any]) -> None:
+        _set_id(self, id)
+        _set_score(self, score)
+        _set_payload(self, payload)
+        _set_text(self, None)
+
+    @classmethod
+    def from_text(cls, id: str, score: float, text: str) -> Hit:
+        """A hit whose payload is the JSON object ``text``, decoded when first read."""
+        hit = _new(cls)
+        _set_id(hit, id)
+        _set_score(hit, score)
+        _set_payload(hit, None)
+        _set_text(hit, text)
+        return hit
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload = self._payload
+        if payload is None:
+            payload = payload_of(self._text)
+            _set_payload(self, payload)
+        return payload
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Hit)
+        return (self.id, self.score, self.payload) == (other.id, other.score, other.payload)
+
+    def __hash__(self) -> int:  # (a dict payload makes it unhashable, as for the dataclass)
+        return hash((self.id, self.score, self.payload))
+
+    def __repr__(self) -> str:
+        return f"Hit(id={self.id!r}, score={self.score!r}, payload={self.payload!r})"
+
+    def __reduce__(self) -> tuple[type[Hit], tuple[str, float, dict[str, Any]]]:
+        return (Hit, (self.id, self.score, self.payload))
+
+
+_new = object.__new__
+# (slot setters: ``__setattr__`` refuses assignment, and these are the quickest way past it)
+_set_id = Hit.id.__set__  # type: ignore[attr-defined]
+_set_score = Hit.score.__set__  # type: ignore[attr-defined]
+_set_payload = Hit._payload.__set__  # type: ignore[attr-defined]
+_set_text = Hit._text.__set__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

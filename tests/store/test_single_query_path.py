@@ -1,0 +1,128 @@
+"""One unfiltered query on a float graph takes a path of its own (``Searcher._hnsw_one``,
+``HnswIndex.search_one``) and hands out hits whose payload is decoded when first read
+(``Hit.from_text``). It must answer exactly as the general path answers the same query
+in a batch, whatever the index holds: tombstones, pending points, shared nodes, fewer
+points than ``k``, a cold or disabled hit cache."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.store import open_store, protocol
+from embedops.store.protocol import Hit
+
+from .storedata import mixture
+
+DIM = 16
+N = 400
+
+
+def _answers(store: object, queries: np.ndarray, k: int = 10
+             ) -> tuple[list[list[Hit]], list[list[Hit]]]:
+    """Each query alone (the single-query path) and in a batch (the general path)."""
+    alone = [store.search("c", q, k=k)[0] for q in queries]  # type: ignore[attr-defined]
+    batch = store.search("c", queries, k=k)  # type: ignore[attr-defined]
+    return alone, batch
+
+
+def _same(alone: list[list[Hit]], batch: list[list[Hit]]) -> None:
+    """Same ids, payloads and scores (pending points are scored by a matrix product,
+    whose last bits differ between one row and several)."""
+    for one, many in zip(alone, batch, strict=True):
+        assert [(h.id, h.payload) for h in one] == [(h.id, h.payload) for h in many]
+        assert [h.score for h in one] == pytest.approx([h.score for h in many], abs=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("cache", [True, False])
+def test_one_query_answers_as_the_same_query_in_a_batch(tmp_path: Path, metric: str,
+                                                        dtype: str, cache: bool) -> None:
+    data = mixture(N, DIM, seed=5) * (1.0 if metric == "cosine" else 3.0)
+    with open_store(tmp_path / "s", hit_cache_bytes=None if cache else 0) as store:
+        store.create_collection("c", DIM, fingerprint="fp", metric=metric, dtype=dtype,
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data,
+                     [{"i": i, "text": f"point {i}"} for i in range(N)], fingerprint="fp")
+        assert store.wait_merged(60)
+        queries = data[:40] + 0.01
+        for _ in range(2):  # a cold hit cache, then a warm one
+            alone, batch = _answers(store, queries)
+            _same(alone, batch)
+            assert all(len(hits) == 10 for hits in alone)
+        if metric == "l2":  # scores are negated squared distances, best first
+            assert all(h.score <= 0 for hits in alone for h in hits)
+        assert all([h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+                   for hits in alone)
+
+        store.delete("c", ids=[str(i) for i in range(0, N, 3)])  # tombstones in the graph
+        alone, batch = _answers(store, queries)
+        _same(alone, batch)
+        assert all(len(hits) == 10 and all(int(h.id) % 3 for h in hits) for hits in alone)
+
+
+def test_pending_points_shared_nodes_and_short_results_take_the_general_way(
+        tmp_path: Path) -> None:
+    data = mixture(N, DIM, seed=6)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(5)], data[:5], fingerprint="fp")
+        assert store.wait_merged(60)
+        alone, batch = _answers(store, data[:5])  # fewer points than k: padding
+        _same(alone, batch)
+        assert [len(hits) for hits in alone] == [5] * 5
+
+        # copies of one vector share a graph node; the rest lands pending a merge
+        store.upsert("c", [f"copy{i}" for i in range(4)], np.repeat(data[7:8], 4, axis=0),
+                     fingerprint="fp")
+        store.upsert("c", [str(i) for i in range(5, N)], data[5:], fingerprint="fp")
+        alone, batch = _answers(store, data[:30])
+        _same(alone, batch)
+        copies = store.search("c", data[7], k=6)[0]
+        assert {h.id for h in copies} >= {f"copy{i}" for i in range(4)} | {"7"}
+
+
+def test_a_search_decodes_no_payload_nobody_reads(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+    real = protocol.payload_of
+    monkeypatch.setattr(protocol, "payload_of", lambda text: decoded.append(text) or real(text))
+    data = mixture(N, DIM, seed=7)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data,
+                     [{"i": i} for i in range(N)], fingerprint="fp")
+        assert store.wait_merged(60)
+        for _ in range(2):  # from SQLite, then from the hit cache
+            hits = store.search("c", data[3], k=5)[0] + store.search("c", data[:2], k=5)[1]
+            assert [h.id for h in hits[:1]] == ["3"] and not decoded
+        first = hits[0].payload
+        assert first == {"i": int(hits[0].id)} and len(decoded) == 1
+        assert hits[0].payload is first and len(decoded) == 1  # decoded once
+
+
+def test_hits_behave_as_the_frozen_value_they_were() -> None:
+    lazy = Hit.from_text("a", 0.5, '{"x": [1, 2], "big": 1180591620717411303425}')
+    eager = Hit("a", 0.5, {"x": [1, 2], "big": 2**70 + 1})
+    assert lazy == eager and eager == lazy
+    assert lazy != Hit("a", 0.25, eager.payload) and lazy != Hit("b", 0.5, eager.payload)
+    assert repr(lazy) == repr(eager) == \
+        "Hit(id='a', score=0.5, payload={'x': [1, 2], 'big': 1180591620717411303425})"
+    assert pickle.loads(pickle.dumps(lazy)) == eager
+    for hit in (lazy, eager):
+        with pytest.raises(FrozenInstanceError):
+            hit.id = "b"  # type: ignore[misc]
+        with pytest.raises(FrozenInstanceError):
+            del hit.score
+        with pytest.raises(TypeError):  # a dict payload is unhashable
+            hash(hit)
+    match lazy:
+        case Hit(id, score, payload):
+            assert (id, score, payload["x"]) == ("a", 0.5, [1, 2])
