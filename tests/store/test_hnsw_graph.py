@@ -4,8 +4,10 @@ checkpoints, and an index file of an earlier release."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -183,3 +185,34 @@ def test_an_empty_batch_of_queries_gets_empty_answers() -> None:
     index.add(np.arange(50), _unit(50))
     keys, scores = index.search(np.zeros((0, DIM), dtype=np.float32), 3)
     assert keys.shape == scores.shape == (0, 3)
+
+
+def test_one_query_searches_without_an_openmp_team_and_leaves_the_setting() -> None:
+    """A single query runs on the calling thread alone (an OpenMP team for it left a
+    worker spinning on the core another searching thread needed); a batch keeps the
+    thread's own setting, and so does the thread afterwards (a graph insert on it still
+    uses every core)."""
+    graph, vectors = _graph(500)
+    seen: list[tuple[int, int]] = []
+    after: list[int] = []
+
+    class Spy:  # records the OpenMP setting each search of the faiss graph runs under
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def search_c(self, n: int, *args: object) -> None:
+            seen.append((n, faiss.omp_get_max_threads()))
+            self.real.search_c(n, *args)  # type: ignore[attr-defined]
+
+    graph.graph = Spy(graph.graph)  # type: ignore[assignment]
+
+    def searching_thread() -> None:
+        faiss.omp_set_num_threads(3)
+        assert graph.search(vectors[:1], 5, 32)[0][0, 0] == 1000
+        assert graph.search(vectors[:4], 5, 32)[0][:, 0].tolist() == [1000, 1001, 1002, 1003]
+        after.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=searching_thread)
+    thread.start()
+    thread.join()
+    assert seen == [(1, 1), (4, 3)] and after == [3]

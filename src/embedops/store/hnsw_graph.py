@@ -19,6 +19,10 @@ searching together reached 1.65× one thread in faiss (the search releases the
 interpreter lock) against 0.8× in usearch (docs/benchmarks-store.md). A search's depth
 is a per-call parameter, so concurrent searches need no lock.
 
+A single query is searched with the calling thread's OpenMP team set to one thread for
+the call: faiss opens a parallel region even for one query, and the idle member of a
+two-thread team spins on the core that another searching thread needs.
+
 Checkpoints are faiss's own index file (``faiss.write_index``) plus the labels as a
 NumPy ``.npy`` array (removed positions hold -1).
 """
@@ -190,8 +194,17 @@ class HnswGraph:
         distances = np.empty((len(rows), k), dtype=np.float32)
         found = np.empty((len(rows), k), dtype=np.int64)
         # (faiss's own Python wrapper does the same after checks done here)
-        self.graph.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
-                            faiss.swig_ptr(found), params)
+        if len(rows) == 1:  # one query: no OpenMP team for it (module docstring)
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                self.graph.search_c(1, faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
+                                    faiss.swig_ptr(found), params)
+            finally:
+                faiss.omp_set_num_threads(threads)
+        else:
+            self.graph.search_c(len(rows), faiss.swig_ptr(rows), k,
+                                faiss.swig_ptr(distances), faiss.swig_ptr(found), params)
         # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
         # another thread waiting for it each hand-over costs tens of µs on a VM).
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
