@@ -203,7 +203,13 @@ class EmbeddedStore:
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
         self._merger: threading.Thread | None = None
-        self._compactor: threading.Thread | None = None  # see store/compaction.py
+        # compacts collections whose tombstones call for it (see store/compaction.py):
+        # one long-lived thread, woken by ``_maybe_compact``, so a write never waits for a
+        # thread to start; ``_compaction`` guards the queue and the flag
+        self._compactor: threading.Thread | None = None
+        self._compaction = threading.Condition()
+        self._compact_wanted: dict[int, None] = {}  # collections to compact, in order
+        self._compacting = False
         # read-only handles: collections whose index loads in the background (_warm)
         self._warming: dict[int, threading.Thread] = {}
         self._warming_lock = threading.Lock()
@@ -219,6 +225,9 @@ class EmbeddedStore:
             self._merger = threading.Thread(target=self._merge_loop, daemon=True,
                                             name="embedops-index-merge")
             self._merger.start()
+            self._compactor = threading.Thread(target=self._compaction_loop, daemon=True,
+                                               name="embedops-index-compact")
+            self._compactor.start()
 
     @property
     def hit_cache_bytes(self) -> int:
@@ -451,22 +460,47 @@ class EmbeddedStore:
         return time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S
 
     def _maybe_compact(self, cid: int) -> None:
-        """Start compacting collection ``cid`` in the background when its tombstones call
-        for it (``compaction``; one compaction at a time per handle). Call with ``_lock``."""
+        """Have collection ``cid`` compacted in the background when its tombstones call
+        for it (``compaction``; one compaction at a time per handle, in the order asked).
+        Call with ``_lock``; returns at once."""
         live = self._indexes.live.get(cid)
-        if self._closing or live is None or not needs_compaction(live.index):
+        if self._closing or self._compactor is None or live is None \
+                or not needs_compaction(live.index):
             return
-        if self._compactor is not None and self._compactor.is_alive():
-            return
-        self._compactor = threading.Thread(target=self._compact, args=(cid,), daemon=True,
-                                           name="embedops-index-compact")
-        self._compactor.start()
+        with self._compaction:
+            self._compact_wanted[cid] = None
+            self._compaction.notify_all()
+
+    def _compaction_loop(self) -> None:
+        """The compaction thread: compact the collections asked for, one at a time, until
+        the handle closes."""
+        while True:
+            with self._compaction:
+                while not self._compact_wanted and not self._closing:
+                    self._compaction.wait()
+                if self._closing:
+                    return
+                cid = next(iter(self._compact_wanted))
+                del self._compact_wanted[cid]
+                self._compacting = True
+            try:
+                self._compact(cid)
+            finally:
+                with self._compaction:
+                    self._compacting = False
+                    self._compaction.notify_all()
 
     def _compact(self, cid: int) -> None:
         """Build a tombstone-free graph from a read snapshot, then swap it in; again while
-        the writes made meanwhile left enough tombstones for another."""
+        the writes made meanwhile left enough tombstones for another. Nothing to do when
+        an earlier compaction has already cleared them (a collection asked for again
+        while it was being compacted)."""
         try:
             while True:
+                with self._lock:
+                    live = self._indexes.live.get(cid)
+                    if self._closing or live is None or not needs_compaction(live.index):
+                        return
                 with self._readers.reader() as reader:
                     fresh, covers = build_from_snapshot(reader.conn, cid,
                                                         self._compaction_pause)
@@ -474,11 +508,9 @@ class EmbeddedStore:
                     if self._closing or self._conn is None:
                         return
                     installed = self._indexes.install(fresh, covers)
-                    if installed:
-                        self._start_merging()
-                    live = self._indexes.live.get(cid)
-                    if not installed or live is None or not needs_compaction(live.index):
+                    if not installed:
                         return
+                    self._start_merging()
         except Cancelled:
             return
         except Exception:  # a failed compaction leaves the old graph, which is correct
@@ -494,11 +526,15 @@ class EmbeddedStore:
             time.sleep(held * MERGE_YIELD_RATIO)
 
     def wait_compacted(self, timeout: float = 120.0) -> bool:
-        """Block until no compaction runs (tests, benchmarks); False on timeout."""
-        compactor = self._compactor
-        if compactor is not None:
-            compactor.join(timeout)
-            return not compactor.is_alive()
+        """Block until no compaction runs or waits to run (tests, benchmarks); False on
+        timeout."""
+        deadline = time.monotonic() + timeout
+        with self._compaction:
+            while self._compacting or (self._compact_wanted and not self._closing):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._compaction.wait(left)
         return True
 
     def wait_merged(self, timeout: float = 60.0) -> bool:
@@ -868,6 +904,8 @@ class EmbeddedStore:
         background is given up (the last one stays whole), a compaction stops where it is."""
         self._closing = True
         self._merge_wanted.set()
+        with self._compaction:
+            self._compaction.notify_all()
         for thread in (self._merger, self._compactor, *self._warming.values()):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=60)

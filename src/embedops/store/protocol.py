@@ -63,7 +63,7 @@ class Hit:
     @property
     def payload(self) -> dict[str, Any]:
         payload = self._payload
-        if payload is None:
+        if payload is None and self._text is not None:
             payload = payload_of(self._text)
             _set_payload(self, payload)
         return payload
