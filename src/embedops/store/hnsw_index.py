@@ -376,15 +376,7 @@ class HnswIndex:
         live = graph.size - graph.removed
         if live == 0:
             return [], []
-        k = min(k, live)
-        try:
-            found, scores = graph.search(self._codes(query), k, self._depth(ef, k))
-        except (ValueError, RuntimeError) as exc:
-            raise IndexFailure(f"HNSW search failed: {exc}") from exc
-        if self.metric == "l2":
-            np.negative(scores, out=scores)
-        if self._code_scale != 1.0:
-            scores *= np.float32(self._code_scale)
+        found, scores = self._scored(query, min(k, live), ef)
         keys, values = found[0].tolist(), scores[0].tolist()
         if keys[-1] < 0:  # (faiss pads a short result at its end)
             values = [v if key >= 0 else -math.inf for key, v in zip(keys, values, strict=True)]
@@ -416,7 +408,15 @@ class HnswIndex:
         if len(self.index) == 0:
             return (np.zeros((len(queries), 0), dtype=np.int64),
                     np.zeros((len(queries), 0), dtype=np.float32))
-        k = max(1, min(k, len(self.index)))
+        keys, scores = self._scored(queries, max(1, min(k, len(self.index))), ef)
+        if keys.size and keys.min() < 0:
+            scores[keys < 0] = -np.inf
+        return keys, scores
+
+    def _scored(self, queries: np.ndarray, k: int, ef: int | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The graph's top-``k`` node keys per query row (-1 pads) and their scores as
+        similarities (higher is better, int8 codes scaled back)."""
         try:
             keys, scores = self.index.search(self._codes(queries), k, self._depth(ef, k))
         except (ValueError, RuntimeError) as exc:
@@ -425,8 +425,6 @@ class HnswIndex:
             np.negative(scores, out=scores)
         if self._code_scale != 1.0:
             scores *= np.float32(self._code_scale)
-        if keys.size and keys.min() < 0:
-            scores[keys < 0] = -np.inf
         return keys, scores
 
     def _depth(self, ef: int | None, k: int) -> int:
