@@ -312,10 +312,13 @@ def test_the_search_plan_counts_points_from_an_index_that_is_in_step(tmp_path: P
     def check(handle: object) -> None:
         handle.search("c", data[0], 3)  # loads the index or catches it up
         row = lookup(handle.conn, "c")
-        assert handle._indexes.live[row.cid].seq == row.seq  # in step: counted from it
         (in_sql,) = handle.conn.execute("SELECT COUNT(*) FROM points WHERE cid = ?",
                                         (row.cid,)).fetchone()
-        assert handle._search.point_count(row, index_held=True) == in_sql
+        # as a search counts: with the index lock held (a merge slice moving points
+        # from the pending segment into the graph must not run meanwhile)
+        with handle._index_lock.shared():
+            assert handle._indexes.live[row.cid].seq == row.seq  # in step: counted from it
+            assert handle._search.point_count(row, index_held=True) == in_sql
 
     def both() -> None:
         check(store)
