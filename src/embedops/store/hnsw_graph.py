@@ -194,17 +194,15 @@ class HnswGraph:
         distances = np.empty((len(rows), k), dtype=np.float32)
         found = np.empty((len(rows), k), dtype=np.int64)
         # (faiss's own Python wrapper does the same after checks done here)
-        if len(rows) == 1:  # one query: no OpenMP team for it (module docstring)
-            threads = faiss.omp_get_max_threads()
+        threads = faiss.omp_get_max_threads() if len(rows) == 1 else 0
+        if threads:  # one query: no OpenMP team for it (module docstring)
             faiss.omp_set_num_threads(1)
-            try:
-                self.graph.search_c(1, faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
-                                    faiss.swig_ptr(found), params)
-            finally:
-                faiss.omp_set_num_threads(threads)
-        else:
+        try:
             self.graph.search_c(len(rows), faiss.swig_ptr(rows), k,
                                 faiss.swig_ptr(distances), faiss.swig_ptr(found), params)
+        finally:
+            if threads:
+                faiss.omp_set_num_threads(threads)
         # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
         # another thread waiting for it each hand-over costs tens of µs on a VM).
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,

@@ -113,7 +113,7 @@ class Searcher:
         oversample = int(row.index_params.get("oversample", DEFAULT_PARAMS["oversample"]))
         if where is None:
             if len(queries) == 1 and row.dtype != "int8":
-                return [self._hnsw_one(row, queries, k, ef, n)]
+                return [self._hnsw_one(row, queries, k, ef, oversample, n)]
             return self._hnsw(row, queries, k, ef, oversample, n)
         matches = self.match_count(row, where)
         if matches == 0:
@@ -226,7 +226,7 @@ class Searcher:
         return out
 
     def _hnsw_one(self, row: CollectionRow, query: np.ndarray, k: int, ef: int | None,
-                  n: int) -> list[Hit]:
+                  oversample: int, n: int) -> list[Hit]:
         """``_hnsw`` for one query of a graph that needs no rescoring: the most common
         search, kept to as little interpreter work as it can be (every line here costs
         against a graph search of ~100 µs). Hits come from the hit cache when it holds
@@ -244,7 +244,6 @@ class Searcher:
                 return hits
         hits = self._assemble(row, [keys], [vals], k)[0]
         if len(hits) < min(k, n):  # rows deleted since: search deeper, or exactly
-            oversample = int(row.index_params.get("oversample", DEFAULT_PARAMS["oversample"]))
             return self._hnsw(row, query, k, ef, oversample, n)[0]
         return hits
 
