@@ -88,6 +88,36 @@ def test_pending_points_shared_nodes_and_short_results_take_the_general_way(
         assert {h.id for h in copies} >= {f"copy{i}" for i in range(4)} | {"7"}
 
 
+def test_shared_nodes_keep_single_queries_on_their_own_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few identical vectors (a real corpus nearly always holds some) must not send
+    every single query the general way: only a query whose results hold a shared node
+    expands it, and it answers as the batch does."""
+    data = mixture(N, DIM, seed=7)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data, fingerprint="fp")
+        store.upsert("c", [f"copy{i}" for i in range(3)], np.repeat(data[7:8], 3, axis=0),
+                     fingerprint="fp")
+        assert store.wait_merged(60)
+        (live,) = store._indexes.live.values()  # type: ignore[attr-defined]
+        index = live.index
+        assert index._groups and not index._pending
+        general = index.search
+        calls: list[int] = []
+        monkeypatch.setattr(index, "search",
+                            lambda *a, **kw: calls.append(1) or general(*a, **kw))
+        queries = data[:40] + 0.01
+        alone = [store.search("c", q, k=10)[0] for q in queries]
+        copies = store.search("c", data[7], k=6)[0]
+        assert calls == []
+        assert [h.id for h in copies[:4]] == ["7", "copy0", "copy1", "copy2"]
+        assert len({h.score for h in copies[:4]}) == 1
+        _same(alone, store.search("c", queries, k=10))
+        assert calls
+
+
 def test_a_search_decodes_no_payload_nobody_reads(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     decoded: list[str] = []

@@ -368,8 +368,9 @@ class HnswIndex:
                    ) -> tuple[list[int], list[float]]:
         """``search`` of one query row, as lists of keys and scores: a single search's
         path, where every line costs against a graph search of ~100 µs. An index with
-        shared nodes or pending points goes through ``search``."""
-        if self._pending or self._groups:
+        pending points goes through ``search``; one with shared nodes only when the graph
+        returns one (a real corpus nearly always holds a few identical texts)."""
+        if self._pending:
             keys, scores = self.search(query, k, ef, threads=1)
             return keys[0].tolist(), scores[0].tolist()
         graph = self.index
@@ -378,6 +379,9 @@ class HnswIndex:
             return [], []
         found, scores = self._scored(query, min(k, live), ef)
         keys, values = found[0].tolist(), scores[0].tolist()
+        if self._groups and max(keys) >= GROUP_BASE:  # a shared node: its points
+            found, scores = self._expand(found, scores, max(1, min(k, len(self))))
+            return found[0].tolist(), scores[0].tolist()
         if keys[-1] < 0:  # (faiss pads a short result at its end)
             values = [v if key >= 0 else -math.inf for key, v in zip(keys, values, strict=True)]
         return keys, values
