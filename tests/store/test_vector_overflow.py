@@ -143,3 +143,52 @@ def test_single_queries_with_zero_or_non_finite_values_are_refused(
     for vector in ([0, 0, 0, 0], [np.inf, 0, 0, 0], [np.nan, 1, 1, 1]):
         with pytest.raises(InvalidVector):
             store.search_one("c", np.asarray(vector, dtype=np.float32))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_one_plain_query_is_taken_as_given_and_scaled_as_its_prepared_row(metric: str) -> None:
+    """``one_query`` skips normalising one float32 query: its row times its factor must be
+    the row ``prepare`` makes, and anything ``prepare`` would judge goes to ``prepare``."""
+    from embedops.store import quantization
+
+    rng = np.random.default_rng(4)
+    scaled = [v * f for v in rng.standard_normal((10, 384)) for f in (1e-12, 1.0, 1e12)]
+    for vector in [*scaled, *(np.asarray(v) for v, _ in EXTREME.values())]:
+        given = np.asarray(vector, dtype=np.float32)
+        try:
+            prepared = quantization.prepare(given, len(given), metric)
+        except InvalidVector:
+            assert quantization.one_query(given, len(given), metric) is None
+            continue
+        one = quantization.one_query(given, len(given), metric)
+        if one is None:  # judged by prepare: only where float32 cannot square the norm
+            with np.errstate(over="ignore", under="ignore"):
+                squared = float(np.dot(given, given))
+            assert not 1e-30 < squared < 1e30
+            continue
+        row, scale = one
+        assert row.shape == (1, len(given)) and np.shares_memory(row, given)
+        if metric != "cosine":
+            assert scale == 1.0
+        np.testing.assert_allclose(row * np.float32(scale), prepared, rtol=1e-6, atol=1e-30)
+    for bad in ([0.0] * 4, [np.inf, 0, 0, 0], [np.nan, 1, 1, 1]):
+        if metric == "cosine" or bad[0] != 0.0:
+            assert quantization.one_query(np.float32(bad), 4, metric) is None
+    for other in (np.ones(4), np.ones((2, 4), np.float32), np.ones((1, 1, 4), np.float32),
+                  np.ones(5, np.float32), [1.0, 0.0, 0.0, 0.0]):
+        assert quantization.one_query(other, 4, metric) is None
+
+
+def test_a_query_far_from_unit_length_answers_as_in_a_batch(store: EmbeddedStore) -> None:
+    store.create_collection("c", 8, fingerprint="fp", index_params={"exact_threshold": 0})
+    rng = np.random.default_rng(5)
+    store.upsert("c", [f"r{i}" for i in range(300)],
+                 rng.standard_normal((300, 8)).astype(np.float32), fingerprint="fp")
+    assert store.wait_merged(60)
+    for factor in (1e-25, 1e-12, 1.0, 1e12, 1e20):
+        query = (rng.standard_normal(8) * factor).astype(np.float32)
+        alone = store.search("c", query, k=5)[0]
+        (batch, _) = store.search("c", np.stack([query, query]), k=5)
+        assert [h.id for h in alone] == [h.id for h in batch]
+        assert [h.score for h in alone] == pytest.approx([h.score for h in batch], abs=1e-6)
+        assert -1 - 1e-6 <= alone[-1].score <= alone[0].score <= 1 + 1e-6

@@ -678,16 +678,24 @@ class EmbeddedStore:
             raise StoreError(f"k must be a positive integer, got {k!r}")
         row = _read_lookup(self._local.reader, collection, self._writes_done,
                            others_write=self.read_only)
-        queries = quantization.prepare(vectors, row.dim, row.metric)
-        check_dim(row.name, row.dim, queries)
+        # one plain query (the most common search) skips normalising (quantization.one_query)
+        one = None if filter is not None or exact else \
+            quantization.one_query(vectors, row.dim, row.metric)
+        if one is None:
+            queries = quantization.prepare(vectors, row.dim, row.metric)
+            check_dim(row.name, row.dim, queries)
         where = compile_filter(filter) if filter is not None else None
         while True:
             with self._index_lock.shared():
                 if self._conn is None:
                     raise StoreError("store handle is closed")
                 if self._indexes.ready(row, behind_ok=not self.read_only):
+                    if one is not None:
+                        return [self._search.search_one(row, *one, k, ef)]
                     return self._search.search(row, queries, k, where, ef, exact)
                 if self.read_only and self._warming_up(row):  # answered exactly meanwhile
+                    if one is not None:
+                        queries = quantization.prepare(vectors, row.dim, row.metric)
                     return self._search.search_while_loading(row, queries, k, where)
             self._catch_up(row)
 

@@ -113,7 +113,7 @@ class Searcher:
         oversample = int(row.index_params.get("oversample", DEFAULT_PARAMS["oversample"]))
         if where is None:
             if len(queries) == 1 and row.dtype != "int8":
-                return [self._hnsw_one(row, queries, k, ef, oversample, n)]
+                return [self._hnsw_one(row, queries, 1.0, k, ef, oversample, n)]
             return self._hnsw(row, queries, k, ef, oversample, n)
         matches = self.match_count(row, where)
         if matches == 0:
@@ -121,6 +121,24 @@ class Searcher:
         if matches <= max(SELECTIVE_ROWS, n // 50):
             return self._selective(row, queries, k, where, oversample)
         return [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
+
+    def search_one(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
+                   ef: int | None) -> list[Hit]:
+        """``search`` of one unfiltered query as ``quantization.one_query`` gives it: the
+        row as the caller passed it and the factor that scales its scores to those of
+        the prepared query (under cosine, its inverse norm)."""
+        n = self.point_count(row, index_held=True)
+        params = row.index_params
+        if (row.dtype == "int8" or n == 0
+                or n <= int(params.get("exact_threshold", DEFAULT_PARAMS["exact_threshold"]))):
+            return self.search(row, self._prepared(row, query), k, None, ef, False)[0]
+        oversample = int(params.get("oversample", DEFAULT_PARAMS["oversample"]))
+        return self._hnsw_one(row, query, scale, k, ef, oversample, n)
+
+    @staticmethod
+    def _prepared(row: CollectionRow, query: np.ndarray) -> np.ndarray:
+        """``query`` as ``quantization.prepare`` makes every query (a unit row under cosine)."""
+        return quantization.prepare(query, row.dim, row.metric)
 
     def search_while_loading(self, row: CollectionRow, queries: np.ndarray, k: int,
                              where: Where) -> list[list[Hit]]:
@@ -225,26 +243,28 @@ class Searcher:
                 out[qi] = hits
         return out
 
-    def _hnsw_one(self, row: CollectionRow, query: np.ndarray, k: int, ef: int | None,
-                  oversample: int, n: int) -> list[Hit]:
+    def _hnsw_one(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
+                  ef: int | None, oversample: int, n: int) -> list[Hit]:
         """``_hnsw`` for one query of a graph that needs no rescoring: the most common
         search, kept to as little interpreter work as it can be (every line here costs
-        against a graph search of ~100 µs). Hits come from the hit cache when it holds
-        every point found; anything else (a point not cached, padding, fewer than ``k``
-        rows) goes the general way."""
+        against a graph search of ~100 µs). The graph's scores are multiplied by
+        ``scale`` (``search_one``). Hits come from the hit cache when it holds every
+        point found; anything else (a point not cached, padding, fewer than ``k`` rows)
+        goes the general way."""
         keys, vals = self.indexes.loaded(row).search_one(query, k, ef)
         cached = self.hit_cache.rows(row.cid, row.seq)
         if cached is not None and len(keys) >= min(k, n):
             try:
-                hits = [_hit(cached[key], val) for key, val in zip(keys, vals, strict=True)]
+                hits = [_hit(cached[key], val * scale)
+                        for key, val in zip(keys, vals, strict=True)]
             except KeyError:  # (padding, -1, is never cached)
                 pass
             else:
                 self.hit_cache.count(len(hits), 0)
                 return hits
-        hits = self._assemble(row, [keys], [vals], k)[0]
+        hits = self._assemble(row, [keys], [[val * scale for val in vals]], k)[0]
         if len(hits) < min(k, n):  # rows deleted since: search deeper, or exactly
-            return self._hnsw(row, query, k, ef, oversample, n)[0]
+            return self._hnsw(row, self._prepared(row, query), k, ef, oversample, n)[0]
         return hits
 
     def _hnsw_hits(self, row: CollectionRow, index: HnswIndex, queries: np.ndarray, k: int,
