@@ -156,3 +156,14 @@ def test_hits_behave_as_the_frozen_value_they_were() -> None:
     match lazy:
         case Hit(id, score, payload):
             assert (id, score, payload["x"]) == ("a", 0.5, [1, 2])
+
+
+def test_many_hits_from_rows_are_the_hits_made_one_by_one() -> None:
+    rows = [(7, "a", '{"x": 1}'), (9, "b", None), (4, "c", "{}")]
+    hits = Hit.many_from_text(rows, [0.5, 0.25, -1.0], 2.0)
+    assert hits == [Hit.from_text("a", 1.0, '{"x": 1}'), Hit.from_text("b", 0.5, None),
+                    Hit("c", -2.0, {})]
+    assert hits[1].payload is None and hits[0].payload == {"x": 1}
+    assert Hit.many_from_text(rows[:1], [0.5]) == [Hit("a", 0.5, {"x": 1})]
+    with pytest.raises(ValueError):  # a score for every row
+        Hit.many_from_text(rows, [0.5, 0.25])

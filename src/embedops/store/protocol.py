@@ -10,7 +10,7 @@ product for ``ip`` and the negated squared Euclidean distance for ``l2``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -59,6 +59,24 @@ class Hit:
         _set_payload(hit, None)
         _set_text(hit, text)
         return hit
+
+    @classmethod
+    def many_from_text(cls, rows: Iterable[Sequence[Any]], scores: Iterable[float],
+                       scale: float = 1.0) -> list[Hit]:
+        """``from_text(row[1], score * scale, row[2])`` for each row and score in step:
+        rows as the embedded store reads them, ``(rowkey, id, payload text)``. One
+        call for a search's hits, the slots set directly: 10 hits ~10 -> ~7 µs right
+        after a graph search."""
+        hits = []
+        append = hits.append
+        for row, score in zip(rows, scores, strict=True):
+            hit = _new(cls)
+            _set_id(hit, row[1])
+            _set_score(hit, score * scale)
+            _set_payload(hit, None)
+            _set_text(hit, row[2])
+            append(hit)
+        return hits
 
     @property
     def payload(self) -> dict[str, Any]:

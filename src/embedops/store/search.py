@@ -255,13 +255,12 @@ class Searcher:
         cached = self.hit_cache.rows(row.cid, row.seq)
         if cached is not None and len(keys) >= min(k, n):
             try:
-                hits = [_hit(cached[key], val * scale)
-                        for key, val in zip(keys, vals, strict=True)]
+                rows = [cached[key] for key in keys]
             except KeyError:  # (padding, -1, is never cached)
                 pass
             else:
-                self.hit_cache.count(len(hits), 0)
-                return hits
+                self.hit_cache.count(len(rows), 0)
+                return Hit.many_from_text(rows, vals, scale)
         hits = self._assemble(row, [keys], [[val * scale for val in vals]], k)[0]
         if len(hits) < min(k, n):  # rows deleted since: search deeper, or exactly
             return self._hnsw(row, self._prepared(row, query), k, ef, oversample, n)[0]
