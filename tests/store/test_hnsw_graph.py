@@ -216,3 +216,35 @@ def test_one_query_searches_without_an_openmp_team_and_leaves_the_setting() -> N
     thread.start()
     thread.join()
     assert seen == [(1, 1), (4, 3)] and after == [3]
+
+
+def test_a_thread_of_single_queries_sets_its_openmp_team_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each faiss call lets go of the interpreter lock (a hand-over to another searching
+    thread): the team is set when a thread switches between single queries and calls
+    that spread over the cores, not around every query."""
+    graph, vectors = _graph(500)
+    real = faiss.omp_set_num_threads
+    calls: list[int] = []
+    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(n) or real(n))
+    steps: list[tuple[str, list[int]]] = []
+
+    def searching_thread() -> None:
+        own = faiss.omp_get_max_threads()
+        for i in range(20):
+            assert graph.search(vectors[i:i + 1], 5, 32)[0][0, 0] == 1000 + i
+        steps.append(("singles", list(calls)))
+        graph.search(vectors[:3], 5, 32)
+        graph.get(np.arange(1000, 1003, dtype=np.int64))
+        graph.add(np.arange(5000, 5010, dtype=np.int64), _unit(10))
+        steps.append(("batch, get, add", list(calls)))
+        graph.search(vectors[:1], 5, 32)
+        steps.append(("single", list(calls)))
+        steps.append(("own", [own]))
+
+    thread = threading.Thread(target=searching_thread)
+    thread.start()
+    thread.join()
+    own = steps[-1][1][0]
+    assert steps[:-1] == [("singles", [1]), ("batch, get, add", [1, own]),
+                          ("single", [1, own, 1])]

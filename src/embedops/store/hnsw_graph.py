@@ -19,9 +19,13 @@ searching together reached 1.65× one thread in faiss (the search releases the
 interpreter lock) against 0.8× in usearch (docs/benchmarks-store.md). A search's depth
 is a per-call parameter, so concurrent searches need no lock.
 
-A single query is searched with the calling thread's OpenMP team set to one thread for
-the call: faiss opens a parallel region even for one query, and the idle member of a
-two-thread team spins on the core that another searching thread needs.
+A single query is searched with the calling thread's OpenMP team set to one thread:
+faiss opens a parallel region even for one query, and the idle member of a two-thread
+team spins on the core that another searching thread needs. The setting is changed only
+when a thread switches between single queries and calls that spread over the cores (a
+batch, an insert, a reconstruction), which get the thread's own setting back: every
+faiss call lets go of the interpreter lock, so reading, setting and restoring it around
+each query handed the lock to another searching thread three extra times a query.
 
 Checkpoints are faiss's own index file (``faiss.write_index``) plus the labels as a
 NumPy ``.npy`` array (removed positions hold -1).
@@ -29,6 +33,7 @@ NumPy ``.npy`` array (removed positions hold -1).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +50,31 @@ KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that
 KEY_MAP_ENTRY_BYTES = 42
 WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
+
+
+class _OpenMPTeam(threading.local):
+    """The calling thread's OpenMP setting as this module left it (module docstring)."""
+
+    single = False  # set to one thread for single queries
+    own = 0  # the thread's own setting before that
+
+
+_team = _OpenMPTeam()
+
+
+def _one_thread() -> None:
+    """Before a single query: the calling thread's team at one thread."""
+    if not _team.single:
+        _team.own = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        _team.single = True
+
+
+def _all_threads() -> None:
+    """Before a faiss call that spreads over the cores: the thread's own setting back."""
+    if _team.single:
+        faiss.omp_set_num_threads(_team.own)
+        _team.single = False
 
 
 def graph_metric(metric: str) -> int:
@@ -134,6 +164,7 @@ class HnswGraph:
         """Add new nodes ``keys`` (none of them present) holding ``rows`` (float32 for
         float32/float16 graphs, int8 codes for int8 ones)."""
         start = self.size
+        _all_threads()
         self.graph.add(np.ascontiguousarray(rows, dtype=np.float32))
         end = self._size = int(self.graph.ntotal)
         self._grow(end)
@@ -193,16 +224,13 @@ class HnswGraph:
             raise ValueError(f"queries must be (n, {self.dim}) and k positive")
         distances = np.empty((len(rows), k), dtype=np.float32)
         found = np.empty((len(rows), k), dtype=np.int64)
+        if len(rows) == 1:  # one query: no OpenMP team for it (module docstring)
+            _one_thread()
+        else:
+            _all_threads()
         # (faiss's own Python wrapper does the same after checks done here)
-        threads = faiss.omp_get_max_threads() if len(rows) == 1 else 0
-        if threads:  # one query: no OpenMP team for it (module docstring)
-            faiss.omp_set_num_threads(1)
-        try:
-            self.graph.search_c(len(rows), faiss.swig_ptr(rows), k,
-                                faiss.swig_ptr(distances), faiss.swig_ptr(found), params)
-        finally:
-            if threads:
-                faiss.omp_set_num_threads(threads)
+        self.graph.search_c(len(rows), faiss.swig_ptr(rows), k,
+                            faiss.swig_ptr(distances), faiss.swig_ptr(found), params)
         # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
         # another thread waiting for it each hand-over costs tens of µs on a VM).
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
@@ -233,6 +261,7 @@ class HnswGraph:
                             dtype=np.int64, count=len(keys))
         if len(where) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        _all_threads()
         return self.graph.reconstruct_batch(where).reshape(len(keys), self.dim)
 
     @property
