@@ -12,7 +12,8 @@ median with the range. Prints JSON, including ``store_over_<library>`` (and
 run by run.
 
     .venv/bin/python bench/graph_library.py --n 100000 --runs 3
-    .venv/bin/python bench/graph_library.py --npy vectors.npy --queries-npy queries.npy
+    .venv/bin/python bench/graph_library.py --npy vectors.npy --queries-npy queries.npy \
+        --passes 10
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ def main() -> None:
     parser.add_argument("--ef", default="32,64,128")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--systems", default="store,store-uncached,faiss,usearch,hnswlib")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="passes over the queries per timing (a small set's pass is "
+                             "tens of ms: too short to time on a shared machine)")
     args = parser.parse_args()
     if args.npy:
         base = _unit(np.load(args.npy))
@@ -163,7 +167,8 @@ def main() -> None:
     names = [s for s in args.systems.split(",")
              if SYSTEMS[s][1] is None or importlib.util.find_spec(SYSTEMS[s][1])]
     report: dict[str, Any] = {"n": len(base), "dim": base.shape[1], "queries": len(queries),
-                              "runs": args.runs, "cpus": os.cpu_count(),
+                              "runs": args.runs, "passes": max(1, args.passes),
+                              "cpus": os.cpu_count(),
                               "load_at_start": os.getloadavg()[0], "systems": {}}
     with tempfile.TemporaryDirectory() as tmp:
         built: dict[str, tuple[Search, Callable[[], None]]] = {}
@@ -180,13 +185,14 @@ def main() -> None:
             report["systems"][name] = {"build_s": round(time.perf_counter() - started, 1),
                                        "recall@10": recall, "hits_at_ef64": len(found[0])}
         timed: dict[tuple[str, int], list[float]] = {}
+        passes = np.tile(queries, (max(1, args.passes), 1))
         for _ in range(args.runs):
             for name in names:  # alternating: every system once per run
                 for ef in efs:
-                    timed.setdefault((name, ef), []).append(qps(built[name][0], queries, ef))
+                    timed.setdefault((name, ef), []).append(qps(built[name][0], passes, ef))
                 timed.setdefault((name, -2), []).append(
-                    two_threads_qps(built[name][0], queries, 64))
-                timed.setdefault((name, -1), []).append(qps(built[name][0], queries, 64))
+                    two_threads_qps(built[name][0], passes, 64))
+                timed.setdefault((name, -1), []).append(qps(built[name][0], passes, 64))
         for name in names:
             entry = report["systems"][name]
             entry["qps"] = {ef: summary(timed[(name, ef)], 0) for ef in efs}
