@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,18 @@ def test_points_collections_and_aliases(client: httpx.Client) -> None:
     short = client.post("/collections/ext/points",
                         json={"points": [{"id": "x", "vector": [1.0, 2.0]}]})
     assert short.status_code == 422 and "dimension" in short.json()["error"]["message"]
+    # finite in JSON, past float32's range: refused as such, before any cast to inf
+    with warnings.catch_warnings(record=True) as caught:  # (the server runs in-process)
+        warnings.simplefilter("always")
+        vast = client.post("/collections/ext/points",
+                           json={"points": [{"id": "x", "vector": [1e300, 0.0, 0.0, 0.0]}]})
+        far = client.post("/collections/ext/search", json={"vector": [-1e39, 0, 0, 0]})
+    assert [str(w.message) for w in caught] == []
+    assert vast.status_code == 422 and "float32" in vast.json()["error"]["message"]
+    assert far.status_code == 422 and "float32" in far.json()["error"]["message"]
+    listed = client.post("/collections/ext/search",
+                         json={"vector": [1.0, 0.0, 0.0, 0.0], "k": 10, "exact": True}).json()
+    assert sorted(hit["id"] for hit in listed["hits"]) == ["p0", "p1", "p2", "p3"]
     assert client.post("/aliases", json={"alias": "live", "collection": "ext"}).status_code == 201
     hits = client.post("/collections/live/search",
                        json={"vector": [1.0, 3.0, 0.0, 0.5], "k": 1, "exact": True}).json()

@@ -5,15 +5,14 @@ model's fingerprint."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from embedops.errors import InputRejected
 from embedops.server.dependencies import WRITE, ServiceDep
+from embedops.server.vectors import float32_rows
 from embedops.store.protocol import external_fingerprint
 
 router = APIRouter(tags=["points"])
@@ -43,12 +42,10 @@ def upsert_points(collection: str, body: PointsBody, service: ServiceDep) -> dic
     dims = {len(p.vector) for p in body.points}
     if len(dims) != 1:
         raise InputRejected("vector", f"vectors of different lengths {sorted(dims)}")
-    if any(not math.isfinite(x) for p in body.points for x in p.vector):
-        raise InputRejected("vector", "vectors must hold finite numbers (no NaN or inf)")
+    vectors = float32_rows([p.vector for p in body.points])
     ids = [p.id for p in body.points]
     if len(set(ids)) != len(ids):
         raise InputRejected("duplicate_id", "each point id may appear once per request")
-    vectors = np.asarray([p.vector for p in body.points], dtype=np.float32)
     with service.write_gate.lock:
         fingerprint = body.fingerprint or external_fingerprint(service.store, collection)
         written = service.store.upsert(collection, ids, vectors,

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from embedops.errors import InputRejected
 from embedops.server.dependencies import READ, ServiceDep
 from embedops.server.timing import in_thread
+from embedops.server.vectors import float32_rows
 from embedops.store.protocol import Hit
 
 router = APIRouter(tags=["search"])
@@ -59,7 +60,7 @@ async def search(collection: str, body: SearchBody, service: ServiceDep) -> dict
         return await _search_media(service, collection, media[0], media[1], body.k,
                                    body.filter, body.exact)
     if body.vector is not None:
-        vector = np.asarray(body.vector, dtype=np.float32)
+        vector = float32_rows([body.vector])[0]
         service.metrics.searches.labels("vector").inc()
     else:
         vectors, _ = await service.batcher_for(info).embed([str(body.query)])
