@@ -157,7 +157,7 @@ def _hostile_files() -> list[NastyFile]:
         NastyFile("empty.txt", b"", reject("empty")),
         NastyFile("whitespace.txt", b" \t\r\n \n\t\t  \r\n", reject("empty")),
         NastyFile("random.txt", os.urandom(4096), reject("binary")),
-        NastyFile("gzip.txt", gzip.compress(b"compressed text " * 50), reject("binary")),
+        NastyFile("gzip.txt", gzip.compress(b"compressed text " * 50, mtime=0), reject("binary")),
         NastyFile("nul_bytes.txt", b"Some text\x00 with a few NUL\x00 bytes inside it.",
                   Expect(contains=("Some text with a few NUL bytes",), absent=("\x00",))),
         NastyFile("zero_width_only.txt", ("\u200b\u200c\u200d\u2060\ufeff" * 40).encode(),

@@ -75,7 +75,7 @@ def _zip_bytes() -> bytes:
 @pytest.mark.parametrize(
     ("data", "name"),
     [
-        (gzip.compress(b"hello"), "gzip"),
+        (gzip.compress(b"hello", mtime=0), "gzip"),
         (_zip_bytes(), "zip"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "png"),
         (b"\x7fELF\x02\x01\x01" + b"\x00" * 40, "elf"),

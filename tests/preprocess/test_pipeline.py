@@ -33,7 +33,7 @@ from tests.preprocess.nasty_files import PDF_SENTENCE, minimal_pdf
         ("d.pdf", b"not a pdf", "pdf"),
         ("c.ndjson", b"{}", "jsonl"),
         ("c.json", b"[]", "json"),
-        ("gz.txt", gzip.compress(b"x"), "binary"),
+        ("gz.txt", gzip.compress(b"x", mtime=0), "binary"),
         ("report.txt", minimal_pdf("hi", "t"), "pdf"),
         ("page.txt", b"<!DOCTYPE html><p>x</p>", "text"),
         ("noext", b"  <!doctype HTML><p>x</p>", "html"),
