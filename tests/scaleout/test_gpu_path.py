@@ -107,7 +107,7 @@ def test_spawned_tokenizer_workers_give_the_same_vectors(minilm: LocalModel) -> 
 @pytest.mark.slow
 def test_half_precision_is_close_to_fp32_and_has_its_own_fingerprint(
         minilm: LocalModel, reference: TorchEmbedder) -> None:
-    texts = _texts(64, seed=9)
+    texts = _texts(16, seed=9)  # (bf16 on a CPU without bf16 units is slow)
     bf16 = GpuEmbedder(minilm, device="cpu", dtype="bf16", tokenizer_workers=0)
     cosines = (bf16.embed(texts) * reference.embed(texts)).sum(axis=1)
     assert cosines.mean() > 0.99, cosines.mean()  # bf16 keeps 8 bits of mantissa

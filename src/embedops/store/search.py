@@ -106,11 +106,10 @@ class Searcher:
         n = self.point_count(row, index_held=True)
         if n == 0:
             return [[] for _ in queries]
-        threshold = int(row.index_params.get("exact_threshold",
-                                             DEFAULT_PARAMS["exact_threshold"]))
+        threshold = _param(row, "exact_threshold")
         if exact or n <= threshold:
             return self._exact(row, queries, k, where, small=n <= threshold)
-        oversample = int(row.index_params.get("oversample", DEFAULT_PARAMS["oversample"]))
+        oversample = _param(row, "oversample")
         if where is None:
             if len(queries) == 1 and row.dtype != "int8":
                 return [self._hnsw_one(row, queries, 1.0, k, ef, oversample, n)]
@@ -128,12 +127,9 @@ class Searcher:
         row as the caller passed it and the factor that scales its scores to those of
         the prepared query (under cosine, its inverse norm)."""
         n = self.point_count(row, index_held=True)
-        params = row.index_params
-        if (row.dtype == "int8" or n == 0
-                or n <= int(params.get("exact_threshold", DEFAULT_PARAMS["exact_threshold"]))):
+        if row.dtype == "int8" or n == 0 or n <= _param(row, "exact_threshold"):
             return self.search(row, self._prepared(row, query), k, None, ef, False)[0]
-        oversample = int(params.get("oversample", DEFAULT_PARAMS["oversample"]))
-        return self._hnsw_one(row, query, scale, k, ef, oversample, n)
+        return self._hnsw_one(row, query, scale, k, ef, _param(row, "oversample"), n)
 
     @staticmethod
     def _prepared(row: CollectionRow, query: np.ndarray) -> np.ndarray:
@@ -424,6 +420,11 @@ class Searcher:
         rows = self._id_rows(row, keys.tolist())
         return [[_hit(rows[int(key)], float(val)) for key, val in zip(kr, vr, strict=True)
                  if int(key) in rows] for kr, vr in zip(keys, vals, strict=True)]
+
+
+def _param(row: CollectionRow, name: str) -> int:
+    """The collection's search setting ``name``, or the index's default for it."""
+    return int(row.index_params.get(name, DEFAULT_PARAMS[name]))
 
 
 def _hit(row: Sequence[Any], score: float) -> Hit:
