@@ -22,16 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from embedops.store import schema
+from embedops.store.embedded import UPSERT_POINTS, WAL_BACKSTOP_PAGES
+
 BATCH, DIM = 10_000, 384
-SCHEMA = """
-CREATE TABLE points (rowkey INTEGER PRIMARY KEY AUTOINCREMENT, cid INTEGER NOT NULL,
-  id TEXT NOT NULL, vector BLOB NOT NULL, payload TEXT NOT NULL DEFAULT '{}',
-  seq INTEGER NOT NULL, UNIQUE (cid, id));
-CREATE INDEX points_cid_seq ON points (cid, seq);
-"""
-UPSERT = ("INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
-          "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
-          "payload = excluded.payload, seq = excluded.seq")
 
 
 def build(path: Path, args: argparse.Namespace) -> list[float]:
@@ -39,12 +33,12 @@ def build(path: Path, args: argparse.Namespace) -> list[float]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA wal_autocheckpoint = 16384")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
     if args.cache_mib:
         conn.execute(f"PRAGMA cache_size = -{args.cache_mib * 1024}")
     if args.mmap:
         conn.execute(f"PRAGMA mmap_size = {1 << 34}").fetchall()
-    conn.executescript(SCHEMA)
+    schema.migrate(conn)  # (the store's own tables and indexes; rows under cid 1)
     vectors = np.random.default_rng(0).standard_normal((BATCH, DIM)).astype(np.float32)
     seconds: list[float] = []
     for batch, start in enumerate(range(0, args.n, BATCH)):
@@ -52,7 +46,7 @@ def build(path: Path, args: argparse.Namespace) -> list[float]:
                  batch + 1) for i in range(start, start + BATCH)]
         began = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(UPSERT, rows)
+        conn.executemany(UPSERT_POINTS, rows)
         conn.execute("COMMIT")
         seconds.append(time.perf_counter() - began)
         if batch % 10 == 9:  # (the store checkpoints on a thread of its own)

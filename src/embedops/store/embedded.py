@@ -96,6 +96,10 @@ FROZEN_PENDING_MAX = 4 * MAX_PENDING
 # (a bound, not an expected wait: the graph writes measured take seconds; past it the
 # write goes on into the pending segment rather than fail)
 FROZEN_WAIT_S = 600.0
+# An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey kept)
+UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
+                 "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
+                 "payload = excluded.payload, seq = excluded.seq")
 _log = logging.getLogger("embedops.store")
 
 
@@ -341,9 +345,7 @@ class EmbeddedStore:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
             self.conn.executemany(
-                "INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
-                "payload = excluded.payload, seq = excluded.seq",
+                UPSERT_POINTS,
                 [(row.cid, i, b, t, seq) for i, b, t in zip(ids, blobs, texts, strict=True)])
             keys = self._rowkeys(row.cid, ids)
             self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))

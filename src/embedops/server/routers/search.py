@@ -60,14 +60,14 @@ async def search(collection: str, body: SearchBody, service: ServiceDep) -> dict
         return await _search_media(service, collection, media[0], media[1], body.k,
                                    body.filter, body.exact)
     if body.vector is not None:
-        vector = float32_rows([body.vector])[0]
+        vector = float32_rows([body.vector])[0]  # (refuses NaN, inf and past float32)
         service.metrics.searches.labels("vector").inc()
     else:
         vectors, _ = await service.batcher_for(info).embed([str(body.query)])
         vector = vectors[0]
         service.metrics.searches.labels("text").inc()
-    if not np.all(np.isfinite(vector)):
-        raise InputRejected("vector", "the vector must hold finite numbers")
+        if not np.all(np.isfinite(vector)):
+            raise InputRejected("vector", "the vector must hold finite numbers")
     hits = await in_thread("search", service.store.search, info.name, vector, body.k,
                            body.filter, None, body.exact)
     return {"collection": info.name, "hits": [_hit(h) for h in hits[0]]}
