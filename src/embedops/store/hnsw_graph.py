@@ -9,6 +9,8 @@ remove one. This wrapper gives it what the store needs:
   every HNSW library that removes lazily), its bit in the ``alive`` bitmap is cleared and
   searches pass the bitmap to faiss as an ``IDSelectorBitmap``, so a removed node is
   never returned; background compaction rebuilds the graph without them;
+* exact lookup (``find``): which node holds exactly a given row, by a fingerprint per
+  node (``fingerprints``), not by a search;
 * scalar types: float32 vectors (``IndexHNSWFlat``), float16 (``QT_fp16``) and the
   store's own int8 codes stored as they are (``QT_8bit_direct_signed``), so an int8
   graph is searched on exactly the codes the store computed.
@@ -40,15 +42,20 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from embedops.store import fingerprints
+from embedops.store.fingerprints import Fingerprints
+
 SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
-# the alive bit and the key -> position dictionary entry (measured: sys.getsizeof).
-NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100
+# the alive bit, the key -> position dictionary entry (measured: sys.getsizeof) and the
+# fingerprint with its position.
+NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100 + 16
 KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that dictionary
 # The key -> position dictionary's own table, per entry (sys.getsizeof of a dictionary of
 # 1M int keys / 1M: 41.9 B; 29-52 B between 40 and 100k entries).
 KEY_MAP_ENTRY_BYTES = 42
 WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
+PRINT_BLOCK = 1 << 16  # rows read back at a time to fingerprint a loaded graph
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
 
 
@@ -128,6 +135,8 @@ class HnswGraph:
         # labels, so opening a store and answering its first search skips building it
         # (~0.2 s at 1M nodes)
         self._positions: dict[int, int] | None = None
+        # fingerprint -> position, built on first use too (``find``; ~1 s at 1M nodes)
+        self._prints: Fingerprints | None = None
         self.removed = count - int(np.count_nonzero(alive))  # tombstones in the graph
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
         self._selector: faiss.IDSelectorBitmap | None = None
@@ -165,10 +174,14 @@ class HnswGraph:
         float32/float16 graphs, int8 codes for int8 ones)."""
         start = self.size
         _all_threads()
-        self.graph.add(np.ascontiguousarray(rows, dtype=np.float32))
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self.graph.add(rows)
         end = self._size = int(self.graph.ntotal)
         self._grow(end)
         self._labels[start:end] = keys
+        if self._prints is not None:  # (else built from the graph when first needed)
+            self._prints.add(fingerprints.of(self._as_stored(rows)),
+                             np.arange(start, end, dtype=np.int64))
         if self._positions is not None:  # (else built from the labels when first needed)
             self._positions.update(zip(np.asarray(keys).tolist(), range(start, end),
                                        strict=True))
@@ -213,6 +226,44 @@ class HnswGraph:
         return True
 
     # --- reads -------------------------------------------------------------------------
+
+    def find(self, rows: np.ndarray) -> np.ndarray:
+        """Per row (as ``add`` takes them): the key of the live node that holds exactly
+        that row, else -1."""
+        rows = self._as_stored(np.ascontiguousarray(rows, dtype=np.float32))
+        found = np.full(len(rows), -1, dtype=np.int64)
+        if len(rows) == 0 or len(self) == 0:
+            return found
+        where = self._fingerprints().find(fingerprints.of(rows))
+        hit = np.flatnonzero(where >= 0)
+        hit = hit[self._labels[where[hit]] >= 0]  # (a removed node's print stays)
+        if len(hit) == 0:
+            return found
+        _all_threads()
+        held = self.graph.reconstruct_batch(where[hit]).reshape(len(hit), self.dim)
+        same = hit[np.all(held == rows[hit], axis=1)]  # (a fingerprint collision: no)
+        found[same] = self._labels[where[same]]
+        return found
+
+    def _as_stored(self, rows: np.ndarray) -> np.ndarray:
+        """float32 rows as the graph stores them (float16 graphs round them, by faiss's
+        own encoder: numpy's rounding differs from it for ~2% of rows)."""
+        if self.dtype == "float16" and len(rows):
+            storage = self.graph.storage
+            return storage.sa_decode(storage.sa_encode(rows))
+        return rows
+
+    def _fingerprints(self) -> Fingerprints:
+        if self._prints is None:
+            alive = np.flatnonzero(self._labels[:self.size] >= 0)
+            prints = np.empty(len(alive), dtype=np.uint64)
+            _all_threads()
+            for lo in range(0, len(alive), PRINT_BLOCK):
+                where = alive[lo:lo + PRINT_BLOCK]
+                prints[lo:lo + len(where)] = fingerprints.of(
+                    self.graph.reconstruct_batch(where).reshape(len(where), self.dim))
+            self._prints = Fingerprints(prints, alive)
+        return self._prints
 
     def search(self, rows: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` node keys and faiss distances (inner products, or squared L2) per
@@ -266,14 +317,17 @@ class HnswGraph:
 
     @property
     def memory_usage(self) -> int:
-        """Resident bytes: vectors, links, levels, offsets, labels, bitmap, key map. The
-        key map is counted whether or not it is built yet (the first write or lookup
-        builds it, and a memory budget must see it before), per live node."""
+        """Resident bytes: vectors, links, levels, offsets, labels, bitmap, key map,
+        fingerprints. The key map and the fingerprints are counted whether or not they
+        are built yet (the first write or lookup builds them, and a memory budget must
+        see them before), per live node."""
         hnsw = self.graph.hnsw
         codes = self.size * self.graph.storage.sa_code_size()
         links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
         key_map = len(self) * (KEY_MAP_ENTRY_BYTES + KEY_OBJECT_BYTES)
-        return int(codes + links + self._labels.nbytes + self._alive.nbytes + key_map)
+        prints = self._prints.nbytes if self._prints is not None else 16 * len(self)
+        return int(codes + links + self._labels.nbytes + self._alive.nbytes + key_map
+                   + prints)
 
     # --- files -------------------------------------------------------------------------
 

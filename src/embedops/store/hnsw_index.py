@@ -56,7 +56,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
 BASE_BYTES = 16 * 1024  # an empty graph's label buffer (1,024 slots), bitmap and key map
 # Keys of nodes shared by several points; row keys (SQLite AUTOINCREMENT) stay far below.
 GROUP_BASE = 1 << 62
-LOOKUP_EF = 16  # search depth of the exact-duplicate lookup before an insert
 
 
 def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int = 16) -> int:
@@ -65,7 +64,7 @@ def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int 
 
     Per node: the vector (``dim`` x 4/2/1 bytes), the links (``2 * connectivity`` 4-byte
     links on the base layer, about ``connectivity / (connectivity - 1)`` more above it),
-    and ``NODE_OVERHEAD_BYTES`` of level, offsets, label and key map; plus 10% for
+    and ``NODE_OVERHEAD_BYTES`` of level, offsets, label, key map and fingerprint; plus 10% for
     capacity growth. A planning figure, usually within 50% of
     ``stats()['index_bytes']``; raises ``ValueError`` for an unknown dtype.
     """
@@ -300,24 +299,9 @@ class HnswIndex:
         self._group_of.update(dict.fromkeys(keys, node))
 
     def _nodes_holding(self, codes: np.ndarray) -> np.ndarray:
-        """Per row of distinct ``codes``: the node that holds exactly that vector, else -1.
-
-        A shallow top-1 search finds a vector's own node in a graph that has no
-        zero-distance clusters; the vector it holds is compared exactly. A rare miss adds
-        one more node for that vector, nothing worse.
-        """
-        found = np.full(len(codes), -1, dtype=np.int64)
-        if len(self.index) == 0:
-            return found
-        near, _ = self.index.search(codes, 1, LOOKUP_EF)
-        near = near[:, 0]
-        hit = near >= 0
-        if not hit.any():
-            return found
-        held = self.stored(near[hit], by_node=True)
-        same = np.all(held == codes[hit].astype(np.float32), axis=1)
-        found[np.flatnonzero(hit)[same]] = near[hit][same]
-        return found
+        """Per row of distinct ``codes``: the node that holds exactly that vector, else -1
+        (by fingerprint, ``fingerprints``)."""
+        return self.index.find(codes)
 
     def remove(self, keys: np.ndarray) -> int:
         """Remove the points ``keys`` that are present; returns how many were removed.
