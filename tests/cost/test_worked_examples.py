@@ -86,9 +86,9 @@ def test_the_embedded_stores_ram_and_disk_come_from_its_measured_bytes() -> None
     assert s8.embedded_store_disk_bytes == pytest.approx(
         1000 * (i8.sqlite + 384 * 4 + i8.index_files + 384))
     assert "scaled to int8 at dim 768" in s8.embedded_store_basis
-    # float32 is measured on its own, and agrees with the int8 figures with 4-byte
-    # vectors in the index (and the index file); float16 is scaled from int8 (SQLite
-    # keeps float32 for float32, float16 for float16)
+    # float32 is the int8 measurement with 4-byte vectors in the index (and the index
+    # file: measured on its own once, it agreed to the byte); float16 is scaled from int8
+    # (SQLite keeps float32 for float32, float16 for float16)
     f32 = MEASURED_STORE["float32"]
     s32 = build_report(load_scenario(documents=1000, dim=384, dtype="float32")).storage
     assert s32.ram_bytes_per_replica == pytest.approx(1000 * f32.index_memory)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import fingerprints, hnsw_graph
+from embedops.store import checkpoint_files, fingerprints, hnsw_graph
 from embedops.store.fingerprints import Fingerprints
 from embedops.store.hnsw_index import HnswIndex
 
@@ -45,16 +45,54 @@ def test_copies_in_later_writes_join_the_nodes_that_hold_them(dtype: str) -> Non
         assert sorted(row) == [i, N + i]  # both points of the shared node come back
 
 
-def test_a_reloaded_index_finds_its_nodes_too(tmp_path: Path) -> None:
+def _hashed_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the rows fingerprinted from now on (appended per call)."""
+    counts: list[int] = []
+    original = fingerprints.of
+
+    def counting(rows: np.ndarray) -> np.ndarray:
+        counts.append(len(rows))
+        return original(rows)
+
+    monkeypatch.setattr(hnsw_graph.fingerprints, "of", counting)
+    return counts
+
+
+@pytest.mark.parametrize("prints_file", ["kept", "corrupt", "missing"])
+def test_a_reloaded_index_finds_its_nodes_with_or_without_its_prints_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prints_file: str) -> None:
     vectors = mixture(N, DIM, seed=2)
     index = _index("int8")
     _add_in_batches(index, np.arange(N), vectors)
     index.save(tmp_path, 1, seq=1)
+    manifest = checkpoint_files.read_manifest(tmp_path, 1)
+    assert manifest is not None and manifest["prints"]
+    path = tmp_path / manifest["prints"]
+    if prints_file == "corrupt":  # unsorted pairs: not taken, the prints are made again
+        np.save(path, np.load(path)[::-1].copy())
+    elif prints_file == "missing":
+        path.unlink()
     loaded = HnswIndex.load(tmp_path, 1, DIM, "cosine", "int8", {}, 0.5)
     assert loaded is not None
     reloaded = loaded[0]
+    hashed = _hashed_rows(monkeypatch)
     _add_in_batches(reloaded, np.arange(N, 2 * N), vectors)
     assert reloaded.nodes == index.nodes and len(reloaded) == 2 * N
+    # the new rows are fingerprinted; the graph's own rows only when the file is unfit
+    assert sum(hashed) == (N if prints_file == "kept" else 2 * N)
+
+
+def test_a_checkpoint_right_after_a_load_keeps_the_prints(tmp_path: Path) -> None:
+    index = _index("float32")
+    _add_in_batches(index, np.arange(N), mixture(N, DIM, seed=6))
+    index.save(tmp_path / "a", 1, seq=1)
+    loaded = HnswIndex.load(tmp_path / "a", 1, DIM, "cosine", "float32", {}, None)
+    assert loaded is not None
+    loaded[0].save(tmp_path / "b", 1, seq=1)  # no write in between: prints still on file
+    manifest = checkpoint_files.read_manifest(tmp_path / "b", 1)
+    assert manifest is not None and manifest["prints"]
+    again = np.load(tmp_path / "b" / manifest["prints"])
+    assert again.shape == (N, 2) and again.dtype == np.uint64
 
 
 def test_a_removed_node_is_not_joined_and_a_rewritten_vector_is() -> None:

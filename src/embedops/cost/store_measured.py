@@ -9,9 +9,9 @@ price an embedded store of any size at HNSW connectivity ``STORE_M`` (the store'
 * at another dimension, the measured bytes minus the measured vector's own bytes plus the
   new vector's (the graph links, ids, payload and row overheads do not depend on the
   dimension);
-* float16, which has no measurement of its own on the current graph, from the int8
-  figures with the vector at 2 bytes per dimension (float32, measured on its own at 1M,
-  came out at exactly the int8 figures with 4-byte vectors: 1,792.1 B in RAM).
+* float16 and float32 from the int8 figures with the vector at 2 and 4 bytes per
+  dimension (float32, measured on its own at 1M, came out at exactly the int8 figures
+  with 4-byte vectors: 1,792.1 B in RAM on cfd2c67).
 """
 
 from __future__ import annotations
@@ -42,15 +42,23 @@ class Footprint:
 
 SOURCE = ("bench/store_footprint.py --n 1000000 --dtypes {dtype} --data clustered, "
           "docs/benchmarks-store.md")
-# Measured on the faiss graph (store/hnsw_graph.py). float16 is the int8 figures with
-# the vector at its own bytes: the graph's links, levels and key map do not depend on the
-# scalar type (the float32 measurement is exactly the int8 one plus 3 B per dimension).
+# Measured on the faiss graph (store/hnsw_graph.py), int8 at 1M on d0e8fcc (nodes carry a
+# 16-byte fingerprint since: 654.9 B in RAM against 640.1 B before); the index files add
+# the checkpoint's fingerprint file, 16 bytes a node by its format (uint64 pairs), to the
+# 536.3 B measured there. float32 and float16 are the int8 figures with the vector at its
+# own bytes: the graph's links, levels, key map and fingerprints do not depend on the
+# scalar type (float32, measured on its own at 1M on cfd2c67, came out at exactly the int8
+# figures of that commit with 4-byte vectors: 1,792.1 B in RAM, 1,688.3 B of files).
+PRINT_FILE_BYTES = 16.0
 MEASURED: dict[str, Footprint] = {
-    "int8": Footprint("int8", 384, index_memory=640.1, sqlite=2090.0, index_files=536.3,
-                      measured_at=1_000_000, source=SOURCE.format(dtype="int8")),
-    "float32": Footprint("float32", 384, index_memory=1792.1, sqlite=2090.0,
-                         index_files=1688.3, measured_at=1_000_000,
-                         source=SOURCE.format(dtype="float32")),
+    "int8": Footprint("int8", 384, index_memory=654.9, sqlite=2090.0,
+                      index_files=536.3 + PRINT_FILE_BYTES, measured_at=1_000_000,
+                      source=SOURCE.format(dtype="int8")),
+    "float32": Footprint("float32", 384, index_memory=654.9 + 3 * 384, sqlite=2090.0,
+                         index_files=536.3 + PRINT_FILE_BYTES + 3 * 384,
+                         measured_at=1_000_000,
+                         source=SOURCE.format(dtype="int8") + " (int8's bytes with "
+                         "4-byte vectors; float32 alone: cfd2c67)"),
 }
 
 

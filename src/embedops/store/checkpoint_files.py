@@ -8,6 +8,9 @@ A checkpoint of collection ``cid`` covering change sequence ``seq`` is, in ``ind
   key)`` int64 pairs;
 * ``<cid>-<seq>.pending.npy`` (if points were pending a merge): a structured array of
   ``key`` (int64) and ``vector`` (float32) — the pending segment, restored as it was;
+* ``<cid>-<seq>.prints.npy`` (if the index had its fingerprints made): ``(fingerprint,
+  position)`` uint64 pairs sorted by fingerprint (``fingerprints``), so the first write
+  after a load need not read every row back from the graph to make them again;
 * ``<cid>.json``: the manifest naming those files and the sequence they cover.
 
 All are NumPy's documented ``.npy`` format or faiss's, never pickles. Every file is written
@@ -45,7 +48,7 @@ from embedops.store.hnsw_graph import HnswGraph
 # know no pending file read as well.
 MANIFEST_FORMAT = 3
 READABLE_FORMATS = (2, 3)
-SUFFIXES = (".faiss", ".labels.npy", ".groups.npy", ".pending.npy")
+SUFFIXES = (".faiss", ".labels.npy", ".groups.npy", ".pending.npy", ".prints.npy")
 
 
 @dataclass
@@ -59,6 +62,7 @@ class IndexImage:
     pending_keys: np.ndarray
     pending_vectors: np.ndarray
     manifest: dict[str, Any]  # dim, metric, dtype, clip, sizes, params, next_group
+    prints: np.ndarray | None = None  # (fingerprint, position) pairs, if made
 
 
 def write(folder: Path, cid: int, image: IndexImage,
@@ -72,6 +76,7 @@ def write(folder: Path, cid: int, image: IndexImage,
     graph_file, labels_file = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
     groups: Path | None = None
     pending: Path | None = None
+    prints: Path | None = None
     try:
         with durable_files.replacing(graph_file, cancelled) as out:
             image.graph.write_graph(out.write)
@@ -83,6 +88,9 @@ def write(folder: Path, cid: int, image: IndexImage,
         if pending is not None:
             durable_files.write_npy(pending, pending_records(
                 image.pending_keys, image.pending_vectors), cancelled)
+        prints = folder / f"{stem}.prints.npy" if image.prints is not None else None
+        if prints is not None:
+            durable_files.write_npy(prints, image.prints, cancelled)
     except (ValueError, RuntimeError, OSError) as exc:
         for partial in [*folder.glob(f"{stem}.*"), *folder.glob(f".{stem}.*.tmp")]:
             partial.unlink(missing_ok=True)  # (no manifest names this stem)
@@ -91,11 +99,12 @@ def write(folder: Path, cid: int, image: IndexImage,
         **image.manifest, "format": MANIFEST_FORMAT if pending else 2, "seq": image.seq,
         "file": graph_file.name, "labels": labels_file.name,
         "groups": groups.name if groups else None, "pending": pending.name if pending else None,
+        "prints": prints.name if prints else None,
         "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),
     }
     durable_files.write_json(manifest_path(folder, cid), manifest)
     for old in folder.glob(f"{cid}-*"):
-        if old not in (graph_file, labels_file, groups, pending):
+        if old not in (graph_file, labels_file, groups, pending, prints):
             durable_files.remove_gradually(old)
     for stale in folder.glob(f".{cid}-*.tmp"):  # (of a write a crash cut short)
         stale.unlink(missing_ok=True)
@@ -139,7 +148,7 @@ def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
 
 
 def manifest_files(folder: Path, manifest: dict[str, Any],
-                   keys: tuple[str, ...] = ("file", "labels", "groups", "pending")
+                   keys: tuple[str, ...] = ("file", "labels", "groups", "pending", "prints")
                    ) -> list[Path]:
     """The data files a manifest names under ``keys`` (by default all of them)."""
     return [folder / str(manifest[key]) for key in keys if manifest.get(key)]

@@ -94,6 +94,26 @@ class Fingerprints:
         order = np.lexsort((positions, prints))  # by print, then position: newest last
         self._sorted, self._positions = prints[order], positions[order]
 
+    def pairs(self) -> np.ndarray:
+        """Every (fingerprint, position) as uint64 pairs sorted by fingerprint, then
+        position: what ``from_pairs`` takes back (a checkpoint's ``.prints.npy``)."""
+        if self._recent:
+            self._fold()
+        return np.stack([self._sorted, self._positions.astype(np.uint64)], axis=1)
+
+    @classmethod
+    def from_pairs(cls, pairs: np.ndarray, positions: int) -> Fingerprints | None:
+        """The table ``pairs()`` gave, or ``None`` if ``pairs`` is not such an array for a
+        graph of ``positions`` positions (a caller then makes the prints again)."""
+        if (pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != np.uint64
+                or (len(pairs) and int(pairs[:, 1].max()) >= positions)
+                or np.any(pairs[1:, 0] < pairs[:-1, 0])):
+            return None
+        table = cls()
+        table._sorted = np.ascontiguousarray(pairs[:, 0])
+        table._positions = pairs[:, 1].astype(np.int64)
+        return table
+
     @property
     def nbytes(self) -> int:
         """Resident bytes (the dictionary's entries at ~100 bytes each)."""

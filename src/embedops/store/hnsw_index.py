@@ -217,6 +217,7 @@ class HnswIndex:
                                  dtype=np.int64, count=2 * len(self._group_of)).reshape(-1, 2)
         return IndexImage(
             seq=seq, graph=self.index, labels=self.index.labels_copy(), groups=groups,
+            prints=self.index.prints_copy(),
             pending_keys=pending_keys.copy(), pending_vectors=pending_rows.copy(),
             manifest={"dim": self.dim, "metric": self.metric, "dtype": self.dtype,
                       "clip": self.clip, "size": len(self), "nodes": len(self.index),
@@ -535,8 +536,9 @@ class HnswIndex:
         if not same or not path.is_file():
             return None
         index = cls(dim, metric, dtype, params, clip)
+        prints = manifest.get("prints")
         graph = HnswGraph.load(path, folder / str(manifest.get("labels", "")), dim, metric,
-                               dtype)
+                               dtype, folder / str(prints) if prints else None)
         if graph is None:
             return None
         index.index = graph
