@@ -135,6 +135,11 @@ def test_fingerprints_of_equal_rows_are_equal_and_of_others_differ() -> None:
     one_bit = rows[:1].copy()
     one_bit.view(np.uint32)[0, 7] ^= 1
     assert fingerprints.of(one_bit) != prints[0]
+    odd = mixture(100, DIM + 1, seed=7)  # an odd number of values: the last word filled
+    assert len(np.unique(fingerprints.of(odd))) == 100
+    last_changed = odd[:1].copy()
+    last_changed[0, -1] += 1.0
+    assert fingerprints.of(last_changed) != fingerprints.of(odd[:1])
 
 
 def test_the_newest_position_of_a_fingerprint_wins_across_folds() -> None:
