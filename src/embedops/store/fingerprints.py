@@ -113,8 +113,3 @@ class Fingerprints:
         table._sorted = np.ascontiguousarray(pairs[:, 0])
         table._positions = pairs[:, 1].astype(np.int64)
         return table
-
-    @property
-    def nbytes(self) -> int:
-        """Resident bytes (the dictionary's entries at ~100 bytes each)."""
-        return self._sorted.nbytes + self._positions.nbytes + 100 * len(self._recent)

@@ -49,13 +49,14 @@ SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
 # the alive bit, the key -> position dictionary entry (measured: sys.getsizeof) and the
 # fingerprint with its position.
-NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100 + 16
+NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100 + 16  # (the last: PRINT_BYTES)
 KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that dictionary
 # The key -> position dictionary's own table, per entry (sys.getsizeof of a dictionary of
 # 1M int keys / 1M: 41.9 B; 29-52 B between 40 and 100k entries).
 KEY_MAP_ENTRY_BYTES = 42
 WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
 PRINT_BLOCK = 1 << 16  # rows read back at a time to fingerprint a loaded graph
+PRINT_BYTES = 16  # a node's fingerprint and position in the sorted table
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
 
 
@@ -339,7 +340,8 @@ class HnswGraph:
         codes = self.size * self.graph.storage.sa_code_size()
         links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
         key_map = len(self) * (KEY_MAP_ENTRY_BYTES + KEY_OBJECT_BYTES)
-        prints = self._prints.nbytes if self._prints is not None else 16 * len(self)
+        prints = PRINT_BYTES * len(self)  # (as the key map: the same before it is made
+        # and after a reload; folding keeps its dictionary of recent ones small)
         return int(codes + links + self._labels.nbytes + self._alive.nbytes + key_map
                    + prints)
 
