@@ -42,21 +42,17 @@ class Footprint:
 
 SOURCE = ("bench/store_footprint.py --n 1000000 --dtypes {dtype} --data clustered, "
           "docs/benchmarks-store.md")
-# Measured on the faiss graph (store/hnsw_graph.py), int8 at 1M on d0e8fcc (nodes carry a
-# 16-byte fingerprint since: 654.9 B in RAM against 640.1 B before); the index files add
-# the checkpoint's fingerprint file, 16 bytes a node by its format (uint64 pairs), to the
-# 536.3 B measured there. float32 and float16 are the int8 figures with the vector at its
-# own bytes: the graph's links, levels, key map and fingerprints do not depend on the
-# scalar type (float32, measured on its own at 1M on cfd2c67, came out at exactly the int8
-# figures of that commit with 4-byte vectors: 1,792.1 B in RAM, 1,688.3 B of files).
-PRINT_FILE_BYTES = 16.0
+# Measured on the faiss graph (store/hnsw_graph.py), int8 at 1M on 5ffc23c, with a node's
+# 16-byte fingerprint in RAM and in the checkpoint's fingerprint file (640.1 B in RAM and
+# 536.3 B of files before them). float32 and float16 are the int8 figures with the vector
+# at its own bytes: the graph's links, levels, key map and fingerprints do not depend on
+# the scalar type (float32, measured on its own at 1M on cfd2c67, came out at exactly the
+# int8 figures of that commit with 4-byte vectors: 1,792.1 B in RAM, 1,688.3 B of files).
 MEASURED: dict[str, Footprint] = {
-    "int8": Footprint("int8", 384, index_memory=654.9, sqlite=2090.0,
-                      index_files=536.3 + PRINT_FILE_BYTES, measured_at=1_000_000,
-                      source=SOURCE.format(dtype="int8")),
-    "float32": Footprint("float32", 384, index_memory=654.9 + 3 * 384, sqlite=2090.0,
-                         index_files=536.3 + PRINT_FILE_BYTES + 3 * 384,
-                         measured_at=1_000_000,
+    "int8": Footprint("int8", 384, index_memory=656.1, sqlite=2090.0, index_files=552.3,
+                      measured_at=1_000_000, source=SOURCE.format(dtype="int8")),
+    "float32": Footprint("float32", 384, index_memory=656.1 + 3 * 384, sqlite=2090.0,
+                         index_files=552.3 + 3 * 384, measured_at=1_000_000,
                          source=SOURCE.format(dtype="int8") + " (int8's bytes with "
                          "4-byte vectors; float32 alone: cfd2c67)"),
 }
