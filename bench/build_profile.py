@@ -8,8 +8,8 @@ writes; the writer's and the background merger's calls both count):
 
 * ``upsert``: the writer's whole call (ledger transaction, index work, waits);
 * ``graph_add``: faiss inserting nodes (``HnswGraph.add``), by whichever thread;
-* ``duplicate_lookup``: the top-1 search for an identical vector before an insert
-  (``HnswIndex._nodes_holding``) and ``unique_rows`` the batch's own repeats;
+* ``duplicate_lookup``: finding the node that holds an identical vector before an
+  insert (``HnswGraph.find``, by fingerprint) and ``unique_rows`` the batch's own repeats;
 * ``merge_in_writer``: the writer merging the pending segment's excess itself
   (``IndexManager.apply_upsert``, past ``MAX_PENDING``), graph work included;
 * ``background_merge``: the merger's slices (``IndexManager.merge_step``);
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from embedops.store import embedded, hnsw_graph, hnsw_index, index_manager, open_store
-from store_footprint import BATCH, ClusteredBlocks, raw_faiss_build
+from store_footprint import BATCH, ClusteredBlocks, batch_points, raw_faiss_build
 
 _tenth = [0]  # the tenth of the writes now under way
 _seconds: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -64,7 +64,7 @@ def _timed(owner: Any, name: str, part: str) -> None:
 
 def _instrument() -> None:
     _timed(hnsw_graph.HnswGraph, "add", "graph_add")
-    _timed(hnsw_index.HnswIndex, "_nodes_holding", "duplicate_lookup")
+    _timed(hnsw_graph.HnswGraph, "find", "duplicate_lookup")
     _timed(hnsw_index, "_unique_rows", "unique_rows")
     _timed(index_manager.IndexManager, "merge_step", "background_merge")
     _timed(index_manager.IndexManager, "write_checkpoint", "checkpoint_write")
@@ -98,9 +98,7 @@ def store_build(n: int, dim: int, dtype: str) -> list[float]:
         for number, start in enumerate(range(0, n, BATCH)):
             _tenth[0] = min(9, number // tenths)
             end = min(start + BATCH, n)
-            ids = [f"doc-{i // 4}#{i % 4}" for i in range(start, end)]
-            payloads = [{"document_id": f"doc-{i // 4}", "chunk": i % 4, "lang": "en",
-                         "bucket": i % 100} for i in range(start, end)]
+            ids, payloads = batch_points(start, end)
             x = data[start:end]
             began = time.perf_counter()
             store.upsert("c", ids, x, payloads, fingerprint="bench")
@@ -109,9 +107,10 @@ def store_build(n: int, dim: int, dtype: str) -> list[float]:
                 _seconds[_tenth[0]]["upsert"] += seconds[-1]
         began = time.perf_counter()
         store.wait_merged(timeout=24 * 3600)
-        seconds[-1] += time.perf_counter() - began
+        waited = time.perf_counter() - began
+        seconds[-1] += waited
         with _guard:
-            _seconds[9]["upsert"] += time.perf_counter() - began
+            _seconds[9]["upsert"] += waited
         store.close()
     return seconds
 

@@ -74,9 +74,7 @@ def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
             x /= np.linalg.norm(x, axis=1, keepdims=True)
         else:
             x = data[start:end]
-        ids = [f"doc-{i // 4}#{i % 4}" for i in range(start, end)]
-        payloads = [{"document_id": f"doc-{i // 4}", "chunk": i % 4, "lang": "en",
-                     "bucket": i % 100} for i in range(start, end)]
+        ids, payloads = batch_points(start, end)
         began = time.perf_counter()
         store.upsert("c", ids, x, payloads, fingerprint="bench")
         seconds.append(time.perf_counter() - began)
@@ -87,6 +85,16 @@ def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
     memory = store.index_memory_bytes()
     store.close()
     return {"index_memory": memory, **_disk(path)}
+
+
+def batch_points(start: int, end: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """Ids and payloads of points ``start``..``end``: four chunks a document, a language,
+    and a ``bucket`` 0-99 for filters of 1% and 10% selectivity."""
+    ids = [f"doc-{i // 4}#{i % 4}" for i in range(start, end)]
+    payloads: list[dict[str, Any]] = [
+        {"document_id": f"doc-{i // 4}", "chunk": i % 4, "lang": "en", "bucket": i % 100}
+        for i in range(start, end)]
+    return ids, payloads
 
 
 def _centres(dim: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:

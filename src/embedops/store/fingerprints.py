@@ -58,9 +58,6 @@ class Fingerprints:
             self._merge(np.asarray(prints, dtype=np.uint64),
                         np.asarray(positions, dtype=np.int64))
 
-    def __len__(self) -> int:
-        return len(self._sorted) + len(self._recent)
-
     def add(self, prints: np.ndarray, positions: np.ndarray) -> None:
         """Record that ``positions`` (ascending) hold rows with ``prints``."""
         self._recent.update(zip(prints.tolist(), positions.tolist(), strict=True))
@@ -102,11 +99,11 @@ class Fingerprints:
         return np.stack([self._sorted, self._positions.astype(np.uint64)], axis=1)
 
     @classmethod
-    def from_pairs(cls, pairs: np.ndarray, positions: int) -> Fingerprints | None:
+    def from_pairs(cls, pairs: np.ndarray, size: int) -> Fingerprints | None:
         """The table ``pairs()`` gave, or ``None`` if ``pairs`` is not such an array for a
-        graph of ``positions`` positions (a caller then makes the prints again)."""
+        graph of ``size`` positions (a caller then makes the prints again)."""
         if (pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != np.uint64
-                or (len(pairs) and int(pairs[:, 1].max()) >= positions)
+                or (len(pairs) and int(pairs[:, 1].max()) >= size)
                 or np.any(pairs[1:, 0] < pairs[:-1, 0])):
             return None
         table = cls()

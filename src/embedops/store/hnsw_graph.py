@@ -49,14 +49,14 @@ SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
 # the alive bit, the key -> position dictionary entry (measured: sys.getsizeof) and the
 # fingerprint with its position.
-NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100 + 16  # (the last: PRINT_BYTES)
+PRINT_BYTES = 16  # a node's fingerprint and position in the sorted table
+NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100 + PRINT_BYTES
 KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that dictionary
 # The key -> position dictionary's own table, per entry (sys.getsizeof of a dictionary of
 # 1M int keys / 1M: 41.9 B; 29-52 B between 40 and 100k entries).
 KEY_MAP_ENTRY_BYTES = 42
 WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
 PRINT_BLOCK = 1 << 16  # rows read back at a time to fingerprint a loaded graph
-PRINT_BYTES = 16  # a node's fingerprint and position in the sorted table
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
 
 
@@ -243,8 +243,7 @@ class HnswGraph:
         hit = hit[self._labels[where[hit]] >= 0]  # (a removed node's print stays)
         if len(hit) == 0:
             return found
-        _all_threads()
-        held = self.graph.reconstruct_batch(where[hit]).reshape(len(hit), self.dim)
+        held = self._rows_at(where[hit])
         same = hit[np.all(held == rows[hit], axis=1)]  # (a fingerprint collision: no)
         found[same] = self._labels[where[same]]
         return found
@@ -272,11 +271,9 @@ class HnswGraph:
         if self._prints is None:
             alive = np.flatnonzero(self._labels[:self.size] >= 0)
             prints = np.empty(len(alive), dtype=np.uint64)
-            _all_threads()
             for lo in range(0, len(alive), PRINT_BLOCK):
                 where = alive[lo:lo + PRINT_BLOCK]
-                prints[lo:lo + len(where)] = fingerprints.of(
-                    self.graph.reconstruct_batch(where).reshape(len(where), self.dim))
+                prints[lo:lo + len(where)] = fingerprints.of(self._rows_at(where))
             self._prints = Fingerprints(prints, alive)
         return self._prints
 
@@ -327,8 +324,12 @@ class HnswGraph:
                             dtype=np.int64, count=len(keys))
         if len(where) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return self._rows_at(where)
+
+    def _rows_at(self, where: np.ndarray) -> np.ndarray:
+        """The rows at graph positions ``where`` (non-empty), as float32."""
         _all_threads()
-        return self.graph.reconstruct_batch(where).reshape(len(keys), self.dim)
+        return self.graph.reconstruct_batch(where).reshape(len(where), self.dim)
 
     @property
     def memory_usage(self) -> int:

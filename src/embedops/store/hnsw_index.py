@@ -151,7 +151,7 @@ class HnswIndex:
             self.remove(keys)  # replacements leave their old node first
             codes = self._codes(vectors)
             first, inverse = _unique_rows(codes)
-            nodes = self._nodes_holding(codes[first])
+            nodes = self.index.find(codes[first])  # (by fingerprint)
             if len(first) == len(keys) and (nodes < 0).all():  # the common case: all new
                 self.index.add(keys, codes)
                 return
@@ -298,11 +298,6 @@ class HnswIndex:
     def _join(self, node: int, keys: list[int]) -> None:
         self._groups[node].update(dict.fromkeys(keys))
         self._group_of.update(dict.fromkeys(keys, node))
-
-    def _nodes_holding(self, codes: np.ndarray) -> np.ndarray:
-        """Per row of distinct ``codes``: the node that holds exactly that vector, else -1
-        (by fingerprint, ``fingerprints``)."""
-        return self.index.find(codes)
 
     def remove(self, keys: np.ndarray) -> int:
         """Remove the points ``keys`` that are present; returns how many were removed.
