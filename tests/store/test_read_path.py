@@ -341,3 +341,48 @@ def test_the_search_plan_counts_points_from_an_index_that_is_in_step(tmp_path: P
     assert store.count("c") == 600 + 50 + 20 - 7 - 40
     store.close()
     reader.close()
+
+
+def test_shared_lock_counts_the_threads_waiting_on_either_side() -> None:
+    lock = SharedLock()
+    assert lock.waiting() == 0
+    lock.acquire_exclusive()
+    reader = threading.Thread(target=lambda: _hold(lock, [], "reader", shared=True))
+    writer = threading.Thread(target=lambda: _hold(lock, [], "writer"))
+    reader.start()
+    writer.start()
+    deadline = time.monotonic() + 5
+    while lock.waiting() < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert lock.waiting() == 2
+    lock.release_exclusive()
+    reader.join(timeout=5)
+    writer.join(timeout=5)
+    assert lock.waiting() == 0
+
+
+def test_a_draining_merger_lets_other_holders_of_the_lock_in_between_slices(
+        tmp_path: Path) -> None:
+    """With no search running the merger takes slice after slice, pausing only when a
+    thread waits for the index lock: such a thread gets in after one slice, not after
+    the whole pending segment is merged."""
+    dim = 192
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", dim, fingerprint="fp", index_params={"exact_threshold": 0})
+    data = mixture(22_000, dim, seed=9)
+    store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None, fingerprint="fp")
+    assert store.wait_merged(timeout=60)
+    store.upsert("c", [str(i) for i in range(2_000, 22_000)], data[2_000:], None,
+                 fingerprint="fp")  # (all pending: the merger drains them in slices)
+    waits: list[float] = []
+    while True:
+        started = time.perf_counter()
+        store.index_memory_bytes()  # (takes the index lock shared, as a search does)
+        waits.append(time.perf_counter() - started)
+        with store._index_lock.shared():
+            if not store._indexes.pending():
+                break
+        time.sleep(0.02)
+    store.close()
+    assert len(waits) >= 10, "the pending points were merged too fast to test this"
+    assert max(waits) < 0.5, f"waited {max(waits):.2f} s for the lock"

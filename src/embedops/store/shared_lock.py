@@ -31,6 +31,7 @@ class SharedLock:
         self._writer: int | None = None  # thread id of the exclusive holder
         self._depth = 0  # reentrant exclusive acquisitions by that thread
         self._writers_waiting = 0
+        self._readers_waiting = 0
         self._shared = _Holding(self.acquire_shared, self.release_shared)
         self._exclusive = _Holding(self.acquire_exclusive, self.release_exclusive)
 
@@ -39,6 +40,11 @@ class SharedLock:
 
     def exclusive(self) -> _Holding:
         return self._exclusive
+
+    def waiting(self) -> int:
+        """Threads blocked in ``acquire_shared`` or ``acquire_exclusive`` now (a holder
+        that lets go and means to take the lock again at once gives them a turn first)."""
+        return self._readers_waiting + self._writers_waiting
 
     def acquire_shared(self) -> None:
         with self._mutex:
@@ -49,8 +55,12 @@ class SharedLock:
                 # the exclusive holder already excludes everyone else
                 self._depth += 1
                 return
-            while self._writer is not None or self._writers_waiting:
-                self._cond.wait()
+            self._readers_waiting += 1
+            try:
+                while self._writer is not None or self._writers_waiting:
+                    self._cond.wait()
+            finally:
+                self._readers_waiting -= 1
             self._readers += 1
 
     def release_shared(self) -> None:
