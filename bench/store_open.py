@@ -114,7 +114,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--opens", type=int, default=3)
-    parser.add_argument("--ef", default="32,64,128")
+    parser.add_argument("--ef", default="32,64,128",
+                        help="search depths, comma-separated; 'default': none asked for")
     parser.add_argument("--data", choices=("clustered", "clustered-blocks"),
                         default="clustered", help="the --data store_footprint wrote")
     parser.add_argument("--payload-index", action="store_true",
@@ -146,14 +147,17 @@ def main() -> None:
     report["first_search_in_process_s"] = round(time.perf_counter() - started, 2)
     report["dtype"] = store.get_collection("c").dtype
     exact = truth(base, args.n, queries, None)
-    for ef in [int(e) for e in args.ef.split(",")]:
+    for knob in args.ef.split(","):
+        ef = None if knob == "default" else int(knob)  # default: the store's own depth
         started = time.perf_counter()
         found = [{h.id for h in store.search("c", q, k=K, ef=ef)[0]} for q in queries]
         took = time.perf_counter() - started
-        report[f"ef{ef}"] = {
+        report[f"ef{knob}"] = {
             "recall@10": round(float(np.mean([len(f & t) / K for f, t in
                                               zip(found, exact, strict=True)])), 4),
             "qps": round(len(queries) / took)}
+        if ef is None:
+            report[f"ef{knob}"]["depth"] = store.stats("c").get("search_depth")
     if args.payload_index:  # (filters on a field without one scan every point's JSON)
         started = time.perf_counter()
         store.create_payload_index("c", "bucket")

@@ -128,6 +128,21 @@ def test_query_distances_by_index_type() -> None:
     assert ivf.distances_per_query == 100 + 8 * 100
 
 
+def test_hnsw_search_depth_is_the_stores_own_unless_given() -> None:
+    """Unset, ``ef_search`` is the depth the embedded store searches a graph of
+    ``documents`` nodes at (64 up to 100k, 64 x sqrt(documents / 100k) above, at most
+    512), and the report gives it as used."""
+    depths = {n: build_report(load_scenario(documents=n)).to_dict()["inputs"]["ef_search"]
+              for n in (10_000, 100_000, 1_000_000, 10**9)}
+    assert depths == {10_000: 64, 100_000: 64, 1_000_000: 202, 10**9: 512}
+    million = build_report(load_scenario(documents=10**6, hnsw_m=16)).query
+    m_log = 16 * math.log(10**6) / math.log(16)
+    assert million.distances_per_query == pytest.approx(202 * 32 + m_log)
+    given = build_report(load_scenario(documents=10**6, ef_search=64))
+    assert given.to_dict()["inputs"]["ef_search"] == 64
+    assert given.query.distances_per_query == pytest.approx(64 * 32 + m_log)
+
+
 def test_ivf_default_nlist_is_four_root_n() -> None:
     r = build_report(load_scenario(documents=10_000, index_type="ivf"))
     assert r.scenario.nlist == 400

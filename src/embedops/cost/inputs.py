@@ -16,6 +16,7 @@ from typing import Any
 from embedops.cost.self_hosted import Throughput, throughput
 from embedops.cost.units import DTYPE_BYTES, INDEX_TYPES
 from embedops.errors import InvalidCostInput
+from embedops.search_depth import default_depth
 
 
 def _spec(default: Any, kind: type, low: float | None, source: str, *,
@@ -52,8 +53,10 @@ class Scenario:
         "hnsw", str, None, "the embedded store's index (HNSW); ivf and flat also modelled")
     hnsw_m: int = _spec(
         16, int, 2, "embedops' HNSW connectivity (store/hnsw_index.py)")
-    ef_search: int = _spec(
-        64, int, 1, "embedops' HNSW expansion_search (store/hnsw_index.py)")
+    ef_search: int | None = _spec(
+        None, int, 1, "unset: the embedded store's default search depth for `documents` "
+        "nodes (64 up to 100k, 64 x sqrt(documents / 100k) above, at most 512; "
+        "search_depth.py)", optional=True)
     ivf_nlist: int | None = _spec(
         None, int, 1, "unset: round(4 * sqrt(documents)), a common IVF rule of thumb",
         optional=True)
@@ -127,6 +130,13 @@ class Scenario:
     def docs_per_second(self) -> float:
         """Self-hosted docs/s of one worker (see ``self_hosted``)."""
         return self.self_hosted.docs_per_second
+
+    @property
+    def search_depth(self) -> int:
+        """HNSW search depth: ``ef_search`` or the store's default for ``documents``."""
+        if self.ef_search is not None:
+            return self.ef_search
+        return default_depth(self.documents)
 
     @property
     def nlist(self) -> int:

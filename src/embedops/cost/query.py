@@ -26,7 +26,8 @@ def distances_per_query(s: Scenario) -> float:
 
     - flat: every vector, ``documents``.
     - hnsw: greedy descent through ``log_m(documents)`` upper layers checking ``m``
-      neighbours each, then ``ef_search`` expansions at layer 0 checking ``2m`` each.
+      neighbours each, then ``search_depth`` expansions at layer 0 checking ``2m`` each
+      (``ef_search``, or the store's default depth for ``documents``).
     - ivf: ``nlist`` centroids, then ``nprobe`` lists of ``documents / nlist`` vectors.
     """
     n = s.documents
@@ -35,7 +36,7 @@ def distances_per_query(s: Scenario) -> float:
     if s.index_type == "hnsw":
         m = s.hnsw_m
         upper_layers = math.log(n) / math.log(m) if n > 1 else 0.0
-        return s.ef_search * 2 * m + m * upper_layers
+        return s.search_depth * 2 * m + m * upper_layers
     nprobe = min(s.ivf_nprobe, s.nlist)
     return s.nlist + nprobe * n / s.nlist
 

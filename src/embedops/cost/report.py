@@ -38,13 +38,16 @@ class CostReport:
         what_ifs.
 
         Derived inputs are given as used: for an IVF scenario ``inputs.ivf_nlist`` is the
-        list count; without a throughput input ``inputs.gpu_docs_per_second`` is the measured
-        speed of the scenario's model (``assumptions.self_hosted_docs_per_second`` says which).
+        list count; for an HNSW one ``inputs.ef_search`` is the search depth; without a
+        throughput input ``inputs.gpu_docs_per_second`` is the measured speed of the
+        scenario's model (``assumptions.self_hosted_docs_per_second`` says which).
         """
         s = self.scenario
         inputs = asdict(s)
         if s.index_type == "ivf":
             inputs["ivf_nlist"] = s.nlist
+        if s.index_type == "hnsw":
+            inputs["ef_search"] = s.search_depth
         if s.gpu_docs_per_second is None and s.gpu_tokens_per_minute is None:
             inputs["gpu_docs_per_second"] = s.docs_per_second
         return {

@@ -803,7 +803,8 @@ class EmbeddedStore:
 
     @_guarded
     def stats(self, collection: str) -> dict[str, Any]:
-        """Points, index tombstones, resident index bytes, disk bytes, dtype and seqs."""
+        """Points, index tombstones, resident index bytes, the default search depth, disk
+        bytes, dtype and seqs."""
         row = lookup(self.conn, collection)
         with self._index_lock.exclusive():
             index = self._indexes.info(row)
@@ -814,6 +815,7 @@ class EmbeddedStore:
             "collection": row.name, "points": self._search.point_count(row),
             "deleted": index["deleted"], "index_points": index["index_points"],
             "index_pending": index["index_pending"], "index_bytes": index["index_bytes"],
+            "search_depth": index["search_depth"],  # (ef of a search that sets none)
             "disk_bytes": int(data_bytes) + index["checkpoint_bytes"],
             "store_disk_bytes": sum(p.stat().st_size for p in self.path.rglob("*")
                                     if p.is_file()),

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from embedops.errors import IndexFailure
+from embedops.search_depth import default_depth
 from embedops.store import checkpoint_files, quantization
 from embedops.store.checkpoint_files import IndexImage, read_manifest
 from embedops.store.exact import scores as exact_scores
@@ -87,6 +88,7 @@ class HnswIndex:
                  clip: float | None) -> None:
         self.dim, self.metric, self.dtype = dim, metric, dtype
         self.params = {**DEFAULT_PARAMS, **params}
+        self._depth_set = "expansion_search" in params  # else it follows the size
         self.clip = clip
         self._groups: dict[int, dict[int, None]] = {}  # shared node -> member row keys
         self._group_of: dict[int, int] = {}  # member row key -> shared node
@@ -371,8 +373,9 @@ class HnswIndex:
         """Top-``k`` graph nodes and scores per query; -1 pads missing slots.
 
         ``members(node)`` gives a node's points. The search depth is
-        ``max(ef or expansion_search, k)``, widened by up to 2x while tombstones (removed
-        or replaced nodes) make up to a quarter of the index.
+        ``max(ef or expansion_search, k)`` (no ``expansion_search`` set: ``default_depth``
+        of the live nodes), widened by up to 2x while tombstones (removed or replaced
+        nodes) make up to a quarter of the index.
         """
         k = max(1, min(k, self.nodes))
         keys, scores = self._search_graph(queries, k, ef, threads)
@@ -411,14 +414,21 @@ class HnswIndex:
             scores *= np.float32(self._code_scale)
         return keys, scores
 
+    @property
+    def search_depth(self) -> int:
+        """The depth a search that asks for none runs at now (``_depth``)."""
+        return self._depth(None, 1)
+
     def _depth(self, ef: int | None, k: int) -> int:
         """The search depth for ``ef`` (None: the index's own) and ``k`` results."""
-        ef_value = int(ef or self.params["expansion_search"])
-        removed = self.index.removed
+        graph = self.index
+        ef_value = ef or (self.params["expansion_search"] if self._depth_set
+                          else default_depth(graph.size - graph.removed))
+        removed = graph.removed
         if removed:  # Removed nodes still occupy candidate slots during traversal: widen
             # the search in proportion to the tombstone share until compaction clears them.
-            ef_value = int(ef_value * (1.0 + 4.0 * removed / max(self.index.size, 1)))
-        return max(ef_value, k)
+            ef_value = int(ef_value * (1.0 + 4.0 * removed / max(graph.size, 1)))
+        return max(int(ef_value), k)
 
     def members(self, node: int) -> Collection[int]:
         """The row keys of the points a node holds (insertion order)."""

@@ -411,6 +411,7 @@ class IndexManager:
             "index_points": len(index),
             "index_pending": index.pending,
             "deleted": index.removed,
+            "search_depth": index.search_depth,
             "index_bytes": index.memory_bytes,
             "index_seq": self.live[row.cid].seq,
             "checkpoint_seq": int(manifest.get("seq", 0)),
