@@ -206,6 +206,7 @@ class EmbeddedStore:
         self._readers = ReadPool(self.path / DB_FILE)
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
+        self._merge_pass_done = threading.Event()  # the merger found nothing left to do
         self._merger: threading.Thread | None = None
         # compacts collections whose tombstones call for it (see store/compaction.py):
         # one long-lived thread, woken by ``_maybe_compact``, so a write never waits for a
@@ -403,6 +404,7 @@ class EmbeddedStore:
                         left = 0
                     held = time.perf_counter() - started
                 if not left and not self._indexes.checkpoints_due():
+                    self._merge_pass_done.set()  # (wait_merged)
                     break
                 if self._searching():
                     time.sleep(max(MERGE_PAUSE_S, held * MERGE_YIELD_RATIO))
@@ -544,14 +546,19 @@ class EmbeddedStore:
         return True
 
     def wait_merged(self, timeout: float = 60.0) -> bool:
-        """Block until no point is pending a merge (tests, benchmarks); False on timeout."""
+        """Block until no point is pending a merge (tests, benchmarks); False on timeout.
+        Between two looks it waits for the merger to finish a pass, or 0.1 s at most: a
+        look takes the index lock, which makes the merger pause for it."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            self._merge_pass_done.clear()
             with self._index_lock.shared():
                 if self._conn is None or not self._indexes.pending():
                     return True
-            time.sleep(0.01)
-        return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._merge_pass_done.wait(min(left, 0.1))
 
     def index_memory_bytes(self) -> int:
         """Resident memory of the indexes this handle holds now (cheap: no SQL, no disk)."""
