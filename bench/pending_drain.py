@@ -135,6 +135,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "load_at_start": load_at_start,
         "store_drain_points_per_s": summary(drain_rates, 0),
+        "store_drain_points_per_s_by_run": [round(rate) for rate in drain_rates],
         "raw_faiss_one_add_points_per_s": summary(raw_rates, 0),
         "drain_over_raw": summary([d / r for d, r in zip(drain_rates, raw_rates,
                                                          strict=True)], 2),
