@@ -163,3 +163,33 @@ def test_the_pending_matrix_follows_every_append_removal_and_merge() -> None:
         ranked = np.concatenate([graph_scores, queries @ matrix.T], axis=1)
         expected = np.take_along_axis(candidates, np.argsort(-ranked, axis=1)[:, :5], axis=1)
         assert keys.tolist() == expected.tolist(), f"step {step}"
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+def test_one_query_with_pending_points_ranks_as_the_general_search(metric: str) -> None:
+    """``search_one`` merges the pending segment's scores into the graph's itself; it
+    must give the keys and scores ``search`` gives, through shared nodes, tombstones,
+    padding, ties and an empty graph."""
+    rng = np.random.default_rng(11)
+    for case in range(12):
+        index = HnswIndex(DIM, metric, "float32", {}, None)
+        graph_n = [0, 3, 40, 400][case % 4]
+        graph = _unit(rng, graph_n)
+        if graph_n:
+            index.add(np.arange(graph_n), graph)
+            index.add(np.arange(10_000, 10_003), graph[:3])  # copies: a shared node
+        pending = _unit(rng, [1, 5, 60][case % 3])
+        if case % 2:
+            pending[1:3] = pending[0]  # ties among the pending points
+        if graph_n and case % 3 == 0:
+            pending[0] = graph[graph_n - 1]  # a tie between the graph and the segment
+        index.add(np.arange(20_000, 20_000 + len(pending)), pending, defer=True)
+        if graph_n > 10:
+            index.remove(np.arange(20, 30))  # tombstones
+        for query in [*_unit(rng, 5), pending[0], *(graph[:2] if graph_n else [])]:
+            for k in (1, 4, 10, 500):
+                keys, scores = index.search(query[None, :], k, threads=1)
+                real = keys[0] >= 0  # (the general search may pad; this path drops it)
+                one_keys, one_scores = index.search_one(query[None, :], k)
+                assert one_keys == keys[0][real].tolist(), (case, k)
+                assert np.allclose(one_scores, scores[0][real], atol=1e-6), (case, k)

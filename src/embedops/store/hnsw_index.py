@@ -349,16 +349,36 @@ class HnswIndex:
     def search_one(self, query: np.ndarray, k: int, ef: int | None = None
                    ) -> tuple[list[int], list[float]]:
         """``search`` of one query row, as lists of keys and scores: a single search's
-        path, where every line costs against a graph search of ~100 µs. An index with
-        pending points goes through ``search``; one with shared nodes only when the graph
-        returns one (a real corpus nearly always holds a few identical texts)."""
-        if self._pending:
-            keys, scores = self.search(query, k, ef, threads=1)
-            return keys[0].tolist(), scores[0].tolist()
+        path, where every line costs against a graph search of ~100 µs. Shared nodes
+        take the general way only when the graph returns one (a real corpus nearly
+        always holds a few identical texts); pending points are scored and merged in
+        ``_with_pending``."""
         graph = self.index
         live = graph.size - graph.removed
+        if self._pending:
+            keys, values = self._graph_one(query, k, ef, live) if live else ([], [])
+            return self._with_pending(query, k, keys, values)
         if live == 0:
             return [], []
+        return self._graph_one(query, k, ef, live)
+
+    def _with_pending(self, query: np.ndarray, k: int, keys: list[int], values: list[float]
+                      ) -> tuple[list[int], list[float]]:
+        """The graph's ranked points ``keys``/``values`` for one query merged with the
+        pending segment's best ``k``, as ``search`` ranks them (by score, the graph's
+        first among equal scores), ``k`` at most; the graph's padding (-1) is dropped."""
+        pending_keys, matrix = self._pending_arrays()
+        best, sims = top_k(exact_scores(query, matrix, self.metric), k)
+        graph = zip(values, keys, strict=True)
+        if keys and keys[-1] < 0:
+            graph = ((value, key) for value, key in graph if key >= 0)
+        ranked = sorted([*graph, *zip(sims[0].tolist(), pending_keys[best[0]].tolist(),
+                                      strict=True)], key=lambda pair: -pair[0])[:k]
+        return [key for _, key in ranked], [value for value, _ in ranked]
+
+    def _graph_one(self, query: np.ndarray, k: int, ef: int | None, live: int
+                   ) -> tuple[list[int], list[float]]:
+        """``search_one`` over the graph alone, which holds ``live`` (> 0) nodes."""
         found, scores = self._scored(query, min(k, live), ef)
         keys, values = found[0].tolist(), scores[0].tolist()
         if self._groups and max(keys) >= GROUP_BASE:  # a shared node: its points
