@@ -21,7 +21,7 @@ scenarios = st.builds(
     dtype=st.sampled_from(["float32", "float16", "int8"]),
     index_type=st.sampled_from(["hnsw", "flat", "ivf"]),
     hnsw_m=st.integers(2, 128),
-    ef_search=st.integers(1, 1024),
+    ef_search=st.none() | st.integers(1, 1024),
     ivf_nlist=st.integers(1, 10**6),
     replicas=st.integers(1, 8),
     qps=st.floats(min_value=0, max_value=1e5),

@@ -347,15 +347,18 @@ def test_shared_lock_counts_the_threads_waiting_on_either_side() -> None:
     lock = SharedLock()
     assert lock.waiting() == 0
     lock.acquire_exclusive()
-    reader = threading.Thread(target=lambda: _hold(lock, [], "reader", shared=True))
-    writer = threading.Thread(target=lambda: _hold(lock, [], "writer"))
-    reader.start()
-    writer.start()
-    deadline = time.monotonic() + 5
-    while lock.waiting() < 2 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert lock.waiting() == 2
-    lock.release_exclusive()
+    reader = threading.Thread(target=lambda: _hold(lock, [], "reader", shared=True),
+                              daemon=True)
+    writer = threading.Thread(target=lambda: _hold(lock, [], "writer"), daemon=True)
+    try:
+        reader.start()
+        writer.start()
+        deadline = time.monotonic() + 5
+        while lock.waiting() < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert lock.waiting() == 2
+    finally:
+        lock.release_exclusive()
     reader.join(timeout=5)
     writer.join(timeout=5)
     assert lock.waiting() == 0

@@ -84,7 +84,7 @@ from embedops.store.wal import WalCheckpointer
 P = ParamSpec("P")
 R = TypeVar("R")
 DB_FILE = "store.sqlite"
-MERGE_PAUSE_S = 0.002  # between two merge slices, when a thread waits for the lock
+MERGE_PAUSE_S = 0.002  # the merger's shortest pause: between slices when a thread waits
 MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock after it
 MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently

@@ -352,7 +352,8 @@ class HnswIndex:
         path, where every line costs against a graph search of ~100 µs. Shared nodes
         take the general way only when the graph returns one (a real corpus nearly
         always holds a few identical texts); pending points are scored and merged in
-        ``_with_pending``."""
+        ``_with_pending``. Without pending points a short result keeps the graph's
+        padding (key -1, score -inf) at its end; with them it is dropped."""
         graph = self.index
         live = graph.size - graph.removed
         if self._pending:
@@ -368,12 +369,12 @@ class HnswIndex:
         pending segment's best ``k``, as ``search`` ranks them (by score, the graph's
         first among equal scores), ``k`` at most; the graph's padding (-1) is dropped."""
         pending_keys, matrix = self._pending_arrays()
-        best, sims = top_k(exact_scores(query, matrix, self.metric), k)
-        graph = zip(values, keys, strict=True)
-        if keys and keys[-1] < 0:
-            graph = ((value, key) for value, key in graph if key >= 0)
-        ranked = sorted([*graph, *zip(sims[0].tolist(), pending_keys[best[0]].tolist(),
-                                      strict=True)], key=lambda pair: -pair[0])[:k]
+        best, sims = top_k(exact_scores(query, matrix, self.metric).astype(np.float32,
+                                                                           copy=False), k)
+        candidates = [(value, key) for value, key in zip(values, keys, strict=True)
+                      if key >= 0]
+        candidates += zip(sims[0].tolist(), pending_keys[best[0]].tolist(), strict=True)
+        ranked = sorted(candidates, key=lambda pair: -pair[0])[:k]
         return [key for _, key in ranked], [value for value, _ in ranked]
 
     def _graph_one(self, query: np.ndarray, k: int, ef: int | None, live: int

@@ -402,8 +402,9 @@ class IndexManager:
             self._due.pop(cid, None)
 
     def info(self, row: CollectionRow) -> dict[str, Any]:
-        """Index figures for ``stats``: resident bytes, tombstones, seqs, and the bytes of
-        the checkpoint on disk (every file its manifest names, and the manifest)."""
+        """Index figures for ``stats``: resident bytes, tombstones, the default search
+        depth, seqs, and the bytes of the checkpoint on disk (every file its manifest
+        names, and the manifest)."""
         index = self.synced(row)
         manifest = read_manifest(self.folder, row.cid) or {}
         files = [*manifest_files(self.folder, manifest), manifest_path(self.folder, row.cid)]
