@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Collection
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,20 @@ def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int 
     links = 4 * (2 * connectivity + connectivity / max(connectivity - 1, 1))
     per_node = dim * SCALAR_BYTES[dtype] + links + NODE_OVERHEAD_BYTES + KEY_OBJECT_BYTES
     return int(n * per_node * 1.1) + BASE_BYTES
+
+
+@dataclass
+class OffLockInsert:
+    """A merge of pending points into a graph read from a file, made on a copy of the
+    graph off the index lock (``HnswIndex.off_lock_insert``): the points, their vectors
+    as pending (to tell whether they changed meanwhile), their codes, the graph's size
+    when prepared, and the copy once made."""
+
+    keys: np.ndarray
+    vectors: list[np.ndarray]
+    codes: np.ndarray
+    size: int
+    copy: Any = None
 
 
 class HnswIndex:
@@ -181,6 +196,50 @@ class HnswIndex:
             self._pending.pop(key, None)
         self._pending_buffer = None
         return len(keys)
+
+    def off_lock_insert(self, limit: int) -> OffLockInsert | None:
+        """The first merge into a graph read from a file (``HnswGraph.exact_size``: its
+        first insert copies all of faiss's arrays), prepared to be made off the index
+        lock: up to ``limit`` pending points, or None when the graph is not such a one,
+        is frozen, or the points include copies of vectors it holds (those merge the
+        usual way). Call with the index lock shared at least, from the one thread that
+        merges (the lookup may read the fingerprint file, which only this thread and
+        writers, which hold the lock exclusive, do); ``make_copy`` under the same hold,
+        then ``finish_off_lock_insert`` with the lock exclusive."""
+        if not self.index.exact_size or not self._pending or self.frozen:
+            return None
+        keys = list(islice(self._pending, limit))
+        vectors = [self._pending[k] for k in keys]
+        codes = self._codes(np.stack(vectors))
+        first, _ = _unique_rows(codes)
+        if len(first) != len(keys) or (self.index.find(codes) >= 0).any():
+            return None
+        return OffLockInsert(np.asarray(keys, dtype=np.int64), vectors, codes,
+                             self.index.size)
+
+    def make_copy(self, job: OffLockInsert) -> None:
+        """The graph's copy with the job's points inserted (searches may run meanwhile)."""
+        try:
+            job.copy = self.index.grown_copy(job.codes)
+        except (ValueError, RuntimeError, MemoryError) as exc:
+            self.index.exact_size = False  # (the next merge inserts in place)
+            raise IndexFailure(f"HNSW insert into a copy failed: {exc}") from exc
+
+    def finish_off_lock_insert(self, job: OffLockInsert) -> Any:
+        """Take the job's copy as the graph and its points out of the pending segment,
+        unless the graph or those points changed meanwhile (None: nothing done; they
+        stay pending). Call with the index lock held. Returns the faiss graph replaced,
+        to be let go of after the lock."""
+        if job.copy is None or self.frozen or self.index.size != job.size or any(
+                self._pending.get(key) is not vector
+                for key, vector in zip(job.keys.tolist(), job.vectors, strict=True)):
+            return None
+        replaced = self.index.adopt(job.copy, job.keys, job.codes)
+        job.copy = None
+        for key in job.keys.tolist():
+            del self._pending[key]
+        self._pending_buffer = None
+        return replaced
 
     def merge_all(self) -> None:
         self.merge(len(self._pending))

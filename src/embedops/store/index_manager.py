@@ -37,7 +37,7 @@ from embedops.store.checkpoint_files import (
     manifest_path,
     read_manifest,
 )
-from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex
+from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, OffLockInsert
 
 REPLAY_PAGE = 20_000
 CALIBRATION_SAMPLE = 20_000
@@ -253,6 +253,29 @@ class IndexManager:
                                     else 0.7 * self._merge_rate + 0.3 * rate)
             break
         return self.pending()
+
+    def start_off_lock_insert(self, spare_bytes: int | None = None
+                              ) -> tuple[HnswIndex, OffLockInsert] | None:
+        """The first merge into a graph read from a file, if one is due, prepared to be
+        made off the lock (``HnswIndex.off_lock_insert``), for an index whose copy fits
+        in ``spare_bytes`` (None: no limit; the copy and its growth take up to twice the
+        index for a moment). Call with the index lock, shared at least, from the one
+        thread that merges."""
+        for live in self.live.values():
+            if spare_bytes is not None and 2 * live.index.memory_bytes > spare_bytes:
+                continue  # (merged in place, the lock held for the copy)
+            job = live.index.off_lock_insert(MERGE_MAX)
+            if job is not None:
+                return live.index, job
+        return None
+
+    def finish_off_lock_insert(self, index: HnswIndex, job: OffLockInsert) -> Any:
+        """Install the job's graph if ``index`` is still live and nothing changed; call
+        with the index lock. Returns the graph replaced (None if none), to be let go of
+        after the lock."""
+        if not any(live.index is index for live in self.live.values()):
+            return None
+        return index.finish_off_lock_insert(job)
 
     def apply_delete(self, row: CollectionRow, keys: np.ndarray) -> None:
         """Apply a committed delete (``row`` is the catalog row after the commit)."""
