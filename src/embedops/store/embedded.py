@@ -424,9 +424,7 @@ class EmbeddedStore:
             with self._index_lock.shared():
                 if self._closing or self._conn is None:
                     return False
-                budget = self.memory_budget_bytes
-                due = self._indexes.start_off_lock_insert(
-                    None if budget is None else budget - self._indexes.resident_bytes())
+                due = self._indexes.start_off_lock_insert(self.memory_budget_bytes)
                 if due is None:
                     return False
                 index, job = due

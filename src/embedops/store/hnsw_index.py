@@ -189,13 +189,21 @@ class HnswIndex:
         and after."""
         if not self._pending or limit <= 0 or self.frozen:
             return 0
+        keys, vectors = self._oldest_pending(limit)
+        self.add(np.asarray(keys, dtype=np.int64), np.stack(vectors))  # (into the graph)
+        self._unpend(keys)
+        return len(keys)
+
+    def _oldest_pending(self, limit: int) -> tuple[list[int], list[np.ndarray]]:
+        """Up to ``limit`` pending points, oldest first: their keys and vectors."""
         keys = list(islice(self._pending, limit))
-        vectors = np.stack([self._pending[k] for k in keys])
-        self.add(np.asarray(keys, dtype=np.int64), vectors)  # (not deferred: into the graph)
+        return keys, [self._pending[key] for key in keys]
+
+    def _unpend(self, keys: list[int]) -> None:
+        """Points now in the graph leave the pending segment."""
         for key in keys:
             self._pending.pop(key, None)
         self._pending_buffer = None
-        return len(keys)
 
     def off_lock_insert(self, limit: int) -> OffLockInsert | None:
         """The first merge into a graph read from a file (``HnswGraph.exact_size``: its
@@ -208,8 +216,7 @@ class HnswIndex:
         then ``finish_off_lock_insert`` with the lock exclusive."""
         if not self.index.exact_size or not self._pending or self.frozen:
             return None
-        keys = list(islice(self._pending, limit))
-        vectors = [self._pending[k] for k in keys]
+        keys, vectors = self._oldest_pending(limit)
         codes = self._codes(np.stack(vectors))
         first, _ = _unique_rows(codes)
         if len(first) != len(keys) or (self.index.find(codes) >= 0).any():
@@ -236,9 +243,7 @@ class HnswIndex:
             return None
         replaced = self.index.adopt(job.copy, job.keys, job.codes)
         job.copy = None
-        for key in job.keys.tolist():
-            del self._pending[key]
-        self._pending_buffer = None
+        self._unpend(job.keys.tolist())
         return replaced
 
     def merge_all(self) -> None:

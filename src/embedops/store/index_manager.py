@@ -254,19 +254,22 @@ class IndexManager:
             break
         return self.pending()
 
-    def start_off_lock_insert(self, spare_bytes: int | None = None
+    def start_off_lock_insert(self, budget_bytes: int | None = None
                               ) -> tuple[HnswIndex, OffLockInsert] | None:
         """The first merge into a graph read from a file, if one is due, prepared to be
         made off the lock (``HnswIndex.off_lock_insert``), for an index whose copy fits
-        in ``spare_bytes`` (None: no limit; the copy and its growth take up to twice the
-        index for a moment). Call with the index lock, shared at least, from the one
-        thread that merges."""
+        in what ``budget_bytes`` leaves of the resident indexes (None: no limit; the copy
+        and its growth take up to twice the index for a moment; one that does not fit
+        merges in place, the lock held for the copy). Call with the index lock, shared at
+        least, from the one thread that merges."""
         for live in self.live.values():
-            if spare_bytes is not None and 2 * live.index.memory_bytes > spare_bytes:
-                continue  # (merged in place, the lock held for the copy)
             job = live.index.off_lock_insert(MERGE_MAX)
-            if job is not None:
-                return live.index, job
+            if job is None:
+                continue
+            if budget_bytes is not None and (
+                    2 * live.index.memory_bytes > budget_bytes - self.resident_bytes()):
+                continue
+            return live.index, job
         return None
 
     def finish_off_lock_insert(self, index: HnswIndex, job: OffLockInsert) -> Any:
