@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from embedops.store.mapped_files import mapped_elsewhere
+
 FLUSH_BYTES = 8 << 20  # written bytes flushed to disk at a time
 TRUNCATE_BYTES = 16 << 20  # bytes cut from a removed file at a time
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)  # (macOS: no fdatasync)
@@ -121,7 +123,9 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def remove_gradually(path: Path, step: int | None = None,
                      sync: Callable[[int], None] | None = None) -> int:
     """Remove the file at ``path`` (if there is one), cutting it from the end ``step``
-    bytes at a time, each cut committed before the next; returns the number of cuts."""
+    bytes at a time, each cut committed before the next; returns the number of cuts.
+    A file some process maps (``mapped_files``) is unlinked whole, never cut: its blocks
+    are freed when the last mapping goes."""
     step, sync = step or TRUNCATE_BYTES, sync or _datasync
     try:
         fd = os.open(path, os.O_WRONLY)
@@ -130,7 +134,8 @@ def remove_gradually(path: Path, step: int | None = None,
     cuts = 0
     try:
         size = os.fstat(fd).st_size
-        while size > step:
+        cut = size > step and not mapped_elsewhere(fd)
+        while cut and size > step:
             size -= step
             os.ftruncate(fd, size)
             sync(fd)

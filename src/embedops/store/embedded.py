@@ -849,6 +849,7 @@ class EmbeddedStore:
             "collection": row.name, "points": self._search.point_count(row),
             "deleted": index["deleted"], "index_points": index["index_points"],
             "index_pending": index["index_pending"], "index_bytes": index["index_bytes"],
+            "index_mapped": index["index_mapped"],  # (the graph maps its checkpoint file)
             "search_depth": index["search_depth"],  # (ef of a search that sets none)
             "disk_bytes": int(data_bytes) + index["checkpoint_bytes"],
             "store_disk_bytes": sum(p.stat().st_size for p in self.path.rglob("*")

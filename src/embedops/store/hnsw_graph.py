@@ -30,12 +30,16 @@ faiss call lets go of the interpreter lock, so reading, setting and restoring it
 each query handed the lock to another searching thread three extra times a query.
 
 Checkpoints are faiss's own index file (``faiss.write_index``) plus the labels as a
-NumPy ``.npy`` array (removed positions hold -1).
+NumPy ``.npy`` array (removed positions hold -1). A large graph file is mapped rather
+than read (``mapped_files``): searches start at once and processes share its pages; the
+first insert then reads an owned copy (off the index lock when the store can,
+``grown_copy``), since faiss cannot grow a mapped graph.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +48,7 @@ import numpy as np
 
 from embedops.store import fingerprints
 from embedops.store.fingerprints import Fingerprints
+from embedops.store.mapped_files import MappedFile, open_for_mapping
 
 SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
@@ -146,6 +151,8 @@ class HnswGraph:
         # insert reallocates and copies all of them (0.43 s at 1M int8 nodes), which the
         # store makes on a copy off the index lock (``grown_copy``, ``adopt``).
         self.exact_size = False
+        # the checkpoint file ``graph`` maps, if it maps one (``load``; ``mapped_files``)
+        self._mapping: MappedFile | None = None
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
         self._selector: faiss.IDSelectorBitmap | None = None
 
@@ -168,6 +175,11 @@ class HnswGraph:
         """Nodes in the graph, removed ones included."""
         return self._size
 
+    @property
+    def mapped(self) -> bool:
+        """Does the graph map its checkpoint file (``load``) instead of owning its memory?"""
+        return self._mapping is not None
+
     def contains(self, keys: np.ndarray) -> np.ndarray:
         return np.fromiter((k in self.positions for k in np.asarray(keys).tolist()),
                            dtype=bool, count=len(keys))
@@ -181,17 +193,27 @@ class HnswGraph:
         """Add new nodes ``keys`` (none of them present) holding ``rows`` (float32 for
         float32/float16 graphs, int8 codes for int8 ones)."""
         start = self.size
+        if self._mapping is not None:  # (faiss would abort the process: mapped_files)
+            self.graph, self._mapping = self.owned(), None
         _all_threads()
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         self.graph.add(rows)
         self._record(keys, rows, start)
 
+    def owned(self) -> faiss.IndexHNSW:
+        """The faiss graph in memory of its own: a copy read from the mapped file, or
+        the graph itself when it maps none."""
+        if self._mapping is None:
+            return self.graph
+        return faiss.read_index(self._mapping.name)
+
     def grown_copy(self, rows: np.ndarray) -> faiss.IndexHNSW:
         """A copy of the faiss graph with ``rows`` inserted, this graph left as it is: it
         only reads the graph, so searches may run beside it (writes may not). For a graph
         read from a file (``exact_size``), whose first insert reallocates and copies all
-        of faiss's arrays, made off the index lock and taken with ``adopt``."""
-        copy = faiss.clone_index(self.graph)
+        of faiss's arrays, made off the index lock and taken with ``adopt``. (A mapped
+        graph's copy is read from its file: a clone would map the same pages.)"""
+        copy = self.owned() if self._mapping is not None else faiss.clone_index(self.graph)
         _all_threads()
         copy.add(np.ascontiguousarray(rows, dtype=np.float32))
         return copy
@@ -204,7 +226,7 @@ class HnswGraph:
         start = self.size
         if int(copy.ntotal) != start + len(keys):
             raise ValueError("the graph changed since the copy was made")
-        replaced, self.graph = self.graph, copy
+        replaced, self.graph, self._mapping = self.graph, copy, None
         self._record(keys, np.ascontiguousarray(rows, dtype=np.float32), start)
         return replaced
 
@@ -403,11 +425,22 @@ class HnswGraph:
              dtype: str, prints_path: Path | None = None) -> HnswGraph | None:
         """A graph written by ``write_graph`` with its labels, or ``None`` if the files
         do not fit ``dim``, ``metric`` and ``dtype`` or cannot be read. Its fingerprints
-        come from ``prints_path`` when first needed (made again if that file is unfit)."""
+        come from ``prints_path`` when first needed (made again if that file is unfit).
+        A file of at least ``mapped_files.MAP_MIN_BYTES`` is mapped, and read through
+        in the background."""
+        mapping = None
         try:
-            graph = faiss.read_index(str(graph_path))
+            mapping = open_for_mapping(graph_path)
+            if mapping is None:
+                graph = faiss.read_index(str(graph_path))
+            else:
+                graph = faiss.read_index(mapping.name, faiss.IO_FLAG_MMAP_IFC)
+                weakref.finalize(graph, mapping.close)  # (the lock lives as the mapping)
+                mapping.prefetch()
             labels = np.load(labels_path, allow_pickle=False)
         except (OSError, ValueError, RuntimeError):
+            if mapping is not None:
+                mapping.close()
             return None
         if (not isinstance(graph, faiss.IndexHNSW) or graph.d != dim
                 or graph.metric_type != graph_metric(metric)
@@ -420,5 +453,6 @@ class HnswGraph:
         loaded = cls(dim, metric, dtype, graph.hnsw.nb_neighbors(1),
                      graph.hnsw.efConstruction, graph=graph, labels=labels)
         loaded._prints_file = prints_path
+        loaded._mapping = mapping
         loaded.exact_size = True
         return loaded

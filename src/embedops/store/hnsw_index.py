@@ -58,6 +58,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 BASE_BYTES = 16 * 1024  # an empty graph's label buffer (1,024 slots), bitmap and key map
 # Keys of nodes shared by several points; row keys (SQLite AUTOINCREMENT) stay far below.
 GROUP_BASE = 1 << 62
+LOAD_TRIES = 3  # manifests followed when checkpoints replace the one being read
 
 
 def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int = 16) -> int:
@@ -585,6 +586,11 @@ class HnswIndex:
         return np.concatenate([plain, shared, pending])
 
     @property
+    def mapped(self) -> bool:
+        """Does the graph map its checkpoint file (``mapped_files``)?"""
+        return self.index.mapped
+
+    @property
     def memory_bytes(self) -> int:
         """Resident bytes, counting pending points as the graph will hold them once
         merged (plus their float32 copies), so memory budgets see them at once."""
@@ -616,10 +622,24 @@ class HnswIndex:
     @classmethod
     def load(cls, folder: Path, cid: int, dim: int, metric: str, dtype: str,
              params: dict[str, Any], clip: float | None) -> tuple[HnswIndex, int] | None:
-        """The checkpointed index and its seq, or ``None`` if absent, stale or unreadable."""
+        """The checkpointed index and its seq, or ``None`` if absent, stale or unreadable.
+        A checkpoint replaced while it was read (its files removed under the reader) is
+        followed to the one that replaced it."""
         manifest = read_manifest(folder, cid)
-        if manifest is None:
-            return None
+        for _ in range(LOAD_TRIES):
+            if manifest is None:
+                return None
+            loaded = cls._load(folder, manifest, dim, metric, dtype, params, clip)
+            now = read_manifest(folder, cid)
+            if loaded is not None or now == manifest:
+                return loaded
+            manifest = now
+        return None
+
+    @classmethod
+    def _load(cls, folder: Path, manifest: dict[str, Any], dim: int, metric: str,
+              dtype: str, params: dict[str, Any], clip: float | None
+              ) -> tuple[HnswIndex, int] | None:
         same = (manifest.get("dim"), manifest.get("dtype"), manifest.get("metric"),
                 manifest.get("clip")) == (dim, dtype, metric, clip)
         path = folder / str(manifest.get("file", ""))

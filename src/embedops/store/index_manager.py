@@ -143,7 +143,11 @@ class IndexManager:
             live = self.checkpointed(row)
             self.live[row.cid] = live
         if live.seq < row.seq:
-            self._replay(row.cid, live)
+            # A read-write handle's mapped graph takes the changes since its checkpoint
+            # in its pending segment: an insert in place would read an owned copy of the
+            # whole graph with the lock held (mapped_files); the merger makes that copy
+            # off the lock.
+            self._replay(row.cid, live, defer=live.index.mapped and not self.read_only)
         return live.index
 
     def _replay(self, cid: int, live: LiveIndex, defer: bool = False) -> None:
@@ -437,6 +441,7 @@ class IndexManager:
         return {
             "index_points": len(index),
             "index_pending": index.pending,
+            "index_mapped": index.mapped,
             "deleted": index.removed,
             "search_depth": index.search_depth,
             "index_bytes": index.memory_bytes,
