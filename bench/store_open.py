@@ -33,15 +33,29 @@ from store_footprint import ClusteredBlocks, clustered
 
 K = 10
 _OPEN = """
-import sys, time
+import json, sys, time
 import numpy as np
 started = time.perf_counter()
 from embedops.store import open_store
 store = open_store(sys.argv[1], read_only=sys.argv[2] == "ro")
-query = np.random.default_rng(7).standard_normal(int(sys.argv[3])).astype(np.float32)
+rng = np.random.default_rng(7)
+query = rng.standard_normal(int(sys.argv[3])).astype(np.float32)
 hits = store.search("c", query, k=10)[0]
-print(time.perf_counter() - started, len(hits))
+first = time.perf_counter() - started
+# then searches back to back for a while: (seconds since the start, seconds it took)
+after, end = [], time.perf_counter() + float(sys.argv[4])
+while time.perf_counter() < end:
+    query = rng.standard_normal(int(sys.argv[3])).astype(np.float32)
+    at = time.perf_counter()
+    store.search("c", query, k=10)
+    after.append((at - started, time.perf_counter() - at))
+memory = dict(line.split(":") for line in open("/proc/self/status")
+              if line.startswith(("RssAnon", "RssFile")))
+print(json.dumps({"first": first, "hits": len(hits), "after": after,
+                  "mapped": store.stats("c").get("index_mapped", False),
+                  **{k: int(v.split()[0]) * 1024 for k, v in memory.items()}}))
 """
+SETTLED_RUN = 20  # searches in a row at steady speed that mark the end of the warm-up
 
 
 def drop_caches() -> bool:
@@ -53,18 +67,34 @@ def drop_caches() -> bool:
         return False
 
 
-def open_seconds(path: Path, mode: str, dim: int, source: str | None = None
-                 ) -> tuple[float, bool]:
-    """Seconds from a fresh process's first import to its first answered search, and
-    whether the page cache was dropped before; ``source``: the ``src`` folder of the
-    library to import (another checkout), else this one's."""
+def open_seconds(path: Path, mode: str, dim: int, source: str | None = None,
+                 settle: float = 0.0) -> tuple[dict[str, Any], bool]:
+    """A fresh process's open, and whether the page cache was dropped before:
+    ``first``, seconds from its first import to its first answered search; with
+    ``settle`` seconds of searches back to back after it, ``settled``: seconds from the
+    first import until searches ran at steady speed (the start of the first
+    ``SETTLED_RUN`` searches in a row each under twice the median of the last second),
+    ``p50_ms_first_second``, ``p50_ms_steady``; ``rss_anon``/``rss_file`` bytes at the
+    end; ``mapped``. ``source``: the ``src`` folder of the library to import (another
+    checkout), else this one's."""
     cold = drop_caches()
     env = {**os.environ, "PYTHONPATH": source} if source else None
-    out = subprocess.run([sys.executable, "-c", _OPEN, str(path), mode, str(dim)],
+    out = subprocess.run([sys.executable, "-c", _OPEN, str(path), mode, str(dim), str(settle)],
                          capture_output=True, text=True, check=True, timeout=3600, env=env)
-    seconds, hits = out.stdout.split()
-    assert int(hits) == K, out.stdout
-    return float(seconds), cold
+    run = json.loads(out.stdout)
+    assert run["hits"] == K, out.stdout
+    result = {"first": run["first"], "mapped": run["mapped"], "rss_anon": run["RssAnon"],
+              "rss_file": run["RssFile"]}
+    after = run["after"]
+    if after:
+        steady = float(np.median([took for at, took in after if at > after[-1][0] - 1.0]))
+        quick = [took < 2 * steady for _, took in after]
+        start = next((i for i in range(len(after)) if all(quick[i:i + SETTLED_RUN])),
+                     len(after) - 1)
+        early = [took for at, took in after if at < run["first"] + 1.0]
+        result |= {"settled": after[start][0], "p50_ms_steady": 1e3 * steady,
+                   "p50_ms_first_second": 1e3 * float(np.median(early))}
+    return result, cold
 
 
 def truth(base: np.ndarray | ClusteredBlocks, n: int, queries: np.ndarray,
@@ -92,19 +122,24 @@ def _id(i: int) -> str:
     return f"doc-{i // 4}#{i % 4}"
 
 
-def compare_opens(path: Path, dim: int, sources: list[str], rounds: int) -> None:
+def compare_opens(path: Path, dim: int, sources: list[str], rounds: int,
+                  settle: float) -> None:
     """``--sources``: open times of several checkouts on one store, alternating."""
-    times: dict[tuple[str, str], list[float]] = {}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     cold = True
     for _ in range(rounds):
         for source in sources:
             for mode in ("ro", "rw"):
-                seconds, was_cold = open_seconds(path, mode, dim, source)
-                times.setdefault((source, mode), []).append(seconds)
+                run, was_cold = open_seconds(path, mode, dim, source, settle)
+                runs.setdefault((source, mode), []).append(run)
                 cold = cold and was_cold
-    print(json.dumps({"load_at_start": os.getloadavg()[0], "cold_cache": cold, "opens": {
-        f"{source} {mode}": summary(runs, 2) for (source, mode), runs in times.items()}},
-        indent=2))
+    report: dict[str, Any] = {}
+    for (source, mode), these in runs.items():
+        report[f"{source} {mode}"] = {
+            key: summary([run[key] for run in these], 3) for key in these[0]
+            if key != "mapped"} | {"mapped": [run["mapped"] for run in these]}
+    print(json.dumps({"load_at_start": os.getloadavg()[0], "cold_cache": cold,
+                      "opens": report}, indent=2))
 
 
 def main() -> None:
@@ -120,11 +155,14 @@ def main() -> None:
                         default="clustered", help="the --data store_footprint wrote")
     parser.add_argument("--payload-index", action="store_true",
                         help="index the payload field `bucket` before the filtered searches")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="with --sources: seconds of searches after the first one, to "
+                        "time the warm-up")
     parser.add_argument("--sources", help="comma-separated src folders of checkouts to "
                         "compare: only open times, the checkouts alternating per round")
     args = parser.parse_args()
     if args.sources:
-        compare_opens(args.path, args.dim, args.sources.split(","), args.opens)
+        compare_opens(args.path, args.dim, args.sources.split(","), args.opens, args.settle)
         return
     from embedops.store import open_store
 
@@ -132,7 +170,7 @@ def main() -> None:
                               "load_at_start": os.getloadavg()[0]}
     for mode in ("ro", "rw"):
         runs = [open_seconds(args.path, mode, args.dim) for _ in range(args.opens)]
-        report[f"open_to_first_search_s_{mode}"] = summary([s for s, _ in runs], 2)
+        report[f"open_to_first_search_s_{mode}"] = summary([r["first"] for r, _ in runs], 2)
         report["cold_cache"] = all(c for _, c in runs)
     base: np.ndarray | ClusteredBlocks
     if args.data == "clustered-blocks":

@@ -433,10 +433,10 @@ class HnswGraph:
             mapping = open_for_mapping(graph_path)
             if mapping is None:
                 graph = faiss.read_index(str(graph_path))
-            else:
+            else:  # (read through from the start: faiss's read touches the links, which
+                mapping.prefetch()  # come first in the file, a small read a page otherwise)
                 graph = faiss.read_index(mapping.name, faiss.IO_FLAG_MMAP_IFC)
                 weakref.finalize(graph, mapping.close)  # (the lock lives as the mapping)
-                mapping.prefetch()
             labels = np.load(labels_path, allow_pickle=False)
         except (OSError, ValueError, RuntimeError):
             if mapping is not None:
