@@ -416,19 +416,21 @@ class EmbeddedStore:
                 # else straight on: a pause nobody waits for slows the drain by a quarter
 
     def _insert_off_lock(self) -> bool:
-        """The first merge into a graph read from a file, if one is due: prepared and
-        made on a copy of the graph with the index lock shared (searches go on; the
-        first insert in place copied all of faiss's arrays with the lock held: 0.43 s at
-        1M int8 nodes), then swapped in with it held. False when none was due."""
+        """A merge that would reallocate all of faiss's arrays in place, if one is due
+        (the first into a graph read from a file, or one outgrowing the arrays:
+        ``HnswGraph.copy_due``): prepared with the index lock shared, made on a copy of
+        the graph with no index lock held (searches and deferred writes go on; the
+        insert in place copied all of faiss's arrays with the lock held: 0.43 s at 1M
+        int8 nodes), then swapped in with the lock exclusive. False when none was due."""
+        with self._index_lock.shared():
+            if self._closing or self._conn is None:
+                return False
+            due = self._indexes.start_off_lock_insert(self.memory_budget_bytes)
+            if due is None:
+                return False
+            index, job = due
         try:
-            with self._index_lock.shared():
-                if self._closing or self._conn is None:
-                    return False
-                due = self._indexes.start_off_lock_insert(self.memory_budget_bytes)
-                if due is None:
-                    return False
-                index, job = due
-                index.make_copy(job)
+            index.make_copy(job)  # (the graph's own lock keeps inserts out meanwhile)
         except IndexFailure:  # (out of memory for the copy, say: merged in place next)
             _log.exception("merging into a copy of the graph failed")
             return True

@@ -63,6 +63,12 @@ KEY_MAP_ENTRY_BYTES = 42
 WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
 PRINT_BLOCK = 1 << 16  # rows read back at a time to fingerprint a loaded graph
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
+# A graph of this many nodes or more that would outgrow faiss's arrays grows on a copy
+# (``copy_due``); below, reallocating in place copies ~75 MB or less (~30 ms).
+COPY_MIN_NODES = 50_000
+# The least a std::vector grows by when it reallocates (libstdc++ and libc++ double its
+# capacity, MSVC's library takes 1.5x): room counted on after a reallocation.
+GROWTH = 1.5
 
 
 class _OpenMPTeam(threading.local):
@@ -151,6 +157,14 @@ class HnswGraph:
         # insert reallocates and copies all of them (0.43 s at 1M int8 nodes), which the
         # store makes on a copy off the index lock (``grown_copy``, ``adopt``).
         self.exact_size = False
+        # Nodes and links faiss's arrays hold at least before an insert reallocates them
+        # (``copy_due``): the sizes at first, as a graph read or cloned holds them.
+        self._room = (count, self._links())
+        self._link_bound = 3 * int(self.graph.hnsw.nb_neighbors(1))  # links a new node
+        # takes, at most but for the rare node above level 1: 2M at level 0, M at level 1
+        # Held while faiss's arrays change (``add``) or are copied (``grown_copy``): a
+        # copy is made without the index lock, beside searches and deferred writes.
+        self._arrays = threading.Lock()
         # the checkpoint file ``graph`` maps, if it maps one (``load``; ``mapped_files``)
         self._mapping: MappedFile | None = None
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
@@ -192,13 +206,43 @@ class HnswGraph:
     def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
         """Add new nodes ``keys`` (none of them present) holding ``rows`` (float32 for
         float32/float16 graphs, int8 codes for int8 ones)."""
-        start = self.size
-        if self._mapping is not None:  # (faiss would abort the process: mapped_files)
-            self.graph, self._mapping = self.owned(), None
-        _all_threads()
+        start, links, exact = self.size, self._links(), self.exact_size
         rows = np.ascontiguousarray(rows, dtype=np.float32)
-        self.graph.add(rows)
+        with self._arrays:
+            if self._mapping is not None:  # (faiss would abort the process: mapped_files)
+                self.graph, self._mapping = self.owned(), None
+                exact = True
+            _all_threads()
+            self.graph.add(rows)
         self._record(keys, rows, start)
+        if exact:  # (reallocated for certain)
+            self._room = self._room_after(start, links)
+        else:  # past the room counted on: reallocated or not, only the sizes are sure
+            self._room = (max(self._room[0], self.size), max(self._room[1], self._links()))
+
+    def copy_due(self, count: int) -> bool:
+        """Would inserting ``count`` nodes reallocate and copy all of faiss's arrays
+        with the index lock held? For a graph read from a file (``exact_size``), and for
+        one of ``COPY_MIN_NODES`` or more about to outgrow the room its arrays are known
+        to hold; the store then inserts them on a copy off the lock (``grown_copy``)."""
+        if self.exact_size:
+            return True
+        nodes, links = self._room
+        return self.size >= COPY_MIN_NODES and (
+            self.size + count > nodes or self._links() + count * self._link_bound > links)
+
+    def no_copies(self) -> None:
+        """Insert in place from now on (a copy failed: out of memory, say)."""
+        self.exact_size = False
+        self._room = (1 << 62, 1 << 62)
+
+    def _links(self) -> int:
+        return int(self.graph.hnsw.neighbors.size())
+
+    def _room_after(self, nodes: int, links: int) -> tuple[int, int]:
+        """The room after an insert into arrays held at their exact size, ``nodes`` and
+        ``links`` (which reallocated them)."""
+        return (max(self.size, int(GROWTH * nodes)), max(self._links(), int(GROWTH * links)))
 
     def owned(self) -> faiss.IndexHNSW:
         """The faiss graph in memory of its own: a copy read from the mapped file, or
@@ -211,11 +255,14 @@ class HnswGraph:
         """A copy of the faiss graph with ``rows`` inserted, this graph left as it is: it
         only reads the graph, so searches may run beside it (writes may not). For a graph
         read from a file (``exact_size``), whose first insert reallocates and copies all
-        of faiss's arrays, made off the index lock and taken with ``adopt``. (A mapped
-        graph's copy is read from its file: a clone would map the same pages.)"""
-        copy = self.owned() if self._mapping is not None else faiss.clone_index(self.graph)
-        _all_threads()
-        copy.add(np.ascontiguousarray(rows, dtype=np.float32))
+        of faiss's arrays, made off the index lock and taken with ``adopt``; so is the
+        insert that would outgrow the arrays (``copy_due``). Holds the graph's own lock,
+        not the index lock: only inserts wait for it. (A mapped graph's copy is read
+        from its file: a clone would map the same pages.)"""
+        with self._arrays:
+            copy = self.owned() if self._mapping is not None else faiss.clone_index(self.graph)
+            _all_threads()
+            copy.add(np.ascontiguousarray(rows, dtype=np.float32))
         return copy
 
     def adopt(self, copy: faiss.IndexHNSW, keys: np.ndarray, rows: np.ndarray
@@ -223,11 +270,13 @@ class HnswGraph:
         """Take ``copy`` (``grown_copy(rows)`` of this graph, not added to since) as the
         graph, its new nodes holding ``keys``; returns the graph it replaces, for the
         caller to let go of after its lock (freeing 0.66 GB took ~30 ms)."""
-        start = self.size
+        start, links = self.size, self._links()
         if int(copy.ntotal) != start + len(keys):
             raise ValueError("the graph changed since the copy was made")
-        replaced, self.graph, self._mapping = self.graph, copy, None
+        with self._arrays:
+            replaced, self.graph, self._mapping = self.graph, copy, None
         self._record(keys, np.ascontiguousarray(rows, dtype=np.float32), start)
+        self._room = self._room_after(start, links)  # (a copy holds its arrays exactly)
         return replaced
 
     def _record(self, keys: np.ndarray, rows: np.ndarray, start: int) -> None:

@@ -80,10 +80,10 @@ def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int 
 
 @dataclass
 class OffLockInsert:
-    """A merge of pending points into a graph read from a file, made on a copy of the
-    graph off the index lock (``HnswIndex.off_lock_insert``): the points, their vectors
-    as pending (to tell whether they changed meanwhile), their codes, the graph's size
-    when prepared, and the copy once made."""
+    """A merge of pending points that would copy all of the graph's arrays in place,
+    made on a copy of the graph off the index lock (``HnswIndex.off_lock_insert``): the
+    points, their vectors as pending (to tell whether they changed meanwhile), their
+    codes, the graph's size when prepared, and the copy once made."""
 
     keys: np.ndarray
     vectors: list[np.ndarray]
@@ -207,15 +207,17 @@ class HnswIndex:
         self._pending_buffer = None
 
     def off_lock_insert(self, limit: int) -> OffLockInsert | None:
-        """The first merge into a graph read from a file (``HnswGraph.exact_size``: its
-        first insert copies all of faiss's arrays), prepared to be made off the index
-        lock: up to ``limit`` pending points, or None when the graph is not such a one,
-        is frozen, or the points include copies of vectors it holds (those merge the
-        usual way). Call with the index lock shared at least, from the one thread that
-        merges (the lookup may read the fingerprint file, which only this thread and
-        writers, which hold the lock exclusive, do); ``make_copy`` under the same hold,
-        then ``finish_off_lock_insert`` with the lock exclusive."""
-        if not self.index.exact_size or not self._pending or self.frozen:
+        """A merge that would reallocate and copy all of faiss's arrays in place
+        (``HnswGraph.copy_due``: the first insert into a graph read from a file, or one
+        about to outgrow its arrays), prepared to be made on a copy off the index lock:
+        up to ``limit`` pending points, or None when no such merge is due, the graph is
+        frozen, or the points include copies of vectors it holds (those merge the usual
+        way). Call with the index lock shared at least, from the one thread that merges
+        (the lookup may read the fingerprint file, which only this thread and writers,
+        which hold the lock exclusive, do); then ``make_copy`` with no index lock held,
+        and ``finish_off_lock_insert`` with the lock exclusive."""
+        if not self._pending or self.frozen or not self.index.copy_due(
+                min(limit, len(self._pending))):
             return None
         keys, vectors = self._oldest_pending(limit)
         codes = self._codes(np.stack(vectors))
@@ -226,11 +228,13 @@ class HnswIndex:
                              self.index.size)
 
     def make_copy(self, job: OffLockInsert) -> None:
-        """The graph's copy with the job's points inserted (searches may run meanwhile)."""
+        """The graph's copy with the job's points inserted. Needs no index lock:
+        searches, removals and deferred writes go on meanwhile, and an insert into the
+        graph waits for the copy (``HnswGraph.grown_copy``)."""
         try:
             job.copy = self.index.grown_copy(job.codes)
         except (ValueError, RuntimeError, MemoryError) as exc:
-            self.index.exact_size = False  # (the next merge inserts in place)
+            self.index.no_copies()  # (the next merges insert in place)
             raise IndexFailure(f"HNSW insert into a copy failed: {exc}") from exc
 
     def finish_off_lock_insert(self, job: OffLockInsert) -> Any:

@@ -260,8 +260,9 @@ class IndexManager:
 
     def start_off_lock_insert(self, budget_bytes: int | None = None
                               ) -> tuple[HnswIndex, OffLockInsert] | None:
-        """The first merge into a graph read from a file, if one is due, prepared to be
-        made off the lock (``HnswIndex.off_lock_insert``), for an index whose copy fits
+        """A merge to be made on a copy of a graph off the lock, if one is due (the
+        first into a graph read from a file, or one outgrowing faiss's arrays:
+        ``HnswIndex.off_lock_insert``), for an index whose copy fits
         in what ``budget_bytes`` leaves of the resident indexes (None: no limit; the copy
         and its growth take up to twice the index for a moment; one that does not fit
         merges in place, the lock held for the copy). Call with the index lock, shared at
