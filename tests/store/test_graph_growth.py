@@ -120,3 +120,48 @@ def test_neither_searches_nor_writes_wait_for_a_copy(tmp_path: Path,
         for i in (0, 2_100, 2_999):
             assert store.search("c", data[i], k=1)[0][0].id == str(i)
         assert store.verify_index("c")["missing"] == []
+
+
+def test_a_writer_merging_its_excess_lets_searches_in_between_slices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``MAX_PENDING`` a writer merges up to twice what it wrote; with the index lock
+    held for all of it, every search waited (2,000 points: ~0.6 s at 300k nodes). Merges
+    are slowed here to 1 ms a point, so a 400-point excess merged at once would hold a
+    search for 0.4 s; a slice at a time, searches wait one slice (~10 ms)."""
+    from embedops.store import index_manager
+    from embedops.store.hnsw_index import HnswIndex
+
+    monkeypatch.setattr(index_manager, "MAX_PENDING", 200)
+    real_merge = HnswIndex.merge
+
+    def slow_merge(self: HnswIndex, limit: int) -> int:
+        moved = real_merge(self, limit)
+        time.sleep(0.001 * moved)
+        return moved
+
+    monkeypatch.setattr(HnswIndex, "merge", slow_merge)
+    data = mixture(3_000, DIM, seed=43)
+    waits: list[float] = []
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        done = threading.Event()
+
+        def search() -> None:
+            while not done.is_set():
+                began = time.monotonic()
+                store.search("c", data[0], k=1)
+                waits.append(time.monotonic() - began)
+
+        searcher = threading.Thread(target=search, daemon=True)
+        searcher.start()
+        try:
+            for lo in range(0, 3_000, 200):  # (back to back: the merger gives way)
+                store.upsert("c", [str(i) for i in range(lo, lo + 200)],
+                             data[lo:lo + 200], None, fingerprint="fp")
+                assert store.stats("c")["index_pending"] <= 200 + 200 + 200
+        finally:
+            done.set()
+            searcher.join(10)
+        assert store.wait_merged(timeout=60)
+        assert len(waits) > 10 and max(waits) < 0.3
+        assert store.search("c", data[2_999], k=1)[0][0].id == "2999"

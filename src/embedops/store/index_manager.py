@@ -174,29 +174,27 @@ class IndexManager:
             applied += len(rows)
         return applied
 
-    def apply_upsert(self, row: CollectionRow, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Apply a committed upsert (``row`` is the catalog row after the commit)."""
+    def apply_upsert(self, row: CollectionRow, keys: np.ndarray, vectors: np.ndarray) -> int:
+        """Apply a committed upsert (``row`` is the catalog row after the commit); returns
+        the points pending past ``MAX_PENDING`` now, which the writer merges itself
+        (``EmbeddedStore._merge_excess``)."""
         live = self.live.get(row.cid)
         if live is not None and live.seq >= row.seq and live.index.clip == row.clip:
-            return  # a replay (a search's catch-up) already applied this commit
+            return 0  # a replay (a search's catch-up) already applied this commit
         if live is None or live.seq != row.seq - 1 or live.index.clip != row.clip:
             self.live.pop(row.cid, None)
             self.synced(row)
-            return
+            return 0
         try:
             # into the pending segment: searchable now, merged into the graph later
             live.index.add(keys, vectors, defer=True)
-            over = live.index.pending - MAX_PENDING
-            if over > 0:  # a writer faster than the merger waits for it here, merging
-                # at most twice what it wrote: a backlog left by a checkpoint's freeze
-                # drains a write at a time instead of stalling one write for seconds
-                live.index.merge(min(over, 2 * len(keys)))
         except IndexFailure:
             # The rows are committed; the next read rebuilds the index from SQLite.
             self.live.pop(row.cid, None)
-            return
+            return 0
         live.seq, live.pending = row.seq, live.pending + len(keys)
         self._maybe_checkpoint(row, live)
+        return max(0, live.index.pending - MAX_PENDING)
 
     def install(self, fresh: HnswIndex, covers: CollectionRow) -> bool:
         """Swap in ``fresh``, an index built from a snapshot at ``covers.seq``
