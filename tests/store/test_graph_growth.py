@@ -122,46 +122,44 @@ def test_neither_searches_nor_writes_wait_for_a_copy(tmp_path: Path,
         assert store.verify_index("c")["missing"] == []
 
 
-def test_a_writer_merging_its_excess_lets_searches_in_between_slices(
+
+def test_a_writer_past_the_pending_limit_does_not_wait_for_a_copy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past ``MAX_PENDING`` a writer merges up to twice what it wrote; with the index lock
-    held for all of it, every search waited (2,000 points: ~0.6 s at 300k nodes). Merges
-    are slowed here to 1 ms a point, so a 400-point excess merged at once would hold a
-    search for 0.4 s; a slice at a time, searches wait one slice (~10 ms)."""
+    """Past ``MAX_PENDING`` a writer merges its excess itself; while the merger makes a
+    copy, an insert in place would wait for it with the index lock held (and every
+    search behind it): the writer skips its merge instead, and the segment runs over."""
     from embedops.store import index_manager
-    from embedops.store.hnsw_index import HnswIndex
 
-    monkeypatch.setattr(index_manager, "MAX_PENDING", 200)
-    real_merge = HnswIndex.merge
-
-    def slow_merge(self: HnswIndex, limit: int) -> int:
-        moved = real_merge(self, limit)
-        time.sleep(0.001 * moved)
-        return moved
-
-    monkeypatch.setattr(HnswIndex, "merge", slow_merge)
+    monkeypatch.setattr(index_manager, "MAX_PENDING", 100)
     data = mixture(3_000, DIM, seed=43)
-    waits: list[float] = []
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
-        done = threading.Event()
+        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
+                     fingerprint="fp")
+    copying, release = threading.Event(), threading.Event()
+    real = HnswGraph.grown_copy
 
-        def search() -> None:
-            while not done.is_set():
-                began = time.monotonic()
-                store.search("c", data[0], k=1)
-                waits.append(time.monotonic() - began)
+    def slow_copy(self: HnswGraph, rows: np.ndarray) -> faiss.IndexHNSW:
+        copying.set()
+        release.wait(10)
+        return real(self, rows)
 
-        searcher = threading.Thread(target=search, daemon=True)
-        searcher.start()
+    monkeypatch.setattr(HnswGraph, "grown_copy", slow_copy)
+    with open_store(tmp_path / "s") as store:
+        store.search("c", data[0], k=1)
+        store.upsert("c", [str(i) for i in range(2_000, 2_050)], data[2_000:2_050], None,
+                     fingerprint="fp")
+        assert copying.wait(10)
         try:
-            for lo in range(0, 3_000, 200):  # (back to back: the merger gives way)
-                store.upsert("c", [str(i) for i in range(lo, lo + 200)],
-                             data[lo:lo + 200], None, fingerprint="fp")
-                assert store.stats("c")["index_pending"] <= 200 + 200 + 200
+            began = time.monotonic()
+            for lo in range(2_050, 3_000, 190):  # (each past the limit of 100)
+                store.upsert("c", [str(i) for i in range(lo, lo + 190)],
+                             data[lo:lo + 190], None, fingerprint="fp")
+            assert store.search("c", data[2_900], k=1)[0][0].id == "2900"
+            took = time.monotonic() - began
+            assert store.stats("c")["index_pending"] > 100  # (ran over meanwhile)
         finally:
-            done.set()
-            searcher.join(10)
+            release.set()
+        assert took < 1.0
         assert store.wait_merged(timeout=60)
-        assert len(waits) > 10 and max(waits) < 0.3
-        assert store.search("c", data[2_999], k=1)[0][0].id == "2999"
+        assert store.verify_index("c")["missing"] == []

@@ -363,7 +363,7 @@ class EmbeddedStore:
         if over:  # a writer faster than the merger pays for the graph itself, merging at
             # most twice what it wrote: a backlog left by a checkpoint's freeze drains a
             # write at a time instead of stalling one write for seconds
-            self._merge_excess(min(over, 2 * len(ids)))
+            self._merge_excess(after.cid, min(over, 2 * len(ids)))
         self._start_merging()
         self._maybe_compact(after.cid)
         return len(ids)
@@ -454,28 +454,21 @@ class EmbeddedStore:
         del replaced, job  # (the old graph and an unused copy are freed here, unlocked)
         return merged
 
-    def _merge_excess(self, count: int) -> None:
-        """Merge up to ``count`` pending points for a writer that outpaces the merger, a
-        slice (~10 ms) per hold of the index lock so that searches go in between (merged
-        whole, 2,000 points held every search for ~0.6 s at 300k), or on a copy when
-        the slice would reallocate faiss's arrays (``_insert_off_lock``). Skipped while
-        the merger inserts (a copy takes seconds at 1M): the pending segment then runs
-        past ``MAX_PENDING`` for that long."""
+    def _merge_excess(self, cid: int, count: int) -> None:
+        """Merge up to ``count`` pending points of collection ``cid`` for a writer that
+        outpaces the merger: in place with the index lock held, as before, or on a copy
+        when that would reallocate faiss's arrays (``_insert_off_lock``). Skipped while
+        the merger inserts into a graph, which a copy does for seconds at 1M nodes (an
+        insert in place would wait for it with the index lock held, and every search
+        with it): the pending segment then runs past ``MAX_PENDING`` for that long."""
         if not self._inserting.acquire(blocking=False):
             return
         try:
-            while count > 0 and not self._closing:
-                moved = self._insert_off_lock()
-                if moved is None:
-                    with self._index_lock.exclusive():
-                        if self._closing or self._conn is None:
-                            return
-                        before = self._indexes.pending()
-                        self._indexes.merge_step()
-                        moved = before - self._indexes.pending()
-                if moved <= 0:
-                    return
-                count -= moved
+            if self._insert_off_lock() is not None:
+                return
+            with self._index_lock.exclusive():
+                if not self._closing and self._conn is not None:
+                    self._indexes.merge_excess(cid, count)
         finally:
             self._inserting.release()
 

@@ -232,6 +232,17 @@ class IndexManager:
         """Points waiting in pending segments, over every live index."""
         return sum(live.index.pending for live in self.live.values())
 
+    def merge_excess(self, cid: int, count: int) -> None:
+        """Merge up to ``count`` of collection ``cid``'s pending points into its graph now
+        (a writer past ``MAX_PENDING``)."""
+        live = self.live.get(cid)
+        if live is None:
+            return
+        try:
+            live.index.merge(count)
+        except IndexFailure:
+            self.live.pop(cid, None)  # (the rows are committed: the next read rebuilds)
+
     def merge_step(self, seconds: float = MERGE_SLICE_S) -> int:
         """Merge about ``seconds`` worth of pending points into one graph (the size of the
         slice follows the rate measured so far); returns the points still pending. The
