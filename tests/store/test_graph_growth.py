@@ -163,3 +163,58 @@ def test_a_writer_past_the_pending_limit_does_not_wait_for_a_copy(
         assert took < 1.0
         assert store.wait_merged(timeout=60)
         assert store.verify_index("c")["missing"] == []
+
+
+def test_a_writer_past_the_pending_limit_leaves_a_due_copy_to_the_merger(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first merge after a load goes through a copy (seconds at 1M nodes): a writer
+    past ``MAX_PENDING`` must not make it on its own thread, holding up every other
+    write, but leave it to the merger (kept from running here)."""
+    from embedops.store import index_manager
+    from embedops.store.embedded import EmbeddedStore
+
+    monkeypatch.setattr(index_manager, "MAX_PENDING", 100)
+    data = mixture(2_600, DIM, seed=44)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
+                     fingerprint="fp")
+    copied: list[str] = []
+    real = HnswGraph.grown_copy
+
+    def recorded(self: HnswGraph, rows: np.ndarray) -> faiss.IndexHNSW:
+        copied.append(threading.current_thread().name)
+        return real(self, rows)
+
+    monkeypatch.setattr(HnswGraph, "grown_copy", recorded)
+    monkeypatch.setattr(EmbeddedStore, "_merge_loop", lambda self: None)  # (no merger)
+    with open_store(tmp_path / "s") as store:
+        store.search("c", data[0], k=1)  # (loaded: its first merge is a copy)
+        for lo in range(2_000, 2_600, 200):  # (each past the limit of 100)
+            store.upsert("c", [str(i) for i in range(lo, lo + 200)], data[lo:lo + 200],
+                         None, fingerprint="fp")
+        assert copied == [] and store.stats("c")["index_pending"] == 600
+        assert store.search("c", data[2_599], k=1)[0][0].id == "2599"
+
+
+def test_the_merger_makes_a_due_copy_while_writes_come_back_to_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedops.store import index_manager
+
+    monkeypatch.setattr(index_manager, "MAX_PENDING", 100)
+    data = mixture(2_600, DIM, seed=45)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
+                     fingerprint="fp")
+    with open_store(tmp_path / "s") as store:
+        store.search("c", data[0], k=1)
+        graph = next(iter(store._indexes.live.values())).index.index  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        lo = 2_000
+        while graph.exact_size and time.monotonic() < deadline:  # (writes back to back)
+            store.upsert("c", [f"w{lo % 600}"], data[2_000 + lo % 600][None], None,
+                         fingerprint="fp")
+            lo += 1
+        assert not graph.exact_size  # (the merger's copy went in meanwhile)
+        assert store.wait_merged(timeout=60)

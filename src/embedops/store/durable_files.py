@@ -140,9 +140,9 @@ def remove_gradually(path: Path, step: int | None = None,
             os.ftruncate(fd, size)
             sync(fd)
             cuts += 1
+        path.unlink(missing_ok=True)  # (before the lock goes: no mapping of the cut file)
     finally:
         os.close(fd)
-    path.unlink(missing_ok=True)
     return cuts
 
 

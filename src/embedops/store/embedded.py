@@ -455,20 +455,23 @@ class EmbeddedStore:
         return merged
 
     def _merge_excess(self, cid: int, count: int) -> None:
-        """Merge up to ``count`` pending points of collection ``cid`` for a writer that
-        outpaces the merger: in place with the index lock held, as before, or on a copy
-        when that would reallocate faiss's arrays (``_insert_off_lock``). Skipped while
-        the merger inserts into a graph, which a copy does for seconds at 1M nodes (an
-        insert in place would wait for it with the index lock held, and every search
-        with it): the pending segment then runs past ``MAX_PENDING`` for that long."""
+        """Merge up to ``count`` pending points of collection ``cid`` in place, with the
+        index lock held, for a writer that outpaces the merger. Skipped while the merger
+        inserts into a graph (a copy takes seconds at 1M nodes, and an insert in place
+        would wait for it with the index lock held, and every search with it), and when
+        the merge would reallocate faiss's arrays: the merger makes that one on a copy
+        (``_insert_off_lock``; it does not give way to writes while one is due). The
+        pending segment runs past ``MAX_PENDING`` meanwhile."""
         if not self._inserting.acquire(blocking=False):
             return
         try:
-            if self._insert_off_lock() is not None:
-                return
             with self._index_lock.exclusive():
-                if not self._closing and self._conn is not None:
-                    self._indexes.merge_excess(cid, count)
+                if self._closing or self._conn is None:
+                    return
+                if self._indexes.copy_due(cid, count):
+                    self._merge_wanted.set()
+                    return
+                self._indexes.merge_excess(cid, count)
         finally:
             self._inserting.release()
 
@@ -516,8 +519,10 @@ class EmbeddedStore:
         """Hold back the next merge slice while writes come back to back: a slice holds
         the index lock (and the interpreter) for up to ``MERGE_SLICE_S``, which a write
         would wait out. The pending segment absorbs the burst; past ``MAX_PENDING`` the
-        writer merges the excess itself, so a sustained stream still pays for the graph."""
+        writer merges the excess itself, so a sustained stream still pays for the graph
+        (but for a merge due to go through a copy, which the merger makes at once)."""
         while not self._closing and not self._indexes.checkpoint_overdue() and (
+                not self._indexes.copy_due()) and (
                 self._writing or time.monotonic() - self._last_write < WRITE_YIELD_WINDOW_S):
             time.sleep(MERGE_PAUSE_S)  # (a checkpoint that comes due meanwhile waits too:
             # its graph write's fsyncs compete with the commits'; past twice the interval

@@ -485,7 +485,8 @@ class HnswGraph:
             else:  # (read through from the start: faiss's read touches the links, which
                 mapping.prefetch()  # come first in the file, a small read a page otherwise)
                 graph = faiss.read_index(mapping.name, faiss.IO_FLAG_MMAP_IFC)
-                weakref.finalize(graph, mapping.close)  # (the lock lives as the mapping)
+                # (the lock lives as the mapping; at exit too, while threads still search)
+                weakref.finalize(graph, mapping.close).atexit = False
             labels = np.load(labels_path, allow_pickle=False)
         except (OSError, ValueError, RuntimeError):
             if mapping is not None:

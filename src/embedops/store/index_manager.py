@@ -232,6 +232,16 @@ class IndexManager:
         """Points waiting in pending segments, over every live index."""
         return sum(live.index.pending for live in self.live.values())
 
+    def copy_due(self, cid: int | None = None, count: int = MERGE_MAX) -> bool:
+        """Is a merge of up to ``count`` pending points (of collection ``cid``, or of any)
+        due to go through a copy of its graph (``HnswGraph.copy_due``)? Those are the
+        merger's to make (``EmbeddedStore._insert_off_lock``). Reads sizes only: the
+        merger may ask without the index lock (a stale answer costs one pause)."""
+        return any(
+            live.index.pending and not live.index.frozen
+            and live.index.index.copy_due(min(count, live.index.pending))
+            for key, live in list(self.live.items()) if cid is None or key == cid)
+
     def merge_excess(self, cid: int, count: int) -> None:
         """Merge up to ``count`` of collection ``cid``'s pending points into its graph now
         (a writer past ``MAX_PENDING``)."""
@@ -275,7 +285,7 @@ class IndexManager:
         in what ``budget_bytes`` leaves of the resident indexes (None: no limit; the copy
         and its growth take up to twice the index for a moment; one that does not fit
         merges in place, the lock held for the copy). Call with the index lock, shared at
-        least, from the one thread that merges."""
+        least, from the merger thread (holding ``EmbeddedStore._inserting``)."""
         for live in self.live.values():
             job = live.index.off_lock_insert(MERGE_MAX)
             if job is None:

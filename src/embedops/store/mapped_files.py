@@ -7,7 +7,7 @@ Mapping it (faiss's ``IO_FLAG_MMAP_IFC``) reads only what the first search touch
 processes that open the same store share one copy of it in the page cache. A mapped
 graph's pages come from disk on first touch, one small read each (a search touching a
 few thousand cold pages took ~0.1-0.2 s), so a background thread reads the file through
-in large sequential blocks (``Prefetch``) and searches run at full speed once it is
+in large sequential blocks (``MappedFile.prefetch``) and searches run at full speed once it is
 done.
 
 A mapping must outlive nothing it relies on:
@@ -23,7 +23,9 @@ A mapping must outlive nothing it relies on:
   mapped array, and a clone of a mapped graph maps the same pages. ``HnswGraph`` reads an
   owned copy of the file before any insert (``HnswGraph.owned``).
 
-Mapping needs Linux's ``/proc/self/fd`` (faiss opens the file by name: the name of the
+Mapping needs a local file system (where ``flock`` locks conflict between descriptors;
+NFS emulates them with POSIX locks, which a process's own closes release) and Linux's
+``/proc/self/fd`` (faiss opens the file by name: the name of the
 descriptor holding the lock is the same file even once it is unlinked); elsewhere, and
 for graph files smaller than ``MAP_MIN_BYTES``, the graph is read as before.
 """
@@ -47,13 +49,21 @@ class MappedFile:
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self.size = size
-        self.name = f"/proc/self/fd/{fd}"
+        self._name = f"/proc/self/fd/{fd}"
         self._closed = False
         self._stop = threading.Event()
 
+    @property
+    def name(self) -> str:
+        """The name faiss opens the file by (RuntimeError once closed: the descriptor's
+        number may name another file by then)."""
+        if self._closed:
+            raise RuntimeError("the mapped graph file is closed")
+        return self._name
+
     def prefetch(self) -> threading.Thread:
-        """Start reading the file through in the background (``Prefetch``); stops at
-        ``close``."""
+        """Start reading the file through in the background (``_read_through``); stops
+        at ``close``."""
         thread = threading.Thread(target=_read_through, args=(os.dup(self.fd), self._stop),
                                   daemon=True, name="embedops-graph-prefetch")
         thread.start()
@@ -80,19 +90,25 @@ def open_for_mapping(path: Path) -> MappedFile | None:
         return None
     fd = os.open(path, os.O_RDONLY)
     try:
+        if os.fstat(fd).st_size < MAP_MIN_BYTES:
+            os.close(fd)
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise BeingRemoved(str(path)) from exc
+        except OSError:  # (no flock here: no mapping can rely on it; read the file)
+            os.close(fd)
+            return None
+        try:
             held, named = os.fstat(fd), os.stat(path)
-        except (BlockingIOError, FileNotFoundError) as exc:
+        except FileNotFoundError as exc:
             raise BeingRemoved(str(path)) from exc
         if held.st_nlink == 0 or (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
             raise BeingRemoved(str(path))
     except OSError:
         os.close(fd)
         raise
-    if held.st_size < MAP_MIN_BYTES:
-        os.close(fd)
-        return None
     return MappedFile(fd, held.st_size)
 
 
