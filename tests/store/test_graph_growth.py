@@ -33,6 +33,28 @@ def _arrays(graph: faiss.IndexHNSW) -> tuple[int, int]:
     return int(codes or 0), int(links or 0)  # (an empty graph's: None)
 
 
+def _checkpointed(path: Path, data: np.ndarray) -> None:
+    """A store of ``data`` (ids "0", "1", ...), closed: its graph checkpointed."""
+    with open_store(path) as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(len(data))], data, None, fingerprint="fp")
+
+
+def _held_copies(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Copies of a graph wait (up to 10 s) until the second event is set, once they have
+    set the first."""
+    copying, release = threading.Event(), threading.Event()
+    real = HnswGraph.grown_copy
+
+    def slow_copy(self: HnswGraph, rows: np.ndarray) -> faiss.IndexHNSW:
+        copying.set()
+        release.wait(10)
+        return real(self, rows)
+
+    monkeypatch.setattr(HnswGraph, "grown_copy", slow_copy)
+    return copying, release
+
+
 def test_a_growing_graph_never_reallocates_in_place_past_the_threshold(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hnsw_graph, "COPY_MIN_NODES", 1_000)
@@ -88,19 +110,8 @@ def test_the_room_counted_on_is_never_more_than_the_arrays_hold() -> None:
 def test_neither_searches_nor_writes_wait_for_a_copy(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     data = mixture(3_000, DIM, seed=42)
-    with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
-                     fingerprint="fp")
-    copying, release = threading.Event(), threading.Event()
-    real = HnswGraph.grown_copy
-
-    def slow_copy(self: HnswGraph, rows: np.ndarray) -> faiss.IndexHNSW:
-        copying.set()
-        release.wait(10)
-        return real(self, rows)
-
-    monkeypatch.setattr(HnswGraph, "grown_copy", slow_copy)
+    _checkpointed(tmp_path / "s", data[:2_000])
+    copying, release = _held_copies(monkeypatch)
     with open_store(tmp_path / "s") as store:
         store.search("c", data[0], k=1)  # (the graph loads: its first merge is a copy)
         store.upsert("c", [str(i) for i in range(2_000, 2_500)], data[2_000:2_500], None,
@@ -132,19 +143,8 @@ def test_a_writer_past_the_pending_limit_does_not_wait_for_a_copy(
 
     monkeypatch.setattr(index_manager, "MAX_PENDING", 100)
     data = mixture(3_000, DIM, seed=43)
-    with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
-                     fingerprint="fp")
-    copying, release = threading.Event(), threading.Event()
-    real = HnswGraph.grown_copy
-
-    def slow_copy(self: HnswGraph, rows: np.ndarray) -> faiss.IndexHNSW:
-        copying.set()
-        release.wait(10)
-        return real(self, rows)
-
-    monkeypatch.setattr(HnswGraph, "grown_copy", slow_copy)
+    _checkpointed(tmp_path / "s", data[:2_000])
+    copying, release = _held_copies(monkeypatch)
     with open_store(tmp_path / "s") as store:
         store.search("c", data[0], k=1)
         store.upsert("c", [str(i) for i in range(2_000, 2_050)], data[2_000:2_050], None,
@@ -175,10 +175,7 @@ def test_a_writer_past_the_pending_limit_leaves_a_due_copy_to_the_merger(
 
     monkeypatch.setattr(index_manager, "MAX_PENDING", 100)
     data = mixture(2_600, DIM, seed=44)
-    with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
-                     fingerprint="fp")
+    _checkpointed(tmp_path / "s", data[:2_000])
     copied: list[str] = []
     real = HnswGraph.grown_copy
 
@@ -203,10 +200,7 @@ def test_the_merger_makes_a_due_copy_while_writes_come_back_to_back(
 
     monkeypatch.setattr(index_manager, "MAX_PENDING", 100)
     data = mixture(2_600, DIM, seed=45)
-    with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
-                     fingerprint="fp")
+    _checkpointed(tmp_path / "s", data[:2_000])
     with open_store(tmp_path / "s") as store:
         store.search("c", data[0], k=1)
         graph = next(iter(store._indexes.live.values())).index.index  # type: ignore[attr-defined]
