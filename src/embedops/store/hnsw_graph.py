@@ -210,7 +210,7 @@ class HnswGraph:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         with self._arrays:
             if self._mapping is not None:  # (faiss would abort the process: mapped_files)
-                self.graph, self._mapping = self.owned(), None
+                self.graph, self._mapping = self.owned_copy(), None
                 exact = True
             _all_threads()
             self.graph.add(rows)
@@ -244,12 +244,12 @@ class HnswGraph:
         ``links`` (which reallocated them)."""
         return (max(self.size, int(GROWTH * nodes)), max(self._links(), int(GROWTH * links)))
 
-    def owned(self) -> faiss.IndexHNSW:
-        """The faiss graph in memory of its own: a copy read from the mapped file, or
-        the graph itself when it maps none."""
-        if self._mapping is None:
-            return self.graph
-        return faiss.read_index(self._mapping.name)
+    def owned_copy(self) -> faiss.IndexHNSW:
+        """A copy of the faiss graph in memory of its own, its arrays at their exact
+        size: read from the mapped file (a clone would map the same pages), else cloned."""
+        if self._mapping is not None:
+            return faiss.read_index(self._mapping.name)
+        return faiss.clone_index(self.graph)
 
     def grown_copy(self, rows: np.ndarray) -> faiss.IndexHNSW:
         """A copy of the faiss graph with ``rows`` inserted, this graph left as it is: it
@@ -257,10 +257,9 @@ class HnswGraph:
         read from a file (``exact_size``), whose first insert reallocates and copies all
         of faiss's arrays, made off the index lock and taken with ``adopt``; so is the
         insert that would outgrow the arrays (``copy_due``). Holds the graph's own lock,
-        not the index lock: only inserts wait for it. (A mapped graph's copy is read
-        from its file: a clone would map the same pages.)"""
+        not the index lock: only inserts wait for it."""
         with self._arrays:
-            copy = self.owned() if self._mapping is not None else faiss.clone_index(self.graph)
+            copy = self.owned_copy()
             _all_threads()
             copy.add(np.ascontiguousarray(rows, dtype=np.float32))
         return copy

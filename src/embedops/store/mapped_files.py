@@ -21,7 +21,7 @@ A mapping must outlive nothing it relies on:
   checkpoint gets new names (``checkpoint_files``).
 * **Nothing is written through it.** faiss aborts the process when an insert must grow a
   mapped array, and a clone of a mapped graph maps the same pages. ``HnswGraph`` reads an
-  owned copy of the file before any insert (``HnswGraph.owned``).
+  owned copy of the file before any insert (``HnswGraph.owned_copy``).
 
 Mapping needs a local file system (where ``flock`` locks conflict between descriptors;
 NFS emulates them with POSIX locks, which a process's own closes release) and Linux's
