@@ -8,10 +8,13 @@ back to back) while the background merger inserts them. Prints JSON: the longest
 and the median, and the searches slower than 20 ms. With ``--write-every S`` a second
 thread upserts ``--write-points`` more points every ``S`` seconds while the searches run
 (a real-time writer beside them), and the report adds its upserts' longest and median
-time. Compare checkouts by running it with ``PYTHONPATH=<checkout>/src``.
+time. With ``--reader`` the searches run on a read-only handle of the same store
+(another process's view: it catches up with the writes at its next search). Compare
+checkouts by running it with ``PYTHONPATH=<checkout>/src``.
 
     .venv/bin/python bench/first_write.py --path /tmp/s1m-int8 --n 1000000
     .venv/bin/python bench/first_write.py --path /tmp/s1m-int8 --n 1000000 --write-every 0.05
+    .venv/bin/python bench/first_write.py --path /tmp/s1m-f32 --n 1000000 --reader
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def main() -> None:
     parser.add_argument("--write-every", type=float, default=0.0,
                         help="seconds between a writer thread's upserts (0: no writer)")
     parser.add_argument("--write-points", type=int, default=10)
+    parser.add_argument("--reader", action="store_true",
+                        help="search through a read-only handle of the store")
     args = parser.parse_args()
     most = 0 if not args.write_every else int(args.seconds / args.write_every + 1)
     needed = args.points + most * args.write_points
@@ -52,9 +57,12 @@ def main() -> None:
         shutil.copytree(args.path, Path(folder) / "s")
         os.sync()  # (else the copy's dirty pages reach the disk inside the first fsyncs)
         store = open_store(Path(folder) / "s")
+        searcher = open_store(Path(folder) / "s", read_only=True) if args.reader else store
         began = time.perf_counter()
-        store.search("c", queries[0], k=10)
+        searcher.search("c", queries[0], k=10)
         report["first_search_s"] = round(time.perf_counter() - began, 3)
+        if args.reader:
+            store.search("c", queries[0], k=10)  # (the writer's graph loads too)
         ids, payloads = batch_points(args.n, args.n + args.points)
         began = time.perf_counter()
         store.upsert("c", ids, fresh[:args.points], payloads, fingerprint="bench")
@@ -84,7 +92,7 @@ def main() -> None:
             thread.start()
         while time.perf_counter() - start < args.seconds:
             asked = time.perf_counter()
-            store.search("c", queries[len(seconds) % len(queries)], k=10)
+            searcher.search("c", queries[len(seconds) % len(queries)], k=10)
             seconds.append(time.perf_counter() - asked)
             if seconds[-1] > 0.02:
                 slow.append([round(asked - start, 3), round(seconds[-1], 3)])
@@ -92,6 +100,9 @@ def main() -> None:
         if args.write_every:
             thread.join()
         report["merged"] = store.wait_merged(timeout=600)
+        if args.reader:
+            report["reader_merged"] = searcher.wait_merged(timeout=600)
+            searcher.close()
         store.close()
     seconds.sort()
     report.update(searches=len(seconds), search_max_s=round(seconds[-1], 3),

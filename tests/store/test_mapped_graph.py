@@ -10,13 +10,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from embedops.store import durable_files, mapped_files, open_store
 from embedops.store.embedded import EmbeddedStore
+from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
 
 from .storedata import mixture
@@ -127,7 +131,46 @@ def test_a_read_only_handle_catches_up_on_a_mapped_graph(tmp_path: Path, map_all
                           fingerprint="fp")
             for i in (1_000, 1_499, 3):
                 assert reader.search("c", data[i], k=1)[0][0].id == str(i)
-            assert reader.stats("c")["index_mapped"] is False  # (replayed into a copy)
+            assert reader.wait_merged(timeout=60)
+            assert reader.stats("c")["index_mapped"] is False  # (merged into a copy)
+            assert _live(reader).pending == 0 and len(_live(reader)) == 1_500
+            for i in (1_000, 1_499, 3):
+                assert reader.search("c", data[i], k=1)[0][0].id == str(i)
+
+
+def test_a_read_only_catch_up_waits_for_no_copy_of_the_graph(
+        tmp_path: Path, map_all: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The changes a reader replays into a mapped graph wait in its pending segment,
+    and its merger copies the graph off the index lock: neither the search that
+    catches up nor the ones after it wait for the copy (held here until released)."""
+    copying, release = threading.Event(), threading.Event()
+    real = HnswGraph.owned_copy
+
+    def slow_copy(self: HnswGraph) -> faiss.IndexHNSW:
+        copying.set()
+        release.wait(10)
+        return real(self)
+
+    monkeypatch.setattr(HnswGraph, "owned_copy", slow_copy)
+    data = mixture(1_200, DIM, seed=38)
+    _build(tmp_path / "s", data[:1_000])
+    with open_store(tmp_path / "s", read_only=True) as reader:
+        assert reader.search("c", data[0], k=1)[0][0].id == "0"
+        with open_store(tmp_path / "s") as writer:
+            writer.upsert("c", [str(i) for i in range(1_000, 1_200)], data[1_000:], None,
+                          fingerprint="fp")
+            try:
+                started = time.monotonic()
+                assert reader.search("c", data[1_100], k=1)[0][0].id == "1100"
+                assert copying.wait(10)  # (the merger is in the copy now)
+                for i in (5, 1_000, 1_199):
+                    assert reader.search("c", data[i], k=1)[0][0].id == str(i)
+                waited = time.monotonic() - started
+            finally:
+                release.set()
+            assert waited < 5, f"searches waited {waited:.1f} s for the copy"
+            assert reader.wait_merged(timeout=60)
+            assert not _live(reader).mapped and len(_live(reader)) == 1_200
 
 
 def test_a_reopened_writer_keeps_the_tail_pending_and_merges_it_off_the_lock(

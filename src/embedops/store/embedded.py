@@ -228,14 +228,16 @@ class EmbeddedStore:
         self._last_search = 0.0
         self._writing, self._last_write = 0, 0.0  # the merger gives way to writes
         _open_handles.add(self)
+        # Started here, by the thread that opens the store: a thread inherits its
+        # creator's scheduling priority, and a merger started by a lowered-priority
+        # writer (the service's real-time worker) would hold the index lock while the OS
+        # runs everything else first, with searches waiting behind it. A read-only
+        # handle's merger takes in the writer's changes that a mapped graph deferred
+        # (``IndexManager.synced``).
+        self._merger = threading.Thread(target=self._merge_loop, daemon=True,
+                                        name="embedops-index-merge")
+        self._merger.start()
         if not read_only:
-            # Started here, by the thread that opens the store: a thread inherits its
-            # creator's scheduling priority, and a merger started by a lowered-priority
-            # writer (the service's real-time worker) would hold the index lock while
-            # the OS runs everything else first, with searches waiting behind it.
-            self._merger = threading.Thread(target=self._merge_loop, daemon=True,
-                                            name="embedops-index-merge")
-            self._merger.start()
             self._compactor = threading.Thread(target=self._compaction_loop, daemon=True,
                                                name="embedops-index-compact")
             self._compactor.start()
@@ -819,6 +821,7 @@ class EmbeddedStore:
                         return
                     if self._indexes.adopt(built, covers) or row.cid in self._indexes.live:
                         self._search.dense.drop(row.cid)  # held for the warm-up only
+                        self._start_merging()  # (changes since the snapshot, deferred)
                         return
         except Cancelled:
             return
@@ -836,8 +839,7 @@ class EmbeddedStore:
         handle behind the writer), on the handle's connection."""
         with self._index_lock.exclusive():
             self._indexes.synced(lookup(self.conn, row.name))
-        if not self.read_only:
-            self._start_merging()  # (a checkpoint loaded with points pending a merge)
+        self._start_merging()  # (a checkpoint loaded with points pending, a tail deferred)
 
     def search_one(self, collection: str, vector: np.ndarray, k: int = 10,
                    filter: Filter | None = None, ef: int | None = None,
