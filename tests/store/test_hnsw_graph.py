@@ -167,7 +167,7 @@ def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
     assert loaded is not None
     loaded.add(np.array([7, 8], dtype=np.int64), vectors[[0, 1]])  # still not built
     assert len(loaded) == 1202 and loaded._positions is None
-    assert loaded.remove(np.array([7, 1300], dtype=np.int64)) == 2  # built here
+    assert loaded.remove(np.array([7, 1300], dtype=np.int64)) == 2  # (found by a scan)
     assert loaded.rename(8, 9) and not loaded.rename(1300, 5)
     assert len(loaded) == len(loaded.positions) == 1200
     assert set(loaded.keys().tolist()) == {9, *range(1301, 2500)}
@@ -175,6 +175,63 @@ def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
     assert keys[:, 0].tolist() == [9, 1301]
     keys, _ = loaded.search(vectors[[0, 300]], 5, 64)  # their nodes were removed
     assert not np.isin(keys, [7, 1000, 1300]).any()
+
+
+def _loaded(tmp_path: Path) -> tuple[HnswGraph, np.ndarray]:
+    """A graph of keys 1000..2499 but 1000..1099, read back from its checkpoint files:
+    its key map not built."""
+    graph, vectors = _graph(1500)
+    graph.remove(np.arange(1000, 1100, dtype=np.int64))
+    _save(graph, tmp_path / "g.faiss", tmp_path / "g.npy")
+    loaded = HnswGraph.load(tmp_path / "g.faiss", tmp_path / "g.npy", DIM, "cosine", "float32")
+    assert loaded is not None and loaded._positions is None
+    return loaded, vectors
+
+
+@pytest.mark.parametrize("keys", [
+    [1500, 1500, 7, -1, 1050, 2499],  # few: one pass over the labels a key
+    [*range(1090, 1130), *range(2400, 2600), 1100, 1100, -1],  # many: a sorted lookup
+])
+def test_a_removal_before_the_key_map_is_built_scans_the_labels(
+        tmp_path: Path, keys: list[int]) -> None:
+    """The same tombstones, counts and answers as a removal through the map, and the
+    map stays unbuilt (the first write after an open built it with the lock held)."""
+    scanned, vectors = _loaded(tmp_path)
+    mapped, _ = _loaded(tmp_path)
+    assert len(mapped.positions) == 1400
+    asked = np.array(keys, dtype=np.int64)
+    assert scanned.remove(asked) == mapped.remove(asked) > 0
+    assert scanned._positions is None
+    assert (len(scanned), scanned.removed) == (len(mapped), mapped.removed)
+    assert np.array_equal(scanned.labels_copy(), mapped.labels_copy())
+    assert scanned.keys().tolist() == sorted(mapped.keys().tolist())
+    assert np.array_equal(scanned.search(vectors[::50], 5, 64)[0],
+                          mapped.search(vectors[::50], 5, 64)[0])
+    assert scanned.remove(asked) == 0  # (gone already)
+
+
+def test_a_key_map_built_off_the_lock_is_taken_unless_the_labels_changed(
+        tmp_path: Path) -> None:
+    graph, vectors = _loaded(tmp_path)
+    job = graph.key_map_job()
+    assert job is not None
+    job.build()
+    assert graph.take_key_map(job) and graph.key_map_job() is None
+    assert graph.positions == {key: key - 1000 for key in range(1100, 2500)}
+    for change in (lambda g: g.remove(np.array([1200], dtype=np.int64)),
+                   lambda g: g.add(np.array([5], dtype=np.int64), vectors[:1])):
+        graph, _ = _loaded(tmp_path)
+        job = graph.key_map_job()
+        assert job is not None
+        change(graph)  # (while the map was being built)
+        job.build()
+        assert not graph.take_key_map(job) and graph._positions is None
+    graph, _ = _loaded(tmp_path)
+    job = graph.key_map_job()
+    assert job is not None
+    graph.remove(np.array([77], dtype=np.int64))  # (no such key: nothing changed)
+    job.build()
+    assert graph.take_key_map(job)
 
 
 def test_an_empty_batch_of_queries_gets_empty_answers() -> None:

@@ -37,6 +37,7 @@ from embedops.store.checkpoint_files import (
     manifest_path,
     read_manifest,
 )
+from embedops.store.hnsw_graph import HnswGraph, KeyMapJob
 from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, OffLockInsert
 
 REPLAY_PAGE = 20_000
@@ -242,6 +243,13 @@ class IndexManager:
             live.index.pending and not live.index.frozen
             and live.index.index.copy_due(min(count, live.index.pending))
             for key, live in list(self.live.items()) if cid is None or key == cid)
+
+    def key_map_jobs(self) -> list[tuple[HnswGraph, KeyMapJob]]:
+        """The key -> position maps missing from graphs that take writes now (points
+        pending), to be built off the index lock (``KeyMapJob``). Call with the index
+        lock, shared at least."""
+        return [(live.index.index, job) for live in self.live.values()
+                if live.index.pending and (job := live.index.index.key_map_job()) is not None]
 
     def merge_excess(self, cid: int, count: int) -> None:
         """Merge up to ``count`` of collection ``cid``'s pending points into its graph now
