@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +342,33 @@ def test_the_search_plan_counts_points_from_an_index_that_is_in_step(tmp_path: P
     assert store.count("c") == 600 + 50 + 20 - 7 - 40
     store.close()
     reader.close()
+
+
+def test_a_search_a_write_behind_the_index_plans_without_counting_in_sqlite(
+        tmp_path: Path) -> None:
+    """A search that read the catalog before a write that was applied to the index by
+    the time it got the index lock (a steady writer beside searches) plans with the
+    index's count: counting the rows in SQLite cost ~50 ms at 1M points, once a write.
+    A small collection (up to ``exact_threshold``) is still counted in SQLite."""
+    store, data = _store_with_points(tmp_path / "s", 300)
+    counts: list[str] = []
+    for threshold, in_sql in ((0, False), (10_000, True)):
+        behind = lookup(store.conn, "c")
+        store.upsert("c", ["new"], -data[:1], None, fingerprint="fp")
+        behind = replace(behind, index_params={**behind.index_params,
+                                               "exact_threshold": threshold})
+        store._search.conn.set_trace_callback(counts.append)
+        try:
+            with store._index_lock.shared():
+                assert store._indexes.live[behind.cid].seq == behind.seq + 1
+                n = store._search.point_count(behind, index_held=True)
+        finally:
+            store._search.conn.set_trace_callback(None)
+        assert n == len(store._indexes.live[behind.cid].index)
+        assert any("COUNT(*)" in sql for sql in counts) == in_sql
+        counts.clear()
+        store.delete("c", ids=["new"])
+    store.close()
 
 
 def test_shared_lock_counts_the_threads_waiting_on_either_side() -> None:
