@@ -338,7 +338,8 @@ def test_a_checkpoint_with_pending_points_is_merged_by_the_next_open_and_by_clos
         tmp_path: Path) -> None:
     """A due checkpoint right after a bulk write holds the points still pending; a
     read-write handle that loads it merges them, and a clean close leaves a checkpoint
-    with none, so read-only handles (which never merge) search no pending segment."""
+    with none, so read-only handles (which merge only the changes they replay) search
+    no pending segment."""
     import shutil
 
     vectors = mixture(3000, DIM, seed=6)

@@ -148,3 +148,20 @@ def test_the_first_write_after_a_reopen_leaves_the_key_map_to_the_merger(
         for i in (0, 57, 99):
             assert store.search("c", data[2_000 + i], k=1)[0][0].id == ids[i]
         assert store.search("c", data[1_999], k=1)[0][0].id == "1999"
+
+
+def test_a_collection_with_shared_nodes_loads_without_building_its_key_map(
+        tmp_path: Path) -> None:
+    """The load checks that its shared nodes are in the graph by scanning the labels."""
+    data = mixture(1_000, DIM, seed=25)
+    copies = np.repeat(data[:3], 4, axis=0)  # three vectors held by four points each
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(1_000)], data, None, fingerprint="fp")
+        store.upsert("c", [f"copy{i}" for i in range(12)], copies, None, fingerprint="fp")
+    with open_store(tmp_path / "s") as store:
+        hits = store.search("c", data[1], k=5)[0]
+        assert {h.id for h in hits} == {"1", "copy4", "copy5", "copy6", "copy7"}
+        index = _live(store)
+        assert len(index._groups) == 3 and index.index._positions is None

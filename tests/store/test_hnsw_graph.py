@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import pytest
 
-from embedops.store import durable_files, open_store, quantization
+from embedops.store import durable_files, hnsw_graph, open_store, quantization
 from embedops.store.checkpoint_files import read_manifest
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
@@ -232,6 +232,32 @@ def test_a_key_map_built_off_the_lock_is_taken_unless_the_labels_changed(
     graph.remove(np.array([77], dtype=np.int64))  # (no such key: nothing changed)
     job.build()
     assert graph.take_key_map(job)
+
+
+def test_writes_that_keep_a_key_map_from_landing_get_it_built_with_the_lock_held(
+        tmp_path: Path) -> None:
+    """A replacement during every build drops it; after ``KEY_MAP_TRIES`` drops the map
+    is built from the labels as they are (the first write's cost before)."""
+    graph, _ = _loaded(tmp_path)
+    for attempt in range(hnsw_graph.KEY_MAP_TRIES):
+        job = graph.key_map_job()
+        assert job is not None
+        graph.remove(np.array([1200 + attempt], dtype=np.int64))
+        job.build()
+        assert graph.take_key_map(job) == (attempt == hnsw_graph.KEY_MAP_TRIES - 1)
+    assert len(graph.positions) == 1400 - hnsw_graph.KEY_MAP_TRIES
+    assert 1200 not in graph.positions and graph.positions[1203] == 203
+
+
+def test_a_graph_answers_which_keys_it_holds_without_building_its_key_map(
+        tmp_path: Path) -> None:
+    """(A load checks its shared nodes this way: a collection with copies of vectors
+    built the map at every load.)"""
+    graph, _ = _loaded(tmp_path)
+    asked = np.array([5, 1000, 1099, 1100, 2499, 2500, -1], dtype=np.int64)
+    assert graph.contains(asked).tolist() == [False, False, False, True, True, False, False]
+    assert graph._positions is None
+    assert graph.contains(asked).tolist() == [k in graph.positions for k in asked.tolist()]
 
 
 def test_an_empty_batch_of_queries_gets_empty_answers() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -147,8 +148,9 @@ def test_a_read_only_catch_up_waits_for_no_copy_of_the_graph(
     real = HnswGraph.owned_copy
 
     def slow_copy(self: HnswGraph) -> faiss.IndexHNSW:
-        copying.set()
-        release.wait(10)
+        if self is _live(reader).index:  # (the writer's copy goes ahead)
+            copying.set()
+            release.wait(10)
         return real(self)
 
     monkeypatch.setattr(HnswGraph, "owned_copy", slow_copy)
@@ -171,6 +173,33 @@ def test_a_read_only_catch_up_waits_for_no_copy_of_the_graph(
             assert waited < 5, f"searches waited {waited:.1f} s for the copy"
             assert reader.wait_merged(timeout=60)
             assert not _live(reader).mapped and len(_live(reader)) == 1_200
+
+
+def test_a_read_only_handle_that_only_searches_keeps_its_mapping_and_pending_points(
+        tmp_path: Path, map_all: None) -> None:
+    """A checkpoint saved while a writer streamed holds points pending a merge. A
+    read-only handle that loads it and sees no writes scores them exactly, as before:
+    it starts no merger, and its graph stays mapped (merging would read a private copy
+    of the graph into every reader process)."""
+    data = mixture(3_000, DIM, seed=39)
+    path, copy = tmp_path / "s", tmp_path / "copy"
+    with open_store(path) as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0, "checkpoint_every": 300})
+        store.upsert("c", [str(i) for i in range(3_000)], data, None, fingerprint="fp")
+        assert store.wait_checkpointed(60)
+        shutil.copytree(path, copy)  # (with the checkpoint holding pending points)
+    (copy / "LOCK").unlink(missing_ok=True)
+    with open_store(copy, read_only=True) as reader:
+        assert reader.search("c", data[7], k=1)[0][0].id == "7"
+        index = _live(reader)
+        saved = index.pending
+        assert saved > 0 and index.mapped
+        assert reader.wait_merged(timeout=5)  # (nothing for this handle to merge)
+        time.sleep(0.3)
+        assert reader._merger is None  # type: ignore[attr-defined]
+        assert index.mapped and index.pending == saved
+        assert reader.search("c", data[2_999], k=1)[0][0].id == "2999"
 
 
 def test_a_reopened_writer_keeps_the_tail_pending_and_merges_it_off_the_lock(

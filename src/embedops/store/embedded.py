@@ -228,16 +228,14 @@ class EmbeddedStore:
         self._last_search = 0.0
         self._writing, self._last_write = 0, 0.0  # the merger gives way to writes
         _open_handles.add(self)
-        # Started here, by the thread that opens the store: a thread inherits its
-        # creator's scheduling priority, and a merger started by a lowered-priority
-        # writer (the service's real-time worker) would hold the index lock while the OS
-        # runs everything else first, with searches waiting behind it. A read-only
-        # handle's merger takes in the writer's changes that a mapped graph deferred
-        # (``IndexManager.synced``).
-        self._merger = threading.Thread(target=self._merge_loop, daemon=True,
-                                        name="embedops-index-merge")
-        self._merger.start()
         if not read_only:
+            # Started here, by the thread that opens the store: a thread inherits its
+            # creator's scheduling priority, and a merger started by a lowered-priority
+            # writer (the service's real-time worker) would hold the index lock while
+            # the OS runs everything else first, with searches waiting behind it. A
+            # read-only handle starts its merger when a catch-up first defers a writer's
+            # changes to it (``_start_merging``).
+            self._start_merger()
             self._compactor = threading.Thread(target=self._compaction_loop, daemon=True,
                                                name="embedops-index-compact")
             self._compactor.start()
@@ -385,10 +383,17 @@ class EmbeddedStore:
         if live is not None and live.index.frozen and live.index.pending > FROZEN_PENDING_MAX:
             live.index.wait_thawed(FROZEN_WAIT_S)
 
+    def _start_merger(self) -> None:
+        self._merger = threading.Thread(target=self._merge_loop, daemon=True,
+                                        name="embedops-index-merge")
+        self._merger.start()
+
     def _start_merging(self) -> None:
-        """Wake the background merger (pending points, checkpoints due). Call with
-        ``_lock``."""
+        """Wake the background merger (pending points, checkpoints due), starting a
+        read-only handle's the first time. Call with ``_lock``."""
         if self._indexes.pending() or self._indexes.checkpoints_due():
+            if self._merger is None and not self._closing:
+                self._start_merger()
             self._merge_wanted.set()
 
     def _merge_loop(self) -> None:
@@ -433,8 +438,8 @@ class EmbeddedStore:
         """Build the key -> position maps of graphs that take writes with no index lock
         held (``KeyMapJob``: 0.17-0.24 s at 1M nodes, which the first write after an open
         paid with the lock held; until a map is built, writes scan the labels instead).
-        A map whose labels changed meanwhile is built again with the lock held, as
-        before. False when the handle is closing."""
+        A map whose labels changed meanwhile is dropped and built again on a later
+        pass (``HnswGraph.take_key_map``). False when the handle is closing."""
         with self._index_lock.shared():
             if self._closing or self._conn is None:
                 return False
@@ -444,11 +449,13 @@ class EmbeddedStore:
                 job.build(pause=self._yield_unless_closing)
             except Cancelled:
                 return False
+            except Exception:  # (out of memory, say) writes go on scanning the labels
+                _log.exception("building the key map of a graph failed")
+                continue
             with self._index_lock.exclusive():
                 if self._closing or self._conn is None:
                     return False
-                if not graph.take_key_map(job):
-                    graph.positions  # noqa: B018 (built here, from the labels as they are)
+                self._indexes.take_key_map(graph, job)
         return True
 
     def _yield_unless_closing(self) -> None:

@@ -77,6 +77,7 @@ GROWTH = 1.5
 # (``KeyMapJob``).
 SCAN_EACH_MAX = 16
 KEY_MAP_CHUNK = 1 << 16  # labels entered into the map between two looks at the clock
+KEY_MAP_TRIES = 3  # maps built off the lock and dropped before one is built under it
 
 
 class _OpenMPTeam(threading.local):
@@ -179,6 +180,7 @@ class HnswGraph:
         # answering its first search skips building it (~0.2 s at 1M nodes)
         self._positions: dict[int, int] | None = None if count else {}
         self._changes = 0  # changes of the labels so far (``KeyMapJob``)
+        self._key_map_misses = 0  # maps built off the lock and dropped (``take_key_map``)
         # fingerprint -> position, made on first use too (``find``: the first write after
         # a load), from a checkpoint's prints file if it has one (``load``), else from the
         # rows read back (0.14-0.34 s at 200k float32 nodes, with the index lock held)
@@ -227,7 +229,10 @@ class HnswGraph:
         return self._mapping is not None
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
-        return np.fromiter((k in self.positions for k in np.asarray(keys).tolist()),
+        if self._positions is None:  # (a load checking its shared nodes: see SCAN_EACH_MAX)
+            keys = np.asarray(keys, dtype=np.int64)
+            return np.isin(keys, self._labels[:self.size]) & (keys >= 0)  # (-1: removed)
+        return np.fromiter((k in self._positions for k in np.asarray(keys).tolist()),
                            dtype=bool, count=len(keys))
 
     def keys(self) -> np.ndarray:
@@ -378,10 +383,18 @@ class HnswGraph:
 
     def take_key_map(self, job: KeyMapJob) -> bool:
         """Take the map ``job`` built, unless the labels changed since it started or a
-        map got built meanwhile; call with the index lock exclusive."""
-        if (job.built is None or self._positions is not None
-                or job.changes != self._changes or job.size != self.size):
-            return False
+        map got built meanwhile (call with the index lock exclusive). After
+        ``KEY_MAP_TRIES`` misses in a row, it builds the map here from the labels as they
+        are, with the lock held, as the first write after a load did before: writes that
+        keep replacing points would otherwise keep every build from landing. Returns
+        whether the map is built now."""
+        if self._positions is not None:
+            return True
+        if job.built is None or job.changes != self._changes or job.size != self.size:
+            self._key_map_misses += 1
+            if self._key_map_misses >= KEY_MAP_TRIES:
+                self.positions  # noqa: B018 (built from the labels)
+            return self._positions is not None
         self._positions = job.built
         return True
 

@@ -57,6 +57,10 @@ class LiveIndex:
     seq: int
     pending: int = 0
     saved_pending: int = 0  # points pending a merge in the checkpoint on disk
+    # A replay put points in its pending segment (``synced``): a read-only handle merges
+    # only such indexes (one that only searches keeps the pending points a checkpoint
+    # was saved with, and its mapped graph, as they are)
+    deferred: bool = False
 
 
 @dataclass
@@ -148,8 +152,9 @@ class IndexManager:
             # read-only handle's catch-up) in its pending segment: an insert in place
             # would read an owned copy of the whole graph with the index lock held
             # (mapped_files: 1.5 s at 1M float32); the handle's merger makes that copy
-            # off the lock.
-            self._replay(row.cid, live, defer=live.index.mapped)
+            # off the lock. Once it has, later catch-ups go the same way: an insert in
+            # place would wait for a copy the merger is making.
+            self._replay(row.cid, live, defer=live.index.mapped or live.deferred)
         return live.index
 
     def _replay(self, cid: int, live: LiveIndex, defer: bool = False) -> None:
@@ -166,6 +171,7 @@ class IndexManager:
             self.conn.execute("COMMIT")
         live.seq = row.seq
         live.pending += applied + len(gone)
+        live.deferred = live.deferred or (defer and applied > 0)
 
     def _replay_points(self, row: CollectionRow, live: LiveIndex, defer: bool) -> int:
         changed, applied = ChangedRows(self.conn, row.cid, live.seq), 0
@@ -231,8 +237,17 @@ class IndexManager:
         return True
 
     def pending(self) -> int:
-        """Points waiting in pending segments, over every live index."""
-        return sum(live.index.pending for live in self.live.values())
+        """Points waiting in the pending segments this handle merges (``_merged``)."""
+        return sum(live.index.pending for live in self._merged())
+
+    def _merged(self) -> list[LiveIndex]:
+        """The live indexes whose pending points this handle merges: all of them on a
+        read-write handle; on a read-only one, those a replay deferred points to
+        (``LiveIndex.deferred``)."""
+        return [live for live in list(self.live.values()) if self._merges(live)]
+
+    def _merges(self, live: LiveIndex) -> bool:
+        return not self.read_only or live.deferred
 
     def copy_due(self, cid: int | None = None, count: int = MERGE_MAX) -> bool:
         """Is a merge of up to ``count`` pending points (of collection ``cid``, or of any)
@@ -242,14 +257,20 @@ class IndexManager:
         return any(
             live.index.pending and not live.index.frozen
             and live.index.index.copy_due(min(count, live.index.pending))
-            for key, live in list(self.live.items()) if cid is None or key == cid)
+            for live in self._merged() if cid is None or self.live.get(cid) is live)
 
     def key_map_jobs(self) -> list[tuple[HnswGraph, KeyMapJob]]:
         """The key -> position maps missing from graphs that take writes now (points
         pending), to be built off the index lock (``KeyMapJob``). Call with the index
         lock, shared at least."""
-        return [(live.index.index, job) for live in self.live.values()
+        return [(live.index.index, job) for live in self._merged()
                 if live.index.pending and (job := live.index.index.key_map_job()) is not None]
+
+    def take_key_map(self, graph: HnswGraph, job: KeyMapJob) -> None:
+        """Give ``graph`` the map ``job`` built, if the graph is still live (call with
+        the index lock exclusive; ``HnswGraph.take_key_map``)."""
+        if any(live.index.index is graph for live in self.live.values()):
+            graph.take_key_map(job)
 
     def merge_excess(self, cid: int, count: int) -> None:
         """Merge up to ``count`` of collection ``cid``'s pending points into its graph now
@@ -268,7 +289,7 @@ class IndexManager:
         caller holds the store's lock, so a slice is atomic to searches."""
         for cid, live in list(self.live.items()):
             index = live.index
-            if not index.pending:
+            if not index.pending or not self._merges(live):
                 continue
             size = max(MERGE_MIN, min(MERGE_MAX, int(self._merge_rate * seconds)))
             started = time.perf_counter()
@@ -295,7 +316,7 @@ class IndexManager:
         and its growth take up to twice the index for a moment; one that does not fit
         merges in place, the lock held for the copy). Call with the index lock, shared at
         least, from the merger thread (holding ``EmbeddedStore._inserting``)."""
-        for live in self.live.values():
+        for live in self._merged():
             job = live.index.off_lock_insert(MERGE_MAX)
             if job is None:
                 continue

@@ -76,17 +76,15 @@ class Searcher:
         lock), the loaded index's own count when that index reflects ``row``'s change
         sequence: it holds exactly the points committed at that sequence, and counting
         them in SQLite reads the collection's whole id index (1.4 s for 1M points after
-        a cold open, ~50 ms with it cached). The index's count also plans a search whose
-        ``row`` is a write ahead of or behind the index (a search that read the catalog
-        while a write was applied), when it is past ``exact_threshold``: the graph
-        answers such a search as of the index's sequence anyway, and on a read-write
-        handle beside a steady writer that race cost a count in SQLite about once a
-        write. Otherwise SQL, cached per change sequence."""
+        a cold open, ~50 ms with it cached). So does an index ahead of ``row`` (a search
+        that read the catalog before a write the index took by the time the search got
+        the lock): it holds every change ``row`` shows and the later ones, as SQLite does
+        by then; beside a steady writer that race cost a count in SQLite about once a
+        write. An index behind ``row`` would undercount. Otherwise SQL, cached per change
+        sequence."""
         if index_held:
             live = self.indexes.live.get(row.cid)
-            if live is not None and live.index.clip == row.clip and (
-                    live.seq == row.seq
-                    or len(live.index) > _param(row, "exact_threshold")):
+            if live is not None and live.seq >= row.seq and live.index.clip == row.clip:
                 return len(live.index)
         cached = self._counts.get(row.cid)
         if cached is None or cached[0] != row.seq:
