@@ -76,7 +76,7 @@ GROWTH = 1.5
 # (``np.isin``, ~12 ms at 1M whatever the count). The map is built off the lock meanwhile
 # (``KeyMapJob``).
 SCAN_EACH_MAX = 16
-KEY_MAP_CHUNK = 1 << 16  # labels entered into the map between two looks at the clock
+KEY_MAP_CHUNK = 1 << 16  # labels entered into the map between two pauses (``KeyMapJob.build``)
 KEY_MAP_TRIES = 3  # maps built off the lock and dropped before one is built under it
 
 
