@@ -162,15 +162,19 @@ def test_a_loaded_graph_searches_before_its_key_map_is_built_and_writes_after(
     assert keys[:, 0].tolist() == list(range(1300, 1310))
     assert loaded._positions is None  # a search did not build it
     counted = loaded.memory_usage  # a budget sees the map before it is built
-    assert len(loaded.positions) == 1200 and loaded.memory_usage == counted
+    assert np.count_nonzero(loaded.positions_of(np.arange(1000, 2500)) >= 0) == 1200
+    assert loaded.key_map_built and loaded.memory_usage == counted
     loaded = HnswGraph.load(tmp_path / "g.faiss", tmp_path / "g.npy", DIM, "cosine", "float32")
     assert loaded is not None
     loaded.add(np.array([7, 8], dtype=np.int64), vectors[[0, 1]])  # still not built
     assert len(loaded) == 1202 and loaded._positions is None
     assert loaded.remove(np.array([7, 1300], dtype=np.int64)) == 2  # (found by a scan)
     assert loaded.rename(8, 9) and not loaded.rename(1300, 5)
-    assert len(loaded) == len(loaded.positions) == 1200
+    assert len(loaded) == 1200 and not loaded.key_map_built  # (renamed by a scan too)
     assert set(loaded.keys().tolist()) == {9, *range(1301, 2500)}
+    asked = np.arange(-1, 2501, dtype=np.int64)
+    held = {9: 1501, **{key: key - 1000 for key in range(1301, 2500)}}
+    assert loaded.positions_of(asked).tolist() == [held.get(k, -1) for k in asked.tolist()]
     keys, _ = loaded.search(vectors[[1, 301]], 1, 64)
     assert keys[:, 0].tolist() == [9, 1301]
     keys, _ = loaded.search(vectors[[0, 300]], 5, 64)  # their nodes were removed
@@ -198,7 +202,7 @@ def test_a_removal_before_the_key_map_is_built_scans_the_labels(
     map stays unbuilt (the first write after an open built it with the lock held)."""
     scanned, vectors = _loaded(tmp_path)
     mapped, _ = _loaded(tmp_path)
-    assert len(mapped.positions) == 1400
+    assert np.count_nonzero(mapped.positions_of(np.arange(1000, 2500)) >= 0) == 1400
     asked = np.array(keys, dtype=np.int64)
     assert scanned.remove(asked) == mapped.remove(asked) > 0
     assert scanned._positions is None
@@ -210,43 +214,68 @@ def test_a_removal_before_the_key_map_is_built_scans_the_labels(
     assert scanned.remove(asked) == 0  # (gone already)
 
 
-def test_a_key_map_built_off_the_lock_is_taken_unless_the_labels_changed(
+def _positions(graph: HnswGraph) -> dict[int, int]:
+    """Key -> position as the graph's key map answers, for every key it could hold."""
+    asked = np.arange(-1, 3000, dtype=np.int64)
+    found = graph.positions_of(asked)
+    return {key: at for key, at in zip(asked.tolist(), found.tolist(), strict=True)
+            if at >= 0}
+
+
+def test_a_key_map_built_off_the_lock_is_taken_with_the_writes_made_meanwhile(
         tmp_path: Path) -> None:
+    """Removals and inserts while the map is built off the lock (a steady replacement
+    load) do not keep it from landing: the inserted nodes are added when it is taken,
+    and the removed ones are seen in the labels."""
     graph, vectors = _loaded(tmp_path)
     job = graph.key_map_job()
     assert job is not None
     job.build()
     assert graph.take_key_map(job) and graph.key_map_job() is None
-    assert graph.positions == {key: key - 1000 for key in range(1100, 2500)}
-    for change in (lambda g: g.remove(np.array([1200], dtype=np.int64)),
-                   lambda g: g.add(np.array([5], dtype=np.int64), vectors[:1])):
-        graph, _ = _loaded(tmp_path)
-        job = graph.key_map_job()
-        assert job is not None
-        change(graph)  # (while the map was being built)
-        job.build()
-        assert not graph.take_key_map(job) and graph._positions is None
+    assert _positions(graph) == {key: key - 1000 for key in range(1100, 2500)}
     graph, _ = _loaded(tmp_path)
     job = graph.key_map_job()
     assert job is not None
-    graph.remove(np.array([77], dtype=np.int64))  # (no such key: nothing changed)
+    graph.remove(np.array([1200, 1201, 77], dtype=np.int64))  # (while it is built)
+    graph.add(np.array([1200, 5, 6], dtype=np.int64), vectors[:3])  # (1200 replaced)
+    graph.remove(np.array([6], dtype=np.int64))
     job.build()
     assert graph.take_key_map(job)
+    expected = {key: key - 1000 for key in range(1100, 2500) if key not in (1200, 1201)}
+    assert _positions(graph) == {**expected, 1200: 1500, 5: 1501}
+    assert graph.remove(np.array([1200, 1201, 5], dtype=np.int64)) == 2
+
+
+def test_a_key_map_a_rename_made_stale_is_dropped(tmp_path: Path) -> None:
+    graph, _ = _loaded(tmp_path)
+    job = graph.key_map_job()
+    assert job is not None
+    job.build()
+    assert graph.rename(1500, 7)  # (while the map was being built: it scans)
+    assert graph._positions is None
+    assert not graph.take_key_map(job) and graph._positions is None
+    job = graph.key_map_job()
+    assert job is not None
+    job.build()
+    assert graph.take_key_map(job)
+    assert _positions(graph) == {**{key: key - 1000 for key in range(1100, 2500)
+                                    if key != 1500}, 7: 500}
 
 
 def test_writes_that_keep_a_key_map_from_landing_get_it_built_with_the_lock_held(
         tmp_path: Path) -> None:
-    """A replacement during every build drops it; after ``KEY_MAP_TRIES`` drops the map
-    is built from the labels as they are (the first write's cost before)."""
+    """A rename during every build drops it; after ``KEY_MAP_TRIES`` drops the map is
+    built from the labels as they are (the first write's cost before)."""
     graph, _ = _loaded(tmp_path)
     for attempt in range(hnsw_graph.KEY_MAP_TRIES):
         job = graph.key_map_job()
         assert job is not None
-        graph.remove(np.array([1200 + attempt], dtype=np.int64))
+        assert graph.rename(1200 + attempt, 5 + attempt)
         job.build()
         assert graph.take_key_map(job) == (attempt == hnsw_graph.KEY_MAP_TRIES - 1)
-    assert len(graph.positions) == 1400 - hnsw_graph.KEY_MAP_TRIES
-    assert 1200 not in graph.positions and graph.positions[1203] == 203
+    held = _positions(graph)
+    assert len(held) == 1400 and 1200 not in held and held[1203] == 203
+    assert held[5] == 200 and held[7] == 202
 
 
 def test_a_graph_answers_which_keys_it_holds_without_building_its_key_map(
@@ -257,7 +286,8 @@ def test_a_graph_answers_which_keys_it_holds_without_building_its_key_map(
     asked = np.array([5, 1000, 1099, 1100, 2499, 2500, -1], dtype=np.int64)
     assert graph.contains(asked).tolist() == [False, False, False, True, True, False, False]
     assert graph._positions is None
-    assert graph.contains(asked).tolist() == [k in graph.positions for k in asked.tolist()]
+    assert graph.contains(asked).tolist() == (graph.positions_of(asked) >= 0).tolist()
+    assert graph.key_map_built
 
 
 def test_an_empty_batch_of_queries_gets_empty_answers() -> None:

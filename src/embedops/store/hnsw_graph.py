@@ -3,8 +3,9 @@
 faiss's HNSW graph knows nodes only by position (the order they were added) and cannot
 remove one. This wrapper gives it what the store needs:
 
-* keys: position -> key (``labels``) and key -> position (``positions``); a node can be
-  renamed (``rename``), which only changes the mapping;
+* keys: position -> key (``labels``) and key -> position (``key_positions``, sorted
+  arrays checked against the labels); a node can be renamed (``rename``), which only
+  changes the mapping;
 * removal as a tombstone: the node stays in the graph and keeps routing searches (as in
   every HNSW library that removes lazily), its bit in the ``alive`` bitmap is cleared and
   searches pass the bitmap to faiss as an ``IDSelectorBitmap``, so a removed node is
@@ -49,18 +50,15 @@ import numpy as np
 
 from embedops.store import fingerprints
 from embedops.store.fingerprints import Fingerprints
+from embedops.store.key_positions import BYTES_PER_KEY, KeyPositions
 from embedops.store.mapped_files import MappedFile, open_for_mapping
 
 SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
-# the alive bit, the key -> position dictionary entry (measured: sys.getsizeof) and the
-# fingerprint with its position.
+# the alive bit, the key with its position in the key map and the fingerprint with its
+# position.
 PRINT_BYTES = 16  # a node's fingerprint and position in the sorted table
-NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + 100 + PRINT_BYTES
-KEY_OBJECT_BYTES = 64  # the key's and the position's Python int objects in that dictionary
-# The key -> position dictionary's own table, per entry (sys.getsizeof of a dictionary of
-# 1M int keys / 1M: 41.9 B; 29-52 B between 40 and 100k entries).
-KEY_MAP_ENTRY_BYTES = 42
+NODE_OVERHEAD_BYTES = 4 + 8 + 8 + 1 + BYTES_PER_KEY + PRINT_BYTES
 WRITE_BLOCK_BYTES = 1 << 20  # a checkpoint's graph reaches its file this much at a time
 PRINT_BLOCK = 1 << 16  # rows read back at a time to fingerprint a loaded graph
 _PARAMS_CACHE = 64  # search parameter objects kept per graph (one per search depth)
@@ -70,13 +68,11 @@ COPY_MIN_NODES = 50_000
 # The least a std::vector grows by when it reallocates (libstdc++ and libc++ double its
 # capacity, MSVC's library takes 1.5x): room counted on after a reallocation.
 GROWTH = 1.5
-# Until the key -> position map is built (0.17-0.24 s at 1M nodes, all of it with the
-# index lock held when a write needs it), a removal finds its keys by scanning the labels:
-# one comparison pass a key (~0.25 ms at 1M) up to this many keys, else a sorted lookup
-# (``np.isin``, ~12 ms at 1M whatever the count). The map is built off the lock meanwhile
-# (``KeyMapJob``).
+# Until the key -> position map is built (13-130 ms at 1M nodes, with the index lock held
+# when a write needs it), a removal finds its keys by scanning the labels: one comparison
+# pass a key (~0.25 ms at 1M) up to this many keys, else a sorted lookup (``np.isin``,
+# ~12 ms at 1M whatever the count). The map is built off the lock meanwhile (``KeyMapJob``).
 SCAN_EACH_MAX = 16
-KEY_MAP_CHUNK = 1 << 16  # labels entered into the map between two pauses (``KeyMapJob.build``)
 KEY_MAP_TRIES = 3  # maps built off the lock and dropped before one is built under it
 
 
@@ -128,25 +124,17 @@ def new_faiss_graph(dim: int, metric: str, dtype: str, connectivity: int,
 @dataclass
 class KeyMapJob:
     """The key -> position map of a graph, built off the index lock from its labels as
-    they stood (``HnswGraph.key_map_job``) and taken with ``HnswGraph.take_key_map``
-    unless the labels changed meanwhile."""
+    they stood (``HnswGraph.key_map_job``) and taken with ``HnswGraph.take_key_map``,
+    which adds the nodes inserted meanwhile, unless a node was renamed meanwhile."""
 
     labels: np.ndarray
     size: int
-    changes: int
-    built: dict[int, int] | None = None
+    renames: int
+    built: KeyPositions | None = None
 
-    def build(self, pause: Callable[[], None] = lambda: None) -> None:
-        """Fill the map a chunk of labels at a time, calling ``pause`` between chunks
-        (each holds the interpreter for ~3 ms at 1M nodes, but the one that grows the
-        dictionary past a power of two: up to ~50 ms; the whole ~0.28 s)."""
-        built: dict[int, int] = {}
-        for start in range(0, self.size, KEY_MAP_CHUNK):
-            chunk = self.labels[start:min(start + KEY_MAP_CHUNK, self.size)]
-            alive = np.flatnonzero(chunk >= 0)
-            built.update(zip(chunk[alive].tolist(), (alive + start).tolist(), strict=True))
-            pause()
-        self.built = built
+    def build(self) -> None:
+        """Make the map (numpy's sort: it lets go of the interpreter)."""
+        self.built = KeyPositions.from_labels(self.labels[:self.size])
 
 
 class HnswGraph:
@@ -179,8 +167,9 @@ class HnswGraph:
         # key -> position, built on first use (``positions``) or off the index lock
         # (``KeyMapJob``): a search needs only the labels, so opening a store and
         # answering its first search skips building it (~0.2 s at 1M nodes)
-        self._positions: dict[int, int] | None = None if count else {}
-        self._changes = 0  # changes of the labels so far (``KeyMapJob``)
+        self._positions: KeyPositions | None = None if count else KeyPositions.from_labels(
+            self._labels[:0])
+        self._renames = 0  # renames so far (``KeyMapJob``)
         self._key_map_misses = 0  # maps built off the lock and dropped (``take_key_map``)
         # fingerprint -> position, made on first use too (``find``: the first write after
         # a load), from a checkpoint's prints file if it has one (``load``), else from the
@@ -209,15 +198,20 @@ class HnswGraph:
         """Live nodes."""
         return self.size - self.removed
 
-    @property
-    def positions(self) -> dict[int, int]:
-        """Key -> position of every live node."""
+    def positions_of(self, keys: np.ndarray) -> np.ndarray:
+        """Per key: the position of its live node, else -1 (builds the key map if it is
+        not built yet)."""
+        return self._key_map().find(keys, self._labels)
+
+    def _key_map(self) -> KeyPositions:
         if self._positions is None:
-            count = self.size
-            alive = self._labels[:count] >= 0
-            self._positions = dict(zip(self._labels[:count][alive].tolist(),
-                                       np.flatnonzero(alive).tolist(), strict=True))
+            self._positions = KeyPositions.from_labels(self._labels[:self.size])
         return self._positions
+
+    @property
+    def key_map_built(self) -> bool:
+        """Is the key -> position map built (else removals scan the labels)?"""
+        return self._positions is not None
 
     @property
     def size(self) -> int:
@@ -230,14 +224,16 @@ class HnswGraph:
         return self._mapping is not None
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Per key: does a live node hold it?"""
+        keys = np.asarray(keys, dtype=np.int64)
         if self._positions is None:  # (a load checking its shared nodes: see SCAN_EACH_MAX)
-            keys = np.asarray(keys, dtype=np.int64)
             return np.isin(keys, self._labels[:self.size]) & (keys >= 0)  # (-1: removed)
-        return np.fromiter((k in self._positions for k in np.asarray(keys).tolist()),
-                           dtype=bool, count=len(keys))
+        return self._positions.find(keys, self._labels) >= 0
 
     def keys(self) -> np.ndarray:
-        return np.fromiter(self.positions, dtype=np.int64, count=len(self.positions))
+        """The keys of the live nodes, in the order of their positions."""
+        labels = self._labels[:self.size]
+        return labels[labels >= 0]
 
     # --- writes ------------------------------------------------------------------------
 
@@ -320,7 +316,6 @@ class HnswGraph:
         """Labels, fingerprints, key map and alive bits of the nodes from ``start`` on,
         just inserted with ``keys`` and ``rows``."""
         self.exact_size = False
-        self._changes += 1
         end = self._size = int(self.graph.ntotal)
         self._grow(end)
         self._labels[start:end] = keys
@@ -328,8 +323,7 @@ class HnswGraph:
             self._prints.add(fingerprints.of(self._as_stored(rows)),
                              np.arange(start, end, dtype=np.int64))
         if self._positions is not None:  # (else built from the labels when first needed)
-            self._positions.update(zip(np.asarray(keys).tolist(), range(start, end),
-                                       strict=True))
+            self._positions.add(keys, np.arange(start, end, dtype=np.int64), self._labels)
         bits = np.unpackbits(self._alive[start // 8:(end + 7) // 8], bitorder="little")
         bits[start % 8:start % 8 + end - start] = 1
         self._alive[start // 8:(end + 7) // 8] = np.packbits(bits, bitorder="little")
@@ -349,15 +343,14 @@ class HnswGraph:
 
     def remove(self, keys: np.ndarray) -> int:
         """Tombstone the present ``keys``; returns how many were present."""
+        keys = np.asarray(keys, dtype=np.int64)
         if self._positions is None:  # (not built yet: see SCAN_EACH_MAX)
-            where = self._scan(np.asarray(keys, dtype=np.int64))
-        else:
-            where = np.asarray([p for p in (self._positions.pop(k, None)
-                                            for k in np.asarray(keys).tolist())
-                                if p is not None], dtype=np.int64)
+            where = self._scan(keys)
+        else:  # (the map keeps the removed keys' entries: ``key_positions``)
+            where = np.unique(self._positions.find(keys, self._labels))
+            where = where[where >= 0]
         if len(where) == 0:
             return 0
-        self._changes += 1
         if self._selector is None:
             self._params = {}  # searches must now pass the bitmap
         self._labels[where] = -1
@@ -380,32 +373,43 @@ class HnswGraph:
         lock, then ``take_key_map`` with the lock exclusive)."""
         if self._positions is not None:
             return None
-        return KeyMapJob(self._labels, self.size, self._changes)
+        return KeyMapJob(self._labels, self.size, self._renames)
 
     def take_key_map(self, job: KeyMapJob) -> bool:
-        """Take the map ``job`` built, unless the labels changed since it started or a
-        map got built meanwhile (call with the index lock exclusive). After
-        ``KEY_MAP_TRIES`` misses in a row, it builds the map here from the labels as they
-        are, with the lock held, as the first write after a load did before: writes that
-        keep replacing points would otherwise keep every build from landing. Returns
-        whether the map is built now."""
+        """Take the map ``job`` built, with the nodes inserted since it started added
+        (call with the index lock exclusive). Removals meanwhile need nothing (the map
+        checks the labels: ``key_positions``); a rename meanwhile drops it, to be built
+        again. After ``KEY_MAP_TRIES`` drops in a row, it builds the map here from the
+        labels as they are, with the lock held, as the first write after a load did
+        before. Returns whether the map is built now."""
         if self._positions is not None:
             return True
-        if job.built is None or job.changes != self._changes or job.size != self.size:
+        if job.built is None or job.renames != self._renames or job.size > self.size:
             self._key_map_misses += 1
             if self._key_map_misses >= KEY_MAP_TRIES:
-                self.positions  # noqa: B018 (built from the labels)
+                self._key_map()  # (built from the labels)
             return self._positions is not None
+        if self.size > job.size:  # (inserted while it was built)
+            added = self._labels[job.size:self.size]
+            alive = np.flatnonzero(added >= 0)
+            job.built.add(added[alive], alive + job.size, self._labels)
         self._positions = job.built
         return True
 
     def rename(self, old: int, new: int) -> bool:
-        position = self.positions.pop(old, None)
-        if position is None:
+        """Give ``old``'s live node the key ``new`` (not held); False if none holds ``old``."""
+        asked = np.asarray([old], dtype=np.int64)
+        if self._positions is None:  # (not built yet: see SCAN_EACH_MAX)
+            found = self._scan(asked)
+            position = int(found[0]) if len(found) else -1
+        else:
+            position = int(self._positions.find(asked, self._labels)[0])
+        if position < 0:
             return False
-        self.positions[new] = position
         self._labels[position] = new
-        self._changes += 1
+        if self._positions is not None:
+            self._positions.add(np.asarray([new]), np.asarray([position]), self._labels)
+        self._renames += 1
         return True
 
     # --- reads -------------------------------------------------------------------------
@@ -499,10 +503,11 @@ class HnswGraph:
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The rows the graph holds for ``keys`` (float32; int8 codes as their values)."""
-        where = np.fromiter((self.positions[k] for k in np.asarray(keys).tolist()),
-                            dtype=np.int64, count=len(keys))
+        where = self.positions_of(np.asarray(keys, dtype=np.int64))
         if len(where) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if np.any(where < 0):
+            raise KeyError(int(np.asarray(keys)[np.argmax(where < 0)]))
         return self._rows_at(where)
 
     def _rows_at(self, where: np.ndarray) -> np.ndarray:
@@ -519,7 +524,7 @@ class HnswGraph:
         hnsw = self.graph.hnsw
         codes = self.size * self.graph.storage.sa_code_size()
         links = hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
-        key_map = len(self) * (KEY_MAP_ENTRY_BYTES + KEY_OBJECT_BYTES)
+        key_map = len(self) * BYTES_PER_KEY
         prints = PRINT_BYTES * len(self)  # (as the key map: the same before it is made
         # and after a reload; folding keeps its dictionary of recent ones small)
         return int(codes + links + self._labels.nbytes + self._alive.nbytes + key_map

@@ -41,7 +41,6 @@ from embedops.store.checkpoint_files import IndexImage, read_manifest
 from embedops.store.exact import scores as exact_scores
 from embedops.store.exact import top_k
 from embedops.store.hnsw_graph import (
-    KEY_OBJECT_BYTES,
     NODE_OVERHEAD_BYTES,
     SCALAR_BYTES,
     HnswGraph,
@@ -74,7 +73,7 @@ def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int 
     if dtype not in SCALAR_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}")
     links = 4 * (2 * connectivity + connectivity / max(connectivity - 1, 1))
-    per_node = dim * SCALAR_BYTES[dtype] + links + NODE_OVERHEAD_BYTES + KEY_OBJECT_BYTES
+    per_node = dim * SCALAR_BYTES[dtype] + links + NODE_OVERHEAD_BYTES
     return int(n * per_node * 1.1) + BASE_BYTES
 
 
@@ -565,10 +564,13 @@ class HnswIndex:
 
     def holding(self, keys: np.ndarray) -> np.ndarray:
         """Per key: does the index hold that point (in the graph or the pending segment)?"""
-        graph = self.index.positions
-        return np.fromiter((k in self._pending or k in self._group_of or k in graph
-                            for k in np.asarray(keys, dtype=np.int64).tolist()),
-                           dtype=bool, count=len(keys))
+        keys = np.asarray(keys, dtype=np.int64)
+        held = self.index.positions_of(keys) >= 0
+        if self._pending or self._group_of:
+            pending, groups = self._pending, self._group_of
+            held |= np.fromiter((k in pending or k in groups for k in keys.tolist()),
+                                dtype=bool, count=len(keys))
+        return held
 
     def codes(self, vectors: np.ndarray) -> np.ndarray:
         """``vectors`` as the graph holds them (int8 codes for int8 indexes), as float32."""
