@@ -9,8 +9,15 @@ another thread meanwhile (a thread that wakes every 0.5 ms measures it), the byt
 holds per key (tracemalloc, in a pass of its own), and the time to find 1,000 live keys
 and to add 1,000 new ones. Prints JSON lines, one per structure and run, alternating.
 
+With ``--checkpoint MANIFEST`` (an index folder's ``<collection>.json``) it instead loads
+that checkpoint's graph with the code on ``PYTHONPATH`` and prints the process's
+resident memory before and after the graph builds its key map: run it with each
+checkout's ``src`` to compare them in a real process.
+
     .venv/bin/python bench/key_map.py --labels /tmp/s1m-int8/index/1-100.labels.npy
     .venv/bin/python bench/key_map.py --n 1000000 --replaced 0.3 --shuffled
+    PYTHONPATH=<checkout>/src .venv/bin/python bench/key_map.py \
+        --checkpoint /tmp/s1m-int8/index/1.json
 """
 
 from __future__ import annotations
@@ -26,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedops.store.key_positions import KeyPositions
 
 ASKED = 1_000
 CHUNK = 1 << 16  # the baseline's build: labels entered between two pauses
@@ -58,6 +63,8 @@ class SortedMap:
     """``KeyPositions``, built as the store's merger builds it."""
 
     def __init__(self, labels: np.ndarray) -> None:
+        from embedops.store.key_positions import KeyPositions  # (not in old checkouts)
+
         self.map = KeyPositions.from_labels(labels)
 
     def find(self, keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -133,6 +140,36 @@ def measure(name: str, labels: np.ndarray, seed: int) -> dict[str, Any]:
             "load": round(os.getloadavg()[0], 2)}
 
 
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def checkpoint_rss(manifest_path: Path) -> dict[str, Any]:
+    """Resident bytes before and after a loaded graph builds its key map."""
+    from embedops.store.hnsw_graph import HnswGraph  # (the checkout's, by PYTHONPATH)
+
+    folder, manifest = manifest_path.parent, json.loads(manifest_path.read_text())
+    graph = HnswGraph.load(folder / manifest["file"], folder / manifest["labels"],
+                           manifest["dim"], manifest["metric"], manifest["dtype"])
+    assert graph is not None
+    graph.search(np.ones((1, manifest["dim"]), dtype=np.float32), 10, 64)
+    before = _rss()
+    began = time.perf_counter()
+    if hasattr(graph, "positions_of"):
+        graph.positions_of(np.zeros(1, dtype=np.int64))
+    else:  # (fd1977d and before: a dictionary, built on first use)
+        graph.positions  # noqa: B018
+    took = time.perf_counter() - began
+    after = _rss()
+    return {"checkpoint": str(manifest_path), "nodes": len(graph), "build_s": round(took, 4),
+            "rss_before_mb": round(before / 2**20, 1), "rss_after_mb": round(after / 2**20, 1),
+            "bytes_per_node": round((after - before) / len(graph), 1),
+            "load": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labels", type=Path, help="a checkpoint's *.labels.npy")
@@ -140,7 +177,11 @@ def main() -> None:
     parser.add_argument("--replaced", type=float, default=0.1)
     parser.add_argument("--shuffled", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--checkpoint", type=Path, help="an index folder's manifest")
     args = parser.parse_args()
+    if args.checkpoint is not None:
+        print(json.dumps(checkpoint_rss(args.checkpoint)))
+        return
     labels = (np.load(args.labels) if args.labels is not None
               else made_up_labels(args.n, args.replaced, args.shuffled))
     source = str(args.labels) if args.labels is not None else (

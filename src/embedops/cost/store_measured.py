@@ -44,17 +44,22 @@ SOURCE = ("bench/store_footprint.py --n 1000000 --dtypes {dtype} --data clustere
           "docs/benchmarks-store.md")
 # Measured on the faiss graph (store/hnsw_graph.py), int8 at 1M on 5ffc23c, with a node's
 # 16-byte fingerprint in RAM and in the checkpoint's fingerprint file (640.1 B in RAM and
-# 536.3 B of files before them). float32 and float16 are the int8 figures with the vector
-# at its own bytes: the graph's links, levels, key map and fingerprints do not depend on
-# the scalar type (float32, measured on its own at 1M on cfd2c67, came out at exactly the
-# int8 figures of that commit with 4-byte vectors: 1,792.1 B in RAM, 1,688.3 B of files).
+# 536.3 B of files before them): 656.1 B in RAM, of which 106 B the key -> position
+# dictionary. Since 8ba8f6c the key map is sorted arrays of 16 B a node
+# (store/key_positions.py): 90 B less, 566.1 B (the same 1M store's ``index_bytes``, read
+# by both commits: 658.4 and 568.4 B per vector). float32 and float16 are the int8 figures
+# with the vector at its own bytes: the graph's links, levels, key map and fingerprints do
+# not depend on the scalar type (float32, measured on its own at 1M on cfd2c67, came out at
+# exactly the int8 figures of that commit with 4-byte vectors: 1,792.1 B in RAM, 1,688.3 B
+# of files).
+KEY_MAP = "; in RAM less the key map's 90 B since 8ba8f6c (bench/key_map.py)"
 MEASURED: dict[str, Footprint] = {
-    "int8": Footprint("int8", 384, index_memory=656.1, sqlite=2090.0, index_files=552.3,
-                      measured_at=1_000_000, source=SOURCE.format(dtype="int8")),
-    "float32": Footprint("float32", 384, index_memory=656.1 + 3 * 384, sqlite=2090.0,
+    "int8": Footprint("int8", 384, index_memory=566.1, sqlite=2090.0, index_files=552.3,
+                      measured_at=1_000_000, source=SOURCE.format(dtype="int8") + KEY_MAP),
+    "float32": Footprint("float32", 384, index_memory=566.1 + 3 * 384, sqlite=2090.0,
                          index_files=552.3 + 3 * 384, measured_at=1_000_000,
-                         source=SOURCE.format(dtype="int8") + " (int8's bytes with "
-                         "4-byte vectors; float32 alone: cfd2c67)"),
+                         source=SOURCE.format(dtype="int8") + KEY_MAP + " (int8's bytes "
+                         "with 4-byte vectors; float32 alone: cfd2c67)"),
 }
 
 
