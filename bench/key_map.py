@@ -140,16 +140,10 @@ def measure(name: str, labels: np.ndarray, seed: int) -> dict[str, Any]:
             "load": round(os.getloadavg()[0], 2)}
 
 
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def checkpoint_rss(manifest_path: Path) -> dict[str, Any]:
     """Resident bytes before and after a loaded graph builds its key map."""
     from embedops.store.hnsw_graph import HnswGraph  # (the checkout's, by PYTHONPATH)
+    from store_footprint import _rss
 
     folder, manifest = manifest_path.parent, json.loads(manifest_path.read_text())
     graph = HnswGraph.load(folder / manifest["file"], folder / manifest["labels"],

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from embedops.store import sorted_lookup
+
 _MULTIPLIERS = np.random.default_rng(0x5EED).integers(
     1, 1 << 63, size=4096, dtype=np.uint64) | np.uint64(1)  # odd: no word is lost
 MIN_RECENT = 4096  # the dictionary is folded in no earlier than this
@@ -66,18 +68,7 @@ class Fingerprints:
 
     def find(self, prints: np.ndarray) -> np.ndarray:
         """Per fingerprint: the newest position recorded with it, else -1."""
-        found = np.full(len(prints), -1, dtype=np.int64)
-        if len(self._sorted):
-            at = np.searchsorted(self._sorted, prints, side="right") - 1
-            hit = (at >= 0) & (self._sorted[np.maximum(at, 0)] == prints)
-            found[hit] = self._positions[at[hit]]
-        if self._recent:
-            recent = self._recent
-            for i, value in enumerate(prints.tolist()):
-                position = recent.get(value)
-                if position is not None:
-                    found[i] = position  # (newer than any sorted one)
-        return found
+        return sorted_lookup.find(self._sorted, self._positions, self._recent, prints)
 
     def _fold(self) -> None:
         prints = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from embedops.store import sorted_lookup
+
 MIN_RECENT = 4096  # keys added since the last sort, at least, before they are folded in
 BYTES_PER_KEY = 16  # a key and its position in the sorted arrays
 
@@ -56,17 +58,7 @@ class KeyPositions:
     def find(self, keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Per key: the position whose label in ``labels`` is that key, else -1."""
         keys = np.asarray(keys, dtype=np.int64)
-        found = np.full(len(keys), -1, dtype=np.int64)
-        if len(self._keys) and len(keys):
-            at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-            hit = self._keys[at] == keys
-            found[hit] = self._positions[at[hit]]
-        if self._recent:
-            recent = self._recent
-            for i, key in enumerate(keys.tolist()):
-                position = recent.get(key)
-                if position is not None:
-                    found[i] = position  # (newer than a sorted one)
+        found = sorted_lookup.find(self._keys, self._positions, self._recent, keys)
         held = np.flatnonzero(found >= 0)
         stale = held[labels[found[held]] != keys[held]]  # removed or renamed since
         found[stale] = -1
