@@ -929,6 +929,8 @@ class EmbeddedStore:
             "hit_cache_bytes": self._search.hit_cache.bytes,
             "hit_cache_hits": self._search.hit_cache.hits,
             "hit_cache_misses": self._search.hit_cache.misses,
+            # (the row keys selective filters matched, kept until the collection changes)
+            "filter_cache_bytes": 8 * self._search.filter_matches.held_keys,
         }
 
     @_writes

@@ -36,6 +36,7 @@ import orjson
 from embedops.store import quantization
 from embedops.store.catalog import CollectionRow
 from embedops.store.exact import DenseCache, scores, top_k
+from embedops.store.filter_matches import FilterMatches
 from embedops.store.hit_cache import HitCache
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
@@ -66,6 +67,7 @@ class Searcher:
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
         self._matches: dict[tuple[int, int, str, str], int] = {}
+        self.filter_matches = FilterMatches()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -94,14 +96,28 @@ class Searcher:
             self._counts[row.cid] = cached
         return cached[1]
 
-    def match_count(self, row: CollectionRow, where: tuple[str, list[Any]]) -> int:
-        """Rows matching a compiled filter; cached per change sequence for planning."""
+    def match_count(self, row: CollectionRow, where: tuple[str, list[Any]],
+                    keep_up_to: int = 0) -> int:
+        """Rows matching a compiled filter; cached per change sequence for planning. When
+        at most ``keep_up_to`` rows match, their keys are read instead of counted and
+        kept for the search that follows (``filter_matches``): one pass over the
+        collection, not two."""
         key = (row.cid, row.seq, where[0], json.dumps(where[1]))
         if key not in self._matches:
+            held = self.filter_matches.get(row.cid, row.seq, where)
+            if held is not None:
+                n = len(held)
+            else:
+                first = self._matching_rowkeys(row, where, limit=keep_up_to + 1)
+                if len(first) <= keep_up_to:  # (all of them)
+                    self.filter_matches.put(row.cid, row.seq, where, first)
+                    n = len(first)
+                else:
+                    (n,) = self.conn.execute(
+                        f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
+                        (row.cid, *where[1])).fetchone()
             if len(self._matches) >= 256:
                 self._matches.clear()
-            (n,) = self.conn.execute(f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
-                                     (row.cid, *where[1])).fetchone()
             self._matches[key] = int(n)
         return self._matches[key]
 
@@ -119,10 +135,11 @@ class Searcher:
             if len(queries) == 1 and row.dtype != "int8":
                 return [self._hnsw_one(row, queries, 1.0, k, ef, oversample, n)]
             return self._hnsw(row, queries, k, ef, oversample, n)
-        matches = self.match_count(row, where)
+        selective = max(SELECTIVE_ROWS, n // 50)
+        matches = self.match_count(row, where, keep_up_to=selective)
         if matches == 0:
             return [[] for _ in queries]
-        if matches <= max(SELECTIVE_ROWS, n // 50):
+        if matches <= selective:
             return self._selective(row, queries, k, where, oversample)
         return [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
 
@@ -196,12 +213,21 @@ class Searcher:
             out.append([_hit(rows[key], val) for key, val in found[:k]])
         return out
 
-    def _matching_rowkeys(self, row: CollectionRow, where: tuple[str, list[Any]]
-                          ) -> np.ndarray:
-        """Row keys of the collection's points that match a compiled filter."""
-        return np.fromiter((r for (r,) in self.conn.execute(
-            f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]}",
-            (row.cid, *where[1]))), dtype=np.int64)
+    def _matching_rowkeys(self, row: CollectionRow, where: tuple[str, list[Any]],
+                          limit: int = -1) -> np.ndarray:
+        """Row keys of the collection's points that match a compiled filter (at most
+        ``limit`` of them, when it is not negative, and then the scan stops there); the
+        keys kept for the filter at ``row``'s change sequence when there are
+        (``filter_matches``)."""
+        held = self.filter_matches.get(row.cid, row.seq, where)
+        if held is not None:
+            return held if limit < 0 else held[:limit]
+        keys = np.fromiter((r for (r,) in self.conn.execute(
+            f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]} LIMIT ?",
+            (row.cid, *where[1], limit))), dtype=np.int64)
+        if limit < 0:
+            self.filter_matches.put(row.cid, row.seq, where, keys)
+        return keys
 
     def _exact_scan(self, row: CollectionRow, queries: np.ndarray, k: int,
                     where: Where) -> list[list[Hit]]:

@@ -1,0 +1,94 @@
+"""The row keys a selective filter matches, kept until the collection changes: a filter
+repeated between writes reads them from SQLite once, and every write is seen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedops.store import open_store
+from embedops.store.filter_matches import FilterMatches
+
+from .storedata import mixture
+
+DIM = 16
+N = 3_000  # a 1% filter matches 30 points: fewer than the selective plan's 2,000
+WHERE = ("json_extract(payload, '$.bucket') = ?", [3])
+
+
+def test_keys_are_held_per_collection_and_filter_at_one_sequence() -> None:
+    held = FilterMatches(max_keys=40)
+    keys = np.arange(10, dtype=np.int64)
+    held.put(1, 5, WHERE, keys)
+    assert held.get(1, 5, WHERE) is keys and held.get(1, 6, WHERE) is None
+    assert held.get(2, 5, WHERE) is None and held.get(1, 5, ("1", [])) is None
+    held.put(1, 4, WHERE, np.arange(3, dtype=np.int64))  # (an older search's: ignored)
+    assert held.get(1, 5, WHERE) is keys and held.held_keys == 10
+    held.put(1, 6, WHERE, np.arange(7, dtype=np.int64))  # (replaces the older sequence's)
+    assert held.get(1, 5, WHERE) is None and held.held_keys == 7
+    held.put(1, 6, ("a", []), np.arange(11, dtype=np.int64))  # (over a quarter: not kept)
+    assert held.get(1, 6, ("a", [])) is None
+    for cid in range(2, 7):  # 5 x 10 keys more: the least recently used go first
+        held.put(cid, 1, WHERE, np.arange(10, dtype=np.int64))
+        held.get(1, 6, WHERE)
+    assert held.held_keys <= 40 and held.get(1, 6, WHERE) is not None
+    assert held.get(2, 1, WHERE) is None and held.get(6, 1, WHERE) is not None
+
+
+def _points(lo: int, hi: int) -> tuple[list[str], list[dict[str, Any]]]:
+    return [str(i) for i in range(lo, hi)], [{"bucket": i % 100} for i in range(lo, hi)]
+
+
+def _ids(store: Any, query: np.ndarray, **how: Any) -> list[str]:
+    return [hit.id for hit in store.search("c", query, k=5, filter={"field": "bucket",
+                                                                    "eq": 3}, **how)[0]]
+
+
+def test_a_repeated_filter_reads_its_matches_once_and_sees_every_write(
+        tmp_path: Path) -> None:
+    data = mixture(N + 1, DIM, seed=31)
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    ids, payloads = _points(0, N)
+    store.upsert("c", ids, data[:N], payloads, fingerprint="fp")
+    reader = open_store(tmp_path / "s", read_only=True)
+    reads: list[int] = []
+    for handle in (store, reader):
+        matches = handle._search.filter_matches
+        real = matches.put
+
+        def counted(*args: Any, real: Any = real) -> None:
+            reads.append(1)
+            real(*args)
+
+        matches.put = counted  # type: ignore[method-assign]
+
+    def check(expect_first: str | None, expect_absent: str | None = None) -> None:
+        for handle in (store, reader):
+            before = len(reads)
+            for query in (data[5], data[N], data[203]):
+                found = _ids(handle, query)
+                assert found == _ids(handle, query, exact=True)  # (SQLite's own answer)
+                assert all(i == "new" or int(i) % 100 == 3 for i in found)
+            assert len(reads) == before + 1  # the filter's matches read once a sequence
+            top = _ids(handle, data[N])
+            assert expect_first is None or top[0] == expect_first
+            assert expect_absent is None or expect_absent not in top
+        assert store.stats("c")["filter_cache_bytes"] == 8 * 30 + 8 * (expect_first == "new")
+
+    check(None)
+    store.upsert("c", ["new"], data[N:], [{"bucket": 3}], fingerprint="fp")  # matches now
+    check("new")
+    store.update_payload("c", {"bucket": 4}, ids=["new"])  # matches no more
+    check(None, "new")
+    store.update_payload("c", {"bucket": 3}, ids=["new"])
+    check("new")
+    store.delete("c", ids=["new"])
+    check(None, "new")
+    store.upsert("c", ["103"], data[N:], [{"bucket": 7}], fingerprint="fp")  # one leaves
+    for handle in (store, reader):
+        assert "103" not in _ids(handle, data[N]) and "103" not in _ids(handle, data[103])
+    reader.close()
+    store.close()
