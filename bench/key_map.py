@@ -6,8 +6,12 @@ For each structure, over the labels of a real checkpoint (``--labels``, a graph'
 and added again at the end, as replacements leave them; ``--shuffled``: in random
 order): the time to build the map, the longest the interpreter went without running
 another thread meanwhile (a thread that wakes every 0.5 ms measures it), the bytes it
-holds per key (tracemalloc, in a pass of its own), and the time to find 1,000 live keys
-and to add 1,000 new ones. Prints JSON lines, one per structure and run, alternating.
+holds per key (tracemalloc, in a pass of its own), the time to find 1,000 live keys
+and to add 1,000 new ones, and the longest and total time of ``--grow`` more keys added
+1,000 at a time, as merges add them with the index lock held (the sorted arrays fold
+their recent keys in meanwhile; the dictionary resizes). The graph's fingerprint table,
+which folds the same way, gets a line of its own (``structure``: ``fingerprints``).
+Prints JSON lines, one per structure and run, alternating.
 
 With ``--checkpoint MANIFEST`` (an index folder's ``<collection>.json``) it instead loads
 that checkpoint's graph with the code on ``PYTHONPATH`` and prints the process's
@@ -111,7 +115,7 @@ def longest_hold(work: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, took, worst[0]
 
 
-def measure(name: str, labels: np.ndarray, seed: int) -> dict[str, Any]:
+def measure(name: str, labels: np.ndarray, seed: int, grow_by: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     structure = STRUCTURES[name]
     tracemalloc.start()
@@ -133,10 +137,53 @@ def measure(name: str, labels: np.ndarray, seed: int) -> dict[str, Any]:
     began = time.perf_counter()
     built.add(new_keys, positions, grown)
     add_s = time.perf_counter() - began
+    longest, total = grow(built, grown, grow_by)
+    assert built.find(np.asarray([int(grown[len(grown) - 2])]), grown)[0] == len(grown) - 2
     return {"structure": name, "keys": len(live), "build_s": round(took, 4),
             "longest_hold_ms": round(1000 * hold, 1),
             "bytes_per_key": round(size / len(live), 1),
             "find_1000_us": round(1e6 * find_s, 1), "add_1000_us": round(1e6 * add_s, 1),
+            f"grow_{grow_by}_longest_add_ms": round(1000 * longest, 1),
+            f"grow_{grow_by}_total_s": round(total, 3),
+            "load": round(os.getloadavg()[0], 2)}
+
+
+def grow(built: Any, labels: np.ndarray, count: int) -> tuple[float, float]:
+    """Add ``count`` new keys to ``built`` 1,000 at a time, after those ``labels`` hold
+    (which grow with them); the longest add's seconds and all of them."""
+    start = len(labels) - 1 - ASKED  # (the slot after the keys ``measure`` added)
+    first_key = int(labels.max()) + 1
+    labels.resize(len(labels) + count, refcheck=False)
+    labels[start + ASKED + 1:] = -1
+    longest = total = 0.0
+    for lo in range(0, count, ASKED):
+        keys = np.arange(first_key + lo, first_key + lo + ASKED, dtype=np.int64)
+        at = np.arange(start + ASKED + lo, start + 2 * ASKED + lo, dtype=np.int64)
+        labels[at] = keys
+        began = time.perf_counter()
+        built.add(keys, at, labels)
+        took = time.perf_counter() - began
+        longest, total = max(longest, took), total + took
+    return longest, total
+
+
+def fingerprint_growth(n: int, grow_by: int, seed: int) -> dict[str, Any]:
+    """``grow`` for the graph's fingerprint table of ``n`` nodes."""
+    from embedops.store.fingerprints import Fingerprints
+
+    rng = np.random.default_rng(seed)
+    table = Fingerprints(rng.integers(0, 2**63, n, dtype=np.uint64),
+                         np.arange(n, dtype=np.int64))
+    longest = total = 0.0
+    for lo in range(n, n + grow_by, ASKED):
+        prints = rng.integers(0, 2**63, ASKED, dtype=np.uint64)
+        began = time.perf_counter()
+        table.add(prints, np.arange(lo, lo + ASKED, dtype=np.int64))
+        took = time.perf_counter() - began
+        longest, total = max(longest, took), total + took
+    return {"structure": "fingerprints", "keys": n,
+            f"grow_{grow_by}_longest_add_ms": round(1000 * longest, 1),
+            f"grow_{grow_by}_total_s": round(total, 3),
             "load": round(os.getloadavg()[0], 2)}
 
 
@@ -171,6 +218,8 @@ def main() -> None:
     parser.add_argument("--replaced", type=float, default=0.1)
     parser.add_argument("--shuffled", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--grow", type=int, default=200_000,
+                        help="keys added 1,000 at a time after the build")
     parser.add_argument("--checkpoint", type=Path, help="an index folder's manifest")
     args = parser.parse_args()
     if args.checkpoint is not None:
@@ -180,10 +229,14 @@ def main() -> None:
               else made_up_labels(args.n, args.replaced, args.shuffled))
     source = str(args.labels) if args.labels is not None else (
         f"made up: {args.n:,}, replaced {args.replaced}, shuffled {args.shuffled}")
+    for structure in STRUCTURES.values():  # (imports outside the measured passes)
+        structure(labels[:10])
     for run in range(args.runs):
         for name in STRUCTURES:
-            print(json.dumps({"labels": source, "run": run, **measure(name, labels, run)}),
-                  flush=True)
+            print(json.dumps({"labels": source, "run": run,
+                              **measure(name, labels.copy(), run, args.grow)}), flush=True)
+        print(json.dumps({"run": run, **fingerprint_growth(
+            int(np.count_nonzero(labels >= 0)), args.grow, run)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class _Graph:
 def test_it_answers_as_a_dictionary_would_through_adds_removals_renames_and_folds(
         monkeypatch: pytest.MonkeyPatch, order: str) -> None:
     monkeypatch.setattr(key_positions, "MIN_RECENT", 16)  # (a fold every few writes)
+    monkeypatch.setattr(key_positions, "STALE_CHECK_FOLDS", 3)
     rng = np.random.default_rng(7)
     keys = np.arange(100, 600, dtype=np.int64)
     if order == "shuffled":
@@ -78,7 +79,31 @@ def test_it_answers_as_a_dictionary_would_through_adds_removals_renames_and_fold
     graph.check(np.arange(-1, next_key + 1, dtype=np.int64))
     graph.map.fold(graph.labels)
     graph.check(np.arange(-1, next_key + 1, dtype=np.int64))
-    assert len(graph.map) == len(graph.held)  # (a fold drops the removed keys' entries)
+    # entries of removed and renamed nodes are dropped once they outnumber the live ones
+    assert graph.map._folds >= 20 and len(graph.map) <= 2 * len(graph.held) + 3 * 16 * 3
+    for _ in range(3):  # (replacing every point: stale entries outnumber the live ones)
+        live = list(graph.held)
+        graph.remove(live)
+        graph.add(live)
+        graph.map.fold(graph.labels)
+    for _ in range(3):  # (a count of the stale entries among these folds)
+        graph.map.fold(graph.labels)
+    graph.check(np.arange(-1, next_key + 1, dtype=np.int64))
+    assert len(graph.map) == len(graph.held)
+
+
+def test_a_key_placed_again_is_found_at_its_newest_position() -> None:
+    """(A key removed and added again, or renamed away and back, stands in the arrays
+    more than once after folds: the newest entry is the one a lookup takes.)"""
+    labels = np.full(16, -1, dtype=np.int64)
+    labels[:3] = [5, 6, 7]
+    held = KeyPositions.from_labels(labels[:3])
+    for position in (3, 4, 5):  # 5 moves on twice
+        labels[position - 1 if position > 3 else 0] = -1
+        labels[position] = 5
+        held.add(np.array([5]), np.array([position]), labels)
+        held.fold(labels)
+        assert held.find(np.array([5, 6, 7]), labels).tolist() == [position, 1, 2]
 
 
 def test_labels_removed_while_the_map_is_read_leave_no_key_minus_one() -> None:

@@ -15,10 +15,10 @@ stored row with the new one before sharing a node, so a collision costs one extr
 never a wrong answer.
 
 Layout: sorted fingerprints with their positions (16 bytes a node), plus a dictionary of
-the fingerprints added since the last sort; the dictionary is folded into the sorted
-arrays when it outgrows an eighth of them. Removed positions are not taken out: the
-caller checks that a position found is still alive. When a fingerprint is added again
-(a vector removed and written anew) the newest position wins.
+the fingerprints added since the last sort; the dictionary is merged into the sorted
+arrays when it outgrows a 64th of them (``sorted_lookup``). Removed positions are not
+taken out: the caller checks that a position found is still alive. When a fingerprint is
+added again (a vector removed and written anew) the newest position wins.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Fingerprints:
     def add(self, prints: np.ndarray, positions: np.ndarray) -> None:
         """Record that ``positions`` (ascending) hold rows with ``prints``."""
         self._recent.update(zip(prints.tolist(), positions.tolist(), strict=True))
-        if len(self._recent) > max(MIN_RECENT, len(self._sorted) // 8):
+        if len(self._recent) > sorted_lookup.fold_share(len(self._sorted), MIN_RECENT):
             self._fold()
 
     def find(self, prints: np.ndarray) -> np.ndarray:
@@ -74,7 +74,8 @@ class Fingerprints:
         prints = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
         positions = np.fromiter(self._recent.values(), dtype=np.int64, count=len(prints))
         self._recent = {}
-        self._merge(prints, positions)
+        self._sorted, self._positions = sorted_lookup.merged(
+            self._sorted, self._positions, prints, positions)
 
     def _merge(self, prints: np.ndarray, positions: np.ndarray) -> None:
         prints = np.concatenate([self._sorted, prints])

@@ -2,19 +2,22 @@
 
 A graph's labels map each position to its node's key (``hnsw_graph``); writes need the
 reverse, to find the nodes of the keys they remove, rename or read back. A Python
-dictionary did it at ~106 bytes a node (its table and two int objects: 106 MB at 1M
-nodes) and took 0.2-0.3 s to build at 1M nodes, all of it holding the interpreter, up
-to ~0.1 s in one go when the dictionary resized.
+dictionary did it at ~106 bytes a node by tracemalloc's count (its table and two int
+objects; 136 B of resident memory at 1M nodes) and took 0.2-0.3 s to build at 1M nodes,
+all of it holding the interpreter, up to ~50 ms in one go when it resized.
 
 Here: the keys sorted, with their positions beside them (16 bytes a node), plus a
-dictionary of the keys added since the last sort, folded in when it outgrows an eighth
-of the sorted arrays (as ``fingerprints`` does). Building the arrays is numpy's sort,
-which lets go of the interpreter: 13-130 ms at 1M nodes, least when the keys come in
-ascending runs, as row keys do.
+dictionary of the keys added since the last sort, merged into the arrays when it
+outgrows a 64th of them (``sorted_lookup``, as ``fingerprints`` does). Building the
+arrays is numpy's sort, which lets go of the interpreter: 0.01 s at 1M nodes whose keys
+come in ascending runs, as row keys do, 0.14 s in random order.
 
 Removals and renames change only the labels. A position found is the key's only while
 the labels still give that key at that position (``find`` checks), so the entries of
-removed and renamed nodes need no removal here; a fold drops them.
+removed and renamed nodes need no removal here. A key placed again (removed and added,
+renamed back) stands once more, newest last, which is the one a lookup takes. Such
+entries are dropped when they come to outnumber the live ones, in one pass over the
+arrays (no sort), and whenever the graph is rebuilt: compaction makes a new graph.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import numpy as np
 from embedops.store import sorted_lookup
 
 MIN_RECENT = 4096  # keys added since the last sort, at least, before they are folded in
+# Folds between two counts of the arrays' stale entries (a pass over the labels: ~10 ms
+# at 1M nodes, with the index lock held).
+STALE_CHECK_FOLDS = 16
 BYTES_PER_KEY = 16  # a key and its position in the sorted arrays
 
 
@@ -35,6 +41,7 @@ class KeyPositions:
         self._keys = np.zeros(0, dtype=np.int64)
         self._positions = np.zeros(0, dtype=np.int64)
         self._recent: dict[int, int] = {}
+        self._folds = 0
         self._sort(np.asarray(keys, dtype=np.int64), np.asarray(positions, dtype=np.int64))
 
     @classmethod
@@ -52,7 +59,8 @@ class KeyPositions:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the sorted arrays (the dictionary of recent keys is kept small)."""
+        """Bytes of the sorted arrays (the dictionary of recent keys holds at most a
+        64th as many entries, ~100 bytes each: up to ~1.6 bytes a node more)."""
         return self._keys.nbytes + self._positions.nbytes
 
     def find(self, keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -70,25 +78,26 @@ class KeyPositions:
         (a fold drops the entries they no longer agree with)."""
         self._recent.update(zip(np.asarray(keys).tolist(), np.asarray(positions).tolist(),
                                 strict=True))
-        if len(self._recent) > max(MIN_RECENT, len(self._keys) // 8):
+        if len(self._recent) > sorted_lookup.fold_share(len(self._keys), MIN_RECENT):
             self.fold(labels)
 
     def fold(self, labels: np.ndarray) -> None:
-        """Sort the recent keys in, dropping every entry ``labels`` disagree with."""
-        recent = self._recent
-        keys = np.concatenate([self._keys, np.fromiter(recent, dtype=np.int64,
-                                                       count=len(recent))])
-        positions = np.concatenate([self._positions, np.fromiter(
-            recent.values(), dtype=np.int64, count=len(recent))])
+        """Merge the recent keys into the arrays (those ``labels`` no longer agree with
+        left out); every ``STALE_CHECK_FOLDS`` folds, drop the arrays' stale entries if
+        they outnumber the live ones."""
+        recent, self._recent = self._recent, {}
+        keys = np.fromiter(recent, dtype=np.int64, count=len(recent))
+        positions = np.fromiter(recent.values(), dtype=np.int64, count=len(recent))
         live = labels[positions] == keys
-        self._recent = {}
-        self._sort(keys[live], positions[live])
+        self._keys, self._positions = sorted_lookup.merged(
+            self._keys, self._positions, keys[live], positions[live])
+        self._folds += 1
+        if self._folds % STALE_CHECK_FOLDS == 0:
+            held = labels[self._positions] == self._keys  # (keeps the order)
+            if 2 * np.count_nonzero(held) < len(held):
+                self._keys, self._positions = self._keys[held], self._positions[held]
 
     def _sort(self, keys: np.ndarray, positions: np.ndarray) -> None:
         # (a stable sort is a merge of runs: ~13 ms at 1M keys in a few ascending runs)
         order = np.argsort(keys, kind="stable")
-        keys, positions = keys[order], positions[order]
-        if len(keys) > 1 and np.any(same := keys[1:] == keys[:-1]):  # (a key renamed
-            keep = np.concatenate([[True], ~same])  # away and back: one entry twice)
-            keys, positions = keys[keep], positions[keep]
-        self._keys, self._positions = keys, positions
+        self._keys, self._positions = keys[order], positions[order]
