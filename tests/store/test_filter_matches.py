@@ -92,3 +92,38 @@ def test_a_repeated_filter_reads_its_matches_once_and_sees_every_write(
         assert "103" not in _ids(handle, data[N]) and "103" not in _ids(handle, data[103])
     reader.close()
     store.close()
+
+
+def test_a_broad_filter_is_counted_at_later_sequences_without_reading_keys(
+        tmp_path: Path) -> None:
+    """A filter that matched more than twice the selective plan's limit (2,000) goes
+    straight to a count at the next sequence: reading keys until there are too many
+    would add part of a pass over the collection to every first search after a write."""
+    n = 6_000
+    data = mixture(n + 1, DIM, seed=32)
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    ids, payloads = _points(0, n)
+    store.upsert("c", ids, data[:n], payloads, fingerprint="fp")
+    reads: list[int] = []
+    real = store._search._matching_rowkeys
+
+    def counted(*args: Any, **kwargs: Any) -> np.ndarray:
+        reads.append(kwargs.get("limit", -1))
+        return real(*args, **kwargs)
+
+    store._search._matching_rowkeys = counted  # type: ignore[method-assign]
+    broad = {"field": "bucket", "gte": 10}  # 5,400 points
+    assert len(store.search("c", data[3], k=5, filter=broad)[0]) == 5
+    assert reads == [2_001]  # (the first time: keys read until there were too many)
+    store.upsert("c", ["new"], data[n:], [{"bucket": 50}], fingerprint="fp")
+    hits = store.search("c", data[n], k=5, filter=broad)[0]
+    assert hits[0].id == "new" and reads == [2_001]
+    narrow = {"field": "bucket", "eq": 3}
+    store.search("c", data[3], k=5, filter=narrow)
+    store.upsert("c", ["new"], data[n:], [{"bucket": 3}], fingerprint="fp")
+    assert store.search("c", data[n], k=5, filter=narrow)[0][0].id == "new"
+    # (a selective one: its keys read once a sequence, in the count; the search after
+    # the count, with no limit, is answered from the keys kept)
+    assert reads == [2_001, 2_001, -1, 2_001, -1]
+    store.close()

@@ -67,6 +67,7 @@ class Searcher:
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
         self._matches: dict[tuple[int, int, str, str], int] = {}
+        self._counted: dict[tuple[int, str, str], int] = {}  # the last count of a filter
         self.filter_matches = FilterMatches()
 
     @property
@@ -101,25 +102,33 @@ class Searcher:
         """Rows matching a compiled filter; cached per change sequence for planning. When
         at most ``keep_up_to`` rows match, their keys are read instead of counted and
         kept for the search that follows (``filter_matches``): one pass over the
-        collection, not two."""
+        collection, not two. A filter that matched more than twice that many at an
+        earlier sequence is counted at once (reading keys until there are too many
+        would cost a part of a pass more)."""
         key = (row.cid, row.seq, where[0], json.dumps(where[1]))
         if key not in self._matches:
-            held = self.filter_matches.get(row.cid, row.seq, where)
-            if held is not None:
-                n = len(held)
-            else:
-                first = self._matching_rowkeys(row, where, limit=keep_up_to + 1)
-                if len(first) <= keep_up_to:  # (all of them)
-                    self.filter_matches.put(row.cid, row.seq, where, first)
-                    n = len(first)
-                else:
-                    (n,) = self.conn.execute(
-                        f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
-                        (row.cid, *where[1])).fetchone()
+            same = (row.cid, where[0], key[3])  # (the filter at any sequence)
+            n = self._count_matches(row, where, keep_up_to, self._counted.get(same))
             if len(self._matches) >= 256:
                 self._matches.clear()
-            self._matches[key] = int(n)
+            if len(self._counted) >= 256:
+                self._counted.clear()
+            self._matches[key] = self._counted[same] = n
         return self._matches[key]
+
+    def _count_matches(self, row: CollectionRow, where: tuple[str, list[Any]],
+                       keep_up_to: int, before: int | None) -> int:
+        held = self.filter_matches.get(row.cid, row.seq, where)
+        if held is not None:
+            return len(held)
+        if before is None or before <= 2 * keep_up_to:
+            first = self._matching_rowkeys(row, where, limit=keep_up_to + 1)
+            if len(first) <= keep_up_to:  # (all of them)
+                self.filter_matches.put(row.cid, row.seq, where, first)
+                return len(first)
+        (n,) = self.conn.execute(f"SELECT COUNT(*) FROM points WHERE cid = ? AND {where[0]}",
+                                 (row.cid, *where[1])).fetchone()
+        return int(n)
 
     def search(self, row: CollectionRow, queries: np.ndarray, k: int, where: Where,
                ef: int | None, exact: bool) -> list[list[Hit]]:
