@@ -79,11 +79,13 @@ def main() -> None:
             store.search("c", queries[0], k=10)
             stop, writes = threading.Event(), [0]
 
+            fresh = data[args.n:args.n + 10_000]  # (the points written: row n on)
+
             def writer() -> None:
-                lo = args.n
-                while not stop.wait(args.write_every):
-                    ids, payloads = batch_points(lo, lo + 10)
-                    store.upsert("c", ids, data[lo:lo + 10], payloads, fingerprint="bench")
+                lo = 0
+                while not stop.wait(args.write_every) and lo + 10 <= len(fresh):
+                    ids, payloads = batch_points(args.n + lo, args.n + lo + 10)
+                    store.upsert("c", ids, fresh[lo:lo + 10], payloads, fingerprint="bench")
                     lo += 10
                     writes[0] += 1
 

@@ -96,9 +96,10 @@ def test_a_repeated_filter_reads_its_matches_once_and_sees_every_write(
 
 def test_a_broad_filter_is_counted_at_later_sequences_without_reading_keys(
         tmp_path: Path) -> None:
-    """A filter that matched more than twice the selective plan's limit (2,000) goes
-    straight to a count at the next sequence: reading keys until there are too many
-    would add part of a pass over the collection to every first search after a write."""
+    """A filter that matched more than the selective plan's limit (2,000) at its last
+    count goes straight to a count at the next sequence: reading keys until there are
+    too many would add up to a pass over the collection to every first search after a
+    write."""
     n = 6_000
     data = mixture(n + 1, DIM, seed=32)
     store = open_store(tmp_path / "s")
@@ -113,10 +114,10 @@ def test_a_broad_filter_is_counted_at_later_sequences_without_reading_keys(
         return real(*args, **kwargs)
 
     store._search._matching_rowkeys = counted  # type: ignore[method-assign]
-    broad = {"field": "bucket", "gte": 10}  # 5,400 points
+    broad = {"field": "bucket", "gte": 66}  # 2,040 points: just past the limit
     assert len(store.search("c", data[3], k=5, filter=broad)[0]) == 5
     assert reads == [2_001]  # (the first time: keys read until there were too many)
-    store.upsert("c", ["new"], data[n:], [{"bucket": 50}], fingerprint="fp")
+    store.upsert("c", ["new"], data[n:], [{"bucket": 70}], fingerprint="fp")
     hits = store.search("c", data[n], k=5, filter=broad)[0]
     assert hits[0].id == "new" and reads == [2_001]
     narrow = {"field": "bucket", "eq": 3}

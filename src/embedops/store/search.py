@@ -102,9 +102,9 @@ class Searcher:
         """Rows matching a compiled filter; cached per change sequence for planning. When
         at most ``keep_up_to`` rows match, their keys are read instead of counted and
         kept for the search that follows (``filter_matches``): one pass over the
-        collection, not two. A filter that matched more than twice that many at an
-        earlier sequence is counted at once (reading keys until there are too many
-        would cost a part of a pass more)."""
+        collection, not two. A filter that matched more than that at its last count is
+        counted at once (reading keys until there are too many would cost up to a pass
+        more, for filters just past the limit)."""
         key = (row.cid, row.seq, where[0], json.dumps(where[1]))
         if key not in self._matches:
             same = (row.cid, where[0], key[3])  # (the filter at any sequence)
@@ -121,7 +121,7 @@ class Searcher:
         held = self.filter_matches.get(row.cid, row.seq, where)
         if held is not None:
             return len(held)
-        if before is None or before <= 2 * keep_up_to:
+        if before is None or before <= keep_up_to:
             first = self._matching_rowkeys(row, where, limit=keep_up_to + 1)
             if len(first) <= keep_up_to:  # (all of them)
                 self.filter_matches.put(row.cid, row.seq, where, first)
