@@ -68,10 +68,11 @@ COPY_MIN_NODES = 50_000
 # The least a std::vector grows by when it reallocates (libstdc++ and libc++ double its
 # capacity, MSVC's library takes 1.5x): room counted on after a reallocation.
 GROWTH = 1.5
-# Until the key -> position map is built (13-130 ms at 1M nodes, with the index lock held
-# when a write needs it), a removal finds its keys by scanning the labels: one comparison
-# pass a key (~0.25 ms at 1M) up to this many keys, else a sorted lookup (``np.isin``,
-# ~12 ms at 1M whatever the count). The map is built off the lock meanwhile (``KeyMapJob``).
+# Until the key -> position map is built (0.01-0.14 s at 1M nodes), a removal or a rename
+# finds its keys by scanning the labels: one comparison pass a key (~0.25 ms at 1M) up to
+# this many keys, else a sorted lookup (``np.isin``, ~12 ms at 1M whatever the count).
+# The merger builds the map off the index lock meanwhile (``KeyMapJob``); a lookup that
+# needs it first (``positions_of``: reading stored rows back) builds it there and then.
 SCAN_EACH_MAX = 16
 KEY_MAP_TRIES = 3  # maps built off the lock and dropped before one is built under it
 
@@ -164,9 +165,9 @@ class HnswGraph:
         alive = self._labels[:count] >= 0
         self._alive = np.zeros(len(self._labels) // 8 + 1, dtype=np.uint8)
         self._alive[:(count + 7) // 8] = np.packbits(alive, bitorder="little")
-        # key -> position, built on first use (``positions``) or off the index lock
-        # (``KeyMapJob``): a search needs only the labels, so opening a store and
-        # answering its first search skips building it (~0.2 s at 1M nodes)
+        # key -> position, built off the index lock (``KeyMapJob``) or on first use by a
+        # lookup (``positions_of``): a search needs only the labels, so opening a store
+        # and answering its first search skips building it (0.01-0.14 s at 1M nodes)
         self._positions: KeyPositions | None = None if count else KeyPositions.from_labels(
             self._labels[:0])
         self._renames = 0  # renames so far (``KeyMapJob``)

@@ -667,7 +667,7 @@ class HnswIndex:
             if pending is None:
                 return None
             # (pending points are never in the graph too: restored without the removal
-            # ``add`` makes first, which would build the graph's key map, 0.2 s at 1M)
+            # ``add`` makes first, a scan of the labels while the key map is not built)
             index._to_pending(*pending)
         return index, int(manifest["seq"])
 
