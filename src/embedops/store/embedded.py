@@ -27,6 +27,7 @@ Lock order: ``_lock`` before the index lock.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import logging
@@ -267,6 +268,17 @@ class EmbeddedStore:
         schema.migrate(conn)
         return conn
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the handle's connection (``catalog.transaction``) that
+        sends searches to read their catalog row again as soon as it commits: a search
+        that took the row from before the commit could pair it with rows read after it
+        (kept filter matches, ``filter_matches``) while the write applies its change to
+        the index, which may take a merge's time before the write returns."""
+        with transaction(self.conn) as conn:
+            yield conn
+        self._writes_done += 1
+
     @property
     def conn(self) -> sqlite3.Connection:
         """The calling thread's read connection inside a ``_reads`` call, else the
@@ -291,7 +303,7 @@ class EmbeddedStore:
         fields = tuple(dict.fromkeys(payload_indexes))
         for field in fields:
             json_path(field)
-        with transaction(self.conn):
+        with self._transaction():
             catalog.insert_collection(self.conn, name, int(dim), metric, dtype, fingerprint,
                                       model, params, fields)
         return lookup(self.conn, name).info(points=0)
@@ -301,7 +313,7 @@ class EmbeddedStore:
         """Declare an SQLite expression index on a payload field (idempotent)."""
         row = lookup(self.conn, collection)
         fields = tuple(dict.fromkeys((*row.payload_indexes, field)))
-        with transaction(self.conn):
+        with self._transaction():
             catalog.create_payload_index(self.conn, row.cid, field)
             self.conn.execute("UPDATE collections SET payload_indexes = ? WHERE cid = ?",
                               (json.dumps(list(fields)), row.cid))
@@ -310,7 +322,7 @@ class EmbeddedStore:
     def drop_collection(self, name: str) -> None:
         """Delete a collection, its points and index files; refused while an alias targets it."""
         row = lookup(self.conn, name)
-        with transaction(self.conn):
+        with self._transaction():
             catalog.delete_collection(self.conn, row)
         with self._index_lock.exclusive():
             self._indexes.drop(row.cid)
@@ -347,7 +359,7 @@ class EmbeddedStore:
         self._wait_for_frozen_graph(row)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
-        with transaction(self.conn):
+        with self._transaction():
             if row.dtype == "int8" and row.clip is None:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
@@ -715,7 +727,7 @@ class EmbeddedStore:
         # A handful of statements whatever the batch's size: each statement (and each row
         # fetched) lets go of the interpreter lock, which a searching thread then holds
         # for a whole graph search before the writer gets it back.
-        with transaction(self.conn):
+        with self._transaction():
             if not self.conn.execute(
                     f"INSERT INTO tombstones (cid, rowkey, seq) SELECT cid, rowkey, ? "
                     f"FROM points WHERE cid = ? AND {where}", (seq, row.cid, *params)).rowcount:
@@ -742,7 +754,7 @@ class EmbeddedStore:
         row = lookup(self.conn, collection)
         where, params = self._where(ids, filter, required=True)
         text = payload_text(patch)
-        with transaction(self.conn):
+        with self._transaction():
             changed = self.conn.execute(
                 f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where}",
                 (text, row.cid, *params)).rowcount
@@ -978,13 +990,13 @@ class EmbeddedStore:
 
     @_writes
     def create_alias(self, alias: str, collection: str) -> None:
-        with transaction(self.conn):
+        with self._transaction():
             catalog.create_alias(self.conn, alias, collection)
 
     @_writes
     def repoint_alias(self, alias: str, collection: str) -> str:
         """Move ``alias`` to ``collection`` in one transaction; returns the previous target."""
-        with transaction(self.conn):
+        with self._transaction():
             return catalog.repoint_alias(self.conn, alias, collection)
 
     @_writes
@@ -992,7 +1004,7 @@ class EmbeddedStore:
         """Rename collection ``name`` to ``new_name`` and make ``name`` an alias of it, in
         one transaction: a reader of ``name`` sees the same points before and after.
         Aliases that pointed at ``name`` follow it."""
-        with transaction(self.conn):
+        with self._transaction():
             row = lookup(self.conn, name)
             if row.name != name:
                 raise AliasConflict(f"{name!r} is already an alias (of {row.name!r})")
@@ -1017,7 +1029,7 @@ class EmbeddedStore:
 
     @_writes
     def delete_alias(self, alias: str) -> None:
-        with transaction(self.conn):
+        with self._transaction():
             catalog.delete_alias(self.conn, alias)
 
     # --- lifecycle ---------------------------------------------------------------------

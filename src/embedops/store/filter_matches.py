@@ -8,9 +8,16 @@ cost that second a query. Here the keys of each filter are kept with the change
 sequence they were read at, and serve every search at that sequence; a write moves the
 collection's sequence on and the next search reads them again.
 
-Only filters matching at most ``max_keys_each`` points are kept (the selective ones,
-whose keys the search scores); all of them together hold at most ``max_keys`` keys
-(8 bytes each), the least recently used dropped first. Safe from any number of threads.
+The keys of the filters whose matches the search scores itself are kept (the selective
+plan's, and exact search's: small collections, a graph still loading), those of one
+filter up to a quarter of ``max_keys``. All of them together hold at most ``max_keys``
+keys (8 bytes each), each filter counted ``ENTRY_KEYS`` keys more for what it holds
+besides (its SQL, its parameters, the array): the least recently used dropped first.
+Safe from any number of threads.
+
+A search's catalog row can trail a write that committed meanwhile, so the keys it gets
+may be a write old: the search reads the rows of the points it returns under the filter
+again (``Searcher._checked_hits``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import numpy as np
 
 MAX_KEYS = 4_000_000  # keys held over all filters: 32 MB
+ENTRY_KEYS = 128  # what a filter holds besides its keys, counted as keys (~1 KB)
 Filter = tuple[int, str, str]  # collection, compiled SQL, its parameters as JSON
 
 
@@ -63,14 +71,14 @@ class FilterMatches:
                 if old[0] > seq:  # (a search that read an older catalog row: keep the newer)
                     self._held[key] = old
                     return
-                self._total -= len(old[1])
+                self._total -= len(old[1]) + ENTRY_KEYS
             self._held[key] = (seq, keys)
-            self._total += len(keys)
+            self._total += len(keys) + ENTRY_KEYS
             while self._total > self.max_keys:
                 _, (_, dropped) = self._held.popitem(last=False)
-                self._total -= len(dropped)
+                self._total -= len(dropped) + ENTRY_KEYS
 
     @property
     def held_keys(self) -> int:
-        """Keys held, over all filters."""
+        """Keys held over all filters, each filter counted ``ENTRY_KEYS`` more."""
         return self._total

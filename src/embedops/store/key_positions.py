@@ -15,9 +15,11 @@ come in ascending runs, as row keys do, 0.14 s in random order.
 Removals and renames change only the labels. A position found is the key's only while
 the labels still give that key at that position (``find`` checks), so the entries of
 removed and renamed nodes need no removal here. A key placed again (removed and added,
-renamed back) stands once more, newest last, which is the one a lookup takes. Such
-entries are dropped when they come to outnumber the live ones, in one pass over the
-arrays (no sort), and whenever the graph is rebuilt: compaction makes a new graph.
+renamed back) stands once more, newest last, which is the one a lookup takes. The
+entries the labels no longer agree with are dropped when they come to outnumber the
+rest, in one pass over the arrays (no sort), and whenever the graph is rebuilt:
+compaction makes a new graph. (A key renamed away and back to the same position stands
+twice with both entries right; the store renames only to fresh group keys.)
 """
 
 from __future__ import annotations

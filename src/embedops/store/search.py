@@ -114,6 +114,7 @@ class Searcher:
             if len(self._counted) >= 256:
                 self._counted.clear()
             self._matches[key] = self._counted[same] = n
+            return n
         return self._matches[key]
 
     def _count_matches(self, row: CollectionRow, where: tuple[str, list[Any]],
@@ -190,6 +191,8 @@ class Searcher:
                 pos = np.clip(np.searchsorted(keys, chosen), 0, max(len(keys) - 1, 0))
                 pos = pos[keys[pos] == chosen] if len(keys) else pos[:0]
                 keys, matrix = keys[pos], matrix[pos]
+                idx, vals = top_k(scores(queries, matrix, row.metric), k)
+                return self._checked_hits(row, queries, keys[idx], vals, where, k, len(keys))
             idx, vals = top_k(scores(queries, matrix, row.metric), k)
             return self._hits(row, keys[idx], vals)
         return self._exact_scan(row, queries, k, where)
@@ -211,15 +214,42 @@ class Searcher:
         matrix = index.stored(keys)
         if row.dtype != "int8":
             idx, vals = top_k(scores(queries, matrix, row.metric), k)
-            return self._hits(row, keys[idx], vals)
+            return self._checked_hits(row, queries, keys[idx], vals, where, k, len(keys))
         code_metric = "l2" if row.metric == "l2" else "ip"
         idx, _ = top_k(scores(index.codes(queries), matrix, code_metric), k * oversample)
-        rows = self._fetch(keys[idx].reshape(-1), with_vectors=True)
+        rows = self._fetch(keys[idx].reshape(-1), with_vectors=True, where=where)
         out: list[list[Hit]] = []
         for query, chosen in zip(queries, keys[idx].tolist(), strict=True):
             found = self._rescore(row, query, [(key, 0.0) for key in chosen if key in rows],
                                   rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
+        return self._short_answered(row, queries, out, where, k, len(keys))
+
+    def _checked_hits(self, row: CollectionRow, queries: np.ndarray, keys: np.ndarray,
+                      vals: np.ndarray, where: tuple[str, list[Any]], k: int,
+                      matches: int) -> list[list[Hit]]:
+        """Hits from the ranked keys of matching points (a row per query), their rows
+        read under the filter again: the keys a filter matched are kept per change
+        sequence (``filter_matches``), and a search may hold a catalog row that a write
+        committed since has overtaken. A point that no longer matches is left out, and
+        a query left with fewer than ``k`` hits (of ``matches``) is answered by the scan
+        of SQLite."""
+        rows = self._fetch(keys.ravel(), with_vectors=False, where=where)
+        out = [[_hit(rows[key], val) for key, val in zip(ranked, scored, strict=True)
+                if key in rows] for ranked, scored in zip(keys.tolist(), vals.tolist(),
+                                                          strict=True)]
+        return self._short_answered(row, queries, out, where, k, matches)
+
+    def _short_answered(self, row: CollectionRow, queries: np.ndarray,
+                        out: list[list[Hit]], where: tuple[str, list[Any]], k: int,
+                        matches: int) -> list[list[Hit]]:
+        """``out``, with the queries that got fewer than ``min(k, matches)`` hits answered
+        by the scan of SQLite (points deleted since their keys were read)."""
+        short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, matches)]
+        if short:
+            for qi, hits in zip(short, self._exact_scan(row, queries[short], k, where),
+                                strict=True):
+                out[qi] = hits
         return out
 
     def _matching_rowkeys(self, row: CollectionRow, where: tuple[str, list[Any]],
