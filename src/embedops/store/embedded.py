@@ -942,7 +942,7 @@ class EmbeddedStore:
             "hit_cache_bytes": self._search.hit_cache.bytes,
             "hit_cache_hits": self._search.hit_cache.hits,
             "hit_cache_misses": self._search.hit_cache.misses,
-            # (the row keys selective filters matched, kept until the collection changes)
+            # (the row keys filters matched, kept until the collection changes: all of them)
             "filter_cache_bytes": 8 * self._search.filter_matches.held_keys,
         }
 
