@@ -344,12 +344,7 @@ class HnswGraph:
 
     def remove(self, keys: np.ndarray) -> int:
         """Tombstone the present ``keys``; returns how many were present."""
-        keys = np.asarray(keys, dtype=np.int64)
-        if self._positions is None:  # (not built yet: see SCAN_EACH_MAX)
-            where = self._scan(keys)
-        else:  # (the map keeps the removed keys' entries: ``key_positions``)
-            where = np.unique(self._positions.find(keys, self._labels))
-            where = where[where >= 0]
+        where = self._live_positions(np.asarray(keys, dtype=np.int64))
         if len(where) == 0:
             return 0
         if self._selector is None:
@@ -359,6 +354,14 @@ class HnswGraph:
                           np.invert(np.left_shift(1, where % 8).astype(np.uint8)))
         self.removed += len(where)
         return len(where)
+
+    def _live_positions(self, keys: np.ndarray) -> np.ndarray:
+        """The positions of the live nodes of ``keys``, each once: from the key map, or
+        from the labels while the map is not built (see SCAN_EACH_MAX)."""
+        if self._positions is None:
+            return self._scan(keys)
+        where = np.unique(self._positions.find(keys, self._labels))
+        return where[where >= 0]
 
     def _scan(self, keys: np.ndarray) -> np.ndarray:
         """The positions of the live nodes of ``keys``, found in the labels."""
@@ -399,14 +402,10 @@ class HnswGraph:
 
     def rename(self, old: int, new: int) -> bool:
         """Give ``old``'s live node the key ``new`` (not held); False if none holds ``old``."""
-        asked = np.asarray([old], dtype=np.int64)
-        if self._positions is None:  # (not built yet: see SCAN_EACH_MAX)
-            found = self._scan(asked)
-            position = int(found[0]) if len(found) else -1
-        else:
-            position = int(self._positions.find(asked, self._labels)[0])
-        if position < 0:
+        found = self._live_positions(np.asarray([old], dtype=np.int64))
+        if len(found) == 0:
             return False
+        position = int(found[0])
         self._labels[position] = new
         if self._positions is not None:
             self._positions.add(np.asarray([new]), np.asarray([position]), self._labels)
