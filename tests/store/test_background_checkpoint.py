@@ -212,8 +212,12 @@ def test_a_checkpoint_due_in_a_burst_of_writes_waits_for_the_burst_to_pause(
 def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+    """A write that leaves more than ``PENDING_MAX`` points pending (a checkpoint holds
+    the graph, so nothing merges) returns only once the merger has merged them; while it
+    waits, searches and other writes go on (it waits without the handle's lock, which
+    the checkpoint takes to finish)."""
     entered, release = held_graph_write
-    monkeypatch.setattr(embedded, "FROZEN_PENDING_MAX", 200)
+    monkeypatch.setattr(embedded, "PENDING_MAX", 200)
     vectors = mixture(3000, DIM, seed=4)
     ids = [str(i) for i in range(3000)]
     with open_store(tmp_path / "s") as store:
@@ -225,15 +229,21 @@ def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
         release.clear()
         store.delete("c", ids=ids[:300])
         assert entered.wait(30)
-        store.upsert("c", ids[2000:2250], vectors[2000:2250], None, fingerprint="fp")  # 250
+        store.upsert("c", ids[2000:2150], vectors[2000:2150], None, fingerprint="fp")  # 150
         done = threading.Event()
-        thread = threading.Thread(target=lambda: (store.upsert(
-            "c", ids[2250:2300], vectors[2250:2300], None, fingerprint="fp"), done.set()),
+        thread = threading.Thread(target=lambda: (store.upsert(  # 150 more: past 200
+            "c", ids[2150:2300], vectors[2150:2300], None, fingerprint="fp"), done.set()),
             daemon=True)
         thread.start()
-        assert not done.wait(0.5), "a write went on past the frozen graph's limit"
+        assert not done.wait(0.5), "a write went on past the pending segment's limit"
+        assert [h[0].id for h in store.search("c", vectors[2150:2160], k=1)] == \
+            ids[2150:2160]  # (searchable at once, in the pending segment)
+        store.delete("c", ids=ids[300:310])  # (the waiting writer holds no lock)
+        assert not done.is_set()
         release.set()
         assert done.wait(30)
+        live = store._indexes.live[1]
+        assert live.index.pending <= 200
         assert [h[0].id for h in store.search("c", vectors[2000:2300], k=1)] == ids[2000:2300]
 
 

@@ -91,13 +91,18 @@ MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock af
 MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
-# While a checkpoint writes a graph, its inserts wait in the pending segment; past this
-# many, a writer waits for the write to finish (memory, and the exact scoring of pending
-# points in every search, stay bounded).
-FROZEN_PENDING_MAX = 4 * MAX_PENDING
-# (a bound, not an expected wait: the graph writes measured take seconds; past it the
-# write goes on into the pending segment rather than fail)
-FROZEN_WAIT_S = 600.0
+# Past ``MAX_PENDING`` a writer merges some pending points itself, but it cannot while a
+# checkpoint writes the graph (frozen) or the merger inserts into a copy of it; past this
+# many, a writer waits after its write until the merger has brought the pending segment
+# back under it (``_wait_for_merger``): memory, and the exact scoring of pending points in
+# every search, stay bounded. Without the wait a 10M int8 build's pending segment passed
+# 2.5M points (18 GB resident) with the graph at 0.4M nodes: checkpoints froze the graph
+# for longer each time, writing the ever larger segment to their files.
+PENDING_MAX = 4 * MAX_PENDING
+# (a bound, not an expected wait: past it the write returns with the segment still full
+# rather than hang, say behind a merger that failed)
+BACKLOG_WAIT_S = 600.0
+BACKLOG_LOOK_S = 0.02  # between two looks at the pending segment while waiting
 # An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey kept)
 UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
                  "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
@@ -228,6 +233,8 @@ class EmbeddedStore:
         self._closing = False
         self._last_search = 0.0
         self._writing, self._last_write = 0, 0.0  # the merger gives way to writes
+        self._backlogged = 0  # writers waiting for the merger (``_wait_for_merger``)
+        self._backlog_lock = threading.Lock()
         _open_handles.add(self)
         if not read_only:
             # Started here, by the thread that opens the store: a thread inherits its
@@ -344,19 +351,31 @@ class EmbeddedStore:
 
     # --- points ------------------------------------------------------------------------
 
-    @_writes
     def upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
                payloads: Sequence[Mapping[str, Any]] | None = None, *,
                fingerprint: str) -> int:
-        """Insert or replace points in one transaction; see ``VectorStore.upsert``."""
+        """Insert or replace points in one transaction; see ``VectorStore.upsert``. A
+        writer that has filled the pending segment (``PENDING_MAX``) returns once the
+        merger has made room in it again."""
+        count, backlog = self._upsert(collection, ids, vectors, payloads,
+                                      fingerprint=fingerprint)
+        if backlog is not None:
+            self._wait_for_merger(backlog)
+        return count
+
+    @_writes
+    def _upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
+                payloads: Sequence[Mapping[str, Any]] | None, *, fingerprint: str
+                ) -> tuple[int, int | None]:
+        """``upsert`` with the handle's lock held: the points written, and the collection
+        whose pending segment the write left full (None: none)."""
         row = lookup(self.conn, collection)
         check_fingerprint(row.name, row.model, row.fingerprint, fingerprint)
         ids, arr, texts = _prepare_batch(row, ids, vectors, payloads)
         if not ids:
-            return 0
+            return 0, None
         self._sync_index(row)
         self._check_budget(row, ids)
-        self._wait_for_frozen_graph(row)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
         with self._transaction():
@@ -378,7 +397,30 @@ class EmbeddedStore:
             self._merge_excess(after.cid, min(over, 2 * len(ids)))
         self._start_merging()
         self._maybe_compact(after.cid)
-        return len(ids)
+        return len(ids), after.cid if self._pending_of(after.cid) > PENDING_MAX else None
+
+    def _pending_of(self, cid: int) -> int:
+        """Points pending a merge in collection ``cid``'s index (0: none loaded). Reads a
+        size: any thread, no lock."""
+        live = self._indexes.live.get(cid)
+        return live.index.pending if live is not None else 0
+
+    def _wait_for_merger(self, cid: int) -> None:
+        """Wait, without the handle's lock (the merger takes it to finish a checkpoint),
+        until the merger has brought collection ``cid``'s pending segment back under
+        ``PENDING_MAX``; it does not give way to writes meanwhile
+        (``_give_way_to_writes``), but still to searches."""
+        deadline = time.monotonic() + BACKLOG_WAIT_S
+        with self._backlog_lock:
+            self._backlogged += 1
+        try:
+            while (self._pending_of(cid) > PENDING_MAX and not self._closing
+                   and time.monotonic() < deadline):
+                self._merge_wanted.set()
+                time.sleep(BACKLOG_LOOK_S)
+        finally:
+            with self._backlog_lock:
+                self._backlogged -= 1
 
     def _sync_index(self, row: CollectionRow) -> None:
         """Load or catch up the collection's index before a write, taking the exclusive
@@ -387,13 +429,6 @@ class EmbeddedStore:
             with self._index_lock.exclusive():
                 self._indexes.synced(row)
             self._start_merging()  # (a checkpoint loaded with points pending a merge)
-
-    def _wait_for_frozen_graph(self, row: CollectionRow) -> None:
-        """Hold a write back while a checkpoint writes the collection's graph and the
-        pending segment has grown past ``FROZEN_PENDING_MAX`` meanwhile."""
-        live = self._indexes.live.get(row.cid)
-        if live is not None and live.index.frozen and live.index.pending > FROZEN_PENDING_MAX:
-            live.index.wait_thawed(FROZEN_WAIT_S)
 
     def _start_merger(self) -> None:
         self._merger = threading.Thread(target=self._merge_loop, daemon=True,
@@ -565,8 +600,8 @@ class EmbeddedStore:
         would wait out. The pending segment absorbs the burst; past ``MAX_PENDING`` the
         writer merges the excess itself, so a sustained stream still pays for the graph
         (but for a merge due to go through a copy, which the merger makes at once)."""
-        while not self._closing and not self._indexes.checkpoint_overdue() and (
-                not self._indexes.copy_due()) and (
+        while not self._closing and not self._backlogged and (
+                not self._indexes.checkpoint_overdue()) and not self._indexes.copy_due() and (
                 self._writing or time.monotonic() - self._last_write < WRITE_YIELD_WINDOW_S):
             time.sleep(MERGE_PAUSE_S)  # (a checkpoint that comes due meanwhile waits too:
             # its graph write's fsyncs compete with the commits'; past twice the interval

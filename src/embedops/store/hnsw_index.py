@@ -272,10 +272,6 @@ class HnswIndex:
         """The checkpoint has written the graph: merges may change it again."""
         self._thawed.set()
 
-    def wait_thawed(self, timeout: float) -> bool:
-        """Block until the graph is thawed (False: still frozen after ``timeout``)."""
-        return self._thawed.wait(timeout)
-
     def image(self, seq: int) -> IndexImage:
         """What a checkpoint of this index as of change ``seq`` holds (copies, but for the
         graph itself: the caller keeps inserts away from it until written)."""
