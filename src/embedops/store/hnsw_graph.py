@@ -50,6 +50,7 @@ import numpy as np
 
 from embedops.store import fingerprints
 from embedops.store.fingerprints import Fingerprints
+from embedops.store.flat_codes import flat_of, scalar_kind
 from embedops.store.key_positions import BYTES_PER_KEY, KeyPositions
 from embedops.store.mapped_files import MappedFile, open_for_mapping
 
@@ -111,11 +112,10 @@ def new_faiss_graph(dim: int, metric: str, dtype: str, connectivity: int,
                     expansion_add: int) -> faiss.IndexHNSW:
     """An empty faiss HNSW index for ``dim``-dimensional vectors of ``dtype``."""
     fmetric = graph_metric(metric)
-    if dtype == "float32":
+    kind = scalar_kind(dtype)
+    if kind is None:
         graph = faiss.IndexHNSWFlat(dim, connectivity, fmetric)
     else:
-        kind = (faiss.ScalarQuantizer.QT_fp16 if dtype == "float16"
-                else faiss.ScalarQuantizer.QT_8bit_direct_signed)
         graph = faiss.IndexHNSWSQ(dim, kind, connectivity, fmetric)
         graph.train(np.zeros((1, dim), dtype=np.float32))  # (these quantizers learn nothing)
     graph.hnsw.efConstruction = expansion_add
@@ -482,6 +482,26 @@ class HnswGraph:
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
         # which is always -1 (__init__).
         return labels[found], distances
+
+    def search_among(self, rows: np.ndarray, k: int, positions: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` node keys and faiss distances per query row among the live
+        nodes at ``positions`` (distinct), scored on the vectors as the graph stores
+        them (``flat_codes``); key -1 pads missing slots."""
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
+            raise ValueError(f"queries must be (n, {self.dim}) and k positive")
+        flat = flat_of(self.graph, positions, self.dtype)
+        distances = np.empty((len(rows), k), dtype=np.float32)
+        found = np.empty((len(rows), k), dtype=np.int64)
+        if len(rows) == 1:  # (as ``search``)
+            _one_thread()
+        else:
+            _all_threads()
+        flat.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
+                      faiss.swig_ptr(found))
+        keys = np.append(self._labels[positions], -1)  # (padding, row -1: the last)
+        return keys[found], distances
 
     def _search_params(self, ef: int) -> faiss.SearchParametersHNSW:
         params = self._params.get(ef)

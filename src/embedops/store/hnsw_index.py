@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -515,13 +515,60 @@ class HnswIndex:
             ef_value = int(ef_value * (1.0 + 4.0 * removed / max(graph.size, 1)))
         return max(int(ef_value), k)
 
+    def search_among(self, queries: np.ndarray, k: int, keys: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Exact top-``k`` points among ``keys`` (the points a filter matches) per query:
+        row keys and scores (higher is better, int8 codes scaled back as ``search``
+        scales them; -1 pads), scored on the vectors the index holds (``stored``), the
+        graph's nodes on their codes (``HnswGraph.search_among``), pending points as
+        ``search`` scores them. A shared node stands for its points among ``keys``, which
+        tie. None when the index does not hold every one of ``keys``."""
+        keys = np.asarray(keys, dtype=np.int64)
+        waiting = np.zeros(len(keys), dtype=bool)
+        if self._pending:
+            waiting = np.isin(keys, self._pending_arrays()[0])
+        nodes = keys[~waiting]
+        if self._group_of:
+            group_of = self._group_of
+            nodes = np.fromiter((group_of.get(key, key) for key in nodes.tolist()),
+                                dtype=np.int64, count=len(nodes))
+        positions = self.index.positions_of(nodes)
+        if (positions < 0).any():
+            return None
+        positions = np.unique(positions)
+        codes = self.codes(queries)
+        found = np.zeros((len(queries), 0), dtype=np.int64)
+        values = np.zeros((len(queries), 0), dtype=np.float32)
+        if len(positions):
+            found, values = self.index.search_among(codes, min(k, len(positions)), positions)
+            if self.metric == "l2":
+                np.negative(values, out=values)
+            values *= np.float32(self._code_scale)
+            values[found < 0] = -np.inf
+            if self._groups and (found >= GROUP_BASE).any():
+                found, values = self._expand(found, values, k,
+                                             among=set(keys[~waiting].tolist()))
+        if waiting.any():
+            chosen = keys[waiting]
+            rows = np.stack([self._pending[key] for key in chosen.tolist()])
+            sims = exact_scores(codes, self.codes(rows),
+                                "l2" if self.metric == "l2" else "ip")
+            best, sims = top_k(sims * np.float32(self._code_scale), k)
+            found = np.concatenate([found, chosen[best]], axis=1)
+            values = np.concatenate([values, sims.astype(np.float32)], axis=1)
+            order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+            found = np.take_along_axis(found, order, axis=1)
+            values = np.take_along_axis(values, order, axis=1)
+        return found, values
+
     def members(self, node: int) -> Collection[int]:
         """The row keys of the points a node holds (insertion order)."""
         return self._groups.get(node) or (node,)
 
-    def _expand(self, nodes: np.ndarray, scores: np.ndarray, width: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Ranked nodes -> ranked points, ``width`` per query (a node's points tie)."""
+    def _expand(self, nodes: np.ndarray, scores: np.ndarray, width: int,
+                among: Container[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Ranked nodes -> ranked points, ``width`` per query (a node's points tie); with
+        ``among``, only a node's points in it."""
         out_keys = np.full((len(nodes), width), -1, dtype=np.int64)
         out_scores = np.full((len(nodes), width), -np.inf, dtype=np.float32)
         for qi, (row, vals) in enumerate(zip(nodes.tolist(), scores.tolist(), strict=True)):
@@ -531,7 +578,10 @@ class HnswIndex:
                 if node < 0 or len(keys) >= width:
                     break
                 before = len(keys)
-                keys.extend(islice(self.members(node), width - before))
+                members: Iterable[int] = self.members(node)
+                if among is not None:
+                    members = (key for key in members if key in among)
+                keys.extend(islice(members, width - before))
                 ranks.extend([rank] * (len(keys) - before))
             out_keys[qi, :len(keys)] = keys
             out_scores[qi, :len(keys)] = np.asarray(vals, dtype=np.float32)[ranks]

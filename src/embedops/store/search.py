@@ -200,26 +200,26 @@ class Searcher:
     def _selective(self, row: CollectionRow, queries: np.ndarray, k: int,
                    where: tuple[str, list[Any]], oversample: int) -> list[list[Hit]]:
         """A filter few points match: score every matching point, with the vectors the
-        loaded index holds (float32 and float16 graphs hold the stored values exactly;
-        an int8 graph's codes choose ``oversample * k`` candidates that are rescored
-        with the float vectors from SQLite). Reading every match's vector from SQLite
-        instead took ~1 s a query for 10,000 matches at 1M points. Matches the index does
-        not hold yet (committed, not yet applied) send the query to the SQLite scan."""
+        loaded index holds, on its codes (``HnswIndex.search_among``: float32 and float16
+        graphs hold the stored values exactly; an int8 graph's codes choose
+        ``oversample * k`` candidates that are rescored with the float vectors from
+        SQLite). Reading every match's vector from SQLite instead took ~1 s a query for
+        10,000 matches at 1M points. Matches the index does not hold yet (committed, not
+        yet applied) send the query to the SQLite scan."""
         index = self.indexes.loaded(row)
         keys = self._matching_rowkeys(row, where)
         if len(keys) == 0:
             return [[] for _ in queries]
-        if not index.holding(keys).all():
+        rescore = row.dtype == "int8"
+        found = index.search_among(queries, k * oversample if rescore else k, keys)
+        if found is None:
             return self._exact_scan(row, queries, k, where)
-        matrix = index.stored(keys)
-        if row.dtype != "int8":
-            idx, vals = top_k(scores(queries, matrix, row.metric), k)
-            return self._checked_hits(row, queries, keys[idx], vals, where, k, len(keys))
-        code_metric = "l2" if row.metric == "l2" else "ip"
-        idx, _ = top_k(scores(index.codes(queries), matrix, code_metric), k * oversample)
-        rows = self._fetch(keys[idx].reshape(-1), with_vectors=True, where=where)
+        ranked, vals = found
+        if not rescore:
+            return self._checked_hits(row, queries, ranked, vals, where, k, len(keys))
+        rows = self._fetch(ranked.reshape(-1), with_vectors=True, where=where)
         out: list[list[Hit]] = []
-        for query, chosen in zip(queries, keys[idx].tolist(), strict=True):
+        for query, chosen in zip(queries, ranked.tolist(), strict=True):
             found = self._rescore(row, query, [(key, 0.0) for key in chosen if key in rows],
                                   rows)
             out.append([_hit(rows[key], val) for key, val in found[:k]])
