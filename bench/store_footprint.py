@@ -43,9 +43,10 @@ from embedops.store.hnsw_index import DEFAULT_PARAMS
 BATCH = 10_000
 
 
-def _rss() -> int:
+def _rss(field: str = "VmRSS") -> int:
+    """The process's resident bytes now (``VmHWM``: the most it has held)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -229,7 +230,8 @@ def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
     fixed = {k: round(first[k] - per_vector[k] * half) for k in first}
     return {"dtype": dtype, "dim": dim, "n": n, "data": data, "per_vector_bytes": per_vector,
             "fixed_bytes": fixed, "at_n": second, **_tenths(seconds),
-            "rss_bytes_after": _rss()}
+            "rss_bytes_after": _rss(), "peak_rss_bytes": _rss("VmHWM"),
+            "build_s": round(sum(seconds), 1)}
 
 
 def main() -> None:
