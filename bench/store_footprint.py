@@ -230,8 +230,7 @@ def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
     fixed = {k: round(first[k] - per_vector[k] * half) for k in first}
     return {"dtype": dtype, "dim": dim, "n": n, "data": data, "per_vector_bytes": per_vector,
             "fixed_bytes": fixed, "at_n": second, **_tenths(seconds),
-            "rss_bytes_after": _rss(), "peak_rss_bytes": _rss("VmHWM"),
-            "build_s": round(sum(seconds), 1)}
+            "rss_bytes_after": _rss(), "peak_rss_bytes": _rss("VmHWM")}
 
 
 def main() -> None:

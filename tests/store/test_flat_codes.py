@@ -73,7 +73,8 @@ def test_removed_nodes_pending_points_and_shared_nodes() -> None:
     index.remove(np.arange(0, 1000, 5, dtype=np.int64))  # tombstones
     index.add(np.arange(1000, 1010, dtype=np.int64), vectors[10:20])  # shared nodes
     index.add(np.arange(2000, 2050, dtype=np.int64), mixture(50, DIM, seed=9), defer=True)
-    assert index.pending == 50 and any(key >= GROUP_BASE for key in index.index.keys())
+    graph_keys = index.index.keys().tolist()
+    assert index.pending == 50 and any(key >= GROUP_BASE for key in graph_keys)
     keys = np.array([k for k in range(1, 1000) if k % 5 and k % 3 == 0]
                     + list(range(1000, 1005)) + list(range(2000, 2050, 2)), dtype=np.int64)
     queries = np.concatenate([vectors[[10, 11, 12]], mixture(3, DIM, seed=9)[:3]])
@@ -117,3 +118,37 @@ def test_a_mapped_graphs_codes_are_read_where_they_lie(
         assert store.stats("c")["index_mapped"] is True
         exact = store.search("c", queries, k=5, filter=where, exact=True)
     assert [[h.id for h in row] for row in planned] == [[h.id for h in row] for row in exact]
+
+
+def test_what_a_search_finds_out_about_a_filters_keys_is_kept_until_the_index_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    index = _index("int8", "cosine", n=1000)
+    vectors = mixture(1000, DIM, seed=3)
+    lookups = []
+    real = HnswGraph.positions_of
+
+    def counted(self: HnswGraph, keys: np.ndarray) -> np.ndarray:
+        lookups.append(len(keys))
+        return real(self, keys)
+
+    monkeypatch.setattr(HnswGraph, "positions_of", counted)
+    keys = np.arange(0, 1000, 4, dtype=np.int64)  # (one array, as filter_matches keeps it)
+    queries = vectors[[8, 9, 400]]
+    first = index.search_among(queries, 5, keys)
+    again = index.search_among(queries, 5, keys)
+    assert first is not None and again is not None
+    assert np.array_equal(first[0], again[0]) and len(lookups) == 1
+    assert index.search_among(queries, 5, keys.copy()) is not None  # (another array)
+    assert len(lookups) == 2
+    # a change moves the index on: what was kept is not used
+    index.add(np.array([8], dtype=np.int64), vectors[[400]], defer=True)  # 8 moved, pending
+    moved = index.search_among(queries[2:], 5, keys)
+    assert moved is not None and set(moved[0][0].tolist()[:2]) == {8, 400}
+    at_old_place = index.search_among(queries[:1], 5, keys)
+    assert at_old_place is not None and at_old_place[0][0, 0] != 8
+    index.merge_all()
+    merged = index.search_among(queries[2:], 5, keys)
+    assert merged is not None and set(merged[0][0].tolist()[:2]) == {8, 400}
+    index.remove(np.array([400], dtype=np.int64))
+    assert index.search_among(queries, 5, keys) is None  # (400 is gone from the index)
+    assert index.memory_bytes > index.index.memory_usage  # (the kept codes are counted)

@@ -16,6 +16,8 @@ lock): an insert may reallocate the array it views. The copy is the caller's own
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import faiss
 import numpy as np
 
@@ -59,3 +61,16 @@ def flat_of(graph: faiss.IndexHNSW, positions: np.ndarray, dtype: str
     if len(positions):
         flat.add_sa_codes(stored_codes(graph, positions))
     return flat
+
+
+@dataclass
+class NodeCodes:
+    """Graph nodes' stored vectors in a flat faiss index (``flat_of``) and their keys:
+    ``keys[i]`` holds row ``i``, and a last ``-1`` stands for faiss's padding (row -1)."""
+
+    flat: faiss.IndexFlatCodes
+    keys: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.flat.ntotal) * int(self.flat.code_size) + self.keys.nbytes

@@ -50,7 +50,7 @@ import numpy as np
 
 from embedops.store import fingerprints
 from embedops.store.fingerprints import Fingerprints
-from embedops.store.flat_codes import flat_of, scalar_kind
+from embedops.store.flat_codes import NodeCodes, flat_of, scalar_kind
 from embedops.store.key_positions import BYTES_PER_KEY, KeyPositions
 from embedops.store.mapped_files import MappedFile, open_for_mapping
 
@@ -483,25 +483,29 @@ class HnswGraph:
         # which is always -1 (__init__).
         return labels[found], distances
 
-    def search_among(self, rows: np.ndarray, k: int, positions: np.ndarray
+    def node_codes(self, positions: np.ndarray) -> NodeCodes:
+        """The live nodes at ``positions`` (distinct) as a flat index of the vectors the
+        graph stores for them, copied (``flat_codes``), with their keys."""
+        return NodeCodes(flat_of(self.graph, positions, self.dtype),
+                         np.append(self._labels[positions], -1))
+
+    @staticmethod
+    def search_codes(nodes: NodeCodes, rows: np.ndarray, k: int
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` node keys and faiss distances per query row among the live
-        nodes at ``positions`` (distinct), scored on the vectors as the graph stores
-        them (``flat_codes``); key -1 pads missing slots."""
+        """Exact top-``k`` node keys and faiss distances per query row among ``nodes``
+        (``node_codes``), scored on their stored codes; key -1 pads missing slots."""
         rows = np.ascontiguousarray(rows, dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
-            raise ValueError(f"queries must be (n, {self.dim}) and k positive")
-        flat = flat_of(self.graph, positions, self.dtype)
+        if rows.ndim != 2 or k < 1:
+            raise ValueError("queries must be two-dimensional and k positive")
         distances = np.empty((len(rows), k), dtype=np.float32)
         found = np.empty((len(rows), k), dtype=np.int64)
         if len(rows) == 1:  # (as ``search``)
             _one_thread()
         else:
             _all_threads()
-        flat.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
-                      faiss.swig_ptr(found))
-        keys = np.append(self._labels[positions], -1)  # (padding, row -1: the last)
-        return keys[found], distances
+        nodes.flat.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
+                            faiss.swig_ptr(found))
+        return nodes.keys[found], distances
 
     def _search_params(self, ef: int) -> faiss.SearchParametersHNSW:
         params = self._params.get(ef)

@@ -45,6 +45,7 @@ from embedops.store.hnsw_graph import (
     SCALAR_BYTES,
     HnswGraph,
 )
+from embedops.store.match_nodes import MatchNodes, MatchNodesCache
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "connectivity": 16,
@@ -117,6 +118,9 @@ class HnswIndex:
         # squared distances are scaled back to the float vectors' by this factor
         self._code_scale = ((clip or 1.0) / quantization.INT8_MAX) ** 2 \
             if dtype == "int8" else 1.0
+        # moved on by every change to the points or the graph (``match_nodes``)
+        self._version = 0
+        self._matches = MatchNodesCache()
         self._thawed = threading.Event()  # cleared while a checkpoint writes the graph
         self._thawed.set()
         try:
@@ -157,6 +161,7 @@ class HnswIndex:
         go into the graph now, and a point whose vector some node already holds joins
         that node instead of adding one.
         """
+        self._version += 1
         if len(keys) == 0:
             return
         keys = np.asarray(keys, dtype=np.int64)
@@ -201,6 +206,7 @@ class HnswIndex:
 
     def _unpend(self, keys: list[int]) -> None:
         """Points now in the graph leave the pending segment."""
+        self._version += 1
         for key in keys:
             self._pending.pop(key, None)
         self._pending_buffer = None
@@ -245,6 +251,7 @@ class HnswIndex:
                 self._pending.get(key) is not vector
                 for key, vector in zip(job.keys.tolist(), job.vectors, strict=True)):
             return None
+        self._version += 1
         replaced = self.index.adopt(job.copy, job.keys, job.codes)
         job.copy = None
         self._unpend(job.keys.tolist())
@@ -370,6 +377,7 @@ class HnswIndex:
 
         A shared node leaves the graph with its last member.
         """
+        self._version += 1
         if len(keys) == 0:
             return 0
         plain: list[int] = []
@@ -520,39 +528,34 @@ class HnswIndex:
         """Exact top-``k`` points among ``keys`` (the points a filter matches) per query:
         row keys and scores (higher is better, int8 codes scaled back as ``search``
         scales them; -1 pads), scored on the vectors the index holds (``stored``), the
-        graph's nodes on their codes (``HnswGraph.search_among``), pending points as
-        ``search`` scores them. A shared node stands for its points among ``keys``, which
-        tie. None when the index does not hold every one of ``keys``."""
+        graph's nodes on their codes (``flat_codes``), pending points as ``search``
+        scores them. A shared node stands for its points among ``keys``, which tie.
+        None when the index does not hold every one of ``keys``. What is found out about
+        ``keys`` is kept for the next search that brings the same array while the index
+        is unchanged (``match_nodes``)."""
         keys = np.asarray(keys, dtype=np.int64)
-        waiting = np.zeros(len(keys), dtype=bool)
-        if self._pending:
-            waiting = np.isin(keys, self._pending_arrays()[0])
-        nodes = keys[~waiting]
-        if self._group_of:
-            group_of = self._group_of
-            nodes = np.fromiter((group_of.get(key, key) for key in nodes.tolist()),
-                                dtype=np.int64, count=len(nodes))
-        positions = self.index.positions_of(nodes)
-        if (positions < 0).any():
-            return None
-        positions = np.unique(positions)
+        among = self._matches.get(keys, self._version)
+        if among is None:
+            among = self._match_nodes(keys)
+            if among is None:
+                return None
+            self._matches.put(among)
         codes = self.codes(queries)
         found = np.zeros((len(queries), 0), dtype=np.int64)
         values = np.zeros((len(queries), 0), dtype=np.float32)
-        if len(positions):
-            found, values = self.index.search_among(codes, min(k, len(positions)), positions)
+        if among.nodes is not None:
+            width = min(k, len(among.nodes.keys) - 1)
+            found, values = self.index.search_codes(among.nodes, codes, width)
             if self.metric == "l2":
                 np.negative(values, out=values)
             values *= np.float32(self._code_scale)
             values[found < 0] = -np.inf
-            if self._groups and (found >= GROUP_BASE).any():
-                found, values = self._expand(found, values, k,
-                                             among=set(keys[~waiting].tolist()))
-        if waiting.any():
-            chosen = keys[waiting]
+            if among.shared and (found >= GROUP_BASE).any():
+                found, values = self._expand(found, values, k, among=among.in_graph)
+        if among.waiting.any():
+            chosen = keys[among.waiting]
             rows = np.stack([self._pending[key] for key in chosen.tolist()])
-            sims = exact_scores(codes, self.codes(rows),
-                                "l2" if self.metric == "l2" else "ip")
+            sims = exact_scores(codes, self.codes(rows), "l2" if self.metric == "l2" else "ip")
             best, sims = top_k(sims * np.float32(self._code_scale), k)
             found = np.concatenate([found, chosen[best]], axis=1)
             values = np.concatenate([values, sims.astype(np.float32)], axis=1)
@@ -560,6 +563,26 @@ class HnswIndex:
             found = np.take_along_axis(found, order, axis=1)
             values = np.take_along_axis(values, order, axis=1)
         return found, values
+
+    def _match_nodes(self, keys: np.ndarray) -> MatchNodes | None:
+        """Which of ``keys`` are pending, and the graph nodes the others stand on (None:
+        some key is in neither)."""
+        waiting = np.zeros(len(keys), dtype=bool)
+        if self._pending:
+            waiting = np.isin(keys, self._pending_arrays()[0])
+        nodes = keys[~waiting]
+        shared = False
+        if self._group_of:
+            group_of = self._group_of
+            nodes = np.fromiter((group_of.get(key, key) for key in nodes.tolist()),
+                                dtype=np.int64, count=len(nodes))
+            shared = bool((nodes >= GROUP_BASE).any())
+        positions = self.index.positions_of(nodes)
+        if (positions < 0).any():
+            return None
+        positions = np.unique(positions)
+        codes = self.index.node_codes(positions) if len(positions) else None
+        return MatchNodes(keys, self._version, waiting, codes, shared)
 
     def members(self, node: int) -> Collection[int]:
         """The row keys of the points a node holds (insertion order)."""
@@ -646,7 +669,7 @@ class HnswIndex:
     def memory_bytes(self) -> int:
         """Resident bytes, counting pending points as the graph will hold them once
         merged (plus their float32 copies), so memory budgets see them at once."""
-        used = int(self.index.memory_usage)
+        used = int(self.index.memory_usage) + self._matches.nbytes
         if self._pending:
             merged = estimate_memory(len(self._pending), self.dim, self.dtype,
                                      int(self.params["connectivity"]))
