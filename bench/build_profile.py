@@ -14,7 +14,7 @@ writes; the writer's and the background merger's calls both count):
   (``IndexManager.apply_upsert``, past ``MAX_PENDING``), graph work included;
 * ``background_merge``: the merger's slices (``IndexManager.merge_step``);
 * ``checkpoint_write``: checkpoint files written in the background (no lock held);
-* ``frozen_wait``: a writer waiting for a checkpoint to let go of the graph.
+* ``backlog_wait``: a writer waiting for the merger to make room in a full pending segment.
 
 Prints one JSON object: per tenth, the seconds of each part and the writes' rate; the
 raw graph's rate per tenth; last ÷ first for both.
@@ -68,7 +68,7 @@ def _instrument() -> None:
     _timed(hnsw_index, "_unique_rows", "unique_rows")
     _timed(index_manager.IndexManager, "merge_step", "background_merge")
     _timed(index_manager.IndexManager, "write_checkpoint", "checkpoint_write")
-    _timed(embedded.EmbeddedStore, "_wait_for_frozen_graph", "frozen_wait")
+    _timed(embedded.EmbeddedStore, "_wait_for_merger", "backlog_wait")
     original = index_manager.IndexManager.apply_upsert
 
     def apply_upsert(self: Any, row: Any, keys: np.ndarray, vectors: np.ndarray) -> None:

@@ -355,20 +355,22 @@ class EmbeddedStore:
                payloads: Sequence[Mapping[str, Any]] | None = None, *,
                fingerprint: str) -> int:
         """Insert or replace points in one transaction; see ``VectorStore.upsert``. A
-        writer that has filled the pending segment (``PENDING_MAX``) returns once the
-        merger has made room in it again."""
+        write that leaves the pending segment past ``PENDING_MAX`` returns once the
+        merger has merged as many points as it wrote (``_wait_for_merger``)."""
+        check_writable(self.read_only, self.path, "upsert")
         count, backlog = self._upsert(collection, ids, vectors, payloads,
                                       fingerprint=fingerprint)
         if backlog is not None:
-            self._wait_for_merger(backlog)
+            self._wait_for_merger(*backlog)
         return count
 
     @_writes
     def _upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
                 payloads: Sequence[Mapping[str, Any]] | None, *, fingerprint: str
-                ) -> tuple[int, int | None]:
-        """``upsert`` with the handle's lock held: the points written, and the collection
-        whose pending segment the write left full (None: none)."""
+                ) -> tuple[int, tuple[int, int] | None]:
+        """``upsert`` with the handle's lock held: the points written, and, when the write
+        left the collection's pending segment past ``PENDING_MAX``, the collection and
+        the size the segment must come back to (None: no wait)."""
         row = lookup(self.conn, collection)
         check_fingerprint(row.name, row.model, row.fingerprint, fingerprint)
         ids, arr, texts = _prepare_batch(row, ids, vectors, payloads)
@@ -397,7 +399,10 @@ class EmbeddedStore:
             self._merge_excess(after.cid, min(over, 2 * len(ids)))
         self._start_merging()
         self._maybe_compact(after.cid)
-        return len(ids), after.cid if self._pending_of(after.cid) > PENDING_MAX else None
+        pending = self._pending_of(after.cid)
+        if pending <= PENDING_MAX:
+            return len(ids), None
+        return len(ids), (after.cid, max(PENDING_MAX, pending - len(ids)))
 
     def _pending_of(self, cid: int) -> int:
         """Points pending a merge in collection ``cid``'s index (0: none loaded). Reads a
@@ -405,17 +410,22 @@ class EmbeddedStore:
         live = self._indexes.live.get(cid)
         return live.index.pending if live is not None else 0
 
-    def _wait_for_merger(self, cid: int) -> None:
+    def _wait_for_merger(self, cid: int, target: int) -> None:
         """Wait, without the handle's lock (the merger takes it to finish a checkpoint),
-        until the merger has brought collection ``cid``'s pending segment back under
-        ``PENDING_MAX``; it does not give way to writes meanwhile
-        (``_give_way_to_writes``), but still to searches."""
+        until the merger has brought collection ``cid``'s pending segment down to
+        ``target`` points: back under ``PENDING_MAX``, or, when the segment held more
+        before the write (a replay after a crash, a compaction's catch-up), by as many
+        points as the write added. The merger does not give way to writes meanwhile
+        (``_give_way_to_writes``), but still to searches. Returns early when the handle
+        closes, when the merger has stopped (a failure it logged), and after
+        ``BACKLOG_WAIT_S``."""
         deadline = time.monotonic() + BACKLOG_WAIT_S
         with self._backlog_lock:
             self._backlogged += 1
         try:
-            while (self._pending_of(cid) > PENDING_MAX and not self._closing
-                   and time.monotonic() < deadline):
+            while (self._pending_of(cid) > target and not self._closing
+                   and time.monotonic() < deadline
+                   and self._merger is not None and self._merger.is_alive()):
                 self._merge_wanted.set()
                 time.sleep(BACKLOG_LOOK_S)
         finally:

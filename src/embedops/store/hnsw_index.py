@@ -118,7 +118,8 @@ class HnswIndex:
         # squared distances are scaled back to the float vectors' by this factor
         self._code_scale = ((clip or 1.0) / quantization.INT8_MAX) ** 2 \
             if dtype == "int8" else 1.0
-        # moved on by every change to the points or the graph (``match_nodes``)
+        # moved on by every change to the points or the graph (``match_nodes``): each
+        # goes through ``add``, ``remove`` or ``finish_off_lock_insert``
         self._version = 0
         self._matches = MatchNodesCache()
         self._thawed = threading.Event()  # cleared while a checkpoint writes the graph
@@ -206,7 +207,6 @@ class HnswIndex:
 
     def _unpend(self, keys: list[int]) -> None:
         """Points now in the graph leave the pending segment."""
-        self._version += 1
         for key in keys:
             self._pending.pop(key, None)
         self._pending_buffer = None
@@ -550,8 +550,8 @@ class HnswIndex:
                 np.negative(values, out=values)
             values *= np.float32(self._code_scale)
             values[found < 0] = -np.inf
-            if among.shared and (found >= GROUP_BASE).any():
-                found, values = self._expand(found, values, k, among=among.in_graph)
+            if among.shared is not None and (found >= GROUP_BASE).any():
+                found, values = self._expand(found, values, k, among=among.shared)
         if among.waiting.any():
             chosen = keys[among.waiting]
             rows = np.stack([self._pending[key] for key in chosen.tolist()])
@@ -571,12 +571,14 @@ class HnswIndex:
         if self._pending:
             waiting = np.isin(keys, self._pending_arrays()[0])
         nodes = keys[~waiting]
-        shared = False
+        shared = None
         if self._group_of:
             group_of = self._group_of
-            nodes = np.fromiter((group_of.get(key, key) for key in nodes.tolist()),
+            in_graph = nodes.tolist()
+            nodes = np.fromiter((group_of.get(key, key) for key in in_graph),
                                 dtype=np.int64, count=len(nodes))
-            shared = bool((nodes >= GROUP_BASE).any())
+            if (nodes >= GROUP_BASE).any():
+                shared = set(in_graph)
         positions = self.index.positions_of(nodes)
         if (positions < 0).any():
             return None

@@ -284,10 +284,11 @@ class IndexManager:
             self.live.pop(cid, None)  # (the rows are committed: the next read rebuilds)
 
     def merge_step(self, seconds: float = MERGE_SLICE_S) -> int:
-        """Merge about ``seconds`` worth of pending points into one graph (the size of the
-        slice follows the rate measured so far); returns the points still pending. The
-        caller holds the store's lock, so a slice is atomic to searches."""
-        for cid, live in list(self.live.items()):
+        """Merge about ``seconds`` worth of pending points into one graph, the one with
+        the most pending (the size of the slice follows the rate measured so far);
+        returns the points still pending. The caller holds the store's lock, so a slice
+        is atomic to searches."""
+        for cid, live in sorted(self.live.items(), key=lambda item: -item[1].index.pending):
             index = live.index
             if not index.pending or not self._merges(live):
                 continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from embedops.store.flat_codes import NodeCodes
 
 MAX_ENTRIES = 8
 MAX_BYTES = 64 << 20  # 64 MB: the codes of 170,000 int8 nodes of 384 dimensions
+SET_ENTRY_BYTES = 64  # a Python int in a set: the object and its share of the table
 
 
 @dataclass
@@ -33,25 +34,22 @@ class MatchNodes:
     """What a search among ``keys`` needs, as of the index's ``version``: which of them
     are pending a merge (``waiting``, a mask), the graph nodes the others stand on
     (``nodes``; None when all are pending), and, when some stand on shared nodes, the set
-    of the keys in the graph (a shared node stands only for its members among them)."""
+    of the keys in the graph (``shared``: a shared node stands only for its members among
+    them; None when none does)."""
 
     keys: np.ndarray
     version: int
     waiting: np.ndarray
     nodes: NodeCodes | None
-    shared: bool
-    _in_graph: set[int] | None = field(default=None, repr=False)
-
-    @property
-    def in_graph(self) -> set[int]:
-        """The keys that are not pending, as a set (made on first use)."""
-        if self._in_graph is None:
-            self._in_graph = set(self.keys[~self.waiting].tolist())
-        return self._in_graph
+    shared: set[int] | None
 
     @property
     def nbytes(self) -> int:
-        return self.waiting.nbytes + (self.nodes.nbytes if self.nodes is not None else 0)
+        """Bytes held: the keys (which this keeps alive), the mask, the codes, and about
+        ``SET_ENTRY_BYTES`` a key in ``shared``."""
+        return (self.keys.nbytes + self.waiting.nbytes
+                + (self.nodes.nbytes if self.nodes is not None else 0)
+                + SET_ENTRY_BYTES * len(self.shared or ()))
 
 
 class MatchNodesCache:
@@ -64,10 +62,12 @@ class MatchNodesCache:
         self._lock = threading.Lock()
 
     def get(self, keys: np.ndarray, version: int) -> MatchNodes | None:
-        """The entry made for this very ``keys`` array at ``version``, if kept."""
+        """The entry made for this very ``keys`` array at ``version``, if kept. Entries
+        of an older version are dropped (the version only moves on)."""
         with self._lock:
+            self._drop_older(version)
             held = self._held.get(id(keys))
-            if held is None or held.keys is not keys or held.version != version:
+            if held is None or held.keys is not keys:
                 return None
             self._held.move_to_end(id(keys))
             return held
@@ -78,6 +78,7 @@ class MatchNodesCache:
         if size > self.max_bytes:
             return
         with self._lock:
+            self._drop_older(entry.version)
             old = self._held.pop(id(entry.keys), None)
             if old is not None:
                 self._bytes -= old.nbytes
@@ -87,7 +88,11 @@ class MatchNodesCache:
                 _, dropped = self._held.popitem(last=False)
                 self._bytes -= dropped.nbytes
 
+    def _drop_older(self, version: int) -> None:
+        for key in [key for key, held in self._held.items() if held.version != version]:
+            self._bytes -= self._held.pop(key).nbytes
+
     @property
     def nbytes(self) -> int:
-        """Bytes of codes, keys and masks kept."""
+        """Bytes of codes, keys, masks and sets kept."""
         return self._bytes
