@@ -633,16 +633,6 @@ class HnswIndex:
                                dtype=np.int64, count=len(keys))
         return self.index.get(np.asarray(keys, dtype=np.int64))
 
-    def holding(self, keys: np.ndarray) -> np.ndarray:
-        """Per key: does the index hold that point (in the graph or the pending segment)?"""
-        keys = np.asarray(keys, dtype=np.int64)
-        held = self.index.positions_of(keys) >= 0
-        if self._pending or self._group_of:
-            pending, groups = self._pending, self._group_of
-            held |= np.fromiter((k in pending or k in groups for k in keys.tolist()),
-                                dtype=bool, count=len(keys))
-        return held
-
     def codes(self, vectors: np.ndarray) -> np.ndarray:
         """``vectors`` as the graph holds them (int8 codes for int8 indexes), as float32."""
         return np.asarray(self._codes(vectors), dtype=np.float32)

@@ -220,9 +220,9 @@ class Searcher:
         rows = self._fetch(ranked.reshape(-1), with_vectors=True, where=where)
         out: list[list[Hit]] = []
         for query, chosen in zip(queries, ranked.tolist(), strict=True):
-            found = self._rescore(row, query, [(key, 0.0) for key in chosen if key in rows],
-                                  rows)
-            out.append([_hit(rows[key], val) for key, val in found[:k]])
+            rescored = self._rescore(row, query,
+                                     [(key, 0.0) for key in chosen if key in rows], rows)
+            out.append([_hit(rows[key], val) for key, val in rescored[:k]])
         return self._short_answered(row, queries, out, where, k, len(keys))
 
     def _checked_hits(self, row: CollectionRow, queries: np.ndarray, keys: np.ndarray,
