@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedops.store import checkpoint_files, compaction, embedded, open_store
+from embedops.store import checkpoint_files, compaction, embedded, index_manager, open_store
 from embedops.store.checkpoint_files import read_manifest
 from embedops.store.embedded import EmbeddedStore
 from embedops.store.hnsw_graph import HnswGraph
@@ -245,6 +245,41 @@ def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
         live = store._indexes.live[1]
         assert live.index.pending <= 200
         assert [h[0].id for h in store.search("c", vectors[2000:2300], k=1)] == ids[2000:2300]
+
+
+def test_a_writer_into_a_backlog_it_did_not_make_waits_for_its_own_points_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+    """A segment already past ``PENDING_MAX`` before a write (here: writes made while
+    the limit was out of reach; in use, the replay after a crash) is not the write's to
+    drain: it waits until the merger has merged as many points as it added."""
+    entered, release = held_graph_write
+    monkeypatch.setattr(index_manager, "MERGE_MAX", 1)  # (a slow merger: a point a slice)
+    vectors = mixture(3000, DIM, seed=7)
+    ids = [str(i) for i in range(3000)]
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+        release.set()
+        store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        entered.clear()
+        release.clear()
+        store.delete("c", ids=ids[:300])
+        assert entered.wait(30)  # (the graph is frozen: nothing merges)
+        monkeypatch.setattr(embedded, "PENDING_MAX", 10**9)
+        store.upsert("c", ids[2000:2600], vectors[2000:2600], None, fingerprint="fp")
+        monkeypatch.setattr(embedded, "PENDING_MAX", 100)
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (store.upsert(
+            "c", ids[2600:2650], vectors[2600:2650], None, fingerprint="fp"), done.set()),
+            daemon=True)
+        thread.start()
+        assert not done.wait(0.5), "a write went on past the pending segment's limit"
+        release.set()
+        assert done.wait(30)
+        left = store._indexes.live[1].index.pending
+        assert 100 < left <= 600, f"{left} points pending when the write returned"
+        assert store.wait_merged(60)
 
 
 # The children's store: 2,000 points checkpointed, a checkpoint due after 300 changes;
