@@ -209,6 +209,21 @@ def test_a_checkpoint_due_in_a_burst_of_writes_waits_for_the_burst_to_pause(
     assert len(beside) <= 5, f"{len(beside)} of {len(writes)} writes ran beside a checkpoint"
 
 
+def _frozen_by_a_checkpoint(store: EmbeddedStore, ids: list[str], vectors: np.ndarray,
+                            entered: threading.Event, release: threading.Event) -> None:
+    """Collection ``c`` with the first 2,000 points merged and checkpointed, then 300 of
+    them deleted: a checkpoint comes due and holds the graph frozen (``held_graph_write``)
+    until ``release``; nothing merges meanwhile."""
+    store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+    release.set()
+    store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
+    assert store.wait_checkpointed(60) and store.wait_merged(60)
+    entered.clear()
+    release.clear()
+    store.delete("c", ids=ids[:300])
+    assert entered.wait(30)
+
+
 def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         held_graph_write: tuple[threading.Event, threading.Event]) -> None:
@@ -221,14 +236,7 @@ def test_a_writer_waits_once_the_frozen_graphs_pending_segment_is_full(
     vectors = mixture(3000, DIM, seed=4)
     ids = [str(i) for i in range(3000)]
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
-        release.set()
-        store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
-        assert store.wait_checkpointed(60) and store.wait_merged(60)
-        entered.clear()
-        release.clear()
-        store.delete("c", ids=ids[:300])
-        assert entered.wait(30)
+        _frozen_by_a_checkpoint(store, ids, vectors, entered, release)
         store.upsert("c", ids[2000:2150], vectors[2000:2150], None, fingerprint="fp")  # 150
         done = threading.Event()
         thread = threading.Thread(target=lambda: (store.upsert(  # 150 more: past 200
@@ -258,14 +266,7 @@ def test_a_writer_into_a_backlog_it_did_not_make_waits_for_its_own_points_only(
     vectors = mixture(3000, DIM, seed=7)
     ids = [str(i) for i in range(3000)]
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
-        release.set()
-        store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
-        assert store.wait_checkpointed(60) and store.wait_merged(60)
-        entered.clear()
-        release.clear()
-        store.delete("c", ids=ids[:300])
-        assert entered.wait(30)  # (the graph is frozen: nothing merges)
+        _frozen_by_a_checkpoint(store, ids, vectors, entered, release)
         monkeypatch.setattr(embedded, "PENDING_MAX", 10**9)
         store.upsert("c", ids[2000:2600], vectors[2000:2600], None, fingerprint="fp")
         monkeypatch.setattr(embedded, "PENDING_MAX", 100)
