@@ -103,6 +103,23 @@ def _all_threads() -> None:
         _team.single = False
 
 
+def _searched(index: faiss.Index, rows: np.ndarray, k: int,
+              params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """faiss's top-``k`` row positions and distances per query of ``rows`` (float32,
+    contiguous, checked by the caller), the calling thread's OpenMP team set first: one
+    thread for a single query, its own setting for a batch (module docstring). faiss's
+    own Python wrapper does the same after checks the callers make."""
+    distances = np.empty((len(rows), k), dtype=np.float32)
+    found = np.empty((len(rows), k), dtype=np.int64)
+    if len(rows) == 1:  # one query: no OpenMP team for it
+        _one_thread()
+    else:
+        _all_threads()
+    index.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
+                   faiss.swig_ptr(found), params)
+    return found, distances
+
+
 def graph_metric(metric: str) -> int:
     """faiss's metric for a collection's (cosine vectors are stored unit-normalised)."""
     return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
@@ -468,15 +485,7 @@ class HnswGraph:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
             raise ValueError(f"queries must be (n, {self.dim}) and k positive")
-        distances = np.empty((len(rows), k), dtype=np.float32)
-        found = np.empty((len(rows), k), dtype=np.int64)
-        if len(rows) == 1:  # one query: no OpenMP team for it (module docstring)
-            _one_thread()
-        else:
-            _all_threads()
-        # (faiss's own Python wrapper does the same after checks done here)
-        self.graph.search_c(len(rows), faiss.swig_ptr(rows), k,
-                            faiss.swig_ptr(distances), faiss.swig_ptr(found), params)
+        found, distances = _searched(self.graph, rows, k, params)
         # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
         # another thread waiting for it each hand-over costs tens of µs on a VM).
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
@@ -497,14 +506,7 @@ class HnswGraph:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.ndim != 2 or k < 1:
             raise ValueError("queries must be two-dimensional and k positive")
-        distances = np.empty((len(rows), k), dtype=np.float32)
-        found = np.empty((len(rows), k), dtype=np.int64)
-        if len(rows) == 1:  # (as ``search``)
-            _one_thread()
-        else:
-            _all_threads()
-        nodes.flat.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
-                            faiss.swig_ptr(found))
+        found, distances = _searched(nodes.flat, rows, k)
         return nodes.keys[found], distances
 
     def _search_params(self, ef: int) -> faiss.SearchParametersHNSW:

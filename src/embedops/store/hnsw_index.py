@@ -476,10 +476,7 @@ class HnswIndex:
             return keys, scores
         pending_keys, matrix = self._pending_arrays()
         idx, vals = top_k(exact_scores(queries, matrix, self.metric), k)
-        keys = np.concatenate([keys, pending_keys[idx]], axis=1)
-        scores = np.concatenate([scores, vals.astype(np.float32)], axis=1)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(keys, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return _best_of(keys, scores, pending_keys[idx], vals, k)
 
     def _search_graph(self, queries: np.ndarray, k: int, ef: int | None,
                       threads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -557,11 +554,7 @@ class HnswIndex:
             rows = np.stack([self._pending[key] for key in chosen.tolist()])
             sims = exact_scores(codes, self.codes(rows), "l2" if self.metric == "l2" else "ip")
             best, sims = top_k(sims * np.float32(self._code_scale), k)
-            found = np.concatenate([found, chosen[best]], axis=1)
-            values = np.concatenate([values, sims.astype(np.float32)], axis=1)
-            order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-            found = np.take_along_axis(found, order, axis=1)
-            values = np.take_along_axis(values, order, axis=1)
+            found, values = _best_of(found, values, chosen[best], sims, k)
         return found, values
 
     def _match_nodes(self, keys: np.ndarray) -> MatchNodes | None:
@@ -731,6 +724,16 @@ class HnswIndex:
             # ``add`` makes first, a scan of the labels while the key map is not built)
             index._to_pending(*pending)
         return index, int(manifest["seq"])
+
+
+def _best_of(keys: np.ndarray, scores: np.ndarray, more_keys: np.ndarray,
+             more_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` per query of two ranked candidate lists (keys and scores, a row per
+    query), the first list's candidates first among equal scores."""
+    keys = np.concatenate([keys, more_keys], axis=1)
+    scores = np.concatenate([scores, more_scores.astype(np.float32)], axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(keys, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def _unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
