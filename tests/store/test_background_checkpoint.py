@@ -283,6 +283,82 @@ def test_a_writer_into_a_backlog_it_did_not_make_waits_for_its_own_points_only(
         assert store.wait_merged(60)
 
 
+def test_a_deferred_wait_for_room_comes_at_the_end_of_the_block(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+    """Within ``room_waits_deferred`` (nested or not) an upsert past ``PENDING_MAX``
+    returns at once; the outermost block's end waits until the merger has made room for
+    all of them."""
+    entered, release = held_graph_write
+    monkeypatch.setattr(embedded, "PENDING_MAX", 200)
+    vectors = mixture(3000, DIM, seed=9)
+    ids = [str(i) for i in range(3000)]
+    with open_store(tmp_path / "s") as store:
+        _frozen_by_a_checkpoint(store, ids, vectors, entered, release)
+        written, ended = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with store.room_waits_deferred():
+                store.upsert("c", ids[2000:2300], vectors[2000:2300], None, fingerprint="fp")
+                with store.room_waits_deferred():
+                    store.upsert("c", ids[2300:2400], vectors[2300:2400], None,
+                                 fingerprint="fp")
+                written.set()
+            ended.set()
+
+        threading.Thread(target=writer, daemon=True).start()
+        assert written.wait(10), "an upsert in the block waited for room"
+        assert not ended.wait(0.5), "the block ended with the pending segment full"
+        release.set()
+        assert ended.wait(30)
+        assert store._indexes.live[1].index.pending <= 200
+        _within(10, lambda: store.upsert("c", ids[2400:2410], vectors[2400:2410], None,
+                                         fingerprint="fp"))  # (the thread's block is over)
+
+
+def test_the_merger_slices_on_every_core_while_a_writer_waits_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+    """While a writer waits for the merger (and no search runs) the merger takes wide
+    slices: at least ``WIDE_MIN`` points each, which faiss spreads over the cores, where
+    a 10 ms slice of a large graph holds too few for its threads to start."""
+    entered, release = held_graph_write
+    monkeypatch.setattr(embedded, "PENDING_MAX", 200)
+    slices: list[tuple[bool, int]] = []
+    real = index_manager.IndexManager.merge_step
+
+    def recorded(self: index_manager.IndexManager, *args: Any, **kwargs: Any) -> int:
+        before = self.pending()
+        self._merge_rate = 1.0  # (a slow graph: a narrow slice takes one point)
+        left = real(self, *args, **kwargs)
+        slices.append((kwargs.get("wide", False), before - left))
+        return left
+
+    monkeypatch.setattr(index_manager.IndexManager, "merge_step", recorded)
+    vectors = mixture(3000, DIM, seed=8)
+    ids = [str(i) for i in range(3000)]
+    with open_store(tmp_path / "s") as store:
+        _frozen_by_a_checkpoint(store, ids, vectors, entered, release)
+        slices.clear()
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (store.upsert(  # 600: past 200
+            "c", ids[2000:2600], vectors[2000:2600], None, fingerprint="fp"), done.set()),
+            daemon=True)
+        thread.start()
+        assert not done.wait(0.5)
+        release.set()
+        assert done.wait(30)
+        wide = [moved for is_wide, moved in slices if is_wide]
+        assert wide and wide[0] >= index_manager.WIDE_MIN, slices
+        assert store._indexes.live[1].index.pending <= 200
+        assert store.wait_merged(60)
+        after = len(slices)
+        store.upsert("c", ids[2600:2700], vectors[2600:2700], None, fingerprint="fp")
+        assert store.wait_merged(60)  # (nobody waits for the merger: narrow slices)
+        assert slices[after:] and all(not is_wide and moved <= 1
+                                      for is_wide, moved in slices[after:]), slices[after:]
+
+
 # The children's store: 2,000 points checkpointed, a checkpoint due after 300 changes;
 # each child then patches the graph write and deletes 300 points.
 _CHILD_STORE = textwrap.dedent("""

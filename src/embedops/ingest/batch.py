@@ -41,7 +41,12 @@ from embedops.ingest.write import Target, delete_documents, write_documents
 from embedops.ledger import DocRecord, Ledger
 from embedops.ledger.claims import Claims, retry_pauses
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_file, source_id
-from embedops.store.protocol import EXTERNAL_MODEL, CollectionInfo, VectorStore
+from embedops.store.protocol import (
+    EXTERNAL_MODEL,
+    CollectionInfo,
+    VectorStore,
+    room_waits_deferred,
+)
 from embedops.types import Document, Rejection
 
 
@@ -318,7 +323,7 @@ class BatchIngest:
             if batch and self.gate is None:
                 self._write(batch, {})
             elif batch:
-                with self.gate.lock:
+                with room_waits_deferred(self.store), self.gate.lock:
                     admitted, versions = self.gate.admit(self.collection, batch)
                     self.progress("document", len(batch) - len(admitted))
                     kept = {id(w) for w in admitted}

@@ -5,7 +5,10 @@ gets a version from the ledger's write clock: a real-time write when it is queue
 batch document when it is written, provided no write was accepted after the batch read
 its content. All store writes go through ``WriteGate.lock``, and a write whose version is
 older than the document's newest accepted version is skipped, so the last accepted write
-wins and each chunk id stays one point.
+wins and each chunk id stays one point. A write that fills the embedded store's pending
+segment waits for room after the lock is released (``room_waits_deferred``): the order is
+settled under the lock, and the wait throttles only the writer that made it, not the
+writes queued behind the lock.
 """
 
 from __future__ import annotations

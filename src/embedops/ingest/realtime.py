@@ -47,7 +47,7 @@ from embedops.ledger.claims import Claims
 from embedops.ledger.outbox import OutboxEntry, Outcome
 from embedops.metrics import Metrics
 from embedops.preprocess.pipeline import PreprocessOptions
-from embedops.store.protocol import VectorStore
+from embedops.store.protocol import VectorStore, room_waits_deferred
 from embedops.types import Document
 
 __all__ = ["RealtimeWorker", "document_from_body"]
@@ -132,7 +132,8 @@ class RealtimeWorker:
             try:
                 if mine:
                     self.metrics.realtime_batch_size.observe(len(mine))
-                    failed |= not self._process_guarded(collection, mine)
+                    with room_waits_deferred(self.store):  # (after the gate: see ordering)
+                        failed |= not self._process_guarded(collection, mine)
             finally:
                 if held:
                     with self.gate.lock:

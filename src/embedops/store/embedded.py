@@ -361,8 +361,32 @@ class EmbeddedStore:
         count, backlog = self._upsert(collection, ids, vectors, payloads,
                                       fingerprint=fingerprint)
         if backlog is not None:
-            self._wait_for_merger(*backlog)
+            deferred: dict[int, int] | None = getattr(self._local, "room_waits", None)
+            if deferred is None:
+                self._wait_for_merger(*backlog)
+            else:  # (``room_waits_deferred``: the block's end waits, for all its writes)
+                cid, target = backlog
+                deferred[cid] = min(target, deferred.get(cid, target))
         return count
+
+    @contextlib.contextmanager
+    def room_waits_deferred(self) -> Iterator[None]:
+        """Within the block, in this thread, an upsert that leaves the pending segment
+        past ``PENDING_MAX`` returns at once; the block's end waits for the merger, for
+        every such write it made (``WriteBackPressure``). The service opens it around
+        its write gate: a write waiting for room holds no lock another writer needs.
+        Blocks nest (the outermost waits)."""
+        if getattr(self._local, "room_waits", None) is not None:
+            yield
+            return
+        waits: dict[int, int] = {}
+        self._local.room_waits = waits
+        try:
+            yield
+        finally:
+            self._local.room_waits = None
+            for cid, target in waits.items():
+                self._wait_for_merger(cid, target)
 
     @_writes
     def _upsert(self, collection: str, ids: Sequence[str], vectors: np.ndarray,
@@ -459,7 +483,9 @@ class EmbeddedStore:
         index lock held per slice only, so searches and writes interleave. While
         searches are running, the merger holds the lock at most a quarter of the time
         (pending points are searched exactly meanwhile); otherwise it runs flat out,
-        pausing between slices only when a thread waits for the lock."""
+        pausing between slices only when a thread waits for the lock. While a writer
+        waits for room (``_wait_for_merger``) and no search runs, its slices are wide
+        (``IndexManager.merge_step``): enough points for faiss to use every core."""
         while True:
             self._merge_wanted.wait()
             self._merge_wanted.clear()
@@ -476,8 +502,9 @@ class EmbeddedStore:
                         if self._closing or self._conn is None:
                             return
                         started = time.perf_counter()
-                        try:
-                            left = self._indexes.merge_step()
+                        try:  # (a writer waits for the merger: slices on every core)
+                            left = self._indexes.merge_step(
+                                wide=bool(self._backlogged) and not self._searching())
                         except Exception:  # a bug here must not kill the thread; reads
                             _log.exception("merging pending points into the index failed")
                             left = 0  # rebuild

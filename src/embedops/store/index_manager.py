@@ -45,6 +45,12 @@ CALIBRATION_SAMPLE = 20_000
 MAX_PENDING = 20_000  # pending points per index before a write merges some itself
 MERGE_SLICE_S = 0.01  # the store lock is held this long per merge slice, about
 MERGE_MIN, MERGE_MAX = 1, 4096
+# faiss inserts a batch's points on all cores only past 100 points of one level (its
+# OpenMP loop runs ``if (i1 > i0 + 100)``), and a 10 ms slice at 1M nodes holds ~20: a
+# wide slice (``merge_step(wide=True)``) takes at least this many, for the merger to use
+# every core when nothing waits on the lock but a writer that waits for it anyway
+WIDE_MIN = 256
+WIDE_SLICE_S = 0.05
 BACKSTOP_MIN = 1_000  # tombstones before a delete rebuilds inline (past half the graph)
 CHECKPOINT_SHARE = 0.05  # default checkpoint interval: this share of the index (or 50,000 points)
 
@@ -283,15 +289,24 @@ class IndexManager:
         except IndexFailure:
             self.live.pop(cid, None)  # (the rows are committed: the next read rebuilds)
 
-    def merge_step(self, seconds: float = MERGE_SLICE_S) -> int:
+    def merge_step(self, seconds: float = MERGE_SLICE_S, *, wide: bool = False) -> int:
         """Merge about ``seconds`` worth of pending points into one graph, the one with
         the most pending (the size of the slice follows the rate measured so far);
         returns the points still pending. The caller holds the store's lock, so a slice
-        is atomic to searches."""
+        is atomic to searches. A ``wide`` slice takes ``WIDE_SLICE_S`` worth, at least
+        ``WIDE_MIN`` points, which faiss spreads over every core (the rate it runs at is
+        not measured: it is not one thread's)."""
         for cid, live in sorted(self.live.items(), key=lambda item: -item[1].index.pending):
             index = live.index
             if not index.pending or not self._merges(live):
                 continue
+            if wide:
+                size = min(MERGE_MAX, max(WIDE_MIN, int(self._merge_rate * WIDE_SLICE_S)))
+                try:
+                    index.merge(size)
+                except IndexFailure:
+                    self.live.pop(cid, None)  # rebuilt from SQLite by the next read
+                break
             size = max(MERGE_MIN, min(MERGE_MAX, int(self._merge_rate * seconds)))
             started = time.perf_counter()
             try:

@@ -11,6 +11,7 @@ product for ``ip`` and the negated squared Euclidean distance for ``l2``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -302,3 +303,22 @@ class RenameBehindAlias(Protocol):
 
     def rename_behind_alias(self, name: str, new_name: str) -> None:
         ...
+
+
+@runtime_checkable
+class WriteBackPressure(Protocol):
+    """An optional capability: a store that makes a writer wait when its writes outrun
+    the index (the embedded store's pending segment). A caller that serialises writes
+    under a lock of its own opens ``room_waits_deferred`` around that lock, so the wait
+    happens after the lock is released and other writers do not queue behind it."""
+
+    def room_waits_deferred(self) -> AbstractContextManager[None]:
+        ...
+
+
+def room_waits_deferred(store: VectorStore) -> AbstractContextManager[None]:
+    """``store.room_waits_deferred()`` where the store has back-pressure (a no-op block
+    for one that does not)."""
+    if isinstance(store, WriteBackPressure):
+        return store.room_waits_deferred()
+    return nullcontext()

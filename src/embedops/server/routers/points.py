@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from embedops.errors import InputRejected
 from embedops.server.dependencies import WRITE, ServiceDep
 from embedops.server.vectors import float32_rows
-from embedops.store.protocol import external_fingerprint
+from embedops.store.protocol import external_fingerprint, room_waits_deferred
 
 router = APIRouter(tags=["points"])
 
@@ -46,7 +46,8 @@ def upsert_points(collection: str, body: PointsBody, service: ServiceDep) -> dic
     ids = [p.id for p in body.points]
     if len(set(ids)) != len(ids):
         raise InputRejected("duplicate_id", "each point id may appear once per request")
-    with service.write_gate.lock:
+    # (a write that fills the index's pending segment waits for room after the gate)
+    with room_waits_deferred(service.store), service.write_gate.lock:
         fingerprint = body.fingerprint or external_fingerprint(service.store, collection)
         written = service.store.upsert(collection, ids, vectors,
                                        [p.payload for p in body.points],
