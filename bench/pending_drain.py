@@ -10,7 +10,16 @@ and records its waits.
 The named baseline, in the same run: the raw faiss graph built from the same base
 vectors, a copy of it taking the same extra rows in one ``add``.
 
+``--writer-waits`` adds, alternating with each run above, a run in which the writer
+waits for the merger: ``PENDING_MAX`` is set to 0 for its ``upsert``, which then returns
+only once the merger has merged all its points (``_wait_for_merger``), as a writer past
+the limit does; the merger then slices wide (``IndexManager.merge_step(wide=True)``).
+Both modes report the seconds from the write's start until nothing is pending, and the
+ratio of their rates run by run.
+
     .venv/bin/python bench/pending_drain.py --n 200000 --runs 3 --keep /tmp/drain-base
+    .venv/bin/python bench/pending_drain.py --n 200000 --runs 3 --keep /tmp/drain-base \
+        --writer-waits
     PYTHONPATH=<checkout>/src .venv/bin/python bench/pending_drain.py ...  # another commit
 
 Prints one JSON object; rates as median (min–max) over the runs.
@@ -32,7 +41,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from embedops.store import open_store
+from embedops.store import embedded, open_store
 from embedops.store.hnsw_graph import new_faiss_graph
 from embedops.store.hnsw_index import DEFAULT_PARAMS
 from run_stats import summary
@@ -59,19 +68,25 @@ def build_base(path: Path, data: ClusteredBlocks, n: int) -> None:
     (path / "built").write_text(f"{n}\n")
 
 
-def store_drain(base: Path, data: ClusteredBlocks, n: int, extra: int, probe_every: float
-                ) -> dict[str, Any]:
+def store_drain(base: Path, data: ClusteredBlocks, n: int, extra: int, probe_every: float,
+                writer_waits: bool = False) -> dict[str, Any]:
     """One run on a copy of the base store: seconds of the write, seconds of the drain,
-    the probe's waits."""
+    the probe's waits. ``writer_waits``: the write waits for the merger to merge all its
+    points (the drain then happens inside it)."""
     ids, payloads = batch_points(n, n + extra)
     rows = data[n:n + extra]
     with tempfile.TemporaryDirectory(dir=base.parent) as folder:
         shutil.copytree(base / "s", Path(folder) / "s")
         store = open_store(Path(folder) / "s")
         store.search("c", data.queries(1)[0], k=10)  # (loads the index)
-        began = time.perf_counter()
-        store.upsert("c", ids, rows, payloads, fingerprint="bench")
-        written = time.perf_counter()
+        limit = embedded.PENDING_MAX
+        embedded.PENDING_MAX = 0 if writer_waits else limit
+        try:
+            began = time.perf_counter()
+            store.upsert("c", ids, rows, payloads, fingerprint="bench")
+            written = time.perf_counter()
+        finally:
+            embedded.PENDING_MAX = limit
         waits: list[float] = []
         done = threading.Event()
 
@@ -90,6 +105,7 @@ def store_drain(base: Path, data: ClusteredBlocks, n: int, extra: int, probe_eve
         store.close()
     waits.sort()
     return {"write_s": written - began, "drain_s": drained - written,
+            "until_merged_s": drained - began,
             "probe_wait_ms_p50": 1000 * waits[len(waits) // 2] if waits else None,
             "probe_wait_ms_max": 1000 * waits[-1] if waits else None, "probes": len(waits)}
 
@@ -119,18 +135,23 @@ def main() -> None:
     parser.add_argument("--probe-every", type=float, default=0.5,
                         help="seconds between two probes of the index lock")
     parser.add_argument("--keep", type=Path, required=True, help="folder of the base store")
+    parser.add_argument("--writer-waits", action="store_true",
+                        help="also time drains that a waiting writer made (alternating)")
     args = parser.parse_args()
     data = ClusteredBlocks(args.n + args.extra, DIM)
     load_at_start = os.getloadavg()[0]
     build_base(args.keep, data, args.n)
     graph = raw_graph(data, args.n)
-    runs, raw = [], []
+    runs, raw, waited = [], [], []
     for _ in range(args.runs):  # (the store and the raw graph alternate)
         runs.append(store_drain(args.keep, data, args.n, args.extra, args.probe_every))
         raw.append(raw_add_s(graph, data, args.n, args.extra))
+        if args.writer_waits:
+            waited.append(store_drain(args.keep, data, args.n, args.extra, args.probe_every,
+                                      writer_waits=True))
     drain_rates = [args.extra / r["drain_s"] for r in runs]
     raw_rates = [args.extra / s for s in raw]
-    print(json.dumps({
+    report: dict[str, Any] = {
         "n": args.n, "extra": args.extra, "runs": args.runs, "probe_every_s": args.probe_every,
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "load_at_start": load_at_start,
@@ -144,7 +165,17 @@ def main() -> None:
                                       if r["probe_wait_ms_p50"] is not None], 1),
         "probe_wait_ms_max": summary([r["probe_wait_ms_max"] for r in runs
                                       if r["probe_wait_ms_max"] is not None], 1),
-    }, indent=1))
+    }
+    if waited:
+        idle = [args.extra / r["until_merged_s"] for r in runs]
+        busy = [args.extra / r["until_merged_s"] for r in waited]
+        report["idle_until_merged_points_per_s"] = summary(idle, 0)
+        report["writer_waits_until_merged_points_per_s"] = summary(busy, 0)
+        report["writer_waits_over_idle"] = summary(
+            [b / i for b, i in zip(busy, idle, strict=True)], 2)
+        report["writer_waits_over_raw"] = summary(
+            [b / r for b, r in zip(busy, raw_rates, strict=True)], 2)
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
