@@ -206,3 +206,40 @@ def test_a_queued_request_is_applied_once_by_one_of_several_runners(tmp_path: Pa
         runners[1]._answer(request)
         done, result, error = db.ledger.migration_request(request_id)
         assert done and error is None and result["phase"] == "paused"
+
+
+def test_a_backfill_batch_waits_for_room_after_the_write_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backfill batch that fills the shadow's pending segment waits for the merger
+    after releasing the write lock, so the service's other writes are not held up."""
+    from embedops.store import embedded
+    from embedops.store.embedded import EmbeddedStore
+
+    corpus = _docs(tmp_path / "docs", 30)
+    lock = threading.RLock()
+    free_while_waiting: list[bool] = []
+    real_wait = EmbeddedStore._wait_for_merger
+
+    def watched(self: EmbeddedStore, cid: int, target: int) -> None:
+        taken: list[bool] = []
+
+        def take() -> None:
+            taken.append(lock.acquire(timeout=0.2))
+            if taken[0]:
+                lock.release()
+
+        other = threading.Thread(target=take)
+        other.start()
+        other.join()
+        free_while_waiting.append(taken[0])
+        real_wait(self, cid, target)
+
+    with _open(tmp_path) as db:
+        db.ingest([corpus], collection="kb")
+        db.create_alias("live", "kb")
+        migrations = Migrations(db, write_lock=lock)
+        migrations.start("live", "testing/hash-e5-32")
+        monkeypatch.setattr(embedded, "PENDING_MAX", 0)  # (every write waits for room)
+        monkeypatch.setattr(EmbeddedStore, "_wait_for_merger", watched)
+        assert migrations.backfill("live").phase == "ready"
+    assert free_while_waiting and all(free_while_waiting), free_while_waiting

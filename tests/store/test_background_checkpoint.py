@@ -288,7 +288,7 @@ def test_a_deferred_wait_for_room_comes_at_the_end_of_the_block(
         held_graph_write: tuple[threading.Event, threading.Event]) -> None:
     """Within ``room_waits_deferred`` (nested or not) an upsert past ``PENDING_MAX``
     returns at once; the outermost block's end waits until the merger has made room for
-    all of them."""
+    all of them, also when the block raises (the exception then goes on)."""
     entered, release = held_graph_write
     monkeypatch.setattr(embedded, "PENDING_MAX", 200)
     vectors = mixture(3000, DIM, seed=9)
@@ -296,14 +296,21 @@ def test_a_deferred_wait_for_room_comes_at_the_end_of_the_block(
     with open_store(tmp_path / "s") as store:
         _frozen_by_a_checkpoint(store, ids, vectors, entered, release)
         written, ended = threading.Event(), threading.Event()
+        after: list[object] = []
 
         def writer() -> None:
-            with store.room_waits_deferred():
-                store.upsert("c", ids[2000:2300], vectors[2000:2300], None, fingerprint="fp")
+            try:
                 with store.room_waits_deferred():
-                    store.upsert("c", ids[2300:2400], vectors[2300:2400], None,
+                    store.upsert("c", ids[2000:2300], vectors[2000:2300], None,
                                  fingerprint="fp")
-                written.set()
+                    with store.room_waits_deferred():
+                        store.upsert("c", ids[2300:2400], vectors[2300:2400], None,
+                                     fingerprint="fp")
+                    written.set()
+                    raise RuntimeError("the block fails")
+            except RuntimeError as exc:
+                after.append(exc)
+            after.append(getattr(store._local, "room_waits", None))
             ended.set()
 
         threading.Thread(target=writer, daemon=True).start()
@@ -312,18 +319,14 @@ def test_a_deferred_wait_for_room_comes_at_the_end_of_the_block(
         release.set()
         assert ended.wait(30)
         assert store._indexes.live[1].index.pending <= 200
-        _within(10, lambda: store.upsert("c", ids[2400:2410], vectors[2400:2410], None,
-                                         fingerprint="fp"))  # (the thread's block is over)
+        assert isinstance(after[0], RuntimeError) and after[1] is None, after
 
 
 def test_the_merger_slices_on_every_core_while_a_writer_waits_for_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        held_graph_write: tuple[threading.Event, threading.Event]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While a writer waits for the merger (and no search runs) the merger takes wide
     slices: at least ``WIDE_MIN`` points each, which faiss spreads over the cores, where
     a 10 ms slice of a large graph holds too few for its threads to start."""
-    entered, release = held_graph_write
-    monkeypatch.setattr(embedded, "PENDING_MAX", 200)
     slices: list[tuple[bool, int]] = []
     real = index_manager.IndexManager.merge_step
 
@@ -334,22 +337,19 @@ def test_the_merger_slices_on_every_core_while_a_writer_waits_for_it(
         slices.append((kwargs.get("wide", False), before - left))
         return left
 
-    monkeypatch.setattr(index_manager.IndexManager, "merge_step", recorded)
     vectors = mixture(3000, DIM, seed=8)
     ids = [str(i) for i in range(3000)]
     with open_store(tmp_path / "s") as store:
-        _frozen_by_a_checkpoint(store, ids, vectors, entered, release)
-        slices.clear()
-        done = threading.Event()
-        thread = threading.Thread(target=lambda: (store.upsert(  # 600: past 200
-            "c", ids[2000:2600], vectors[2000:2600], None, fingerprint="fp"), done.set()),
-            daemon=True)
-        thread.start()
-        assert not done.wait(0.5)
-        release.set()
-        assert done.wait(30)
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", ids[:2000], vectors[:2000], None, fingerprint="fp")
+        assert store.wait_merged(60)
+        monkeypatch.setattr(index_manager.IndexManager, "merge_step", recorded)
+        monkeypatch.setattr(embedded, "PENDING_MAX", 200)
+        _within(60, lambda: store.upsert("c", ids[2000:2600], vectors[2000:2600], None,
+                                         fingerprint="fp"))  # 600: past 200, it waits
         wide = [moved for is_wide, moved in slices if is_wide]
-        assert wide and wide[0] >= index_manager.WIDE_MIN, slices
+        assert wide and max(wide) >= index_manager.WIDE_MIN, slices
         assert store._indexes.live[1].index.pending <= 200
         assert store.wait_merged(60)
         after = len(slices)

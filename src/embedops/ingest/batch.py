@@ -319,19 +319,22 @@ class BatchIngest:
         ready, self._ready_files = self._ready_files, []
         name = self.collection
         batch, held = self._claim(name, batch)
-        try:
-            if batch and self.gate is None:
-                self._write(batch, {})
-            elif batch:
-                with room_waits_deferred(self.store), self.gate.lock:
-                    admitted, versions = self.gate.admit(self.collection, batch)
-                    self.progress("document", len(batch) - len(admitted))
-                    kept = {id(w) for w in admitted}
-                    self._failed_sources.update(str(w.doc.source) for w in batch
-                                                if id(w) not in kept)
-                    self._write(admitted, versions)
-        finally:
-            self._claims.release(name, held)
+        # (a write that fills the store's pending segment waits for room once the gate and
+        # the claims are released: see ordering)
+        with room_waits_deferred(self.store):
+            try:
+                if batch and self.gate is None:
+                    self._write(batch, {})
+                elif batch:
+                    with self.gate.lock:
+                        admitted, versions = self.gate.admit(self.collection, batch)
+                        self.progress("document", len(batch) - len(admitted))
+                        kept = {id(w) for w in admitted}
+                        self._failed_sources.update(str(w.doc.source) for w in batch
+                                                    if id(w) not in kept)
+                        self._write(admitted, versions)
+            finally:
+                self._claims.release(name, held)
         if self._deferred:
             self._held_files += ready
         else:

@@ -7,8 +7,11 @@ its content. All store writes go through ``WriteGate.lock``, and a write whose v
 older than the document's newest accepted version is skipped, so the last accepted write
 wins and each chunk id stays one point. A write that fills the embedded store's pending
 segment waits for room after the lock is released (``room_waits_deferred``): the order is
-settled under the lock, and the wait throttles only the writer that made it, not the
-writes queued behind the lock.
+settled under the lock, and the wait throttles the writer that made it (the HTTP request,
+the real-time worker's micro-batch, the batch flush, the migration's backfill batch), not
+the writes queued behind the lock. One exception: the stale re-embed job
+(``jobs.kinds.reembed_stale``) holds the lock for its whole run, waits included. The
+segment's bound becomes ``PENDING_MAX`` plus one write per writer thread past the gate.
 """
 
 from __future__ import annotations

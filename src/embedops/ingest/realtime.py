@@ -129,15 +129,17 @@ class RealtimeWorker:
                 held = self.claims.take(collection, doc_ids)
                 # re-read after claiming: another process may have applied some meanwhile
                 mine = self.ledger.entries_for(collection, sorted(held)) if held else []
-            try:
-                if mine:
-                    self.metrics.realtime_batch_size.observe(len(mine))
-                    with room_waits_deferred(self.store):  # (after the gate: see ordering)
+            # (a write that fills the store's pending segment waits for room once the gate
+            # and the claims are released: see ordering)
+            with room_waits_deferred(self.store):
+                try:
+                    if mine:
+                        self.metrics.realtime_batch_size.observe(len(mine))
                         failed |= not self._process_guarded(collection, mine)
-            finally:
-                if held:
-                    with self.gate.lock:
-                        self.claims.release(collection, held)
+                finally:
+                    if held:
+                        with self.gate.lock:
+                            self.claims.release(collection, held)
             taken += len(mine)
         if failed:  # failed writes stay queued with one more attempt: back off a little
             self._stop.wait(0.5)

@@ -38,7 +38,7 @@ from embedops.ledger.migrations import MigrationRecord
 from embedops.migrate.evaluation import compare
 from embedops.migrate.state import check_action
 from embedops.store import EXTERNAL_MODEL, RenameBehindAlias, estimate_memory
-from embedops.store.protocol import CollectionInfo, VectorStore
+from embedops.store.protocol import CollectionInfo, VectorStore, room_waits_deferred
 from embedops.types import Document
 
 # Progress callback: (documents done in the shadow, documents in live, chunks embedded now)
@@ -274,7 +274,9 @@ class Migrations:
     def _backfill_batch(self, m: MigrationRecord, shadow: Target) -> int | None:
         """One batch: documents after the cursor, written to the shadow and committed
         with the new cursor. Returns the chunks embedded, None when nothing is left."""
-        with self.write_lock:  # content read and write in one step: no newer write lost
+        # content read and write in one step, no newer write lost; a write that fills the
+        # store's pending segment waits for room after the lock (``room_waits_deferred``)
+        with room_waits_deferred(self.store), self.write_lock:
             stored = list(_take(self.ledger.iter_stored(
                 m.live, self.settings.migration_batch_documents, after=m.cursor),
                 self.settings.migration_batch_documents))

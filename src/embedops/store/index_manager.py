@@ -101,6 +101,7 @@ class IndexManager:
         self.background_checkpoints = background_checkpoints
         self.live: dict[int, LiveIndex] = {}
         self._merge_rate = 1000.0  # points merged per second, measured as it goes
+        self._wide_rate = 1000.0  # the same in wide slices (on every core)
         self._due: dict[int, int] = {}  # cid -> the interval that made a checkpoint due
         # held by whoever writes checkpoint files, from the image to the manifest: one
         # checkpoint at a time, so an older image never replaces a newer manifest
@@ -294,20 +295,17 @@ class IndexManager:
         the most pending (the size of the slice follows the rate measured so far);
         returns the points still pending. The caller holds the store's lock, so a slice
         is atomic to searches. A ``wide`` slice takes ``WIDE_SLICE_S`` worth, at least
-        ``WIDE_MIN`` points, which faiss spreads over every core (the rate it runs at is
-        not measured: it is not one thread's)."""
+        ``WIDE_MIN`` points, which faiss spreads over every core (its rate is measured
+        apart: it is not one thread's)."""
         for cid, live in sorted(self.live.items(), key=lambda item: -item[1].index.pending):
             index = live.index
             if not index.pending or not self._merges(live):
                 continue
             if wide:
-                size = min(MERGE_MAX, max(WIDE_MIN, int(self._merge_rate * WIDE_SLICE_S)))
-                try:
-                    index.merge(size)
-                except IndexFailure:
-                    self.live.pop(cid, None)  # rebuilt from SQLite by the next read
-                break
-            size = max(MERGE_MIN, min(MERGE_MAX, int(self._merge_rate * seconds)))
+                seconds = WIDE_SLICE_S
+                size = min(MERGE_MAX, max(WIDE_MIN, int(self._wide_rate * seconds)))
+            else:
+                size = max(MERGE_MIN, min(MERGE_MAX, int(self._merge_rate * seconds)))
             started = time.perf_counter()
             try:
                 moved = index.merge(size)
@@ -318,8 +316,12 @@ class IndexManager:
             if moved and took > 0:  # a moving average of the merge rate, which drops at
                 # once when a slice ran long (a busy CPU): the next one is short again
                 rate = moved / took
-                self._merge_rate = (rate if took > 2 * seconds
-                                    else 0.7 * self._merge_rate + 0.3 * rate)
+                last = self._wide_rate if wide else self._merge_rate
+                rate = rate if took > 2 * seconds else 0.7 * last + 0.3 * rate
+                if wide:
+                    self._wide_rate = rate
+                else:
+                    self._merge_rate = rate
             break
         return self.pending()
 
