@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,27 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The TEST-ONLY hashing embedder is offered only behind this switch; tests (and the CLI
 # subprocesses they start) turn it on.
 os.environ["EMBEDOPS_ENABLE_TEST_MODELS"] = "1"
+
+
+@pytest.fixture
+def held_graph_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event,
+                                                                        threading.Event]]:
+    """The embedded store's graph writes (a checkpoint's) wait, once started
+    (``entered``), until ``release`` is set, then the real faiss write follows: the graph
+    stays frozen and nothing merges meanwhile."""
+    from embedops.store.hnsw_graph import HnswGraph
+
+    entered, release = threading.Event(), threading.Event()
+    real = HnswGraph.write_graph
+
+    def held(self: HnswGraph, write: Callable[[bytes], int]) -> None:
+        entered.set()
+        release.wait(60)
+        real(self, write)
+
+    monkeypatch.setattr(HnswGraph, "write_graph", held)
+    yield entered, release
+    release.set()
 
 
 @pytest.fixture(scope="session")

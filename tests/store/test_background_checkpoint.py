@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,24 +49,6 @@ def _within(seconds: float, work: Callable[[], Any]) -> Any:
     if errors:
         raise errors[0]
     return out[0]
-
-
-@pytest.fixture
-def held_graph_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event,
-                                                                        threading.Event]]:
-    """Graph writes wait, once started (``entered``), until ``release`` is set; the
-    real faiss write follows."""
-    entered, release = threading.Event(), threading.Event()
-    real = HnswGraph.write_graph
-
-    def held(self: HnswGraph, write: Callable[[bytes], int]) -> None:
-        entered.set()
-        release.wait(60)
-        real(self, write)
-
-    monkeypatch.setattr(HnswGraph, "write_graph", held)
-    yield entered, release
-    release.set()
 
 
 def test_the_image_is_the_index_at_freeze_whatever_changes_while_it_is_written(
