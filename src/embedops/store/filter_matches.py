@@ -8,9 +8,10 @@ cost that second a query. Here the keys of each filter are kept with the change
 sequence they were read at, and serve every search at that sequence; a write moves the
 collection's sequence on and the next search reads them again.
 
-The keys of the filters whose matches the search scores itself are kept (the selective
-plan's, and exact search's: small collections, a graph still loading), those of one
-filter up to a quarter of ``max_keys``. All of them together hold at most ``max_keys``
+The keys of the filters whose matches the search scores itself or keeps its graph search
+within are kept (the selective plan's, a broad filter's searched again, and exact
+search's: small collections, a graph still loading), those of one filter up to a quarter
+of ``max_keys``. All of them together hold at most ``max_keys``
 keys (8 bytes each), each filter counted ``ENTRY_KEYS`` keys more for what it holds
 besides (its SQL, its parameters, the array): the least recently used dropped first.
 Safe from any number of threads.
@@ -57,11 +58,15 @@ class FilterMatches:
             self._held.move_to_end(key)
             return held[1]
 
+    def keeps(self, count: int) -> bool:
+        """Whether the keys of a filter matching ``count`` points would be kept."""
+        return count <= self.max_keys // 4
+
     def put(self, cid: int, seq: int, where: tuple[str, list[Any]],
             keys: np.ndarray) -> None:
         """Keep ``keys``, the filter's matches at ``seq`` (replacing those of an older
         sequence), unless they are more than a quarter of ``max_keys``."""
-        if len(keys) > self.max_keys // 4:
+        if not self.keeps(len(keys)):
             return
         key = self._key(cid, where)
         keys.setflags(write=False)  # (shared by the searches that read it)

@@ -120,6 +120,34 @@ def _searched(index: faiss.Index, rows: np.ndarray, k: int,
     return found, distances
 
 
+class Restriction:
+    """Graph nodes a search is kept within (a broad filter's matches): a bitmap of their
+    positions, one bit a node (faiss's ``IDSelectorBitmap`` reads it as it searches), and
+    the search parameters that pass it, one per search depth. The graph's other nodes
+    still route the search, as removed ones do."""
+
+    def __init__(self, bitmap: np.ndarray, count: int) -> None:
+        self.bitmap, self.count = bitmap, count  # (count: the nodes it holds)
+        self._selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        self._params: dict[int, faiss.SearchParametersHNSW] = {}
+
+    def params(self, ef: int) -> faiss.SearchParametersHNSW:
+        """faiss's parameters for a search at depth ``ef`` kept within these nodes."""
+        params = self._params.get(ef)
+        if params is None:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = ef
+            params.sel = self._selector
+            if len(self._params) >= _PARAMS_CACHE:
+                self._params = {}
+            self._params[ef] = params
+        return params
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.bitmap.nbytes)
+
+
 def graph_metric(metric: str) -> int:
     """faiss's metric for a collection's (cosine vectors are stored unit-normalised)."""
     return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
@@ -477,10 +505,15 @@ class HnswGraph:
             self._prints = Fingerprints(prints, alive)
         return self._prints
 
-    def search(self, rows: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, rows: np.ndarray, k: int, ef: int, within: Restriction | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` node keys and faiss distances (inner products, or squared L2) per
-        query row; key -1 pads missing slots."""
-        params = self._params.get(ef) or self._search_params(ef)
+        query row; key -1 pads missing slots. With ``within``, only its nodes come back
+        (the others still route the search)."""
+        if within is not None:
+            params = within.params(ef)
+        else:
+            params = self._params.get(ef) or self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
@@ -491,6 +524,16 @@ class HnswGraph:
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
         # which is always -1 (__init__).
         return labels[found], distances
+
+    def restriction(self, positions: np.ndarray) -> Restriction:
+        """The live nodes among graph ``positions``, as a ``Restriction`` to keep a
+        search within. Valid while the graph's nodes neither change nor move (the
+        caller makes a new one after any insert or removal)."""
+        bits = np.zeros(len(self._alive) * 8, dtype=bool)
+        bits[positions] = True
+        bitmap = np.packbits(bits, bitorder="little")
+        bitmap &= self._alive
+        return Restriction(bitmap, int(np.bitwise_count(bitmap).sum()))
 
     def node_codes(self, positions: np.ndarray) -> NodeCodes:
         """The live nodes at ``positions`` (distinct) as a flat index of the vectors the
@@ -517,7 +560,7 @@ class HnswGraph:
         params.efSearch = ef
         if self.removed:
             if self._selector is None:
-                self._selector = faiss.IDSelectorBitmap(len(self._alive) * 8,
+                self._selector = faiss.IDSelectorBitmap(len(self._alive),  # (bytes)
                                                         faiss.swig_ptr(self._alive))
                 self._selector.referenced_bitmap = self._alive  # (kept alive with it)
             params.sel = self._selector

@@ -7,7 +7,9 @@ graph (``flat_codes``). The filter's keys are kept per change sequence
 (``filter_matches``): every search of the filter at that sequence brings the same array.
 So all of that is kept here, by the array's identity and the index's version (which every
 insert, removal and merge moves on), and serves every such search until either changes:
-a repeated filter then costs the scan of its codes alone.
+a repeated filter then costs the scan of its codes alone. A broad filter's matches are
+kept the same way as a bitmap of their nodes (``HnswIndex.search_within``), which a
+graph search is kept within.
 
 A few entries are kept, least recently used dropped first, within ``MAX_BYTES`` of codes
 and keys (counted in the index's resident bytes); a larger one is not kept. Safe from any
@@ -23,32 +25,41 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedops.store.flat_codes import NodeCodes
+from embedops.store.hnsw_graph import Restriction
 
 MAX_ENTRIES = 8
-MAX_BYTES = 64 << 20  # 64 MB: the codes of 170,000 int8 nodes of 384 dimensions
+MAX_BYTES = 64 << 20  # 64 MB: the codes of 170,000 int8 nodes of 384 dimensions, or the
+# keys and bitmap of a filter matching 1M points of 10M
 SET_ENTRY_BYTES = 64  # a Python int in a set: the object and its share of the table
 
 
 @dataclass
 class MatchNodes:
     """What a search among ``keys`` needs, as of the index's ``version``: which of them
-    are pending a merge (``waiting``, a mask), the graph nodes the others stand on
-    (``nodes``; None when all are pending), and, when some stand on shared nodes, the set
-    of the keys in the graph (``shared``: a shared node stands only for its members among
-    them; None when none does)."""
+    are pending a merge (``waiting``, a mask), the graph nodes the others stand on, and,
+    when some stand on shared nodes, the set of the keys in the graph (``shared``: a
+    shared node stands only for its members among them; None when none does).
+
+    The nodes come in one of two forms, by what the entry was made for (``restricted``):
+    their codes copied out of the graph to be scanned (``nodes``: a selective filter's
+    few matches), or a bitmap that keeps a graph search within them (``within``: a
+    broad filter's many). Either is None when all the keys are pending."""
 
     keys: np.ndarray
     version: int
     waiting: np.ndarray
     nodes: NodeCodes | None
     shared: set[int] | None
+    restricted: bool = False
+    within: Restriction | None = None
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: the keys (which this keeps alive), the mask, the codes, and about
-        ``SET_ENTRY_BYTES`` a key in ``shared``."""
+        """Bytes held: the keys (which this keeps alive), the mask, the codes or the
+        bitmap, and about ``SET_ENTRY_BYTES`` a key in ``shared``."""
         return (self.keys.nbytes + self.waiting.nbytes
                 + (self.nodes.nbytes if self.nodes is not None else 0)
+                + (self.within.nbytes if self.within is not None else 0)
                 + SET_ENTRY_BYTES * len(self.shared or ()))
 
 
@@ -61,13 +72,15 @@ class MatchNodesCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, keys: np.ndarray, version: int) -> MatchNodes | None:
-        """The entry made for this very ``keys`` array at ``version``, if kept. Entries
-        of an older version are dropped (the version only moves on)."""
+    def get(self, keys: np.ndarray, version: int, restricted: bool = False
+            ) -> MatchNodes | None:
+        """The entry made for this very ``keys`` array at ``version``, in the form asked
+        for (``restricted``), if kept. Entries of an older version are dropped (the
+        version only moves on)."""
         with self._lock:
             self._drop_older(version)
             held = self._held.get(id(keys))
-            if held is None or held.keys is not keys:
+            if held is None or held.keys is not keys or held.restricted != restricted:
                 return None
             self._held.move_to_end(id(keys))
             return held

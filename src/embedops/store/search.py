@@ -7,6 +7,11 @@ Plans, in order:
 * a filter matching at most ``max(selective_rows, 2% of points)`` rows: exact scoring over
   just those candidates, with the vectors the loaded index holds (int8: the codes choose
   ``oversample * k`` candidates, rescored from SQLite).
+* any other filter whose matching keys are held or worth reading now (``filter_costs``:
+  once the oversampled searches of it since the last write have cost what reading
+  them does), when they can be kept (``filter_matches``): the HNSW search kept within a
+  bitmap of its matches' nodes, so every candidate matches (int8: ``oversample * k``
+  candidates, rescored from SQLite).
 * any other filter: HNSW search oversampled by ``points / matches`` (x2), candidates checked
   against the filter in SQL; the oversampling grows 4x until ``k`` matches are found, and
   falls back to exact scoring over the candidates when it would exceed half the index.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Sequence
 from itertools import islice
 from typing import Any
@@ -36,6 +42,7 @@ import orjson
 from embedops.store import quantization
 from embedops.store.catalog import CollectionRow
 from embedops.store.exact import DenseCache, scores, top_k
+from embedops.store.filter_costs import FilterCosts
 from embedops.store.filter_matches import FilterMatches
 from embedops.store.hit_cache import HitCache
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
@@ -69,6 +76,7 @@ class Searcher:
         self._matches: dict[tuple[int, int, str, str], int] = {}
         self._counted: dict[tuple[int, str, str], int] = {}  # the last count of a filter
         self.filter_matches = FilterMatches()
+        self.filter_costs = FilterCosts()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -151,7 +159,18 @@ class Searcher:
             return [[] for _ in queries]
         if matches <= selective:
             return self._selective(row, queries, k, where, oversample)
-        return [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
+        if self.filter_matches.keeps(matches) and (
+                self.filter_matches.get(row.cid, row.seq, where) is not None
+                or self.filter_costs.read_due(row.cid, row.seq, where, matches,
+                                              len(queries))):
+            within = self._within(row, queries, k, where, ef, oversample, n, matches)
+            if within is not None:
+                return within
+        started = time.perf_counter()
+        out = [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
+        self.filter_costs.searched(row.cid, row.seq, where, time.perf_counter() - started,
+                                   len(queries))
+        return out
 
     def search_one(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
                    ef: int | None) -> list[Hit]:
@@ -214,16 +233,54 @@ class Searcher:
         found = index.search_among(queries, k * oversample if rescore else k, keys)
         if found is None:
             return self._exact_scan(row, queries, k, where)
-        ranked, vals = found
+        out = self._ranked_hits(row, queries, k, where, *found, rescore=rescore)
+        return self._short_answered(row, queries, out, where, k, len(keys))
+
+    def _within(self, row: CollectionRow, queries: np.ndarray, k: int,
+                where: tuple[str, list[Any]], ef: int | None, oversample: int, n: int,
+                matches: int) -> list[list[Hit]] | None:
+        """A broad filter whose matches are held, or worth reading (``filter_costs``):
+        its matching keys read once and kept (``filter_matches``), the graph searched
+        within their nodes (``HnswIndex.search_within``), so every candidate matches,
+        and an int8 graph's ``oversample * k`` are rescored from SQLite as an
+        unfiltered search's are. None when the index does not hold every match yet (the
+        caller takes the oversampled search, ``_filtered_hnsw``); a query left short
+        of ``k`` hits takes it too."""
+        keys = self.filter_matches.get(row.cid, row.seq, where)
+        if keys is None:
+            started = time.perf_counter()
+            keys = self._matching_rowkeys(row, where)
+            self.filter_costs.read(row.cid, where, time.perf_counter() - started)
+        rescore = row.dtype == "int8"
+        found = self.indexes.loaded(row).search_within(
+            queries, k * oversample if rescore else k, keys, ef)
+        if found is None:
+            return None
+        out = self._ranked_hits(row, queries, k, where, *found, rescore=rescore)
+        for qi, hits in enumerate(out):
+            if len(hits) < min(k, len(keys)):
+                out[qi] = self._filtered_hnsw(row, queries[qi], k, where, ef, n, matches)
+        return out
+
+    def _ranked_hits(self, row: CollectionRow, queries: np.ndarray, k: int,
+                     where: tuple[str, list[Any]], ranked: np.ndarray, vals: np.ndarray,
+                     rescore: bool) -> list[list[Hit]]:
+        """Hits from ranked keys of matching points (a row per query, -1 pads), their
+        rows read under the filter again (see ``_checked_hits``); with ``rescore`` (an
+        int8 index's candidates), rescored with the float vectors read with them, ``k``
+        kept. A query may come back short (points deleted since the keys were read)."""
         if not rescore:
-            return self._checked_hits(row, queries, ranked, vals, where, k, len(keys))
+            rows = self._fetch(ranked.ravel(), with_vectors=False, where=where)
+            return [[_hit(rows[key], val) for key, val in zip(keys, scored, strict=True)
+                     if key in rows][:k]
+                    for keys, scored in zip(ranked.tolist(), vals.tolist(), strict=True)]
         rows = self._fetch(ranked.reshape(-1), with_vectors=True, where=where)
         out: list[list[Hit]] = []
         for query, chosen in zip(queries, ranked.tolist(), strict=True):
             rescored = self._rescore(row, query,
                                      [(key, 0.0) for key in chosen if key in rows], rows)
             out.append([_hit(rows[key], val) for key, val in rescored[:k]])
-        return self._short_answered(row, queries, out, where, k, len(keys))
+        return out
 
     def _checked_hits(self, row: CollectionRow, queries: np.ndarray, keys: np.ndarray,
                       vals: np.ndarray, where: tuple[str, list[Any]], k: int,
@@ -234,10 +291,7 @@ class Searcher:
         committed since has overtaken. A point that no longer matches is left out, and
         a query left with fewer than ``k`` hits (of ``matches``) is answered by the scan
         of SQLite."""
-        rows = self._fetch(keys.ravel(), with_vectors=False, where=where)
-        out = [[_hit(rows[key], val) for key, val in zip(ranked, scored, strict=True)
-                if key in rows] for ranked, scored in zip(keys.tolist(), vals.tolist(),
-                                                          strict=True)]
+        out = self._ranked_hits(row, queries, k, where, keys, vals, rescore=False)
         return self._short_answered(row, queries, out, where, k, matches)
 
     def _short_answered(self, row: CollectionRow, queries: np.ndarray,

@@ -1,0 +1,92 @@
+"""When a broad filter's matches are worth reading: the costs of its two search plans.
+
+A filter too many points match to score them all is searched one of two ways
+(``Searcher``): oversampled (the graph searched for more candidates than asked for, the
+candidates checked against the filter in SQLite), or kept within its matches (their
+keys read out of SQLite once, then every graph search confined to their nodes). The
+second is faster a search (every candidate matches, so fewer rows are read back), but
+reading the keys costs what several oversampled searches do, and a write makes the
+next search read them again.
+
+So the choice is rent-or-buy: the searches of a filter since its collection last
+changed take the oversampled plan until the time they have spent on it reaches what
+reading the keys costs; then the keys are read and kept, and the searches that follow
+stay within them until the next write. A batch whose oversampled searches would cost
+that much reads them at once. Whatever the sequence of searches and writes, that
+spends at most about twice what the better choice made in hindsight would have.
+
+What a read costs is measured on each read of a filter's keys; before the first, it is
+estimated at ``READ_S_PER_KEY`` a match (a filter on a payload index; a filter on a
+field without one reads every point, and its measured cost then takes over). What an
+oversampled search costs is measured on each (a moving average). Safe from any number
+of threads; the worst race counts a search twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+READ_S_PER_KEY = 1e-6  # a key read through a payload index: ~1 µs (1M matches: ~1 s)
+AVERAGE_WEIGHT = 0.2  # of the latest oversampled search in the moving average
+MAX_FILTERS = 256
+
+Filter = tuple[int, str, str]  # collection, compiled SQL, its parameters as JSON
+
+
+@dataclass
+class _Costs:
+    read_s: float | None = None  # the last read of the filter's keys
+    search_s: float | None = None  # one oversampled search, averaged
+    seq: int = -1  # the change sequence ``spent_s`` was spent at
+    spent_s: float = 0.0
+
+
+class FilterCosts:
+    """Per (collection, filter): the measured costs of its plans, and the time spent on
+    oversampled searches of it at the collection's current change sequence."""
+
+    def __init__(self) -> None:
+        self._held: OrderedDict[Filter, _Costs] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read_due(self, cid: int, seq: int, where: tuple[str, list[Any]], matches: int,
+                 queries: int) -> bool:
+        """Whether ``queries`` more searches of the filter at ``seq`` should read its
+        ``matches`` keys now: what the oversampled searches at ``seq`` have spent, and
+        what these would spend, reaches what the read costs."""
+        with self._lock:
+            costs = self._costs(cid, seq, where)
+            read_s = costs.read_s if costs.read_s is not None else READ_S_PER_KEY * matches
+            coming = queries * costs.search_s if costs.search_s is not None else 0.0
+            return costs.spent_s + coming >= read_s
+
+    def searched(self, cid: int, seq: int, where: tuple[str, list[Any]], seconds: float,
+                 queries: int) -> None:
+        """``queries`` oversampled searches of the filter at ``seq`` took ``seconds``."""
+        with self._lock:
+            costs = self._costs(cid, seq, where)
+            costs.spent_s += seconds
+            each = seconds / max(queries, 1)
+            costs.search_s = each if costs.search_s is None else (
+                (1 - AVERAGE_WEIGHT) * costs.search_s + AVERAGE_WEIGHT * each)
+
+    def read(self, cid: int, where: tuple[str, list[Any]], seconds: float) -> None:
+        """Reading the filter's matching keys took ``seconds``."""
+        with self._lock:
+            self._costs(cid, None, where).read_s = seconds
+
+    def _costs(self, cid: int, seq: int | None, where: tuple[str, list[Any]]) -> _Costs:
+        """The filter's entry (made if new, most recently used now); with ``seq``, its
+        time spent reset when the collection has changed since."""
+        key = (cid, where[0], json.dumps(where[1]))
+        costs = self._held.pop(key, None) or _Costs()
+        self._held[key] = costs
+        if len(self._held) > MAX_FILTERS:
+            self._held.popitem(last=False)
+        if seq is not None and costs.seq != seq:
+            costs.seq, costs.spent_s = seq, 0.0
+        return costs
