@@ -255,7 +255,7 @@ def main() -> None:
                      for q in queries[:100]]
             rates.append(len(found) / (time.perf_counter() - started))
         report[key]["qps"] = (round(rates[0]) if args.rounds == 1
-                              else summary(rates, 0))
+                              else summary(rates, 0) | {"passes": [round(r) for r in rates]})
         if want is not None:
             report[key]["recall@10"] = round(float(np.mean(
                 [len(f & t) / K for f, t in zip(found, want, strict=True)])), 4)

@@ -246,14 +246,17 @@ class Searcher:
         unfiltered search's are. None when the index does not hold every match yet (the
         caller takes the oversampled search, ``_filtered_hnsw``); a query left short
         of ``k`` hits takes it too."""
+        index = self.indexes.loaded(row)
         keys = self.filter_matches.get(row.cid, row.seq, where)
-        if keys is None:
+        if keys is None:  # (what the read costs: the keys and the bitmap of their nodes)
             started = time.perf_counter()
             keys = self._matching_rowkeys(row, where)
+            held = index.restrict(keys)
             self.filter_costs.read(row.cid, where, time.perf_counter() - started)
+            if not held:
+                return None
         rescore = row.dtype == "int8"
-        found = self.indexes.loaded(row).search_within(
-            queries, k * oversample if rescore else k, keys, ef)
+        found = index.search_within(queries, k * oversample if rescore else k, keys, ef)
         if found is None:
             return None
         out = self._ranked_hits(row, queries, k, where, *found, rescore=rescore)
