@@ -63,7 +63,9 @@ def test_a_search_within_follows_every_change_and_refuses_keys_it_does_not_hold(
     assert among is not None and among[0][0, 0] == 12
 
 
-def test_a_filters_matches_are_read_once_its_searches_have_cost_as_much() -> None:
+def test_a_filters_matches_are_read_once_its_searches_have_cost_as_much(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filter_costs, "READ_S_PER_KEY", 1e-6)
     costs, where = FilterCosts(), ("bucket = ?", [3])
     assert not costs.read_due(1, 5, where, matches=100_000, queries=1)  # est. 0.1 s
     for _ in range(2):
