@@ -28,8 +28,8 @@ from embedops.store.flat_codes import NodeCodes
 from embedops.store.hnsw_graph import Restriction
 
 MAX_ENTRIES = 8
-MAX_BYTES = 64 << 20  # 64 MB: the codes of 170,000 int8 nodes of 384 dimensions, or the
-# keys and bitmap of a filter matching 1M points of 10M
+MAX_BYTES = 64 << 20  # 64 MB: the codes of 170,000 int8 nodes of 384 dimensions (a filter
+# matching 1M points of 10M holds ~10 MB as a bitmap: its keys, mask and bits)
 SET_ENTRY_BYTES = 64  # a Python int in a set: the object and its share of the table
 
 
