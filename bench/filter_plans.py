@@ -7,8 +7,9 @@ in SQLite) or kept within the matches (the graph search handed a bitmap of their
 choosing by what reading the matches costs (``embedops.store.filter_costs``). Here each
 plan is forced in turn, in one process, on a store ``bench/store_footprint.py --keep``
 left, at each ``--ef`` ("default": none asked for), over the same queries, with the
-store's cache of returned points off. The exact truth comes from the file
-``bench/store_open.py --truth-file`` wrote for the same store and queries. Prints JSON.
+store's cache of returned points off. The exact truth is ``bench/store_open.py``'s, read
+from the file its ``--truth-file`` wrote for the same points and queries (or computed
+and written there). Prints JSON.
 
     .venv/bin/python bench/store_open.py --path /tmp/s1m --n 1000000 --payload-index \\
         --filtered-only --truth-file /tmp/s1m-truth.json
@@ -28,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from store_footprint import ClusteredBlocks, clustered  # bench/ is the script's directory
+from store_open import kept_truths, selections
 
 K = 10
 WHERE = {"field": "bucket", "lt": 10}  # 10% of the points
-TRUTH_SLOT = 2  # its truth in store_open.py's file (after the unfiltered and the 1% one)
+TRUTH_SLOT = 2  # its truth among store_open.py's (after the unfiltered and the 1% one)
 
 
 def main() -> None:
@@ -50,12 +52,18 @@ def main() -> None:
     from embedops.store import open_store
     from embedops.store import search as search_module
 
+    base: np.ndarray | ClusteredBlocks
     if args.data == "clustered-blocks":
-        queries = ClusteredBlocks(args.n, args.dim).queries(args.queries)[:100]
+        base = ClusteredBlocks(args.n, args.dim)
+        asked = base.queries(args.queries)
     else:
-        queries = clustered(args.n, args.dim)[1][:args.queries][:100]
-    where = WHERE
-    truth = [set(ids) for ids in json.loads(args.truth_file.read_text())["truths"][TRUTH_SLOT]]
+        base, held_out = clustered(args.n, args.dim)
+        asked = held_out[:args.queries]
+    # (store_open.py's truths, read from its file when it holds them for these points
+    # and queries, else computed and written there)
+    truth = kept_truths(args.truth_file, base, args.n, asked,
+                        selections(len(asked)))[TRUTH_SLOT]
+    queries, where = asked[:100], WHERE
     store = open_store(args.path, hit_cache_bytes=0)
     within = search_module.Searcher._within
 

@@ -38,6 +38,7 @@ from run_stats import summary  # bench/ is the script's directory
 from store_footprint import ClusteredBlocks, clustered
 
 K = 10
+FILTERS = ((0.01, {"field": "bucket", "lt": 1}), (0.10, {"field": "bucket", "lt": 10}))
 _OPEN = """
 import json, sys, time
 import numpy as np
@@ -128,6 +129,12 @@ def truths(base: np.ndarray | ClusteredBlocks, n: int, queries: np.ndarray,
             best[slot] = (np.take_along_axis(vals, top, axis=1),
                           np.take_along_axis(rows, top, axis=1))
     return [[{_id(i) for i in row.tolist()} for row in rows] for _, rows in best]
+
+
+def selections(queries: int) -> list[tuple[int, int | None]]:
+    """The truths this script computes, as ``truths`` takes them: every query unfiltered,
+    the first 100 under each of ``FILTERS``."""
+    return [(queries, None)] + [(min(100, queries), where["lt"]) for _, where in FILTERS]
 
 
 def kept_truths(path: Path | None, base: np.ndarray | ClusteredBlocks, n: int,
@@ -224,10 +231,8 @@ def main() -> None:
     store.search("c", queries[0], k=K)
     report["first_search_in_process_s"] = round(time.perf_counter() - started, 2)
     report["dtype"] = store.get_collection("c").dtype
-    filters = ((0.01, {"field": "bucket", "lt": 1}), (0.10, {"field": "bucket", "lt": 10}))
     exact, *exact_filtered = ([None] * 3 if args.no_recall else kept_truths(
-        args.truth_file, base, args.n, queries, [(len(queries), None)] + [
-            (min(100, len(queries)), where["lt"]) for _, where in filters]))
+        args.truth_file, base, args.n, queries, selections(len(queries))))
     for knob in [] if args.filtered_only else args.ef.split(","):
         ef = None if knob == "default" else int(knob)  # default: the store's own depth
         started = time.perf_counter()
@@ -243,7 +248,7 @@ def main() -> None:
         started = time.perf_counter()
         store.create_payload_index("c", "bucket")
         report["payload_index_build_s"] = round(time.perf_counter() - started, 1)
-    for (share, where), want in zip(filters, exact_filtered, strict=True):
+    for (share, where), want in zip(FILTERS, exact_filtered, strict=True):
         key = f"filtered_{int(share * 100)}pct"
         started = time.perf_counter()  # (the filter's first search: its matches counted)
         store.search("c", queries[0], k=K, filter=where)

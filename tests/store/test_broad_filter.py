@@ -38,6 +38,8 @@ def test_a_search_within_keys_returns_only_them_pending_and_shared_ones_too() ->
     assert np.allclose(scores[30:32, 0], 1.0, atol=1e-5)
     assert 5001 in found[32].tolist()  # the shared node stands for its member among keys
     assert not {5000, 5002, 7} & set(found[32].tolist())
+    kept = index._matched(keys, restricted=True)  # (what it holds for the shared node:
+    assert kept is not None and kept.shared == {5001}  # its one member among the keys)
     rows = {int(key): row for key, row in zip(range(3000), base, strict=True)}
     rows |= {4000 + i: row for i, row in enumerate(later)} | {5001: base[7]}
     held = np.stack([rows[int(key)] for key in keys])
@@ -54,8 +56,9 @@ def test_a_search_within_follows_every_change_and_refuses_keys_it_does_not_hold(
     assert found is not None and found[0][0, 0] == 10
     index.remove(np.array([10]))
     assert index.search_within(base[10:11], 1, keys) is None  # 10 is held no more
-    index.add(np.array([10]), base[11:12])  # back, on a node of its own elsewhere
-    found = index.search_within(base[11:12], 2, keys)  # (11 is not among the keys)
+    elsewhere = mixture(1, DIM, seed=99)
+    index.add(np.array([10]), elsewhere)  # back, on a new node of its own
+    found = index.search_within(elsewhere, 1, keys)
     assert found is not None and found[0][0, 0] == 10  # not the bitmap made before
     assert index.search_within(base[:1], 5, np.array([0, 9999])) is None
     # the same array searched among (its matches' codes) gets its own entry, not the bitmap
@@ -80,8 +83,10 @@ def test_a_filters_matches_are_read_once_its_searches_have_cost_as_much(
     costs.read(1, where, 0.5)  # a read measured: it replaces the estimate (0.1 s)
     costs.searched(1, 7, where, 0.3, queries=1)
     assert not costs.read_due(1, 7, where, 100_000, 1)  # 0.3 and ~0.08 to come
-    costs.searched(1, 7, where, 0.3, queries=1)
-    assert costs.read_due(1, 7, where, 100_000, 1)
+    costs.searched(1, 6, where, 0.3, queries=1)  # (a search that read an older row)
+    assert costs.read_due(1, 7, where, 100_000, 1)  # 0.6 spent since the write
+    costs.read(1, where, 0.5)  # read at 7: what was spent is paid for; should the keys
+    assert not costs.read_due(1, 7, where, 100_000, 1)  # be dropped, they wait again
 
 
 def _spied(monkeypatch: pytest.MonkeyPatch) -> list[int]:

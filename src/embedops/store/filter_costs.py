@@ -19,7 +19,8 @@ What a read costs is measured on each read of a filter's keys; before the first,
 estimated at ``READ_S_PER_KEY`` a match (a filter on a payload index; a filter on a
 field without one reads every point, and its measured cost then takes over). What an
 oversampled search costs is measured on each (a moving average). Safe from any number
-of threads; the worst race counts a search twice.
+of threads: a search that read the catalog before a write counts toward the time spent
+since the write.
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ class FilterCosts:
                 (1 - AVERAGE_WEIGHT) * costs.search_s + AVERAGE_WEIGHT * each)
 
     def read(self, cid: int, where: tuple[str, list[Any]], seconds: float) -> None:
-        """Reading the filter's matching keys took ``seconds``."""
+        """Reading the filter's matching keys took ``seconds``: the time spent is paid
+        for (should the keys be dropped before the next write, the next read is due
+        once the searches have spent as much again)."""
         with self._lock:
-            self._costs(cid, None, where).read_s = seconds
+            costs = self._costs(cid, None, where)
+            costs.read_s, costs.spent_s = seconds, 0.0
 
     def _costs(self, cid: int, seq: int | None, where: tuple[str, list[Any]]) -> _Costs:
         """The filter's entry (made if new, most recently used now); with ``seq``, its
@@ -90,6 +94,6 @@ class FilterCosts:
         self._held[key] = costs
         if len(self._held) > MAX_FILTERS:
             self._held.popitem(last=False)
-        if seq is not None and costs.seq != seq:
+        if seq is not None and seq > costs.seq:  # (an older row's search counts on)
             costs.seq, costs.spent_s = seq, 0.0
         return costs

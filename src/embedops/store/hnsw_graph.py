@@ -533,7 +533,7 @@ class HnswGraph:
         bits[positions] = True
         bitmap = np.packbits(bits, bitorder="little")
         bitmap &= self._alive
-        return Restriction(bitmap, int(np.bitwise_count(bitmap).sum()))
+        return Restriction(bitmap, int(np.count_nonzero(np.unpackbits(bitmap))))
 
     def node_codes(self, positions: np.ndarray) -> NodeCodes:
         """The live nodes at ``positions`` (distinct) as a flat index of the vectors the

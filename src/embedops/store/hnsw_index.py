@@ -536,9 +536,10 @@ class HnswIndex:
         average; fewer than ``WITHIN_REACH`` vary too much around the query. A 10%
         filter's recall@10 is then about the unfiltered search's at the default depth
         (docs/benchmarks-store.md)."""
-        share = within.count / max(self.index.size - self.index.removed, 1)
-        reach = max(k, WITHIN_REACH)
-        return max(self._depth(ef, k), math.ceil(reach / max(share, 1e-4)))
+        live = max(self.index.size - self.index.removed, 1)
+        depth = self._depth(ef, k)
+        reach = max(k, WITHIN_REACH)  # (no deeper than the graph: matches mostly pending)
+        return max(depth, min(math.ceil(reach * live / max(within.count, 1)), live))
 
     def search_among(self, queries: np.ndarray, k: int, keys: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -585,9 +586,11 @@ class HnswIndex:
         return self._with_pending_among(among, queries, k, found, values)
 
     def restrict(self, keys: np.ndarray) -> bool:
-        """Make (or find kept) what ``search_within`` needs for ``keys``; False when the
-        index does not hold every one of them."""
-        return self._matched(keys, restricted=True) is not None
+        """Make (or find kept) what ``search_within`` needs for ``keys``, and keep it;
+        False when the index does not hold every one of them, or it is too large to
+        keep (``match_nodes``: each search would make it again)."""
+        among = self._matched(keys, restricted=True)
+        return among is not None and self._matches.holds(among)
 
     def _matched(self, keys: np.ndarray, restricted: bool) -> MatchNodes | None:
         """What a search among ``keys`` needs (``match_nodes``), kept or made now; None
@@ -630,8 +633,9 @@ class HnswIndex:
             in_graph = nodes.tolist()
             nodes = np.fromiter((group_of.get(key, key) for key in in_graph),
                                 dtype=np.int64, count=len(nodes))
-            if (nodes >= GROUP_BASE).any():
-                shared = set(in_graph)
+            on_shared = nodes >= GROUP_BASE
+            if on_shared.any():  # (only these: a plain node found is a match itself)
+                shared = set(np.asarray(in_graph, dtype=np.int64)[on_shared].tolist())
         positions = self.index.positions_of(nodes)
         if (positions < 0).any():
             return None
@@ -649,7 +653,8 @@ class HnswIndex:
     def _expand(self, nodes: np.ndarray, scores: np.ndarray, width: int,
                 among: Container[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Ranked nodes -> ranked points, ``width`` per query (a node's points tie); with
-        ``among``, only a node's points in it."""
+        ``among``, only a shared node's points in it (a plain node stands for its one
+        point: the callers pass only nodes of matching points)."""
         out_keys = np.full((len(nodes), width), -1, dtype=np.int64)
         out_scores = np.full((len(nodes), width), -np.inf, dtype=np.float32)
         for qi, (row, vals) in enumerate(zip(nodes.tolist(), scores.tolist(), strict=True)):
@@ -660,7 +665,7 @@ class HnswIndex:
                     break
                 before = len(keys)
                 members: Iterable[int] = self.members(node)
-                if among is not None:
+                if among is not None and node >= GROUP_BASE:
                     members = (key for key in members if key in among)
                 keys.extend(islice(members, width - before))
                 ranks.extend([rank] * (len(keys) - before))

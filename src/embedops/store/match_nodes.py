@@ -37,8 +37,8 @@ SET_ENTRY_BYTES = 64  # a Python int in a set: the object and its share of the t
 class MatchNodes:
     """What a search among ``keys`` needs, as of the index's ``version``: which of them
     are pending a merge (``waiting``, a mask), the graph nodes the others stand on, and,
-    when some stand on shared nodes, the set of the keys in the graph (``shared``: a
-    shared node stands only for its members among them; None when none does).
+    when some stand on shared nodes, the set of those keys (``shared``: a shared node
+    stands only for its members among them; None when none does).
 
     The nodes come in one of two forms, by what the entry was made for (``restricted``):
     their codes copied out of the graph to be scanned (``nodes``: a selective filter's
@@ -71,6 +71,11 @@ class MatchNodesCache:
         self._held: OrderedDict[int, MatchNodes] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+
+    def holds(self, entry: MatchNodes) -> bool:
+        """Whether ``entry`` is kept now."""
+        with self._lock:
+            return self._held.get(id(entry.keys)) is entry
 
     def get(self, keys: np.ndarray, version: int, restricted: bool = False
             ) -> MatchNodes | None:

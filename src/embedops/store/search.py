@@ -250,7 +250,7 @@ class Searcher:
         keys = self.filter_matches.get(row.cid, row.seq, where)
         if keys is None:  # (what the read costs: the keys and the bitmap of their nodes)
             started = time.perf_counter()
-            keys = self._matching_rowkeys(row, where)
+            keys = self._read_rowkeys(row, where)
             held = index.restrict(keys)
             self.filter_costs.read(row.cid, where, time.perf_counter() - started)
             if not held:
@@ -318,6 +318,11 @@ class Searcher:
         held = self.filter_matches.get(row.cid, row.seq, where)
         if held is not None:
             return held if limit < 0 else held[:limit]
+        return self._read_rowkeys(row, where, limit)
+
+    def _read_rowkeys(self, row: CollectionRow, where: tuple[str, list[Any]],
+                      limit: int = -1) -> np.ndarray:
+        """``_matching_rowkeys`` read from SQLite (all of them are then kept)."""
         keys = np.fromiter((r for (r,) in self.conn.execute(
             f"SELECT rowkey FROM points WHERE cid = ? AND {where[0]} LIMIT ?",
             (row.cid, *where[1], limit))), dtype=np.int64)
