@@ -179,3 +179,18 @@ def test_disk_bytes_count_the_whole_checkpoint(tmp_path: Path) -> None:
             + (folder / "1.json").stat().st_size
         rows = 600 * (24 * 4 + len("{}")) + sum(len(str(i)) for i in range(600))
         assert store.stats("c")["disk_bytes"] == rows + on_disk
+
+
+def test_the_rows_bytes_are_summed_once_a_change_sequence(tmp_path: Path) -> None:
+    """Summing the rows' bytes reads every row; ``stats()`` reads them again only once
+    the collection has changed (listing collections asks for it every time)."""
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", ["a", "b"], mixture(2, 24, seed=9), None, fingerprint="fp")
+        sums: list[str] = []
+        store.conn.set_trace_callback(
+            lambda sql: sums.append(sql) if "SUM(LENGTH" in sql else None)
+        first = store.stats("c")["disk_bytes"]
+        assert store.stats("c")["disk_bytes"] == first and len(sums) == 1
+        store.upsert("c", ["c"], mixture(1, 24, seed=10), [{"k": "v"}], fingerprint="fp")
+        assert store.stats("c")["disk_bytes"] > first and len(sums) == 2
