@@ -80,11 +80,15 @@ def test_a_filters_matches_are_read_once_its_searches_have_cost_as_much(
     assert costs.read_due(1, 6, where, 100_000, 4)  # a batch that would spend 0.12
     assert not costs.read_due(2, 5, where, 100_000, 1)  # another collection's own
     assert not costs.read_due(1, 5, ("bucket = ?", [4]), 100_000, 1)  # another filter's
+    assert costs.start_read(1, where) and not costs.start_read(1, where)  # one at a time
     costs.read(1, where, 0.5)  # a read measured: it replaces the estimate (0.1 s)
+    assert costs.start_read(1, where)
+    costs.read(1, where, None)  # (one that failed: the estimate stays)
     costs.searched(1, 7, where, 0.3, queries=1)
     assert not costs.read_due(1, 7, where, 100_000, 1)  # 0.3 and ~0.08 to come
     costs.searched(1, 6, where, 0.3, queries=1)  # (a search that read an older row)
     assert costs.read_due(1, 7, where, 100_000, 1)  # 0.6 spent since the write
+    assert costs.start_read(1, where)
     costs.read(1, where, 0.5)  # read at 7: what was spent is paid for; should the keys
     assert not costs.read_due(1, 7, where, 100_000, 1)  # be dropped, they wait again
 

@@ -47,6 +47,7 @@ class _Costs:
     search_s: float | None = None  # one oversampled search, averaged
     seq: int = -1  # the change sequence ``spent_s`` was spent at
     spent_s: float = 0.0
+    reading: bool = False  # a search is reading the filter's keys now
 
 
 class FilterCosts:
@@ -78,13 +79,26 @@ class FilterCosts:
             costs.search_s = each if costs.search_s is None else (
                 (1 - AVERAGE_WEIGHT) * costs.search_s + AVERAGE_WEIGHT * each)
 
-    def read(self, cid: int, where: tuple[str, list[Any]], seconds: float) -> None:
-        """Reading the filter's matching keys took ``seconds``: the time spent is paid
-        for (should the keys be dropped before the next write, the next read is due
-        once the searches have spent as much again)."""
+    def start_read(self, cid: int, where: tuple[str, list[Any]]) -> bool:
+        """Claim the read of the filter's keys: False while another search reads them
+        (it goes on oversampled meanwhile, rather than reading them a second time).
+        Every True is followed by ``read``."""
         with self._lock:
             costs = self._costs(cid, None, where)
-            costs.read_s, costs.spent_s = seconds, 0.0
+            if costs.reading:
+                return False
+            costs.reading = True
+            return True
+
+    def read(self, cid: int, where: tuple[str, list[Any]], seconds: float | None) -> None:
+        """The claimed read of the filter's matching keys took ``seconds`` (None: it did
+        not finish). The time spent is paid for: should the keys be dropped before the
+        next write, the next read is due once the searches have spent as much again."""
+        with self._lock:
+            costs = self._costs(cid, None, where)
+            costs.reading = False
+            if seconds is not None:
+                costs.read_s, costs.spent_s = seconds, 0.0
 
     def _costs(self, cid: int, seq: int | None, where: tuple[str, list[Any]]) -> _Costs:
         """The filter's entry (made if new, most recently used now); with ``seq``, its

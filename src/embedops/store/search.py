@@ -249,10 +249,16 @@ class Searcher:
         index = self.indexes.loaded(row)
         keys = self.filter_matches.get(row.cid, row.seq, where)
         if keys is None:  # (what the read costs: the keys and the bitmap of their nodes)
-            started = time.perf_counter()
-            keys = self._read_rowkeys(row, where)
-            held = index.restrict(keys)
-            self.filter_costs.read(row.cid, where, time.perf_counter() - started)
+            if not self.filter_costs.start_read(row.cid, where):
+                return None  # (another search is reading them)
+            took = None
+            try:
+                started = time.perf_counter()
+                keys = self._read_rowkeys(row, where)
+                held = index.restrict(keys)
+                took = time.perf_counter() - started
+            finally:
+                self.filter_costs.read(row.cid, where, took)
             if not held:
                 return None
         rescore = row.dtype == "int8"
