@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from store_footprint import ClusteredBlocks, clustered  # bench/ is the script's directory
-from store_open import kept_truths, selections
+from store_open import base_and_queries, kept_truths, selections  # (bench/: its directory)
 
 K = 10
 WHERE = {"field": "bucket", "lt": 10}  # 10% of the points
@@ -52,13 +51,7 @@ def main() -> None:
     from embedops.store import open_store
     from embedops.store import search as search_module
 
-    base: np.ndarray | ClusteredBlocks
-    if args.data == "clustered-blocks":
-        base = ClusteredBlocks(args.n, args.dim)
-        asked = base.queries(args.queries)
-    else:
-        base, held_out = clustered(args.n, args.dim)
-        asked = held_out[:args.queries]
+    base, asked = base_and_queries(args.n, args.dim, args.data, args.queries)
     # (store_open.py's truths, read from its file when it holds them for these points
     # and queries, else computed and written there)
     truth = kept_truths(args.truth_file, base, args.n, asked,

@@ -131,6 +131,17 @@ def truths(base: np.ndarray | ClusteredBlocks, n: int, queries: np.ndarray,
     return [[{_id(i) for i in row.tolist()} for row in rows] for _, rows in best]
 
 
+def base_and_queries(n: int, dim: int, data: str, count: int
+                     ) -> tuple[np.ndarray | ClusteredBlocks, np.ndarray]:
+    """The base vectors ``store_footprint.py --data`` wrote (generated again) and
+    ``count`` held-out queries of their mixture."""
+    if data == "clustered-blocks":
+        blocks = ClusteredBlocks(n, dim)
+        return blocks, blocks.queries(count)
+    base, held_out = clustered(n, dim)
+    return base, held_out[:count]
+
+
 def selections(queries: int) -> list[tuple[int, int | None]]:
     """The truths this script computes, as ``truths`` takes them: every query unfiltered,
     the first 100 under each of ``FILTERS``."""
@@ -217,13 +228,7 @@ def main() -> None:
         runs = [open_seconds(args.path, mode, args.dim) for _ in range(args.opens)]
         report[f"open_to_first_search_s_{mode}"] = summary([r["first"] for r, _ in runs], 2)
         report["cold_cache"] = all(c for _, c in runs)
-    base: np.ndarray | ClusteredBlocks
-    if args.data == "clustered-blocks":
-        base = ClusteredBlocks(args.n, args.dim)
-        queries = base.queries(args.queries)
-    else:
-        base, held_out = clustered(args.n, args.dim)
-        queries = held_out[:args.queries]
+    base, queries = base_and_queries(args.n, args.dim, args.data, args.queries)
     # (the store's cache of returned points off: every pass repeats the same queries,
     # and the passes after the first would read their points from it, not SQLite)
     store = open_store(args.path, hit_cache_bytes=0)
