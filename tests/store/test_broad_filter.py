@@ -6,6 +6,8 @@ exact filtered search but for the graph's own misses."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,63 @@ def test_a_broad_filter_searched_again_is_kept_within_its_matches(
         for a, b in zip(found, exact, strict=True):  # the stored vectors' scores
             common = {h.id: h.score for h in b}
             assert all(abs(h.score - common[h.id]) < 1e-4 for h in a if h.id in common)
+
+
+def test_a_read_before_the_search_waits_only_for_its_bitmap() -> None:
+    costs, where = FilterCosts(), ("bucket = ?", [3])
+    assert not costs.due_before_search(1, 5, where, 10, 1)  # not searched at 5 yet
+    costs.searched(1, 5, where, 1.0, queries=1)
+    assert costs.due_before_search(1, 5, where, 10, 1)
+    assert not costs.due_before_search(1, 6, where, 10, 1)  # (a write since)
+    assert costs.start_read(1, where)
+    costs.read(1, where, 0.5, bitmap_to_come=True)
+    costs.read_more(1, where, 0.25)  # its bitmap, made in the search
+    costs.read_more(1, where, 0.25)  # made again (dropped meanwhile): not a read's cost
+    costs.searched(1, 7, where, 0.7, queries=1)
+    assert not costs.due_before_search(1, 7, where, 10, 0)  # 0.7 spent, 0.75 to pay
+    costs.searched(1, 7, where, 0.1, queries=1)
+    assert costs.due_before_search(1, 7, where, 10, 0)  # 0.8
+
+
+def test_a_writer_goes_on_while_a_filters_matches_are_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys of a broad filter whose read is due are read before the search takes the
+    index lock: a write in the meantime does not wait for the read."""
+    monkeypatch.setattr(search_module, "SELECTIVE_ROWS", 100)
+    monkeypatch.setattr(filter_costs, "READ_S_PER_KEY", 1e-15)  # due after one search
+    armed, entered, release = threading.Event(), threading.Event(), threading.Event()
+    real = search_module.Searcher._read_rowkeys
+
+    def held(self: search_module.Searcher, row: object, where: object,
+             limit: int = -1) -> object:
+        if armed.is_set() and limit < 0:  # (a read of every match, not a count's)
+            entered.set()
+            release.wait(30)
+        return real(self, row, where, limit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_module.Searcher, "_read_rowkeys", held)
+    n, where = 6000, {"field": "bucket", "eq": 3}
+    vectors = mixture(n, DIM, seed=37)
+    found: list[list[object]] = []
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(n)], vectors,
+                     [{"bucket": i % 10} for i in range(n)], fingerprint="fp")
+        assert store.wait_merged()
+        store.search("c", vectors[3], k=10, filter=where)  # oversampled: the read due
+        armed.set()
+        searching = threading.Thread(target=lambda: found.append(
+            store.search("c", vectors[13], k=10, filter=where)[0]))
+        searching.start()
+        assert entered.wait(10)
+        started = time.monotonic()
+        store.upsert("c", ["new"], vectors[23:24], [{"bucket": 3}], fingerprint="fp")
+        waited = time.monotonic() - started
+        release.set()
+        searching.join(30)
+        after = store.search("c", vectors[23], k=2, filter=where)[0]
+    assert waited < 10  # (the read under the index lock held the write for 30 s)
+    assert len(found) == 1 and len(found[0]) == 10
+    assert all(int(h.id) % 10 == 3 for h in found[0])  # type: ignore[attr-defined]
+    assert {h.id for h in after} == {"23", "new"}

@@ -880,6 +880,8 @@ class EmbeddedStore:
             queries = quantization.prepare(vectors, row.dim, row.metric)
             check_dim(row.name, row.dim, queries)
         where = compile_filter(filter) if filter is not None else None
+        if where is not None and not exact:  # (off the index lock: writers need it)
+            self._search.read_due_matches(row, where, len(queries))
         while True:
             with self._index_lock.shared():
                 if self._conn is None:

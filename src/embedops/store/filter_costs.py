@@ -48,6 +48,7 @@ class _Costs:
     seq: int = -1  # the change sequence ``spent_s`` was spent at
     spent_s: float = 0.0
     reading: bool = False  # a search is reading the filter's keys now
+    bitmap_to_come: bool = False  # keys read before the search: ``read_more`` to come
 
 
 class FilterCosts:
@@ -68,6 +69,27 @@ class FilterCosts:
             read_s = costs.read_s if costs.read_s is not None else READ_S_PER_KEY * matches
             coming = queries * costs.search_s if costs.search_s is not None else 0.0
             return costs.spent_s + coming >= read_s
+
+    def due_before_search(self, cid: int, seq: int, where: tuple[str, list[Any]],
+                          matches: int, queries: int) -> bool:
+        """``read_due``, for a filter whose searches at ``seq`` have been oversampled
+        already (the plan is chosen under the index lock: a filter not searched at
+        ``seq`` yet is left to its search)."""
+        with self._lock:
+            costs = self._held.get((cid, where[0], json.dumps(where[1])))
+            if costs is None or costs.seq != seq or costs.spent_s <= 0.0:
+                return False
+        return self.read_due(cid, seq, where, matches, queries)
+
+    def read_more(self, cid: int, where: tuple[str, list[Any]], seconds: float) -> None:
+        """The read of the filter's keys, made before the search, took ``seconds`` more
+        under it (the bitmap of their nodes). Counted once a read: a bitmap made again
+        for keys still kept (dropped from ``match_nodes``) is not."""
+        with self._lock:
+            costs = self._costs(cid, None, where)
+            if costs.bitmap_to_come:
+                costs.read_s = (costs.read_s or 0.0) + seconds
+                costs.bitmap_to_come = False
 
     def searched(self, cid: int, seq: int, where: tuple[str, list[Any]], seconds: float,
                  queries: int) -> None:
@@ -90,15 +112,19 @@ class FilterCosts:
             costs.reading = True
             return True
 
-    def read(self, cid: int, where: tuple[str, list[Any]], seconds: float | None) -> None:
+    def read(self, cid: int, where: tuple[str, list[Any]], seconds: float | None,
+             bitmap_to_come: bool = False) -> None:
         """The claimed read of the filter's matching keys took ``seconds`` (None: it did
-        not finish). The time spent is paid for: should the keys be dropped before the
-        next write, the next read is due once the searches have spent as much again."""
+        not finish); with ``bitmap_to_come``, the bitmap of their nodes is still to make
+        (``read_more``). The time spent is paid for: should the keys be dropped before
+        the next write, the next read is due once the searches have spent as much
+        again."""
         with self._lock:
             costs = self._costs(cid, None, where)
             costs.reading = False
             if seconds is not None:
                 costs.read_s, costs.spent_s = seconds, 0.0
+                costs.bitmap_to_come = bitmap_to_come
 
     def _costs(self, cid: int, seq: int | None, where: tuple[str, list[Any]]) -> _Costs:
         """The filter's entry (made if new, most recently used now); with ``seq``, its

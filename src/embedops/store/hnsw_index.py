@@ -585,6 +585,11 @@ class HnswIndex:
             values[found < 0] = -np.inf
         return self._with_pending_among(among, queries, k, found, values)
 
+    def restricted(self, keys: np.ndarray) -> bool:
+        """Whether what ``search_within`` needs for ``keys`` is kept now."""
+        return self._matches.get(np.asarray(keys, dtype=np.int64), self._version,
+                                 True) is not None
+
     def restrict(self, keys: np.ndarray) -> bool:
         """Make (or find kept) what ``search_within`` needs for ``keys``, and keep it;
         False when the index does not hold every one of them, or it is too large to
