@@ -25,11 +25,12 @@ since the write.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from embedops.store.filter_matches import Filter, filter_key
 
 # A match's key read through a payload index and its node set in the bitmap, measured on
 # the store's 2-core development machine: 3.2 µs (100k matches of 1M points), 4.4 µs
@@ -37,8 +38,6 @@ from typing import Any
 READ_S_PER_KEY = 3e-6
 AVERAGE_WEIGHT = 0.2  # of the latest oversampled search in the moving average
 MAX_FILTERS = 256
-
-Filter = tuple[int, str, str]  # collection, compiled SQL, its parameters as JSON
 
 
 @dataclass
@@ -65,10 +64,7 @@ class FilterCosts:
         ``matches`` keys now: what the oversampled searches at ``seq`` have spent, and
         what these would spend, reaches what the read costs."""
         with self._lock:
-            costs = self._costs(cid, seq, where)
-            read_s = costs.read_s if costs.read_s is not None else READ_S_PER_KEY * matches
-            coming = queries * costs.search_s if costs.search_s is not None else 0.0
-            return costs.spent_s + coming >= read_s
+            return _due(self._costs(cid, seq, where), matches, queries)
 
     def due_before_search(self, cid: int, seq: int, where: tuple[str, list[Any]],
                           matches: int, queries: int) -> bool:
@@ -76,10 +72,10 @@ class FilterCosts:
         already (the plan is chosen under the index lock: a filter not searched at
         ``seq`` yet is left to its search)."""
         with self._lock:
-            costs = self._held.get((cid, where[0], json.dumps(where[1])))
+            costs = self._held.get(filter_key(cid, where))
             if costs is None or costs.seq != seq or costs.spent_s <= 0.0:
                 return False
-        return self.read_due(cid, seq, where, matches, queries)
+            return _due(costs, matches, queries)
 
     def read_more(self, cid: int, where: tuple[str, list[Any]], seconds: float) -> None:
         """The read of the filter's keys, made before the search, took ``seconds`` more
@@ -129,7 +125,7 @@ class FilterCosts:
     def _costs(self, cid: int, seq: int | None, where: tuple[str, list[Any]]) -> _Costs:
         """The filter's entry (made if new, most recently used now); with ``seq``, its
         time spent reset when the collection has changed since."""
-        key = (cid, where[0], json.dumps(where[1]))
+        key = filter_key(cid, where)
         costs = self._held.pop(key, None) or _Costs()
         self._held[key] = costs
         if len(self._held) > MAX_FILTERS:
@@ -137,3 +133,11 @@ class FilterCosts:
         if seq is not None and seq > costs.seq:  # (an older row's search counts on)
             costs.seq, costs.spent_s = seq, 0.0
         return costs
+
+
+def _due(costs: _Costs, matches: int, queries: int) -> bool:
+    """Whether what ``costs`` has spent, and ``queries`` more oversampled searches would
+    spend, reaches what reading the filter's ``matches`` keys costs."""
+    read_s = costs.read_s if costs.read_s is not None else READ_S_PER_KEY * matches
+    coming = queries * costs.search_s if costs.search_s is not None else 0.0
+    return costs.spent_s + coming >= read_s

@@ -35,6 +35,11 @@ ENTRY_KEYS = 128  # what a filter holds besides its keys, counted as keys (~1 KB
 Filter = tuple[int, str, str]  # collection, compiled SQL, its parameters as JSON
 
 
+def filter_key(cid: int, where: tuple[str, list[Any]]) -> Filter:
+    """A compiled filter of a collection as a key (what the caches here are kept by)."""
+    return cid, where[0], json.dumps(where[1])
+
+
 class FilterMatches:
     """Matching row keys per (collection, filter), valid at one change sequence."""
 
@@ -44,13 +49,9 @@ class FilterMatches:
         self._total = 0
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _key(cid: int, where: tuple[str, list[Any]]) -> Filter:
-        return cid, where[0], json.dumps(where[1])
-
     def get(self, cid: int, seq: int, where: tuple[str, list[Any]]) -> np.ndarray | None:
         """The keys held for the filter at change sequence ``seq``, if any (read only)."""
-        key = self._key(cid, where)
+        key = filter_key(cid, where)
         with self._lock:
             held = self._held.get(key)
             if held is None or held[0] != seq:
@@ -68,7 +69,7 @@ class FilterMatches:
         sequence), unless they are more than a quarter of ``max_keys``."""
         if not self.keeps(len(keys)):
             return
-        key = self._key(cid, where)
+        key = filter_key(cid, where)
         keys.setflags(write=False)  # (shared by the searches that read it)
         with self._lock:
             old = self._held.pop(key, None)

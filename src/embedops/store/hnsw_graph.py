@@ -120,6 +120,18 @@ def _searched(index: faiss.Index, rows: np.ndarray, k: int,
     return found, distances
 
 
+def _search_parameters(ef: int, selector: faiss.IDSelector | None
+                       ) -> faiss.SearchParametersHNSW:
+    """faiss's parameters for a search at depth ``ef`` that returns only the nodes
+    ``selector`` selects (None: any node)."""
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = ef
+    if selector is not None:
+        params.sel = selector
+        params.referenced_selector = selector  # (kept alive with the parameters)
+    return params
+
+
 class Restriction:
     """Graph nodes a search is kept within (a broad filter's matches): a bitmap of their
     positions, one bit a node (faiss's ``IDSelectorBitmap`` reads it as it searches), and
@@ -135,9 +147,7 @@ class Restriction:
         """faiss's parameters for a search at depth ``ef`` kept within these nodes."""
         params = self._params.get(ef)
         if params is None:
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = ef
-            params.sel = self._selector
+            params = _search_parameters(ef, self._selector)
             if len(self._params) >= _PARAMS_CACHE:
                 self._params = {}
             self._params[ef] = params
@@ -556,15 +566,11 @@ class HnswGraph:
         params = self._params.get(ef)
         if params is not None:
             return params
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ef
-        if self.removed:
-            if self._selector is None:
-                self._selector = faiss.IDSelectorBitmap(len(self._alive),  # (bytes)
-                                                        faiss.swig_ptr(self._alive))
-                self._selector.referenced_bitmap = self._alive  # (kept alive with it)
-            params.sel = self._selector
-            params.referenced_selector = self._selector
+        if self.removed and self._selector is None:
+            self._selector = faiss.IDSelectorBitmap(len(self._alive),  # (bytes)
+                                                    faiss.swig_ptr(self._alive))
+            self._selector.referenced_bitmap = self._alive  # (kept alive with it)
+        params = _search_parameters(ef, self._selector if self.removed else None)
         if len(self._params) >= _PARAMS_CACHE:
             self._params = {}
         self._params[ef] = params

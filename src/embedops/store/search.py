@@ -113,7 +113,7 @@ class Searcher:
         collection, not two. A filter that matched more than that at its last count is
         counted at once (reading keys until there are too many would cost up to a pass
         more, for filters just past the limit)."""
-        key = (row.cid, row.seq, where[0], json.dumps(where[1]))
+        key = _count_key(row, where)
         if key not in self._matches:
             same = (row.cid, where[0], key[3])  # (the filter at any sequence)
             n = self._count_matches(row, where, keep_up_to, self._counted.get(same))
@@ -159,13 +159,14 @@ class Searcher:
             return [[] for _ in queries]
         if matches <= selective:
             return self._selective(row, queries, k, where, oversample)
-        if self.filter_matches.keeps(matches) and (
-                self.filter_matches.get(row.cid, row.seq, where) is not None
-                or self.filter_costs.read_due(row.cid, row.seq, where, matches,
-                                              len(queries))):
-            within = self._within(row, queries, k, where, ef, oversample, n, matches)
-            if within is not None:
-                return within
+        if self.filter_matches.keeps(matches):
+            keys = self.filter_matches.get(row.cid, row.seq, where)
+            if keys is not None or self.filter_costs.read_due(row.cid, row.seq, where,
+                                                              matches, len(queries)):
+                within = self._within(row, queries, k, where, ef, oversample, n, matches,
+                                      keys)
+                if within is not None:
+                    return within
         started = time.perf_counter()
         out = [self._filtered_hnsw(row, q, k, where, ef, n, matches) for q in queries]
         self.filter_costs.searched(row.cid, row.seq, where, time.perf_counter() - started,
@@ -238,16 +239,16 @@ class Searcher:
 
     def _within(self, row: CollectionRow, queries: np.ndarray, k: int,
                 where: tuple[str, list[Any]], ef: int | None, oversample: int, n: int,
-                matches: int) -> list[list[Hit]] | None:
+                matches: int, keys: np.ndarray | None) -> list[list[Hit]] | None:
         """A broad filter whose matches are held, or worth reading (``filter_costs``):
         its matching keys read once and kept (``filter_matches``), the graph searched
         within their nodes (``HnswIndex.search_within``), so every candidate matches,
         and an int8 graph's ``oversample * k`` are rescored from SQLite as an
         unfiltered search's are. None when the index does not hold every match yet (the
         caller takes the oversampled search, ``_filtered_hnsw``); a query left short
-        of ``k`` hits takes it too."""
+        of ``k`` hits takes it too. ``keys``: the filter's matches kept at ``row``'s
+        sequence (None: to read now)."""
         index = self.indexes.loaded(row)
-        keys = self.filter_matches.get(row.cid, row.seq, where)
         if keys is not None and not index.restricted(keys):  # (read before the lock:
             started = time.perf_counter()                   # the bitmap, now)
             if not index.restrict(keys):
@@ -287,7 +288,7 @@ class Searcher:
         which chooses the plan."""
         if self.filter_matches.get(row.cid, row.seq, where) is not None:
             return
-        matches = self._matches.get((row.cid, row.seq, where[0], json.dumps(where[1])))
+        matches = self._matches.get(_count_key(row, where))
         if (matches is None or not self.filter_matches.keeps(matches)
                 or not self.filter_costs.due_before_search(row.cid, row.seq, where,
                                                            matches, queries)
@@ -593,6 +594,11 @@ class Searcher:
 def _param(row: CollectionRow, name: str) -> int:
     """The collection's search setting ``name``, or the index's default for it."""
     return int(row.index_params.get(name, DEFAULT_PARAMS[name]))
+
+
+def _count_key(row: CollectionRow, where: tuple[str, list[Any]]) -> tuple[int, int, str, str]:
+    """A filter's match count at ``row``'s change sequence, as ``Searcher`` keeps it."""
+    return row.cid, row.seq, where[0], json.dumps(where[1])
 
 
 def _hit(row: Sequence[Any], score: float) -> Hit:
