@@ -22,6 +22,23 @@ def applied_versions(conn: sqlite3.Connection) -> set[int]:
     return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
+def statements(sql: str) -> list[str]:
+    """``sql``'s statements one by one: split at the semicolons that end a statement, not
+    at those inside a trigger's body (``CREATE TRIGGER … BEGIN …; END``), a string or a
+    comment."""
+    out: list[str] = []
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending[:-1].strip():
+                out.append(pending[:-1].strip())
+            pending = ""
+    if pending[:-1].strip():
+        out.append(pending[:-1].strip())
+    return out
+
+
 def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int]:
     """Apply every pending migration in order; returns the versions applied now.
 
@@ -38,7 +55,7 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in filter(str.strip, sql.split(";")):
+            for statement in statements(sql):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from embedops.errors import StoreError
 from embedops.store import open_store
+from embedops.store.catalog import lookup, totals
 from embedops.store.schema import LATEST
 
 from .storedata import mixture
@@ -33,7 +35,8 @@ def test_layout_is_sqlite_and_documented_manifest(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "index" / manifest["file"]).is_file()
     conn = sqlite3.connect(tmp_path / "s" / "store.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [LATEST]
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == \
+        list(range(1, LATEST + 1))
     blob, payload = conn.execute("SELECT vector, payload FROM points LIMIT 1").fetchone()
     assert len(blob) == 24 * 4 and json.loads(payload) == {}
 
@@ -181,16 +184,70 @@ def test_disk_bytes_count_the_whole_checkpoint(tmp_path: Path) -> None:
         assert store.stats("c")["disk_bytes"] == rows + on_disk
 
 
-def test_the_rows_bytes_are_summed_once_a_change_sequence(tmp_path: Path) -> None:
-    """Summing the rows' bytes reads every row; ``stats()`` reads them again only once
-    the collection has changed (listing collections asks for it every time)."""
+def _summed(store: Any, cid: int) -> tuple[int, int]:
+    """A collection's points and row bytes counted the slow way, over every row."""
+    n, size = store.conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB)) "
+        "+ LENGTH(CAST(id AS BLOB))), 0) FROM points WHERE cid = ?", (cid,)).fetchone()
+    return int(n), int(size)
+
+
+def test_the_totals_follow_every_write_and_stats_reads_no_rows(tmp_path: Path) -> None:
+    """The points and row bytes ``stats()`` reports are kept as rows are written
+    (``catalog.add_to_totals``): they equal a count over every row after inserts,
+    replacements with other lengths, payload patches and deletes, with ids and payloads
+    beyond ASCII (bytes, not characters), in two collections, and ``stats()`` runs no
+    statement over the collection's rows."""
     with open_store(tmp_path / "s") as store:
+        for name in ("c", "d"):
+            store.create_collection(name, 24, fingerprint="fp", index_params=PARAMS)
+        cids = {name: lookup(store.conn, name).cid for name in ("c", "d")}
+        store.upsert("c", [str(i) for i in range(300)], mixture(300, 24, seed=9),
+                     [{"n": i} for i in range(300)], fingerprint="fp")
+        store.upsert("d", ["x", "yé"], mixture(2, 24, seed=3), None, fingerprint="fp")
+        store.upsert("c", [str(i) for i in range(250, 350)], mixture(100, 24, seed=10),
+                     [{"text": "länger" * i} for i in range(100)], fingerprint="fp")
+        store.upsert("c", ["ü-1", "ü-2"], mixture(2, 24, seed=11), [{"n": 5}, {}],
+                     fingerprint="fp")
+        store.update_payload("c", {"tag": "patched ✓"}, ids=[str(i) for i in range(40)])
+        store.update_payload("c", {"text": None}, filter={"field": "n", "gte": 290})
+        store.delete("c", ids=[str(i) for i in range(100, 160)] + ["missing"])
+        store.delete("c", filter={"field": "n", "lt": 20})
+        for name, cid in cids.items():
+            assert totals(store.conn, cid) == _summed(store, cid)
+            assert store.count(name) == totals(store.conn, cid)[0]
+        assert totals(store.conn, cids["c"])[0] == 352 - 60 - 20 - 1  # ("ü-1": n < 20)
+        assert totals(store.conn, cids["d"]) == (2, 2 * 24 * 4 + 2 * len("{}") + 1 + 3)
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        stats = store.stats("c")
+        store.conn.set_trace_callback(None)
+        assert not [sql for sql in statements if "FROM points" in sql], statements
+        assert stats["points"] == 271
+        assert stats["disk_bytes"] >= totals(store.conn, cids["c"])[1] > 0
+        store.drop_collection("d")
+        assert store.conn.execute("SELECT COUNT(*) FROM collection_totals WHERE cid = ?",
+                                  (cids["d"],)).fetchone() == (0,)
+
+
+def test_a_store_written_before_the_totals_gets_them_on_open(tmp_path: Path) -> None:
+    """A store made with schema version 1 (no totals) and rows in it: opening it
+    read-write sums its collections' rows once, and the counts follow writes after."""
+    path = tmp_path / "s"
+    with open_store(path) as store:
         store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
-        store.upsert("c", ["a", "b"], mixture(2, 24, seed=9), None, fingerprint="fp")
-        sums: list[str] = []
-        store.conn.set_trace_callback(
-            lambda sql: sums.append(sql) if "SUM(LENGTH" in sql else None)
-        first = store.stats("c")["disk_bytes"]
-        assert store.stats("c")["disk_bytes"] == first and len(sums) == 1
-        store.upsert("c", ["c"], mixture(1, 24, seed=10), [{"k": "v"}], fingerprint="fp")
-        assert store.stats("c")["disk_bytes"] > first and len(sums) == 2
+        store.upsert("c", [str(i) for i in range(50)], mixture(50, 24, seed=4), None,
+                     fingerprint="fp")
+        cid = lookup(store.conn, "c").cid
+    conn = sqlite3.connect(path / "store.sqlite")
+    conn.executescript("DROP TABLE collection_totals; "
+                       "DELETE FROM schema_migrations WHERE version > 1;")
+    conn.close()
+    with pytest.raises(StoreError, match="open it once read-write"):
+        open_store(path, read_only=True)
+    with open_store(path) as store:
+        assert totals(store.conn, cid) == _summed(store, cid)
+        assert totals(store.conn, cid)[0] == 50
+        store.upsert("c", ["new"], mixture(1, 24, seed=5), [{"k": "v"}], fingerprint="fp")
+        assert store.stats("c")["points"] == 51
+        assert totals(store.conn, cid) == _summed(store, cid)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from embedops.errors import StoreCorrupted
+from embedops.sqlite_migrations import statements
 from embedops.store import open_store
 from embedops.store.schema import MIGRATIONS
 
@@ -28,3 +29,21 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreCorrupted, match="newer"):
         open_store(tmp_path)
+
+
+def test_statements_split_at_their_ends_only() -> None:
+    """A trigger's body, a string and a comment keep their semicolons."""
+    sql = """
+        CREATE TABLE t (x TEXT);  -- a comment; with a semicolon
+        CREATE TRIGGER g AFTER INSERT ON t BEGIN
+            UPDATE t SET x = 'a;b' WHERE x = NEW.x; DELETE FROM t WHERE x IS NULL;
+        END;
+        INSERT INTO t VALUES ('c;d');
+    """
+    parts = statements(sql)
+    assert len(parts) == 3
+    assert "CREATE TRIGGER" in parts[1] and parts[1].endswith("END")
+    conn = sqlite3.connect(":memory:")
+    for part in parts:
+        conn.execute(part)
+    assert conn.execute("SELECT x FROM t").fetchall() == [("a;b",)]

@@ -54,9 +54,13 @@ from embedops.errors import (
 from embedops.store import catalog, quantization, schema
 from embedops.store.batch import check_batch, check_dim, payload_text
 from embedops.store.catalog import (
+    ROW_BYTES,
     CollectionRow,
+    add_to_totals,
     lookup,
+    row_bytes,
     sql_errors,
+    totals,
     transaction,
     translate_sql_error,
 )
@@ -210,7 +214,6 @@ class EmbeddedStore:
         self._indexes = IndexManager(self._conn, self.path / "index", read_only,
                                      background_checkpoints=not read_only)
         self._search = Searcher(lambda: self.conn, self._indexes, HitCache(hit_cache_bytes))
-        self._row_bytes: dict[int, tuple[int, int]] = {}  # cid -> (seq, bytes of its rows)
         self._readers = ReadPool(self.path / DB_FILE)
         # merges pending points into the HNSW graphs in the background (see hnsw_index)
         self._merge_wanted = threading.Event()
@@ -409,10 +412,14 @@ class EmbeddedStore:
             if row.dtype == "int8" and row.clip is None:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
+            before = self._existing(row.cid, ids)
             self.conn.executemany(
                 UPSERT_POINTS,
                 [(row.cid, i, b, t, seq) for i, b, t in zip(ids, blobs, texts, strict=True)])
-            keys = self._rowkeys(row.cid, ids)
+            keys = self._rowkeys(row.cid, ids, before)
+            add_to_totals(self.conn, row.cid, len(ids) - len(before),
+                          sum(map(row_bytes, ids, blobs, texts))
+                          - sum(size for _, size in before.values()))
             self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
         after = lookup(self.conn, row.name)
         vectors = quantization.decode(blobs, row.dim, row.dtype)
@@ -768,11 +775,22 @@ class EmbeddedStore:
                 f"memory to {used + growth:,} bytes, past the memory budget of {budget:,} "
                 "bytes (memory_budget_bytes): raise the budget, use int8, or add a machine")
 
-    def _rowkeys(self, cid: int, ids: list[str]) -> np.ndarray:
+    def _existing(self, cid: int, ids: list[str]) -> dict[str, tuple[int, int]]:
+        """The rows ``ids`` name that exist, before a write: id -> (row key, bytes)."""
+        return {id: (key, size) for id, key, size in self.conn.execute(
+            f"SELECT id, rowkey, {ROW_BYTES} FROM points WHERE cid = ? AND id IN "
+            "(SELECT value FROM json_each(?))", (cid, json.dumps(ids)))}
+
+    def _rowkeys(self, cid: int, ids: list[str], before: dict[str, tuple[int, int]]
+                 ) -> np.ndarray:
+        """The row keys of ``ids`` just written: those that existed ``before`` keep
+        theirs (an upsert replaces a row in place); the new ones are looked up."""
+        new = [i for i in ids if i not in before] if before else ids
         found = dict(self.conn.execute(
             "SELECT id, rowkey FROM points WHERE cid = ? AND id IN "
-            "(SELECT value FROM json_each(?))", (cid, json.dumps(ids))))
-        return np.asarray([found[i] for i in ids], dtype=np.int64)
+            "(SELECT value FROM json_each(?))", (cid, json.dumps(new)))) if new else {}
+        return np.asarray([before[i][0] if i in before else found[i] for i in ids],
+                          dtype=np.int64)
 
     def _where(self, ids: Sequence[str] | None, filter: Filter | None,
                required: bool) -> tuple[str, list[Any]]:
@@ -805,6 +823,11 @@ class EmbeddedStore:
                     f"INSERT INTO tombstones (cid, rowkey, seq) SELECT cid, rowkey, ? "
                     f"FROM points WHERE cid = ? AND {where}", (seq, row.cid, *params)).rowcount:
                 return 0
+            (deleted, size) = self.conn.execute(
+                f"SELECT COUNT(*), SUM({ROW_BYTES}) FROM points WHERE rowkey IN "
+                "(SELECT rowkey FROM tombstones WHERE cid = ? AND seq = ?)",
+                (row.cid, seq)).fetchone()
+            add_to_totals(self.conn, row.cid, -deleted, -size)
             self.conn.execute("DELETE FROM points WHERE rowkey IN (SELECT rowkey FROM "
                               "tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq))
             (keys,) = self.conn.execute("SELECT json_group_array(rowkey) FROM tombstones "
@@ -828,9 +851,14 @@ class EmbeddedStore:
         where, params = self._where(ids, filter, required=True)
         text = payload_text(patch)
         with self._transaction():
-            changed = self.conn.execute(
-                f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where}",
-                (text, row.cid, *params)).rowcount
+            (old_size,) = self.conn.execute(
+                "SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM points "
+                f"WHERE cid = ? AND {where}", (row.cid, *params)).fetchone()
+            new_sizes = self.conn.execute(
+                f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where} "
+                "RETURNING LENGTH(CAST(payload AS BLOB))", (text, row.cid, *params)).fetchall()
+            changed = len(new_sizes)
+            add_to_totals(self.conn, row.cid, 0, sum(size for (size,) in new_sizes) - old_size)
             if changed:
                 self.conn.execute("UPDATE collections SET seq = seq + 1 WHERE cid = ?",
                                   (row.cid,))
@@ -999,7 +1027,7 @@ class EmbeddedStore:
         row = lookup(self.conn, collection)
         with self._index_lock.exclusive():
             index = self._indexes.info(row)
-        data_bytes = self._data_bytes(row)
+        data_bytes = totals(self.conn, row.cid)[1]  # (kept by triggers: no scan)
         return {
             "collection": row.name, "points": self._search.point_count(row),
             "deleted": index["deleted"], "index_points": index["index_points"],
@@ -1018,20 +1046,6 @@ class EmbeddedStore:
             # (the row keys filters matched, kept until the collection changes: all of them)
             "filter_cache_bytes": 8 * self._search.filter_matches.held_keys,
         }
-
-    def _data_bytes(self, row: CollectionRow) -> int:
-        """The bytes of the collection's rows (vectors, payloads, ids), read once per
-        change sequence: summing them reads every row (64 s at 10M points from a cold
-        page cache), and listing collections (``GET /collections``, a dashboard's poll)
-        asks for it each time."""
-        held = self._row_bytes.get(row.cid)
-        if held is not None and held[0] == row.seq:
-            return held[1]
-        (data_bytes,) = self.conn.execute(
-            "SELECT COALESCE(SUM(LENGTH(vector) + LENGTH(payload) + LENGTH(id)), 0) "
-            "FROM points WHERE cid = ?", (row.cid,)).fetchone()
-        self._row_bytes[row.cid] = (row.seq, int(data_bytes))
-        return int(data_bytes)
 
     @_writes
     def rebuild_index(self, collection: str) -> dict[str, Any]:

@@ -55,6 +55,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX tombstones_cid_seq ON tombstones (cid, seq);
         """,
     ),
+    (
+        2,
+        "collection totals",
+        # Each collection's live points and the UTF-8 bytes of their rows' vector, payload
+        # and id, kept by every write in the transaction that writes the rows
+        # (``catalog.add_to_totals``): ``stats`` and the point count read one row instead
+        # of scanning the collection (summing 10M rows' lengths took 53-93 s from a cold
+        # page cache). The sum is made once here, for the rows written before. (Per-row
+        # triggers would keep it too, at ~6 µs a row: a third of the ledger's insert rate.)
+        """
+        CREATE TABLE collection_totals (
+            cid INTEGER PRIMARY KEY,
+            points INTEGER NOT NULL,
+            bytes INTEGER NOT NULL
+        );
+        INSERT INTO collection_totals (cid, points, bytes)
+            SELECT cid, COUNT(*), SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB))
+                                      + LENGTH(CAST(id AS BLOB)))
+            FROM points GROUP BY cid;
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

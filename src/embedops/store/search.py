@@ -40,7 +40,7 @@ import numpy as np
 import orjson
 
 from embedops.store import quantization
-from embedops.store.catalog import CollectionRow
+from embedops.store.catalog import CollectionRow, totals
 from embedops.store.exact import DenseCache, scores, top_k
 from embedops.store.filter_costs import FilterCosts
 from embedops.store.filter_matches import FilterMatches
@@ -85,23 +85,20 @@ class Searcher:
     def point_count(self, row: CollectionRow, index_held: bool = False) -> int:
         """Live points in the collection. With ``index_held`` (the caller holds the index
         lock), the loaded index's own count when that index reflects ``row``'s change
-        sequence: it holds exactly the points committed at that sequence, and counting
-        them in SQLite reads the collection's whole id index (1.4 s for 1M points after
-        a cold open, ~50 ms with it cached). So does an index ahead of ``row`` (a search
-        that read the catalog before a write the index took by the time the search got
-        the lock): it holds every change ``row`` shows and the later ones, as SQLite does
-        by then; beside a steady writer that race cost a count in SQLite about once a
-        write. An index behind ``row`` would undercount. Otherwise SQL, cached per change
-        sequence."""
+        sequence: it holds exactly the points committed at that sequence. So does an
+        index ahead of ``row`` (a search that read the catalog before a write the index
+        took by the time the search got the lock): it holds every change ``row`` shows
+        and the later ones, as SQLite does by then. An index behind ``row`` would
+        undercount. Otherwise the count the store's triggers keep (``catalog.totals``,
+        one row; a ``COUNT(*)`` read the collection's whole id index, 1.4 s for 1M points
+        after a cold open), cached per change sequence."""
         if index_held:
             live = self.indexes.live.get(row.cid)
             if live is not None and live.seq >= row.seq and live.index.clip == row.clip:
                 return len(live.index)
         cached = self._counts.get(row.cid)
         if cached is None or cached[0] != row.seq:
-            (n,) = self.conn.execute("SELECT COUNT(*) FROM points WHERE cid = ?",
-                                     (row.cid,)).fetchone()
-            cached = (row.seq, int(n))
+            cached = (row.seq, totals(self.conn, row.cid)[0])
             self._counts[row.cid] = cached
         return cached[1]
 
