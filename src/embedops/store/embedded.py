@@ -775,20 +775,29 @@ class EmbeddedStore:
                 f"memory to {used + growth:,} bytes, past the memory budget of {budget:,} "
                 "bytes (memory_budget_bytes): raise the budget, use int8, or add a machine")
 
+    # The two lookups of an upsert return one row each, a JSON aggregate: every row
+    # fetched lets go of the interpreter lock, which a searching thread then holds for a
+    # whole search before the writer gets it back.
+
     def _existing(self, cid: int, ids: list[str]) -> dict[str, tuple[int, int]]:
         """The rows ``ids`` name that exist, before a write: id -> (row key, bytes)."""
-        return {id: (key, size) for id, key, size in self.conn.execute(
-            f"SELECT id, rowkey, {ROW_BYTES} FROM points WHERE cid = ? AND id IN "
-            "(SELECT value FROM json_each(?))", (cid, json.dumps(ids)))}
+        (found,) = self.conn.execute(
+            f"SELECT json_group_array(json_array(id, rowkey, {ROW_BYTES})) FROM points "
+            "WHERE cid = ? AND id IN (SELECT value FROM json_each(?))",
+            (cid, json.dumps(ids))).fetchone()
+        return {id: (key, size) for id, key, size in orjson.loads(found)}
 
     def _rowkeys(self, cid: int, ids: list[str], before: dict[str, tuple[int, int]]
                  ) -> np.ndarray:
         """The row keys of ``ids`` just written: those that existed ``before`` keep
         theirs (an upsert replaces a row in place); the new ones are looked up."""
         new = [i for i in ids if i not in before] if before else ids
-        found = dict(self.conn.execute(
-            "SELECT id, rowkey FROM points WHERE cid = ? AND id IN "
-            "(SELECT value FROM json_each(?))", (cid, json.dumps(new)))) if new else {}
+        found: dict[str, int] = {}
+        if new:
+            (text,) = self.conn.execute(
+                "SELECT json_group_object(id, rowkey) FROM points WHERE cid = ? AND id IN "
+                "(SELECT value FROM json_each(?))", (cid, json.dumps(new))).fetchone()
+            found = orjson.loads(text)
         return np.asarray([before[i][0] if i in before else found[i] for i in ids],
                           dtype=np.int64)
 
@@ -824,7 +833,7 @@ class EmbeddedStore:
                     f"FROM points WHERE cid = ? AND {where}", (seq, row.cid, *params)).rowcount:
                 return 0
             (deleted, size) = self.conn.execute(
-                f"SELECT COUNT(*), SUM({ROW_BYTES}) FROM points WHERE rowkey IN "
+                f"SELECT COUNT(*), COALESCE(SUM({ROW_BYTES}), 0) FROM points WHERE rowkey IN "
                 "(SELECT rowkey FROM tombstones WHERE cid = ? AND seq = ?)",
                 (row.cid, seq)).fetchone()
             add_to_totals(self.conn, row.cid, -deleted, -size)
@@ -1027,7 +1036,7 @@ class EmbeddedStore:
         row = lookup(self.conn, collection)
         with self._index_lock.exclusive():
             index = self._indexes.info(row)
-        data_bytes = totals(self.conn, row.cid)[1]  # (kept by triggers: no scan)
+        data_bytes = totals(self.conn, row.cid)[1]  # (kept by every write: no scan)
         return {
             "collection": row.name, "points": self._search.point_count(row),
             "deleted": index["deleted"], "index_points": index["index_points"],
