@@ -196,19 +196,10 @@ def row_bytes(id: str, vector: bytes, payload: str) -> int:
 
 def totals(conn: sqlite3.Connection, cid: int) -> tuple[int, int]:
     """Collection ``cid``'s live points and the bytes of their rows (``ROW_BYTES``), as
-    every write keeps them (``add_to_totals``): one row read."""
-    found = conn.execute("SELECT points, bytes FROM collection_totals WHERE cid = ?",
+    every write keeps them in its catalog row: one row read."""
+    found = conn.execute("SELECT points, row_bytes FROM collections WHERE cid = ?",
                          (cid,)).fetchone()
     return (int(found[0]), int(found[1])) if found is not None else (0, 0)
-
-
-def add_to_totals(conn: sqlite3.Connection, cid: int, points: int, size: int) -> None:
-    """Count ``points`` more points and ``size`` more bytes (either negative for fewer)
-    in collection ``cid``'s totals, inside the transaction that writes its rows."""
-    if points or size:
-        conn.execute("INSERT INTO collection_totals (cid, points, bytes) VALUES (?, ?, ?) "
-                     "ON CONFLICT (cid) DO UPDATE SET points = points + excluded.points, "
-                     "bytes = bytes + excluded.bytes", (cid, points, size))
 
 
 def all_collections(conn: sqlite3.Connection) -> list[CollectionRow]:
@@ -276,7 +267,6 @@ def delete_collection(conn: sqlite3.Connection, row: CollectionRow) -> None:
         conn.execute(f"DROP INDEX IF EXISTS {_legacy_index_name(row.cid, field)}")
     conn.execute("DELETE FROM points WHERE cid = ?", (row.cid,))
     conn.execute("DELETE FROM tombstones WHERE cid = ?", (row.cid,))
-    conn.execute("DELETE FROM collection_totals WHERE cid = ?", (row.cid,))
     conn.execute("DELETE FROM collections WHERE cid = ?", (row.cid,))
 
 

@@ -56,7 +56,6 @@ from embedops.store.batch import check_batch, check_dim, payload_text
 from embedops.store.catalog import (
     ROW_BYTES,
     CollectionRow,
-    add_to_totals,
     lookup,
     row_bytes,
     sql_errors,
@@ -417,10 +416,11 @@ class EmbeddedStore:
                 UPSERT_POINTS,
                 [(row.cid, i, b, t, seq) for i, b, t in zip(ids, blobs, texts, strict=True)])
             keys = self._rowkeys(row.cid, ids, before)
-            add_to_totals(self.conn, row.cid, len(ids) - len(before),
-                          sum(map(row_bytes, ids, blobs, texts))
-                          - sum(size for _, size in before.values()))
-            self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
+            self.conn.execute(
+                "UPDATE collections SET seq = ?, points = points + ?, "
+                "row_bytes = row_bytes + ? WHERE cid = ?",
+                (seq, len(ids) - len(before), sum(map(row_bytes, ids, blobs, texts))
+                 - sum(size for _, size in before.values()), row.cid))
         after = lookup(self.conn, row.name)
         vectors = quantization.decode(blobs, row.dim, row.dtype)
         with self._index_lock.exclusive():
@@ -829,19 +829,18 @@ class EmbeddedStore:
         # for a whole graph search before the writer gets it back.
         with self._transaction():
             if not self.conn.execute(
-                    f"INSERT INTO tombstones (cid, rowkey, seq) SELECT cid, rowkey, ? "
-                    f"FROM points WHERE cid = ? AND {where}", (seq, row.cid, *params)).rowcount:
+                    f"INSERT INTO tombstones (cid, rowkey, seq, row_bytes) SELECT cid, rowkey, "
+                    f"?, {ROW_BYTES} FROM points WHERE cid = ? AND {where}",
+                    (seq, row.cid, *params)).rowcount:
                 return 0
-            (deleted, size) = self.conn.execute(
-                f"SELECT COUNT(*), COALESCE(SUM({ROW_BYTES}), 0) FROM points WHERE rowkey IN "
-                "(SELECT rowkey FROM tombstones WHERE cid = ? AND seq = ?)",
-                (row.cid, seq)).fetchone()
-            add_to_totals(self.conn, row.cid, -deleted, -size)
             self.conn.execute("DELETE FROM points WHERE rowkey IN (SELECT rowkey FROM "
                               "tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq))
-            (keys,) = self.conn.execute("SELECT json_group_array(rowkey) FROM tombstones "
-                                        "WHERE cid = ? AND seq = ?", (row.cid, seq)).fetchone()
-            self.conn.execute("UPDATE collections SET seq = ? WHERE cid = ?", (seq, row.cid))
+            (keys, deleted, size) = self.conn.execute(
+                "SELECT json_group_array(rowkey), COUNT(*), SUM(row_bytes) FROM tombstones "
+                "WHERE cid = ? AND seq = ?", (row.cid, seq)).fetchone()
+            self.conn.execute("UPDATE collections SET seq = ?, points = points - ?, "
+                              "row_bytes = row_bytes - ? WHERE cid = ?",
+                              (seq, deleted, size, row.cid))
         gone = np.asarray(orjson.loads(keys), np.int64)
         after = lookup(self.conn, row.name)
         with self._index_lock.exclusive():
@@ -867,10 +866,10 @@ class EmbeddedStore:
                 f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where} "
                 "RETURNING LENGTH(CAST(payload AS BLOB))", (text, row.cid, *params)).fetchall()
             changed = len(new_sizes)
-            add_to_totals(self.conn, row.cid, 0, sum(size for (size,) in new_sizes) - old_size)
             if changed:
-                self.conn.execute("UPDATE collections SET seq = seq + 1 WHERE cid = ?",
-                                  (row.cid,))
+                self.conn.execute("UPDATE collections SET seq = seq + 1, "
+                                  "row_bytes = row_bytes + ? WHERE cid = ?",
+                                  (sum(size for (size,) in new_sizes) - old_size, row.cid))
         if changed:
             after = lookup(self.conn, row.name)
             with self._index_lock.exclusive():

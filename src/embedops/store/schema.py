@@ -58,22 +58,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     (
         2,
         "collection totals",
-        # Each collection's live points and the UTF-8 bytes of their rows' vector, payload
-        # and id, kept by every write in the transaction that writes the rows
-        # (``catalog.add_to_totals``): ``stats`` and the point count read one row instead
-        # of scanning the collection (summing 10M rows' lengths took 53-93 s from a cold
-        # page cache). The sum is made once here, for the rows written before. (Per-row
-        # triggers would keep it too, at ~6 µs a row: a third of the ledger's insert rate.)
+        # Each collection's live points and the bytes of their rows (the vector, the
+        # UTF-8 of the payload and of the id: ``catalog.ROW_BYTES``), kept by every write
+        # in the statement that moves the collection's ``seq``; a tombstone keeps the
+        # bytes of the row it removed, read by the statement that makes it. ``stats`` and
+        # the point count read the catalog row instead of scanning the collection
+        # (summing 10M rows' lengths took 53-93 s from a cold page cache). The sums are
+        # made once here, for the rows written before. (Per-row triggers would keep them
+        # too, at ~6 µs a row: a third of the ledger's insert rate.)
         """
-        CREATE TABLE collection_totals (
-            cid INTEGER PRIMARY KEY,
-            points INTEGER NOT NULL,
-            bytes INTEGER NOT NULL
-        );
-        INSERT INTO collection_totals (cid, points, bytes)
-            SELECT cid, COUNT(*), SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB))
-                                      + LENGTH(CAST(id AS BLOB)))
-            FROM points GROUP BY cid;
+        ALTER TABLE collections ADD COLUMN points INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE collections ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE tombstones ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;
+        UPDATE collections SET (points, row_bytes) = (
+            SELECT COUNT(*), COALESCE(SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB))
+                                          + LENGTH(CAST(id AS BLOB))), 0)
+            FROM points WHERE points.cid = collections.cid);
         """,
     ),
 )
