@@ -59,19 +59,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "collection totals",
         # Each collection's live points and the bytes of their rows (the vector, the
-        # UTF-8 of the payload and of the id: ``catalog.ROW_BYTES``), kept by every write
-        # in the statement that moves the collection's ``seq``; a tombstone keeps the
-        # bytes of the row it removed, read by the statement that makes it. ``stats`` and
-        # the point count read the catalog row instead of scanning the collection
-        # (summing 10M rows' lengths took 53-93 s from a cold page cache). The sums are
-        # made once here, for the rows written before, in one pass over the table in its
-        # own order (through an index on ``cid`` each row would be a random read).
-        # (Per-row triggers would keep them too, at ~6 µs a row: a third of the ledger's
-        # insert rate.)
+        # UTF-8 of the payload and of the id: ``catalog.ROW_BYTES``), moved by every write
+        # in the statement that moves the collection's ``seq``: ``stats`` and the point
+        # count read the catalog row instead of scanning the collection (summing 10M
+        # rows' lengths took 53-93 s from a cold page cache). The sums are made once
+        # here, for the rows written before, in one pass over the table in its own order
+        # (through an index on ``cid`` each row would be a random read). (Per-row
+        # triggers would keep them too, at ~6 µs a row: a third of the ledger's insert
+        # rate.)
         """
         ALTER TABLE collections ADD COLUMN points INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE collections ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE tombstones ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;
         UPDATE collections SET points = counted.points, row_bytes = counted.row_bytes
             FROM (SELECT cid, COUNT(*) AS points,
                          SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB))
