@@ -7,11 +7,14 @@ released migration: add the next number.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 Migration = tuple[int, str, str]
+_log = logging.getLogger("embedops.migrations")
 
 
 def applied_versions(conn: sqlite3.Connection) -> set[int]:
@@ -53,6 +56,9 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
     for version, name, sql in migrations:
         if version in done:
             continue
+        # (one may read every row once: migration 2 of the store took 128 s at 10M points)
+        _log.info("applying schema migration %d (%s)", version, name)
+        started = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements(sql):
@@ -65,5 +71,6 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        _log.info("schema migration %d applied in %.1f s", version, time.monotonic() - started)
         applied.append(version)
     return applied

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,7 @@ def test_the_totals_follow_every_write_and_stats_reads_no_rows(tmp_path: Path) -
                      fingerprint="fp")
         store.update_payload("c", {"tag": "patched ✓"}, ids=[str(i) for i in range(40)])
         store.update_payload("c", {"text": None}, filter={"field": "n", "gte": 290})
-        for name, cid in cids.items():
+        for cid in cids.values():
             assert totals(store.conn, cid) == _summed(store, cid)
         assert totals(store.conn, cids["d"]) == (2, 2 * 24 * 4 + 2 * len("{}") + 1 + 3)
         store.delete("c", ids=[str(i) for i in range(100, 160)] + ["missing"])
@@ -236,9 +237,11 @@ def test_the_totals_follow_every_write_and_stats_reads_no_rows(tmp_path: Path) -
         assert totals(store.conn, cids["d"]) == (0, 0)
 
 
-def test_a_store_written_before_the_totals_gets_them_on_open(tmp_path: Path) -> None:
+def test_a_store_written_before_the_totals_gets_them_on_open(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A store made with schema version 1 (no totals) and rows in it: opening it
-    read-write sums its collections' rows once, and the counts follow writes after."""
+    read-write sums its collections' rows once (and says so in the log: at 10M points
+    it takes minutes), and the counts follow writes after."""
     path = tmp_path / "s"
     with open_store(path) as store:
         store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
@@ -252,7 +255,8 @@ def test_a_store_written_before_the_totals_gets_them_on_open(tmp_path: Path) -> 
     conn.close()
     with pytest.raises(StoreError, match="open it once read-write"):
         open_store(path, read_only=True)
-    with open_store(path) as store:
+    with caplog.at_level(logging.INFO, logger="embedops.migrations"), open_store(path) as store:
+        assert "applying schema migration 2 (collection totals)" in caplog.text
         assert totals(store.conn, cid) == _summed(store, cid)
         assert totals(store.conn, cid)[0] == 50
         store.upsert("c", ["new"], mixture(1, 24, seed=5), [{"k": "v"}], fingerprint="fp")
