@@ -193,14 +193,18 @@ def _summed(store: Any, cid: int) -> tuple[int, int]:
     return int(n), int(size)
 
 
+def _totals(store: Any, cid: int) -> tuple[int, int]:
+    return tuple(totals(store.conn, cid))[:2]
+
+
 def test_the_totals_follow_every_write_and_stats_reads_no_rows(tmp_path: Path) -> None:
     """The points and row bytes ``stats()`` reports are kept as rows are written (the
     catalog row's ``points`` and ``row_bytes``): after inserts, replacements with other
-    lengths and payload patches, with ids and payloads beyond ASCII (bytes, not
-    characters), both equal a count over every row, in two collections. A delete takes
-    its rows away exactly and, for their bytes, the mean row's each (``DELETE_TOTALS``):
-    the bytes stay near the exact sum, and go to 0 with the last row. ``stats()`` runs no
-    statement over the collection's rows."""
+    lengths and payload patches that grow and shrink payloads, with ids and payloads
+    beyond ASCII (bytes, not characters), both equal a count over every row, in two
+    collections. A delete by ids takes its rows away exactly and, for their bytes, the
+    mean row's each (``DELETE_TOTALS``): the bytes stay near the exact sum, and go to 0
+    with the last row. ``stats()`` runs no statement over the collection's rows."""
     with open_store(tmp_path / "s") as store:
         for name in ("c", "d"):
             store.create_collection(name, 24, fingerprint="fp", index_params=PARAMS)
@@ -212,14 +216,19 @@ def test_the_totals_follow_every_write_and_stats_reads_no_rows(tmp_path: Path) -
                      [{"text": "länger" * (i % 7)} for i in range(100)], fingerprint="fp")
         store.upsert("c", ["ü-1", "ü-2"], mixture(2, 24, seed=11), [{"n": 5}, {}],
                      fingerprint="fp")
-        store.update_payload("c", {"tag": "patched ✓"}, ids=[str(i) for i in range(40)])
-        store.update_payload("c", {"text": None}, filter={"field": "n", "gte": 290})
+        before = _totals(store, cids["c"])
+        assert store.update_payload("c", {"tag": "patched ✓"},
+                                    ids=[str(i) for i in range(40)]) == 40
+        assert _totals(store, cids["c"])[1] > before[1]
+        before = _totals(store, cids["c"])
+        assert store.update_payload("c", {"n": None}, filter={"field": "n", "gte": 200}) == 50
+        assert _totals(store, cids["c"])[1] < before[1]
         for cid in cids.values():
-            assert totals(store.conn, cid) == _summed(store, cid)
-        assert totals(store.conn, cids["d"]) == (2, 2 * 24 * 4 + 2 * len("{}") + 1 + 3)
+            assert _totals(store, cid) == _summed(store, cid)
+        assert _totals(store, cids["d"]) == (2, 2 * 24 * 4 + 2 * len("{}") + 1 + 3)
         store.delete("c", ids=[str(i) for i in range(100, 160)] + ["missing"])
         store.delete("c", filter={"field": "n", "lt": 20})
-        points, size = totals(store.conn, cids["c"])
+        points, size = _totals(store, cids["c"])
         assert points == store.count("c") == _summed(store, cids["c"])[0] == 352 - 60 - 20 - 1
         assert abs(size - _summed(store, cids["c"])[1]) <= 0.05 * size
         statements: list[str] = []
@@ -231,10 +240,33 @@ def test_the_totals_follow_every_write_and_stats_reads_no_rows(tmp_path: Path) -
         assert stats["disk_bytes"] >= size > 0
         store.delete("c", filter={"field": "n", "gte": 0})
         store.delete("c", ids=[str(i) for i in range(400)] + ["ü-2"])
-        assert totals(store.conn, cids["c"]) == (0, 0) == _summed(store, cids["c"])
-        assert totals(store.conn, cids["d"]) == _summed(store, cids["d"])
+        assert _totals(store, cids["c"]) == (0, 0) == _summed(store, cids["c"])
+        assert _totals(store, cids["d"]) == _summed(store, cids["d"])
         store.drop_collection("d")
-        assert totals(store.conn, cids["d"]) == (0, 0)
+        assert store.conn.execute("SELECT COUNT(*) FROM collections WHERE cid = ?",
+                                  (cids["d"],)).fetchone() == (0,)
+
+
+def test_a_delete_by_filter_counts_the_bytes_exactly_and_none_goes_below_zero(
+        tmp_path: Path) -> None:
+    """Rows of very different sizes: a delete with a filter takes away exactly their
+    bytes; a delete by ids takes the mean row's, so replacing the large row afterwards
+    would take the estimate below 0: it stops at 0 (``DELETE_TOTALS``)."""
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+        cid = lookup(store.conn, "c").cid
+        payloads = [{"kind": "big", "text": "x" * 20_000}] + [
+            {"kind": "small", "i": i} for i in range(9)]
+        store.upsert("c", [str(i) for i in range(10)], mixture(10, 24, seed=2), payloads,
+                     fingerprint="fp")
+        store.delete("c", filter={"field": "i", "in": [1, 2, 3]})
+        assert _totals(store, cid) == _summed(store, cid)
+        store.delete("c", ids=["1", "5", "6", "7", "8"])
+        assert _totals(store, cid)[0] == 2 and _totals(store, cid)[1] < _summed(store, cid)[1]
+        store.upsert("c", ["0"], mixture(1, 24, seed=3), [{}], fingerprint="fp")
+        points, size = _totals(store, cid)
+        assert points == 2 and size >= 0
+        assert store.stats("c")["disk_bytes"] >= 0
 
 
 def test_a_store_written_before_the_totals_gets_them_on_open(
@@ -244,10 +276,14 @@ def test_a_store_written_before_the_totals_gets_them_on_open(
     it takes minutes), and the counts follow writes after."""
     path = tmp_path / "s"
     with open_store(path) as store:
-        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+        for name in ("c", "empty", "other"):
+            store.create_collection(name, 24, fingerprint="fp", index_params=PARAMS)
         store.upsert("c", [str(i) for i in range(50)], mixture(50, 24, seed=4), None,
                      fingerprint="fp")
+        store.upsert("other", ["a", "b"], mixture(2, 24, seed=6), [{"k": "é"}, {}],
+                     fingerprint="fp")
         cid = lookup(store.conn, "c").cid
+        others = [lookup(store.conn, name).cid for name in ("empty", "other")]
     conn = sqlite3.connect(path / "store.sqlite")
     conn.executescript("ALTER TABLE collections DROP COLUMN points; "
                        "ALTER TABLE collections DROP COLUMN row_bytes; "
@@ -257,8 +293,10 @@ def test_a_store_written_before_the_totals_gets_them_on_open(
         open_store(path, read_only=True)
     with caplog.at_level(logging.INFO, logger="embedops.migrations"), open_store(path) as store:
         assert "applying schema migration 2 (collection totals)" in caplog.text
-        assert totals(store.conn, cid) == _summed(store, cid)
-        assert totals(store.conn, cid)[0] == 50
+        assert _totals(store, cid) == _summed(store, cid)
+        assert _totals(store, cid)[0] == 50
+        assert [_totals(store, other) for other in others] == \
+            [(0, 0), _summed(store, others[1])] and _totals(store, others[1])[0] == 2
         store.upsert("c", ["new"], mixture(1, 24, seed=5), [{"k": "v"}], fingerprint="fp")
         assert store.stats("c")["points"] == 51
-        assert totals(store.conn, cid) == _summed(store, cid)
+        assert _totals(store, cid) == _summed(store, cid)

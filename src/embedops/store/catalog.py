@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from embedops.errors import (
     AliasConflict,
@@ -194,12 +194,21 @@ def row_bytes(id: str, vector: bytes, payload: str) -> int:
         + (len(id) if id.isascii() else len(id.encode()))
 
 
-def totals(conn: sqlite3.Connection, cid: int) -> tuple[int, int]:
-    """Collection ``cid``'s live points and the bytes of their rows (``ROW_BYTES``), as
-    every write keeps them in its catalog row: one row read."""
-    found = conn.execute("SELECT points, row_bytes FROM collections WHERE cid = ?",
+class Totals(NamedTuple):
+    """A collection's live points, the bytes of their rows (``ROW_BYTES``; an estimate
+    after deletes by id) and the change sequence they are at."""
+
+    points: int
+    row_bytes: int
+    seq: int
+
+
+def totals(conn: sqlite3.Connection, cid: int) -> Totals:
+    """Collection ``cid``'s ``Totals`` as every write keeps them in its catalog row: one
+    row read (zeros for a collection that does not exist)."""
+    found = conn.execute("SELECT points, row_bytes, seq FROM collections WHERE cid = ?",
                          (cid,)).fetchone()
-    return (int(found[0]), int(found[1])) if found is not None else (0, 0)
+    return Totals(*map(int, found)) if found is not None else Totals(0, 0, 0)
 
 
 def all_collections(conn: sqlite3.Connection) -> list[CollectionRow]:

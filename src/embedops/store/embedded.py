@@ -106,14 +106,19 @@ PENDING_MAX = 4 * MAX_PENDING
 # rather than hang, say behind a merger that failed)
 BACKLOG_WAIT_S = 600.0
 BACKLOG_LOOK_S = 0.02  # between two looks at the pending segment while waiting
-# A delete's change to the collection's totals (``catalog.totals``): the points exactly,
-# the bytes as the mean row's times the rows deleted (0 once none is left). Reading each
-# removed row's length took a seek per row that the id index alone does not need, ~2.4 µs
-# a row: 12-20% of the rate of deletes by id beside searches. (The right-hand sides
+# A delete's change to the collection's totals (``catalog.totals``): the points exactly;
+# for a delete by ids alone, the bytes as the mean row's times the rows deleted (0 once
+# none is left): reading each removed row's length took a seek per row that the id index
+# alone does not need, ~2.4 µs a row, 12-20% of the rate of deletes by id beside
+# searches. A delete with a filter sums the rows' lengths (``DELETE_EXACT_TOTALS``).
+# Every change to ``row_bytes`` stops at 0: after deletes by id the figure is an
+# estimate, which an exact removal could otherwise take below 0. (The right-hand sides
 # read the row as it was before the update.)
 DELETE_TOTALS = ("UPDATE collections SET seq = ?, row_bytes = CASE WHEN points <= ? THEN 0 "
                  "ELSE row_bytes - row_bytes * ? / points END, points = MAX(0, points - ?) "
                  "WHERE cid = ?")
+DELETE_EXACT_TOTALS = ("UPDATE collections SET seq = ?, points = MAX(0, points - ?), "
+                       "row_bytes = MAX(0, row_bytes - ?) WHERE cid = ?")
 # An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey kept)
 UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
                  "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
@@ -426,7 +431,7 @@ class EmbeddedStore:
             keys = self._rowkeys(row.cid, ids, before)
             self.conn.execute(
                 "UPDATE collections SET seq = ?, points = points + ?, "
-                "row_bytes = row_bytes + ? WHERE cid = ?",
+                "row_bytes = MAX(0, row_bytes + ?) WHERE cid = ?",
                 (seq, len(ids) - len(before), sum(map(row_bytes, ids, blobs, texts))
                  - sum(size for _, size in before.values()), row.cid))
         after = lookup(self.conn, row.name)
@@ -841,11 +846,19 @@ class EmbeddedStore:
                 f"FROM points WHERE cid = ? AND {where}", (seq, row.cid, *params)).rowcount
             if not deleted:
                 return 0
+            size = None
+            if filter is not None:  # (rows a filter chose are mostly read already)
+                (size,) = self.conn.execute(
+                    f"SELECT SUM({ROW_BYTES}) FROM points WHERE rowkey IN (SELECT rowkey "
+                    "FROM tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq)).fetchone()
             self.conn.execute("DELETE FROM points WHERE rowkey IN (SELECT rowkey FROM "
                               "tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq))
             (keys,) = self.conn.execute("SELECT json_group_array(rowkey) FROM tombstones "
                                         "WHERE cid = ? AND seq = ?", (row.cid, seq)).fetchone()
-            self.conn.execute(DELETE_TOTALS, (seq, deleted, deleted, deleted, row.cid))
+            if size is None:
+                self.conn.execute(DELETE_TOTALS, (seq, deleted, deleted, deleted, row.cid))
+            else:
+                self.conn.execute(DELETE_EXACT_TOTALS, (seq, deleted, size, row.cid))
         gone = np.asarray(orjson.loads(keys), np.int64)
         after = lookup(self.conn, row.name)
         with self._index_lock.exclusive():
@@ -873,7 +886,7 @@ class EmbeddedStore:
             changed = len(new_sizes)
             if changed:
                 self.conn.execute("UPDATE collections SET seq = seq + 1, "
-                                  "row_bytes = row_bytes + ? WHERE cid = ?",
+                                  "row_bytes = MAX(0, row_bytes + ?) WHERE cid = ?",
                                   (sum(size for (size,) in new_sizes) - old_size, row.cid))
         if changed:
             after = lookup(self.conn, row.name)
@@ -1040,7 +1053,7 @@ class EmbeddedStore:
         row = lookup(self.conn, collection)
         with self._index_lock.exclusive():
             index = self._indexes.info(row)
-        data_bytes = totals(self.conn, row.cid)[1]  # (kept by every write: no scan)
+        data_bytes = totals(self.conn, row.cid).row_bytes  # (kept by every write: no scan)
         return {
             "collection": row.name, "points": self._search.point_count(row),
             "deleted": index["deleted"], "index_points": index["index_points"],

@@ -70,17 +70,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         """
         ALTER TABLE collections ADD COLUMN points INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE collections ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;
-        UPDATE collections SET points = counted.points, row_bytes = counted.row_bytes
-            FROM (SELECT cid, COUNT(*) AS points,
-                         SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB))
-                             + LENGTH(CAST(id AS BLOB))) AS row_bytes
-                  FROM points NOT INDEXED GROUP BY cid) AS counted
-            WHERE collections.cid = counted.cid;
+        CREATE TEMP TABLE migration_2_counted AS
+            SELECT cid, COUNT(*) AS points,
+                   SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB))
+                       + LENGTH(CAST(id AS BLOB))) AS row_bytes
+            FROM points NOT INDEXED GROUP BY cid;
+        UPDATE collections
+            SET points = (SELECT points FROM migration_2_counted AS counted
+                          WHERE counted.cid = collections.cid),
+                row_bytes = (SELECT row_bytes FROM migration_2_counted AS counted
+                             WHERE counted.cid = collections.cid)
+            WHERE cid IN (SELECT cid FROM migration_2_counted);
+        DROP TABLE migration_2_counted;
         """,
     ),
 )
 
 LATEST = MIGRATIONS[-1][0]
+
+
+# The oldest SQLite the store runs on: ``UPDATE … RETURNING`` (a payload patch's new
+# lengths, 3.35). Python's ``sqlite3`` uses the system's library on some platforms.
+MIN_SQLITE = (3, 35, 0)
+
+
+def check_sqlite() -> None:
+    """Raise ``StoreError`` when the SQLite library is older than ``MIN_SQLITE``."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise StoreError(
+            f"the embedded store needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; "
+            f"this Python's sqlite3 module uses {sqlite3.sqlite_version}")
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
@@ -89,8 +108,10 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     ``conn`` must be in autocommit mode (``isolation_level=None``): each migration runs in
     its own explicit transaction, so a crash leaves either all or none of it.
 
-    Raises ``StoreCorrupted`` if the database records a version newer than this code knows.
+    Raises ``StoreCorrupted`` if the database records a version newer than this code
+    knows, ``StoreError`` on an SQLite too old for the store (``check_sqlite``).
     """
+    check_sqlite()
     try:
         return apply_migrations(conn, MIGRATIONS)
     except ValueError as exc:
@@ -98,7 +119,9 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
 
 def check_current(conn: sqlite3.Connection) -> None:
-    """For read-only handles: raise ``StoreError`` unless every migration is applied."""
+    """For read-only handles: raise ``StoreError`` unless every migration is applied
+    (or the SQLite library is too old: ``check_sqlite``)."""
+    check_sqlite()
     try:
         rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
     except sqlite3.OperationalError as exc:

@@ -89,16 +89,18 @@ class Searcher:
         index ahead of ``row`` (a search that read the catalog before a write the index
         took by the time the search got the lock): it holds every change ``row`` shows
         and the later ones, as SQLite does by then. An index behind ``row`` would
-        undercount. Otherwise the count the store's triggers keep (``catalog.totals``,
-        one row; a ``COUNT(*)`` read the collection's whole id index, 1.4 s for 1M points
-        after a cold open), cached per change sequence."""
+        undercount. Otherwise the count every write keeps in the catalog row
+        (``catalog.totals``: one row; a ``COUNT(*)`` read the collection's whole id
+        index, 1.4 s for 1M points after a cold open), cached under the change sequence
+        it was read at (a later commit than ``row``'s, maybe, as SQLite holds by then)."""
         if index_held:
             live = self.indexes.live.get(row.cid)
             if live is not None and live.seq >= row.seq and live.index.clip == row.clip:
                 return len(live.index)
         cached = self._counts.get(row.cid)
         if cached is None or cached[0] != row.seq:
-            cached = (row.seq, totals(self.conn, row.cid)[0])
+            held = totals(self.conn, row.cid)
+            cached = (held.seq, held.points)
             self._counts[row.cid] = cached
         return cached[1]
 
