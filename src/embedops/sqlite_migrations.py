@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 Migration = tuple[int, str, str]
 _log = logging.getLogger("embedops.migrations")
+SLOW_S = 1.0  # a migration that took this long is reported at INFO
 
 
 def applied_versions(conn: sqlite3.Connection) -> set[int]:
@@ -56,8 +57,9 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
     for version, name, sql in migrations:
         if version in done:
             continue
-        # (one may read every row once: migration 2 of the store took 128 s at 10M points)
-        _log.info("applying schema migration %d (%s)", version, name)
+        # (one may read every row once: migration 2 of the store took 128 s at 10M points;
+        # a slow one is reported when done, the others only to debug logs)
+        _log.debug("applying schema migration %d (%s)", version, name)
         started = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -71,6 +73,8 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        _log.info("schema migration %d applied in %.1f s", version, time.monotonic() - started)
+        took = time.monotonic() - started
+        _log.log(logging.INFO if took >= SLOW_S else logging.DEBUG,
+                 "schema migration %d (%s) applied in %.1f s", version, name, took)
         applied.append(version)
     return applied

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from embedops import sqlite_migrations
 from embedops.errors import StoreCorrupted, StoreError
 from embedops.sqlite_migrations import statements
 from embedops.store import open_store
@@ -59,3 +61,16 @@ def test_an_sqlite_too_old_is_refused_with_its_version(tmp_path: Path,
     for read_only in (False, True):
         with pytest.raises(StoreError, match=r"needs SQLite 3\.35\.0 or newer.*3\.31\.1"):
             open_store(tmp_path, read_only=read_only)
+
+
+def test_only_a_slow_migration_is_reported_at_info(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh store's migrations take milliseconds and stay out of the INFO log (every
+    command opens a store and a ledger); one that took ``SLOW_S`` or more is reported."""
+    with caplog.at_level(logging.INFO, logger="embedops.migrations"):
+        open_store(tmp_path / "a").close()
+        assert "schema migration" not in caplog.text
+        monkeypatch.setattr(sqlite_migrations, "SLOW_S", 0.0)
+        open_store(tmp_path / "b").close()
+        assert "schema migration 2 (collection totals) applied in" in caplog.text
