@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from embedops import sqlite_migrations
-from embedops.errors import StoreCorrupted, StoreError
+from embedops.errors import StoreCorrupted
 from embedops.sqlite_migrations import statements
 from embedops.store import open_store
 from embedops.store.schema import MIGRATIONS
@@ -49,18 +49,6 @@ def test_statements_split_at_their_ends_only() -> None:
     for part in parts:
         conn.execute(part)
     assert conn.execute("SELECT x FROM t").fetchall() == [("a;b",)]
-
-
-def test_an_sqlite_too_old_is_refused_with_its_version(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store needs ``UPDATE … RETURNING`` (SQLite 3.35): an older library is named in
-    a clear error on open, read-write or read-only, instead of a syntax error later."""
-    open_store(tmp_path).close()
-    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
-    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
-    for read_only in (False, True):
-        with pytest.raises(StoreError, match=r"needs SQLite 3\.35\.0 or newer.*3\.31\.1"):
-            open_store(tmp_path, read_only=read_only)
 
 
 def test_only_a_slow_migration_is_reported_at_info(tmp_path: Path,

@@ -877,17 +877,19 @@ class EmbeddedStore:
         where, params = self._where(ids, filter, required=True)
         text = payload_text(patch)
         with self._transaction():
-            (old_size,) = self.conn.execute(
-                "SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM points "
-                f"WHERE cid = ? AND {where}", (row.cid, *params)).fetchone()
-            new_sizes = self.conn.execute(
-                f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where} "
-                "RETURNING LENGTH(CAST(payload AS BLOB))", (text, row.cid, *params)).fetchall()
-            changed = len(new_sizes)
+            # (the growth in one row, not one row per point changed: every row fetched
+            # lets go of the interpreter lock to a searching thread)
+            (growth,) = self.conn.execute(
+                "SELECT COALESCE(SUM(LENGTH(CAST(json_patch(payload, ?) AS BLOB)) "
+                f"- LENGTH(CAST(payload AS BLOB))), 0) FROM points WHERE cid = ? AND {where}",
+                (text, row.cid, *params)).fetchone()
+            changed = self.conn.execute(
+                f"UPDATE points SET payload = json_patch(payload, ?) WHERE cid = ? AND {where}",
+                (text, row.cid, *params)).rowcount
             if changed:
                 self.conn.execute("UPDATE collections SET seq = seq + 1, "
                                   "row_bytes = MAX(0, row_bytes + ?) WHERE cid = ?",
-                                  (sum(size for (size,) in new_sizes) - old_size, row.cid))
+                                  (growth, row.cid))
         if changed:
             after = lookup(self.conn, row.name)
             with self._index_lock.exclusive():

@@ -89,29 +89,14 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST = MIGRATIONS[-1][0]
 
 
-# The oldest SQLite the store runs on: ``UPDATE … RETURNING`` (a payload patch's new
-# lengths, 3.35). Python's ``sqlite3`` uses the system's library on some platforms.
-MIN_SQLITE = (3, 35, 0)
-
-
-def check_sqlite() -> None:
-    """Raise ``StoreError`` when the SQLite library is older than ``MIN_SQLITE``."""
-    if sqlite3.sqlite_version_info < MIN_SQLITE:
-        raise StoreError(
-            f"the embedded store needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; "
-            f"this Python's sqlite3 module uses {sqlite3.sqlite_version}")
-
-
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply every pending migration in order; returns the versions applied now.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``): each migration runs in
     its own explicit transaction, so a crash leaves either all or none of it.
 
-    Raises ``StoreCorrupted`` if the database records a version newer than this code
-    knows, ``StoreError`` on an SQLite too old for the store (``check_sqlite``).
+    Raises ``StoreCorrupted`` if the database records a version newer than this code knows.
     """
-    check_sqlite()
     try:
         return apply_migrations(conn, MIGRATIONS)
     except ValueError as exc:
@@ -119,9 +104,7 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
 
 def check_current(conn: sqlite3.Connection) -> None:
-    """For read-only handles: raise ``StoreError`` unless every migration is applied
-    (or the SQLite library is too old: ``check_sqlite``)."""
-    check_sqlite()
+    """For read-only handles: raise ``StoreError`` unless every migration is applied."""
     try:
         rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
     except sqlite3.OperationalError as exc:
