@@ -1055,14 +1055,14 @@ class EmbeddedStore:
         row = lookup(self.conn, collection)
         with self._index_lock.exclusive():
             index = self._indexes.info(row)
-        data_bytes = totals(self.conn, row.cid).row_bytes  # (kept by every write: no scan)
+        held = totals(self.conn, row.cid)  # (kept by every write: no scan)
         return {
-            "collection": row.name, "points": self._search.point_count(row),
+            "collection": row.name, "points": held.points,
             "deleted": index["deleted"], "index_points": index["index_points"],
             "index_pending": index["index_pending"], "index_bytes": index["index_bytes"],
             "index_mapped": index["index_mapped"],  # (the graph maps its checkpoint file)
             "search_depth": index["search_depth"],  # (ef of a search that sets none)
-            "disk_bytes": int(data_bytes) + index["checkpoint_bytes"],
+            "disk_bytes": held.row_bytes + index["checkpoint_bytes"],
             "store_disk_bytes": sum(p.stat().st_size for p in self.path.rglob("*")
                                     if p.is_file()),
             "dtype": row.dtype, "metric": row.metric, "seq": row.seq,

@@ -43,7 +43,7 @@ from embedops.store import quantization
 from embedops.store.catalog import CollectionRow, totals
 from embedops.store.exact import DenseCache, scores, top_k
 from embedops.store.filter_costs import FilterCosts
-from embedops.store.filter_matches import FilterMatches
+from embedops.store.filter_matches import Filter, FilterMatches, filter_key
 from embedops.store.hit_cache import HitCache
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
@@ -73,8 +73,8 @@ class Searcher:
         self.hit_cache = hit_cache if hit_cache is not None else HitCache()
         self.dense = DenseCache()
         self._counts: dict[int, tuple[int, int]] = {}
-        self._matches: dict[tuple[int, int, str, str], int] = {}
-        self._counted: dict[tuple[int, str, str], int] = {}  # the last count of a filter
+        self._matches: dict[tuple[int, int, str, str], int] = {}  # (seq, *filter_key)
+        self._counted: dict[Filter, int] = {}  # the last count of a filter
         self.filter_matches = FilterMatches()
         self.filter_costs = FilterCosts()
 
@@ -114,7 +114,7 @@ class Searcher:
         more, for filters just past the limit)."""
         key = _count_key(row, where)
         if key not in self._matches:
-            same = (row.cid, where[0], key[3])  # (the filter at any sequence)
+            same: Filter = key[1:]  # (the filter at any sequence)
             n = self._count_matches(row, where, keep_up_to, self._counted.get(same))
             if len(self._matches) >= 256:
                 self._matches.clear()
@@ -596,8 +596,9 @@ def _param(row: CollectionRow, name: str) -> int:
 
 
 def _count_key(row: CollectionRow, where: tuple[str, list[Any]]) -> tuple[int, int, str, str]:
-    """A filter's match count at ``row``'s change sequence, as ``Searcher`` keeps it."""
-    return row.cid, row.seq, where[0], json.dumps(where[1])
+    """A filter's match count at ``row``'s change sequence, as ``Searcher`` keeps it:
+    the sequence, then the filter's ``filter_key``."""
+    return (row.seq, *filter_key(row.cid, where))
 
 
 def _hit(row: Sequence[Any], score: float) -> Hit:
