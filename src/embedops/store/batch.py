@@ -2,8 +2,9 @@
 
 The embedded store and the remote adapters (``remote.py``) refuse the same batches
 with the same errors: vectors of another dimension, non-finite values, ids, vectors and
-payloads that do not line up, ids that are not non-empty strings, payloads that are not
-JSON objects. Duplicate ids keep their last occurrence (one point per id).
+payloads that do not line up, ids that are not non-empty strings of text (``check_ids``),
+payloads that are not JSON objects. Duplicate ids keep their last occurrence (one point
+per id).
 """
 
 from __future__ import annotations
@@ -26,10 +27,35 @@ def check_dim(collection: str, dim: int, arr: np.ndarray) -> None:
             f"{arr.shape[1]}")
 
 
+def check_ids(ids: Sequence[object], lookup: bool = False) -> None:
+    """Refuse ids that are not non-empty strings of text every store can hold: no NUL
+    character (SQLite's JSON functions end a string there, so ``"a\\x00b"`` would name the
+    point ``"a"``; PostgreSQL refuses it) and no lone surrogate (it has no UTF-8 form).
+    With ``lookup`` (ids that only select points: ``get``, ``delete``), an empty id
+    passes: it selects nothing."""
+    for i in ids:
+        if not isinstance(i, str) or not (i or lookup):
+            raise InvalidVector("point ids must be non-empty strings")
+        if "\x00" in i:
+            raise InvalidVector(f"point id {i!r} contains a NUL character")
+        if not i.isascii():
+            try:
+                i.encode()
+            except UnicodeEncodeError as exc:
+                raise InvalidVector(f"point id {i!r} is not valid Unicode text: {exc}"
+                                    ) from exc
+
+
 def payload_text(payload: Mapping[str, Any]) -> str:
-    """A payload as JSON text; refuses one that JSON cannot hold (NaN, sets, ...)."""
+    """A payload as JSON text; refuses one that JSON cannot hold (NaN, sets, ...) and
+    strings with no UTF-8 form (lone surrogates)."""
     try:
-        return json.dumps(dict(payload), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(dict(payload), ensure_ascii=False, allow_nan=False)
+        if not text.isascii():
+            text.encode()
+        return text
+    except UnicodeEncodeError as exc:
+        raise InvalidVector(f"payload is not valid Unicode text: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"payload is not JSON-serialisable: {exc}") from exc
 
@@ -47,8 +73,7 @@ def check_batch(collection: str, dim: int, metric: str, ids: Sequence[str],
     if not len(ids) == len(arr) == len(payloads):
         raise InvalidVector(f"got {len(ids)} ids, {len(arr)} vectors and {len(payloads)} "
                             "payloads; they must line up")
-    if not all(isinstance(i, str) and i for i in ids):
-        raise InvalidVector("point ids must be non-empty strings")
+    check_ids(ids)
     if max_id_length is not None and any(len(i.encode()) > max_id_length for i in ids):
         raise InvalidVector(f"point ids longer than {max_id_length} bytes do not fit this "
                             "store")

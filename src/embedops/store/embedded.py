@@ -52,7 +52,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import catalog, quantization, schema
-from embedops.store.batch import check_batch, check_dim, payload_text
+from embedops.store.batch import check_batch, check_dim, check_ids, payload_text
 from embedops.store.catalog import (
     ROW_BYTES,
     CollectionRow,
@@ -119,8 +119,16 @@ DELETE_TOTALS = ("UPDATE collections SET seq = ?, row_bytes = CASE WHEN points <
                  "WHERE cid = ?")
 DELETE_EXACT_TOTALS = ("UPDATE collections SET seq = ?, points = MAX(0, points - ?), "
                        "row_bytes = MAX(0, row_bytes - ?) WHERE cid = ?")
-# An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey kept)
-UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) VALUES (?, ?, ?, ?, ?) "
+# An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey
+# kept). One statement writes the whole batch: parameters 1 and 4 are the collection and
+# the change sequence, 5 a JSON array of [id, payload text] pairs, 2 the vectors' BLOBs
+# end to end, 3 bytes each (``executemany`` ran a statement per row, and each let go of
+# the interpreter lock: beside a searching thread, a batch of 1,000 waited up to 1,000
+# times for a search's Python steps to give it back). ``WHERE true`` tells SQLite's
+# parser that ON CONFLICT belongs to the INSERT, not to a join.
+UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) "
+                 "SELECT ?1, json_extract(value, '$[0]'), substr(?2, key * ?3 + 1, ?3), "
+                 "json_extract(value, '$[1]'), ?4 FROM json_each(?5) WHERE true "
                  "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
                  "payload = excluded.payload, seq = excluded.seq")
 _log = logging.getLogger("embedops.store")
@@ -425,9 +433,9 @@ class EmbeddedStore:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
             before = self._existing(row.cid, ids)
-            self.conn.executemany(
-                UPSERT_POINTS,
-                [(row.cid, i, b, t, seq) for i, b, t in zip(ids, blobs, texts, strict=True)])
+            self.conn.execute(UPSERT_POINTS, (
+                row.cid, b"".join(blobs), len(blobs[0]), seq,
+                orjson.dumps([[i, t] for i, t in zip(ids, texts, strict=True)])))
             keys = self._rowkeys(row.cid, ids, before)
             self.conn.execute(
                 "UPDATE collections SET seq = ?, points = points + ?, "
@@ -819,8 +827,10 @@ class EmbeddedStore:
         parts: list[str] = []
         params: list[Any] = []
         if ids is not None:
+            ids = [str(i) for i in ids]
+            check_ids(ids, lookup=True)
             parts.append("id IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps([str(i) for i in ids]))
+            params.append(json.dumps(ids))
         if filter is not None:
             sql, fparams = compile_filter(filter)
             parts.append(sql)
@@ -900,9 +910,11 @@ class EmbeddedStore:
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
         """The existing points among ``ids``, in the order asked (missing ids are skipped)."""
         row = lookup(self.conn, collection)
+        ids = [str(i) for i in ids]
+        check_ids(ids, lookup=True)
         found = {r[0]: r for r in self.conn.execute(
             "SELECT id, payload, vector FROM points WHERE cid = ? AND id IN "
-            "(SELECT value FROM json_each(?))", (row.cid, json.dumps([str(i) for i in ids])))}
+            "(SELECT value FROM json_each(?))", (row.cid, json.dumps(ids)))}
         return [_point(row, found[i], with_vectors) for i in dict.fromkeys(ids) if i in found]
 
     @_reads
