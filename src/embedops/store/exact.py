@@ -1,10 +1,19 @@
-"""Exact (brute-force) scoring with numpy/BLAS, and a cache of small collections' vectors."""
+"""Exact (brute-force) scoring with numpy/BLAS, and a cache of small collections' vectors.
+
+One query is scored on the calling thread alone (faiss's SIMD inner products), not by
+BLAS: numpy's OpenBLAS spreads a product of one query with a few thousand rows over every
+core, and its idle worker then spins for a while on the core another thread needs (a
+search beside deletes, with 3,000 points pending a merge, left that worker 65% of a core,
+``bench/ann.py``). A single query runs on one core throughout the store
+(``hnsw_graph``); a batch of queries still spreads over all of them.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 
 from embedops.store import quantization
@@ -13,12 +22,23 @@ from embedops.store.catalog import CollectionRow
 
 def scores(queries: np.ndarray, matrix: np.ndarray, metric: str) -> np.ndarray:
     """Similarity of every query to every row (higher is better), shape (q, n)."""
-    dots = queries @ matrix.T
+    one = len(queries) == 1 and queries.dtype == matrix.dtype == np.float32
+    dots = _one_query_dots(queries, matrix) if one else queries @ matrix.T
     if metric != "l2":
         return dots
     q2 = np.einsum("ij,ij->i", queries, queries)[:, None]
     m2 = np.einsum("ij,ij->i", matrix, matrix)[None, :]
     return -(q2 - 2 * dots + m2)
+
+
+def _one_query_dots(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``queries @ matrix.T`` for one float32 query row, on the calling thread alone."""
+    query, rows = np.ascontiguousarray(queries), np.ascontiguousarray(matrix)
+    dots = np.empty((1, len(rows)), dtype=np.float32)
+    if len(rows):
+        faiss.fvec_inner_products_ny(faiss.swig_ptr(dots), faiss.swig_ptr(query),
+                                     faiss.swig_ptr(rows), query.shape[1], len(rows))
+    return dots
 
 
 def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
