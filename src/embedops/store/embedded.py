@@ -31,6 +31,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -51,7 +52,7 @@ from embedops.errors import (
     MemoryBudgetExceeded,
     StoreError,
 )
-from embedops.store import catalog, quantization, schema
+from embedops.store import catalog, hnsw_graph, quantization, schema
 from embedops.store.batch import check_batch, check_dim, check_ids, payload_text
 from embedops.store.catalog import (
     ROW_BYTES,
@@ -92,6 +93,10 @@ DB_FILE = "store.sqlite"
 MERGE_PAUSE_S = 0.002  # the merger's shortest pause: between slices when a thread waits
 MERGE_YIELD_RATIO = 3.0  # while searches run: 3x a slice's time off the lock after it
 MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
+# While searches run, the merger's and a compaction's inserts leave a core to them: their
+# OpenMP team has one thread fewer than the cores (``hnsw_graph.cap_team``); otherwise
+# it spreads over every core.
+BACKGROUND_THREADS = max(1, (os.cpu_count() or 1) - 1)
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
 # Past ``MAX_PENDING`` a writer merges some pending points itself, but it cannot while a
@@ -520,6 +525,7 @@ class EmbeddedStore:
             self._merge_wanted.clear()
             while True:
                 self._give_way_to_writes()
+                self._background_team()
                 if not self._checkpoint_in_background():
                     return
                 if not self._build_key_maps():
@@ -677,6 +683,11 @@ class EmbeddedStore:
         """Did a search come in lately? Background work then yields the cores."""
         return time.monotonic() - self._last_search < MERGE_YIELD_WINDOW_S
 
+    def _background_team(self) -> None:
+        """Before a background thread's next inserts: while searches run, a core left
+        to them (``BACKGROUND_THREADS``); otherwise every core."""
+        hnsw_graph.cap_team(BACKGROUND_THREADS if self._searching() else 0)
+
     def _maybe_compact(self, cid: int) -> None:
         """Have collection ``cid`` compacted in the background when its tombstones call
         for it (``compaction``; one compaction at a time per handle, in the order asked).
@@ -719,6 +730,7 @@ class EmbeddedStore:
                     live = self._indexes.live.get(cid)
                     if self._closing or live is None or not needs_compaction(live.index):
                         return
+                self._background_team()
                 with self._readers.reader() as reader:
                     fresh, covers = build_from_snapshot(reader.conn, cid,
                                                         self._compaction_pause)
@@ -742,6 +754,7 @@ class EmbeddedStore:
             raise Cancelled
         if self._searching():
             time.sleep(held * MERGE_YIELD_RATIO)
+        self._background_team()
 
     def wait_compacted(self, timeout: float = 120.0) -> bool:
         """Block until no compaction runs or waits to run (tests, benchmarks); False on

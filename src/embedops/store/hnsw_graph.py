@@ -81,26 +81,46 @@ KEY_MAP_TRIES = 3  # maps built off the lock and dropped before one is built und
 class _OpenMPTeam(threading.local):
     """The calling thread's OpenMP setting as this module left it (module docstring)."""
 
-    single = False  # set to one thread for single queries
+    size = 0  # the team size this module last set for the thread (0: none yet)
     own = 0  # the thread's own setting before that
+    cap = 0  # at most this many threads in calls that spread over the cores (0: own)
 
 
 _team = _OpenMPTeam()
 
 
+def _set_team(size: int) -> None:
+    if _team.size != size:
+        faiss.omp_set_num_threads(size)
+        _team.size = size
+
+
 def _one_thread() -> None:
     """Before a single query: the calling thread's team at one thread."""
-    if not _team.single:
-        _team.own = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        _team.single = True
+    if _team.size != 1:
+        if not _team.own:
+            _team.own = faiss.omp_get_max_threads()
+        _set_team(1)
 
 
 def _all_threads() -> None:
-    """Before a faiss call that spreads over the cores: the thread's own setting back."""
-    if _team.single:
-        faiss.omp_set_num_threads(_team.own)
-        _team.single = False
+    """Before a faiss call that spreads over the cores: the thread's own setting back,
+    or its cap (``cap_team``) if lower."""
+    if not _team.own:
+        if not _team.cap:
+            return  # (never changed: the thread's own setting stands)
+        _team.own = faiss.omp_get_max_threads()
+    _set_team(min(_team.own, _team.cap) if _team.cap else _team.own)
+
+
+def cap_team(threads: int) -> None:
+    """Let the calling thread's inserts, batches and reconstructions use at most
+    ``threads`` OpenMP threads (0: its own setting). Background work that runs beside
+    searches caps itself below the core count: a team over every core took the core of
+    the searching thread, and the spinning of a team member that waits took more
+    (``bench/ann.py``'s deletes beside searches ran at 16k/s with a team of two, 27k/s
+    with one)."""
+    _team.cap = threads
 
 
 def _searched(index: faiss.Index, rows: np.ndarray, k: int,
