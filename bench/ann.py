@@ -130,8 +130,10 @@ def adapter_embedded(dtype: str, base: np.ndarray, folder: Path) -> dict[str, An
                                             fingerprint="bench"),
         "delete": lambda i: store.delete("b", ids=[str(x) for x in i]),
         "memory": lambda: store.stats("b")["index_bytes"],
-        # background work after writes: pending points merged, tombstones compacted
-        "settle": lambda: store.wait_merged(900) and store.wait_compacted(900),
+        # background work after writes: pending points merged, tombstones compacted, and
+        # the changes a compaction replayed at its swap (pending again) merged
+        "settle": lambda: (store.wait_merged(900) and store.wait_compacted(900)
+                           and store.wait_merged(900)),
     }
 
 
