@@ -128,6 +128,40 @@ def test_dimension_and_fingerprint_refused_naming_both(store: VectorStore) -> No
     assert store.count("docs") == 200
 
 
+@pytest.mark.parametrize("bad", ["p1\x00tail", "p1\x00", "\ud800", "p\udcff1"])
+def test_ids_no_store_can_hold_are_refused_and_change_nothing(store: VectorStore,
+                                                               bad: str) -> None:
+    """An id with a NUL character ended at the NUL inside SQLite's JSON functions, so
+    ``"p1\\x00tail"`` selected point ``"p1"``; a lone surrogate has no UTF-8 form. Every
+    way in refuses both with ``InvalidVector``, and no point changes."""
+    _fill(store)
+    before = store.get("docs", ["p1"], with_vectors=True)[0]
+    row = np.ones((1, DIM), np.float32)
+    calls = [
+        lambda: store.upsert("docs", [bad], row, [{}], fingerprint="fp-a"),
+        lambda: store.upsert("docs", ["fine", bad], np.ones((2, DIM), np.float32), None,
+                             fingerprint="fp-a"),
+        lambda: store.get("docs", [bad]),
+        lambda: store.delete("docs", ids=[bad]),
+        lambda: store.update_payload("docs", {"lang": "xx"}, ids=[bad]),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidVector, match="point id"):
+            call()
+    after = store.get("docs", ["p1"], with_vectors=True)[0]
+    assert (after.id, after.payload) == (before.id, before.payload)
+    assert np.array_equal(after.vector, before.vector)
+    assert store.count("docs") == 200 and not store.get("docs", ["fine"])
+
+
+def test_a_payload_with_a_lone_surrogate_is_refused(store: VectorStore) -> None:
+    _fill(store)
+    with pytest.raises(InvalidVector, match="payload"):
+        store.upsert("docs", ["new"], np.ones((1, DIM), np.float32), [{"t": "a\udc80"}],
+                     fingerprint="fp-a")
+    assert store.count("docs") == 200
+
+
 def test_aliases(store: VectorStore) -> None:
     vectors = _fill(store, "v1")
     _fill(store, "v2", seed=1)

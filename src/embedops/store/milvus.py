@@ -48,6 +48,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import remote
+from embedops.store.batch import check_ids
 from embedops.store.guards import writes
 from embedops.store.milvus_connect import connect, embedops_name, engine_name, release_lite
 from embedops.store.milvus_filters import compile_milvus_filter, literal
@@ -301,6 +302,7 @@ class MilvusStore:
     def _expr(self, ids: Sequence[str] | None, filter: Filter | None) -> str:
         parts = []
         if ids is not None:
+            check_ids([str(i) for i in ids], lookup=True)
             quoted = ", ".join(literal(str(i)) for i in ids)
             parts.append(f"id in [{quoted}]")
         if filter is not None:
@@ -367,6 +369,7 @@ class MilvusStore:
         """The existing points among ``ids``, in the order asked."""
         spec = self._describe(collection)
         wanted = list(dict.fromkeys(str(i) for i in ids))
+        check_ids(wanted, lookup=True)
         if not wanted:
             return []
         fields = ["payload", "vector"] if with_vectors else ["payload"]

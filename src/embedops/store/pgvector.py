@@ -36,6 +36,7 @@ from embedops.errors import (
     StoreLocked,
 )
 from embedops.store import pg_schema, pg_search, remote
+from embedops.store.batch import check_ids
 from embedops.store.catalog import now
 from embedops.store.guards import serialised, writes
 from embedops.store.names import check_name
@@ -241,8 +242,10 @@ class PgVectorStore:
         parts: list[sql.Composable] = []
         params: list[Any] = []
         if ids is not None:
+            ids = [str(i) for i in ids]
+            check_ids(ids, lookup=True)
             parts.append(sql.SQL("id = ANY(%s::text[])"))
-            params.append([str(i) for i in ids])
+            params.append(ids)
         if filter is not None:
             text, fparams = compile_pg_filter(filter)
             parts.append(sql.SQL(text))
@@ -283,10 +286,13 @@ class PgVectorStore:
     @_guarded
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
         """The existing points among ``ids``, in the order asked."""
+        ids = [str(i) for i in ids]
+        check_ids(ids, lookup=True)
+
         def body(cid: int, spec: Spec) -> list[Point]:
             rows = self.conn.execute(sql.SQL(
                 "SELECT id, payload, embedding FROM {} WHERE id = ANY(%s::text[])").format(
-                self._table(cid)), ([str(i) for i in ids],)).fetchall()
+                self._table(cid)), (ids,)).fetchall()
             found = {r[0]: r for r in rows}
             return [_point(found[i], with_vectors) for i in dict.fromkeys(ids) if i in found]
 
