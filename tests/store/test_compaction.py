@@ -165,3 +165,45 @@ def test_deletes_leave_tombstones_to_compaction_until_they_outnumber_live_nodes(
     assert store.search("c", data[3000], k=1)[0][0].id == "3000"
     assert store.verify_index("c")["ghosts"] == []
     store.close()
+
+
+def test_writes_made_during_a_build_are_applied_before_the_swap(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """A compaction applies the writes committed while it built its graph, off the locks,
+    before its swap: the swap then has nothing left to replay into the pending segment
+    (which every search scores exactly, and which the swap filled under the locks)."""
+    store, _ = _filled(tmp_path / "s", 3000)
+    swaps: list[tuple[int, int, int, int]] = []
+    install = store._indexes.install
+
+    def recording_install(fresh, covers):  # (swap: covered seq, seq now, pending, nodes)
+        now = store.conn.execute("SELECT seq FROM collections WHERE cid = ?",
+                                 (covers.cid,)).fetchone()[0]
+        swaps.append((covers.seq, now, fresh.pending, len(fresh)))
+        return install(fresh, covers)
+
+    monkeypatch.setattr(store._indexes, "install", recording_install)
+    written = threading.Event()
+    pause = store._compaction_pause
+
+    def pause_and_write(held: float) -> None:  # (the compaction's thread, mid-build)
+        if not written.is_set():
+            written.set()
+            store.upsert("c", [f"new{i}" for i in range(40)], mixture(40, DIM, seed=31),
+                         None, fingerprint="fp")
+            store.delete("c", ids=["2999"])
+        pause(held)
+
+    monkeypatch.setattr(store, "_compaction_pause", pause_and_write)
+    store.upsert("c", [str(i) for i in range(600)], mixture(600, DIM, seed=32), None,
+                 fingerprint="fp")  # 600 tombstones: a compaction starts
+    assert store.wait_compacted(timeout=120) and store.wait_merged(timeout=120)
+    assert written.is_set() and swaps
+    covered, now, pending, points = swaps[0]
+    assert covered == now, swaps  # caught up before the swap: nothing to replay
+    assert pending == 0 and points == 3000 + 40 - 1, swaps
+    hits = store.search("c", mixture(40, DIM, seed=31)[7], k=1)[0]
+    assert hits[0].id == "new7" and not store.get("c", ["2999"])
+    report = store.verify_index("c")
+    assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+    store.close()

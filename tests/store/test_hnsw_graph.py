@@ -361,3 +361,37 @@ def test_a_thread_of_single_queries_sets_its_openmp_team_once(
     own = steps[-1][1][0]
     assert steps[:-1] == [("singles", [1]), ("batch, get, add", [1, own]),
                           ("single", [1, own, 1])]
+
+
+def test_a_capped_thread_inserts_with_a_smaller_openmp_team_and_others_keep_theirs(
+) -> None:
+    """``cap_team``: background inserts beside searches leave a core to them. The cap
+    is the calling thread's alone; a single query still runs on one thread, and the
+    thread's own setting comes back once the cap is lifted."""
+    graph, _ = _graph(200)
+    seen: dict[str, int] = {}
+
+    def capped() -> None:
+        faiss.omp_set_num_threads(4)  # (the thread's own setting, whatever the cores)
+        hnsw_graph.cap_team(1)
+        graph.add(np.arange(5000, 5010, dtype=np.int64), _unit(10, seed=5))
+        seen["capped add"] = faiss.omp_get_max_threads()
+        graph.search(_unit(1, seed=6), 3, 16)
+        seen["single query"] = faiss.omp_get_max_threads()
+        graph.add(np.arange(6000, 6010, dtype=np.int64), _unit(10, seed=7))
+        seen["capped add after a query"] = faiss.omp_get_max_threads()
+        hnsw_graph.cap_team(0)
+        graph.add(np.arange(7000, 7010, dtype=np.int64), _unit(10, seed=8))
+        seen["add after the cap"] = faiss.omp_get_max_threads()
+
+    def other() -> None:
+        faiss.omp_set_num_threads(3)
+        graph.search(_unit(4, seed=9), 3, 16)  # a batch: the thread's own team
+        seen["another thread's batch"] = faiss.omp_get_max_threads()
+
+    for target in (capped, other):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    assert seen == {"capped add": 1, "single query": 1, "capped add after a query": 1,
+                    "add after the cap": 4, "another thread's batch": 3}

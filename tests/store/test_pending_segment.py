@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import embedded, open_store
+from embedops.store import embedded, hnsw_graph, open_store
 from embedops.store.hnsw_index import HnswIndex
 
 DIM = 32
@@ -193,3 +193,35 @@ def test_one_query_with_pending_points_ranks_as_the_general_search(metric: str) 
                 one_keys, one_scores = index.search_one(query[None, :], k)
                 assert one_keys == keys[0][real].tolist(), (case, k)
                 assert np.allclose(one_scores, scores[0][real], atol=1e-6), (case, k)
+
+
+def test_the_merger_leaves_a_core_to_searches_and_takes_every_core_without_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While searches run, the merger's inserts use an OpenMP team of one thread fewer
+    than the cores (``BACKGROUND_THREADS``); with no search lately, every core."""
+    teams: list[tuple[str, int]] = []
+    all_threads = hnsw_graph._all_threads
+
+    def recorded() -> None:
+        all_threads()
+        teams.append((threading.current_thread().name, hnsw_graph._team.cap))
+
+    monkeypatch.setattr(hnsw_graph, "_all_threads", recorded)
+    monkeypatch.setattr(embedded, "MERGE_YIELD_WINDOW_S", 3600.0)  # one search: "searching"
+    rng = np.random.default_rng(23)
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    points = _unit(rng, 1200)
+    store.search("c", points[0], k=1)
+    store.upsert("c", [f"p{i}" for i in range(600)], points[:600], None, fingerprint="fp")
+    assert store.wait_merged(timeout=120)
+    beside_searches = {cap for name, cap in teams if name == "embedops-index-merge"}
+    monkeypatch.setattr(embedded, "MERGE_YIELD_WINDOW_S", 0.0)  # no search lately
+    teams.clear()
+    store.upsert("c", [f"p{i}" for i in range(600, 1200)], points[600:], None,
+                 fingerprint="fp")
+    assert store.wait_merged(timeout=120)
+    alone = {cap for name, cap in teams if name == "embedops-index-merge"}
+    store.close()
+    assert beside_searches == {embedded.BACKGROUND_THREADS}
+    assert alone == {0}

@@ -57,6 +57,7 @@ from embedops.store.batch import check_batch, check_dim, check_ids, payload_text
 from embedops.store.catalog import (
     ROW_BYTES,
     CollectionRow,
+    by_cid,
     lookup,
     row_bytes,
     sql_errors,
@@ -69,7 +70,7 @@ from embedops.store.compaction import Cancelled, build_from_snapshot, needs_comp
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
-from embedops.store.hnsw_index import estimate_memory
+from embedops.store.hnsw_index import HnswIndex, estimate_memory
 from embedops.store.index_manager import MAX_PENDING, IndexManager
 from embedops.store.payload_json import payload_of
 from embedops.store.protocol import (
@@ -97,6 +98,9 @@ MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 # OpenMP team has one thread fewer than the cores (``hnsw_graph.cap_team``); otherwise
 # it spreads over every core.
 BACKGROUND_THREADS = max(1, (os.cpu_count() or 1) - 1)
+# A compaction applies the writes made during its build off the locks this many times
+# at most before its swap (``_catch_up_compaction``).
+CATCH_UP_ROUNDS = 3
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
 # Past ``MAX_PENDING`` a writer merges some pending points itself, but it cannot while a
@@ -734,6 +738,7 @@ class EmbeddedStore:
                 with self._readers.reader() as reader:
                     fresh, covers = build_from_snapshot(reader.conn, cid,
                                                         self._compaction_pause)
+                fresh, covers = self._catch_up_compaction(fresh, covers)
                 with self._lock, self._index_lock.exclusive():
                     if self._closing or self._conn is None:
                         return
@@ -746,6 +751,24 @@ class EmbeddedStore:
         except Exception:  # a failed compaction leaves the old graph, which is correct
             if not self._closing:
                 _log.exception("compacting the index of collection %s failed", cid)
+
+    def _catch_up_compaction(self, fresh: HnswIndex, covers: CollectionRow
+                             ) -> tuple[HnswIndex, CollectionRow]:
+        """Apply to ``fresh`` (a compaction's graph, as of ``covers``) the changes
+        committed while it was built, from a newer snapshot and still off the handle's
+        locks, up to ``CATCH_UP_ROUNDS`` times while there are any: what is left for the
+        swap to replay under the locks (into the pending segment, which every search
+        scores exactly until the merger takes it) is then what came in during the last
+        round, not during the whole build."""
+        for _ in range(CATCH_UP_ROUNDS):
+            with self._readers.reader() as reader:
+                now = by_cid(reader.conn, covers.cid)
+                if now is None or now.seq == covers.seq:
+                    break
+                fresh, covers = build_from_snapshot(reader.conn, covers.cid,
+                                                    self._compaction_pause, fresh,
+                                                    covers.seq)
+        return fresh, covers
 
     def _compaction_pause(self, held: float) -> None:
         """Between two slices of a compaction: stop if closing; while searches run, stay
