@@ -97,7 +97,9 @@ MERGE_YIELD_WINDOW_S = 0.5  # "searches run": one came in this recently
 # While searches run, the merger's and a compaction's inserts leave a core to them: their
 # OpenMP team has one thread fewer than the cores (``hnsw_graph.cap_team``); otherwise
 # it spreads over every core.
-BACKGROUND_THREADS = max(1, (os.cpu_count() or 1) - 1)
+# (The cores this process may run on: a container's CPU set, not the machine's count.)
+BACKGROUND_THREADS = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(
+    os, "sched_getaffinity") else max(1, (os.cpu_count() or 1) - 1)
 # A compaction applies the writes made during its build off the locks this many times
 # at most before its swap (``_catch_up_compaction``).
 CATCH_UP_ROUNDS = 3
