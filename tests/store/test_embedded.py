@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from embedops.errors import StoreError
-from embedops.store import open_store
+from embedops.store import embedded, open_store
 from embedops.store.catalog import lookup, totals
 from embedops.store.schema import LATEST
 
@@ -87,7 +87,7 @@ def test_read_only_open_of_missing_store_fails_cleanly(tmp_path: Path) -> None:
 _DELETE_THEN_REOPEN = """
 import sys
 import numpy as np
-from embedops.store import open_store
+from embedops.store import embedded, open_store
 rng = np.random.default_rng(0)
 vectors = rng.standard_normal((400, 64)).astype(np.float32)
 with open_store(sys.argv[1]) as store:
@@ -301,3 +301,35 @@ def test_a_store_written_before_the_totals_gets_them_on_open(
         store.upsert("c", ["new"], mixture(1, 24, seed=5), [{"k": "v"}], fingerprint="fp")
         assert store.stats("c")["points"] == 51
         assert _totals(store, cid) == _summed(store, cid)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_an_upsert_past_the_slice_size_is_written_by_several_statements(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """A batch whose vectors, ids and payload texts pass ``UPSERT_SLICE_BYTES`` is
+    written a slice per statement (one statement's BLOB and text must stay under
+    SQLite's length limit), in one transaction: every row, its row key and the index
+    end up as with one statement, payloads of every size included."""
+    monkeypatch.setattr(embedded, "UPSERT_SLICE_BYTES", 300)  # 2-4 rows of 24-d float32
+    statements: list[str] = []
+    vectors = mixture(60, 24, seed=9)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", dtype=dtype, index_params=PARAMS)
+        store.upsert("c", [str(i) for i in range(20)], vectors[:20], None, fingerprint="fp")
+        store.conn.set_trace_callback(statements.append)
+        payloads = [{"n": i, "text": "é" * (7 * i if i != 33 else 2000)} for i in range(60)]
+        ids = [str(i) for i in range(10, 70)]  # 10 replaced, 50 new
+        assert store.upsert("c", ids, vectors, payloads, fingerprint="fp") == 60
+        store.conn.set_trace_callback(None)
+        writes = [s for s in statements if s.startswith("INSERT INTO points")]
+        assert len(writes) > 10 and sum(s == "BEGIN IMMEDIATE" for s in statements) == 1
+        got = {p.id: p for p in store.get("c", ids, with_vectors=True)}
+        assert sorted(got) == sorted(ids) and store.count("c") == 70
+        for i, pid in enumerate(ids):
+            assert got[pid].payload == payloads[i]
+            assert np.allclose(got[pid].vector, vectors[i], atol=0.02 if dtype == "int8"
+                               else 1e-6)
+        assert store.search("c", vectors[33], k=1)[0][0].id == "43"
+        assert totals(store.conn, lookup(store.conn, "c").cid).points == 70
+        report = store.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])

@@ -131,12 +131,14 @@ DELETE_TOTALS = ("UPDATE collections SET seq = ?, row_bytes = CASE WHEN points <
 DELETE_EXACT_TOTALS = ("UPDATE collections SET seq = ?, points = MAX(0, points - ?), "
                        "row_bytes = MAX(0, row_bytes - ?) WHERE cid = ?")
 # An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey
-# kept). One statement writes the whole batch: parameters 1 and 4 are the collection and
-# the change sequence, 5 a JSON array of [id, payload text] pairs, 2 the vectors' BLOBs
-# end to end, 3 bytes each (``executemany`` ran a statement per row, and each let go of
-# the interpreter lock: beside a searching thread, a batch of 1,000 waited up to 1,000
-# times for a search's Python steps to give it back). ``WHERE true`` tells SQLite's
+# kept). One statement writes the batch, or a slice of about ``UPSERT_SLICE_BYTES`` of
+# vectors, ids and payload texts (``_write_rows``): parameters 1 and 4 are the collection
+# and the change sequence, 5 a JSON array of [id, payload text] pairs, 2 the vectors'
+# BLOBs end to end, 3 bytes each (``executemany`` ran a statement per row, and each let
+# go of the interpreter lock: beside a searching thread, a batch of 1,000 waited up to
+# 1,000 times for a search's Python steps to give it back). ``WHERE true`` tells SQLite's
 # parser that ON CONFLICT belongs to the INSERT, not to a join.
+UPSERT_SLICE_BYTES = 64 << 20
 UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) "
                  "SELECT ?1, json_extract(value, '$[0]'), substr(?2, key * ?3 + 1, ?3), "
                  "json_extract(value, '$[1]'), ?4 FROM json_each(?5) WHERE true "
@@ -444,9 +446,7 @@ class EmbeddedStore:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
             before = self._existing(row.cid, ids)
-            self.conn.execute(UPSERT_POINTS, (
-                row.cid, b"".join(blobs), len(blobs[0]), seq,
-                orjson.dumps([[i, t] for i, t in zip(ids, texts, strict=True)])))
+            self._write_rows(row.cid, ids, blobs, texts, seq)
             keys = self._rowkeys(row.cid, ids, before)
             self.conn.execute(
                 "UPDATE collections SET seq = ?, points = points + ?, "
@@ -467,6 +467,23 @@ class EmbeddedStore:
         if pending <= PENDING_MAX:
             return len(ids), None
         return len(ids), (after.cid, max(PENDING_MAX, pending - len(ids)))
+
+    def _write_rows(self, cid: int, ids: list[str], blobs: list[bytes], texts: list[str],
+                    seq: int) -> None:
+        """Insert or replace the rows of an upsert (``UPSERT_POINTS``), in as few
+        statements as ``UPSERT_SLICE_BYTES`` allows: each statement's BLOB and JSON text
+        must stay under SQLite's length limit (1e9 bytes by default), which a batch of
+        100,000 3,072-d float32 vectors alone passes."""
+        width, start = len(blobs[0]), 0
+        while start < len(ids):
+            end, size = start + 1, width + len(ids[start]) + len(texts[start])
+            while end < len(ids) and size < UPSERT_SLICE_BYTES:
+                size += width + len(ids[end]) + len(texts[end])
+                end += 1
+            pairs = [[i, t] for i, t in zip(ids[start:end], texts[start:end], strict=True)]
+            self.conn.execute(UPSERT_POINTS, (cid, b"".join(blobs[start:end]), width, seq,
+                                              orjson.dumps(pairs).decode()))
+            start = end
 
     def _pending_of(self, cid: int) -> int:
         """Points pending a merge in collection ``cid``'s index (0: none loaded). Reads a
@@ -765,11 +782,15 @@ class EmbeddedStore:
         for _ in range(CATCH_UP_ROUNDS):
             with self._readers.reader() as reader:
                 now = by_cid(reader.conn, covers.cid)
-                if now is None or now.seq == covers.seq:
+                # (dropped, or an int8 scale moved: the swap refuses the graph anyway)
+                if now is None or now.seq == covers.seq or now.clip != fresh.clip:
                     break
-                fresh, covers = build_from_snapshot(reader.conn, covers.cid,
-                                                    self._compaction_pause, fresh,
-                                                    covers.seq)
+                try:
+                    fresh, covers = build_from_snapshot(reader.conn, covers.cid,
+                                                        self._compaction_pause, fresh,
+                                                        covers.seq)
+                except IndexFailure:  # dropped meanwhile: the swap refuses it too
+                    break
         return fresh, covers
 
     def _compaction_pause(self, held: float) -> None:

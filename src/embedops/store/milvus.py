@@ -302,8 +302,9 @@ class MilvusStore:
     def _expr(self, ids: Sequence[str] | None, filter: Filter | None) -> str:
         parts = []
         if ids is not None:
-            check_ids([str(i) for i in ids], lookup=True)
-            quoted = ", ".join(literal(str(i)) for i in ids)
+            ids = [str(i) for i in ids]
+            check_ids(ids, lookup=True)
+            quoted = ", ".join(literal(i) for i in ids)
             parts.append(f"id in [{quoted}]")
         if filter is not None:
             parts.append(compile_milvus_filter(filter))
