@@ -10,7 +10,7 @@ per id).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,14 @@ def check_ids(ids: Sequence[object], lookup: bool = False) -> None:
             except UnicodeEncodeError as exc:
                 raise InvalidVector(f"point id {i!r} is not valid Unicode text: {exc}"
                                     ) from exc
+
+
+def lookup_ids(ids: Iterable[object]) -> list[str]:
+    """Ids that select points (``get``, ``delete``, ``update_payload``) as strings,
+    refused as ``check_ids`` refuses them (an empty one passes: it selects nothing)."""
+    selected = [str(i) for i in ids]
+    check_ids(selected, lookup=True)
+    return selected
 
 
 def payload_text(payload: Mapping[str, Any]) -> str:

@@ -53,7 +53,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import catalog, hnsw_graph, quantization, schema
-from embedops.store.batch import check_batch, check_dim, check_ids, payload_text
+from embedops.store.batch import check_batch, check_dim, lookup_ids, payload_text
 from embedops.store.catalog import (
     ROW_BYTES,
     CollectionRow,
@@ -886,8 +886,7 @@ class EmbeddedStore:
         parts: list[str] = []
         params: list[Any] = []
         if ids is not None:
-            ids = [str(i) for i in ids]
-            check_ids(ids, lookup=True)
+            ids = lookup_ids(ids)
             parts.append("id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(ids))
         if filter is not None:
@@ -969,8 +968,7 @@ class EmbeddedStore:
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
         """The existing points among ``ids``, in the order asked (missing ids are skipped)."""
         row = lookup(self.conn, collection)
-        ids = [str(i) for i in ids]
-        check_ids(ids, lookup=True)
+        ids = lookup_ids(ids)
         found = {r[0]: r for r in self.conn.execute(
             "SELECT id, payload, vector FROM points WHERE cid = ? AND id IN "
             "(SELECT value FROM json_each(?))", (row.cid, json.dumps(ids)))}

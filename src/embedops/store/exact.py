@@ -3,7 +3,7 @@
 One query is scored on the calling thread alone (faiss's SIMD inner products), not by
 BLAS: numpy's OpenBLAS spreads a product of one query with a few thousand rows over every
 core, and its idle worker then spins for a while on the core another thread needs (a
-search beside deletes, with 3,000 points pending a merge, left that worker 65% of a core,
+search beside deletes, with 3,000 points pending a merge, left that worker 68% of a core,
 ``bench/ann.py``). A single query runs on one core throughout the store
 (``hnsw_graph``); a batch of queries still spreads over all of them.
 """

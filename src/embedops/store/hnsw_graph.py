@@ -118,8 +118,8 @@ def cap_team(threads: int) -> None:
     ``threads`` OpenMP threads (0: its own setting). Background work that runs beside
     searches caps itself below the core count: a team over every core took the core of
     the searching thread, and the spinning of a team member that waits took more
-    (``bench/ann.py``'s deletes beside searches ran at 16k/s with a team of two, 27k/s
-    with one)."""
+    (``bench/ann.py``'s deletes beside searches ran at 16-22k/s with every faiss call
+    on a team of two, 22-27k/s with one)."""
     _team.cap = threads
 
 

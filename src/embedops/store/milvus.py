@@ -48,7 +48,7 @@ from embedops.errors import (
     StoreError,
 )
 from embedops.store import remote
-from embedops.store.batch import check_ids
+from embedops.store.batch import lookup_ids
 from embedops.store.guards import writes
 from embedops.store.milvus_connect import connect, embedops_name, engine_name, release_lite
 from embedops.store.milvus_filters import compile_milvus_filter, literal
@@ -302,8 +302,7 @@ class MilvusStore:
     def _expr(self, ids: Sequence[str] | None, filter: Filter | None) -> str:
         parts = []
         if ids is not None:
-            ids = [str(i) for i in ids]
-            check_ids(ids, lookup=True)
+            ids = lookup_ids(ids)
             quoted = ", ".join(literal(i) for i in ids)
             parts.append(f"id in [{quoted}]")
         if filter is not None:
@@ -369,8 +368,7 @@ class MilvusStore:
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
         """The existing points among ``ids``, in the order asked."""
         spec = self._describe(collection)
-        wanted = list(dict.fromkeys(str(i) for i in ids))
-        check_ids(wanted, lookup=True)
+        wanted = list(dict.fromkeys(lookup_ids(ids)))
         if not wanted:
             return []
         fields = ["payload", "vector"] if with_vectors else ["payload"]

@@ -36,7 +36,7 @@ from embedops.errors import (
     StoreLocked,
 )
 from embedops.store import pg_schema, pg_search, remote
-from embedops.store.batch import check_ids
+from embedops.store.batch import lookup_ids
 from embedops.store.catalog import now
 from embedops.store.guards import serialised, writes
 from embedops.store.names import check_name
@@ -242,8 +242,7 @@ class PgVectorStore:
         parts: list[sql.Composable] = []
         params: list[Any] = []
         if ids is not None:
-            ids = [str(i) for i in ids]
-            check_ids(ids, lookup=True)
+            ids = lookup_ids(ids)
             parts.append(sql.SQL("id = ANY(%s::text[])"))
             params.append(ids)
         if filter is not None:
@@ -286,8 +285,7 @@ class PgVectorStore:
     @_guarded
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[Point]:
         """The existing points among ``ids``, in the order asked."""
-        ids = [str(i) for i in ids]
-        check_ids(ids, lookup=True)
+        ids = lookup_ids(ids)
 
         def body(cid: int, spec: Spec) -> list[Point]:
             rows = self.conn.execute(sql.SQL(
