@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import open_store
+from embedops.store import open_store, schema
 from embedops.store.changes import ChangedRows
 
 DIM = 4
@@ -74,16 +74,13 @@ def _vm_steps(conn: sqlite3.Connection, read: callable) -> int:
 
 def test_reading_a_tail_in_pages_costs_about_what_reading_it_at_once_does(
         tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "t.sqlite")
-    conn.executescript(
-        "CREATE TABLE points (rowkey INTEGER PRIMARY KEY AUTOINCREMENT, cid INTEGER NOT NULL,"
-        " id TEXT NOT NULL, vector BLOB NOT NULL, payload TEXT NOT NULL DEFAULT '{}',"
-        " seq INTEGER NOT NULL, UNIQUE (cid, id));"
-        "CREATE INDEX points_cid_seq ON points (cid, seq);")
+    conn = sqlite3.connect(tmp_path / "t.sqlite", isolation_level=None)
+    schema.migrate(conn)  # (the store's tables: points, and their vectors apart)
     # one large commit (one sequence) and a few smaller ones after it
-    conn.executemany("INSERT INTO points (cid, id, vector, seq) VALUES (1, ?, ?, ?)",
-                     ((str(i), b"v" * 64, 2 if i < 20_000 else 3 + i % 5)
-                      for i in range(24_000)))
+    conn.executemany("INSERT INTO points (cid, id, seq) VALUES (1, ?, ?)",
+                     ((str(i), 2 if i < 20_000 else 3 + i % 5) for i in range(24_000)))
+    conn.execute("INSERT INTO vectors (rowkey, vector) SELECT rowkey, ? FROM points",
+                 (b"v" * 64,))
 
     def drain(since: int, page: int) -> int:
         changed, total = ChangedRows(conn, 1, since), 0

@@ -38,8 +38,10 @@ def test_layout_is_sqlite_and_documented_manifest(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == \
         list(range(1, LATEST + 1))
-    blob, payload = conn.execute("SELECT vector, payload FROM points LIMIT 1").fetchone()
+    blob, payload = conn.execute(
+        "SELECT vector, payload FROM points JOIN vectors USING (rowkey) LIMIT 1").fetchone()
     assert len(blob) == 24 * 4 and json.loads(payload) == {}
+    assert conn.execute("SELECT COUNT(*) FROM vectors").fetchone() == (2000,)
 
 
 def test_damaged_checkpoint_is_rebuilt_from_sqlite(tmp_path: Path) -> None:
@@ -189,7 +191,8 @@ def _summed(store: Any, cid: int) -> tuple[int, int]:
     """A collection's points and row bytes counted the slow way, over every row."""
     n, size = store.conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(LENGTH(vector) + LENGTH(CAST(payload AS BLOB)) "
-        "+ LENGTH(CAST(id AS BLOB))), 0) FROM points WHERE cid = ?", (cid,)).fetchone()
+        "+ LENGTH(CAST(id AS BLOB))), 0) FROM points JOIN vectors USING (rowkey) "
+        "WHERE cid = ?", (cid,)).fetchone()
     return int(n), int(size)
 
 
@@ -269,6 +272,18 @@ def test_a_delete_by_filter_counts_the_bytes_exactly_and_none_goes_below_zero(
         assert store.stats("c")["disk_bytes"] >= 0
 
 
+def _vectors_back_in_their_rows(path: Path) -> None:
+    """Undo schema migration 3 in the store at ``path`` (closed): its vectors back in the
+    points' rows, as stores written before it keep them."""
+    conn = sqlite3.connect(path / "store.sqlite")
+    conn.executescript(
+        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
+        "UPDATE points SET vector = (SELECT vector FROM vectors "
+        "WHERE vectors.rowkey = points.rowkey);"
+        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
+    conn.close()
+
+
 def test_a_store_written_before_the_totals_gets_them_on_open(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A store made with schema version 1 (no totals) and rows in it: opening it
@@ -285,6 +300,7 @@ def test_a_store_written_before_the_totals_gets_them_on_open(
                      fingerprint="fp")
         cid = lookup(store.conn, "c").cid
         others = [lookup(store.conn, name).cid for name in ("empty", "other")]
+    _vectors_back_in_their_rows(path)
     conn = sqlite3.connect(path / "store.sqlite")
     conn.executescript("ALTER TABLE collections DROP COLUMN points; "
                        "ALTER TABLE collections DROP COLUMN row_bytes; "

@@ -26,6 +26,7 @@ from embedops.errors import (
     StoreError,
     StoreLocked,
 )
+from embedops.store import quantization
 from embedops.store.filters import field_sql, json_path
 from embedops.store.names import check_name as check_name  # the store's one name rule
 from embedops.store.protocol import CollectionInfo
@@ -184,18 +185,34 @@ def by_cid(conn: sqlite3.Connection, cid: int) -> CollectionRow | None:
     return CollectionRow.from_row(row) if row is not None else None
 
 
-ROW_BYTES = "LENGTH(vector) + LENGTH(CAST(payload AS BLOB)) + LENGTH(CAST(id AS BLOB))"
+# A point's row and its vector (schema migration 3): the point's row first, its vector
+# looked up by row key (CROSS JOIN keeps that order: the planner must not scan every
+# vector to find a collection's). ``rowkey`` needs no table name beside USING.
+POINTS_WITH_VECTORS = "points CROSS JOIN vectors USING (rowkey)"
+POINTS_WITH_VECTORS_IN_KEY_ORDER = "points NOT INDEXED CROSS JOIN vectors USING (rowkey)"
+
+
+def vector_bytes(row: CollectionRow) -> int:
+    """The bytes of one stored vector of the collection (every vector has them)."""
+    return row.dim * quantization.blob_dtype(row.dtype).itemsize
+
+
+def row_bytes_sql(row: CollectionRow) -> str:
+    """SQL for the bytes ``row_bytes`` counts for a point of the collection, over its
+    ``points`` row alone (the vector's size is the collection's)."""
+    return (f"{vector_bytes(row)} + LENGTH(CAST(payload AS BLOB)) "
+            "+ LENGTH(CAST(id AS BLOB))")
 
 
 def row_bytes(id: str, vector: bytes, payload: str) -> int:
-    """The bytes ``ROW_BYTES`` counts for one row: its vector and the UTF-8 of its
-    payload and id."""
+    """The bytes a collection's totals count for one point: its vector and the UTF-8 of
+    its payload and id (``row_bytes_sql``)."""
     return len(vector) + (len(payload) if payload.isascii() else len(payload.encode())) \
         + (len(id) if id.isascii() else len(id.encode()))
 
 
 class Totals(NamedTuple):
-    """A collection's live points, the bytes of their rows (``ROW_BYTES``; an estimate
+    """A collection's live points, the bytes of their rows (``row_bytes``; an estimate
     after deletes by id) and the change sequence they are at."""
 
     points: int
@@ -274,6 +291,9 @@ def delete_collection(conn: sqlite3.Connection, row: CollectionRow) -> None:
     for field in row.payload_indexes:
         conn.execute(f"DROP INDEX IF EXISTS {payload_index_name(row.cid, field)}")
         conn.execute(f"DROP INDEX IF EXISTS {_legacy_index_name(row.cid, field)}")
+    conn.execute("DELETE FROM vectors WHERE rowkey IN (SELECT rowkey FROM points "
+                 "WHERE cid = ? UNION ALL SELECT rowkey FROM tombstones WHERE cid = ?)",
+                 (row.cid, row.cid))
     conn.execute("DELETE FROM points WHERE cid = ?", (row.cid,))
     conn.execute("DELETE FROM tombstones WHERE cid = ?", (row.cid,))
     conn.execute("DELETE FROM collections WHERE cid = ?", (row.cid,))

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import sqlite3
 
+from embedops.store.catalog import POINTS_WITH_VECTORS, POINTS_WITH_VECTORS_IN_KEY_ORDER
+
 Row = tuple[int, bytes, int]  # (rowkey, vector blob, seq)
 
-_SAME_SEQ = ("SELECT rowkey, vector, seq FROM points WHERE cid = ? AND seq = ? AND rowkey > ? "
-             "ORDER BY rowkey LIMIT ?")
-_LATER = ("SELECT rowkey, vector, seq FROM points WHERE cid = ? AND seq > ? "
+_SAME_SEQ = (f"SELECT rowkey, vector, seq FROM {POINTS_WITH_VECTORS} WHERE cid = ? AND seq = ? "
+             "AND rowkey > ? ORDER BY rowkey LIMIT ?")
+_LATER = (f"SELECT rowkey, vector, seq FROM {POINTS_WITH_VECTORS} WHERE cid = ? AND seq > ? "
           "ORDER BY seq, rowkey LIMIT ?")
-_ALL = ("SELECT rowkey, vector, seq FROM points NOT INDEXED WHERE cid = ? AND rowkey > ? "
+_ALL = (f"SELECT rowkey, vector, seq FROM {POINTS_WITH_VECTORS_IN_KEY_ORDER} WHERE cid = ? "
+        "AND rowkey > ? "
         "ORDER BY rowkey LIMIT ?")
 
 

@@ -2,7 +2,7 @@
 
 Layout (see docs/store.md)::
 
-    <store>/store.sqlite        catalog, points (id, payload JSON, vector BLOB), tombstones
+    <store>/store.sqlite        catalog, points (id, payload JSON), vectors, tombstones
     <store>/LOCK                single-writer lock (fcntl.flock), holder's pid
     <store>/index/<cid>.json    checkpoint manifest: index file name + change seq it covers
     <store>/index/<cid>-<seq>.faiss     the checkpointed HNSW graph (faiss format)
@@ -55,11 +55,13 @@ from embedops.errors import (
 from embedops.store import catalog, hnsw_graph, quantization, schema
 from embedops.store.batch import check_batch, check_dim, lookup_ids, payload_text
 from embedops.store.catalog import (
-    ROW_BYTES,
+    POINTS_WITH_VECTORS,
+    POINTS_WITH_VECTORS_IN_KEY_ORDER,
     CollectionRow,
     by_cid,
     lookup,
     row_bytes,
+    row_bytes_sql,
     sql_errors,
     totals,
     transaction,
@@ -131,19 +133,24 @@ DELETE_TOTALS = ("UPDATE collections SET seq = ?, row_bytes = CASE WHEN points <
 DELETE_EXACT_TOTALS = ("UPDATE collections SET seq = ?, points = MAX(0, points - ?), "
                        "row_bytes = MAX(0, row_bytes - ?) WHERE cid = ?")
 # An upsert's rows: a new id inserts, an existing one is replaced in place (its rowkey
-# kept). One statement writes the batch, or a slice of about ``UPSERT_SLICE_BYTES`` of
-# vectors, ids and payload texts (``_write_rows``): parameters 1 and 4 are the collection
-# and the change sequence, 5 a JSON array of [id, payload text] pairs, 2 the vectors'
-# BLOBs end to end, 3 bytes each (``executemany`` ran a statement per row, and each let
-# go of the interpreter lock: beside a searching thread, a batch of 1,000 waited up to
-# 1,000 times for a search's Python steps to give it back). ``WHERE true`` tells SQLite's
-# parser that ON CONFLICT belongs to the INSERT, not to a join.
+# kept). Two statements write the batch, or a slice of about ``UPSERT_SLICE_BYTES`` of
+# vectors, ids and payload texts (``_write_rows``): the points' rows, then their vectors
+# by row key (schema migration 3). ``UPSERT_POINTS``: parameters 1 and 2 are the
+# collection and the change sequence, 3 a JSON array of [id, payload text] pairs;
+# ``UPSERT_VECTORS``: 1 the vectors' BLOBs end to end, 2 bytes each, 3 a JSON array of
+# their row keys (``executemany`` ran a statement per row, and each let go of the
+# interpreter lock: beside a searching thread, a batch of 1,000 waited up to 1,000 times
+# for a search's Python steps to give it back). ``WHERE true`` tells SQLite's parser that
+# ON CONFLICT belongs to the INSERT, not to a join.
 UPSERT_SLICE_BYTES = 64 << 20
-UPSERT_POINTS = ("INSERT INTO points (cid, id, vector, payload, seq) "
-                 "SELECT ?1, json_extract(value, '$[0]'), substr(?2, key * ?3 + 1, ?3), "
-                 "json_extract(value, '$[1]'), ?4 FROM json_each(?5) WHERE true "
-                 "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
-                 "payload = excluded.payload, seq = excluded.seq")
+UPSERT_POINTS = ("INSERT INTO points (cid, id, payload, seq) "
+                 "SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?2 "
+                 "FROM json_each(?3) WHERE true "
+                 "ON CONFLICT (cid, id) DO UPDATE SET payload = excluded.payload, "
+                 "seq = excluded.seq")
+UPSERT_VECTORS = ("INSERT INTO vectors (rowkey, vector) "
+                  "SELECT value, substr(?1, key * ?2 + 1, ?2) FROM json_each(?3) WHERE true "
+                  "ON CONFLICT (rowkey) DO UPDATE SET vector = excluded.vector")
 _log = logging.getLogger("embedops.store")
 
 
@@ -445,9 +452,8 @@ class EmbeddedStore:
             if row.dtype == "int8" and row.clip is None:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
-            before = self._existing(row.cid, ids)
-            self._write_rows(row.cid, ids, blobs, texts, seq)
-            keys = self._rowkeys(row.cid, ids, before)
+            before = self._existing(row, ids)
+            keys = self._write_rows(row.cid, ids, blobs, texts, seq, before)
             self.conn.execute(
                 "UPDATE collections SET seq = ?, points = points + ?, "
                 "row_bytes = MAX(0, row_bytes + ?) WHERE cid = ?",
@@ -469,21 +475,26 @@ class EmbeddedStore:
         return len(ids), (after.cid, max(PENDING_MAX, pending - len(ids)))
 
     def _write_rows(self, cid: int, ids: list[str], blobs: list[bytes], texts: list[str],
-                    seq: int) -> None:
-        """Insert or replace the rows of an upsert (``UPSERT_POINTS``), in as few
-        statements as ``UPSERT_SLICE_BYTES`` allows: each statement's BLOB and JSON text
-        must stay under SQLite's length limit (1e9 bytes by default), which a batch of
-        100,000 3,072-d float32 vectors alone passes."""
+                    seq: int, before: dict[str, tuple[int, int]]) -> np.ndarray:
+        """Insert or replace the rows and vectors of an upsert (``UPSERT_POINTS``,
+        ``UPSERT_VECTORS``), in as few statements as ``UPSERT_SLICE_BYTES`` allows: each
+        statement's BLOB and JSON text must stay under SQLite's length limit (1e9 bytes by
+        default), which a batch of 100,000 3,072-d float32 vectors alone passes. Returns
+        the points' row keys, in the order of ``ids``."""
         width, start = len(blobs[0]), 0
+        keys: list[np.ndarray] = []
         while start < len(ids):
             end, size = start + 1, width + len(ids[start]) + len(texts[start])
             while end < len(ids) and size < UPSERT_SLICE_BYTES:
                 size += width + len(ids[end]) + len(texts[end])
                 end += 1
             pairs = [[i, t] for i, t in zip(ids[start:end], texts[start:end], strict=True)]
-            self.conn.execute(UPSERT_POINTS, (cid, b"".join(blobs[start:end]), width, seq,
-                                              orjson.dumps(pairs).decode()))
+            self.conn.execute(UPSERT_POINTS, (cid, seq, orjson.dumps(pairs).decode()))
+            keys.append(self._rowkeys(cid, ids[start:end], before))
+            self.conn.execute(UPSERT_VECTORS, (b"".join(blobs[start:end]), width,
+                                               orjson.dumps(keys[-1].tolist()).decode()))
             start = end
+        return np.concatenate(keys)
 
     def _pending_of(self, cid: int) -> int:
         """Points pending a merge in collection ``cid``'s index (0: none loaded). Reads a
@@ -859,12 +870,12 @@ class EmbeddedStore:
     # fetched lets go of the interpreter lock, which a searching thread then holds for a
     # whole search before the writer gets it back.
 
-    def _existing(self, cid: int, ids: list[str]) -> dict[str, tuple[int, int]]:
+    def _existing(self, row: CollectionRow, ids: list[str]) -> dict[str, tuple[int, int]]:
         """The rows ``ids`` name that exist, before a write: id -> (row key, bytes)."""
         (found,) = self.conn.execute(
-            f"SELECT json_group_array(json_array(id, rowkey, {ROW_BYTES})) FROM points "
-            "WHERE cid = ? AND id IN (SELECT value FROM json_each(?))",
-            (cid, json.dumps(ids))).fetchone()
+            f"SELECT json_group_array(json_array(id, rowkey, {row_bytes_sql(row)})) "
+            "FROM points WHERE cid = ? AND id IN (SELECT value FROM json_each(?))",
+            (row.cid, json.dumps(ids))).fetchone()
         return {id: (key, size) for id, key, size in orjson.loads(found)}
 
     def _rowkeys(self, cid: int, ids: list[str], before: dict[str, tuple[int, int]]
@@ -917,7 +928,8 @@ class EmbeddedStore:
             size = None
             if filter is not None:  # (rows a filter chose are mostly read already)
                 (size,) = self.conn.execute(
-                    f"SELECT SUM({ROW_BYTES}) FROM points WHERE rowkey IN (SELECT rowkey "
+                    f"SELECT SUM({row_bytes_sql(row)}) FROM points WHERE rowkey IN "
+                    "(SELECT rowkey "
                     "FROM tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq)).fetchone()
             self.conn.execute("DELETE FROM points WHERE rowkey IN (SELECT rowkey FROM "
                               "tombstones WHERE cid = ? AND seq = ?)", (row.cid, seq))
@@ -970,7 +982,7 @@ class EmbeddedStore:
         row = lookup(self.conn, collection)
         ids = lookup_ids(ids)
         found = {r[0]: r for r in self.conn.execute(
-            "SELECT id, payload, vector FROM points WHERE cid = ? AND id IN "
+            f"SELECT id, payload, vector FROM {POINTS_WITH_VECTORS} WHERE cid = ? AND id IN "
             "(SELECT value FROM json_each(?))", (row.cid, json.dumps(ids)))}
         return [_point(row, found[i], with_vectors) for i in dict.fromkeys(ids) if i in found]
 
@@ -1109,7 +1121,7 @@ class EmbeddedStore:
         where, params = self._where(None, filter, required=False)
         # Without a filter, walk the primary key: the planner's choice, the (cid, seq)
         # index, sorts the rest of the collection for every page.
-        table = "points NOT INDEXED" if filter is None else "points"
+        table = POINTS_WITH_VECTORS_IN_KEY_ORDER if filter is None else POINTS_WITH_VECTORS
         rows = self.conn.execute(
             f"SELECT id, payload, vector, rowkey FROM {table} WHERE cid = ? AND rowkey > ? "
             f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, last, *params, size)).fetchall()
@@ -1171,7 +1183,8 @@ class EmbeddedStore:
         with self._index_lock.exclusive():
             keys = set(self._indexes.synced(row).keys().tolist())
         rows, mismatched = set(), []
-        cursor = self.conn.execute("SELECT rowkey, vector FROM points WHERE cid = ?", (row.cid,))
+        cursor = self.conn.execute(f"SELECT rowkey, vector FROM {POINTS_WITH_VECTORS} "
+                                   "WHERE cid = ?", (row.cid,))
         while page := cursor.fetchmany(10_000):
             page_keys = np.asarray([r[0] for r in page], dtype=np.int64)
             rows.update(page_keys.tolist())

@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from embedops.store import quantization
-from embedops.store.catalog import CollectionRow
+from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow
 
 
 def scores(queries: np.ndarray, matrix: np.ndarray, metric: str) -> np.ndarray:
@@ -70,7 +70,8 @@ class Dense:
 def load_dense(conn: sqlite3.Connection, row: CollectionRow, where: str = "",
                params: tuple[object, ...] = ()) -> Dense:
     """Read the rows of ``row``'s collection matching ``where`` (an SQL fragment) into memory."""
-    sql = f"SELECT rowkey, vector FROM points WHERE cid = ? {where} ORDER BY rowkey"
+    sql = (f"SELECT rowkey, vector FROM {POINTS_WITH_VECTORS} WHERE cid = ? {where} "
+           "ORDER BY rowkey")
     rows = conn.execute(sql, (row.cid, *params)).fetchall()
     keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     matrix = quantization.decode([r[1] for r in rows], row.dim, row.dtype)

@@ -29,7 +29,7 @@ import numpy as np
 
 from embedops.errors import IndexFailure
 from embedops.store import checkpoint_files, quantization
-from embedops.store.catalog import CollectionRow, by_cid, lookup, transaction
+from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow, by_cid, lookup, transaction
 from embedops.store.changes import ChangedRows
 from embedops.store.checkpoint_files import (
     IndexImage,
@@ -466,6 +466,9 @@ class IndexManager:
 
     def _prune(self, cid: int, seq: int) -> None:
         with transaction(self.conn):
+            # (the deleted points' vectors go with their tombstones: schema migration 3)
+            self.conn.execute("DELETE FROM vectors WHERE rowkey IN (SELECT rowkey FROM "
+                              "tombstones WHERE cid = ? AND seq <= ?)", (cid, seq))
             self.conn.execute("DELETE FROM tombstones WHERE cid = ? AND seq <= ?", (cid, seq))
             self.conn.execute("UPDATE collections SET pruned_seq = MAX(pruned_seq, ?) "
                               "WHERE cid = ?", (seq, cid))
@@ -488,7 +491,7 @@ class IndexManager:
 
     def _sample(self, row: CollectionRow) -> np.ndarray:
         blobs = [b for (b,) in self.conn.execute(
-            "SELECT vector FROM points WHERE cid = ? ORDER BY rowkey LIMIT ?",
+            f"SELECT vector FROM {POINTS_WITH_VECTORS} WHERE cid = ? ORDER BY rowkey LIMIT ?",
             (row.cid, CALIBRATION_SAMPLE))]
         return quantization.decode(blobs, row.dim, row.dtype)
 

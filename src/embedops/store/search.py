@@ -40,7 +40,7 @@ import numpy as np
 import orjson
 
 from embedops.store import quantization
-from embedops.store.catalog import CollectionRow, totals
+from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow, totals
 from embedops.store.exact import DenseCache, scores, top_k
 from embedops.store.filter_costs import FilterCosts
 from embedops.store.filter_matches import Filter, FilterMatches, filter_key
@@ -374,7 +374,8 @@ class Searcher:
         # One statement read in pages: the rows are sorted once (paging with ``rowkey >
         # last ORDER BY rowkey LIMIT`` made SQLite sort the rest of them for every page).
         cursor = self.conn.execute(
-            f"SELECT rowkey, vector FROM points WHERE cid = ? {clause} ORDER BY rowkey",
+            f"SELECT rowkey, vector FROM {POINTS_WITH_VECTORS} WHERE cid = ? {clause} "
+            "ORDER BY rowkey",
             (row.cid, *params))
         while rows := cursor.fetchmany(SCAN_PAGE):
             keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -551,7 +552,8 @@ class Searcher:
         else:
             keys_sql, args = "SELECT value FROM json_each(?)", [json.dumps(unique)]
         if with_vectors:
-            sql = (f"SELECT rowkey, id, payload, vector FROM points WHERE rowkey IN ({keys_sql})"
+            sql = (f"SELECT rowkey, id, payload, vector FROM {POINTS_WITH_VECTORS} "
+                   f"WHERE rowkey IN ({keys_sql})"
                    f" {clause}")
             return {r[0]: r for r in self.conn.execute(sql, (*args, *params))}
         sql = (f"SELECT json_group_array(json_array(rowkey, id, payload)) FROM points "

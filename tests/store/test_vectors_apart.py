@@ -1,0 +1,157 @@
+"""The embedded store keeps vectors in a table of their own (schema migration 3): a
+deleted point's vector stays until the checkpoint that prunes its tombstone sweeps it;
+dropping a collection takes its vectors; stores written before get their vectors moved."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embedops.errors import StoreError
+from embedops.store import open_store
+from embedops.store.catalog import lookup, totals
+
+from .storedata import mixture
+
+PARAMS = {"exact_threshold": 0}
+
+
+def _vector_rows(store: Any) -> int:
+    (n,) = store.conn.execute("SELECT COUNT(*) FROM vectors").fetchone()
+    return int(n)
+
+
+def _orphans(store: Any) -> int:
+    """Vectors whose point is gone."""
+    (n,) = store.conn.execute("SELECT COUNT(*) FROM vectors WHERE rowkey NOT IN "
+                              "(SELECT rowkey FROM points)").fetchone()
+    return int(n)
+
+
+def _same(stored: np.ndarray, written: np.ndarray) -> None:
+    """The vectors stored are the ones written (unit length: the metric is cosine)."""
+    unit = written / np.linalg.norm(written, axis=1, keepdims=True)
+    np.testing.assert_allclose(stored, unit, rtol=0, atol=1e-6)
+
+
+def _vectors_of(store: Any, collection: str, ids: list[str]) -> np.ndarray:
+    return np.stack([p.vector for p in store.get(collection, ids, with_vectors=True)])
+
+
+def test_a_delete_leaves_the_vector_to_the_checkpoint_that_prunes_its_tombstone(
+        tmp_path: Path) -> None:
+    vectors = mixture(300, 24, seed=3)
+    ids = [str(i) for i in range(300)]
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", ids, vectors, None, fingerprint="fp")
+        store.checkpoint("c")
+        assert store.delete("c", ids=ids[:20]) == 20
+        assert store.delete("c", filter={"field": "missing", "eq": 1}) == 0
+        # the delete wrote the points' rows and tombstones only
+        assert _vector_rows(store) == 300 and _orphans(store) == 20
+        assert store.get("c", ids[:20], with_vectors=True) == []
+        assert store.count("c") == 280 and totals(store.conn, lookup(store.conn, "c").cid
+                                                   ).points == 280
+        found = store.search("c", vectors[:20], k=1, exact=True)
+        assert all(hits[0].id not in ids[:20] for hits in found)
+        # the id comes back as a new point (a new row key): its vector is the new one
+        moved = vectors[0] + 0.5
+        store.upsert("c", [ids[0]], moved[None, :], None, fingerprint="fp")
+        store.checkpoint("c")  # prunes the tombstones, and sweeps their vectors
+        assert _orphans(store) == 0 and _vector_rows(store) == 281
+        _same(_vectors_of(store, "c", [ids[0]]), moved[None, :])
+        _same(_vectors_of(store, "c", ids[20:]), vectors[20:])
+        report = store.verify_index("c")
+        assert report["missing"] == report["ghosts"] == report["mismatched"] == []
+
+
+def test_a_sweep_left_by_a_crash_happens_at_the_next_checkpoint(tmp_path: Path) -> None:
+    """Deleted points' vectors left when the process ended before a checkpoint: the
+    tombstones are in SQLite, and the next checkpoint sweeps them."""
+    vectors = mixture(200, 24, seed=8)
+    ids = [str(i) for i in range(200)]
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", ids, vectors, None, fingerprint="fp")
+        store.checkpoint("c")
+        store.delete("c", ids=ids[:50])
+        # as a process killed now leaves the file: rows deleted, vectors not yet swept
+        copy = sqlite3.connect(tmp_path / "crashed.sqlite")
+        store.conn.backup(copy)
+        copy.close()
+    (tmp_path / "s" / "store.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "s" / f"store.sqlite{suffix}").unlink(missing_ok=True)
+    (tmp_path / "crashed.sqlite").rename(tmp_path / "s" / "store.sqlite")
+    with open_store(tmp_path / "s") as store:
+        assert _orphans(store) == 50 and store.count("c") == 150
+        store.upsert("c", ["new"], mixture(1, 24, seed=9), None, fingerprint="fp")
+        store.checkpoint("c")
+        assert _orphans(store) == 0 and _vector_rows(store) == 151
+        _same(_vectors_of(store, "c", ids[50:]), vectors[50:])
+
+
+def test_dropping_a_collection_takes_its_vectors_swept_or_not(tmp_path: Path) -> None:
+    with open_store(tmp_path / "s") as store:
+        for name, seed in (("gone", 1), ("kept", 2)):
+            store.create_collection(name, 24, fingerprint="fp", index_params=PARAMS)
+            store.upsert(name, [str(i) for i in range(100)], mixture(100, 24, seed=seed),
+                         None, fingerprint="fp")
+        store.delete("gone", ids=["1", "2", "3"])  # (vectors not swept yet)
+        store.delete("kept", ids=["1"])
+        store.drop_collection("gone")
+        assert _vector_rows(store) == 100 and _orphans(store) == 1
+        _same(
+            _vectors_of(store, "kept", [str(i) for i in range(2, 100)]),
+            mixture(100, 24, seed=2)[2:])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_a_store_written_with_vectors_in_its_rows_gets_them_moved_on_open(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, dtype: str) -> None:
+    """A store of schema version 2 (vectors in the points' rows), with deleted points'
+    tombstones and a payload index: the first read-write open moves the vectors to their
+    table; every point, vector, search result and total is as before, and writes go on."""
+    path = tmp_path / "s"
+    vectors = mixture(400, 24, seed=11)
+    ids = [str(i) for i in range(400)]
+    with open_store(path) as store:
+        store.create_collection("c", 24, fingerprint="fp", dtype=dtype, index_params=PARAMS)
+        store.create_payload_index("c", "n")
+        store.upsert("c", ids, vectors, [{"n": i % 7} for i in range(400)], fingerprint="fp")
+        store.checkpoint("c")
+        store.delete("c", ids=ids[:30])  # (tombstones after the checkpoint)
+        before_hits = store.search("c", vectors[100:110], k=5)
+        before_filtered = store.search("c", vectors[100:110], k=5, filter={"field": "n",
+                                                                            "eq": 3})
+        before_totals = tuple(totals(store.conn, lookup(store.conn, "c").cid))
+    conn = sqlite3.connect(path / "store.sqlite")
+    conn.executescript(
+        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
+        "UPDATE points SET vector = (SELECT vector FROM vectors "
+        "WHERE vectors.rowkey = points.rowkey);"
+        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
+    conn.close()
+    with pytest.raises(StoreError, match="open it once read-write"):
+        open_store(path, read_only=True)
+    with caplog.at_level(logging.DEBUG, logger="embedops.migrations"), open_store(path) as store:
+        assert "applying schema migration 3 (vectors apart)" in caplog.text
+        columns = [r[1] for r in store.conn.execute("PRAGMA table_info(points)")]
+        assert "vector" not in columns
+        assert _vector_rows(store) == 370 and _orphans(store) == 0
+        _same(_vectors_of(store, "c", ids[30:]), vectors[30:])
+        assert tuple(totals(store.conn, lookup(store.conn, "c").cid)) == before_totals
+        assert store.search("c", vectors[100:110], k=5) == before_hits
+        assert store.search("c", vectors[100:110], k=5,
+                            filter={"field": "n", "eq": 3}) == before_filtered
+        report = store.verify_index("c")
+        assert report["missing"] == report["ghosts"] == report["mismatched"] == []
+        store.upsert("c", ids[:40], vectors[40:80], None, fingerprint="fp")
+        assert store.count("c") == 400
+        _same(_vectors_of(store, "c", ids[:40]), vectors[40:80])
