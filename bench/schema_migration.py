@@ -5,7 +5,9 @@ read-only open and its ``stats()``. Prints JSON.
 
 The store must be at schema version 1: one built by a release before migration 2, or,
 with ``--back-to-1``, any store taken back to version 1 first (the totals' columns
-dropped and the migration's record removed: the migration then runs again in full).
+dropped and the migration's record removed: the migration then runs again in full). A
+store at version 3 is taken back through version 2 (its vectors put back in the points'
+rows), and the open then applies migration 3 too, timed with migration 2.
 
     .venv/bin/python bench/schema_migration.py --path /tmp/s10m
     .venv/bin/python bench/schema_migration.py --path /tmp/s1m --back-to-1
@@ -25,6 +27,14 @@ from embedops.store import open_store
 
 def back_to_version_1(path: Path) -> None:
     conn = sqlite3.connect(path / "store.sqlite")
+    (apart,) = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'vectors'"
+                            ).fetchone()
+    if apart:  # (schema migration 3 undone first: the vectors back in the points' rows)
+        conn.executescript(
+            "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
+            "UPDATE points SET vector = (SELECT vector FROM vectors "
+            "WHERE vectors.rowkey = points.rowkey);"
+            "DROP TABLE vectors;")
     conn.executescript("ALTER TABLE collections DROP COLUMN points; "
                        "ALTER TABLE collections DROP COLUMN row_bytes; "
                        "DELETE FROM schema_migrations WHERE version > 1;")

@@ -33,6 +33,39 @@ def _orphans(store: Any) -> int:
     return int(n)
 
 
+def _back_to_version_2(path: Path) -> None:
+    """Undo schema migration 3 in the (closed) store at ``path``: its vectors back in the
+    points' rows, as stores written before it keep them. (The column added last, and
+    filled by an UPDATE, leaves each row on a page of its own or two to a page, as rows
+    written with their vectors were.)"""
+    conn = sqlite3.connect(path / "store.sqlite")
+    conn.executescript(
+        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
+        "UPDATE points SET vector = (SELECT vector FROM vectors "
+        "WHERE vectors.rowkey = points.rowkey);"
+        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
+    conn.close()
+
+
+def _index_names(store: Any) -> list[str]:
+    return sorted(name for (name,) in store.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'points' "
+        "AND sql IS NOT NULL"))
+
+
+def _points_packed(store: Any) -> None:
+    """The points' rows fill their pages (a migration that dropped the column in place
+    left two rows a page, as with the vectors in them)."""
+    try:
+        (pages,) = store.conn.execute(
+            "SELECT COUNT(*) FROM dbstat WHERE name = 'points' AND pagetype = 'leaf'"
+        ).fetchone()
+    except sqlite3.OperationalError:  # (a SQLite built without the dbstat table)
+        return
+    (rows,) = store.conn.execute("SELECT COUNT(*) FROM points").fetchone()
+    assert rows / pages > 20, (rows, pages)
+
+
 def _same(stored: np.ndarray, written: np.ndarray) -> None:
     """The vectors stored are the ones written (unit length: the metric is cosine)."""
     unit = written / np.linalg.norm(written, axis=1, keepdims=True)
@@ -125,25 +158,29 @@ def test_a_store_written_with_vectors_in_its_rows_gets_them_moved_on_open(
         store.create_collection("c", 24, fingerprint="fp", dtype=dtype, index_params=PARAMS)
         store.create_payload_index("c", "n")
         store.upsert("c", ids, vectors, [{"n": i % 7} for i in range(400)], fingerprint="fp")
+        store.upsert("c", ["last"], vectors[:1], None, fingerprint="fp")
         store.checkpoint("c")
         store.delete("c", ids=ids[:30])  # (tombstones after the checkpoint)
+        store.delete("c", ids=["last"])  # (the highest row key: never to be given again)
+        (highest,) = store.conn.execute("SELECT MAX(rowkey) FROM tombstones").fetchone()
+        indexes = _index_names(store)
         before_hits = store.search("c", vectors[100:110], k=5)
         before_filtered = store.search("c", vectors[100:110], k=5, filter={"field": "n",
                                                                             "eq": 3})
         before_totals = tuple(totals(store.conn, lookup(store.conn, "c").cid))
-    conn = sqlite3.connect(path / "store.sqlite")
-    conn.executescript(
-        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
-        "UPDATE points SET vector = (SELECT vector FROM vectors "
-        "WHERE vectors.rowkey = points.rowkey);"
-        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
-    conn.close()
+    _back_to_version_2(path)
     with pytest.raises(StoreError, match="open it once read-write"):
         open_store(path, read_only=True)
     with caplog.at_level(logging.DEBUG, logger="embedops.migrations"), open_store(path) as store:
         assert "applying schema migration 3 (vectors apart)" in caplog.text
         columns = [r[1] for r in store.conn.execute("PRAGMA table_info(points)")]
-        assert "vector" not in columns
+        assert columns == ["rowkey", "cid", "id", "payload", "seq"]
+        assert _index_names(store) == indexes  # (the payload index made again)
+        plan = " ".join(r[3] for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT rowkey FROM points WHERE cid = 1 AND "
+            "json_extract(payload, '$.n') = 3"))
+        assert "payload_" in plan, plan
+        _points_packed(store)
         assert _vector_rows(store) == 370 and _orphans(store) == 0
         _same(_vectors_of(store, "c", ids[30:]), vectors[30:])
         assert tuple(totals(store.conn, lookup(store.conn, "c").cid)) == before_totals
@@ -154,4 +191,24 @@ def test_a_store_written_with_vectors_in_its_rows_gets_them_moved_on_open(
         assert report["missing"] == report["ghosts"] == report["mismatched"] == []
         store.upsert("c", ids[:40], vectors[40:80], None, fingerprint="fp")
         assert store.count("c") == 400
+        (again,) = store.conn.execute(  # (deleted, then written again: a new row key)
+            "SELECT rowkey FROM points WHERE id = '0'").fetchone()
+        assert again > highest
         _same(_vectors_of(store, "c", ids[:40]), vectors[40:80])
+
+
+def test_the_migration_packs_the_points_rows_it_leaves(tmp_path: Path) -> None:
+    """384-d float32 vectors in the rows put two rows on a page; after migration 3 the
+    points' rows fill their pages (``ALTER TABLE … DROP COLUMN`` would leave them two a
+    page until a ``VACUUM``)."""
+    path = tmp_path / "s"
+    rng = np.random.default_rng(2)
+    with open_store(path) as store:
+        store.create_collection("c", 384, fingerprint="fp", index_params=PARAMS)
+        store.upsert("c", [f"doc-{i}" for i in range(600)],
+                     rng.standard_normal((600, 384)).astype(np.float32),
+                     [{"n": i} for i in range(600)], fingerprint="fp")
+    _back_to_version_2(path)
+    with open_store(path) as store:
+        _points_packed(store)
+        assert store.count("c") == 600 and _vector_rows(store) == 600

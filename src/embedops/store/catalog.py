@@ -267,6 +267,15 @@ def _legacy_index_name(cid: int, field: str) -> str:
     return f"payload_{cid}_{field.replace('.', '__')}"
 
 
+def restore_payload_indexes(conn: sqlite3.Connection) -> None:
+    """Make every declared payload index that is missing (schema migration 3 rebuilds the
+    points table, which drops them; a crash before they were made again leaves them to
+    the next read-write open). Cheap when none is missing."""
+    for cid, fields in conn.execute("SELECT cid, payload_indexes FROM collections"):
+        for field in json.loads(fields):
+            create_payload_index(conn, cid, field)
+
+
 def create_payload_index(conn: sqlite3.Connection, cid: int, field: str) -> None:
     """An expression index on ``json_extract(payload, '$.field')`` for collection ``cid``.
 

@@ -317,6 +317,7 @@ class EmbeddedStore:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
         schema.migrate(conn)
+        catalog.restore_payload_indexes(conn)
         return conn
 
     @contextlib.contextmanager

@@ -29,7 +29,7 @@ import numpy as np
 
 from embedops.errors import IndexFailure
 from embedops.store import checkpoint_files, quantization
-from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow, by_cid, lookup, transaction
+from embedops.store.catalog import CollectionRow, by_cid, lookup, transaction
 from embedops.store.changes import ChangedRows
 from embedops.store.checkpoint_files import (
     IndexImage,
@@ -491,7 +491,8 @@ class IndexManager:
 
     def _sample(self, row: CollectionRow) -> np.ndarray:
         blobs = [b for (b,) in self.conn.execute(
-            f"SELECT vector FROM {POINTS_WITH_VECTORS} WHERE cid = ? ORDER BY rowkey LIMIT ?",
+            "SELECT vector FROM vectors WHERE rowkey IN (SELECT rowkey FROM points "
+            "WHERE cid = ? ORDER BY rowkey LIMIT ?)",
             (row.cid, CALIBRATION_SAMPLE))]
         return quantization.decode(blobs, row.dim, row.dtype)
 

@@ -89,14 +89,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "vectors apart",
         # The vectors in a table of their own, keyed by row key: a point's row keeps its
         # id, payload and change sequence (tens of bytes, not a 1.5 KB float32 vector
-        # beside them). A delete then rewrites the pages of small rows: ~30 to a page
-        # instead of two (SQLite alone deleted 1,000 points written together 3.5x
-        # faster, ``bench/sqlite_deletes.py``). A deleted point's vector stays until the
+        # beside them). A delete then rewrites the pages of small rows, ~30 to a page
+        # instead of two (docs/store.md). A deleted point's vector stays until the
         # checkpoint that prunes its tombstone sweeps it (``index_manager._prune``): row
         # keys are never reused (AUTOINCREMENT), and every read of a vector goes through
-        # its point's row (``catalog.POINTS_WITH_VECTORS``). The copy is made in row key
-        # order; the file keeps its size (the dropped column's pages are free pages,
-        # reused by later writes; ``VACUUM`` gives them back to the file system).
+        # its point's row (``catalog.POINTS_WITH_VECTORS``).
+        #
+        # The points' rows are copied into a new table, in row key order, not left in
+        # place by ``ALTER TABLE … DROP COLUMN``: that rewrites each row where it is, and
+        # the table would keep its two rows a page (and the file double its size) until a
+        # ``VACUUM``. Dropping the old table drops its indexes: ``points_cid_seq`` is
+        # made again here, the payload indexes by every read-write open
+        # (``catalog.restore_payload_indexes``), and the AUTOINCREMENT counter is carried
+        # over, so a row key deleted before the migration is never given again.
         """
         CREATE TABLE vectors (
             rowkey INTEGER PRIMARY KEY,
@@ -104,7 +109,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         INSERT INTO vectors (rowkey, vector)
             SELECT rowkey, vector FROM points NOT INDEXED ORDER BY rowkey;
-        ALTER TABLE points DROP COLUMN vector;
+        CREATE TEMP TABLE migration_3_counter AS
+            SELECT seq FROM sqlite_sequence WHERE name = 'points';
+        CREATE TABLE points_without_vectors (
+            rowkey INTEGER PRIMARY KEY AUTOINCREMENT,
+            cid INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            seq INTEGER NOT NULL,
+            UNIQUE (cid, id)
+        );
+        INSERT INTO points_without_vectors (rowkey, cid, id, payload, seq)
+            SELECT rowkey, cid, id, payload, seq FROM points NOT INDEXED ORDER BY rowkey;
+        DROP TABLE points;
+        ALTER TABLE points_without_vectors RENAME TO points;
+        CREATE INDEX points_cid_seq ON points (cid, seq);
+        DELETE FROM sqlite_sequence WHERE name = 'points';
+        INSERT INTO sqlite_sequence (name, seq)
+            SELECT 'points', MAX(COALESCE((SELECT MAX(rowkey) FROM points), 0),
+                                 COALESCE((SELECT seq FROM migration_3_counter), 0));
+        DROP TABLE migration_3_counter;
         """,
     ),
 )
