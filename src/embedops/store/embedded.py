@@ -316,7 +316,8 @@ class EmbeddedStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
-        schema.migrate(conn)
+        if schema.migrate(conn):  # (the log the migrations grew, cut back: at 1M, 2 GB)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         catalog.restore_payload_indexes(conn)
         return conn
 
