@@ -97,11 +97,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         #
         # The points' rows are copied into a new table, in row key order, not left in
         # place by ``ALTER TABLE … DROP COLUMN``: that rewrites each row where it is, and
-        # the table would keep its two rows a page (and the file double its size) until a
-        # ``VACUUM``. Dropping the old table drops its indexes: ``points_cid_seq`` is
-        # made again here, the payload indexes by every read-write open
-        # (``catalog.restore_payload_indexes``), and the AUTOINCREMENT counter is carried
-        # over, so a row key deleted before the migration is never given again.
+        # the table would keep its two rows a page until a ``VACUUM``. (Either way the
+        # old pages stay in the file as free pages.) Dropping the old table drops its
+        # indexes: ``points_cid_seq`` is made again here, the payload indexes by every
+        # read-write open (``catalog.restore_payload_indexes``), and the AUTOINCREMENT
+        # counter is carried over, so a row key deleted before the migration is never
+        # given again.
         """
         CREATE TABLE vectors (
             rowkey INTEGER PRIMARY KEY,
