@@ -89,7 +89,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "vectors apart",
         # The vectors in a table of their own, keyed by row key: a point's row keeps its
         # id, payload and change sequence (tens of bytes, not a 1.5 KB float32 vector
-        # beside them). A delete then rewrites the pages of small rows, ~30 to a page
+        # beside them). A delete then rewrites the pages of small rows, ~40 to a page
         # instead of two (docs/store.md). A deleted point's vector stays until the
         # checkpoint that prunes its tombstone sweeps it (``index_manager._prune``): row
         # keys are never reused (AUTOINCREMENT), and every read of a vector goes through
