@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,42 @@ def test_the_migration_packs_the_points_rows_it_leaves(tmp_path: Path) -> None:
         assert (path / "store.sqlite-wal").stat().st_size < 64 << 10
         _points_packed(store)
         assert store.count("c") == 600 and _vector_rows(store) == 600
+
+
+def test_a_background_checkpoint_sweeps_with_searches_going_on(tmp_path: Path) -> None:
+    """The background checkpoint sweeps the deleted points' vectors holding the handle's
+    lock alone: a search made while a sweep is under way returns (it would wait for the
+    sweep under the index lock), and the sweep finishes the job."""
+    vectors = mixture(1200, 24, seed=6)
+    ids = [str(i) for i in range(1200)]
+    sweeping, go_on = threading.Event(), threading.Event()
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", 24, fingerprint="fp",
+                                index_params={**PARAMS, "checkpoint_every": 300})
+        store.upsert("c", ids, vectors, None, fingerprint="fp")
+        assert store.wait_checkpointed(60)
+        sweep = store._indexes.sweep
+
+        def held_sweep(keys: list[int]) -> None:
+            sweeping.set()
+            go_on.wait(30)
+            sweep(keys)
+
+        store._indexes.sweep = held_sweep
+        store.delete("c", ids=ids[:500])
+        assert sweeping.wait(30), "no sweep began"
+        hits = _within(10, lambda: store.search("c", vectors[600:605], k=3))
+        assert [h[0].id for h in hits] == ids[600:605]
+        go_on.set()
+        assert store.wait_checkpointed(60)
+        assert _orphans(store) == 0 and _vector_rows(store) == 700
+
+
+def _within(seconds: float, work: Any) -> Any:
+    """``work()`` in a daemon thread; fails (not hangs) when it takes longer."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(work()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert out, f"still waiting after {seconds} s"
+    return out[0]

@@ -73,7 +73,7 @@ from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
 from embedops.store.hnsw_index import HnswIndex, estimate_memory
-from embedops.store.index_manager import MAX_PENDING, IndexManager
+from embedops.store.index_manager import MAX_PENDING, CheckpointJob, IndexManager
 from embedops.store.payload_json import payload_of
 from embedops.store.protocol import (
     DTYPES,
@@ -665,7 +665,8 @@ class EmbeddedStore:
     def _checkpoint_in_background(self) -> bool:
         """Write every checkpoint that is due: the index's image taken under the index
         lock (milliseconds), the files written with no lock held while searches and
-        writes go on, the covered tombstones pruned under both locks. False when the
+        writes go on, the deleted points' vectors it covers swept with the handle's lock
+        alone (``_sweep``), the covered tombstones pruned under both locks. False when the
         handle is closing."""
         for cid in self._indexes.checkpoints_due():
             with self._index_lock.exclusive():
@@ -680,6 +681,8 @@ class EmbeddedStore:
                 # the old checkpoint stays, SQLite is the truth, the next write retries
                 if not self._closing:  # (closing cancels it: close() checkpoints itself)
                     _log.exception("checkpointing the index of collection %s failed", cid)
+            if not self._sweep(job):
+                return False
             with self._lock, self._index_lock.exclusive():
                 if self._conn is None:
                     return False
@@ -689,6 +692,25 @@ class EmbeddedStore:
                     _log.exception("pruning the tombstones the checkpoint of collection %s "
                                    "covers failed", cid)
         return not self._closing
+
+    def _sweep(self, job: CheckpointJob) -> bool:
+        """Delete the vectors of the points deleted up to the checkpoint ``job`` wrote, a
+        slice at a time with the handle's lock alone: searches go on (the prune after it,
+        under the index lock, then finds them gone), a write waits for one slice at most.
+        A failure is logged: the prune sweeps what is left. False when the handle closed."""
+        try:
+            with self._lock:
+                if self._conn is None:
+                    return False
+                slices = self._indexes.unswept(job)
+            for keys in slices:
+                with self._lock:
+                    if self._conn is None:
+                        return False
+                    self._indexes.sweep(keys)
+        except Exception:  # (a full disk, say: the tombstones stay, the prune retries)
+            _log.exception("sweeping the deleted vectors of collection %s failed", job.cid)
+        return True
 
     def wait_checkpointed(self, timeout: float = 60.0) -> bool:
         """Block until no checkpoint is due or being written (tests, benchmarks); False
