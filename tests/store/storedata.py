@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -35,3 +37,17 @@ def exact_top_k(base: np.ndarray, queries: np.ndarray, k: int,
 def recall(found: list[set[int]], truth: list[set[int]]) -> float:
     """Mean fraction of the true neighbours that were found."""
     return float(np.mean([len(f & t) / max(len(t), 1) for f, t in zip(found, truth, strict=True)]))
+
+
+def back_to_schema_2(path: Path) -> None:
+    """Undo the embedded store's schema migration 3 in the (closed) store at ``path``: its
+    vectors back in the points' rows, as stores written before it keep them. (The column
+    added last, and filled by an UPDATE, leaves the rows two to a page, as rows written
+    with their vectors were.)"""
+    conn = sqlite3.connect(path / "store.sqlite")
+    conn.executescript(
+        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
+        "UPDATE points SET vector = (SELECT vector FROM vectors "
+        "WHERE vectors.rowkey = points.rowkey);"
+        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
+    conn.close()

@@ -16,7 +16,7 @@ from embedops.store import embedded, open_store
 from embedops.store.catalog import lookup, totals
 from embedops.store.schema import LATEST
 
-from .storedata import mixture
+from .storedata import back_to_schema_2, mixture
 
 PARAMS = {"exact_threshold": 0}
 
@@ -272,18 +272,6 @@ def test_a_delete_by_filter_counts_the_bytes_exactly_and_none_goes_below_zero(
         assert store.stats("c")["disk_bytes"] >= 0
 
 
-def _vectors_back_in_their_rows(path: Path) -> None:
-    """Undo schema migration 3 in the store at ``path`` (closed): its vectors back in the
-    points' rows, as stores written before it keep them."""
-    conn = sqlite3.connect(path / "store.sqlite")
-    conn.executescript(
-        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
-        "UPDATE points SET vector = (SELECT vector FROM vectors "
-        "WHERE vectors.rowkey = points.rowkey);"
-        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
-    conn.close()
-
-
 def test_a_store_written_before_the_totals_gets_them_on_open(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A store made with schema version 1 (no totals) and rows in it: opening it
@@ -300,7 +288,7 @@ def test_a_store_written_before_the_totals_gets_them_on_open(
                      fingerprint="fp")
         cid = lookup(store.conn, "c").cid
         others = [lookup(store.conn, name).cid for name in ("empty", "other")]
-    _vectors_back_in_their_rows(path)
+    back_to_schema_2(path)
     conn = sqlite3.connect(path / "store.sqlite")
     conn.executescript("ALTER TABLE collections DROP COLUMN points; "
                        "ALTER TABLE collections DROP COLUMN row_bytes; "

@@ -17,7 +17,7 @@ from embedops.errors import StoreError
 from embedops.store import open_store
 from embedops.store.catalog import lookup, totals
 
-from .storedata import mixture
+from .storedata import back_to_schema_2, mixture
 
 PARAMS = {"exact_threshold": 0}
 
@@ -32,20 +32,6 @@ def _orphans(store: Any) -> int:
     (n,) = store.conn.execute("SELECT COUNT(*) FROM vectors WHERE rowkey NOT IN "
                               "(SELECT rowkey FROM points)").fetchone()
     return int(n)
-
-
-def _back_to_version_2(path: Path) -> None:
-    """Undo schema migration 3 in the (closed) store at ``path``: its vectors back in the
-    points' rows, as stores written before it keep them. (The column added last, and
-    filled by an UPDATE, leaves each row on a page of its own or two to a page, as rows
-    written with their vectors were.)"""
-    conn = sqlite3.connect(path / "store.sqlite")
-    conn.executescript(
-        "ALTER TABLE points ADD COLUMN vector BLOB NOT NULL DEFAULT x'';"
-        "UPDATE points SET vector = (SELECT vector FROM vectors "
-        "WHERE vectors.rowkey = points.rowkey);"
-        "DROP TABLE vectors; DELETE FROM schema_migrations WHERE version > 2;")
-    conn.close()
 
 
 def _index_names(store: Any) -> list[str]:
@@ -169,7 +155,7 @@ def test_a_store_written_with_vectors_in_its_rows_gets_them_moved_on_open(
         before_filtered = store.search("c", vectors[100:110], k=5, filter={"field": "n",
                                                                             "eq": 3})
         before_totals = tuple(totals(store.conn, lookup(store.conn, "c").cid))
-    _back_to_version_2(path)
+    back_to_schema_2(path)
     with pytest.raises(StoreError, match="open it once read-write"):
         open_store(path, read_only=True)
     with caplog.at_level(logging.DEBUG, logger="embedops.migrations"), open_store(path) as store:
@@ -209,7 +195,7 @@ def test_the_migration_packs_the_points_rows_it_leaves(tmp_path: Path) -> None:
         store.upsert("c", [f"doc-{i}" for i in range(600)],
                      rng.standard_normal((600, 384)).astype(np.float32),
                      [{"n": i} for i in range(600)], fingerprint="fp")
-    _back_to_version_2(path)
+    back_to_schema_2(path)
     with open_store(path) as store:
         # the log the migration grew (a copy of the vectors) cut back once it applied
         assert (path / "store.sqlite-wal").stat().st_size < 64 << 10
