@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from embedops.store import quantization
 from embedops.store.filters import field_sql, json_path
 from embedops.store.names import check_name as check_name  # the store's one name rule
 from embedops.store.protocol import CollectionInfo
+
+_log = logging.getLogger("embedops.store")
 
 _COLUMNS = ("cid, name, dim, metric, dtype, fingerprint, model, index_params, "
             "payload_indexes, created_at, seq, pruned_seq, quant_scale")
@@ -271,9 +274,13 @@ def restore_payload_indexes(conn: sqlite3.Connection) -> None:
     """Make every declared payload index that is missing (schema migration 3 rebuilds the
     points table, which drops them; a crash before they were made again leaves them to
     the next read-write open). Cheap when none is missing."""
-    for cid, fields in conn.execute("SELECT cid, payload_indexes FROM collections"):
+    for cid, fields in conn.execute("SELECT cid, payload_indexes FROM collections").fetchall():
         for field in json.loads(fields):
-            create_payload_index(conn, cid, field)
+            try:
+                create_payload_index(conn, cid, field)
+            except InvalidFilter:  # (a field no filter can name: the store opens without it)
+                _log.warning("collection %s declares the payload index %r, which is not a "
+                             "field name: not made", cid, field)
 
 
 def create_payload_index(conn: sqlite3.Connection, cid: int, field: str) -> None:

@@ -312,13 +312,18 @@ class EmbeddedStore:
             schema.check_current(conn)
             return conn
         conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
-        if schema.migrate(conn):  # (the log the migrations grew, cut back: at 1M, 2 GB)
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        catalog.restore_payload_indexes(conn)
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+            migrated = schema.migrate(conn)
+            catalog.restore_payload_indexes(conn)
+            if migrated:  # (the log the migrations grew, cut back: at 1M, 2 GB)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @contextlib.contextmanager
@@ -700,14 +705,15 @@ class EmbeddedStore:
         A failure is logged: the prune sweeps what is left. False when the handle closed."""
         try:
             with self._lock:
-                if self._conn is None:
+                if self._conn is None or self._closing:
                     return False
                 slices = self._indexes.unswept(job)
             for keys in slices:
                 with self._lock:
-                    if self._conn is None:
+                    if self._conn is None or self._closing:  # (close() checkpoints itself)
                         return False
                     self._indexes.sweep(keys)
+            job.swept = True
         except Exception:  # (a full disk, say: the tombstones stay, the prune retries)
             _log.exception("sweeping the deleted vectors of collection %s failed", job.cid)
         return True

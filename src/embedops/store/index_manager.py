@@ -82,6 +82,7 @@ class CheckpointJob:
     image: IndexImage
     counted: int  # the changed points it covers (``LiveIndex.pending`` at its start)
     written: bool = False
+    swept: bool = False  # the deleted points' vectors it covers deleted (``sweep``)
 
 
 class IndexManager:
@@ -466,7 +467,7 @@ class IndexManager:
         if every is not None and job.live.pending < every:
             self._due.pop(job.cid, None)
         if by_cid(self.conn, job.cid) is not None:  # (not dropped meanwhile)
-            self._prune(job.cid, job.image.seq)
+            self._prune(job.cid, job.image.seq, sweep=not job.swept)
 
     def unswept(self, job: CheckpointJob, size: int = SWEEP_SLICE) -> list[list[int]]:
         """The row keys of the points deleted up to the written checkpoint ``job`` covers,
@@ -487,12 +488,13 @@ class IndexManager:
             self.conn.execute("DELETE FROM vectors WHERE rowkey IN "
                               "(SELECT value FROM json_each(?))", (json.dumps(keys),))
 
-    def _prune(self, cid: int, seq: int) -> None:
+    def _prune(self, cid: int, seq: int, sweep: bool = True) -> None:
         with transaction(self.conn):
-            # The deleted points' vectors go with their tombstones (schema migration 3);
-            # a background checkpoint swept them before, off the index lock (``sweep``).
-            self.conn.execute("DELETE FROM vectors WHERE rowkey IN (SELECT rowkey FROM "
-                              "tombstones WHERE cid = ? AND seq <= ?)", (cid, seq))
+            # The deleted points' vectors go with their tombstones (schema migration 3),
+            # unless a background checkpoint swept them before, off the index lock.
+            if sweep:
+                self.conn.execute("DELETE FROM vectors WHERE rowkey IN (SELECT rowkey FROM "
+                                  "tombstones WHERE cid = ? AND seq <= ?)", (cid, seq))
             self.conn.execute("DELETE FROM tombstones WHERE cid = ? AND seq <= ?", (cid, seq))
             self.conn.execute("UPDATE collections SET pruned_seq = MAX(pruned_seq, ?) "
                               "WHERE cid = ?", (seq, cid))

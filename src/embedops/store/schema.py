@@ -128,6 +128,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         DELETE FROM sqlite_sequence WHERE name = 'points';
         INSERT INTO sqlite_sequence (name, seq)
             SELECT 'points', MAX(COALESCE((SELECT MAX(rowkey) FROM points), 0),
+                                 COALESCE((SELECT MAX(rowkey) FROM tombstones), 0),
                                  COALESCE((SELECT seq FROM migration_3_counter), 0));
         DROP TABLE migration_3_counter;
         """,
