@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedops.store.embedded import UPSERT_POINTS, UPSERT_VECTORS
 from run_stats import summary  # bench/ is the script's directory
 
 DIM = 384
@@ -57,20 +58,13 @@ POINTS_APART = ("CREATE TABLE points (rowkey INTEGER PRIMARY KEY AUTOINCREMENT, 
 VARIANTS = ("vector_in_row", "no_payload_index", "vectors_apart", "vectors_apart_deleted")
 UPSERT_VARIANTS = ("vector_in_row", "vectors_apart")
 BASELINE = "vector_in_row"
-# The store's upsert statements (``embedded.UPSERT_POINTS``/``UPSERT_VECTORS``), and the
-# one it ran while the vector was in the row.
+# The one upsert statement the store ran while the vector was in the row (the store's
+# own two since then are imported: ``UPSERT_POINTS``, ``UPSERT_VECTORS``).
 UPSERT_IN_ROW = ("INSERT INTO points (cid, id, vector, payload, seq) SELECT 1, "
                  "json_extract(value, '$[0]'), substr(?1, key * ?2 + 1, ?2), "
                  "json_extract(value, '$[1]'), ?3 FROM json_each(?4) WHERE true "
                  "ON CONFLICT (cid, id) DO UPDATE SET vector = excluded.vector, "
                  "payload = excluded.payload, seq = excluded.seq")
-UPSERT_POINTS = ("INSERT INTO points (cid, id, payload, seq) SELECT 1, "
-                 "json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?1 "
-                 "FROM json_each(?2) WHERE true ON CONFLICT (cid, id) DO UPDATE SET "
-                 "payload = excluded.payload, seq = excluded.seq")
-UPSERT_VECTORS = ("INSERT INTO vectors (rowkey, vector) SELECT value, substr(?1, key * ?2 + 1, "
-                  "?2) FROM json_each(?3) WHERE true ON CONFLICT (rowkey) DO UPDATE SET "
-                  "vector = excluded.vector")
 LOOKUP = ("SELECT json_group_object(id, rowkey) FROM points WHERE cid = 1 AND id IN "
           "(SELECT value FROM json_each(?))")
 
@@ -123,7 +117,7 @@ def _upsert(conn: sqlite3.Connection, variant: str, ids: str, seq: int, blob: by
     (found,) = conn.execute(LOOKUP, (ids,)).fetchone()  # (the store looks them up first)
     if variant == "vectors_apart":
         keys = json.loads(found)
-        conn.execute(UPSERT_POINTS, (seq, pairs))
+        conn.execute(UPSERT_POINTS, (1, seq, pairs))
         conn.execute(UPSERT_VECTORS, (blob * BATCH, len(blob),
                                       json.dumps([keys[i] for i in names])))
     else:
