@@ -64,14 +64,20 @@ def _vectors_of(store: Any, collection: str, ids: list[str]) -> np.ndarray:
     return np.stack([p.vector for p in store.get(collection, ids, with_vectors=True)])
 
 
+def _checkpointed(store: Any, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Collection ``c`` of ``n`` points (ids "0".."n-1"), its index checkpointed: no
+    tombstone left to prune. Returns the vectors and ids written."""
+    vectors, ids = mixture(n, 24, seed=seed), [str(i) for i in range(n)]
+    store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
+    store.upsert("c", ids, vectors, None, fingerprint="fp")
+    store.checkpoint("c")
+    return vectors, ids
+
+
 def test_a_delete_leaves_the_vector_to_the_checkpoint_that_prunes_its_tombstone(
         tmp_path: Path) -> None:
-    vectors = mixture(300, 24, seed=3)
-    ids = [str(i) for i in range(300)]
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
-        store.upsert("c", ids, vectors, None, fingerprint="fp")
-        store.checkpoint("c")
+        vectors, ids = _checkpointed(store, 300, seed=3)
         assert store.delete("c", ids=ids[:20]) == 20
         assert store.delete("c", filter={"field": "missing", "eq": 1}) == 0
         # the delete wrote the points' rows and tombstones only
@@ -95,12 +101,8 @@ def test_a_delete_leaves_the_vector_to_the_checkpoint_that_prunes_its_tombstone(
 def test_a_sweep_left_by_a_crash_happens_at_the_next_checkpoint(tmp_path: Path) -> None:
     """Deleted points' vectors left when the process ended before a checkpoint: the
     tombstones are in SQLite, and the next checkpoint sweeps them."""
-    vectors = mixture(200, 24, seed=8)
-    ids = [str(i) for i in range(200)]
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", 24, fingerprint="fp", index_params=PARAMS)
-        store.upsert("c", ids, vectors, None, fingerprint="fp")
-        store.checkpoint("c")
+        vectors, ids = _checkpointed(store, 200, seed=8)
         store.delete("c", ids=ids[:50])
         # as a process killed now leaves the file: rows deleted, vectors not yet swept
         copy = sqlite3.connect(tmp_path / "crashed.sqlite")
