@@ -29,6 +29,11 @@ CALIBRATION_HEADROOM = 1.1
 F16_MAX = float(np.finfo(np.float16).max)
 # |q|^2 + 2|q||x| + |x|^2 stays finite in float32 when both squared norms are below this.
 MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 4
+# ``prepare`` works through a batch this many rows at a time: a block's float64 copy and
+# temporaries (~0.8 MB at 384-d) reuse the memory the block before freed, where copies
+# of the whole batch (3 MB each for 1,000 rows) were fresh pages every time: 4.8 ms of
+# page faults for 1,000 rows of 384-d, against about 0.7 ms a block at a time.
+PREPARE_BLOCK_ROWS = 256
 
 
 def blob_dtype(storage_dtype: str) -> np.dtype:
@@ -59,9 +64,11 @@ def decode(blobs: list[bytes], dim: int, storage_dtype: str) -> np.ndarray:
 def prepare(vectors: np.ndarray, dim: int, metric: str) -> np.ndarray:
     """Validate a batch and return a float32 C-contiguous 2-D copy (unit rows for cosine).
 
-    Cosine rows are normalised in float64 after dividing by their largest component, so
-    huge (``1e20``) or tiny (``1e-30``) components give the right unit vector instead of a
-    norm that overflows to inf (storing zeros) or underflows to zero.
+    Cosine rows are normalised in float64; a row whose norm float64 cannot square (huge,
+    ``1e200``, or tiny, ``1e-200``, components) is first divided by its largest
+    component, so it gets the right unit vector instead of a norm that overflows to inf
+    (storing zeros) or underflows to zero. Each row is prepared alone: its result does
+    not depend on the rows beside it.
 
     Raises ``InvalidVector`` for wrong rank, non-numeric, NaN or infinite values, zero
     vectors under cosine, and, under ``ip`` and ``l2``, vectors too long for float32
@@ -74,26 +81,41 @@ def prepare(vectors: np.ndarray, dim: int, metric: str) -> np.ndarray:
         unit = _unit_vector(vectors)
         if unit is not None:
             return unit
-    try:
+    source = vectors if isinstance(vectors, np.ndarray) and vectors.dtype.kind in "fiu" \
+        else _as_array(vectors, np.float64 if cosine else np.float32)
+    if source.ndim == 1:
+        source = source.reshape(1, -1)
+    if source.ndim != 2:
+        raise InvalidVector(f"vectors must be a 1-D or 2-D array, got {source.ndim}-D")
+    out = np.empty(source.shape, dtype=np.float32)
+    for start in range(0, len(source), PREPARE_BLOCK_ROWS):
+        block = source[start:start + PREPARE_BLOCK_ROWS]
+        if cosine and source.shape[1] == dim:
+            out[start:start + len(block)] = _unit_rows(_as_array(block, np.float64))
+            continue
+        rows = out[start:start + len(block)]
         with np.errstate(over="ignore"):  # float32 overflow becomes inf, refused below
-            arr = np.array(vectors, dtype=np.float64 if cosine else np.float32, order="C",
-                           copy=True)
+            rows[...] = block
+        _check_finite(rows)
+        if source.shape[1] == dim and (
+                np.square(rows, dtype=np.float64).sum(axis=1) > MAX_SQUARED_NORM).any():
+            raise InvalidVector(f"vector norms beyond {MAX_SQUARED_NORM ** 0.5:.3g} overflow "
+                                f"float32 {metric} scores")
+    return out
+
+
+def _as_array(vectors: Any, dtype: type[np.floating[Any]]) -> np.ndarray:
+    """``vectors`` as a new C-contiguous array of ``dtype``, or ``InvalidVector``."""
+    try:
+        with np.errstate(over="ignore"):  # (overflow becomes inf, refused by the caller)
+            return np.array(vectors, dtype=dtype, order="C", copy=True)
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"vectors must be arrays of numbers: {exc}") from exc
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2:
-        raise InvalidVector(f"vectors must be a 1-D or 2-D array, got {arr.ndim}-D")
+
+
+def _check_finite(arr: np.ndarray) -> None:
     if not np.isfinite(arr).all():
         raise InvalidVector("vectors contain NaN or infinite values (or values beyond float32)")
-    if arr.shape[1] != dim:
-        return arr.astype(np.float32)
-    if cosine:
-        return _unit_rows(arr)
-    if (np.square(arr, dtype=np.float64).sum(axis=1) > MAX_SQUARED_NORM).any():
-        raise InvalidVector(f"vector norms beyond {MAX_SQUARED_NORM ** 0.5:.3g} overflow "
-                            f"float32 {metric} scores")
-    return arr
 
 
 def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | None:
@@ -135,16 +157,22 @@ def _unit_vector(vector: np.ndarray) -> np.ndarray | None:
 
 
 def _unit_rows(arr: np.ndarray) -> np.ndarray:
-    """float64 rows scaled to unit length, as float32."""
-    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
-    if ((norms > 1e-150) & (norms < 1e150)).all():  # no overflow or underflow was possible
-        return (arr / norms).astype(np.float32)
-    scale = np.abs(arr).max(axis=1, keepdims=True)
+    """float64 rows (refused unless finite) scaled to unit length in place."""
+    _check_finite(arr)
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+    plain = (norms > 1e-150) & (norms < 1e150)  # (no overflow or underflow was possible)
+    if plain.all():
+        arr /= norms[:, None]
+        return arr
+    odd = ~plain
+    scale = np.abs(arr[odd]).max(axis=1, keepdims=True)
     if (scale == 0).any():
         raise InvalidVector("zero vector cannot be stored under the cosine metric")
-    arr /= scale
-    arr /= np.linalg.norm(arr, axis=1, keepdims=True)
-    return arr.astype(np.float32)
+    rows = arr[odd] / scale
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    arr[plain] /= norms[plain, None]
+    arr[odd] = rows
+    return arr
 
 
 def calibrate(sample: np.ndarray) -> float:
