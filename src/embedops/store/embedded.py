@@ -106,6 +106,14 @@ BACKGROUND_THREADS = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(
 # at most before its swap (``_catch_up_compaction``).
 CATCH_UP_ROUNDS = 3
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
+# The writing connection's page cache, in KiB (SQLite's default: 2 MiB), and statement
+# journals kept in memory (``temp_store = MEMORY``). An upsert statement of 1,000 384-d
+# points changes more pages than 2 MiB holds: the connection read them back from the
+# file and wrote each page's old content to a statement journal on disk (the undo of a
+# statement that fails half-way inside the transaction). A statement's journal holds the
+# pages it changes: an upsert's at most ``UPSERT_SLICE_BYTES`` of vectors and their rows.
+# A payload index is made with the sort on disk all the same (``catalog.sorting_on_disk``).
+WRITER_CACHE_KIB = 65_536
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
 # Past ``MAX_PENDING`` a writer merges some pending points itself, but it cannot while a
 # checkpoint writes the graph (frozen) or the merger inserts into a copy of it; past this
@@ -317,8 +325,10 @@ class EmbeddedStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+            conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             migrated = schema.migrate(conn)
             catalog.restore_payload_indexes(conn)
+            conn.execute("PRAGMA temp_store = MEMORY")  # (after the indexes: it sorts on disk)
             if migrated:  # (the log the migrations grew, cut back: at 1M, 2 GB)
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
@@ -371,7 +381,7 @@ class EmbeddedStore:
         """Declare an SQLite expression index on a payload field (idempotent)."""
         row = lookup(self.conn, collection)
         fields = tuple(dict.fromkeys((*row.payload_indexes, field)))
-        with self._transaction():
+        with catalog.sorting_on_disk(self.conn), self._transaction():
             catalog.create_payload_index(self.conn, row.cid, field)
             self.conn.execute("UPDATE collections SET payload_indexes = ? WHERE cid = ?",
                               (json.dumps(list(fields)), row.cid))
