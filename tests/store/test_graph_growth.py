@@ -194,6 +194,36 @@ def test_a_writer_past_the_pending_limit_leaves_a_due_copy_to_the_merger(
         assert store.search("c", data[2_599], k=1)[0][0].id == "2599"
 
 
+def test_a_due_copy_waits_for_a_pause_in_the_writes_below_max_pending(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of writes with fewer than ``MAX_PENDING`` points pending is not slowed by
+    the merger's copy of the graph (the copy and its inserts took most of a core beside
+    a burst of 10,000 upserts); past ``MAX_PENDING`` the merger makes it at once."""
+    from embedops.store import index_manager
+
+    data = mixture(2_100, DIM, seed=46)
+    _checkpointed(tmp_path / "s", data[:2_000])
+    with open_store(tmp_path / "s") as store:
+        store.search("c", data[0], k=1)
+        graph = next(iter(store._indexes.live.values())).index.index  # type: ignore[attr-defined]
+        assert graph.exact_size
+        store._writing += 1  # (a write in flight throughout: writes back to back)
+        try:
+            store.upsert("c", [f"w{i}" for i in range(100)], data[2_000:], None,
+                         fingerprint="fp")
+            time.sleep(0.5)
+            assert graph.exact_size  # (the copy waits: 100 pending, MAX_PENDING 20,000)
+            monkeypatch.setattr(index_manager, "MAX_PENDING", 50)
+            deadline = time.monotonic() + 30
+            while graph.exact_size and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not graph.exact_size  # (past MAX_PENDING: made during the burst)
+        finally:
+            store._writing -= 1
+        assert store.wait_merged(timeout=60)
+        assert store.search("c", data[2_050], k=1)[0][0].id == "w50"
+
+
 def test_the_merger_makes_a_due_copy_while_writes_come_back_to_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from embedops.store import index_manager

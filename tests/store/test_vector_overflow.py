@@ -192,3 +192,37 @@ def test_a_query_far_from_unit_length_answers_as_in_a_batch(store: EmbeddedStore
         assert [h.id for h in alone] == [h.id for h in batch]
         assert [h.score for h in alone] == pytest.approx([h.score for h in batch], abs=1e-6)
         assert -1 - 1e-6 <= alone[-1].score <= alone[0].score <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_each_row_of_a_batch_is_prepared_as_if_alone(metric: str) -> None:
+    """A batch is prepared a block of rows at a time, and a row with extreme components
+    takes a path of its own: neither may change what any other row becomes. 600 rows
+    span three blocks; extreme rows sit in the first and the last."""
+    from embedops.store import quantization
+
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((600, 4)) * 3
+    if metric == "cosine":
+        rows[5] = [1e200, 1e200, 0, 0]  # (float64 input: squares beyond its range)
+        rows[599] = EXTREME["tiny"][0]
+    batch = quantization.prepare(rows, 4, metric)
+    assert batch.shape == (600, 4) and batch.dtype == np.float32
+    assert batch.flags.c_contiguous
+    for i in range(600):
+        alone = quantization.prepare(rows[i:i + 1], 4, metric)
+        assert np.array_equal(batch[i], alone[0]), i
+    if metric == "cosine":
+        np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(batch[5], [0.5 ** 0.5, 0.5 ** 0.5, 0, 0], atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", ["nan", "zero"])
+def test_a_bad_row_in_a_later_block_refuses_the_whole_batch(store: EmbeddedStore,
+                                                            bad: str) -> None:
+    store.create_collection("c", 4, fingerprint="fp")
+    rows = np.random.default_rng(2).standard_normal((700, 4)).astype(np.float32)
+    rows[650] = np.nan if bad == "nan" else 0.0
+    with pytest.raises(InvalidVector):
+        store.upsert("c", [f"p{i}" for i in range(700)], rows, fingerprint="fp")
+    assert store.count("c") == 0

@@ -744,10 +744,12 @@ class EmbeddedStore:
         """Hold back the next merge slice while writes come back to back: a slice holds
         the index lock (and the interpreter) for up to ``MERGE_SLICE_S``, which a write
         would wait out. The pending segment absorbs the burst; past ``MAX_PENDING`` the
-        writer merges the excess itself, so a sustained stream still pays for the graph
-        (but for a merge due to go through a copy, which the merger makes at once)."""
+        writer merges the excess itself, so a sustained stream still pays for the graph.
+        A merge due to go through a copy of the graph (``_insert_off_lock``), which no
+        writer makes, waits for the burst too, until ``MAX_PENDING`` points are pending:
+        the copy and its inserts took most of a core beside a burst of 10,000 upserts."""
         while not self._closing and not self._backlogged and (
-                not self._indexes.checkpoint_overdue()) and not self._indexes.copy_due() and (
+                not self._indexes.checkpoint_overdue()) and not self._indexes.copy_pressing() and (
                 self._writing or time.monotonic() - self._last_write < WRITE_YIELD_WINDOW_S):
             time.sleep(MERGE_PAUSE_S)  # (a checkpoint that comes due meanwhile waits too:
             # its graph write's fsyncs compete with the commits'; past twice the interval
@@ -1357,6 +1359,8 @@ def _prepare_batch(row: CollectionRow, ids: Sequence[str], vectors: np.ndarray,
                    ) -> tuple[list[str], np.ndarray, list[str]]:
     """Validate a batch (``batch.check_batch``): the ids, rows and payload texts to write."""
     arr, payloads, keep = check_batch(row.name, row.dim, row.metric, ids, vectors, payloads)
+    if len(keep) == len(ids):  # (no id twice: every row, in order, copied no more)
+        return list(ids), arr, [payload_text(p) for p in payloads]
     return ([ids[i] for i in keep], arr[keep], [payload_text(payloads[i]) for i in keep])
 
 

@@ -271,6 +271,13 @@ class IndexManager:
             and live.index.index.copy_due(min(count, live.index.pending))
             for live in self._merged() if cid is None or self.live.get(cid) is live)
 
+    def copy_pressing(self) -> bool:
+        """Is a merge through a copy due (``copy_due``) in an index with ``MAX_PENDING``
+        or more points pending? Until then the merger leaves it to a pause in the
+        writes (``EmbeddedStore._give_way_to_writes``)."""
+        return any(live.index.pending >= MAX_PENDING and self.copy_due(cid)
+                   for cid, live in list(self.live.items()) if self._merges(live))
+
     def key_map_jobs(self) -> list[tuple[HnswGraph, KeyMapJob]]:
         """The key -> position maps missing from graphs that take writes now (points
         pending), to be built off the index lock (``KeyMapJob``). Call with the index
