@@ -195,26 +195,42 @@ def test_a_query_far_from_unit_length_answers_as_in_a_batch(store: EmbeddedStore
 
 
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
-def test_each_row_of_a_batch_is_prepared_as_if_alone(metric: str) -> None:
-    """A batch is prepared a block of rows at a time, and a row with extreme components
-    takes a path of its own: neither may change what any other row becomes. 600 rows
-    span three blocks; extreme rows sit in the first and the last."""
+def test_a_batch_over_several_blocks_is_prepared_row_by_row(metric: str) -> None:
+    """A batch is prepared a block of rows at a time: 600 rows span three blocks, and
+    every row comes out as numpy makes it alone in float64 (its unit vector under
+    cosine), the rows with components float64 cannot square (1e200, 1e-200) as their
+    direction."""
     from embedops.store import quantization
 
     rng = np.random.default_rng(11)
     rows = rng.standard_normal((600, 4)) * 3
+    extreme = {5: [1e200, 1e200, 0, 0], 599: [0, -1e-200, 0, 0]}
     if metric == "cosine":
-        rows[5] = [1e200, 1e200, 0, 0]  # (float64 input: squares beyond its range)
-        rows[599] = EXTREME["tiny"][0]
+        for i, row in extreme.items():
+            rows[i] = row
     batch = quantization.prepare(rows, 4, metric)
     assert batch.shape == (600, 4) and batch.dtype == np.float32
     assert batch.flags.c_contiguous
-    for i in range(600):
-        alone = quantization.prepare(rows[i:i + 1], 4, metric)
-        assert np.array_equal(batch[i], alone[0]), i
     if metric == "cosine":
-        np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-6)
+        plain = [i for i in range(600) if i not in extreme]
+        expected = rows[plain] / np.sqrt(np.einsum("ij,ij->i", rows[plain], rows[plain]))[:, None]
+        assert np.array_equal(batch[plain], expected.astype(np.float32))
         np.testing.assert_allclose(batch[5], [0.5 ** 0.5, 0.5 ** 0.5, 0, 0], atol=1e-7)
+        assert batch[599].tolist() == [0, -1, 0, 0]
+    else:
+        assert np.array_equal(batch, rows.astype(np.float32))
+
+
+def test_a_dimension_mismatch_is_left_to_the_caller_even_beyond_float32() -> None:
+    """``prepare`` returns rows of another dimension for the caller to refuse with
+    ``DimensionMismatch``; values beyond float32 but finite in float64 must not turn
+    that into an ``InvalidVector`` under cosine."""
+    from embedops.store import quantization
+
+    out = quantization.prepare(np.array([[1e39, 1.0, 2.0]]), 4, "cosine")
+    assert out.shape == (1, 3)
+    with pytest.raises(InvalidVector):
+        quantization.prepare(np.array([[np.nan, 1.0, 2.0]]), 4, "cosine")
 
 
 @pytest.mark.parametrize("bad", ["nan", "zero"])

@@ -296,19 +296,16 @@ def create_payload_index(conn: sqlite3.Connection, cid: int, field: str) -> None
 
 
 @contextmanager
-def sorting_on_disk(conn: sqlite3.Connection) -> Iterator[None]:
-    """``temp_store = FILE`` for the block, which must not start inside a transaction: a
-    statement that sorts a whole table (``CREATE INDEX``) then spills to temporary files
-    past the page cache. Under the writing connection's ``MEMORY`` setting SQLite's
-    sorter never spills: an index over 3M points took 180 MB more memory, over 10M it
-    would take ~0.6 GB. (Each change of the setting makes the connection read the schema
-    again: for statements that sort a table, not for every write.)"""
-    (mode,) = conn.execute("PRAGMA temp_store").fetchone()
-    conn.execute("PRAGMA temp_store = FILE")
+def temp_store(conn: sqlite3.Connection, mode: str) -> Iterator[None]:
+    """``PRAGMA temp_store = mode`` (``MEMORY``, ``FILE``) for the block, which must not
+    start inside a transaction (SQLite refuses the change there once the connection
+    has a temporary database); the setting before it is restored on the way out."""
+    (before,) = conn.execute("PRAGMA temp_store").fetchone()
+    conn.execute(f"PRAGMA temp_store = {mode}")
     try:
         yield
     finally:
-        conn.execute(f"PRAGMA temp_store = {int(mode)}")
+        conn.execute(f"PRAGMA temp_store = {int(before)}")
 
 
 def delete_collection(conn: sqlite3.Connection, row: CollectionRow) -> None:

@@ -106,13 +106,15 @@ BACKGROUND_THREADS = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(
 # at most before its swap (``_catch_up_compaction``).
 CATCH_UP_ROUNDS = 3
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
-# The writing connection's page cache, in KiB (SQLite's default: 2 MiB), and statement
-# journals kept in memory (``temp_store = MEMORY``). An upsert statement of 1,000 384-d
-# points changes more pages than 2 MiB holds: the connection read them back from the
-# file and wrote each page's old content to a statement journal on disk (the undo of a
-# statement that fails half-way inside the transaction). A statement's journal holds the
-# pages it changes: an upsert's at most ``UPSERT_SLICE_BYTES`` of vectors and their rows.
-# A payload index is made with the sort on disk all the same (``catalog.sorting_on_disk``).
+# The writing connection's page cache, in KiB (SQLite's default: 2 MiB). An upsert of
+# 1,000 384-d points changes more pages than 2 MiB holds: the connection read them back
+# from the file. Its statements also keep their journals in memory (``temp_store =
+# MEMORY`` for the upsert's transaction alone): the undo of a statement that fails
+# half-way inside a transaction, the old content of every page it changes, went to a
+# file on disk a page at a time. An upsert's statements change at most
+# ``UPSERT_SLICE_BYTES`` of vectors and their rows each; other writes (a payload update
+# or a delete by filter over millions of points, a payload index's sort) keep SQLite's
+# default, which spills to disk.
 WRITER_CACHE_KIB = 65_536
 WARM_MIN = 5_000  # points to replay before a read-only handle loads an index in the background
 # Past ``MAX_PENDING`` a writer merges some pending points itself, but it cannot while a
@@ -328,7 +330,6 @@ class EmbeddedStore:
             conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             migrated = schema.migrate(conn)
             catalog.restore_payload_indexes(conn)
-            conn.execute("PRAGMA temp_store = MEMORY")  # (after the indexes: it sorts on disk)
             if migrated:  # (the log the migrations grew, cut back: at 1M, 2 GB)
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
@@ -381,7 +382,7 @@ class EmbeddedStore:
         """Declare an SQLite expression index on a payload field (idempotent)."""
         row = lookup(self.conn, collection)
         fields = tuple(dict.fromkeys((*row.payload_indexes, field)))
-        with catalog.sorting_on_disk(self.conn), self._transaction():
+        with self._transaction():
             catalog.create_payload_index(self.conn, row.cid, field)
             self.conn.execute("UPDATE collections SET payload_indexes = ? WHERE cid = ?",
                               (json.dumps(list(fields)), row.cid))
@@ -465,7 +466,7 @@ class EmbeddedStore:
         self._check_budget(row, ids)
         seq = row.seq + 1
         blobs = quantization.encode(arr, row.dtype)
-        with self._transaction():
+        with catalog.temp_store(self.conn, "MEMORY"), self._transaction():
             if row.dtype == "int8" and row.clip is None:
                 self.conn.execute("UPDATE collections SET quant_scale = ? WHERE cid = ?",
                                   (quantization.calibrate(arr), row.cid))
@@ -662,8 +663,9 @@ class EmbeddedStore:
         inserts into a graph (a copy takes seconds at 1M nodes, and an insert in place
         would wait for it with the index lock held, and every search with it), and when
         the merge would reallocate faiss's arrays: the merger makes that one on a copy
-        (``_insert_off_lock``; it does not give way to writes while one is due). The
-        pending segment runs past ``MAX_PENDING`` meanwhile."""
+        (``_insert_off_lock``; it does not give way to writes while one is due and
+        ``MAX_PENDING`` points are pending, as they are whenever a writer merges its
+        excess). The pending segment runs past ``MAX_PENDING`` meanwhile."""
         if not self._inserting.acquire(blocking=False):
             return
         try:
