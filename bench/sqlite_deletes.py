@@ -10,7 +10,7 @@ row keys into ``tombstones``, then ``DELETE … WHERE rowkey IN``); ``--op upser
 existing ids new vectors and payloads as the store does (the rows' keys looked up, then
 ``INSERT … ON CONFLICT DO UPDATE``). ``--order together`` takes batches of ids written
 together (consecutive row keys: a document's chunks); ``scattered`` takes them at random
-over the table. Variants (``--op upsert`` runs the first and the third):
+over the table. Variants (``--op upsert`` runs the first, the third and the fifth):
 
 * ``vector_in_row``: the ``points`` table of the store before its schema migration 3
   (the vector BLOB in the row) with a payload index (``json_extract(payload,
@@ -21,7 +21,11 @@ over the table. Variants (``--op upsert`` runs the first and the third):
   their own, a deleted point's left for a later sweep (only the small ``points`` rows
   and their indexes change in the delete); the sweep of all the batches' vectors, in one
   transaction as a checkpoint makes it, is timed apart (``sweep_ms_per_1000``);
-* ``vectors_apart_deleted``: the vectors in a table of their own, deleted with the rows.
+* ``vectors_apart_deleted``: the vectors in a table of their own, deleted with the rows;
+* ``vectors_apart_cached``: ``vectors_apart`` with the store's writing connection's
+  settings since d75bfd7: a page cache of ``WRITER_CACHE_KIB`` and, for an upsert, the
+  statement journals in memory (``temp_store = MEMORY`` around its transaction); its
+  rate is also given ÷ ``vectors_apart``'s (``rate_vs_vectors_apart``).
 
 Prints JSON: per variant the median (min–max over ``--runs`` fresh tables) of the
 milliseconds a batch's statements and its commit take, and writes per second, with each
@@ -30,6 +34,8 @@ variant's rate ÷ the baseline's.
     .venv/bin/python bench/sqlite_deletes.py --runs 3
     .venv/bin/python bench/sqlite_deletes.py --runs 3 --order scattered
     .venv/bin/python bench/sqlite_deletes.py --runs 3 --op upsert --order scattered
+    .venv/bin/python bench/sqlite_deletes.py --runs 3 --op upsert \
+        --variants vectors_apart,vectors_apart_cached
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedops.store.embedded import UPSERT_POINTS, UPSERT_VECTORS
+from embedops.store.embedded import UPSERT_POINTS, UPSERT_VECTORS, WRITER_CACHE_KIB
 from run_stats import summary  # bench/ is the script's directory
 
 DIM = 384
@@ -55,8 +61,10 @@ POINTS = ("CREATE TABLE points (rowkey INTEGER PRIMARY KEY AUTOINCREMENT, cid IN
 POINTS_APART = ("CREATE TABLE points (rowkey INTEGER PRIMARY KEY AUTOINCREMENT, cid INTEGER "
                 "NOT NULL, id TEXT NOT NULL, payload TEXT NOT NULL DEFAULT '{}', seq INTEGER "
                 "NOT NULL, UNIQUE (cid, id))")
-VARIANTS = ("vector_in_row", "no_payload_index", "vectors_apart", "vectors_apart_deleted")
-UPSERT_VARIANTS = ("vector_in_row", "vectors_apart")
+VARIANTS = ("vector_in_row", "no_payload_index", "vectors_apart", "vectors_apart_deleted",
+            "vectors_apart_cached")
+UPSERT_VARIANTS = ("vector_in_row", "vectors_apart", "vectors_apart_cached")
+APART = "vectors_apart"
 BASELINE = "vector_in_row"
 # The one upsert statement the store ran while the vector was in the row (the store's
 # own two since then are imported: ``UPSERT_POINTS``, ``UPSERT_VECTORS``).
@@ -73,6 +81,8 @@ def _table(folder: Path, variant: str, n: int) -> sqlite3.Connection:
     conn = sqlite3.connect(folder / f"{variant}.sqlite", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    if variant == "vectors_apart_cached":
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
     apart = variant.startswith("vectors_apart")
     conn.execute(POINTS_APART if apart else POINTS)
     conn.execute("CREATE INDEX points_cid_seq ON points (cid, seq)")
@@ -115,7 +125,7 @@ def _upsert(conn: sqlite3.Connection, variant: str, ids: str, seq: int, blob: by
     names = json.loads(ids)
     pairs = json.dumps([[i, json.dumps({"bucket": seq % 10})] for i in names])
     (found,) = conn.execute(LOOKUP, (ids,)).fetchone()  # (the store looks them up first)
-    if variant == "vectors_apart":
+    if variant.startswith("vectors_apart"):
         keys = json.loads(found)
         conn.execute(UPSERT_POINTS, (1, seq, pairs))
         conn.execute(UPSERT_VECTORS, (blob * BATCH, len(blob),
@@ -135,6 +145,9 @@ def one_run(folder: Path, variant: str, n: int, batches: int, op: str, order: st
         ids = json.dumps([str(i) for i in picked[b * BATCH:(b + 1) * BATCH].tolist()])
         seq = b + 2
         started = time.perf_counter()
+        journal_in_memory = op == "upsert" and variant == "vectors_apart_cached"
+        if journal_in_memory:  # (as the store's upsert: ``catalog.temp_store``)
+            conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("BEGIN IMMEDIATE")
         if op == "delete":
             _delete(conn, variant, ids, seq)
@@ -142,10 +155,12 @@ def one_run(folder: Path, variant: str, n: int, batches: int, op: str, order: st
             _upsert(conn, variant, ids, seq, blob)
         done = time.perf_counter()
         conn.execute("COMMIT")
+        if journal_in_memory:
+            conn.execute("PRAGMA temp_store = DEFAULT")
         statements.append((done - started) * 1000)
         commits.append((time.perf_counter() - done) * 1000)
     out = {}
-    if op == "delete" and variant == "vectors_apart":  # (the checkpoint's sweep)
+    if op == "delete" and variant in (APART, "vectors_apart_cached"):  # (the checkpoint's sweep)
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM vectors WHERE rowkey IN (SELECT rowkey FROM tombstones "
@@ -193,6 +208,10 @@ def main() -> None:
             out[variant]["rate_vs_vector_in_row"] = summary(  # type: ignore[index]
                 [r["writes_per_s"] / s["writes_per_s"]
                  for r, s in zip(runs[variant], runs[BASELINE], strict=True)], digits=2)
+        if APART in runs and variant == "vectors_apart_cached":
+            out[variant]["rate_vs_vectors_apart"] = summary(  # type: ignore[index]
+                [r["writes_per_s"] / s["writes_per_s"]
+                 for r, s in zip(runs[variant], runs[APART], strict=True)], digits=2)
     print(json.dumps(out, indent=2))
 
 
