@@ -261,22 +261,23 @@ class IndexManager:
     def _merges(self, live: LiveIndex) -> bool:
         return not self.read_only or live.deferred
 
-    def copy_due(self, cid: int | None = None, count: int = MERGE_MAX) -> bool:
-        """Is a merge of up to ``count`` pending points (of collection ``cid``, or of any)
-        due to go through a copy of its graph (``HnswGraph.copy_due``)? Those are the
-        merger's to make (``EmbeddedStore._insert_off_lock``). Reads sizes only: the
-        merger may ask without the index lock (a stale answer costs one pause)."""
+    def copy_due(self, cid: int | None = None, count: int = MERGE_MAX, *,
+                 pending_at_least: int = 1) -> bool:
+        """Is a merge of up to ``count`` pending points (of collection ``cid``, or of any
+        with ``pending_at_least`` points pending) due to go through a copy of its graph
+        (``HnswGraph.copy_due``)? Those are the merger's to make
+        (``EmbeddedStore._insert_off_lock``). Reads sizes only: the merger may ask
+        without the index lock (a stale answer costs one pause)."""
         return any(
-            live.index.pending and not live.index.frozen
+            live.index.pending >= pending_at_least and not live.index.frozen
             and live.index.index.copy_due(min(count, live.index.pending))
             for live in self._merged() if cid is None or self.live.get(cid) is live)
 
     def copy_pressing(self) -> bool:
-        """Is a merge through a copy due (``copy_due``) in an index with ``MAX_PENDING``
-        or more points pending? Until then the merger leaves it to a pause in the
-        writes (``EmbeddedStore._give_way_to_writes``)."""
-        return any(live.index.pending >= MAX_PENDING and self.copy_due(cid)
-                   for cid, live in list(self.live.items()) if self._merges(live))
+        """Is a merge through a copy due in an index with ``MAX_PENDING`` or more points
+        pending? Until then the merger leaves it to a pause in the writes
+        (``EmbeddedStore._give_way_to_writes``)."""
+        return self.copy_due(pending_at_least=MAX_PENDING)
 
     def key_map_jobs(self) -> list[tuple[HnswGraph, KeyMapJob]]:
         """The key -> position maps missing from graphs that take writes now (points
