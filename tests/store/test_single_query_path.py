@@ -7,6 +7,7 @@ points than ``k``, a cold or disabled hit cache."""
 from __future__ import annotations
 
 import pickle
+import threading
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -164,6 +165,110 @@ def test_many_hits_from_rows_are_the_hits_made_one_by_one() -> None:
     assert hits == [Hit.from_text("a", 1.0, '{"x": 1}'), Hit.from_text("b", 0.5, None),
                     Hit("c", -2.0, {})]
     assert hits[1].payload is None and hits[0].payload == {"x": 1}
+    assert all(type(hit) is Hit for hit in hits)  # (made as ``_OpenHit``s, then Hits)
+    with pytest.raises(FrozenInstanceError):
+        hits[0].id = "b"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        del hits[2].score
     assert Hit.many_from_text(rows[:1], [0.5]) == [Hit("a", 0.5, {"x": 1})]
     with pytest.raises(ValueError):  # a score for every row
         Hit.many_from_text(rows, [0.5, 0.25])
+
+
+def _filled(path: Path, metric: str = "cosine") -> tuple[object, np.ndarray]:
+    data = mixture(N, DIM, seed=9)
+    store = open_store(path)
+    store.create_collection("c", DIM, fingerprint="fp", metric=metric,
+                            index_params={"exact_threshold": 0})
+    store.upsert("c", [str(i) for i in range(N)], data, [{"i": i} for i in range(N)],
+                 fingerprint="fp")
+    assert store.wait_merged(60)
+    return store, data
+
+
+def test_a_search_answered_from_memory_takes_no_read_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-write handle's search answered from the index and the hit cache runs no
+    SQL: it neither reads the catalog nor checks a read connection out of the pool. One
+    that needs SQLite checks one out and gives it back."""
+    store, data = _filled(tmp_path / "s")
+    queries = data[:20] + 0.01
+    warm = [store.search("c", q, k=5)[0] for q in queries]  # (fills the hit cache)
+    pool = store._readers  # type: ignore[attr-defined]
+    taken: list[object] = []
+    checkout = pool.checkout
+
+    def counted() -> object:
+        taken.append(checkout())
+        return taken[-1]
+
+    monkeypatch.setattr(pool, "checkout", counted)
+    assert [store.search("c", q, k=5)[0] for q in queries] == warm
+    assert taken == []
+    deeper = store.search("c", queries[0], k=60)[0]  # (points no search returned yet)
+    assert len(deeper) == 60 and len(taken) == 1 and taken[0] in pool._idle
+    store.upsert("c", ["new"], data[:1] * -1, None, fingerprint="fp")  # (a write: the
+    assert store.search("c", -data[0], k=1)[0][0].id == "new"  # catalog row read again)
+    assert len(taken) == 2 and all(reader in pool._idle for reader in taken)
+    store.close()
+
+
+def test_a_search_by_alias_follows_the_alias_when_it_moves(tmp_path: Path) -> None:
+    store, data = _filled(tmp_path / "s")
+    store.create_collection("d", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    store.upsert("d", [f"d{i}" for i in range(N)], data, None, fingerprint="fp")
+    store.create_alias("live", "c")
+    assert store.search("live", data[3], k=1)[0][0].id == "3"
+    store.repoint_alias("live", "d")
+    assert store.search("live", data[3], k=1)[0][0].id == "d3"
+    store.close()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_a_query_laid_out_otherwise_in_memory_answers_as_its_contiguous_copy(
+        tmp_path: Path, metric: str) -> None:
+    """The single query's path hands the graph the caller's row where it lies, so a row
+    that is not one contiguous float32 run (a strided view, a row of a Fortran-ordered
+    matrix, big-endian values) must take the general way and answer the same."""
+    store, data = _filled(tmp_path / "s", metric)
+    for i in (3, 77, 250):
+        query = data[i] + 0.01
+        expected = store.search("c", np.ascontiguousarray(query), k=8)[0]
+        interleaved = np.repeat(query, 2)  # (every value twice: the view reads every other)
+        fortran = np.asfortranarray(np.stack([query, query * 2, -query]))
+        for laid_out in (interleaved[::2], fortran[:1], query.astype(">f4")):
+            assert np.array_equal(np.asarray(laid_out, dtype=np.float32).ravel(), query)
+            got = store.search("c", laid_out, k=8)[0]
+            assert [h.id for h in got] == [h.id for h in expected]
+            assert [h.score for h in got] == pytest.approx([h.score for h in expected],
+                                                           abs=1e-5)
+    store.close()
+
+
+def test_searches_from_threads_at_several_depths_answer_as_alone(tmp_path: Path) -> None:
+    """Each thread's single searches share one pair of output arrays, made again when
+    ``k`` changes: threads searching together, each changing ``k`` every query, get
+    the answers each query gets alone."""
+    store, data = _filled(tmp_path / "s")
+    queries = data[::7] + 0.01
+    ks = (3, 10, 1, 25)
+    alone = {(i, k): [h.id for h in store.search("c", q, k=k)[0]]
+             for i, q in enumerate(queries) for k in ks}
+    wrong: list[tuple[int, int]] = []
+    start = threading.Barrier(3, timeout=10)
+
+    def search(shift: int) -> None:
+        start.wait()
+        for rep in range(5):
+            for i, q in enumerate(queries):
+                k = ks[(i + rep + shift) % len(ks)]
+                if [h.id for h in store.search("c", q, k=k)[0]] != alone[(i, k)]:
+                    wrong.append((i, k))
+
+    threads = [threading.Thread(target=search, args=(shift,)) for shift in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    store.close()

@@ -44,6 +44,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -138,6 +139,33 @@ def _searched(index: faiss.Index, rows: np.ndarray, k: int,
     index.search_c(len(rows), faiss.swig_ptr(rows), k, faiss.swig_ptr(distances),
                    faiss.swig_ptr(found), params)
     return found, distances
+
+
+class _RowOutput(threading.local):
+    """The calling thread's output arrays for single-row searches (``HnswGraph.search_row``)
+    and faiss's pointers to them, made again when ``k`` changes: a search's results
+    leave them as lists before the thread's next search. Two arrays and three pointers
+    made per search cost ~9k of a single search's ~300k CPU instructions."""
+
+    k = 0
+    distances: np.ndarray  # (1, k) float32
+    found: np.ndarray  # (1, k) int64
+    distances_ptr: Any
+    found_ptr: Any
+
+
+_row_output = _RowOutput()
+
+
+def _row_output_for(k: int) -> _RowOutput:
+    out = _row_output
+    if out.k != k:
+        out.distances = np.empty((1, k), dtype=np.float32)
+        out.found = np.empty((1, k), dtype=np.int64)
+        out.distances_ptr = faiss.swig_ptr(out.distances)
+        out.found_ptr = faiss.swig_ptr(out.found)
+        out.k = k
+    return out
 
 
 def _search_parameters(ef: int, selector: faiss.IDSelector | None
@@ -272,7 +300,7 @@ class HnswGraph:
 
     def __len__(self) -> int:
         """Live nodes."""
-        return self.size - self.removed
+        return self._size - self.removed
 
     def positions_of(self, keys: np.ndarray) -> np.ndarray:
         """Per key: the position of its live node, else -1 (builds the key map if it is
@@ -554,6 +582,20 @@ class HnswGraph:
         # Padding (fewer than k nodes reachable) is position -1: the labels' last slot,
         # which is always -1 (__init__).
         return labels[found], distances
+
+    def search_row(self, row: np.ndarray, k: int, ef: int) -> tuple[list[int], list[float]]:
+        """``search`` of one query, as lists: ``row`` must be a C-contiguous float32 array
+        of ``dim`` values (``quantization.one_query`` makes it so), which is not checked
+        again here, and ``k`` positive. The single query's path: no arrays made but the
+        keys' (``_RowOutput``)."""
+        params = self._params.get(ef) or self._search_params(ef)
+        labels = self._labels  # (the arrays a concurrent grow may replace)
+        out = _row_output_for(k)
+        _one_thread()
+        self.graph.search_c(1, faiss.swig_ptr(row), k, out.distances_ptr, out.found_ptr,
+                            params)
+        # (position -1 pads: the labels' last slot, always -1, as in ``search``)
+        return labels[out.found[0]].tolist(), out.distances[0].tolist()
 
     def restriction(self, positions: np.ndarray) -> Restriction:
         """The live nodes among graph ``positions``, as a ``Restriction`` to keep a

@@ -426,7 +426,9 @@ class HnswIndex:
 
     def search_one(self, query: np.ndarray, k: int, ef: int | None = None
                    ) -> tuple[list[int], list[float]]:
-        """``search`` of one query row, as lists of keys and scores: a single search's
+        """``search`` of one query row, a C-contiguous ``(1, dim)`` float32 array (as
+        ``quantization.one_query`` and ``prepare`` make them; not checked again), as
+        lists of keys and scores: a single search's
         path, where every line costs against a graph search of ~100 µs. Shared nodes
         take the general way only when the graph returns one (a real corpus nearly
         always holds a few identical texts); pending points are scored and merged in
@@ -458,10 +460,18 @@ class HnswIndex:
     def _graph_one(self, query: np.ndarray, k: int, ef: int | None, live: int
                    ) -> tuple[list[int], list[float]]:
         """``search_one`` over the graph alone, which holds ``live`` (> 0) nodes."""
-        found, scores = self._scored(query, min(k, live), ef)
-        keys, values = found[0].tolist(), scores[0].tolist()
+        k_graph = min(k, live)
+        if self._code_scale != 1.0:  # (int8 codes: scores scaled back)
+            found, scores = self._scored(query, k_graph, ef)
+            keys, values = found[0].tolist(), scores[0].tolist()
+        else:
+            keys, values = self.index.search_row(query, k_graph, self._depth(ef, k_graph))
+            if self.metric == "l2":  # (faiss gives squared distances)
+                values = [-value for value in values]
         if self._groups and max(keys) >= GROUP_BASE:  # a shared node: its points
-            found, scores = self._expand(found, scores, max(1, min(k, len(self))))
+            found, scores = self._expand(np.asarray([keys], dtype=np.int64),
+                                         np.asarray([values], dtype=np.float32),
+                                         max(1, min(k, len(self))))
             return found[0].tolist(), scores[0].tolist()
         if keys[-1] < 0:  # (faiss pads a short result at its end)
             values = [v if key >= 0 else -math.inf for key, v in zip(keys, values, strict=True)]

@@ -124,9 +124,13 @@ def _check_finite(arr: np.ndarray) -> None:
         raise InvalidVector("vectors contain NaN or infinite values (or values beyond float32)")
 
 
+_FLOAT32 = np.dtype(np.float32)  # (numpy's own float32 dtype; any other goes to ``prepare``)
+
+
 def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | None:
-    """One float32 query of ``dim`` values as given, as a ``(1, dim)`` view, and the factor
-    that scales its scores to those of the vector ``prepare`` makes of it: 1/|q| under
+    """One C-contiguous float32 query of ``dim`` values as given, as a ``(1, dim)`` view
+    (the graph reads it where it lies: ``HnswGraph.search_row``), and the factor that
+    scales its scores to those of the vector ``prepare`` makes of it: 1/|q| under
     cosine (an inner-product graph ranks ``q`` and ``q/|q|`` alike, so the query need not
     be normalised before the search, only its scores after it), 1 otherwise. None for
     anything else, or anything ``prepare`` must judge (NaN, inf, a zero vector under
@@ -135,8 +139,8 @@ def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | 
     One BLAS dot product, against five numpy operations for ``prepare``'s unit row:
     ~5 µs instead of ~21 µs right after a graph search has evicted the CPU caches.
     """
-    if not (isinstance(vector, np.ndarray) and vector.dtype == np.float32
-            and vector.size == dim
+    if not (isinstance(vector, np.ndarray) and vector.dtype is _FLOAT32
+            and vector.size == dim and vector.flags.c_contiguous
             and (vector.ndim == 1 or (vector.ndim == 2 and vector.shape[0] == 1))):
         return None
     row = vector.reshape(1, dim)

@@ -150,7 +150,7 @@ class Searcher:
         oversample = _param(row, "oversample")
         if where is None:
             if len(queries) == 1 and row.dtype != "int8":
-                return [self._hnsw_one(row, queries, 1.0, k, ef, oversample, n)]
+                return [self._hnsw_one(row, queries, 1.0, k, ef, n)]
             return self._hnsw(row, queries, k, ef, oversample, n)
         selective = max(SELECTIVE_ROWS, n // 50)
         matches = self.match_count(row, where, keep_up_to=selective)
@@ -180,7 +180,7 @@ class Searcher:
         n = self.point_count(row, index_held=True)
         if row.dtype == "int8" or n == 0 or n <= _param(row, "exact_threshold"):
             return self.search(row, self._prepared(row, query), k, None, ef, False)[0]
-        return self._hnsw_one(row, query, scale, k, ef, _param(row, "oversample"), n)
+        return self._hnsw_one(row, query, scale, k, ef, n)
 
     @staticmethod
     def _prepared(row: CollectionRow, query: np.ndarray) -> np.ndarray:
@@ -409,7 +409,7 @@ class Searcher:
         return out
 
     def _hnsw_one(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
-                  ef: int | None, oversample: int, n: int) -> list[Hit]:
+                  ef: int | None, n: int) -> list[Hit]:
         """``_hnsw`` for one query of a graph that needs no rescoring: the most common
         search, kept to as little interpreter work as it can be (every line here costs
         against a graph search of ~100 µs). The graph's scores are multiplied by
@@ -428,7 +428,8 @@ class Searcher:
                 return Hit.many_from_text(rows, vals, scale)
         hits = self._assemble(row, [keys], [[val * scale for val in vals]], k)[0]
         if len(hits) < min(k, n):  # rows deleted since: search deeper, or exactly
-            return self._hnsw(row, self._prepared(row, query), k, ef, oversample, n)[0]
+            return self._hnsw(row, self._prepared(row, query), k, ef,
+                              _param(row, "oversample"), n)[0]
         return hits
 
     def _hnsw_hits(self, row: CollectionRow, index: HnswIndex, queries: np.ndarray, k: int,
