@@ -272,3 +272,22 @@ def test_searches_from_threads_at_several_depths_answer_as_alone(tmp_path: Path)
         thread.join()
     assert wrong == []
     store.close()
+
+
+@pytest.mark.parametrize("dtype,clip", [("float32", None), ("float16", None),
+                                        ("int8", 1.0), ("int8", 127.0)])
+def test_an_index_answers_one_row_as_it_answers_the_row_in_a_batch(dtype: str,
+                                                                   clip: float | None) -> None:
+    """``HnswIndex.search_one`` (a float graph's row searched into the thread's output
+    arrays; an int8 graph's through its codes, whatever its clip) gives the keys and
+    scores ``search`` gives the same row."""
+    from embedops.store.hnsw_index import HnswIndex
+
+    data = mixture(N, DIM, seed=11) * (100.0 if clip == 127.0 else 1.0)
+    index = HnswIndex(DIM, "ip", dtype, {}, clip)
+    index.add(np.arange(N, dtype=np.int64), data)
+    for row in data[:30] + 0.01:
+        keys, scores = index.search(row[None, :], 10)
+        one_keys, one_scores = index.search_one(np.ascontiguousarray(row[None, :]), 10)
+        assert one_keys == keys[0].tolist()
+        assert one_scores == pytest.approx(scores[0].tolist(), rel=1e-6)

@@ -144,8 +144,9 @@ def _searched(index: faiss.Index, rows: np.ndarray, k: int,
 class _RowOutput(threading.local):
     """The calling thread's output arrays for single-row searches (``HnswGraph.search_row``)
     and faiss's pointers to them, made again when ``k`` changes: a search's results
-    leave them as lists before the thread's next search. Two arrays and three pointers
-    made per search cost ~9k of a single search's ~300k CPU instructions."""
+    leave them as lists before the thread's next search. Making the two arrays and
+    faiss's pointers to them for every search cost ~9k of a single search's ~300k CPU
+    instructions."""
 
     k = 0
     distances: np.ndarray  # (1, k) float32

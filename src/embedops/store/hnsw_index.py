@@ -461,11 +461,15 @@ class HnswIndex:
                    ) -> tuple[list[int], list[float]]:
         """``search_one`` over the graph alone, which holds ``live`` (> 0) nodes."""
         k_graph = min(k, live)
-        if self._code_scale != 1.0:  # (int8 codes: scores scaled back)
+        if self.dtype == "int8":  # (the query as codes, the scores scaled back)
             found, scores = self._scored(query, k_graph, ef)
             keys, values = found[0].tolist(), scores[0].tolist()
         else:
-            keys, values = self.index.search_row(query, k_graph, self._depth(ef, k_graph))
+            try:
+                keys, values = self.index.search_row(query, k_graph,
+                                                     self._depth(ef, k_graph))
+            except (ValueError, RuntimeError) as exc:
+                raise IndexFailure(f"HNSW search failed: {exc}") from exc
             if self.metric == "l2":  # (faiss gives squared distances)
                 values = [-value for value in values]
         if self._groups and max(keys) >= GROUP_BASE:  # a shared node: its points
