@@ -48,20 +48,23 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     """Search ``n`` queries through ``layer`` after the warm-up (runs under valgrind)."""
     import faiss
 
-    from embedops.store import open_store
+    from embedops.store import open_store, quantization
     from embedops.store.catalog import lookup
 
     queries = [q[None, :].copy() for q in np.load(queries_path)]
     store = open_store(store_path)
     row = lookup(store.conn, "b")
+    store.search("b", queries[0], K, ef=EF)  # (loads the index)
     searcher = store._search
     index = store._indexes.live[row.cid].index
     params = faiss.SearchParametersHNSW()
     params.efSearch = EF
 
-    def plan(q: np.ndarray) -> Any:
+    scales = {id(q): quantization.one_query(q, row.dim, row.metric)[1] for q in queries}
+
+    def plan(q: np.ndarray) -> Any:  # (the query's scale as ``store.search`` passes it)
         with store._index_lock.shared():
-            return searcher.search_one(row, q, 1.0, K, EF)
+            return searcher.search_one(row, q, scales[id(q)], K, EF)
 
     searches = {"raw": lambda q: index.index.graph.search(q, K, params=params),
                 "graph": lambda q: index.index.search(q, K, EF),
@@ -81,11 +84,13 @@ def counted(store: Path, queries: Path, layer: str, n: int) -> int:
     with tempfile.TemporaryDirectory() as folder:
         copy, out = Path(folder) / "s", Path(folder) / "callgrind.out"
         shutil.copytree(store, copy)
-        subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                        f"--callgrind-out-file={out}", sys.executable, __file__, "--child",
-                        str(copy), str(queries), layer, str(n)],
-                       check=True, capture_output=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                               f"--callgrind-out-file={out}", sys.executable, __file__,
+                               "--child", str(copy), str(queries), layer, str(n)],
+                              capture_output=True, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if done.returncode:
+            raise RuntimeError(f"the {layer} child failed:\n{done.stderr[-3000:]}")
         (main_thread,) = Path(folder).glob("callgrind.out-01")
         for line in main_thread.read_text().splitlines():
             if line.startswith("summary:") or line.startswith("totals:"):
@@ -104,6 +109,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="searches counted per layer")
     parser.add_argument("--layers", default=",".join(LAYERS))
     args = parser.parse_args()
+    if bool(args.npy) != bool(args.queries_npy):
+        parser.error("--npy and --queries-npy go together")
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         sys.exit(2)
@@ -112,6 +119,8 @@ def main() -> None:
     if args.npy:
         base = np.load(args.npy).astype(np.float32)
         held_out = np.load(args.queries_npy).astype(np.float32)
+        if len(held_out) < WARM:
+            parser.error(f"--queries-npy holds fewer than {WARM} queries")
     else:
         sys.path.insert(0, str(Path(__file__).parent))
         from ann import make_data

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import open_store, protocol
+from embedops.errors import StoreError
+from embedops.store import open_store, protocol, quantization
 from embedops.store.protocol import Hit
 
 from .storedata import mixture
@@ -203,13 +204,36 @@ def test_a_search_answered_from_memory_takes_no_read_connection(
         return taken[-1]
 
     monkeypatch.setattr(pool, "checkout", counted)
+    idle = len(pool._idle)
     assert [store.search("c", q, k=5)[0] for q in queries] == warm
     assert taken == []
     deeper = store.search("c", queries[0], k=60)[0]  # (points no search returned yet)
-    assert len(deeper) == 60 and len(taken) == 1 and taken[0] in pool._idle
-    store.upsert("c", ["new"], data[:1] * -1, None, fingerprint="fp")  # (a write: the
-    assert store.search("c", -data[0], k=1)[0][0].id == "new"  # catalog row read again)
-    assert len(taken) == 2 and all(reader in pool._idle for reader in taken)
+    assert len(deeper) == 60 and len(taken) == 1
+    store.upsert("c", ["new"], data[:1] * -1, None, fingerprint="fp")
+    assert store.search("c", -data[0], k=1)[0][0].id == "new"
+    assert len(taken) == 2  # (each connection given back once: none twice in the pool)
+    assert len(pool._idle) == len({id(reader) for reader in pool._idle}) == idle
+    assert store._local.reader is None  # type: ignore[attr-defined]
+    store.upsert("c", ["other"], data[:1] * 2, None, fingerprint="fp")  # (row read again:
+    with pytest.raises(StoreError):  # a failure after the checkout gives it back too)
+        store.search("c", np.ones(DIM + 1, dtype=np.float32), k=5)
+    with pytest.raises(StoreError):
+        store.search("nope", queries[0], k=5)
+    assert len(taken) == 4 and len(pool._idle) == idle
+    assert all(any(reader is back for back in pool._idle) for reader in taken)
+    assert store._local.reader is None  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_an_unpickled_float32_query_takes_the_single_query_path(tmp_path: Path) -> None:
+    """A float32 array's dtype after pickling is an equal object, not numpy's own:
+    the single query's path takes it as it takes any float32 row."""
+    store, data = _filled(tmp_path / "s")
+    query = pickle.loads(pickle.dumps(data[5] + 0.01))
+    assert query.dtype == np.float32
+    assert quantization.one_query(query, DIM, "cosine") is not None
+    assert [h.id for h in store.search("c", query, k=5)[0]] == \
+        [h.id for h in store.search("c", np.array(query), k=5)[0]]
     store.close()
 
 

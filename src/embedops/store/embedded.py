@@ -1092,7 +1092,9 @@ class EmbeddedStore:
         Runs with the index lock shared, and on a read connection of its own when it
         reads SQLite (module docstring): concurrent searches proceed together and do not
         wait for writes. A search of a read-write handle answered from the loaded index
-        and the hit cache runs no SQL at all.
+        and the hit cache runs no SQL at all, unless it is the first since a write (the
+        catalog row is read again) or the index has not applied that write yet (the
+        plan counts the points in the catalog).
         """
         self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:

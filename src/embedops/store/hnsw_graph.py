@@ -586,9 +586,9 @@ class HnswGraph:
 
     def search_row(self, row: np.ndarray, k: int, ef: int) -> tuple[list[int], list[float]]:
         """``search`` of one query, as lists: ``row`` must be a C-contiguous float32 array
-        of ``dim`` values (``quantization.one_query`` makes it so), which is not checked
-        again here, and ``k`` positive. The single query's path: no arrays made but the
-        keys' (``_RowOutput``)."""
+        of ``dim`` values (``quantization.one_query`` accepts only such rows, and
+        ``prepare`` makes them), which is not checked again here, and ``k`` positive.
+        The single query's path: no arrays made but the keys' (``_RowOutput``)."""
         params = self._params.get(ef) or self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
         out = _row_output_for(k)

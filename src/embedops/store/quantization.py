@@ -124,7 +124,9 @@ def _check_finite(arr: np.ndarray) -> None:
         raise InvalidVector("vectors contain NaN or infinite values (or values beyond float32)")
 
 
-_FLOAT32 = np.dtype(np.float32)  # (numpy's own float32 dtype; any other goes to ``prepare``)
+# (numpy's own float32 dtype, checked by identity first; an equal one, e.g. unpickled,
+# compares equal; big-endian float32 does not, and goes to ``prepare``)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | None:
@@ -139,7 +141,8 @@ def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | 
     One BLAS dot product, against five numpy operations for ``prepare``'s unit row:
     ~5 µs instead of ~21 µs right after a graph search has evicted the CPU caches.
     """
-    if not (isinstance(vector, np.ndarray) and vector.dtype is _FLOAT32
+    if not (isinstance(vector, np.ndarray)
+            and (vector.dtype is _FLOAT32 or vector.dtype == _FLOAT32)
             and vector.size == dim and vector.flags.c_contiguous
             and (vector.ndim == 1 or (vector.ndim == 2 and vector.shape[0] == 1))):
         return None

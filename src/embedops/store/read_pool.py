@@ -1,4 +1,5 @@
-"""SQLite connections for a store handle's searches, one per concurrent search.
+"""SQLite connections for a store handle's reads, one per concurrent read that reads
+SQLite (a search answered from the loaded index and the hit cache takes none).
 
 Searches read through these instead of the handle's write connection, so they neither
 wait for a write transaction (its commit and fsync) nor serialise each other: in WAL
