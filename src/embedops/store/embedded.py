@@ -204,34 +204,11 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
 
 def _reads(method: Callable[P, R]) -> Callable[P, R]:
     """A read that runs on a pooled read connection (``self.conn`` is that connection
-    for the calling thread meanwhile) instead of waiting for the handle's lock."""
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        store = args[0]
-        assert isinstance(store, EmbeddedStore)
-        if store._conn is None:
-            raise StoreError("store handle is closed")
-        if getattr(store._local, "reader", None) is not None:  # nested in another read
-            return method(*args, **kwargs)
-        try:
-            reader = store._readers.checkout()
-            try:
-                store._local.reader = reader
-                return method(*args, **kwargs)
-            finally:
-                store._local.reader = None
-                store._readers.checkin(reader)
-        except sqlite3.DatabaseError as exc:
-            raise translate_sql_error(exc) from exc
-
-    return wrapper
-
-
-def _reads_lazily(method: Callable[P, R]) -> Callable[P, R]:
-    """``_reads`` for a read that often runs no SQL at all (a search answered from the
-    loaded index and the hit cache): the read connection is checked out of the pool on
-    the first use of ``self.conn`` and given back at the end, not around every call.
-    Checking one out and in again took ~2 µs of a ~100 µs search."""
+    for the calling thread meanwhile) instead of waiting for the handle's lock. The
+    connection is checked out of the pool on the first use of ``self.conn`` and given
+    back at the end: a search answered from the loaded index and the hit cache runs no
+    SQL and takes none (checking one out and in again took ~2 µs of a ~100 µs
+    search)."""
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         store = args[0]
@@ -274,12 +251,12 @@ class EmbeddedStore:
         self._lock = threading.RLock()
         self._index_lock = SharedLock()
         # .reader: this thread's read connection (``_reads``); .lazy: inside a
-        # ``_reads_lazily`` call that has not needed one yet
+        # ``_reads`` call, which checks one out when it first needs it
         self._local = threading.local()
         self._writes_done = 0
         # A read-write handle's catalog rows for searches, each tagged with the handle's
         # write count when read (``_search_row``)
-        self._search_rows: dict[str, tuple[int, CollectionRow]] = {}
+        self._search_rows: dict[str, tuple[Any, CollectionRow]] = {}
         self._writer: WriterLock | None = None
         self._conn: sqlite3.Connection | None = None
         if not read_only:
@@ -384,9 +361,8 @@ class EmbeddedStore:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The calling thread's read connection inside a ``_reads`` call (inside a
-        ``_reads_lazily`` call, checked out now if it has none yet), else the handle's
-        own connection."""
+        """The calling thread's read connection inside a ``_reads`` call (checked out
+        now if it has none yet), else the handle's own connection."""
         reader = self._thread_reader()
         if reader is not None:
             return reader.conn
@@ -1083,7 +1059,7 @@ class EmbeddedStore:
                                  (row.cid, *params)).fetchone()
         return int(n)
 
-    @_reads_lazily
+    @_reads
     def search(self, collection: str, vectors: np.ndarray, k: int = 10,
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
@@ -1133,15 +1109,8 @@ class EmbeddedStore:
             reader = self._thread_reader()
             assert reader is not None  # (inside ``search``)
             return _read_lookup(reader, collection, self._writes_done)
-        version = self._writes_done
-        cached = self._search_rows.get(collection)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        row = lookup(self.conn, collection)
-        if len(self._search_rows) > 256:
-            self._search_rows.clear()
-        self._search_rows[collection] = (version, row)
-        return row
+        return _kept_row(self._search_rows, collection, self._writes_done,
+                         lambda: self.conn)  # (a read connection only if not kept)
 
     def _warming_up(self, row: CollectionRow) -> bool:
         """Is ``row``'s index loading in the background now? Starts that when a read-only
@@ -1442,12 +1411,19 @@ def _read_lookup(reader: Reader, name: str, writes_done: int) -> CollectionRow:
     commits (SQLite's ``data_version``) or this handle writes: saves a query per
     search."""
     (data_version,) = reader.conn.execute("PRAGMA data_version").fetchone()
-    version = (int(data_version), writes_done)
-    cached = reader.rows.get(name)
+    return _kept_row(reader.rows, name, (int(data_version), writes_done),
+                     lambda: reader.conn)
+
+
+def _kept_row(rows: dict[str, tuple[Any, CollectionRow]], name: str, version: Any,
+              connection: Callable[[], sqlite3.Connection]) -> CollectionRow:
+    """``name``'s catalog row as ``rows`` keeps it, if read at ``version``; else read now
+    on ``connection()`` and kept (256 names at most)."""
+    cached = rows.get(name)
     if cached is not None and cached[0] == version:
         return cached[1]
-    row = lookup(reader.conn, name)
-    if len(reader.rows) > 256:
-        reader.rows.clear()
-    reader.rows[name] = (version, row)
+    row = lookup(connection(), name)
+    if len(rows) > 256:
+        rows.clear()
+    rows[name] = (version, row)
     return row
