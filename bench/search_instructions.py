@@ -1,6 +1,6 @@
 """CPU instructions a single search takes, layer by layer, beside raw faiss's own search
 of the same graph, counted by callgrind: a figure the load on this noisy machine does not
-move (the same code, data and queries count the same to within ~0.1%), for changes too
+move (the same code, data and queries count the same to within ~0.2%), for changes too
 small to time here. Instructions are not time: a graph search stalls on memory and the
 Python around it on CPU caches the graph search has evicted, which callgrind does not
 count (time the store with ``bench/graph_library.py``).
