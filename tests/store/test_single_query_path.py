@@ -276,7 +276,7 @@ def test_searches_from_threads_at_several_depths_answer_as_alone(tmp_path: Path)
     store, data = _filled(tmp_path / "s")
     queries = data[::7] + 0.01
     ks = (3, 10, 1, 25)
-    alone = {(i, k): [h.id for h in store.search("c", q, k=k)[0]]
+    alone = {(i, k): [(h.id, h.score) for h in store.search("c", q, k=k)[0]]
              for i, q in enumerate(queries) for k in ks}
     wrong: list[tuple[int, int]] = []
     start = threading.Barrier(3, timeout=10)
@@ -286,7 +286,7 @@ def test_searches_from_threads_at_several_depths_answer_as_alone(tmp_path: Path)
         for rep in range(5):
             for i, q in enumerate(queries):
                 k = ks[(i + rep + shift) % len(ks)]
-                if [h.id for h in store.search("c", q, k=k)[0]] != alone[(i, k)]:
+                if [(h.id, h.score) for h in store.search("c", q, k=k)[0]] != alone[(i, k)]:
                     wrong.append((i, k))
 
     threads = [threading.Thread(target=search, args=(shift,)) for shift in range(3)]
