@@ -42,35 +42,9 @@ class SharedLock:
         return self._exclusive
 
     def waiting(self) -> int:
-        """Threads blocked in ``acquire_shared`` or ``acquire_exclusive`` now (a holder
+        """Threads blocked taking the shared side or in ``acquire_exclusive`` now (a holder
         that lets go and means to take the lock again at once gives them a turn first)."""
         return self._readers_waiting + self._writers_waiting
-
-    def acquire_shared(self) -> None:
-        with self._mutex:
-            if self._writer is None and not self._writers_waiting:
-                self._readers += 1
-                return
-            if self._writer == threading.get_ident():
-                # the exclusive holder already excludes everyone else
-                self._depth += 1
-                return
-            self._readers_waiting += 1
-            try:
-                while self._writer is not None or self._writers_waiting:
-                    self._cond.wait()
-            finally:
-                self._readers_waiting -= 1
-            self._readers += 1
-
-    def release_shared(self) -> None:
-        with self._mutex:
-            if self._writer is not None and self._writer == threading.get_ident():
-                self._depth -= 1
-                return
-            self._readers -= 1
-            if not self._readers and self._writers_waiting:
-                self._cond.notify_all()
 
     def acquire_exclusive(self) -> None:
         me = threading.get_ident()
@@ -98,10 +72,10 @@ class SharedLock:
 
 
 class _SharedSide:
-    """``with`` support for the shared side of a ``SharedLock``, with the uncontended
-    case (no exclusive holder, none waiting) taken here: a frame fewer each way, on a
-    path every search takes. Anything else goes the general way, which looks again
-    under the mutex."""
+    """``with`` support for the shared side of a ``SharedLock``, the acquire and release
+    themselves: the uncontended case (no exclusive holder, none waiting) first, then the
+    exclusive holder taking the shared side inside its own, then a wait. One frame each
+    way, on a path every search takes."""
 
     __slots__ = ("_lock",)
 
@@ -114,18 +88,28 @@ class _SharedSide:
             if lock._writer is None and not lock._writers_waiting:
                 lock._readers += 1
                 return
-        lock.acquire_shared()
+            if lock._writer == threading.get_ident():
+                # the exclusive holder already excludes everyone else
+                lock._depth += 1
+                return
+            lock._readers_waiting += 1
+            try:
+                while lock._writer is not None or lock._writers_waiting:
+                    lock._cond.wait()
+            finally:
+                lock._readers_waiting -= 1
+            lock._readers += 1
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         lock = self._lock
         with lock._mutex:
-            if lock._writer is None:  # (a shared holder, not the exclusive one inside)
-                lock._readers -= 1
-                if not lock._readers and lock._writers_waiting:
-                    lock._cond.notify_all()
+            if lock._writer is not None and lock._writer == threading.get_ident():
+                lock._depth -= 1  # (the exclusive holder, inside its own side)
                 return
-        lock.release_shared()
+            lock._readers -= 1
+            if not lock._readers and lock._writers_waiting:
+                lock._cond.notify_all()
 
 
 class _Holding:
