@@ -428,8 +428,8 @@ class HnswIndex:
                    ) -> tuple[list[int], list[float]]:
         """``search`` of one query row, a C-contiguous ``(1, dim)`` float32 array (as
         ``quantization.one_query`` and ``prepare`` make them; not checked again), as
-        lists of keys and scores: a single search's
-        path, where every line costs against a graph search of ~100 µs. Shared nodes
+        lists of keys and scores: a single search's path, where every line costs
+        against a graph search of ~100 µs. Shared nodes
         take the general way only when the graph returns one (a real corpus nearly
         always holds a few identical texts); pending points are scored and merged in
         ``_with_pending``. Without pending points a short result keeps the graph's
