@@ -204,7 +204,7 @@ def test_a_search_answered_from_memory_takes_no_read_connection(
         return taken[-1]
 
     monkeypatch.setattr(pool, "checkout", counted)
-    idle = len(pool._idle)
+    idle = len(pool.idle)
     assert [store.search("c", q, k=5)[0] for q in queries] == warm
     assert taken == []
     deeper = store.search("c", queries[0], k=60)[0]  # (points no search returned yet)
@@ -212,16 +212,43 @@ def test_a_search_answered_from_memory_takes_no_read_connection(
     store.upsert("c", ["new"], data[:1] * -1, None, fingerprint="fp")
     assert store.search("c", -data[0], k=1)[0][0].id == "new"
     assert len(taken) == 2  # (each connection given back once: none twice in the pool)
-    assert len(pool._idle) == len({id(reader) for reader in pool._idle}) == idle
+    assert len(pool.idle) == len({id(reader) for reader in pool.idle}) == idle
     assert store._local.reader is None  # type: ignore[attr-defined]
     store.upsert("c", ["other"], data[:1] * 2, None, fingerprint="fp")  # (row read again:
     with pytest.raises(StoreError):  # a failure after the checkout gives it back too)
         store.search("c", np.ones(DIM + 1, dtype=np.float32), k=5)
     with pytest.raises(StoreError):
         store.search("nope", queries[0], k=5)
-    assert len(taken) == 4 and len(pool._idle) == idle
-    assert all(any(reader is back for back in pool._idle) for reader in taken)
+    assert len(taken) == 4 and len(pool.idle) == idle
+    assert all(any(reader is back for back in pool.idle) for reader in taken)
     assert store._local.reader is None  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_a_search_opens_no_read_connection_under_the_index_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search that misses the hit cache checks a connection out under the index lock;
+    the pool then has one idle, opened before the lock was taken, so a writer waiting for
+    that lock never waits for a connection to open."""
+    _filled(tmp_path / "s")[0].close()
+    store = open_store(tmp_path / "s")  # (a new handle: an empty pool, a cold hit cache)
+    pool, lock = store._readers, store._index_lock  # type: ignore[attr-defined]
+    held_at_open: list[int] = []
+    opener = pool._open
+
+    def watched() -> object:
+        held_at_open.append(lock._readers)
+        return opener()
+
+    monkeypatch.setattr(pool, "_open", watched)
+    data = mixture(N, DIM, seed=1)
+    assert len(store.search("c", data[0], k=20)[0]) == 20  # (reads the catalog row)
+    for query in data[1:4]:
+        busy = [pool.checkout() for _ in range(len(pool.idle))]  # (other threads' reads)
+        assert len(store.search("c", query, k=20)[0]) == 20  # (misses the hit cache)
+        for reader in busy:
+            pool.checkin(reader)
+    assert len(held_at_open) >= 4 and set(held_at_open) == {0}
     store.close()
 
 

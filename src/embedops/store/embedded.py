@@ -1085,6 +1085,8 @@ class EmbeddedStore:
         where = compile_filter(filter) if filter is not None else None
         if where is not None and not exact:  # (off the index lock: writers need it)
             self._search.read_due_matches(row, where, len(queries))
+        if not self._readers.idle and getattr(self._local, "reader", None) is None:
+            self._readers.keep_one_idle()  # (so that none is opened under the index lock)
         while True:
             with self._index_lock.shared():
                 if self._conn is None:

@@ -37,7 +37,7 @@ class ReadPool:
 
     def __init__(self, db: Path) -> None:
         self.db = db
-        self._idle: list[Reader] = []
+        self.idle: list[Reader] = []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -65,20 +65,32 @@ class ReadPool:
         with self._lock:
             if self._closed:
                 raise StoreError("store handle is closed")
-            reader = self._idle.pop() if self._idle else None
+            reader = self.idle.pop() if self.idle else None
         return reader if reader is not None else self._open()
+
+    def keep_one_idle(self) -> None:
+        """Open a connection now if none is idle, so that the next ``checkout`` finds one.
+        A search calls this before it takes the index lock: a search that then misses
+        the hit cache checks a connection out under that lock, and opening one there
+        (~0.1-1 ms) would hold a waiting writer for as long. (Threads that start
+        searching together can still each open one there once, until the pool has
+        grown to their number.)"""
+        if self.idle:  # (read without the lock: a stale answer costs one open)
+            return
+        reader = self._open()
+        self.checkin(reader)
 
     def checkin(self, reader: Reader) -> None:
         with self._lock:
             if self._closed:
                 reader.conn.close()
             else:
-                self._idle.append(reader)
+                self.idle.append(reader)
 
     def close(self) -> None:
         """Close idle connections now and the busy ones as they come back."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle, self.idle = self.idle, []
         for reader in idle:
             reader.conn.close()
