@@ -395,3 +395,49 @@ def test_a_capped_thread_inserts_with_a_smaller_openmp_team_and_others_keep_thei
         thread.join()
     assert seen == {"capped add": 1, "single query": 1, "capped add after a query": 1,
                     "add after the cap": 4, "another thread's batch": 3}
+
+
+@pytest.mark.parametrize("failing", ["found array", "found pointer"])
+def test_a_single_row_search_failing_as_k_changes_leaves_the_old_outputs_whole(
+        monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A thread's output arrays for single-row searches are made again when ``k``
+    changes; faiss is handed raw pointers to them. A failure partway (a ``MemoryError``
+    at a large ``k``, an interrupt) must leave the thread's arrays and pointers as they
+    were, not a pointer to a freed array, nor arrays smaller than the ``k`` recorded."""
+    graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
+    vectors = _unit(300, seed=4)
+    graph.add(np.arange(300, dtype=np.int64), vectors)
+    row = np.ascontiguousarray(vectors[7] + 0.01, dtype=np.float32)
+    row /= np.linalg.norm(row)
+
+    def expected(k: int) -> tuple[list[int], list[float]]:
+        keys, scores = graph.search(row[None, :], k, 64)
+        return keys[0].tolist(), scores[0].tolist()
+
+    assert graph.search_row(row, 10, 64) == expected(10)  # (the thread's arrays for 10)
+    if failing == "found array":
+        empty = np.empty
+
+        def failing_empty(shape: object, dtype: object = float) -> np.ndarray:
+            if shape == (1, 20) and dtype == np.int64:
+                raise MemoryError
+            return empty(shape, dtype=dtype)
+
+        monkeypatch.setattr(np, "empty", failing_empty)
+    else:
+        pointer = faiss.swig_ptr
+
+        def failing_pointer(array: np.ndarray) -> object:
+            if array.dtype == np.int64 and array.shape == (1, 20):
+                raise KeyboardInterrupt
+            return pointer(array)
+
+        monkeypatch.setattr(faiss, "swig_ptr", failing_pointer)
+    with pytest.raises((MemoryError, KeyboardInterrupt)):
+        graph.search_row(row, 20, 64)
+    monkeypatch.undo()
+    for k in (10, 20, 10, 3):  # (the old arrays whole; each k after answers right)
+        keys, scores = graph.search_row(row, k, 64)
+        want_keys, want_scores = expected(k)
+        assert keys == want_keys
+        assert scores == pytest.approx(want_scores, abs=1e-6)

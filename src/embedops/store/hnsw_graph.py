@@ -146,27 +146,28 @@ class _RowOutput(threading.local):
     and faiss's pointers to them, made again when ``k`` changes: a search's results
     leave them as lists before the thread's next search. Making the two arrays and
     faiss's pointers to them for every search cost ~9k of a single search's ~300k CPU
-    instructions."""
+    instructions.
 
-    k = 0
-    distances: np.ndarray  # (1, k) float32
-    found: np.ndarray  # (1, k) int64
-    distances_ptr: Any
-    found_ptr: Any
+    ``slots`` is ``(k, distances, found, distances_ptr, found_ptr)``, replaced as one
+    tuple: a pointer does not keep its array alive, so an exception while new arrays are
+    made (a ``MemoryError`` at a large ``k``, a ``KeyboardInterrupt``) must leave the
+    old five together, never a pointer to a freed array or arrays smaller than ``k``."""
+
+    slots: tuple[int, np.ndarray, np.ndarray, Any, Any] | tuple[int, None, None, None, None] \
+        = (0, None, None, None, None)
 
 
 _row_output = _RowOutput()
 
 
-def _row_output_for(k: int) -> _RowOutput:
-    out = _row_output
-    if out.k != k:
-        out.distances = np.empty((1, k), dtype=np.float32)
-        out.found = np.empty((1, k), dtype=np.int64)
-        out.distances_ptr = faiss.swig_ptr(out.distances)
-        out.found_ptr = faiss.swig_ptr(out.found)
-        out.k = k
-    return out
+def _row_output_for(k: int) -> tuple[int, np.ndarray, np.ndarray, Any, Any]:
+    slots = _row_output.slots
+    if slots[0] != k:
+        distances = np.empty((1, k), dtype=np.float32)
+        found = np.empty((1, k), dtype=np.int64)
+        slots = (k, distances, found, faiss.swig_ptr(distances), faiss.swig_ptr(found))
+        _row_output.slots = slots
+    return slots  # type: ignore[return-value]
 
 
 def _search_parameters(ef: int, selector: faiss.IDSelector | None
@@ -591,12 +592,11 @@ class HnswGraph:
         The single query's path: no arrays made but the keys' (``_RowOutput``)."""
         params = self._params.get(ef) or self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
-        out = _row_output_for(k)
+        _, distances, found, distances_ptr, found_ptr = _row_output_for(k)
         _one_thread()
-        self.graph.search_c(1, faiss.swig_ptr(row), k, out.distances_ptr, out.found_ptr,
-                            params)
+        self.graph.search_c(1, faiss.swig_ptr(row), k, distances_ptr, found_ptr, params)
         # (position -1 pads: the labels' last slot, always -1, as in ``search``)
-        return labels[out.found[0]].tolist(), out.distances[0].tolist()
+        return labels[found[0]].tolist(), distances[0].tolist()
 
     def restriction(self, positions: np.ndarray) -> Restriction:
         """The live nodes among graph ``positions``, as a ``Restriction`` to keep a
