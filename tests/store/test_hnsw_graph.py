@@ -441,3 +441,18 @@ def test_a_single_row_search_failing_as_k_changes_leaves_the_old_outputs_whole(
         want_keys, want_scores = expected(k)
         assert keys == want_keys
         assert scores == pytest.approx(want_scores, abs=1e-6)
+
+
+def test_a_single_row_search_at_a_huge_k_keeps_no_arrays_after() -> None:
+    graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
+    vectors = _unit(300, seed=5)
+    graph.add(np.arange(300, dtype=np.int64), vectors)
+    row = np.ascontiguousarray(vectors[3])
+    assert graph.search_row(row, 10, 64)[0][0] == 3
+    kept = hnsw_graph._row_output.slots
+    big = hnsw_graph.ROW_OUTPUT_KEPT_MAX + 1
+    keys, scores = graph.search_row(row, big, 64)
+    assert len(keys) == len(scores) == big and keys[0] == 3 and keys[-1] == -1
+    assert hnsw_graph._row_output.slots is kept  # (the arrays for 10 still the thread's)
+    assert graph.search_row(row, 10, 64) == tuple(x[0].tolist() for x in
+                                                  graph.search(row[None, :], 10, 64))

@@ -160,13 +160,17 @@ class _RowOutput(threading.local):
 _row_output = _RowOutput()
 
 
+ROW_OUTPUT_KEPT_MAX = 1024  # a larger k's arrays are made for its search alone
+
+
 def _row_output_for(k: int) -> tuple[int, np.ndarray, np.ndarray, Any, Any]:
     slots = _row_output.slots
     if slots[0] != k:
         distances = np.empty((1, k), dtype=np.float32)
         found = np.empty((1, k), dtype=np.int64)
         slots = (k, distances, found, faiss.swig_ptr(distances), faiss.swig_ptr(found))
-        _row_output.slots = slots
+        if k <= ROW_OUTPUT_KEPT_MAX:  # (one search at a huge k keeps no memory after)
+            _row_output.slots = slots
     return slots  # type: ignore[return-value]
 
 
