@@ -9,6 +9,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from embedops.client import Client
 from embedops.errors import EmbedOpsError, InputRejected
 from embedops.ingest.batch import BatchIngest, IngestOptions, IngestSummary
+from embedops.ingest.ordering import WriteGate
 from embedops.ingest.sources import SourceFile
 from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool, resolve_targets
@@ -23,7 +25,7 @@ from embedops.ingest.write import Target, write_documents
 from embedops.ledger import Ledger, StoredDocument
 from embedops.ledger.claims import Claims, retry_pauses
 from embedops.preprocess.pipeline import PreprocessOptions
-from embedops.store.protocol import VectorStore
+from embedops.store.protocol import VectorStore, room_waits_deferred
 from embedops.types import Document
 
 PAGE = 64
@@ -67,14 +69,19 @@ def select_by_time(ledger: Ledger, collection: str, changed_since: datetime | No
 
 
 def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
-                      pool: EmbedderPool | None = None) -> IngestSummary:
+                      pool: EmbedderPool | None = None,
+                      lock: AbstractContextManager[Any] | None = None) -> IngestSummary:
     """Embed ``doc_ids`` again from their stored content, whether or not anything
     changed; returns the ingest summary.
 
     Each page of documents is claimed first (``ledger.claims``), as an ingest run
     claims its batches: a document another live run is embedding right now is left to
     it and re-embedded once its claim is gone (from the content that run committed).
+    ``lock`` (the service's write gate) is held for each page, from reading its stored
+    content to writing it, so no other write of the process lands in between; a write
+    that fills the store's pending segment waits for room after it is released.
     """
+    lock = lock if lock is not None else nullcontext()
     assert client.ledger is not None
     ledger, store = client.ledger, client.store
     pool = pool or EmbedderPool(client.settings)
@@ -89,8 +96,9 @@ def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
             page = waiting[start : start + PAGE]
             with claims.holding(primary.name, page) as held:
                 held_elsewhere += [doc_id for doc_id in page if doc_id not in held]
-                _reembed_page(store, ledger, targets, [d for d in page if d in held],
-                              summary)
+                with room_waits_deferred(store), lock:
+                    _reembed_page(store, ledger, targets, [d for d in page if d in held],
+                                  summary)
         waiting = held_elsewhere
         if waiting:
             time.sleep(next(pauses))
@@ -137,9 +145,12 @@ def _failure(ledger: Ledger, collection: str, summary: IngestSummary):  # type: 
 
 
 def reread_files(client: Client, collection: str,
-                 files: dict[str, tuple[str, dict[str, Any]]]) -> list[IngestSummary]:
+                 files: dict[str, tuple[str, dict[str, Any]]],
+                 gate: WriteGate | None = None) -> list[IngestSummary]:
     """Ingest changed source files again (each with its root, read with the options it
-    was ingested with): changed documents are re-embedded, unchanged ones skipped."""
+    was ingested with): changed documents are re-embedded, unchanged ones skipped.
+    ``gate`` orders the runs against the process's other writes, a batch at a time
+    (``BatchIngest``)."""
     assert client.ledger is not None
     groups: dict[str, list[SourceFile]] = defaultdict(list)
     for path, (root, options) in sorted(files.items()):
@@ -149,7 +160,7 @@ def reread_files(client: Client, collection: str,
         preprocess = _options(json.loads(options_text), client)
         options = IngestOptions(collection=collection, reread_unchanged=True,
                                 preprocess=preprocess)
-        job = BatchIngest(client.store, client.ledger, client.settings, options)
+        job = BatchIngest(client.store, client.ledger, client.settings, options, gate=gate)
         runs.append(job.run_files(sources))
     return runs
 

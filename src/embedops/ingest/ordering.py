@@ -9,9 +9,10 @@ wins and each chunk id stays one point. A write that fills the embedded store's 
 segment waits for room after the lock is released (``room_waits_deferred``): the order is
 settled under the lock, and the wait throttles the writer that made it (the HTTP request,
 the real-time worker's micro-batch, the batch flush, the migration's backfill batch), not
-the writes queued behind the lock. One exception: the stale re-embed job
-(``jobs.kinds.reembed_stale``) holds the lock for its whole run, waits included. The
-segment's bound becomes ``PENDING_MAX`` plus one write per writer thread past the gate.
+the writes queued behind the lock. The stale re-embed job (``jobs.kinds.reembed_stale``)
+holds it a batch of a re-read file (admitted as the batch path's are) or a page of
+documents at a time, not for its whole run. The segment's bound becomes ``PENDING_MAX``
+plus one write per writer thread past the gate.
 """
 
 from __future__ import annotations

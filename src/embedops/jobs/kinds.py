@@ -6,22 +6,28 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedops.client import Client
 from embedops.errors import ConfigError
 from embedops.ledger import Ledger
 
+if TYPE_CHECKING:
+    from embedops.ingest.ordering import WriteGate
+
 
 @dataclass
 class JobContext:
     """What a job runs against: a read-write client, a ledger handle for this thread,
-    and the lock that orders its writes against the service's other writers."""
+    and the lock that orders its writes against the service's other writers. In the
+    service that lock is ``gate.lock``, and ``gate`` is the service's write gate, which
+    the stale re-embed job's batch runs take a batch at a time."""
 
     client: Client
     ledger: Ledger
     write_lock: Any = field(default_factory=contextlib.nullcontext)
     metrics: Any = None
+    gate: WriteGate | None = None
 
 
 class JobFailed(Exception):
@@ -33,16 +39,24 @@ def _collection(args: dict[str, Any]) -> str:
 
 
 def reembed_stale(ctx: JobContext, args: dict[str, Any]) -> str:
+    """Re-embed the stale documents of a collection. The write lock is held a batch (or
+    a page of documents) at a time, as the service's batch path holds it, not for the
+    whole run: the real-time writes queued behind it wait for one batch's embedding, not
+    for every stale document's."""
     from embedops.freshness import reembed as ops
     from embedops.freshness.stale import find_stale
 
-    with ctx.write_lock:
-        name = ctx.client.store.resolve(_collection(args))
-        report = find_stale(ctx.client.store, ctx.ledger, name)
-        runs = ops.reread_files(ctx.client, name, report.files)
-        if report.by_reason["model_changed"]:
-            runs.append(ops.reembed_documents(ctx.client, name,
-                                              sorted(report.by_reason["model_changed"])))
+    name = ctx.client.store.resolve(_collection(args))
+    report = find_stale(ctx.client.store, ctx.ledger, name)  # (reads only)
+    if ctx.gate is not None:  # (each batch admitted by the gate: ingest/ordering.py)
+        runs = ops.reread_files(ctx.client, name, report.files, gate=ctx.gate)
+    else:
+        with ctx.write_lock:
+            runs = ops.reread_files(ctx.client, name, report.files)
+    if report.by_reason["model_changed"]:
+        runs.append(ops.reembed_documents(ctx.client, name,
+                                          sorted(report.by_reason["model_changed"]),
+                                          lock=ctx.write_lock))
     summary = ops.merge(runs, name)
     return (f"{len(report.stale)} stale; re-embedded {summary.documents_changed} documents "
             f"({summary.chunks_embedded} chunks)")

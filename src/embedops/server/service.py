@@ -144,7 +144,7 @@ class Service:
                     self.jobs = JobScheduler(
                         job_specs(self.settings.jobs),
                         JobContext(client, client.new_ledger_handle(), self.gate.lock,
-                                   self.metrics))
+                                   self.metrics, self.gate))
                     self.jobs.start()
                     self.backfills = FieldBackfills(client.store, client.new_ledger_handle(),
                                                     self.gate.lock)
