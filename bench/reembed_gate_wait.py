@@ -1,0 +1,130 @@
+"""How long another writer of the service waits for the write gate while the scheduled
+stale re-embed job runs: the wait an HTTP upsert or the real-time worker's micro-batch
+sees on top of its own work.
+
+Ingests ``--docs`` passages of ``../shared/data/msmarco-5k`` (exits with status 2 when
+the data is missing) with ``--model`` (default all-MiniLM-L6-v2), marks every document
+as embedded by another model (the ledger's fingerprint), then runs the
+``reembed-stale`` job in a thread while a probe thread takes the gate every
+``--every`` seconds and times each wait. Two variants, alternating, ``--runs`` times
+each, the documents marked stale again before every run:
+
+* ``whole_run``: the job under the gate for its whole run (the baseline: how the job
+  held it before);
+* ``per_page``: the job as the service runs it (``JobContext.gate``): the gate a page
+  of 64 documents, or a batch of a re-read file, at a time.
+
+Prints JSON: per variant the job's seconds, and the probe's longest and 99th-percentile
+wait in milliseconds (median, min and max over the runs), with the ratio of the
+baseline's longest wait to the new one's.
+
+    .venv/bin/python bench/reembed_gate_wait.py --docs 256 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import embedops
+from embedops.ingest.ordering import WriteGate
+from embedops.jobs.kinds import KINDS, JobContext
+from run_stats import summary  # bench/ is the script's directory
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "msmarco-5k" / "corpus.jsonl"
+
+
+def passages(n: int) -> list[str]:
+    texts = []
+    with DATA.open() as lines:
+        for line in lines:
+            texts.append(json.loads(line)["text"])
+            if len(texts) == n:
+                break
+    return texts
+
+
+def one_run(db: Any, store_dir: Path, variant: str, every: float) -> dict[str, float]:
+    with sqlite3.connect(store_dir / "ledger.db") as conn:  # stale: another model's
+        conn.execute("UPDATE documents SET fingerprint = 'another-model'")
+    gate = WriteGate(db.new_ledger_handle())
+    if variant == "per_page":
+        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
+    else:
+        context = JobContext(db, db.new_ledger_handle())
+    waits: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            asked = time.perf_counter()
+            with gate.lock:
+                waits.append(time.perf_counter() - asked)
+            time.sleep(every)
+
+    def job() -> None:
+        try:
+            if variant == "per_page":
+                KINDS["reembed-stale"](context, {"collection": "default"})
+            else:
+                with gate.lock:
+                    KINDS["reembed-stale"](context, {"collection": "default"})
+        finally:
+            done.set()
+
+    prober = threading.Thread(target=probe)
+    started = time.perf_counter()
+    runner = threading.Thread(target=job)
+    runner.start()
+    time.sleep(0.01)  # (the job takes the gate first, as a due job would)
+    prober.start()
+    runner.join()
+    took = time.perf_counter() - started
+    prober.join()
+    return {"job_s": took, "longest_wait_ms": max(waits) * 1000,
+            "p99_wait_ms": float(np.percentile(waits, 99)) * 1000, "probes": len(waits)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--every", type=float, default=0.02, help="Seconds between probes.")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    args = parser.parse_args()
+    if not DATA.is_file():
+        print(f"no data at {DATA}", file=sys.stderr)
+        sys.exit(2)
+    variants = ("whole_run", "per_page")
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as folder:
+        docs = Path(folder) / "docs"
+        docs.mkdir()
+        for i, text in enumerate(passages(args.docs)):
+            (docs / f"p{i:05}.txt").write_text(text)
+        with embedops.open(Path(folder) / "s", model=args.model) as db:
+            db.ingest([docs])
+            for _ in range(args.runs):
+                for variant in variants:
+                    results[variant].append(one_run(db, Path(folder) / "s", variant,
+                                                    args.every))
+    out: dict[str, Any] = {"docs": args.docs, "model": args.model, "runs": args.runs}
+    for variant, runs in results.items():
+        out[variant] = {key: summary([r[key] for r in runs]) for key in runs[0]}
+    out["longest_wait_whole_run_over_per_page"] = summary(
+        [old["longest_wait_ms"] / new["longest_wait_ms"]
+         for old, new in zip(results["whole_run"], results["per_page"], strict=True)], 2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
