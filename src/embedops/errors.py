@@ -134,6 +134,15 @@ class AliasNotFound(StoreError):
     code = "alias_not_found"
 
 
+class CollectionChanged(StoreError):
+    """The collection a run writes to was dropped, dropped and made again, or renamed
+    behind an alias (``migrate start`` on a plain collection) while the run waited for
+    the write gate: the run stops before writing there; run it again."""
+
+    status_code = 409
+    code = "collection_changed"
+
+
 class StoreLocked(StoreError):
     """Another process holds the store's writer lock."""
 

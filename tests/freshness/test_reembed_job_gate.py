@@ -15,6 +15,7 @@ import pytest
 
 import embedops
 from embedops.embedders.testing import HashEmbedder
+from embedops.errors import CollectionChanged
 from embedops.freshness.reembed import PAGE
 from embedops.freshness.stale import find_stale
 from embedops.ingest.ordering import WriteGate
@@ -90,3 +91,110 @@ def test_the_job_rereads_changed_files_through_the_gate(
         assert db.get("d007.txt").text == "document 7 in its second version"
         assert db.ledger is not None
         assert not find_stale(db.store, db.ledger, "default").stale
+
+
+def test_a_document_deleted_between_pages_is_skipped_not_dead_lettered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 2 * PAGE + 5
+    _docs(tmp_path / "docs", n, "first")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        db.ingest([tmp_path / "docs"])
+        with sqlite3.connect(tmp_path / "s" / "ledger.db") as conn:
+            conn.execute("UPDATE documents SET fingerprint = 'older-model'")
+        gate = WriteGate(db.new_ledger_handle())
+        started, held = _slow_embedder(monkeypatch, 0.3, gate)
+        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
+        outcome: dict[str, str] = {}
+        job = threading.Thread(target=lambda: outcome.update(
+            detail=KINDS["reembed-stale"](context, {"collection": "default"})))
+        job.start()
+        assert started.wait(30)
+        with gate.lock:  # (between two pages: the API deletes a document of a later one)
+            assert len(held) < 3
+            assert db.delete_documents([f"d{n - 1:03}.txt"]) == 1
+        job.join(60)
+        assert f"{n} stale; re-embedded {n - 1} documents" in outcome["detail"]
+        assert db.ledger is not None and db.ledger.dead_letters("default") == []
+
+
+def test_a_page_claimed_before_a_rename_behind_an_alias_is_embedded_under_the_new_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``migrate start`` on a plain collection renames it and puts an alias of its old
+    name in front of it: a page claimed under the old name is claimed again under the
+    new one, and its documents are embedded there (not dead-lettered under the alias)."""
+    from embedops.freshness import reembed
+    from embedops.migrate import Migrations
+
+    _docs(tmp_path / "docs", 4, "first")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        db.ingest([tmp_path / "docs"])
+        with sqlite3.connect(tmp_path / "s" / "ledger.db") as conn:
+            conn.execute("UPDATE documents SET fingerprint = 'older-model'")
+        gate = WriteGate(db.new_ledger_handle())
+        migrations = Migrations(db, write_lock=gate.lock)
+        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
+        claims = reembed.Claims
+
+        class RenamedOnFirstClaim(claims):  # type: ignore[misc,valid-type]
+            renamed = False
+
+            def holding(self, collection: str, ids: list[str]) -> Any:
+                if not RenamedOnFirstClaim.renamed:  # (another writer, the gate free)
+                    RenamedOnFirstClaim.renamed = True
+                    migrations.start("default", "testing/hash-e5-32")
+                return super().holding(collection, ids)
+
+        embed_page = reembed._reembed_page
+        claimed_there: list[bool] = []  # (each page claimed under the name written to)
+
+        def checked(store: Any, ledger: Any, targets: Any, page: list[str],
+                    *rest: Any) -> None:
+            holders = claims(ledger, 60.0).holders(targets[0].name)
+            claimed_there.append(bool(page) and set(page) <= set(holders))
+            embed_page(store, ledger, targets, page, *rest)
+
+        monkeypatch.setattr(reembed, "Claims", RenamedOnFirstClaim)
+        monkeypatch.setattr(reembed, "_reembed_page", checked)
+        detail = KINDS["reembed-stale"](context, {"collection": "default"})
+        assert RenamedOnFirstClaim.renamed and "re-embedded 4 documents" in detail
+        assert claimed_there and all(claimed_there)
+        live = db.resolve("default")
+        assert live != "default"  # (renamed behind the alias)
+        assert db.ledger is not None and db.ledger.dead_letters("default") == []
+        current = db.store.get_collection(live).fingerprint
+        assert {r.fingerprint for r in db.ledger.documents(live).values()} == {current}
+
+
+def test_a_batch_run_stops_when_its_collection_is_dropped_and_made_again(
+        tmp_path: Path) -> None:
+    """A batch run of the service resolved its collection at its start; if another
+    writer drops it (and makes a new one of the same name) before the run's first
+    flush gets the gate, the run stops instead of writing into the new collection. A
+    swap of the alias the run was given is no change: it writes on."""
+    from embedops.ingest.batch import BatchIngest, IngestOptions
+
+    _docs(tmp_path / "old", 5, "first")
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "n0.txt").write_text("the new corpus")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        db.ingest([tmp_path / "old"])
+        _docs(tmp_path / "old", 5, "second")
+        assert db.ledger is not None
+        gate = WriteGate(db.new_ledger_handle())
+        run = BatchIngest(db.store, db.ledger, db.settings,
+                          IngestOptions(collection="default"), gate=gate)
+        with gate.lock:  # (DELETE /collections/default, then a new "default")
+            db.drop_collection("default")
+        db.ingest([tmp_path / "new"])
+        with pytest.raises(CollectionChanged, match="dropped or renamed"):
+            run.run([tmp_path / "old"])
+        assert sorted(db.ledger.documents("default")) == ["n0.txt"]
+        assert db.store.get_collection("default").points == 1
+
+        db.store.create_alias("docs", "default")
+        run = BatchIngest(db.store, db.ledger, db.settings,
+                          IngestOptions(collection="docs"), gate=gate)
+        db.ingest([tmp_path / "new"], collection="other")
+        db.store.repoint_alias("docs", "other")
+        assert run.run([tmp_path / "old"]).documents_new == 5  # (into "default")
+        assert len(db.ledger.documents("default")) == 6

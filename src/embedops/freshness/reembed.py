@@ -70,7 +70,8 @@ def select_by_time(ledger: Ledger, collection: str, changed_since: datetime | No
 
 def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
                       pool: EmbedderPool | None = None,
-                      lock: AbstractContextManager[Any] | None = None) -> IngestSummary:
+                      lock: AbstractContextManager[Any] | None = None,
+                      skip_missing: bool = False) -> IngestSummary:
     """Embed ``doc_ids`` again from their stored content, whether or not anything
     changed; returns the ingest summary.
 
@@ -79,26 +80,33 @@ def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
     it and re-embedded once its claim is gone (from the content that run committed).
     ``lock`` (the service's write gate) is held for each page, from reading its stored
     content to writing it, so no other write of the process lands in between; a write
-    that fills the store's pending segment waits for room after it is released.
+    that fills the store's pending segment waits for room after it is released. Other
+    writers may change the collection while the lock is free, so each page resolves
+    ``collection`` and its dual-write targets again under it: a page claimed under a
+    name the collection no longer has (renamed behind an alias by ``migrate start``) is
+    claimed again under the new one, and with ``skip_missing`` a document no longer in
+    the ledger (deleted since it was chosen) is skipped rather than dead-lettered.
     """
     lock = lock if lock is not None else nullcontext()
     assert client.ledger is not None
     ledger, store = client.ledger, client.store
     pool = pool or EmbedderPool(client.settings)
-    targets = resolve_targets(store, pool, collection, ledger)
-    primary = targets[0]
-    summary = IngestSummary(collection=primary.name)
+    summary = IngestSummary(collection=store.get_collection(collection).name)
     claims = Claims(ledger, client.settings.claim_ttl_s)
     waiting, pauses = list(dict.fromkeys(doc_ids)), retry_pauses()
     while waiting:
         held_elsewhere: list[str] = []
         for start in range(0, len(waiting), PAGE):
             page = waiting[start : start + PAGE]
-            with claims.holding(primary.name, page) as held:
+            name = store.get_collection(collection).name
+            with claims.holding(name, page) as held, room_waits_deferred(store), lock:
+                targets = resolve_targets(store, pool, collection, ledger)
+                if targets[0].name != name:  # (renamed since the claim: again)
+                    held_elsewhere += page
+                    continue
                 held_elsewhere += [doc_id for doc_id in page if doc_id not in held]
-                with room_waits_deferred(store), lock:
-                    _reembed_page(store, ledger, targets, [d for d in page if d in held],
-                                  summary)
+                _reembed_page(store, ledger, targets, [d for d in page if d in held],
+                              summary, skip_missing)
         waiting = held_elsewhere
         if waiting:
             time.sleep(next(pauses))
@@ -106,12 +114,14 @@ def reembed_documents(client: Client, collection: str, doc_ids: Iterable[str],
 
 
 def _reembed_page(store: VectorStore, ledger: Ledger, targets: list[Target],
-                  page: list[str], summary: IngestSummary) -> None:
+                  page: list[str], summary: IngestSummary, skip_missing: bool) -> None:
     primary = targets[0]
     previous = ledger.documents(primary.name, page)
     works = []
     for doc_id in page:
         stored = ledger.stored(primary.name, doc_id)
+        if stored is None and skip_missing:
+            continue
         if stored is None or stored.text is None:
             reason = "not in the ledger" if stored is None else "no stored content"
             ledger.record_dead_letter(primary.name, doc_id, None, "reembed", "no_content",

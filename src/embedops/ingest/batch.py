@@ -27,6 +27,7 @@ from embedops.config import Settings
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
 from embedops.embedders.weights import canonical_name
 from embedops.errors import (
+    CollectionChanged,
     CollectionExists,
     CollectionNotFound,
     ModelConflict,
@@ -327,6 +328,7 @@ class BatchIngest:
                     self._write(batch, {})
                 elif batch:
                     with self.gate.lock:
+                        self._check_unchanged()
                         admitted, versions = self.gate.admit(self.collection, batch)
                         self.progress("document", len(batch) - len(admitted))
                         kept = {id(w) for w in admitted}
@@ -339,6 +341,25 @@ class BatchIngest:
             self._held_files += ready
         else:
             self._record_files(ready)
+
+    def _check_unchanged(self) -> None:
+        """Under the write gate: raise ``CollectionChanged`` unless the collection this
+        run resolved is still there under its name, the same one (another writer of the
+        service may have dropped it, made it again, or renamed it behind an alias while
+        the gate was free). A swap that points the run's alias at another collection is
+        no change: the run writes on to the collection it started with, and dual-write
+        keeps the other one current."""
+        if self._info is None:
+            return
+        try:
+            current = self.store.get_collection(self._info.name)
+        except CollectionNotFound:
+            current = None
+        if current is None or (current.name, current.created_at) != (
+                self._info.name, self._info.created_at):
+            raise CollectionChanged(
+                f"collection {self._info.name!r} was dropped or renamed while this run "
+                "waited to write; nothing more was written to it: run it again")
 
     # --- claims (several runs over overlapping sources) ------------------------------------
 

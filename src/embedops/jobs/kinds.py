@@ -56,7 +56,7 @@ def reembed_stale(ctx: JobContext, args: dict[str, Any]) -> str:
     if report.by_reason["model_changed"]:
         runs.append(ops.reembed_documents(ctx.client, name,
                                           sorted(report.by_reason["model_changed"]),
-                                          lock=ctx.write_lock))
+                                          lock=ctx.write_lock, skip_missing=True))
     summary = ops.merge(runs, name)
     return (f"{len(report.stale)} stale; re-embedded {summary.documents_changed} documents "
             f"({summary.chunks_embedded} chunks)")
