@@ -6,6 +6,7 @@ fail at once with "database is locked" whenever another connection had committed
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import embedops
@@ -19,6 +20,7 @@ def test_read_marks_from_another_thread_never_fail_the_handles_writes(tmp_path: 
         def read_marks() -> None:  # (the batch run's reader thread)
             while not stop.is_set():
                 shared.read_mark()
+                time.sleep(0)  # (lets the writer at the handle's lock between reads)
 
         def other_writes() -> None:  # (an HTTP upsert's enqueue, another connection)
             i = 0
