@@ -198,3 +198,86 @@ def test_a_batch_run_stops_when_its_collection_is_dropped_and_made_again(
         db.store.repoint_alias("docs", "other")
         assert run.run([tmp_path / "old"]).documents_new == 5  # (into "default")
         assert len(db.ledger.documents("default")) == 6
+
+
+def test_a_rename_behind_an_alias_during_the_reread_reads_the_files_again_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedops.ingest.batch import BatchIngest
+    from embedops.migrate import Migrations
+
+    _docs(tmp_path / "docs", 5, "first")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        db.ingest([tmp_path / "docs"])
+        _docs(tmp_path / "docs", 5, "second")
+        gate = WriteGate(db.new_ledger_handle())
+        migrations = Migrations(db, write_lock=gate.lock)
+        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
+        flush, renamed = BatchIngest._flush, []
+
+        def renamed_before_the_first_flush(self: BatchIngest, batch: Any) -> None:
+            if not renamed:  # (another writer of the service, the gate free)
+                renamed.append(migrations.start("default", "testing/hash-e5-32"))
+            flush(self, batch)
+
+        monkeypatch.setattr(BatchIngest, "_flush", renamed_before_the_first_flush)
+        detail = KINDS["reembed-stale"](context, {"collection": "default"})
+        assert renamed and "5 stale; re-embedded 5 documents" in detail
+        live = db.resolve("default")
+        assert live != "default"
+        assert db.ledger is not None
+        assert db.ledger.stored(live, "d003.txt").text == "document 3 in its second version"
+        assert not find_stale(db.store, db.ledger, live).stale
+
+
+def test_a_batch_run_records_no_file_of_a_collection_dropped_after_its_last_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files a run read are recorded (their digests, so a later run skips them)
+    after its last write, the gate free meanwhile: recorded into a new collection of
+    the same name, they would keep their documents out of it for good."""
+    from embedops.ingest.batch import BatchIngest, IngestOptions
+
+    _docs(tmp_path / "docs", 5, "first")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        assert db.ledger is not None
+        gate = WriteGate(db.new_ledger_handle())
+        db.ingest([tmp_path / "docs"])
+        _docs(tmp_path / "docs", 5, "second")
+        record, dropped = BatchIngest._record_files, []
+
+        def dropped_first(self: BatchIngest, files: Any) -> None:
+            if files and self.gate is gate and not dropped:  # (the run's own record:
+                dropped.append(True)  # DELETE /collections/default, and a new one)
+                with gate.lock:
+                    db.drop_collection("default")
+                db.ingest([tmp_path / "docs" / "d000.txt"])
+            record(self, files)
+
+        monkeypatch.setattr(BatchIngest, "_record_files", dropped_first)
+        run = BatchIngest(db.store, db.ledger, db.settings,
+                          IngestOptions(collection="default"), gate=gate)
+        with pytest.raises(CollectionChanged):
+            run.run([tmp_path / "docs"])
+        monkeypatch.undo()
+        assert dropped
+        again = db.ingest([tmp_path / "docs"])
+        assert again.documents_new == 4  # (none kept out by a digest of the old run)
+
+
+def test_a_failed_batch_run_stops_its_reader(tmp_path: Path) -> None:
+    """A run that stops at a flush (its collection dropped) stops the thread reading its
+    files, which would otherwise wait for good to put into a full queue (4,096 items)."""
+    from embedops.ingest.batch import BatchIngest, IngestOptions
+
+    _docs(tmp_path / "docs", 5, "first")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        assert db.ledger is not None
+        db.ingest([tmp_path / "docs"])
+        _docs(tmp_path / "docs", 4200, "second")
+        gate = WriteGate(db.new_ledger_handle())
+        run = BatchIngest(db.store, db.ledger, db.settings,
+                          IngestOptions(collection="default", batch_size=8), gate=gate)
+        db.drop_collection("default")
+        with pytest.raises(CollectionChanged):
+            run.run([tmp_path / "docs"])
+        assert not [t for t in threading.enumerate()
+                    if t.name == "embedops-reader" and t.is_alive()]

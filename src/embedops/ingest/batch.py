@@ -14,12 +14,14 @@ corpora cost little more than reading the files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -193,7 +195,12 @@ class BatchIngest:
         run_id = self.ledger.start_run(self.collection)
         status = "failed"
         try:
-            self._consume(self._start_reader(files))
+            items, stop, reader = self._start_reader(files)
+            try:
+                self._consume(items)
+            except BaseException:
+                _stop_reader(items, stop, reader)
+                raise
             if self.options.prune:
                 self._prune()
             status = "done"
@@ -222,9 +229,13 @@ class BatchIngest:
                         self.options.reread_unchanged)
         return known, by_source, chunker, plan
 
-    def _start_reader(self, files: Sequence[SourceFile]) -> queue.Queue[object]:
+    def _start_reader(self, files: Sequence[SourceFile]
+                      ) -> tuple[queue.Queue[object], threading.Event, threading.Thread]:
+        """A thread reading ``files`` into a queue (bounded: it waits while the queue is
+        full), the event that stops it after its current item, and the thread."""
         known, by_source, chunker, plan = self._prepare_reading()
         out: queue.Queue[object] = queue.Queue(maxsize=4096)
+        stop = threading.Event()
 
         def read_file(source: SourceFile) -> None:
             mark = 0
@@ -234,6 +245,8 @@ class BatchIngest:
                 mark = self.gate.read_mark() if self.gate else 0
 
             for item in read_source(source, plan, by_source, take_mark):
+                if stop.is_set():
+                    return
                 if isinstance(item, Document):
                     work = classify(item, known.get(item.id), chunker, self._load_embedder)
                     if work.chunks:
@@ -247,14 +260,17 @@ class BatchIngest:
         def read() -> None:
             try:
                 for source in files:
+                    if stop.is_set():
+                        break
                     read_file(source)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 out.put(exc)
             finally:
                 out.put(_DONE)
 
-        threading.Thread(target=read, name="embedops-reader", daemon=True).start()
-        return out
+        reader = threading.Thread(target=read, name="embedops-reader", daemon=True)
+        reader.start()
+        return out, stop, reader
 
     def _consume(self, items: queue.Queue[object]) -> None:
         pending: list[Work] = []
@@ -412,8 +428,21 @@ class BatchIngest:
         complete = [(str(f.source.path), f.source_id, f.digest, self._options_hash)
                     for f in files if f.digest and f.source_id not in self._failed_sources]
         if complete and self._info is not None:
-            self.ledger.record_sources(self.collection, complete,  # type: ignore[arg-type]
-                                       asdict(self.options.preprocess))
+            with self._gated():
+                self.ledger.record_sources(self.collection,
+                                           complete,  # type: ignore[arg-type]
+                                           asdict(self.options.preprocess))
+
+    @contextmanager
+    def _gated(self) -> Iterator[None]:
+        """With a gate: the gate held, and the run's collection checked unchanged under
+        it (``_check_unchanged``). Without one (a lone writer): nothing."""
+        if self.gate is None:
+            yield
+            return
+        with self.gate.lock:
+            self._check_unchanged()
+            yield
 
     def _write(self, batch: list[Work], versions: dict[str, int]) -> None:
         result = write_documents(self.store, self.ledger, self._targets(), batch,
@@ -507,12 +536,24 @@ class BatchIngest:
         return embedder
 
     def _prune(self) -> None:
-        gone = [d for d in self.ledger.documents(self.collection) if d not in self._seen]
-        if gone:
-            names = [self.collection, *self.ledger.dual_write_targets(self.collection)]
-            self.summary.chunks_deleted += delete_documents(self.store, self.ledger, names,
-                                                            gone)
+        with self._gated():
+            gone = [d for d in self.ledger.documents(self.collection) if d not in self._seen]
+            if gone:
+                names = [self.collection, *self.ledger.dual_write_targets(self.collection)]
+                self.summary.chunks_deleted += delete_documents(self.store, self.ledger,
+                                                                names, gone)
         self.summary.documents_deleted += len(gone)
+
+
+def _stop_reader(items: queue.Queue[object], stop: threading.Event,
+                 reader: threading.Thread) -> None:
+    """Stop a reader thread whose consumer failed (it would otherwise wait for good to
+    put into a full queue, holding what it read): it ends after its current item, the
+    queue drained meanwhile so that an item it is waiting to put goes in."""
+    stop.set()
+    while reader.is_alive():
+        with contextlib.suppress(queue.Empty):
+            items.get(timeout=0.05)
 
 
 @dataclass(frozen=True)

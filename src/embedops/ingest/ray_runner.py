@@ -144,17 +144,20 @@ class RayIngest(ClusterWriter):
         with ray_session(self.cluster):
             return super().run_files(files)
 
-    def _start_reader(self, files: Sequence[SourceFile]) -> queue.Queue[object]:
+    def _start_reader(self, files: Sequence[SourceFile]
+                      ) -> tuple[queue.Queue[object], threading.Event, threading.Thread]:
         known, by_source, _, plan = self._prepare_reading()
         out: queue.Queue[object] = queue.Queue(maxsize=4096)
-        if not files:
-            out.put(_DONE)
-            return out
-        dataset = self._dataset(files, plan, known)
+        stop = threading.Event()
+        dataset = self._dataset(files, plan, known) if files else None
 
         def feed() -> None:
             try:
-                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                batches = () if dataset is None else dataset.iter_batches(
+                    batch_size=None, batch_format="numpy")
+                for batch in batches:
+                    if stop.is_set():
+                        break
                     embedded = batch.get("embedded")
                     for i, item in enumerate(batch["item"]):
                         if isinstance(item, _FileSkipped):  # the workers know no ids
@@ -172,8 +175,9 @@ class RayIngest(ClusterWriter):
             finally:
                 out.put(_DONE)
 
-        threading.Thread(target=feed, name="embedops-cluster-feed", daemon=True).start()
-        return out
+        feeder = threading.Thread(target=feed, name="embedops-cluster-feed", daemon=True)
+        feeder.start()
+        return out, stop, feeder
 
     def _dataset(self, files: Sequence[SourceFile], plan: ReadPlan,
                  known: dict[str, DocRecord]) -> Dataset:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from embedops.client import Client
-from embedops.errors import ConfigError
+from embedops.errors import CollectionChanged, ConfigError
 from embedops.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -46,10 +46,18 @@ def reembed_stale(ctx: JobContext, args: dict[str, Any]) -> str:
     from embedops.freshness import reembed as ops
     from embedops.freshness.stale import find_stale
 
-    name = ctx.client.store.resolve(_collection(args))
+    asked = _collection(args)
+    name = ctx.client.store.resolve(asked)
     report = find_stale(ctx.client.store, ctx.ledger, name)  # (reads only)
     if ctx.gate is not None:  # (each batch admitted by the gate: ingest/ordering.py)
-        runs = ops.reread_files(ctx.client, name, report.files, gate=ctx.gate)
+        try:
+            runs = ops.reread_files(ctx.client, name, report.files, gate=ctx.gate)
+        except CollectionChanged:
+            now = ctx.client.store.resolve(asked)  # (CollectionNotFound when dropped)
+            if now == name:  # dropped and made again: another collection, not the job's
+                raise
+            name = now  # renamed behind its alias (``migrate start``): once more there
+            runs = ops.reread_files(ctx.client, name, report.files, gate=ctx.gate)
     else:
         with ctx.write_lock:
             runs = ops.reread_files(ctx.client, name, report.files)
