@@ -45,22 +45,36 @@ def _docs(folder: Path, n: int, version: str) -> None:
         (folder / f"d{i:03}.txt").write_text(f"document {i} in its {version} version")
 
 
+def _older_model(store: Path) -> None:
+    """Every document of the store's ledger marked as embedded by another model."""
+    with sqlite3.connect(store / "ledger.db") as conn:
+        conn.execute("UPDATE documents SET fingerprint = 'older-model'")
+
+
+def _job_started(db: Any, store: Path, monkeypatch: pytest.MonkeyPatch
+                 ) -> tuple[WriteGate, list[bool], threading.Thread, dict[str, str]]:
+    """The reembed-stale job running in a thread of its own, as the service runs it,
+    its first page being embedded (slowly) with the gate held: the gate, whether each
+    batch was embedded with the gate held, the thread and its outcome once it ends."""
+    _older_model(store)
+    gate = WriteGate(db.new_ledger_handle())
+    started, held = _slow_embedder(monkeypatch, 0.3, gate)
+    context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
+    outcome: dict[str, str] = {}
+    job = threading.Thread(target=lambda: outcome.update(
+        detail=KINDS["reembed-stale"](context, {"collection": "default"})))
+    job.start()
+    assert started.wait(30)
+    return gate, held, job, outcome
+
+
 def test_the_gate_is_free_between_the_pages_of_a_model_change(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n = 3 * PAGE + 5
     _docs(tmp_path / "docs", n, "first")
     with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
         db.ingest([tmp_path / "docs"])
-        with sqlite3.connect(tmp_path / "s" / "ledger.db") as conn:  # an older model's
-            conn.execute("UPDATE documents SET fingerprint = 'older-model'")
-        gate = WriteGate(db.new_ledger_handle())
-        started, held = _slow_embedder(monkeypatch, 0.3, gate)
-        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
-        outcome: dict[str, str] = {}
-        job = threading.Thread(target=lambda: outcome.update(
-            detail=KINDS["reembed-stale"](context, {"collection": "default"})))
-        job.start()
-        assert started.wait(30)  # (the first page is being embedded, the gate held)
+        gate, held, job, outcome = _job_started(db, tmp_path / "s", monkeypatch)
         assert gate.lock.acquire(timeout=60)  # another writer of the service
         try:
             running, embedded_then = job.is_alive(), len(held)
@@ -99,16 +113,7 @@ def test_a_document_deleted_between_pages_is_skipped_not_dead_lettered(
     _docs(tmp_path / "docs", n, "first")
     with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
         db.ingest([tmp_path / "docs"])
-        with sqlite3.connect(tmp_path / "s" / "ledger.db") as conn:
-            conn.execute("UPDATE documents SET fingerprint = 'older-model'")
-        gate = WriteGate(db.new_ledger_handle())
-        started, held = _slow_embedder(monkeypatch, 0.3, gate)
-        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
-        outcome: dict[str, str] = {}
-        job = threading.Thread(target=lambda: outcome.update(
-            detail=KINDS["reembed-stale"](context, {"collection": "default"})))
-        job.start()
-        assert started.wait(30)
+        gate, held, job, outcome = _job_started(db, tmp_path / "s", monkeypatch)
         with gate.lock:  # (between two pages: the API deletes a document of a later one)
             assert len(held) < 3
             assert db.delete_documents([f"d{n - 1:03}.txt"]) == 1
@@ -128,8 +133,7 @@ def test_a_page_claimed_before_a_rename_behind_an_alias_is_embedded_under_the_ne
     _docs(tmp_path / "docs", 4, "first")
     with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
         db.ingest([tmp_path / "docs"])
-        with sqlite3.connect(tmp_path / "s" / "ledger.db") as conn:
-            conn.execute("UPDATE documents SET fingerprint = 'older-model'")
+        _older_model(tmp_path / "s")
         gate = WriteGate(db.new_ledger_handle())
         migrations = Migrations(db, write_lock=gate.lock)
         context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
