@@ -545,13 +545,19 @@ class BatchIngest:
         self.summary.documents_deleted += len(gone)
 
 
+READER_STOP_S = 30.0  # the longest a failed run waits for its reader's current item
+
+
 def _stop_reader(items: queue.Queue[object], stop: threading.Event,
                  reader: threading.Thread) -> None:
     """Stop a reader thread whose consumer failed (it would otherwise wait for good to
     put into a full queue, holding what it read): it ends after its current item, the
-    queue drained meanwhile so that an item it is waiting to put goes in."""
+    queue drained meanwhile so that an item it is waiting to put goes in. A cluster
+    run's current item is a batch its workers embed: past ``READER_STOP_S`` the error
+    goes up anyway, and the thread (a daemon) ends when that batch does."""
     stop.set()
-    while reader.is_alive():
+    deadline = time.monotonic() + READER_STOP_S
+    while reader.is_alive() and time.monotonic() < deadline:
         with contextlib.suppress(queue.Empty):
             items.get(timeout=0.05)
 
