@@ -33,6 +33,7 @@ from embedops.ledger.migrations import MigrationsMixin
 from embedops.ledger.outbox import OutboxMixin
 from embedops.ledger.payload_fields import PayloadFieldsMixin
 from embedops.ledger.schema import MIGRATIONS
+from embedops.ledger.serial_connection import SerialConnection
 from embedops.ledger.timeseries import TimeSeriesMixin
 from embedops.sqlite_migrations import apply_migrations
 
@@ -150,13 +151,14 @@ class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, Canari
         uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout = 5000")
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            self._conn = SerialConnection(conn, self._lock)  # type: ignore[assignment]
+            conn.execute("PRAGMA busy_timeout = 5000")
             if not read_only:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-                apply_migrations(self._conn, MIGRATIONS)
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                apply_migrations(conn, MIGRATIONS)
         except (sqlite3.Error, ValueError) as exc:
             raise StoreCorrupted(f"cannot open ledger {path}: {exc}") from exc
 
