@@ -135,7 +135,9 @@ class DeadLetter:
 class Ledger(OutboxMixin, KeysMixin, MigrationsMixin, PayloadFieldsMixin, CanariesMixin,
              JobRunsMixin, TimeSeriesMixin):
     """Documents, dead letters, runs, the real-time outbox and API keys of one store
-    directory. A handle may be shared by threads: write transactions are serialised."""
+    directory. A handle may be shared by threads: write transactions and single
+    statements are serialised, each statement fetched whole under the handle's lock
+    (``serial_connection``)."""
 
     def __init__(self, location: Path, read_only: bool = False) -> None:
         """``location``: the database file (``*.db``) or a directory that holds (or will
