@@ -285,3 +285,25 @@ def test_a_failed_batch_run_stops_its_reader(tmp_path: Path) -> None:
             run.run([tmp_path / "docs"])
         assert not [t for t in threading.enumerate()
                     if t.name == "embedops-reader" and t.is_alive()]
+
+
+def test_a_batch_run_dead_letters_nothing_into_a_collection_made_again(
+        tmp_path: Path) -> None:
+    from embedops.ingest.batch import BatchIngest, IngestOptions
+
+    _docs(tmp_path / "docs", 3, "first")
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        assert db.ledger is not None
+        db.ingest([tmp_path / "docs"])
+        (tmp_path / "docs" / "empty.txt").write_text("")  # (a rejection: no text)
+        gate = WriteGate(db.new_ledger_handle())
+        run = BatchIngest(db.store, db.ledger, db.settings,
+                          IngestOptions(collection="default"), gate=gate)
+        with gate.lock:  # (DELETE /collections/default, and a new one)
+            db.drop_collection("default")
+        (tmp_path / "new").mkdir()
+        (tmp_path / "new" / "n0.txt").write_text("the new corpus")
+        db.ingest([tmp_path / "new"])
+        with pytest.raises(CollectionChanged):
+            run.run([tmp_path / "docs" / "empty.txt"])
+        assert db.ledger.dead_letters("default") == []

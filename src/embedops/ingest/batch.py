@@ -321,9 +321,10 @@ class BatchIngest:
         what, source = item
         if isinstance(what, Rejection):
             self._seen.add(what.source)
-            self.ledger.record_dead_letter(self.collection, what.source, str(source.path),
-                                           what.stage, what.reason, what.detail,
-                                           root=str(source.root))
+            with self._gated():
+                self.ledger.record_dead_letter(self.collection, what.source,
+                                               str(source.path), what.stage, what.reason,
+                                               what.detail, root=str(source.root))
             self.summary.documents_failed += 1
             self.progress("document", 1)
 
@@ -436,7 +437,9 @@ class BatchIngest:
     @contextmanager
     def _gated(self) -> Iterator[None]:
         """With a gate: the gate held, and the run's collection checked unchanged under
-        it (``_check_unchanged``). Without one (a lone writer): nothing."""
+        it (``_check_unchanged``), around everything the run records in the ledger
+        outside its writes (files read, dead letters, a prune). Without one (a lone
+        writer): nothing."""
         if self.gate is None:
             yield
             return
@@ -484,8 +487,9 @@ class BatchIngest:
         """Dead-letter ``work`` under ``letter_id``; its file will be read again next run."""
         self._failed_sources.add(str(work.doc.source))
         path, root = work.origin or (work.doc.source, None)
-        self.ledger.record_dead_letter(self.collection, letter_id, path, stage, reason,
-                                       detail, root=root)
+        with self._gated():
+            self.ledger.record_dead_letter(self.collection, letter_id, path, stage, reason,
+                                           detail, root=root)
         self.summary.documents_failed += 1
         self.progress("document", 1)
 
