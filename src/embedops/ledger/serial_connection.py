@@ -22,6 +22,8 @@ from typing import Any
 class FetchedCursor:
     """A finished statement's rows, with the cursor attributes the ledger reads."""
 
+    __slots__ = ("_next", "_rows", "description", "lastrowid", "rowcount")
+
     def __init__(self, cursor: sqlite3.Cursor) -> None:
         self.description = cursor.description
         self._rows = cursor.fetchall() if cursor.description else []
