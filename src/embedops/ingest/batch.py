@@ -344,8 +344,8 @@ class BatchIngest:
                 if batch and self.gate is None:
                     self._write(batch, {})
                 elif batch:
-                    with self.gate.lock:
-                        self._check_unchanged()
+                    assert self.gate is not None
+                    with self._gated():
                         admitted, versions = self.gate.admit(self.collection, batch)
                         self.progress("document", len(batch) - len(admitted))
                         kept = {id(w) for w in admitted}
@@ -437,8 +437,8 @@ class BatchIngest:
     @contextmanager
     def _gated(self) -> Iterator[None]:
         """With a gate: the gate held, and the run's collection checked unchanged under
-        it (``_check_unchanged``), around everything the run records in the ledger
-        outside its writes (files read, dead letters, a prune). Without one (a lone
+        it (``_check_unchanged``), around everything the run writes or records in the
+        ledger (a batch, files read, dead letters, a prune). Without one (a lone
         writer): nothing."""
         if self.gate is None:
             yield

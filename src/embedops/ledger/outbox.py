@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -22,7 +21,6 @@ from typing import Any, Protocol
 
 class _HasTx(Protocol):
     _conn: sqlite3.Connection
-    _lock: threading.RLock
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
@@ -75,16 +73,10 @@ class OutboxMixin:
     """Queue and version methods of :class:`~embedops.ledger.Ledger`."""
 
     def read_mark(self: _HasTx) -> int:
-        """The write clock now: a write accepted later gets a larger version.
-
-        Called from a batch run's reader thread on a handle another thread writes with
-        (the write gate's), so it reads under the handle's lock and finishes its
-        statement there: a read left open on the connection holds a snapshot, and that
-        thread's next ``BEGIN IMMEDIATE`` then fails at once ("database is locked") when
-        another connection has committed since."""
-        with self._lock:
-            rows = self._conn.execute("SELECT seq FROM write_clock").fetchall()
-        return int(rows[0][0])
+        """The write clock now: a write accepted later gets a larger version. (A batch
+        run's reader thread reads it on a handle another thread writes with: each
+        statement runs under the handle's lock, ``ledger.serial_connection``.)"""
+        return int(self._conn.execute("SELECT seq FROM write_clock").fetchone()[0])
 
     def enqueue(self: _HasTx, collection: str,
                 writes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[int]:
