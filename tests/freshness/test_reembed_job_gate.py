@@ -233,6 +233,42 @@ def test_a_rename_behind_an_alias_during_the_reread_reads_the_files_again_there(
         assert not find_stale(db.store, db.ledger, live).stale
 
 
+def test_documents_reread_before_a_rename_are_counted_with_those_reread_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files ingested with two sets of options are read again in two runs. A rename
+    behind the alias before the second run's first write sends the job through the
+    files once more, where the first run's documents are unchanged by then: the job
+    still reports every document it re-embedded, the first attempt's included."""
+    from embedops.ingest.batch import BatchIngest
+    from embedops.migrate import Migrations
+
+    _docs(tmp_path / "a", 3, "first")
+    (tmp_path / "b").mkdir()
+    _docs(tmp_path / "b" / "b", 2, "first")  # (ids b/d000.txt ...: not a's)
+    with embedops.open(tmp_path / "s", model="testing/hash-64") as db:
+        db.ingest([tmp_path / "a"])
+        db.ingest([tmp_path / "b"], title_field="heading")  # (other options: a 2nd run)
+        _docs(tmp_path / "a", 3, "second")
+        _docs(tmp_path / "b" / "b", 2, "second")
+        gate = WriteGate(db.new_ledger_handle())
+        migrations = Migrations(db, write_lock=gate.lock)
+        context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
+        flush, flushes, renamed = BatchIngest._flush, [], []
+
+        def renamed_before_the_second_run_writes(self: BatchIngest, batch: Any) -> None:
+            flushes.append(len(batch))
+            if len(flushes) == 2 and not renamed:  # (the first run has committed)
+                renamed.append(migrations.start("default", "testing/hash-e5-32"))
+            flush(self, batch)
+
+        monkeypatch.setattr(BatchIngest, "_flush", renamed_before_the_second_run_writes)
+        detail = KINDS["reembed-stale"](context, {"collection": "default"})
+        assert renamed and flushes[:2] == [3, 2]
+        assert "5 stale; re-embedded 5 documents" in detail
+        live = db.resolve("default")
+        assert live != "default" and not find_stale(db.store, db.ledger, live).stale
+
+
 def test_a_batch_run_records_no_file_of_a_collection_dropped_after_its_last_write(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The files a run read are recorded (their digests, so a later run skips them)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from embedops.ledger import Ledger
@@ -30,18 +31,57 @@ class BackfillStopped(Exception):
 
 
 def backfill_field(store: VectorStore, ledger: Ledger | None, collection: str, field: str,
-                   default: Any, where: Filter | None = None) -> dict[str, Any]:
+                   default: Any, where: Filter | None = None,
+                   lock: AbstractContextManager[Any] | None = None) -> dict[str, Any]:
     """Set ``field`` to ``default`` on every point of ``collection`` that lacks it (and
-    matches ``where``). A declared field's type is checked first. Vectors untouched."""
+    matches ``where``). A declared field's type is checked first. Vectors untouched.
+    Without ``lock``, in one statement; with it (the process's write lock, which other
+    writers wait on), a page at a time (``paged_update``)."""
     info = store.get_collection(collection)
     declared = {s.field: s for s in ledger.payload_fields(info.name)} if ledger else {}
     if field in declared:
         check_value(declared[field], default)
     missing: dict[str, Any] = {"field": field, "exists": False}
     scope = missing if where is None else {"and": [missing, parse_filter(where)]}
-    updated = store.update_payload(info.name, {field: default}, filter=scope)
+    if lock is None:
+        updated = store.update_payload(info.name, {field: default}, filter=scope)
+    else:
+        updated = paged_update(store, info.name, {field: default}, scope, lock, PAGE_SIZE)
     return {"collection": info.name, "field": field, "default": default,
             "points_updated": updated, "embedding_calls": 0}
+
+
+def paged_update(store: VectorStore, collection: str, patch: dict[str, Any],
+                 scope: Filter, lock: AbstractContextManager[Any],
+                 page_size: int = PAGE_SIZE, stop: threading.Event | None = None,
+                 on_page: Callable[[int], None] | None = None) -> int:
+    """Merge ``patch`` into the points of ``collection`` that match ``scope``, holding
+    ``lock`` for one page of ids at a time: the pages are read with no lock held (a
+    scan in row-key order), and each page's update checks ``scope`` again under the
+    lock, so a point changed since its page was read is judged as it is then. A final
+    update under the lock catches points written meanwhile outside the pages already
+    read; it is skipped when the collection's change sequence moved by the pages' own
+    updates alone (a store that keeps no sequence always runs it). Holding the lock
+    for the whole update instead kept every other writer waiting for it: 0.5 s for
+    200,000 points, and reading the ids under the lock first took 3.8 s more. Returns
+    the points updated; ``on_page`` gets the running total after each page; raises
+    ``BackfillStopped`` when ``stop`` is set between pages."""
+    start = store.get_collection(collection).seq
+    updated = pages_changed = 0
+    for page in store.scan(collection, page_size=page_size, filter=scope):
+        if stop is not None and stop.is_set():
+            raise BackfillStopped(f"{collection}: {', '.join(patch)}")
+        with lock:
+            changed = store.update_payload(collection, patch, ids=[p.id for p in page],
+                                           filter=scope)
+        updated += changed
+        pages_changed += changed > 0
+        if on_page is not None:
+            on_page(updated)
+    with lock:
+        if start <= 0 or store.get_collection(collection).seq != start + pages_changed:
+            updated += store.update_payload(collection, patch, filter=scope)
+    return updated
 
 
 def add_field(store: VectorStore, ledger: Ledger, collection: str, spec: FieldSpec,
@@ -75,27 +115,18 @@ def declared_backfill(store: VectorStore, ledger: Ledger, collection: str, spec:
                       stop: threading.Event | None = None) -> dict[str, Any]:
     """Set ``spec``'s default on the points of ``collection`` that lack the field, one
     page of ids at a time (``lock``, the process's write lock, held per page only),
-    recording progress in the ledger. A final sweep catches points written without the
-    field while the pages ran. Raises ``BackfillStopped`` when ``stop`` is set between
-    pages (the backfill stays ``running``); any other error marks it ``failed``."""
-    guard = lock or contextlib.nullcontext()
+    recording progress in the ledger (``paged_update``: the pages are read with no lock
+    held, and a final sweep catches points written without the field meanwhile).
+    Raises ``BackfillStopped`` when ``stop`` is set between pages (the backfill stays
+    ``running``); any other error marks it ``failed``."""
     missing: dict[str, Any] = {"field": spec.field, "exists": False}
-    patch = {spec.field: spec.default}
-    with guard:
-        ids = [p.id for page in store.scan(collection, page_size=5000, filter=missing)
-               for p in page]
-    ledger.begin_backfill(collection, spec.field, len(ids))
-    updated = 0
+    total = store.count(collection, filter=missing)  # (no lock: a read)
+    ledger.begin_backfill(collection, spec.field, total)
     try:
-        for at in range(0, len(ids), page_size):
-            if stop is not None and stop.is_set():
-                raise BackfillStopped(f"{collection}.{spec.field}")
-            with guard:
-                updated += store.update_payload(collection, patch,
-                                                ids=ids[at:at + page_size], filter=missing)
-            ledger.note_backfill(collection, spec.field, updated)
-        with guard:
-            updated += store.update_payload(collection, patch, filter=missing)
+        updated = paged_update(
+            store, collection, {spec.field: spec.default}, missing,
+            lock or contextlib.nullcontext(), page_size, stop,
+            on_page=lambda done: ledger.note_backfill(collection, spec.field, done))
         ledger.note_backfill(collection, spec.field, updated, total=updated)
     except BackfillStopped:
         raise
@@ -103,5 +134,5 @@ def declared_backfill(store: VectorStore, ledger: Ledger, collection: str, spec:
         ledger.end_backfill(collection, spec.field, "failed", f"{type(exc).__name__}: {exc}")
         raise
     ledger.end_backfill(collection, spec.field, "done")
-    return {"state": "done", "points_total": max(len(ids), updated),
+    return {"state": "done", "points_total": max(total, updated),
             "points_updated": updated}

@@ -156,22 +156,29 @@ def _failure(ledger: Ledger, collection: str, summary: IngestSummary):  # type: 
 
 def reread_files(client: Client, collection: str,
                  files: dict[str, tuple[str, dict[str, Any]]],
-                 gate: WriteGate | None = None) -> list[IngestSummary]:
+                 gate: WriteGate | None = None,
+                 into: list[IngestSummary] | None = None) -> list[IngestSummary]:
     """Ingest changed source files again (each with its root, read with the options it
     was ingested with): changed documents are re-embedded, unchanged ones skipped.
     ``gate`` orders the runs against the process's other writes, a batch at a time
-    (``BatchIngest``)."""
+    (``BatchIngest``). Each run's summary is appended to ``into`` (a new list by
+    default), which is returned; a run that fails appends what it committed before
+    the error, so a caller that reads the files again after one (a collection renamed
+    meanwhile) still counts the documents the first attempt re-embedded."""
     assert client.ledger is not None
     groups: dict[str, list[SourceFile]] = defaultdict(list)
     for path, (root, options) in sorted(files.items()):
         groups[json.dumps(options, sort_keys=True)].append(SourceFile(Path(path), Path(root)))
-    runs = []
+    runs = [] if into is None else into
     for options_text, sources in groups.items():
         preprocess = _options(json.loads(options_text), client)
         options = IngestOptions(collection=collection, reread_unchanged=True,
                                 preprocess=preprocess)
         job = BatchIngest(client.store, client.ledger, client.settings, options, gate=gate)
-        runs.append(job.run_files(sources))
+        try:
+            job.run_files(sources)
+        finally:  # (committed batches are counted as they commit: ``job.summary``)
+            runs.append(job.summary)
     return runs
 
 

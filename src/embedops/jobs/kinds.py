@@ -50,14 +50,15 @@ def reembed_stale(ctx: JobContext, args: dict[str, Any]) -> str:
     name = ctx.client.store.resolve(asked)
     report = find_stale(ctx.client.store, ctx.ledger, name)  # (reads only)
     if ctx.gate is not None:  # (each batch admitted by the gate: ingest/ordering.py)
+        runs: list[Any] = []  # (the first attempt's re-embedded documents count too)
         try:
-            runs = ops.reread_files(ctx.client, name, report.files, gate=ctx.gate)
+            ops.reread_files(ctx.client, name, report.files, gate=ctx.gate, into=runs)
         except CollectionChanged:
             now = ctx.client.store.resolve(asked)  # (CollectionNotFound when dropped)
             if now == name:  # dropped and made again: another collection, not the job's
                 raise
             name = now  # renamed behind its alias (``migrate start``): once more there
-            runs = ops.reread_files(ctx.client, name, report.files, gate=ctx.gate)
+            ops.reread_files(ctx.client, name, report.files, gate=ctx.gate, into=runs)
     else:
         with ctx.write_lock:
             runs = ops.reread_files(ctx.client, name, report.files)
@@ -98,9 +99,10 @@ def backfill(ctx: JobContext, args: dict[str, Any]) -> str:
     for key in ("field", "default"):
         if key not in args:
             raise ConfigError(f"a backfill job needs args.{key}")
-    with ctx.write_lock:
-        result = backfill_field(ctx.client.store, ctx.ledger, _collection(args),
-                                str(args["field"]), args["default"], args.get("where"))
+    # in the service, the write lock is held a page at a time (``paged_update``)
+    result = backfill_field(ctx.client.store, ctx.ledger, _collection(args),
+                            str(args["field"]), args["default"], args.get("where"),
+                            lock=ctx.write_lock if ctx.gate is not None else None)
     return f"{result['points_updated']} points updated, 0 embedding calls"
 
 

@@ -69,7 +69,7 @@ from embedops.store.catalog import (
 )
 from embedops.store.checkpoint_files import read_manifest, remove_checkpoints
 from embedops.store.compaction import Cancelled, build_from_snapshot, needs_compaction
-from embedops.store.filters import compile_filter, json_path
+from embedops.store.filters import compile_filter, field_sql, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
 from embedops.store.hnsw_index import HnswIndex, estimate_memory
@@ -1200,11 +1200,19 @@ class EmbeddedStore:
                    with_vectors: bool) -> tuple[list[Point], int]:
         row = lookup(self.conn, collection)
         where, params = self._where(None, filter, required=False)
-        # Without a filter, walk the primary key: the planner's choice, the (cid, seq)
-        # index, sorts the rest of the collection for every page.
-        table = POINTS_WITH_VECTORS_IN_KEY_ORDER if filter is None else POINTS_WITH_VECTORS
+        # Walk the primary key, unless a payload index serves the filter: the planner's
+        # other choice, the (cid, seq) index, sorts the rest of the collection for every
+        # page (a scan of 200,000 points by a filter every point matched took 7.8 s
+        # against 0.9 s). The vectors' table is read only for vectors asked for.
+        keyed = not any(field_sql(field) in where for field in row.payload_indexes)
+        if with_vectors:
+            table = POINTS_WITH_VECTORS_IN_KEY_ORDER if keyed else POINTS_WITH_VECTORS
+            columns = "id, payload, vector, rowkey"
+        else:
+            table = "points NOT INDEXED" if keyed else "points"
+            columns = "id, payload, NULL, rowkey"
         rows = self.conn.execute(
-            f"SELECT id, payload, vector, rowkey FROM {table} WHERE cid = ? AND rowkey > ? "
+            f"SELECT {columns} FROM {table} WHERE cid = ? AND rowkey > ? "
             f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, last, *params, size)).fetchall()
         return [_point(row, r, with_vectors) for r in rows], (rows[-1][3] if rows else last)
 
