@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from embedops.config import Settings, load_settings
 from embedops.errors import EmbedOpsError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (imported when a command runs: ``embedops --help`` loads neither)
     from embedops.client import Client
+    from embedops.config import Settings
 
 # Piped output (not a terminal) is never cut at 80 columns: tables take what they need.
 _PIPED_WIDTH = 4096
@@ -49,6 +49,8 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     merged = {k: v for k, v in root.items() if v is not None and k != "json"}
     merged.update({k: v for k, v in overrides.items() if v is not None})
     with handle_errors():
+        from embedops.config import load_settings
+
         settings = load_settings(**merged)
         from embedops.store import parse_store_url
 

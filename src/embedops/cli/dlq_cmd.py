@@ -18,7 +18,6 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
-from embedops.ingest.sources import SourceFile, source_of_dead_letter
 
 app = typer.Typer(help="Dead letters: documents that could not be embedded.",
                   no_args_is_help=True)
@@ -67,6 +66,7 @@ def retry(ctx: typer.Context, collection: CollectionOpt = None, store: StoreOpti
           json_out: JsonOption = False) -> None:
     """Re-run the sources of dead letters; those that now succeed leave the queue."""
     from embedops.ingest.batch import BatchIngest, IngestOptions
+    from embedops.ingest.sources import SourceFile, source_of_dead_letter
     from embedops.preprocess.pipeline import PreprocessOptions
 
     settings = settings_from(ctx, store=store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -32,7 +32,9 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
-from embedops.config import MediaRoute, Settings, resolve_clip_alias
+
+if TYPE_CHECKING:  # (imported when the command runs)
+    from embedops.config import MediaRoute, Settings
 
 
 class Runner(StrEnum):
@@ -145,6 +147,8 @@ def _media_flags(settings: Settings, image_model: str | None, image_collection: 
                  audio_model: str | None, audio_collection: str | None
                  ) -> dict[str, MediaRoute]:
     """The --image-*/--audio-* flags as routes (short CLIP names resolved)."""
+    from embedops.config import MediaRoute, resolve_clip_alias
+
     return {"image": MediaRoute(model=resolve_clip_alias(image_model, settings.clip_models),
                                 collection=image_collection),
             "audio": MediaRoute(model=resolve_clip_alias(audio_model, settings.clip_models),

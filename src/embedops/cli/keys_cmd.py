@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,7 +17,9 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
-from embedops.ledger import Ledger
+
+if TYPE_CHECKING:  # (imported when a command runs)
+    from embedops.ledger import Ledger
 
 app = typer.Typer(help="API keys of `embedops serve`: create (shown once), list, revoke.",
                   no_args_is_help=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -28,7 +28,9 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
-from embedops.config import Settings
+
+if TYPE_CHECKING:  # (imported when a command runs)
+    from embedops.config import Settings
 from embedops.errors import MigrationError, StoreLocked
 
 app = typer.Typer(help="Model migrations: shadow collection, backfill, dual-write, "

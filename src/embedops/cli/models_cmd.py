@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -18,7 +18,9 @@ from embedops.cli.context import (
     settings_from,
     wants_json,
 )
-from embedops.config import Settings
+
+if TYPE_CHECKING:  # (imported when a command runs)
+    from embedops.config import Settings
 
 
 def models(ctx: typer.Context,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,7 +16,9 @@ from embedops.cli.context import (
     handle_errors,
     settings_from,
 )
-from embedops.config import Settings
+
+if TYPE_CHECKING:  # (imported when a command runs)
+    from embedops.config import Settings
 from embedops.errors import ConfigError
 
 LOOPBACK_NAMES = ("localhost",)
