@@ -93,6 +93,8 @@ def test_openapi_lists_error_statuses_and_the_wait_200(client: httpx.Client) -> 
     assert {"400", "404", "422"} <= set(paths["/collections/{collection}/search"]["post"]
                                         ["responses"])
     assert {"409", "422"} <= set(paths["/collections"]["post"]["responses"])
+    retry = paths["/ui/api/dead-letters/retry"]["post"]["responses"]
+    assert "409" in retry and "collection_changed" in retry["409"]["description"]
     embeddings = paths["/v1/embeddings"]["post"]["responses"]
     assert {"400", "404"} <= set(embeddings) and "422" not in embeddings
     parameter = paths["/collections/{collection}"]["get"]["parameters"][0]

@@ -31,7 +31,9 @@ DESCRIPTIONS = {
     403: "The API key lacks the scope, or the collection",
     404: "Unknown collection, alias, document or model",
     405: "Method not allowed",
-    409: "Conflict: the name exists, the collection is aliased, or it holds another model",
+    409: "Conflict: the name exists, the collection is aliased, or it holds another "
+         "model; or a run's collection was dropped or renamed while it waited to write "
+         "(collection_changed)",
     413: "Request body over server_max_body_bytes",
     422: "Invalid field, name or parameter (the failing fields are in `detail`)",
     423: "Another process writes the store (store_locked)",
@@ -49,6 +51,8 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/admin/migrations/{alias}/plan"): {502},
     ("POST", "/admin/migrations/{alias}/start"): {502},
     ("POST", "/admin/migrations/{alias}/evaluate"): {502},
+    # (a batch run of the sources: its collection dropped or renamed meanwhile)
+    ("POST", "/ui/api/dead-letters/retry"): {409},
 }
 WAIT_200 = "With `wait=true`: the write is searchable, or failed (the item's `status`)"
 STORE_PREFIXES = ("/collections", "/aliases", "/admin/migrations")
