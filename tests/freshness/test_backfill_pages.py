@@ -5,6 +5,7 @@ changed while the pages run are caught by a final sweep, and only then is it run
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from embedops.errors import CollectionChanged
 from embedops.freshness import fields
 from embedops.freshness.fields import BackfillStopped, paged_update
 from embedops.ingest.ordering import WriteGate
@@ -92,6 +94,64 @@ def test_a_point_changed_behind_the_pages_is_caught_by_the_final_sweep(
     assert updated == N - N // 10 + 1
     assert store.count("c", MISSING) == 0
     assert store.get("c", ["p1"])[0].payload == {"n": 1, "lang": "en"}
+
+
+def test_a_write_between_pages_that_needs_no_update_still_brings_the_sweep(
+        store: EmbeddedStore) -> None:
+    """The sequence moved by a write other than the pages': the sweep runs (it finds
+    nothing here), since the pages cannot tell what that write was."""
+    lock = threading.RLock()
+    recorded = Recorded(store, lock)
+
+    def another_writer(done: int) -> None:
+        if len(recorded.updates) == 1:
+            store.upsert("c", ["late"], np.ones((1, 8), np.float32), [{"lang": "fr"}],
+                         fingerprint="fp")
+
+    paged_update(recorded, "c", {"lang": "en"}, MISSING, lock, PAGE,  # type: ignore[arg-type]
+                 on_page=another_writer)
+    assert recorded.updates[-1] == (True, None)
+
+
+def test_a_store_that_keeps_no_change_sequence_always_sweeps(store: EmbeddedStore) -> None:
+    """pgvector and Milvus report ``seq`` 0: a point written after the scan passed is
+    caught by the sweep even when no page changed anything."""
+    lock = threading.RLock()
+    store.update_payload("c", {"lang": "de"}, filter=MISSING)  # (nothing for the pages)
+
+    class NoSequence(Recorded):
+        def get_collection(self, name: str) -> Any:
+            return dataclasses.replace(self.store.get_collection(name), seq=0)
+
+        def scan(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            yield from super().scan(*args, **kwargs)
+            self.store.upsert("c", ["late"], np.ones((1, 8), np.float32), [{}],
+                              fingerprint="fp")
+
+    recorded = NoSequence(store, lock)
+    assert paged_update(recorded, "c", {"lang": "en"}, MISSING, lock,  # type: ignore[arg-type]
+                        PAGE) == 1
+    assert recorded.updates == [(True, None)]
+    assert store.get("c", ["late"])[0].payload == {"lang": "en"}
+
+
+def test_a_collection_made_again_between_pages_stops_the_update(
+        store: EmbeddedStore) -> None:
+    """Dropped and made again under the same name: another collection, not updated."""
+    lock = threading.RLock()
+
+    made: list[bool] = []
+
+    def made_again(done: int) -> None:
+        if not made:  # (after the first page)
+            made.append(True)
+            store.drop_collection("c")
+            store.create_collection("c", 8, fingerprint="fp")
+            store.upsert("c", ["new"], np.ones((1, 8), np.float32), [{}], fingerprint="fp")
+
+    with pytest.raises(CollectionChanged, match="dropped or renamed"):
+        paged_update(store, "c", {"lang": "en"}, MISSING, lock, PAGE, on_page=made_again)
+    assert store.get("c", ["new"])[0].payload == {}
 
 
 def test_a_stop_between_pages_leaves_the_rest_for_later(store: EmbeddedStore) -> None:

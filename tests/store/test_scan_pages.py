@@ -1,9 +1,9 @@
-"""A filtered scan pages through the collection in row-key order by walking the primary
-key, unless a payload index serves the filter: the planner's other choice, the
-``(cid, seq)`` index, sorted the rest of the collection for every page (a backfill's
-scan of 200,000 points took 7.8 s instead of 0.9 s). The vectors' table is read only
-when vectors are asked for. Either way, every matching point comes once, in order,
-with its payload and (when asked) its vector."""
+"""A scan pages through the collection in row-key order by walking the primary key,
+unless a payload index is searched by the filter's value or the collection is small
+beside the table: SQLite's other choice, an index on ``cid``, sorted the rest of the
+collection for every page (a backfill's scan of 200,000 points took 7.8 s instead of
+0.9 s). The vectors' table is read only when vectors are asked for. Either way, every
+matching point comes once, in order, with its payload and (when asked) its vector."""
 
 from __future__ import annotations
 
@@ -70,13 +70,69 @@ def test_a_scan_by_a_filter_no_index_serves_walks_the_primary_key(
     _check(store, name, pages, lambda i: i % 3 != 0, with_vectors)
 
 
-@pytest.mark.parametrize("with_vectors", [False, True])
-def test_a_scan_by_an_indexed_field_leaves_the_plan_to_sqlite(
-        store: EmbeddedStore, with_vectors: bool) -> None:
+def test_a_filter_on_an_indexed_field_its_index_cannot_serve_walks_the_primary_key(
+        store: EmbeddedStore, tmp_path: Path) -> None:
     list(store.scan("a"))
     seen = _statements(store)
-    pages = list(store.scan("a", 40, filter={"field": "lang", "eq": "de"},
+    pages = list(store.scan("a", 40, filter={"field": "lang", "ne": "de"}))
+    plans = _plans(tmp_path / "store", seen)
+    assert plans and all("PRIMARY KEY (rowid>?)" in plan for plan in plans), plans
+    _check(store, "a", pages, lambda i: i % 3 != 0, False)
+
+
+def test_a_small_collection_beside_a_large_one_keeps_the_plan_on_its_own_rows(
+        tmp_path: Path) -> None:
+    """Walking the key would pass every row of the large collection; reading the small
+    one's rows through the ``cid`` index and sorting them costs less."""
+    vs = open_store(tmp_path / "store")
+    try:
+        vs.create_collection("big", 8, fingerprint="fp")
+        vs.create_collection("small", 8, fingerprint="fp")
+        rng = np.random.default_rng(1)
+        vs.upsert("small", [f"small{i}" for i in range(30)],
+                  rng.standard_normal((30, 8)).astype("float32"),
+                  [{"n": i} for i in range(30)], fingerprint="fp")
+        vs.upsert("big", [f"big{i}" for i in range(3000)],
+                  rng.standard_normal((3000, 8)).astype("float32"),
+                  [{"n": i} for i in range(3000)], fingerprint="fp")
+        list(vs.scan("small"))
+        seen = _statements(vs)
+        pages = list(vs.scan("small", 10, filter={"field": "lang", "exists": False}))
+        pages += list(vs.scan("small", 10))
+        assert not any("NOT INDEXED" in sql for sql in seen if "ORDER BY rowkey" in sql)
+        assert [p.id for page in pages for p in page] == [f"small{i}" for i in range(30)] * 2
+        seen.clear()
+        assert sum(len(page) for page in vs.scan("big", 500)) == 3000
+        assert all("NOT INDEXED" in sql for sql in seen if "ORDER BY rowkey" in sql)
+    finally:
+        vs.close()
+
+
+def test_a_catalog_index_on_no_field_name_does_not_stop_a_scan(
+        store: EmbeddedStore, tmp_path: Path) -> None:
+    """A damaged catalog row (``test_vectors_apart``: the store opens) scans as before."""
+    store.conn.execute("UPDATE collections SET payload_indexes = ? WHERE name = 'a'",
+                       ('["lang", "not a field!"]',))
+    store.close()
+    with open_store(tmp_path / "store") as reopened:
+        assert sum(len(page) for page in reopened.scan("a", 70)) == N
+        assert sum(len(page) for page in reopened.scan(
+            "a", 70, filter={"field": "lang", "exists": False})) == N - N // 3
+
+
+@pytest.mark.parametrize("with_vectors", [False, True])
+@pytest.mark.parametrize("by", [{"eq": "de"}, {"gte": "d"}])
+def test_a_scan_by_an_indexed_field_leaves_the_plan_to_sqlite(
+        store: EmbeddedStore, tmp_path: Path, with_vectors: bool, by: dict[str, str]
+        ) -> None:
+    """Searched by the filter's value, the index reads the matches alone (a range's
+    then sorted, an equality's already in row-key order)."""
+    list(store.scan("a"))
+    seen = _statements(store)
+    pages = list(store.scan("a", 40, filter={"field": "lang", **by},
                             with_vectors=with_vectors))
+    plans = _plans(tmp_path / "store", seen)
+    assert plans and all("<expr>" in plan for plan in plans), plans
     assert not any("NOT INDEXED" in sql for sql in seen if "ORDER BY rowkey" in sql)
     _check(store, "a", pages, lambda i: i % 3 == 0, with_vectors)
 
