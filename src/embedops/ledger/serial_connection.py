@@ -60,5 +60,12 @@ class SerialConnection:
         with self._lock:
             return FetchedCursor(self._conn.executemany(sql, rows))
 
+    def close(self) -> None:
+        """Close once no statement runs: closing a connection while another thread
+        steps a statement on it crashed the process (a segmentation fault in SQLite).
+        Statements after it fail with ``sqlite3.ProgrammingError``."""
+        with self._lock:
+            self._conn.close()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
