@@ -33,7 +33,7 @@ FILTERS: dict[str, Any] = {"no_filter": None,
 def full_scan(store: Any, flt: Any, page: int, walk: bool) -> tuple[float, int]:
     started, last, count = time.perf_counter(), -1, 0
     while True:
-        points, last, _ = store._scan_page("c", last, page, flt, False, walk)
+        points, last, _, _ = store._scan_page("c", last, page, flt, False, walk)
         if not points:
             return time.perf_counter() - started, count
         count += len(points)

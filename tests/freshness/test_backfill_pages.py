@@ -149,9 +149,23 @@ def test_a_collection_made_again_between_pages_stops_the_update(
             store.create_collection("c", 8, fingerprint="fp")
             store.upsert("c", ["new"], np.ones((1, 8), np.float32), [{}], fingerprint="fp")
 
-    with pytest.raises(CollectionChanged, match="dropped or renamed"):
+    with pytest.raises(CollectionChanged, match="dropped"):
         paged_update(store, "c", {"lang": "en"}, MISSING, lock, PAGE, on_page=made_again)
     assert store.get("c", ["new"])[0].payload == {}
+
+
+def test_an_alias_repointed_between_pages_stops_the_update(store: EmbeddedStore) -> None:
+    """Asked by an alias: the pages go on reading the collection it named at the start
+    (``scan``), and the update, which would write to the alias's new collection, stops."""
+    store.create_collection("d", 8, fingerprint="fp")
+    store.upsert("d", ["other"], np.ones((1, 8), np.float32), [{}], fingerprint="fp")
+    store.create_alias("docs", "c")
+    lock = threading.RLock()
+    with pytest.raises(CollectionChanged, match="dropped or renamed"):
+        paged_update(store, "docs", {"lang": "en"}, MISSING, lock, PAGE,
+                     on_page=lambda done: store.repoint_alias("docs", "d"))
+    assert store.get("d", ["other"])[0].payload == {}
+    assert store.count("c", MISSING) == N - N // 10 - PAGE  # (the first page written)
 
 
 def test_a_stop_between_pages_leaves_the_rest_for_later(store: EmbeddedStore) -> None:

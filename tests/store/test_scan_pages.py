@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from embedops.errors import CollectionChanged
 from embedops.store import open_store
 from embedops.store.embedded import EmbeddedStore
 
@@ -106,6 +107,40 @@ def test_a_small_collection_beside_a_large_one_keeps_the_plan_on_its_own_rows(
         assert all("NOT INDEXED" in sql for sql in seen if "ORDER BY rowkey" in sql)
     finally:
         vs.close()
+
+
+def test_a_broad_range_on_an_indexed_field_walks_the_primary_key(tmp_path: Path) -> None:
+    """Searched by a range, the index reads every match for every page and sorts
+    those left: for matches that fill the table, the walk costs less."""
+    vs = open_store(tmp_path / "store")
+    try:
+        vs.create_collection("c", 8, fingerprint="fp", payload_indexes=["n"])
+        vs.upsert("c", [f"p{i}" for i in range(3000)],
+                  np.random.default_rng(2).standard_normal((3000, 8)).astype("float32"),
+                  [{"n": i} for i in range(3000)], fingerprint="fp")
+        list(vs.scan("c"))
+        seen = _statements(vs)
+        broad = [p.id for page in vs.scan("c", 100, filter={"field": "n", "gte": 0})
+                 for p in page]
+        assert broad == [f"p{i}" for i in range(3000)]
+        assert all("NOT INDEXED" in sql for sql in seen if "ORDER BY rowkey" in sql)
+        seen.clear()
+        narrow = [p.id for page in vs.scan("c", 100, filter={"field": "n", "gte": 2900})
+                  for p in page]
+        assert narrow == [f"p{i}" for i in range(2900, 3000)]
+        assert not any("NOT INDEXED" in sql for sql in seen if "ORDER BY rowkey" in sql)
+    finally:
+        vs.close()
+
+
+def test_a_collection_made_again_during_a_scan_stops_it(store: EmbeddedStore) -> None:
+    pages = store.scan("b", 40)
+    assert len(next(pages)) == 40
+    store.drop_collection("b")
+    store.create_collection("b", 8, fingerprint="fp")
+    store.upsert("b", ["new"], np.ones((1, 8), np.float32), [{}], fingerprint="fp")
+    with pytest.raises(CollectionChanged, match="names another collection"):
+        next(pages)
 
 
 def test_a_catalog_index_on_no_field_name_does_not_stop_a_scan(

@@ -45,6 +45,7 @@ import orjson
 
 from embedops.errors import (
     AliasConflict,
+    CollectionChanged,
     CollectionExists,
     FingerprintMismatch,
     IndexFailure,
@@ -1188,22 +1189,28 @@ class EmbeddedStore:
         if page_size < 1:
             raise StoreError("page_size must be positive")
         collection = self.resolve(collection)  # a repointed alias must not switch mid-scan
-        last, walk = -1, None
+        last, walk, cid = -1, None, None
         while True:
-            page, last, walk = self._scan_page(collection, last, page_size, filter,
-                                               with_vectors, walk)
+            page, last, walk, cid = self._scan_page(collection, last, page_size, filter,
+                                                    with_vectors, walk, cid)
             if not page:
                 return
             yield page
 
     @_reads
     def _scan_page(self, collection: str, last: int, size: int, filter: Filter | None,
-                   with_vectors: bool, walk: bool | None
-                   ) -> tuple[list[Point], int, bool]:
-        """One page of ``scan`` after row key ``last``; ``walk``: the scan's plan
-        (``_walks_keys``; None: choose it now, for the whole scan). The vectors' table is
-        read only for vectors asked for."""
+                   with_vectors: bool, walk: bool | None = None, cid: int | None = None
+                   ) -> tuple[list[Point], int, bool, int]:
+        """One page of ``scan`` after row key ``last``, with the scan's plan (``walk``,
+        ``_walks_keys``) and its collection's id (``cid``); None: the first page, which
+        chooses the plan for the whole scan. Raises ``CollectionChanged`` when the name
+        now names another collection (dropped and made again, or an alias of that name
+        moved, mid-scan). The vectors' table is read only for vectors asked for."""
         row = lookup(self.conn, collection)
+        if cid is not None and row.cid != cid:
+            raise CollectionChanged(f"{collection!r} names another collection than when "
+                                    "the scan began (dropped and made again, or an alias "
+                                    "moved): scan it again")
         where, params = self._where(None, filter, required=False)
         if walk is None:
             walk = self._walks_keys(row, where, params, size)
@@ -1217,29 +1224,33 @@ class EmbeddedStore:
             f"SELECT {columns} FROM {table} WHERE cid = ? AND rowkey > ? "
             f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, last, *params, size)).fetchall()
         points = [_point(row, r, with_vectors) for r in rows]
-        return points, (rows[-1][3] if rows else last), walk
+        return points, (rows[-1][3] if rows else last), walk, row.cid
 
     def _walks_keys(self, row: CollectionRow, where: str, params: list[Any],
                     size: int) -> bool:
         """Should a scan of ``row``'s points matching ``where``, ``size`` a page, walk the
         table's primary key (``points NOT INDEXED``) rather than take SQLite's plan?
-        SQLite's plan is kept when it reads the points in row-key order itself, or
-        searches a payload index by the filter's value (the matches only, then sorted).
-        Otherwise it reads every point of the collection through an index on ``cid``
-        (``(cid, seq)``, or a payload index used for ``cid`` alone) and sorts those past the
-        page's start, for every page: ~C²/(2 × size) rows over a scan of C points (a
-        backfill's scan of 200,000 points by a filter each matched took 7.8 s against
-        0.9 s walking the key). The walk passes the other collections' rows too: at most
-        the table once over the scan, so it is taken when that is less."""
+        SQLite's plan is kept when it reads the points in row-key order itself.
+        Otherwise, for every page, it reads R rows and sorts those past the page's
+        start: a payload index searched by the filter's value (a range, ``in``, ``or``)
+        reads the matches, an index on ``cid`` (``(cid, seq)``, or a payload index used
+        for ``cid`` alone) every point of the collection: ~R²/(2 × size) rows over a
+        scan (a backfill's scan of 200,000 points by a filter each matched took 7.8 s
+        against 0.9 s walking the key). The walk passes the other collections' rows
+        too: at most the table once over the scan, so it is taken when that is less."""
         plan = " / ".join(step[3] for step in self.conn.execute(
             "EXPLAIN QUERY PLAN SELECT rowkey FROM points WHERE cid = ? AND rowkey > ? "
             f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, -1, *params, size)))
-        if "TEMP B-TREE" not in plan or "<expr>" in plan:  # (a payload index, searched
-            return False                                   # by the filter's value)
+        if "TEMP B-TREE" not in plan:
+            return False
+        if "<expr>" in plan:  # (the matches, counted through the same index)
+            (rows,) = self.conn.execute(f"SELECT COUNT(*) FROM points WHERE cid = ? AND "
+                                        f"{where}", (row.cid, *params)).fetchone()
+        else:
+            rows = totals(self.conn, row.cid).points
         (table,) = self.conn.execute(
             "SELECT COALESCE(SUM(points), 0) FROM collections").fetchone()
-        points = totals(self.conn, row.cid).points
-        return points * points >= 2 * size * int(table)
+        return int(rows) * int(rows) >= 2 * size * int(table)
 
     # --- index maintenance and stats ------------------------------------------------------
 
