@@ -100,3 +100,46 @@ def test_locked_embedder_takes_the_lock_once_per_forward_pass_same_vectors() -> 
     holds.clear()
     locked.embed(texts[:3], "query")  # a call within one pass: one hold
     assert holds == ["background"]
+
+
+def test_a_background_instance_runs_one_forward_pass_at_a_time() -> None:
+    """Background writers embed on their own model instance (``background_threads``),
+    some with no write gate held (a migration's batch embedded ahead): the instance's
+    passes never overlap, since a model's tokenizer is not re-entrant."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from embedops.config import load_settings
+    from embedops.embedders.testing import HashEmbedder
+    from embedops.ingest.targets import EmbedderPool
+
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    class Instance(HashEmbedder):
+        def with_threads(self, threads: int) -> Instance:
+            return Instance(batch_size=4)
+
+        def _embed_batch(self, texts: list[str]) -> np.ndarray:
+            with guard:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.01)
+            with guard:
+                running[0] -= 1
+            return super()._embed_batch(texts)
+
+    served = Instance(batch_size=4)
+    pool = EmbedderPool(load_settings(model="testing/hash-64"), [served],
+                        background_threads=1)
+    own = pool.locked(served)
+    texts = [f"text number {i}" for i in range(16)]
+    writers = [threading.Thread(target=lambda: own.embed(texts)) for _ in range(3)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert most[0] == 1
+    assert np.allclose(own.embed(texts), served.embed(texts))

@@ -15,8 +15,9 @@ from embedops.embedders.testing import HashEmbedder
 from embedops.errors import ConfigError, ModelNotFound, PermanentEmbedderError
 from embedops.ingest.batch import IngestOptions
 from embedops.ingest.chunking import make_chunker
+from embedops.ingest.precomputed import PrecomputedEmbedder
 from embedops.ingest.ray_runner import ClusterJobError, ClusterOptions, _job_error, plan_layout
-from embedops.ingest.ray_stages import EmbedStage, PrecomputedEmbedder, WriteStage
+from embedops.ingest.ray_stages import EmbedStage, WriteStage
 from embedops.ingest.stages import Work, classify
 from embedops.ingest.write import Target, write_documents
 from embedops.ledger import Ledger
@@ -73,8 +74,8 @@ def test_embed_stage_failures_become_the_local_runners_dead_letters(tmp_path: Pa
     stage.embedder = embedder
     works = _works(chunker)
     out = stage({"item": np.array(works, dtype=object)})
-    precomputed = PrecomputedEmbedder(info, embedder.tokenizer,
-                                      list(zip(out["item"], out["embedded"], strict=True)))
+    precomputed = PrecomputedEmbedder(info, embedder.tokenizer, [
+        (w, e.vectors, e.failure) for w, e in zip(out["item"], out["embedded"], strict=True)])
     write_documents(store, ledger, [Target(targets["ray"], precomputed, chunker)],
                     list(out["item"]), on_failure("ray"))
 

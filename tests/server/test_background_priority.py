@@ -33,7 +33,9 @@ def test_background_writes_embed_on_their_own_instance(model_cache: Path) -> Non
                        atol=1e-5)
     # what `embedops serve` and the app load (server/app.py: load_served)
     quiet = load_served(settings.model_copy(update={"backend": "onnx-int8"}))
-    assert [_spinning(e) for e in (served, quiet, own)] == [True, False, False]
+    assert own._inner is not served  # type: ignore[attr-defined]  # (its own, locked)
+    assert [_spinning(e) for e in (served, quiet, own._inner)] == [  # type: ignore[attr-defined]
+        True, False, False]
     assert np.allclose(quiet.embed(TEXTS, "document"), served.embed(TEXTS, "document"))
     shared = EmbedderPool(settings, [served], background_threads=0).locked(served)
     assert type(shared).__name__ == "_LockedEmbedder"  # takes turns on the served one

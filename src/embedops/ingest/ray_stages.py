@@ -28,8 +28,8 @@ import numpy as np
 
 from embedops.config import Settings, mask_url
 from embedops.embedders import Embedder, load_embedder, load_matching_embedder, load_tokenizer
-from embedops.embedders.base import EmbedderInfo, Role, Tokenizer
-from embedops.errors import ConfigError, PermanentEmbedderError
+from embedops.embedders.base import EmbedderInfo, Tokenizer
+from embedops.errors import ConfigError
 from embedops.ingest.batch import (
     _DONE,
     BatchIngest,
@@ -39,6 +39,7 @@ from embedops.ingest.batch import (
     read_source,
 )
 from embedops.ingest.chunking import make_chunker
+from embedops.ingest.precomputed import PrecomputedEmbedder
 from embedops.ingest.sources import SourceFile
 from embedops.ingest.stages import Work, classify, embed_isolating_failures
 from embedops.ledger import DocRecord, Ledger
@@ -158,43 +159,6 @@ class EmbedStage:
         return {"item": objects(items), "embedded": objects(out)}
 
 
-class PrecomputedEmbedder:
-    """The ``Embedder`` the write stage gets in a cluster job: it returns the vectors the
-    embed actors computed for the texts of one batch, and fails a text they could not
-    embed with the actors' reason (so the document becomes the same dead letter)."""
-
-    def __init__(self, info: EmbedderInfo, tokenizer: Tokenizer,
-                 embedded: Sequence[tuple[Work, Embedded]]) -> None:
-        self.info, self.tokenizer = info, tokenizer
-        self._vectors: dict[str, np.ndarray] = {}
-        self._failures: dict[str, Failure] = {}
-        for work, result in embedded:
-            texts = [c.text for c in work.chunks]
-            if result.vectors is not None and len(result.vectors) == len(texts):
-                self._vectors.update(zip(texts, result.vectors, strict=True))
-            else:
-                failure = result.failure or ("embed", "embedder_permanent",
-                                             "the embed stage returned no vectors")
-                self._failures.update(dict.fromkeys(texts, failure))
-
-    def embed(self, texts: Sequence[str], role: Role = "document") -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.info.dim), dtype=np.float32)
-        if not all(isinstance(t, str) for t in texts):  # media: the bytes of a document
-            error = PermanentEmbedderError("cluster jobs embed text documents; ingest "
-                                           "images and audio with the local runner")
-            error.code = "unsupported_modality"
-            raise error
-        missing = [t for t in texts if t not in self._vectors]
-        if missing:
-            _, reason, detail = self._failures.get(missing[0], (
-                "embed", "embedder_permanent", "no vector was computed for this text"))
-            error = PermanentEmbedderError(detail)
-            error.code = reason  # the reason the actor recorded
-            raise error
-        return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)
-
-
 def collection_info_embedder(info: CollectionInfo) -> EmbedderInfo:
     """An identity for a batch with nothing to embed (metadata updates only)."""
     return EmbedderInfo(name=info.model, revision="", dim=info.dim, max_tokens=0,
@@ -240,7 +204,8 @@ class ClusterWriter(BatchIngest):
             self._tokenizer = load_tokenizer(model, self.settings.cache_dir)
         if self._chunker is None:  # a write actor reads nothing: the target's chunker
             self._chunker = make_chunker(self.settings, self._tokenizer)
-        self._embedder = PrecomputedEmbedder(info, self._tokenizer, pairs)
+        self._embedder = PrecomputedEmbedder(
+            info, self._tokenizer, [(w, e.vectors, e.failure) for w, e in pairs])
         try:
             super()._write(batch, versions)
         finally:

@@ -76,9 +76,10 @@ class EmbedderPool:
     def locked(self, embedder: Embedder) -> Embedder:
         """``embedder`` for background writes: its own instance with
         ``background_threads`` threads when the pool has them and the backend can make
-        one (same vectors, no lock: the OS runs queries first, see ``lower_priority``);
-        else calls that take the pool's model lock at background priority, one forward
-        pass (``batch_size`` texts) per hold."""
+        one (same vectors; the OS runs queries first, see ``lower_priority``; a lock of
+        its own runs one background writer's forward pass at a time); else calls that
+        take the pool's model lock at background priority, one forward pass
+        (``batch_size`` texts) per hold."""
         own = self._background_instance(embedder)
         if own is not None:
             return own
@@ -95,7 +96,11 @@ class EmbedderPool:
                 own = make(self.background_threads)
                 if own.info.fingerprint != fingerprint:  # never mix two models' vectors
                     return None
-                self._background[fingerprint] = own
+                # one forward pass at a time on it: background writers also embed with
+                # no write gate held (a migration's batch, ``embed_ahead``), and a
+                # model's tokenizer is not re-entrant
+                size = getattr(own, "batch_size", None) or self.settings.batch_size
+                self._background[fingerprint] = _LockedEmbedder(ModelLock(), own, int(size))
             return self._background[fingerprint]
 
     def target(self, info: CollectionInfo) -> Target:

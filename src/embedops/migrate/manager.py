@@ -29,6 +29,7 @@ from embedops.client import Client
 from embedops.embedders import Embedder, load_embedder
 from embedops.embedders.factory import is_api_model
 from embedops.errors import CollectionNotFound, MigrationError, MigrationNotFound, StoreError
+from embedops.ingest.precomputed import embed_ahead
 from embedops.ingest.stages import Work, classify
 from embedops.ingest.targets import EmbedderPool
 from embedops.ingest.write import Target, write_documents
@@ -273,31 +274,63 @@ class Migrations:
 
     def _backfill_batch(self, m: MigrationRecord, shadow: Target) -> int | None:
         """One batch: documents after the cursor, written to the shadow and committed
-        with the new cursor. Returns the chunks embedded, None when nothing is left."""
-        # content read and write in one step, no newer write lost; a write that fills the
-        # store's pending segment waits for room after the lock (``room_waits_deferred``)
-        with room_waits_deferred(self.store), self.write_lock:
-            stored = list(_take(self.ledger.iter_stored(
-                m.live, self.settings.migration_batch_documents, after=m.cursor),
-                self.settings.migration_batch_documents))
+        with the new cursor. Returns the chunks embedded, None when nothing is left.
+
+        The batch is read, chunked and embedded with no lock held (``embed_ahead``);
+        the write lock is taken for the write. Under it the batch's documents are read
+        again: a document as it was read, whose shadow record is as it was too, is
+        written with the vectors computed ahead; one another writer changed, deleted or
+        added since, in live or in the shadow, is taken as the code did before, from
+        what the ledger holds now, classified against the shadow's record now and (if
+        it still needs it) embedded under the lock. Embedding the whole batch under the
+        lock kept every other writer of the service (HTTP upserts, the real-time worker)
+        waiting for the new model's embedding of it. A write that fills the store's
+        pending segment waits for room after the lock (``room_waits_deferred``)."""
+        batch = self.settings.migration_batch_documents
+        with room_waits_deferred(self.store):
+            stored = {d.doc_id: d for d in _take(
+                self.ledger.iter_stored(m.live, batch, after=m.cursor), batch)}
             if not stored:
                 return None
-            previous = self.ledger.documents(m.shadow, [d.doc_id for d in stored])
-            works: list[Work] = []
-            for doc in stored:
-                if doc.text is None:
-                    self.ledger.record_dead_letter(
-                        m.shadow, doc.doc_id, doc.source, "migrate", "no_content",
-                        "the ledger holds no content for this document (written before "
-                        "content was kept): ingest its source again")
-                    continue
-                works.append(classify(_document(doc), previous.get(doc.doc_id),
-                                      shadow.chunker, lambda: None))
-            result = write_documents(self.store, self.ledger, [shadow], works,
-                                     _dead_letter(self.ledger, m.shadow))
-            self.ledger.advance_backfill(m.migration_id, stored[-1].doc_id, len(stored),
-                                         result.chunks_embedded)
+            previous = self.ledger.documents(m.shadow, list(stored))
+            ahead = {doc.doc_id: classify(_document(doc), previous.get(doc.doc_id),
+                                          shadow.chunker, lambda: None)
+                     for doc in stored.values() if doc.text is not None}
+            target = Target(shadow.info, embed_ahead(shadow.embedder, list(ahead.values())),
+                            shadow.chunker)
+            last = max(stored)
+            with self.write_lock:
+                now = self._read_again(m, last)
+                records = self.ledger.documents(m.shadow, list(now))
+                works = []
+                for doc_id, doc in now.items():
+                    if doc.text is None:
+                        self.ledger.record_dead_letter(
+                            m.shadow, doc_id, doc.source, "migrate", "no_content",
+                            "the ledger holds no content for this document (written "
+                            "before content was kept): ingest its source again")
+                    elif (stored.get(doc_id) == doc
+                          and records.get(doc_id) == previous.get(doc_id)):
+                        works.append(ahead[doc_id])  # (embedded ahead)
+                    else:  # changed since it was read: as it is now
+                        works.append(classify(_document(doc), records.get(doc_id),
+                                              shadow.chunker, lambda: None))
+                result = write_documents(self.store, self.ledger, [target], works,
+                                         _dead_letter(self.ledger, m.shadow))
+                self.ledger.advance_backfill(m.migration_id, last, len(now),
+                                             result.chunks_embedded)
         return result.chunks_embedded
+
+    def _read_again(self, m: MigrationRecord, last: str) -> dict[str, StoredDocument]:
+        """The live documents after the cursor up to ``last``, as the ledger holds them
+        now (under the write lock)."""
+        now = {}
+        for doc in self.ledger.iter_stored(m.live, self.settings.migration_batch_documents,
+                                           after=m.cursor):
+            if doc.doc_id > last:
+                break
+            now[doc.doc_id] = doc
+        return now
 
     @staticmethod
     def _pace(max_rate: float | None, chunks: int, spent: float) -> None:

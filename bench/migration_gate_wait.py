@@ -1,0 +1,133 @@
+"""How long another writer of the service waits for the write gate while a model
+migration backfills its shadow collection: the wait an HTTP upsert or the real-time
+worker's micro-batch sees on top of its own work during a migration.
+
+Ingests ``--docs`` passages of ``../shared/data/msmarco-5k`` (exits with status 2 when
+the data is missing) with ``--model`` (default all-MiniLM-L6-v2) into a template store,
+then, per run, copies it, starts a migration to ``--to`` (default all-mpnet-base-v2)
+and backfills it while a probe thread takes the gate every ``--every`` seconds and times
+each wait. Two variants, alternating, ``--runs`` times each:
+
+* ``whole_batch``: each backfill batch under the gate from reading its documents to
+  writing them, embedding included (the baseline: how a batch held it before);
+* ``write_only``: the backfill as the service runs it (``Migrations(write_lock=...)``):
+  a batch read and embedded with no lock held, the gate held for its write.
+
+Prints JSON: per variant the backfill's seconds, and the probe's longest and
+99th-percentile wait in milliseconds (median, min and max over the runs), with the
+ratio of the baseline's longest wait to the new one's.
+
+    .venv/bin/python bench/migration_gate_wait.py --docs 256 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import embedops
+from embedops.ingest.ordering import WriteGate
+from embedops.migrate import Migrations
+from run_stats import summary  # bench/ is the script's directory
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "msmarco-5k" / "corpus.jsonl"
+
+
+def passages(n: int) -> list[str]:
+    texts = []
+    with DATA.open() as lines:
+        for line in lines:
+            texts.append(json.loads(line)["text"])
+            if len(texts) == n:
+                break
+    return texts
+
+
+def one_run(template: Path, folder: Path, variant: str, model: str, to: str,
+            every: float) -> dict[str, float]:
+    store = folder / f"run-{variant}"
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(template, store)
+    with embedops.open(store, model=model) as db:
+        gate = WriteGate(db.new_ledger_handle())
+        migrations = Migrations(db, write_lock=gate.lock)
+        migrations.start("docs", to)  # (loads the new model: not timed)
+        waits: list[float] = []
+        done = threading.Event()
+
+        def probe() -> None:
+            while not done.is_set():
+                asked = time.perf_counter()
+                with gate.lock:
+                    waits.append(time.perf_counter() - asked)
+                time.sleep(every)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        started = time.perf_counter()
+        try:
+            if variant == "write_only":
+                phase = migrations.backfill("docs").phase
+            else:
+                phase = "backfilling"
+                while phase == "backfilling":
+                    with gate.lock:
+                        phase = migrations.backfill("docs", max_batches=1).phase
+        finally:
+            took = time.perf_counter() - started
+            done.set()
+            prober.join()
+        assert phase == "ready", phase
+        assert db.count(migrations.current("docs").shadow) == db.count("docs")
+    return {"backfill_s": took, "longest_wait_ms": max(waits) * 1000,
+            "p99_wait_ms": float(np.percentile(waits, 99)) * 1000, "probes": len(waits)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--every", type=float, default=0.02, help="Seconds between probes.")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--to", default="all-mpnet-base-v2")
+    args = parser.parse_args()
+    if not DATA.is_file():
+        print(f"no data at {DATA}", file=sys.stderr)
+        sys.exit(2)
+    variants = ("whole_batch", "write_only")
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        docs = folder / "docs"
+        docs.mkdir()
+        for i, text in enumerate(passages(args.docs)):
+            (docs / f"p{i:05}.txt").write_text(text)
+        with embedops.open(folder / "template", model=args.model) as db:
+            db.ingest([docs], collection="docs")
+        for _ in range(args.runs):
+            for variant in variants:
+                results[variant].append(one_run(folder / "template", folder, variant,
+                                                args.model, args.to, args.every))
+    out: dict[str, Any] = {"docs": args.docs, "model": args.model, "to": args.to,
+                           "runs": args.runs}
+    for variant, runs in results.items():
+        out[variant] = {key: summary([r[key] for r in runs], 2 if key == "backfill_s" else 1)
+                        for key in runs[0]}
+    out["longest_wait_whole_batch_over_write_only"] = summary(
+        [old["longest_wait_ms"] / new["longest_wait_ms"]
+         for old, new in zip(results["whole_batch"], results["write_only"], strict=True)],
+        2)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
