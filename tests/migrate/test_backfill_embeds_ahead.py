@@ -138,7 +138,7 @@ def test_a_document_taken_out_of_the_shadow_while_its_batch_is_embedded_is_writt
         read_again, started = Migrations._read_again, []
 
         def after_the_batch_was_read(self: Migrations, m: Any, last: str) -> Any:
-            if not started:  # (another writer, before the batch took the lock)
+            if not started:  # (as another writer would have, just before the lock)
                 started.append(True)
                 delete_documents(db.store, db.ledger, [shadow], ["d0003.txt"])
             return read_again(self, m, last)

@@ -22,13 +22,11 @@ class PrecomputedEmbedder:
     """Returns the vectors computed for the chunk texts of some documents, and fails a
     text that could not be embedded with the reason recorded then (so the document
     becomes the same dead letter as if it were embedded now). ``results``: per
-    document, its vectors (one row per chunk) or its failure. Texts computed for no
-    document go to ``fallback`` (documents the write took up later), when given."""
+    document, its vectors (one row per chunk) or its failure."""
 
     def __init__(self, info: EmbedderInfo, tokenizer: Tokenizer,
-                 results: Iterable[tuple[Work, np.ndarray | None, Failure | None]],
-                 fallback: Embedder | None = None) -> None:
-        self.info, self.tokenizer, self._fallback = info, tokenizer, fallback
+                 results: Iterable[tuple[Work, np.ndarray | None, Failure | None]]) -> None:
+        self.info, self.tokenizer = info, tokenizer
         self._vectors: dict[str, np.ndarray] = {}
         self._failures: dict[str, Failure] = {}
         for work, vectors, failure in results:
@@ -43,35 +41,26 @@ class PrecomputedEmbedder:
         if not texts:
             return np.zeros((0, self.info.dim), dtype=np.float32)
         if not all(isinstance(t, str) for t in texts):  # media: the bytes of a document
-            if self._fallback is not None:
-                return self._fallback.embed(texts, role)
             error = PermanentEmbedderError("vectors computed ahead are of text documents; "
                                            "images and audio are embedded where written")
             error.code = "unsupported_modality"
             raise error
         missing = [t for t in texts if t not in self._vectors]
-        failed = [t for t in missing if t in self._failures]
-        if failed or (missing and self._fallback is None):
-            _, reason, detail = self._failures.get((failed or missing)[0], (
+        if missing:
+            _, reason, detail = self._failures.get(str(missing[0]), (
                 "embed", "embedder_permanent", "no vector was computed for this text"))
             error = PermanentEmbedderError(detail)
             error.code = reason  # the reason recorded when it was embedded
             raise error
-        vectors = self._vectors
-        if missing:
-            assert self._fallback is not None
-            unique = list(dict.fromkeys(str(t) for t in missing))
-            vectors = {**vectors, **dict(zip(unique, self._fallback.embed(unique, role),
-                                             strict=True))}
-        return np.stack([vectors[str(t)] for t in texts]).astype(np.float32, copy=False)
+        return np.stack([self._vectors[str(t)] for t in texts]).astype(np.float32,
+                                                                        copy=False)
 
 
 def embed_ahead(embedder: Embedder, works: Sequence[Work]) -> PrecomputedEmbedder:
     """Embed the chunks of ``works``' new and changed text documents now, for a write
-    stage to take later (``Target(info, embed_ahead(...), chunker)``); texts of other
-    documents it takes up then are embedded then, by ``embedder``. A document that
-    fails here fails there with the same reason; the checks that need no model
-    (modality, no chunks) run again there."""
+    stage to take later (``Target(info, embed_ahead(...), chunker)``) for those same
+    works. A document that fails here fails there with the same reason; the checks
+    that need no model (modality, no chunks) run again there."""
     failures: dict[int, Failure] = {}
 
     def failed(work: Work, stage: str, reason: str, detail: str) -> None:
@@ -80,4 +69,4 @@ def embed_ahead(embedder: Embedder, works: Sequence[Work]) -> PrecomputedEmbedde
     todo = [w for w in works if w.status in ("new", "changed") and w.doc.modality == "text"]
     vectors = {id(w): m for w, m in embed_isolating_failures(embedder, todo, failed)}
     return PrecomputedEmbedder(embedder.info, embedder.tokenizer, [
-        (w, vectors.get(id(w)), failures.get(id(w))) for w in todo], fallback=embedder)
+        (w, vectors.get(id(w)), failures.get(id(w))) for w in todo])

@@ -282,10 +282,11 @@ class Migrations:
         written with the vectors computed ahead; one another writer changed, deleted or
         added since, in live or in the shadow, is taken as the code did before, from
         what the ledger holds now, classified against the shadow's record now and (if
-        it still needs it) embedded under the lock. Embedding the whole batch under the
-        lock kept every other writer of the service (HTTP upserts, the real-time worker)
-        waiting for the new model's embedding of it. A write that fills the store's
-        pending segment waits for room after the lock (``room_waits_deferred``)."""
+        it still needs it) embedded under the lock by the shadow's model. Embedding the
+        whole batch under the lock kept every other writer of the service (HTTP
+        upserts, the real-time worker) waiting for the new model's embedding of it. A
+        write that fills the store's pending segment waits for room after the lock
+        (``room_waits_deferred``)."""
         batch = self.settings.migration_batch_documents
         with room_waits_deferred(self.store):
             stored = {d.doc_id: d for d in _take(
@@ -298,11 +299,11 @@ class Migrations:
                      for doc in stored.values() if doc.text is not None}
             target = Target(shadow.info, embed_ahead(shadow.embedder, list(ahead.values())),
                             shadow.chunker)
-            last = max(stored)
+            last = next(reversed(stored))  # (the ledger's order: ids ascending)
             with self.write_lock:
                 now = self._read_again(m, last)
                 records = self.ledger.documents(m.shadow, list(now))
-                works = []
+                kept, taken_up = [], []
                 for doc_id, doc in now.items():
                     if doc.text is None:
                         self.ledger.record_dead_letter(
@@ -311,15 +312,18 @@ class Migrations:
                             "before content was kept): ingest its source again")
                     elif (stored.get(doc_id) == doc
                           and records.get(doc_id) == previous.get(doc_id)):
-                        works.append(ahead[doc_id])  # (embedded ahead)
-                    else:  # changed since it was read: as it is now
-                        works.append(classify(_document(doc), records.get(doc_id),
-                                              shadow.chunker, lambda: None))
-                result = write_documents(self.store, self.ledger, [target], works,
-                                         _dead_letter(self.ledger, m.shadow))
-                self.ledger.advance_backfill(m.migration_id, last, len(now),
-                                             result.chunks_embedded)
-        return result.chunks_embedded
+                        kept.append(ahead[doc_id])  # (embedded ahead)
+                    else:  # changed since it was read: as it is now, embedded now
+                        taken_up.append(classify(_document(doc), records.get(doc_id),
+                                                 shadow.chunker, lambda: None))
+                failed = _dead_letter(self.ledger, m.shadow)
+                chunks = write_documents(self.store, self.ledger, [target], kept,
+                                         failed).chunks_embedded
+                if taken_up:
+                    chunks += write_documents(self.store, self.ledger, [shadow], taken_up,
+                                              failed).chunks_embedded
+                self.ledger.advance_backfill(m.migration_id, last, len(now), chunks)
+        return chunks
 
     def _read_again(self, m: MigrationRecord, last: str) -> dict[str, StoredDocument]:
         """The live documents after the cursor up to ``last``, as the ledger holds them
