@@ -35,7 +35,7 @@ import numpy as np
 import embedops
 from embedops.ingest.ordering import WriteGate
 from embedops.jobs.kinds import KINDS, JobContext
-from run_stats import summary  # bench/ is the script's directory
+from gate_probe import GateProbe, gate_summary  # (in bench/)
 
 ARGS = {"collection": "c", "field": "lang", "default": "en"}
 
@@ -43,39 +43,24 @@ ARGS = {"collection": "c", "field": "lang", "default": "en"}
 def one_run(db: Any, variant: str, every: float) -> dict[str, float]:
     db.store.update_payload("c", {"lang": None}, filter={"field": "lang", "exists": True})
     gate = WriteGate(db.new_ledger_handle())
-    waits: list[float] = []
-    done = threading.Event()
-
-    def probe() -> None:
-        while not done.is_set():
-            asked = time.perf_counter()
-            with gate.lock:
-                waits.append(time.perf_counter() - asked)
-            time.sleep(every)
 
     def job() -> None:
-        try:
-            if variant == "per_page":
-                KINDS["backfill"](JobContext(db, db.new_ledger_handle(), gate.lock, None,
-                                             gate), ARGS)
-            else:
-                with gate.lock:
-                    KINDS["backfill"](JobContext(db, db.new_ledger_handle()), ARGS)
-        finally:
-            done.set()
+        if variant == "per_page":
+            KINDS["backfill"](JobContext(db, db.new_ledger_handle(), gate.lock, None, gate),
+                              ARGS)
+        else:
+            with gate.lock:
+                KINDS["backfill"](JobContext(db, db.new_ledger_handle()), ARGS)
 
-    prober = threading.Thread(target=probe)
     started = time.perf_counter()
     runner = threading.Thread(target=job)
     runner.start()
     time.sleep(0.01)  # (the job takes the gate first, as a due job would)
-    prober.start()
-    runner.join()
+    with GateProbe(gate.lock, every) as probe:
+        runner.join()
     took = time.perf_counter() - started
-    prober.join()
     assert db.store.count("c", {"field": "lang", "exists": False}) == 0
-    return {"job_s": took, "longest_wait_ms": max(waits) * 1000,
-            "p99_wait_ms": float(np.percentile(waits, 99)) * 1000, "probes": len(waits)}
+    return {"job_s": took, **probe.figures()}
 
 
 def main() -> None:
@@ -99,13 +84,8 @@ def main() -> None:
         for _ in range(args.runs):
             for variant in variants:
                 results[variant].append(one_run(db, variant, args.every))
-    out: dict[str, Any] = {"points": args.n, "dim": args.dim, "runs": args.runs}
-    for variant, runs in results.items():
-        out[variant] = {key: summary([r[key] for r in runs], 2 if key == "job_s" else 1)
-                        for key in runs[0]}
-    out["longest_wait_whole_run_over_per_page"] = summary(
-        [old["longest_wait_ms"] / new["longest_wait_ms"]
-         for old, new in zip(results["whole_run"], results["per_page"], strict=True)], 2)
+    out: dict[str, Any] = {"points": args.n, "dim": args.dim, "runs": args.runs,
+                           **gate_summary(results, "whole_run", "per_page", "job_s")}
     print(json.dumps(out, indent=2))
 
 

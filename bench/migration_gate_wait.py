@@ -27,29 +27,14 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import embedops
 from embedops.ingest.ordering import WriteGate
 from embedops.migrate import Migrations
-from run_stats import summary  # bench/ is the script's directory
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "msmarco-5k" / "corpus.jsonl"
-
-
-def passages(n: int) -> list[str]:
-    texts = []
-    with DATA.open() as lines:
-        for line in lines:
-            texts.append(json.loads(line)["text"])
-            if len(texts) == n:
-                break
-    return texts
+from gate_probe import DATA, GateProbe, gate_summary, passages  # (in bench/)
 
 
 def one_run(template: Path, folder: Path, variant: str, model: str, to: str,
@@ -61,20 +46,8 @@ def one_run(template: Path, folder: Path, variant: str, model: str, to: str,
         gate = WriteGate(db.new_ledger_handle())
         migrations = Migrations(db, write_lock=gate.lock)
         migrations.start("docs", to)  # (loads the new model: not timed)
-        waits: list[float] = []
-        done = threading.Event()
-
-        def probe() -> None:
-            while not done.is_set():
-                asked = time.perf_counter()
-                with gate.lock:
-                    waits.append(time.perf_counter() - asked)
-                time.sleep(every)
-
-        prober = threading.Thread(target=probe)
-        prober.start()
         started = time.perf_counter()
-        try:
+        with GateProbe(gate.lock, every) as probe:
             if variant == "write_only":
                 phase = migrations.backfill("docs").phase
             else:
@@ -82,14 +55,10 @@ def one_run(template: Path, folder: Path, variant: str, model: str, to: str,
                 while phase == "backfilling":
                     with gate.lock:
                         phase = migrations.backfill("docs", max_batches=1).phase
-        finally:
-            took = time.perf_counter() - started
-            done.set()
-            prober.join()
+        took = time.perf_counter() - started
         assert phase == "ready", phase
         assert db.count(migrations.current("docs").shadow) == db.count("docs")
-    return {"backfill_s": took, "longest_wait_ms": max(waits) * 1000,
-            "p99_wait_ms": float(np.percentile(waits, 99)) * 1000, "probes": len(waits)}
+    return {"backfill_s": took, **probe.figures()}
 
 
 def main() -> None:
@@ -118,14 +87,8 @@ def main() -> None:
                 results[variant].append(one_run(folder / "template", folder, variant,
                                                 args.model, args.to, args.every))
     out: dict[str, Any] = {"docs": args.docs, "model": args.model, "to": args.to,
-                           "runs": args.runs}
-    for variant, runs in results.items():
-        out[variant] = {key: summary([r[key] for r in runs], 2 if key == "backfill_s" else 1)
-                        for key in runs[0]}
-    out["longest_wait_whole_batch_over_write_only"] = summary(
-        [old["longest_wait_ms"] / new["longest_wait_ms"]
-         for old, new in zip(results["whole_batch"], results["write_only"], strict=True)],
-        2)
+                           "runs": args.runs,
+                           **gate_summary(results, "whole_batch", "write_only", "backfill_s")}
     print(json.dumps(out, indent=2))
 
 

@@ -33,24 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import embedops
 from embedops.ingest.ordering import WriteGate
 from embedops.jobs.kinds import KINDS, JobContext
-from run_stats import summary  # bench/ is the script's directory
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "msmarco-5k" / "corpus.jsonl"
-
-
-def passages(n: int) -> list[str]:
-    texts = []
-    with DATA.open() as lines:
-        for line in lines:
-            texts.append(json.loads(line)["text"])
-            if len(texts) == n:
-                break
-    return texts
+from gate_probe import DATA, GateProbe, gate_summary, passages  # (in bench/)
 
 
 def one_run(db: Any, store_dir: Path, variant: str, every: float) -> dict[str, float]:
@@ -61,37 +47,22 @@ def one_run(db: Any, store_dir: Path, variant: str, every: float) -> dict[str, f
         context = JobContext(db, db.new_ledger_handle(), gate.lock, None, gate)
     else:
         context = JobContext(db, db.new_ledger_handle())
-    waits: list[float] = []
-    done = threading.Event()
-
-    def probe() -> None:
-        while not done.is_set():
-            asked = time.perf_counter()
-            with gate.lock:
-                waits.append(time.perf_counter() - asked)
-            time.sleep(every)
 
     def job() -> None:
-        try:
-            if variant == "per_page":
+        if variant == "per_page":
+            KINDS["reembed-stale"](context, {"collection": "default"})
+        else:
+            with gate.lock:
                 KINDS["reembed-stale"](context, {"collection": "default"})
-            else:
-                with gate.lock:
-                    KINDS["reembed-stale"](context, {"collection": "default"})
-        finally:
-            done.set()
 
-    prober = threading.Thread(target=probe)
     started = time.perf_counter()
     runner = threading.Thread(target=job)
     runner.start()
     time.sleep(0.01)  # (the job takes the gate first, as a due job would)
-    prober.start()
-    runner.join()
+    with GateProbe(gate.lock, every) as probe:
+        runner.join()
     took = time.perf_counter() - started
-    prober.join()
-    return {"job_s": took, "longest_wait_ms": max(waits) * 1000,
-            "p99_wait_ms": float(np.percentile(waits, 99)) * 1000, "probes": len(waits)}
+    return {"job_s": took, **probe.figures()}
 
 
 def main() -> None:
@@ -117,12 +88,8 @@ def main() -> None:
                 for variant in variants:
                     results[variant].append(one_run(db, Path(folder) / "s", variant,
                                                     args.every))
-    out: dict[str, Any] = {"docs": args.docs, "model": args.model, "runs": args.runs}
-    for variant, runs in results.items():
-        out[variant] = {key: summary([r[key] for r in runs]) for key in runs[0]}
-    out["longest_wait_whole_run_over_per_page"] = summary(
-        [old["longest_wait_ms"] / new["longest_wait_ms"]
-         for old, new in zip(results["whole_run"], results["per_page"], strict=True)], 2)
+    out: dict[str, Any] = {"docs": args.docs, "model": args.model, "runs": args.runs,
+                           **gate_summary(results, "whole_run", "per_page", "job_s")}
     print(json.dumps(out, indent=2))
 
 
