@@ -22,11 +22,8 @@ baseline's longest wait to the new one's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,7 @@ import numpy as np
 import embedops
 from embedops.ingest.ordering import WriteGate
 from embedops.jobs.kinds import KINDS, JobContext
-from gate_probe import GateProbe, gate_summary  # (in bench/)
+from gate_probe import arguments, beside_a_job, gate_summary  # (in bench/)
 
 ARGS = {"collection": "c", "field": "lang", "default": "en"}
 
@@ -52,24 +49,13 @@ def one_run(db: Any, variant: str, every: float) -> dict[str, float]:
             with gate.lock:
                 KINDS["backfill"](JobContext(db, db.new_ledger_handle()), ARGS)
 
-    started = time.perf_counter()
-    runner = threading.Thread(target=job)
-    runner.start()
-    time.sleep(0.01)  # (the job takes the gate first, as a due job would)
-    with GateProbe(gate.lock, every) as probe:
-        runner.join()
-    took = time.perf_counter() - started
+    figures = beside_a_job(job, gate.lock, every)
     assert db.store.count("c", {"field": "lang", "exists": False}) == 0
-    return {"job_s": took, **probe.figures()}
+    return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--dim", type=int, default=16)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--every", type=float, default=0.02, help="Seconds between probes.")
-    args = parser.parse_args()
+    args = arguments(__doc__, n=200_000, dim=16)
     variants = ("whole_run", "per_page")
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     rng = np.random.default_rng(0)

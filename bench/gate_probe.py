@@ -5,9 +5,12 @@ baseline's longest wait over the new code's, run by run)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,15 +22,40 @@ from run_stats import summary  # bench/ is the script's directory
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "msmarco-5k" / "corpus.jsonl"
 
 
-def passages(n: int) -> list[str]:
-    """The first ``n`` passages of msmarco-5k (``DATA``)."""
-    texts = []
+def passage_files(folder: Path, n: int) -> Path:
+    """The first ``n`` passages of msmarco-5k (``DATA``) as text files in ``folder``;
+    exits with status 2 when the data is missing."""
+    if not DATA.is_file():
+        print(f"no data at {DATA}", file=sys.stderr)
+        sys.exit(2)
+    folder.mkdir(parents=True, exist_ok=True)
     with DATA.open() as lines:
-        for line in lines:
-            texts.append(json.loads(line)["text"])
-            if len(texts) == n:
-                break
-    return texts
+        for i, line in zip(range(n), lines, strict=False):
+            (folder / f"p{i:05}.txt").write_text(json.loads(line)["text"])
+    return folder
+
+
+def arguments(description: str, **more: Any) -> argparse.Namespace:
+    """The options every gate-wait script takes (``--runs``, ``--every``), plus
+    ``more``: option name -> default."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--every", type=float, default=0.02, help="Seconds between probes.")
+    for name, default in more.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    return parser.parse_args()
+
+
+def beside_a_job(job: Callable[[], None], lock: Any, every: float) -> dict[str, float]:
+    """Run ``job`` in a thread that takes ``lock`` first (as a due job would), with a
+    ``GateProbe`` beside it: its seconds (``job_s``) and the probe's figures."""
+    started = time.perf_counter()
+    runner = threading.Thread(target=job)
+    runner.start()
+    time.sleep(0.01)
+    with GateProbe(lock, every) as probe:
+        runner.join()
+    return {"job_s": time.perf_counter() - started, **probe.figures()}
 
 
 class GateProbe:

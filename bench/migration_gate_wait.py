@@ -22,10 +22,8 @@ ratio of the baseline's longest wait to the new one's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 import embedops
 from embedops.ingest.ordering import WriteGate
 from embedops.migrate import Migrations
-from gate_probe import DATA, GateProbe, gate_summary, passages  # (in bench/)
+from gate_probe import GateProbe, arguments, gate_summary, passage_files  # (in bench/)
 
 
 def one_run(template: Path, folder: Path, variant: str, model: str, to: str,
@@ -62,24 +60,12 @@ def one_run(template: Path, folder: Path, variant: str, model: str, to: str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--every", type=float, default=0.02, help="Seconds between probes.")
-    parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--to", default="all-mpnet-base-v2")
-    args = parser.parse_args()
-    if not DATA.is_file():
-        print(f"no data at {DATA}", file=sys.stderr)
-        sys.exit(2)
+    args = arguments(__doc__, docs=256, model="all-MiniLM-L6-v2", to="all-mpnet-base-v2")
     variants = ("whole_batch", "write_only")
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        docs = folder / "docs"
-        docs.mkdir()
-        for i, text in enumerate(passages(args.docs)):
-            (docs / f"p{i:05}.txt").write_text(text)
+        docs = passage_files(folder / "docs", args.docs)
         with embedops.open(folder / "template", model=args.model) as db:
             db.ingest([docs], collection="docs")
         for _ in range(args.runs):

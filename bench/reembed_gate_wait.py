@@ -23,20 +23,16 @@ baseline's longest wait to the new one's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import embedops
 from embedops.ingest.ordering import WriteGate
 from embedops.jobs.kinds import KINDS, JobContext
-from gate_probe import DATA, GateProbe, gate_summary, passages  # (in bench/)
+from gate_probe import arguments, beside_a_job, gate_summary, passage_files  # (in bench/)
 
 
 def one_run(db: Any, store_dir: Path, variant: str, every: float) -> dict[str, float]:
@@ -55,33 +51,15 @@ def one_run(db: Any, store_dir: Path, variant: str, every: float) -> dict[str, f
             with gate.lock:
                 KINDS["reembed-stale"](context, {"collection": "default"})
 
-    started = time.perf_counter()
-    runner = threading.Thread(target=job)
-    runner.start()
-    time.sleep(0.01)  # (the job takes the gate first, as a due job would)
-    with GateProbe(gate.lock, every) as probe:
-        runner.join()
-    took = time.perf_counter() - started
-    return {"job_s": took, **probe.figures()}
+    return beside_a_job(job, gate.lock, every)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--every", type=float, default=0.02, help="Seconds between probes.")
-    parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    args = parser.parse_args()
-    if not DATA.is_file():
-        print(f"no data at {DATA}", file=sys.stderr)
-        sys.exit(2)
+    args = arguments(__doc__, docs=256, model="all-MiniLM-L6-v2")
     variants = ("whole_run", "per_page")
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as folder:
-        docs = Path(folder) / "docs"
-        docs.mkdir()
-        for i, text in enumerate(passages(args.docs)):
-            (docs / f"p{i:05}.txt").write_text(text)
+        docs = passage_files(Path(folder) / "docs", args.docs)
         with embedops.open(Path(folder) / "s", model=args.model) as db:
             db.ingest([docs])
             for _ in range(args.runs):
