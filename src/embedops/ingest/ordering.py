@@ -11,7 +11,10 @@ settled under the lock, and the wait throttles the writer that made it (the HTTP
 the real-time worker's micro-batch, the batch flush, the migration's backfill batch), not
 the writes queued behind the lock. The stale re-embed job (``jobs.kinds.reembed_stale``)
 holds it a batch of a re-read file (admitted as the batch path's are) or a page of
-documents at a time, not for its whole run. The segment's bound becomes ``PENDING_MAX``
+documents at a time, not for its whole run; the ``backfill`` job a page of payload
+updates at a time (``freshness.fields.paged_update``). A migration's backfill batch is
+embedded before it takes the gate and checks under it which of its documents changed
+meanwhile (``Migrations._backfill_batch``). The segment's bound becomes ``PENDING_MAX``
 plus one write per writer thread past the gate.
 """
 
