@@ -15,11 +15,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from embedops.errors import CollectionChanged, CollectionNotFound
+from embedops.errors import CollectionChanged
 from embedops.ledger import Ledger
 from embedops.payload_schema import FieldSpec, check_value
 from embedops.store.filters import parse_filter
-from embedops.store.protocol import CollectionInfo, Filter, VectorStore
+from embedops.store.protocol import Filter, VectorStore, still_named
 
 PAGE_SIZE = 2000  # points per payload update: the write lock is released between pages
 
@@ -78,10 +78,13 @@ def paged_update(store: VectorStore, collection: str, patch: dict[str, Any],
             raise BackfillStopped(f"{collection}: {', '.join(patch)}")
         page = next(pages, None)
         with lock:
-            _check_same(store, collection, started)
+            now = still_named(store, collection, started)
+            if now is None:
+                raise CollectionChanged(
+                    f"collection {started.name!r} was dropped or renamed while its "
+                    "payloads were updated; the pages before were written: run it again")
             if page is None:  # (the final sweep, unless no other write came)
-                if started.seq <= 0 or (store.get_collection(collection).seq
-                                        != started.seq + pages_changed):
+                if started.seq <= 0 or now.seq != started.seq + pages_changed:
                     updated += store.update_payload(collection, patch, filter=scope)
                 return updated
             changed = store.update_payload(collection, patch, ids=[p.id for p in page],
@@ -90,18 +93,6 @@ def paged_update(store: VectorStore, collection: str, patch: dict[str, Any],
         pages_changed += changed > 0
         if on_page is not None:
             on_page(updated)
-
-
-def _check_same(store: VectorStore, collection: str, started: CollectionInfo) -> None:
-    """Raise ``CollectionChanged`` unless ``collection`` still names ``started``."""
-    try:
-        now = store.get_collection(collection)
-    except CollectionNotFound:
-        now = None
-    if now is None or (now.name, now.created_at) != (started.name, started.created_at):
-        raise CollectionChanged(
-            f"collection {started.name!r} was dropped or renamed while its payloads were "
-            "updated; the pages before were written: run it again")
 
 
 def add_field(store: VectorStore, ledger: Ledger, collection: str, spec: FieldSpec,

@@ -49,6 +49,7 @@ from embedops.store.protocol import (
     CollectionInfo,
     VectorStore,
     room_waits_deferred,
+    still_named,
 )
 from embedops.types import Document, Rejection
 
@@ -368,12 +369,7 @@ class BatchIngest:
         keeps the other one current."""
         if self._info is None:
             return
-        try:
-            current = self.store.get_collection(self._info.name)
-        except CollectionNotFound:
-            current = None
-        if current is None or (current.name, current.created_at) != (
-                self._info.name, self._info.created_at):
+        if still_named(self.store, self._info.name, self._info) is None:
             raise CollectionChanged(
                 f"collection {self._info.name!r} was dropped or renamed while this run "
                 "waited to write; nothing more was written to it: run it again")

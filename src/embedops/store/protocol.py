@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from embedops.errors import CollectionNotFound
 from embedops.store.payload_json import payload_of
 
 Metric = Literal["cosine", "ip", "l2"]
@@ -335,3 +336,16 @@ def room_waits_deferred(store: VectorStore) -> AbstractContextManager[None]:
     if isinstance(store, WriteBackPressure):
         return store.room_waits_deferred()
     return nullcontext()
+
+
+def still_named(store: VectorStore, name: str, started: CollectionInfo
+                ) -> CollectionInfo | None:
+    """The collection ``name`` names now, when it is still ``started`` (the same name
+    and creation time); None when it is gone, was dropped and made again, or ``name``
+    now names another one (renamed behind an alias, an alias moved). A writer that
+    lets go of its lock between steps checks this under the lock before each."""
+    try:
+        now = store.get_collection(name)
+    except CollectionNotFound:
+        return None
+    return now if (now.name, now.created_at) == (started.name, started.created_at) else None
