@@ -12,10 +12,7 @@ import numpy as np
 from embedops.embedders import Embedder
 from embedops.embedders.base import EmbedderInfo, Role, Tokenizer
 from embedops.errors import PermanentEmbedderError
-from embedops.ingest.stages import Work, embed_isolating_failures
-
-# (stage, reason, detail) of a document that could not be embedded
-Failure = tuple[str, str, str]
+from embedops.ingest.stages import Failure, Work, embed_isolating_failures
 
 
 class PrecomputedEmbedder:

@@ -34,13 +34,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from embedops.ingest.chunking import Chunker
-from embedops.ingest.stages import Work, classify
+from embedops.ingest.stages import Failure, Work, classify
 from embedops.ledger.ledger import DocRecord
 from embedops.preprocess.pipeline import PreprocessOptions, preprocess_bytes, preprocess_text
 from embedops.types import Document
 
 _log = logging.getLogger(__name__)
-Failure = tuple[str, str, str]  # (stage, reason, detail)
 
 
 def document_from_body(doc_id: str, body: dict[str, Any],

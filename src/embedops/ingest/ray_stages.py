@@ -41,7 +41,7 @@ from embedops.ingest.batch import (
 from embedops.ingest.chunking import make_chunker
 from embedops.ingest.precomputed import PrecomputedEmbedder
 from embedops.ingest.sources import SourceFile
-from embedops.ingest.stages import Work, classify, embed_isolating_failures
+from embedops.ingest.stages import Failure, Work, classify, embed_isolating_failures
 from embedops.ledger import DocRecord, Ledger
 from embedops.ledger.postgres import ledger_exists, open_ledger
 from embedops.store import open_store
@@ -49,8 +49,6 @@ from embedops.store.protocol import CollectionInfo, VectorStore
 from embedops.types import Document
 
 Batch = dict[str, np.ndarray]
-# (stage, reason, detail) of a document the embed stage could not embed
-Failure = tuple[str, str, str]
 
 
 def objects(values: Sequence[Any]) -> np.ndarray:

@@ -53,6 +53,8 @@ class Work:
 
 # Called with (work, stage, reason, detail) when a document cannot be embedded.
 OnFailure = Callable[[Work, str, str, str], None]
+# (stage, reason, detail) of a document that could not be prepared or embedded
+Failure = tuple[str, str, str]
 
 
 def classify(doc: Document, previous: DocRecord | None, chunker: Chunker,
