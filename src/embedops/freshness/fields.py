@@ -64,8 +64,9 @@ def paged_update(store: VectorStore, collection: str, patch: dict[str, Any],
     read; it is skipped when the collection's change sequence moved by the pages' own
     updates alone (a store that keeps no sequence, pgvector's or Milvus's, always runs
     it). Holding the lock for the whole update instead kept every other writer waiting
-    for it: 0.4-0.9 s for 200,000 points, and reading the ids under the lock first
-    (as the declared backfill did) 3.8 s more. Returns the points updated; ``on_page``
+    for it: 0.4-0.9 s for 200,000 points (``bench/backfill_gate_wait.py``), and reading
+    the ids under the lock first (as the declared backfill did) the time of a filtered
+    scan on top (``bench/scan_pages.py``). Returns the points updated; ``on_page``
     gets the running total after each page. Raises ``BackfillStopped`` when ``stop``
     is set before a page, and ``CollectionChanged`` when ``collection`` names another
     collection than it did at the start (dropped and made again, or an alias

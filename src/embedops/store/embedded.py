@@ -1236,8 +1236,9 @@ class EmbeddedStore:
         reads the matches, an index on ``cid`` (``(cid, seq)``, or a payload index used
         for ``cid`` alone) every point of the collection: ~R²/(2 × size) rows over a
         scan (a backfill's scan of 200,000 points by a filter each matched took 7.8 s
-        against 0.9 s walking the key). The walk passes the other collections' rows
-        too: at most the table once over the scan, so it is taken when that is less."""
+        against 0.8 s walking the key, ``bench/scan_pages.py``). The walk passes the
+        other collections' rows too: at most the table once over the scan, so it is
+        taken when that is less."""
         plan = " / ".join(step[3] for step in self.conn.execute(
             "EXPLAIN QUERY PLAN SELECT rowkey FROM points WHERE cid = ? AND rowkey > ? "
             f"AND {where} ORDER BY rowkey LIMIT ?", (row.cid, -1, *params, size)))
