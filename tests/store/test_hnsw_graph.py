@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import pytest
 
-from embedops.store import durable_files, hnsw_graph, open_store, quantization
+from embedops.store import durable_files, graph_search, hnsw_graph, open_store, quantization
 from embedops.store.checkpoint_files import read_manifest
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
@@ -29,6 +29,13 @@ def _graph(n: int = 2000, dtype: str = "float32") -> tuple[HnswGraph, np.ndarray
     vectors = _unit(n)
     graph.add(np.arange(1000, 1000 + n, dtype=np.int64), vectors)
     return graph, vectors
+
+
+@pytest.fixture
+def faiss_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches through faiss's own search (``graph_search``: the compiled one
+    otherwise takes float32 graphs' unrestricted searches), for the tests of that path."""
+    monkeypatch.setenv(graph_search.SWITCH, "faiss")
 
 
 def _save(graph: HnswGraph, graph_path: Path, labels_path: Path) -> None:
@@ -300,6 +307,7 @@ def test_an_empty_batch_of_queries_gets_empty_answers() -> None:
     assert keys.shape == scores.shape == (0, 3)
 
 
+@pytest.mark.usefixtures("faiss_search")
 def test_one_query_searches_without_an_openmp_team_and_leaves_the_setting() -> None:
     """A single query runs on the calling thread alone (an OpenMP team for it left a
     worker spinning on the core another searching thread needed); a batch keeps the
@@ -331,6 +339,7 @@ def test_one_query_searches_without_an_openmp_team_and_leaves_the_setting() -> N
     assert seen == [(1, 1), (4, 3)] and after == [3]
 
 
+@pytest.mark.usefixtures("faiss_search")
 def test_a_thread_of_single_queries_sets_its_openmp_team_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each faiss call lets go of the interpreter lock (a hand-over to another searching
@@ -397,6 +406,7 @@ def test_a_capped_thread_inserts_with_a_smaller_openmp_team_and_others_keep_thei
                     "add after the cap": 4, "another thread's batch": 3}
 
 
+@pytest.mark.usefixtures("faiss_search")
 @pytest.mark.parametrize("failing", ["found array", "found pointer"])
 def test_a_single_row_search_failing_as_k_changes_leaves_the_old_outputs_whole(
         monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
@@ -443,6 +453,7 @@ def test_a_single_row_search_failing_as_k_changes_leaves_the_old_outputs_whole(
         assert scores == pytest.approx(want_scores, abs=1e-6)
 
 
+@pytest.mark.usefixtures("faiss_search")
 def test_a_single_row_search_at_a_huge_k_keeps_no_arrays_after() -> None:
     graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
     vectors = _unit(300, seed=5)

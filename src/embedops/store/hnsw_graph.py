@@ -49,7 +49,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from embedops.store import fingerprints
+from embedops.store import fingerprints, graph_search
 from embedops.store.fingerprints import Fingerprints
 from embedops.store.flat_codes import NodeCodes, flat_of, scalar_kind
 from embedops.store.key_positions import BYTES_PER_KEY, KeyPositions
@@ -122,6 +122,13 @@ def cap_team(threads: int) -> None:
     (``bench/ann.py``'s deletes beside searches ran at 16-22k/s with every faiss call
     on a team of two, 22-27k/s with one)."""
     _team.cap = threads
+
+
+def _batch_team(rows: int) -> int:
+    """Threads for a batch of ``rows`` queries in the compiled search: as many as faiss
+    would spread it over (the thread's OpenMP setting, or its cap, ``cap_team``)."""
+    own = _team.own or faiss.omp_get_max_threads()
+    return max(1, min(rows, own, _team.cap or own))
 
 
 def _searched(index: faiss.Index, rows: np.ndarray, k: int,
@@ -303,6 +310,10 @@ class HnswGraph:
         self._mapping: MappedFile | None = None
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
         self._selector: faiss.IDSelectorBitmap | None = None
+        # the compiled single-query search's view of faiss's arrays (``graph_search``):
+        # made at the first single search after each insert (None: not made yet, False:
+        # the graph is not one it searches)
+        self._view: Any = None
 
     def __len__(self) -> int:
         """Live nodes."""
@@ -352,6 +363,7 @@ class HnswGraph:
         float32/float16 graphs, int8 codes for int8 ones)."""
         start, links, exact = self.size, self._links(), self.exact_size
         rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self._view = None  # (faiss's arrays move: even a failed insert may move them)
         with self._arrays:
             if self._mapping is not None:  # (faiss would abort the process: mapped_files)
                 self.graph, self._mapping = self.owned_copy(), None
@@ -416,6 +428,7 @@ class HnswGraph:
         start, links = self.size, self._links()
         if int(copy.ntotal) != start + len(keys):
             raise ValueError("the graph changed since the copy was made")
+        self._view = None
         with self._arrays:
             replaced, self.graph, self._mapping = self.graph, copy, None
         self._record(keys, np.ascontiguousarray(rows, dtype=np.float32), start)
@@ -426,6 +439,7 @@ class HnswGraph:
         """Labels, fingerprints, key map and alive bits of the nodes from ``start`` on,
         just inserted with ``keys`` and ``rows``."""
         self.exact_size = False
+        self._view = None  # (faiss's arrays may have moved)
         end = self._size = int(self.graph.ntotal)
         self._grow(end)
         self._labels[start:end] = keys
@@ -449,6 +463,7 @@ class HnswGraph:
         # searches running now keep the old arrays (and their selector) alive
         self._labels, self._alive = labels, alive
         self._selector = None
+        self._view = None
         self._params = {}
 
     def remove(self, keys: np.ndarray) -> int:
@@ -574,14 +589,20 @@ class HnswGraph:
         """Top-``k`` node keys and faiss distances (inner products, or squared L2) per
         query row; key -1 pads missing slots. With ``within``, only its nodes come back
         (the others still route the search)."""
-        if within is not None:
-            params = within.params(ef)
-        else:
-            params = self._params.get(ef) or self._search_params(ef)
-        labels = self._labels  # (the arrays a concurrent grow may replace)
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
             raise ValueError(f"queries must be (n, {self.dim}) and k positive")
+        if within is None:
+            view = self._compiled_view()
+            if view and len(rows):  # (the compiled search, as single rows take it)
+                keys = np.empty((len(rows), k), dtype=np.int64)
+                scores = np.empty((len(rows), k), dtype=np.float32)
+                view.search_into(rows, k, ef, keys, scores, _batch_team(len(rows)))
+                return keys, scores
+            params = self._params.get(ef) or self._search_params(ef)
+        else:
+            params = within.params(ef)
+        labels = self._labels  # (the arrays a concurrent grow may replace)
         found, distances = _searched(self.graph, rows, k, params)
         # (indexing, not ``take``: ``take`` lets go of the interpreter lock, and with
         # another thread waiting for it each hand-over costs tens of µs on a VM).
@@ -593,7 +614,14 @@ class HnswGraph:
         """``search`` of one query, as lists: ``row`` must be a C-contiguous float32 array
         of ``dim`` values (``quantization.one_query`` accepts only such rows, and
         ``prepare`` makes them), which is not checked again here, and ``k`` positive.
-        The single query's path: no arrays made but the keys' (``_RowOutput``)."""
+        The single query's path: the compiled search where it applies
+        (``graph_search``), else faiss's with no arrays made but the keys'
+        (``_RowOutput``)."""
+        view = self._view
+        if view is None:
+            view = self._compiled_view()
+        if view:
+            return view.search(row, k, ef)  # type: ignore[no-any-return]
         params = self._params.get(ef) or self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
         _, distances, found, distances_ptr, found_ptr = _row_output_for(k)
@@ -601,6 +629,15 @@ class HnswGraph:
         self.graph.search_c(1, faiss.swig_ptr(row), k, distances_ptr, found_ptr, params)
         # (position -1 pads: the labels' last slot, always -1, as in ``search``)
         return labels[found[0]].tolist(), distances[0].tolist()
+
+    def _compiled_view(self) -> Any:
+        """The compiled search's view of the graph as it stands (``graph_search``),
+        made at the first search after an insert; False where it does not apply."""
+        view = self._view
+        if view is None:
+            view = self._view = graph_search.view_of(self.graph, self._labels,
+                                                     self._alive) or False
+        return view
 
     def restriction(self, positions: np.ndarray) -> Restriction:
         """The live nodes among graph ``positions``, as a ``Restriction`` to keep a

@@ -45,6 +45,7 @@ from embedops.store.exact import DenseCache, scores, top_k
 from embedops.store.filter_costs import FilterCosts
 from embedops.store.filter_matches import Filter, FilterMatches, filter_key
 from embedops.store.hit_cache import HitCache
+from embedops.store.hit_rows import cached_hits
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import Hit
@@ -419,13 +420,10 @@ class Searcher:
         keys, vals = self.indexes.loaded(row).search_one(query, k, ef)
         cached = self.hit_cache.rows(row.cid, row.seq)
         if cached is not None and len(keys) >= min(k, n):
-            try:
-                rows = [cached[key] for key in keys]
-            except KeyError:  # (padding, -1, is never cached)
-                pass
-            else:
-                self.hit_cache.count(len(rows), 0)
-                return Hit.many_from_text(rows, vals, scale)
+            hits = cached_hits(cached, keys, vals, scale)
+            if hits is not None:
+                self.hit_cache.count(len(hits), 0)
+                return hits
         hits = self._assemble(row, [keys], [[val * scale for val in vals]], k)[0]
         if len(hits) < min(k, n):  # rows deleted since: search deeper, or exactly
             return self._hnsw(row, self._prepared(row, query), k, ef,

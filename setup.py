@@ -1,0 +1,21 @@
+"""The compiled parts of embedops' single search (store/graph_search.py, store/hit_rows.py).
+
+Everything else is declared in pyproject.toml. Both extensions are optional: where no C
+compiler is found the package installs without them and the store searches through
+faiss's own search and makes its hits in Python instead (slower by the figures in
+docs/benchmarks-store.md).
+"""
+
+from setuptools import Extension, setup
+
+FLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra"]
+
+setup(ext_modules=[
+    Extension("embedops.store._graph_search", sources=["src/embedops/store/_graph_search.c"],
+              # -Wno-psabi: the distance kernels' 64-byte vectors change the calling
+              # convention of the versions built without AVX-512; they are static and
+              # never cross a library boundary.
+              extra_compile_args=[*FLAGS, "-Wno-psabi"], optional=True),
+    Extension("embedops.store._hit_rows", sources=["src/embedops/store/_hit_rows.c"],
+              extra_compile_args=FLAGS, optional=True),
+])
