@@ -276,3 +276,47 @@ def test_the_store_answers_alike_with_either_search(tmp_path: Path,
     assert abs(_recall(found["compiled"], live_truth) - _recall(found["faiss"], live_truth)) \
         <= 0.02
     assert _recall(found["compiled"], live_truth) >= 0.95
+
+
+def test_a_view_never_made_refuses_to_search() -> None:
+    view = graph_search.GraphView.__new__(graph_search.GraphView)
+    with pytest.raises(ValueError, match="not made"):
+        view.search(np.zeros(DIM, dtype=np.float32), 10, 32)
+    with pytest.raises(ValueError, match="not made"):
+        view.search_into(np.zeros((1, DIM), dtype=np.float32), 1, 32,
+                         np.empty((1, 1), dtype=np.int64), np.empty((1, 1), np.float32), 1)
+
+
+def test_a_k_beyond_the_compiled_search_goes_to_faiss() -> None:
+    graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
+    data = _data(100, seed=23)
+    graph.add(np.arange(100, dtype=np.int64), data)
+    k = graph_search.MAX_K + 1
+    keys, _ = graph.search_row(np.ascontiguousarray(data[4]), k, 64)
+    found = [key for key in keys if key >= 0]
+    assert len(keys) == k and keys[0] == 4 and len(found) >= 90
+    assert set(found) <= set(range(100)) and keys[-1] == -1
+
+
+def test_the_visited_marks_are_cleared_when_their_epoch_wraps() -> None:
+    """Each search marks the nodes it visits with the thread's epoch (2 bytes), and the
+    marks are cleared when it wraps to 0: marks left from 65,535 searches before must
+    not count as visited."""
+    from embedops.store import _graph_search
+
+    data = _data(3000, seed=24)
+    graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
+    graph.add(np.arange(3000, dtype=np.int64), data)
+    queries = [np.ascontiguousarray(q) for q in _data(20, seed=25)]
+    out: list[list[tuple[list[int], list[float]]]] = []
+
+    def searching() -> None:  # (a fresh thread: its first searches mark with epochs 1..)
+        first = [graph.search_row(q, 10, 64) for q in queries]
+        _graph_search.scratch_epoch(65_535)  # the next search wraps to 0, then 1
+        again = [graph.search_row(q, 10, 64) for q in queries]
+        out.extend([first, again])
+
+    thread = threading.Thread(target=searching)
+    thread.start()
+    thread.join()
+    assert out[0] == out[1]

@@ -89,7 +89,13 @@ def test_bad_arguments_are_refused() -> None:
     class Partial:  # (two of the four slots, laid out elsewhere than Hit's)
         __slots__ = ("x", "id", "score")  # noqa: RUF023 (laid out after x)
 
-    for wrong in (Plain, Partial):
+    class Small:  # (Hit's own descriptors, on instances too small for their offsets)
+        __slots__ = ()
+
+    for name in ("_payload", "_text", "id", "score"):
+        setattr(Small, name, Hit.__dict__[name])
+
+    for wrong in (Plain, Partial, Small):
         with pytest.raises((TypeError, AttributeError)):
             _hit_rows.use(wrong)
     (hit,) = hit_rows.cached_hits(rows, [3], [1.0], 1.0) or []  # (Hit still in use, as

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from embedops.errors import StoreError
-from embedops.store import open_store, protocol, quantization
+from embedops.store import graph_search, open_store, protocol, quantization
 from embedops.store.protocol import Hit
 
 from .storedata import mixture
@@ -43,8 +43,13 @@ def _same(alone: list[list[Hit]], batch: list[list[Hit]]) -> None:
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("search", ["compiled", "faiss"])  # (store/graph_search.py)
 def test_one_query_answers_as_the_same_query_in_a_batch(tmp_path: Path, metric: str,
-                                                        dtype: str, cache: bool) -> None:
+                                                        dtype: str, cache: bool, search: str,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    if search == "faiss":
+        monkeypatch.setenv(graph_search.SWITCH, "faiss")
     data = mixture(N, DIM, seed=5) * (1.0 if metric == "cosine" else 3.0)
     with open_store(tmp_path / "s", hit_cache_bytes=None if cache else 0) as store:
         store.create_collection("c", DIM, fingerprint="fp", metric=metric, dtype=dtype,

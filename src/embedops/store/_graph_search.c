@@ -38,9 +38,10 @@ typedef struct {
 } Heap;
 
 typedef struct {
-    uint32_t *marks; /* marks[node] == epoch: visited in this search */
+    uint16_t *marks; /* marks[node] == epoch: visited in this search (2 bytes a node:
+                        the marks of 1M nodes cleared once every 65,535 searches) */
     size_t marks_cap;
-    uint32_t epoch;
+    uint16_t epoch;
     Heap candidates; /* min-heap: the closest unexpanded node on top */
     Heap best;       /* max-heap of at most ef: the farthest kept node on top */
 } Scratch;
@@ -61,9 +62,12 @@ static void scratch_free(void *p) {
 /* Sixteen running sums in one vector (GCC's vector extension: two AVX2 registers, one
  * AVX-512 register, four SSE ones), one version per instruction set, chosen when the
  * module loads. A plain loop of eight sums came out as permutes, 2.4x slower. */
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
 #define KERNEL_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
+#endif
+#endif
+#ifndef KERNEL_CLONES
 #define KERNEL_CLONES
 #endif
 
@@ -223,7 +227,7 @@ static Scratch *scratch_for(Py_ssize_t nodes) {
     }
     if (s->marks_cap < (size_t)nodes) {
         size_t cap = (size_t)nodes + (size_t)nodes / 4 + 1024;
-        uint32_t *marks = calloc(cap, sizeof(uint32_t));
+        uint16_t *marks = calloc(cap, sizeof(uint16_t));
         if (marks == NULL) return NULL;
         free(s->marks);
         s->marks = marks;
@@ -231,7 +235,7 @@ static Scratch *scratch_for(Py_ssize_t nodes) {
         s->epoch = 0;
     }
     if (++s->epoch == 0) { /* wrapped: clear the marks once */
-        memset(s->marks, 0, s->marks_cap * sizeof(uint32_t));
+        memset(s->marks, 0, s->marks_cap * sizeof(uint16_t));
         s->epoch = 1;
     }
     s->candidates.size = 0;
@@ -250,6 +254,7 @@ static int32_t descend(const Search *s, float *dist) {
             const int32_t *link, *end;
             links_of(g, nearest, level, &link, &end);
             for (; link < end && *link >= 0; link++) {
+                if ((uint32_t)*link >= (uint32_t)g->nodes) continue; /* (as below) */
                 float d = distance(s, *link);
                 if (d < d_nearest) {
                     nearest = *link;
@@ -268,7 +273,8 @@ static int32_t descend(const Search *s, float *dist) {
 static int search_level0(const Search *s, Scratch *sc, int32_t start, float d_start,
                          size_t ef) {
     const GraphView *g = s->g;
-    uint32_t *marks = sc->marks, epoch = sc->epoch;
+    uint16_t *marks = sc->marks, epoch = sc->epoch;
+    const uint32_t nodes = (uint32_t)g->nodes;
     Heap *cand = &sc->candidates, *best = &sc->best;
     if (heap_reserve(best, ef + 1) < 0) return -1;
     marks[start] = epoch;
@@ -285,7 +291,8 @@ static int search_level0(const Search *s, Scratch *sc, int32_t start, float d_st
         int32_t fresh[FRESH_MAX];
         int count = 0;
         for (; link < end && *link >= 0 && count < FRESH_MAX; link++)
-            if (marks[*link] != epoch) {
+            if ((uint32_t)*link < nodes && marks[*link] != epoch) { /* (faiss keeps links
+                below ntotal; checked all the same: a read past the arrays is a crash) */
                 marks[*link] = epoch;
                 fresh[count++] = *link;
             }
@@ -439,6 +446,14 @@ static int read_depths(PyObject *k_obj, PyObject *ef_obj, Py_ssize_t *k, Py_ssiz
     return 0;
 }
 
+static int made(const GraphView *self) {
+    if (self->owner == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the GraphView was not made (its __init__ failed)");
+        return 0;
+    }
+    return 1;
+}
+
 static int float_rows(PyObject *obj, Py_buffer *view, Py_ssize_t dim, Py_ssize_t *rows) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
     Py_ssize_t row = dim * (Py_ssize_t)sizeof(float);
@@ -465,31 +480,43 @@ static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssi
     }
     Py_ssize_t k, ef, rows;
     Py_buffer q;
-    if (read_depths(args[1], args[2], &k, &ef) < 0) return NULL;
+    if (!made(self) || read_depths(args[1], args[2], &k, &ef) < 0) return NULL;
     if (float_rows(args[0], &q, self->dim, &rows) < 0) return NULL;
     if (rows != 1) {
         PyBuffer_Release(&q);
         PyErr_Format(PyExc_ValueError, "the query must be %zd float32 values", self->dim);
         return NULL;
     }
+    /* The results leave the thread's scratch before the interpreter lock is taken
+     * again: anything run under it (a collection's finalizer) could search too. */
+    Item *found = PyMem_RawMalloc((size_t)k * sizeof(Item));
+    if (found == NULL) {
+        PyBuffer_Release(&q);
+        return PyErr_NoMemory();
+    }
+    size_t count = 0;
     Scratch *sc;
     Py_BEGIN_ALLOW_THREADS
     sc = search_query(self, (const float *)q.buf, (size_t)ef);
+    if (sc != NULL) {
+        count = sc->best.size < (size_t)k ? sc->best.size : (size_t)k;
+        memcpy(found, sc->best.items, count * sizeof(Item));
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&q);
-    if (sc == NULL) return PyErr_NoMemory();
-    PyObject *keys = PyList_New(k), *scores = PyList_New(k);
+    PyObject *keys = sc ? PyList_New(k) : NULL, *scores = sc ? PyList_New(k) : NULL;
     if (keys == NULL || scores == NULL) {
+        PyMem_RawFree(found);
         Py_XDECREF(keys);
         Py_XDECREF(scores);
-        return NULL;
+        return sc ? NULL : PyErr_NoMemory();
     }
     const int64_t *labels = (const int64_t *)self->keys.buf;
     double pad = self->inner ? -INFINITY : INFINITY;
     for (Py_ssize_t i = 0; i < k; i++) {
         PyObject *key, *score;
-        if ((size_t)i < sc->best.size) {
-            Item it = sc->best.items[i];
+        if ((size_t)i < count) {
+            Item it = found[i];
             key = PyLong_FromLongLong(labels[it.node]);
             score = PyFloat_FromDouble(self->inner ? -(double)it.dist : (double)it.dist);
         } else {
@@ -497,6 +524,7 @@ static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssi
             score = PyFloat_FromDouble(pad);
         }
         if (key == NULL || score == NULL) {
+            PyMem_RawFree(found);
             Py_XDECREF(key);
             Py_XDECREF(score);
             Py_DECREF(keys);
@@ -506,6 +534,7 @@ static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssi
         PyList_SET_ITEM(keys, i, key);
         PyList_SET_ITEM(scores, i, score);
     }
+    PyMem_RawFree(found);
     PyObject *out = PyTuple_Pack(2, keys, scores);
     Py_DECREF(keys);
     Py_DECREF(scores);
@@ -565,7 +594,7 @@ static PyObject *GraphView_search_into(GraphView *self, PyObject *const *args,
         return NULL;
     }
     Py_ssize_t k, ef, rows;
-    if (read_depths(args[1], args[2], &k, &ef) < 0) return NULL;
+    if (!made(self) || read_depths(args[1], args[2], &k, &ef) < 0) return NULL;
     long threads = PyLong_AsLong(args[5]);
     if (threads == -1 && PyErr_Occurred()) return NULL;
     Py_buffer q, keys, scores;
@@ -638,10 +667,34 @@ static PyTypeObject GraphViewType = {
     .tp_methods = GraphView_methods,
 };
 
+PyDoc_STRVAR(scratch_epoch_doc,
+"scratch_epoch(epoch) -> the calling thread's epoch before\n\n"
+"For tests: sets the calling thread's visited-mark epoch (made if it has none),\n"
+"so that a test can reach the wrap to 0 at which the marks are cleared.");
+
+static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
+    long epoch = PyLong_AsLong(arg);
+    if (epoch == -1 && PyErr_Occurred()) return NULL;
+    if (epoch < 1 || epoch > UINT16_MAX) {
+        PyErr_SetString(PyExc_ValueError, "an epoch is 1..65535");
+        return NULL;
+    }
+    Scratch *s = scratch_for(1);
+    if (s == NULL) return PyErr_NoMemory();
+    long before = s->epoch;
+    s->epoch = (uint16_t)epoch;
+    return PyLong_FromLong(before);
+}
+
+static PyMethodDef module_methods[] = {
+    {"scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_graph_search",
     "One query's HNSW search over a faiss HnswFlat graph (store/graph_search.py).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__graph_search(void) {
@@ -652,6 +705,10 @@ PyMODINIT_FUNC PyInit__graph_search(void) {
     if (PyType_Ready(&GraphViewType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "MAX_K", MAX_K) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&GraphViewType);
     if (PyModule_AddObject(m, "GraphView", (PyObject *)&GraphViewType) < 0) {
         Py_DECREF(&GraphViewType);

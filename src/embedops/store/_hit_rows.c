@@ -17,12 +17,20 @@
 static PyTypeObject *hit_type = NULL;
 static Py_ssize_t id_at, score_at, payload_at, text_at;
 
+/* The offset of `type`'s own object slot `name`: a member descriptor of `type` (or of
+ * a class it derives from) that lies within its instances. */
 static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset) {
     PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
     if (descr == NULL) return -1;
-    int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-             ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
-    if (ok) *offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDescrObject *member = (PyMemberDescrObject *)descr;
+        ok = member->d_member->type == T_OBJECT_EX &&
+             PyType_IsSubtype(type, PyDescr_TYPE(member)) &&
+             member->d_member->offset >= (Py_ssize_t)sizeof(PyObject) &&
+             member->d_member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
+        if (ok) *offset = member->d_member->offset;
+    }
     Py_DECREF(descr);
     if (!ok) PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", type->tp_name, name);
     return ok ? 0 : -1;

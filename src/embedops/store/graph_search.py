@@ -13,10 +13,16 @@ faiss's own search of the same graph to within ties and its recall to within a t
 point either way (``tests/store/test_graph_search.py``); the time it saves is in
 docs/benchmarks-store.md.
 
-Only float32 graphs (``IndexHNSWFlat``) under inner product or L2 are searched here;
-float16 and int8 graphs, batches, and searches kept within a filter's matches go
-through faiss. So does everything where the extension was not built (no C compiler at
-install time) or ``EMBEDOPS_GRAPH_SEARCH=faiss`` is set (to compare the two).
+Batches take the same search, spread over the threads faiss would spread them over
+(``GraphView.search_into``), so that a query answers alike alone and in a batch. Only
+float32 graphs (``IndexHNSWFlat``) under inner product or L2 are searched here;
+float16 and int8 graphs, searches kept within a filter's matches, graphs of more than
+1,024 links a node and ``k`` above ``MAX_K`` (2**20) go through faiss. So does
+everything where the extension was not built (no C compiler at install time) or
+``EMBEDOPS_GRAPH_SEARCH=faiss`` is set (to compare the two).
+
+Each thread that searches keeps its visited marks (2 bytes a node of the largest graph
+it searched: 2 MB at 1M nodes) until it ends; a batch's helper threads end with it.
 
 A ``GraphView`` points into faiss's arrays and is only valid until the graph next
 changes: ``HnswGraph`` makes a new one after every insert, under the index lock that
@@ -32,9 +38,9 @@ import faiss
 import numpy as np
 
 try:
-    from embedops.store._graph_search import GraphView
+    from embedops.store._graph_search import MAX_K, GraphView
 except ImportError:  # (built without a C compiler: faiss's own search is used)
-    GraphView = None
+    GraphView, MAX_K = None, 0
 
 SWITCH = "EMBEDOPS_GRAPH_SEARCH"  # "faiss": never use the compiled search
 

@@ -19,8 +19,11 @@ try:
     from embedops.store import _hit_rows
 except ImportError:  # (built without a C compiler)
     _hit_rows = None
-else:
-    _hit_rows.use(Hit)
+else:  # (the compiled version fills in exactly these four slots)
+    if Hit.__slots__ == ("_payload", "_text", "id", "score"):
+        _hit_rows.use(Hit)
+    else:  # pragma: no cover  (a Hit laid out otherwise: made in Python)
+        _hit_rows = None
 
 
 def compiled() -> bool:

@@ -594,7 +594,8 @@ class HnswGraph:
             raise ValueError(f"queries must be (n, {self.dim}) and k positive")
         if within is None:
             view = self._compiled_view()
-            if view and len(rows):  # (the compiled search, as single rows take it)
+            # (the compiled search, as single rows take it)
+            if view and len(rows) and k <= graph_search.MAX_K:
                 keys = np.empty((len(rows), k), dtype=np.int64)
                 scores = np.empty((len(rows), k), dtype=np.float32)
                 view.search_into(rows, k, ef, keys, scores, _batch_team(len(rows)))
@@ -620,7 +621,7 @@ class HnswGraph:
         view = self._view
         if view is None:
             view = self._compiled_view()
-        if view:
+        if view and k <= graph_search.MAX_K:
             return view.search(row, k, ef)  # type: ignore[no-any-return]
         params = self._params.get(ef) or self._search_params(ef)
         labels = self._labels  # (the arrays a concurrent grow may replace)
