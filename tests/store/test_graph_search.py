@@ -320,3 +320,33 @@ def test_the_visited_marks_are_cleared_when_their_epoch_wraps() -> None:
     thread.start()
     thread.join()
     assert out[0] == out[1]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_single_query_is_judged_alike_with_or_without_the_compiled_norm(
+        compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``quantization.one_query`` takes the squared norm and checks the layout in one
+    compiled call (``squared_norm``), else with numpy: the same queries pass, at the
+    same scale."""
+    from embedops.store import _graph_search, quantization
+
+    if not compiled:
+        monkeypatch.setattr(quantization, "_squared_norm", None)
+    rng = np.random.default_rng(26)
+    q = rng.standard_normal(DIM).astype(np.float32)
+    taken = quantization.one_query(q, DIM, "cosine")
+    assert taken is not None and taken[0].shape == (1, DIM)
+    assert taken[1] == pytest.approx(1 / np.linalg.norm(q.astype(np.float64)), rel=1e-6)
+    assert quantization.one_query(q[None, :], DIM, "l2") is not None
+    refused = [q.astype(np.float64), q.astype(">f4"), np.tile(q, 2)[::2],  # strided
+               np.full(DIM, np.nan, np.float32), np.zeros(DIM, np.float32),
+               np.full(DIM, 1e30, np.float32), q.reshape(2, DIM // 2), q[:-1],
+               q.tolist(), np.stack([q, q])]
+    for vector in refused:
+        assert quantization.one_query(vector, DIM, "cosine") is None
+    assert quantization.one_query(np.full(DIM, 1e19, np.float32), DIM, "ip") is None
+    if compiled:
+        assert _graph_search.squared_norm(q, DIM) == pytest.approx(
+            float(np.dot(q.astype(np.float64), q)), rel=1e-12)
+        assert _graph_search.squared_norm(b"abcd", 1) is None  # (bytes: format "B")
+        assert _graph_search.squared_norm(q, 0) is None

@@ -667,6 +667,36 @@ static PyTypeObject GraphViewType = {
     .tp_methods = GraphView_methods,
 };
 
+PyDoc_STRVAR(squared_norm_doc,
+"squared_norm(vector, dim) -> float or None\n\n"
+"The squared norm (summed in double precision) of a C-contiguous buffer of exactly\n"
+"dim native float32 values; None for anything else.");
+
+static PyObject *squared_norm(PyObject *Py_UNUSED(module), PyObject *const *args,
+                              Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "squared_norm(vector, dim) takes two arguments");
+        return NULL;
+    }
+    Py_ssize_t dim = PyLong_AsSsize_t(args[1]);
+    if (dim == -1 && PyErr_Occurred()) return NULL;
+    Py_buffer v;
+    if (PyObject_GetBuffer(args[0], &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear(); /* (not contiguous, or no buffer at all) */
+        Py_RETURN_NONE;
+    }
+    if (dim < 1 || v.len != dim * (Py_ssize_t)sizeof(float) || v.format == NULL ||
+        strcmp(v.format, "f") != 0) {
+        PyBuffer_Release(&v);
+        Py_RETURN_NONE;
+    }
+    const float *x = (const float *)v.buf;
+    double total = 0;
+    for (Py_ssize_t i = 0; i < dim; i++) total += (double)x[i] * (double)x[i];
+    PyBuffer_Release(&v);
+    return PyFloat_FromDouble(total);
+}
+
 PyDoc_STRVAR(scratch_epoch_doc,
 "scratch_epoch(epoch) -> the calling thread's epoch before\n\n"
 "For tests: sets the calling thread's visited-mark epoch (made if it has none),\n"
@@ -687,6 +717,8 @@ static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
 }
 
 static PyMethodDef module_methods[] = {
+    {"squared_norm", (PyCFunction)(void (*)(void))squared_norm, METH_FASTCALL,
+     squared_norm_doc},
     {"scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -10,7 +10,7 @@ the same is done in Python. Both give equal hits (``tests/store/test_hit_rows.py
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from embedops.store.protocol import Hit
@@ -31,20 +31,19 @@ def compiled() -> bool:
     return _hit_rows is not None
 
 
-def cached_hits(cached: Mapping[int, Sequence[Any]], keys: list[int], scores: list[float],
+def python_hits(cached: Mapping[int, Sequence[Any]], keys: list[int], scores: list[float],
                 scale: float) -> list[Hit] | None:
     """A ``Hit`` per key of ``keys`` from its row in ``cached`` (``hit_cache.rows``),
     scored ``score * scale``, best first as given; None when a key is not cached."""
-    if _hit_rows is not None and type(cached) is dict:
-        return _hit_rows.hits(cached, keys, scores, scale)  # type: ignore[no-any-return]
-    return python_hits(cached, keys, scores, scale)
-
-
-def python_hits(cached: Mapping[int, Sequence[Any]], keys: list[int], scores: list[float],
-                scale: float) -> list[Hit] | None:
-    """``cached_hits`` in Python (no compiled version, or a mapping not a dict)."""
     try:
         rows = [cached[key] for key in keys]
     except KeyError:  # (padding, -1, is never cached)
         return None
     return Hit.many_from_text(rows, scores, scale)
+
+
+# ``python_hits``, compiled where it was built (``cached`` must then be a dict, as
+# ``hit_cache.rows`` gives it; the call is made directly: a wrapper cost a tenth of it)
+cached_hits: Callable[[dict[int, Sequence[Any]], list[int], list[float], float],
+                      list[Hit] | None] = (
+    _hit_rows.hits if _hit_rows is not None else python_hits)
