@@ -12,6 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
+from embedops.errors import InvalidVector
 from embedops.store import graph_search, mapped_files, open_store
 from embedops.store.hnsw_graph import HnswGraph
 from tests.store.test_hnsw_graph import _save
@@ -310,18 +311,24 @@ def test_the_visited_marks_are_cleared_when_their_epoch_wraps() -> None:
     queries = [np.ascontiguousarray(q) for q in _data(20, seed=25)]
     out: list[list[tuple[list[int], list[float]]]] = []
 
+    epochs: list[int] = []
+
     def searching() -> None:  # (a fresh thread: its first searches mark with epochs 1..)
         first = [graph.search_row(q, 10, 64) for q in queries]
-        _graph_search.scratch_epoch(65_535)  # the next search wraps to 0, then 1
-        again = [graph.search_row(q, 10, 64) for q in queries]
+        epochs.append(_graph_search._scratch_epoch(65_535))  # the next search wraps
+        again = [graph.search_row(q, 10, 64) for q in queries]  # (to 0: cleared, then 1)
+        epochs.append(_graph_search._scratch_epoch(1))
         out.extend([first, again])
 
+    assert graph._compiled_view()
     thread = threading.Thread(target=searching)
     thread.start()
     thread.join()
+    assert epochs == [20, 20]  # (20 searches after the wrap: epochs 1..20 again)
     assert out[0] == out[1]
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # (np.matrix's own)
 @pytest.mark.parametrize("compiled", [True, False])
 def test_a_single_query_is_judged_alike_with_or_without_the_compiled_norm(
         compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,15 +345,32 @@ def test_a_single_query_is_judged_alike_with_or_without_the_compiled_norm(
     assert taken is not None and taken[0].shape == (1, DIM)
     assert taken[1] == pytest.approx(1 / np.linalg.norm(q.astype(np.float64)), rel=1e-6)
     assert quantization.one_query(q[None, :], DIM, "l2") is not None
+    unaligned = np.frombuffer(b"x" + q.tobytes(), dtype=np.float32, offset=1)
+    assert not unaligned.flags.aligned
     refused = [q.astype(np.float64), q.astype(">f4"), np.tile(q, 2)[::2],  # strided
                np.full(DIM, np.nan, np.float32), np.zeros(DIM, np.float32),
                np.full(DIM, 1e30, np.float32), q.reshape(2, DIM // 2), q[:-1],
-               q.tolist(), np.stack([q, q])]
+               q.tolist(), np.stack([q, q]), np.asmatrix(q), unaligned,
+               q.astype(object)]
     for vector in refused:
         assert quantization.one_query(vector, DIM, "cosine") is None
     assert quantization.one_query(np.full(DIM, 1e19, np.float32), DIM, "ip") is None
+    # at the bound a float32 score can be squared within: taken exactly when ``prepare``
+    # takes the same vector
+    edge = np.sqrt(quantization.MAX_SQUARED_NORM / DIM)
+    for factor in (0.999, 1.001):
+        vector = np.full(DIM, edge * factor, dtype=np.float32)
+        try:
+            quantization.prepare(vector, DIM, "ip")
+            prepared = True
+        except InvalidVector:
+            prepared = False
+        assert (quantization.one_query(vector, DIM, "ip") is not None) == prepared
+        assert prepared == (factor < 1)
     if compiled:
         assert _graph_search.squared_norm(q, DIM) == pytest.approx(
             float(np.dot(q.astype(np.float64), q)), rel=1e-12)
         assert _graph_search.squared_norm(b"abcd", 1) is None  # (bytes: format "B")
         assert _graph_search.squared_norm(q, 0) is None
+        assert _graph_search.squared_norm(q, np.int64(DIM)) is not None  # (numpy ints)
+        assert _graph_search.squared_norm(unaligned, DIM) is None

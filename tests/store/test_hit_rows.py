@@ -95,7 +95,13 @@ def test_bad_arguments_are_refused() -> None:
     for name in ("_payload", "_text", "id", "score"):
         setattr(Small, name, Hit.__dict__[name])
 
-    for wrong in (Plain, Partial, Small):
+    class Roomy:  # (Hit's descriptors on instances large enough, of no Hit subclass)
+        __slots__ = ("a", "b", "c", "d", "e", "f")
+
+    for name in ("_payload", "_text", "id", "score"):
+        setattr(Roomy, name, Hit.__dict__[name])
+
+    for wrong in (Plain, Partial, Small, Roomy):
         with pytest.raises((TypeError, AttributeError)):
             _hit_rows.use(wrong)
     (hit,) = hit_rows.cached_hits(rows, [3], [1.0], 1.0) or []  # (Hit still in use, as

@@ -71,6 +71,8 @@ def test_one_query_answers_as_the_same_query_in_a_batch(tmp_path: Path, metric: 
         alone, batch = _answers(store, queries)
         _same(alone, batch)
         assert all(len(hits) == 10 and all(int(h.id) % 3 for h in hits) for hits in alone)
+        (live,) = store._indexes.live.values()  # (the search the graph took)
+        assert bool(live.index.index._view) == (search == "compiled" and dtype == "float32")
 
 
 def test_pending_points_shared_nodes_and_short_results_take_the_general_way(

@@ -446,6 +446,12 @@ static int read_depths(PyObject *k_obj, PyObject *ef_obj, Py_ssize_t *k, Py_ssiz
     return 0;
 }
 
+/* A buffer of native, aligned float32 values (numpy writes "=f" for an unaligned one). */
+static int float32_rows(const Py_buffer *v) {
+    return v->format != NULL && strcmp(v->format, "f") == 0 &&
+           (uintptr_t)v->buf % _Alignof(float) == 0;
+}
+
 static int made(const GraphView *self) {
     if (self->owner == NULL) {
         PyErr_SetString(PyExc_ValueError, "the GraphView was not made (its __init__ failed)");
@@ -457,8 +463,7 @@ static int made(const GraphView *self) {
 static int float_rows(PyObject *obj, Py_buffer *view, Py_ssize_t dim, Py_ssize_t *rows) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
     Py_ssize_t row = dim * (Py_ssize_t)sizeof(float);
-    if (view->format == NULL || strcmp(view->format, "f") != 0 || view->len == 0 ||
-        view->len % row != 0) {
+    if (!float32_rows(view) || view->len == 0 || view->len % row != 0) {
         PyBuffer_Release(view);
         PyErr_Format(PyExc_ValueError, "queries must be float32 rows of %zd values", dim);
         return -1;
@@ -678,15 +683,18 @@ static PyObject *squared_norm(PyObject *Py_UNUSED(module), PyObject *const *args
         PyErr_SetString(PyExc_TypeError, "squared_norm(vector, dim) takes two arguments");
         return NULL;
     }
-    Py_ssize_t dim = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t dim = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
     if (dim == -1 && PyErr_Occurred()) return NULL;
     Py_buffer v;
     if (PyObject_GetBuffer(args[0], &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_BufferError) &&
+            !PyErr_ExceptionMatches(PyExc_TypeError) &&
+            !PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL; /* (out of memory, say) */
         PyErr_Clear(); /* (not contiguous, or no buffer at all) */
         Py_RETURN_NONE;
     }
-    if (dim < 1 || v.len != dim * (Py_ssize_t)sizeof(float) || v.format == NULL ||
-        strcmp(v.format, "f") != 0) {
+    if (dim < 1 || v.len != dim * (Py_ssize_t)sizeof(float) || !float32_rows(&v)) {
         PyBuffer_Release(&v);
         Py_RETURN_NONE;
     }
@@ -698,9 +706,11 @@ static PyObject *squared_norm(PyObject *Py_UNUSED(module), PyObject *const *args
 }
 
 PyDoc_STRVAR(scratch_epoch_doc,
-"scratch_epoch(epoch) -> the calling thread's epoch before\n\n"
-"For tests: sets the calling thread's visited-mark epoch (made if it has none),\n"
-"so that a test can reach the wrap to 0 at which the marks are cleared.");
+"_scratch_epoch(epoch) -> the calling thread's epoch it replaced\n\n"
+"For tests alone: sets the calling thread's visited-mark epoch, so that a test can\n"
+"reach the wrap to 0 at which the marks are cleared. Marks already holding the epoch\n"
+"set count as visited in the thread's next search; its scratch must already be\n"
+"made for the graph searched next (a search of it first), or it is made again.");
 
 static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
     long epoch = PyLong_AsLong(arg);
@@ -709,8 +719,11 @@ static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
         PyErr_SetString(PyExc_ValueError, "an epoch is 1..65535");
         return NULL;
     }
-    Scratch *s = scratch_for(1);
-    if (s == NULL) return PyErr_NoMemory();
+    Scratch *s = pthread_getspecific(scratch_key);
+    if (s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread has not searched yet");
+        return NULL;
+    }
     long before = s->epoch;
     s->epoch = (uint16_t)epoch;
     return PyLong_FromLong(before);
@@ -719,7 +732,7 @@ static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
 static PyMethodDef module_methods[] = {
     {"squared_norm", (PyCFunction)(void (*)(void))squared_norm, METH_FASTCALL,
      squared_norm_doc},
-    {"scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
+    {"_scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -91,9 +91,12 @@ static PyObject *hits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
             if (PyErr_Occurred()) return NULL;
             Py_RETURN_NONE;
         }
-        /* (any sequence: tuples, sqlite3.Row) */
+        /* (any sequence: tuples, sqlite3.Row; held, since a sequence written in
+         * Python runs code that could drop it from the dict) */
+        Py_INCREF(row);
         PyObject *id = PySequence_GetItem(row, 1);
         PyObject *text = id ? PySequence_GetItem(row, 2) : NULL;
+        Py_DECREF(row);
         double score = text ? PyFloat_AsDouble(PyList_GET_ITEM(scores, i)) : -1.0;
         PyObject *hit = NULL, *value = NULL;
         if (text != NULL && !(score == -1.0 && PyErr_Occurred()))

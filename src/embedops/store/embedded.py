@@ -203,6 +203,17 @@ def _writes(method: Callable[P, R]) -> Callable[P, R]:
     return _guarded(wrapper)
 
 
+class _ThreadState(threading.local):
+    """A store handle's state per thread. The defaults are class attributes: reading an
+    attribute a thread has not set finds them, where ``getattr(local, name, None)`` on
+    a bare ``threading.local`` raised and caught an ``AttributeError`` each time (~1 µs
+    of a ~90 µs search, three reads a search)."""
+
+    reader: Reader | None = None  # this thread's read connection (``_reads``)
+    lazy = False  # inside a ``_reads`` call, which checks one out when first needed
+    room_waits: dict[int, int] | None = None  # (``room_waits_deferred``)
+
+
 def _reads(method: Callable[P, R]) -> Callable[P, R]:
     """A read that runs on a pooled read connection (``self.conn`` is that connection
     for the calling thread meanwhile) instead of waiting for the handle's lock. The
@@ -217,7 +228,7 @@ def _reads(method: Callable[P, R]) -> Callable[P, R]:
         if store._conn is None:
             raise StoreError("store handle is closed")
         local = store._local
-        if getattr(local, "reader", None) is not None or getattr(local, "lazy", False):
+        if local.reader is not None or local.lazy:
             return method(*args, **kwargs)  # nested in another read
         local.lazy = True
         try:
@@ -226,7 +237,7 @@ def _reads(method: Callable[P, R]) -> Callable[P, R]:
             raise translate_sql_error(exc) from exc
         finally:
             local.lazy = False
-            reader = getattr(local, "reader", None)
+            reader = local.reader
             if reader is not None:  # (checked out by ``conn``)
                 local.reader = None
                 store._readers.checkin(reader)
@@ -251,9 +262,7 @@ class EmbeddedStore:
         self.memory_budget_bytes = memory_budget_bytes
         self._lock = threading.RLock()
         self._index_lock = SharedLock()
-        # .reader: this thread's read connection (``_reads``); .lazy: inside a
-        # ``_reads`` call, which checks one out when it first needs it
-        self._local = threading.local()
+        self._local = _ThreadState()
         self._writes_done = 0
         # A read-write handle's catalog rows for searches, each tagged with the handle's
         # write count when read (``_search_row``)
@@ -373,8 +382,8 @@ class EmbeddedStore:
     def _thread_reader(self) -> Reader | None:
         """The calling thread's read connection (``conn``), or None outside reads."""
         local = self._local
-        reader: Reader | None = getattr(local, "reader", None)
-        if reader is None and getattr(local, "lazy", False):
+        reader = local.reader
+        if reader is None and local.lazy:
             reader = local.reader = self._readers.checkout()
         return reader
 
@@ -443,7 +452,7 @@ class EmbeddedStore:
         count, backlog = self._upsert(collection, ids, vectors, payloads,
                                       fingerprint=fingerprint)
         if backlog is not None:
-            deferred: dict[int, int] | None = getattr(self._local, "room_waits", None)
+            deferred = self._local.room_waits
             if deferred is None:
                 self._wait_for_merger(*backlog)
             else:  # (``room_waits_deferred``: the block's end waits, for all its writes)
@@ -458,7 +467,7 @@ class EmbeddedStore:
         every such write it made (``WriteBackPressure``). The service opens it around
         its write gate: a write waiting for room holds no lock another writer needs.
         Blocks nest (the outermost waits)."""
-        if getattr(self._local, "room_waits", None) is not None:
+        if self._local.room_waits is not None:
             yield
             return
         waits: dict[int, int] = {}
@@ -1086,7 +1095,7 @@ class EmbeddedStore:
         where = compile_filter(filter) if filter is not None else None
         if where is not None and not exact:  # (off the index lock: writers need it)
             self._search.read_due_matches(row, where, len(queries))
-        if not self._readers.idle and getattr(self._local, "reader", None) is None:
+        if not self._readers.idle and self._local.reader is None:
             self._readers.keep_one_idle()  # (so that none is opened under the index lock)
         while True:
             with self._index_lock.shared():

@@ -589,7 +589,7 @@ class HnswGraph:
         """Top-``k`` node keys and faiss distances (inner products, or squared L2) per
         query row; key -1 pads missing slots. With ``within``, only its nodes come back
         (the others still route the search)."""
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        rows = np.require(rows, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
         if rows.ndim != 2 or rows.shape[1] != self.dim or k < 1:
             raise ValueError(f"queries must be (n, {self.dim}) and k positive")
         if within is None:

@@ -148,7 +148,7 @@ def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | 
     operations for ``prepare``'s unit row, ~5 µs instead of ~21 µs right after a graph
     search has evicted the CPU caches.
     """
-    if not (isinstance(vector, np.ndarray)
+    if not (type(vector) is np.ndarray  # (subclasses such as np.matrix: ``prepare``)
             and (vector.ndim == 1 or (vector.ndim == 2 and vector.shape[0] == 1))):
         return None
     squared = (_squared_norm(vector, dim) if _squared_norm is not None
@@ -164,7 +164,7 @@ def one_query(vector: Any, dim: int, metric: str) -> tuple[np.ndarray, float] | 
 def _blas_squared_norm(vector: np.ndarray, dim: int) -> float | None:
     """``_squared_norm`` where the compiled search was not built."""
     if not ((vector.dtype is _FLOAT32 or vector.dtype == _FLOAT32)
-            and vector.size == dim and vector.flags.c_contiguous):
+            and vector.size == dim and vector.flags.c_contiguous and vector.flags.aligned):
         return None
     # (float32: inf past its range, NaN for NaN, inf; vdot, unlike dot and @, sets no
     # warning off for those)
