@@ -7,11 +7,12 @@ it) and by the compiled search (``graph_search.GraphView.search`` over the same 
 For each depth: recall@10 against exact search, the share of queries whose top-10 list
 is the same in both, and queries per second (median and range over ``--runs``, and the
 compiled ÷ faiss ratio run by run); then two threads searching together against one,
-for each. Prints JSON.
+for each. With ``--removed``, a share of the nodes is removed first, and each search's
+depth is widened as the store widens it. Prints JSON.
 
     .venv/bin/python bench/graph_search.py --n 100000 --runs 5
     .venv/bin/python bench/graph_search.py --npy vectors.npy --queries-npy queries.npy \
-        --passes 10
+        --passes 10 [--removed 0.25]
 """
 
 from __future__ import annotations
@@ -53,13 +54,18 @@ class _Outputs(threading.local):
         self.ready = True
 
 
-def faiss_search(index: faiss.IndexHNSWFlat) -> Search:
+def faiss_search(index: faiss.IndexHNSWFlat, alive: np.ndarray, widen: float) -> Search:
     """One query through faiss, as the store's faiss path calls it (``search_c``, output
-    arrays kept per thread, one OpenMP thread)."""
+    arrays kept per thread, one OpenMP thread; with removed nodes, the bitmap of the live
+    ones as a selector and the depth widened by ``widen``)."""
     params: dict[int, faiss.SearchParametersHNSW] = {}
+    selector = faiss.IDSelectorBitmap(len(alive), faiss.swig_ptr(alive))
     for ef in (16, 32, 64, 128, 256):
         params[ef] = faiss.SearchParametersHNSW()
-        params[ef].efSearch = ef
+        params[ef].efSearch = int(ef * widen)
+        if widen > 1:
+            params[ef].sel = selector
+            params[ef].referenced = (selector, alive)  # (faiss keeps no reference)
     outputs = _Outputs()
 
     def search(q: np.ndarray, ef: int) -> list[int]:
@@ -71,18 +77,28 @@ def faiss_search(index: faiss.IndexHNSWFlat) -> Search:
     return search
 
 
-def compiled_search(index: faiss.IndexHNSWFlat) -> Search:
-    labels = np.arange(index.ntotal + 1, dtype=np.int64)
-    labels[-1] = -1
-    alive = np.full(index.ntotal // 8 + 2, 255, dtype=np.uint8)
+def compiled_search(index: faiss.IndexHNSWFlat, labels: np.ndarray, alive: np.ndarray,
+                    widen: float) -> Search:
     view = graph_search.view_of(index, labels, alive)
     if view is None:
         raise SystemExit("the compiled search is not built (or EMBEDOPS_GRAPH_SEARCH=faiss)")
 
     def search(q: np.ndarray, ef: int) -> list[int]:
-        return view.search(q, K, ef)[0]  # type: ignore[no-any-return]
+        return view.search(q, K, int(ef * widen))[0]  # type: ignore[no-any-return]
 
     return search
+
+
+def graph_keys(n: int, removed: float, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Node keys (-1 for removed nodes, and in the last slot) and the live nodes' bitmap,
+    a share ``removed`` of the ``n`` nodes removed at random."""
+    labels = np.arange(n + 1, dtype=np.int64)
+    labels[-1] = -1
+    gone = np.random.default_rng(seed).choice(n, int(removed * n), replace=False)
+    labels[gone] = -1
+    bits = np.zeros((n // 8 + 2) * 8, dtype=bool)
+    bits[:n] = labels[:n] >= 0
+    return labels, np.packbits(bits, bitorder="little")
 
 
 def qps(search: Search, queries: np.ndarray, ef: int) -> float:
@@ -102,6 +118,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--passes", type=int, default=1,
                         help="passes over the queries per timing")
+    parser.add_argument("--removed", type=float, default=0.0,
+                        help="share of the nodes removed (tombstones); each search's depth "
+                             "is then widened as the store widens it: by 4x the share for "
+                             "faiss, 2x for the compiled search (HnswIndex._depth)")
     args = parser.parse_args()
     if args.npy:
         base = _unit(np.load(args.npy))
@@ -114,10 +134,14 @@ def main() -> None:
     index.hnsw.efConstruction = EF_ADD
     started = time.perf_counter()
     index.add(base)
-    truth = np.argsort(-(queries @ base.T), axis=1)[:, :K]
-    systems = {"faiss": faiss_search(index), "compiled": compiled_search(index)}
+    labels, alive = graph_keys(len(base), args.removed)
+    live = np.flatnonzero(labels[:-1] >= 0)
+    truth = live[np.argsort(-(queries @ base[live].T), axis=1)[:, :K]]
+    systems = {"faiss": faiss_search(index, alive, 1 + 4 * args.removed),
+               "compiled": compiled_search(index, labels, alive, 1 + 2 * args.removed)}
     efs = [int(e) for e in args.ef.split(",")]
-    report: dict[str, Any] = {"n": len(base), "dim": base.shape[1], "queries": len(queries),
+    report: dict[str, Any] = {"n": len(base), "removed": args.removed,
+                              "dim": base.shape[1], "queries": len(queries),
                               "runs": args.runs, "passes": max(1, args.passes),
                               "cpus": os.cpu_count(), "load_at_start": os.getloadavg()[0],
                               "build_s": round(time.perf_counter() - started, 1)}

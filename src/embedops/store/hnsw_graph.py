@@ -631,6 +631,14 @@ class HnswGraph:
         # (position -1 pads: the labels' last slot, always -1, as in ``search``)
         return labels[found[0]].tolist(), distances[0].tolist()
 
+    @property
+    def compiled(self) -> bool:
+        """Do this graph's unrestricted searches take the compiled search? (Answered
+        without making its view: a float32 graph where the search is built and not
+        switched off, unless a view was refused for it, e.g. for its links' number.)"""
+        return (self._view is not False and self.dtype == "float32"
+                and graph_search.compiled())
+
     def _compiled_view(self) -> Any:
         """The compiled search's view of the graph as it stands (``graph_search``),
         made at the first search after an insert; False where it does not apply."""
