@@ -12,7 +12,7 @@ depth is widened as the store widens it. Prints JSON.
 
     .venv/bin/python bench/graph_search.py --n 100000 --runs 5
     .venv/bin/python bench/graph_search.py --npy vectors.npy --queries-npy queries.npy \
-        --passes 10 [--removed 0.25]
+        --passes 10 [--removed 0.25] [--dtype int8]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 
 from ann import make_data, threaded_qps  # bench/ is the script's directory
-from embedops.store import graph_search
+from embedops.store import graph_search, quantization
 from run_stats import summary
 
 K, M, EF_ADD = 10, 16, 128
@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--passes", type=int, default=1,
                         help="passes over the queries per timing")
+    parser.add_argument("--dtype", choices=["float32", "int8"], default="float32",
+                        help="int8: the graph holds the store's int8 codes (an IndexHNSWSQ), "
+                             "searched with the queries as codes, as the store searches it")
     parser.add_argument("--removed", type=float, default=0.0,
                         help="share of the nodes removed (tombstones); each search's depth "
                              "is then widened as the store widens it: by 4x the share for "
@@ -130,21 +133,30 @@ def main() -> None:
         base, queries = make_data(args.n, args.queries, 384)
         base, queries = _unit(base), _unit(queries)
     faiss.omp_set_num_threads(1)  # (single queries: no OpenMP team, as the store runs them)
-    index = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = EF_ADD
     started = time.perf_counter()
-    index.add(base)
+    if args.dtype == "int8":  # the store's codes (``quantization``), as its graph holds them
+        index = faiss.IndexHNSWSQ(base.shape[1], faiss.ScalarQuantizer.QT_8bit_direct_signed,
+                                  M, faiss.METRIC_INNER_PRODUCT)
+        index.train(np.zeros((1, base.shape[1]), dtype=np.float32))
+        clip = quantization.calibrate(base)
+        rows, searched = quantization.quantize(base, clip), quantization.quantize(queries, clip)
+    else:
+        index = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
+        rows, searched = base, queries
+    index.hnsw.efConstruction = EF_ADD
+    index.add(np.ascontiguousarray(rows, dtype=np.float32))
     labels, alive = graph_keys(len(base), args.removed)
     live = np.flatnonzero(labels[:-1] >= 0)
     truth = live[np.argsort(-(queries @ base[live].T), axis=1)[:, :K]]
     systems = {"faiss": faiss_search(index, alive, 1 + 4 * args.removed),
                "compiled": compiled_search(index, labels, alive, 1 + 2 * args.removed)}
     efs = [int(e) for e in args.ef.split(",")]
-    report: dict[str, Any] = {"n": len(base), "removed": args.removed,
+    report: dict[str, Any] = {"n": len(base), "dtype": args.dtype, "removed": args.removed,
                               "dim": base.shape[1], "queries": len(queries),
                               "runs": args.runs, "passes": max(1, args.passes),
                               "cpus": os.cpu_count(), "load_at_start": os.getloadavg()[0],
                               "build_s": round(time.perf_counter() - started, 1)}
+    queries = np.ascontiguousarray(searched, dtype=np.float32)
     answers = {name: {ef: [search(q, ef) for q in queries] for ef in efs}
                for name, search in systems.items()}
     report["recall@10"] = {name: {ef: round(float(np.mean(

@@ -197,11 +197,64 @@ def test_a_mapped_checkpoint_is_searched_where_it_lies(tmp_path: Path,
     assert loaded.search_row(np.ascontiguousarray(_data(10, seed=14)[3]), 1, 64)[0] == [5003]
 
 
-def test_int8_float16_and_wide_graphs_and_restricted_searches_go_through_faiss() -> None:
-    for dtype in ("int8", "float16"):
-        graph = HnswGraph(DIM, "cosine", dtype, 16, 64)
-        graph.add(np.arange(10, dtype=np.int64), _data(10, seed=15) * 100)
-        assert graph._compiled_view() is False
+@pytest.fixture(params=["avx512", "avx2", "plain"])
+def code_kernels(request: pytest.FixtureRequest) -> object:
+    """Each version of the int8 kernels this CPU runs (the module takes the widest)."""
+    from embedops.store import _graph_search
+
+    try:
+        before = _graph_search._code_kernels(request.param)
+    except ValueError:
+        pytest.skip(f"this CPU has no {request.param}")
+    yield request.param
+    _graph_search._code_kernels(before)
+
+
+@pytest.mark.usefixtures("code_kernels")
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_an_int8_graph_is_searched_on_its_codes_as_faiss_searches_them(metric: str) -> None:
+    """An int8 graph holds the store's codes, each as a byte of value + 128 (faiss's
+    QT_8bit_direct_signed); the compiled search reads them as they are, with the query
+    as codes too (``HnswIndex._codes``): faiss's answers and scores; with removed nodes,
+    which take places in faiss's queue and not in the compiled search's, at least
+    faiss's recall."""
+    from embedops.store import quantization
+
+    data = _data(2500, seed=28) * (1.0 if metric == "cosine" else 3.0)
+    clip = quantization.calibrate(data)
+    codes = quantization.quantize(data, clip)
+    graph = HnswGraph(DIM, metric, "int8", 16, 64)
+    graph.add(np.arange(2500, dtype=np.int64), codes)
+    assert graph._compiled_view() and graph.compiled
+    queries = np.ascontiguousarray(
+        quantization.quantize(_data(100, seed=29) * (1.0 if metric == "cosine" else 3.0),
+                              clip), dtype=np.float32)
+    for ef in (16, 64):
+        keys, scores = graph.search(queries, 10, ef)
+        want_keys, want_scores = _faiss_answers(graph, queries, 10, ef)
+        assert np.allclose(scores, want_scores, rtol=1e-6)
+        assert (keys == want_keys).all(axis=1).mean() >= 0.9  # (the rest: equal scores)
+        rows = codes[keys].astype(np.float64)
+        exact = (np.einsum("qkd,qd->qk", rows, queries) if metric == "cosine"
+                 else ((rows - queries[:, None, :]) ** 2).sum(-1))
+        assert np.allclose(scores, exact, rtol=1e-6)
+    graph.remove(np.arange(0, 2500, 9, dtype=np.int64))
+    live = np.flatnonzero(np.arange(2500) % 9)
+    rows = codes[live].astype(np.float64)
+    sims = (queries @ rows.T if metric == "cosine"
+            else -((queries[:, None, :] - rows[None]) ** 2).sum(-1))
+    truth = live[np.argsort(-sims, axis=1)[:, :10]]
+    for ef in (16, 64):
+        keys, _ = graph.search(queries, 10, ef)
+        assert (keys % 9 != 0).all()
+        assert _recall(keys, truth) >= _recall(_faiss_answers(graph, queries, 10, ef)[0],
+                                               truth)
+
+
+def test_float16_wide_graphs_and_restricted_searches_go_through_faiss() -> None:
+    graph = HnswGraph(DIM, "cosine", "float16", 16, 64)
+    graph.add(np.arange(10, dtype=np.int64), _data(10, seed=15))
+    assert graph._compiled_view() is False and not graph.compiled
     wide = HnswGraph(DIM, "cosine", "float32", 600, 64)  # (1,200 links a node at level 0)
     wide.add(np.arange(50, dtype=np.int64), _data(50, seed=22))
     assert wide._compiled_view() is False

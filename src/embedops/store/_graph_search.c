@@ -44,6 +44,8 @@ typedef struct {
     uint16_t epoch;
     Heap candidates; /* min-heap: the closest unexpanded node on top */
     Heap best;       /* max-heap of at most ef: the farthest kept node on top */
+    float *shifted;  /* an int8 graph's L2 query, shifted to the codes' offset */
+    size_t shifted_cap;
 } Scratch;
 
 static pthread_key_t scratch_key;
@@ -54,6 +56,7 @@ static void scratch_free(void *p) {
     free(s->marks);
     free(s->candidates.items);
     free(s->best.items);
+    free(s->shifted);
     free(s);
 }
 
@@ -123,6 +126,150 @@ static float squared_l2(const float *restrict a, const float *restrict b, Py_ssi
     return total;
 }
 
+/* An int8 graph's codes (faiss's QT_8bit_direct_signed: each value stored as the byte
+ * value + 128) against a float query: the sum of q[i] * code[i], and of the squares of
+ * q[i] - code[i], the offset applied by the caller. Each code is widened to a float in
+ * registers: GCC's vector extension leaves this conversion to scalar code, so it is
+ * written with intrinsics, one version per instruction set, chosen when the module
+ * loads (choose_code_kernels). */
+typedef float (*CodeKernel)(const float *restrict, const uint8_t *restrict, Py_ssize_t);
+
+static float code_dot_plain(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+    float s[4] = {0, 0, 0, 0};
+    Py_ssize_t i = 0;
+    for (; i + 4 <= d; i += 4)
+        for (int j = 0; j < 4; j++) s[j] += q[i + j] * (float)c[i + j];
+    float total = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < d; i++) total += q[i] * (float)c[i];
+    return total;
+}
+
+static float code_l2_plain(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+    float s[4] = {0, 0, 0, 0};
+    Py_ssize_t i = 0;
+    for (; i + 4 <= d; i += 4)
+        for (int j = 0; j < 4; j++) {
+            float t = q[i + j] - (float)c[i + j];
+            s[j] += t * t;
+        }
+    float total = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < d; i++) {
+        float t = q[i] - (float)c[i];
+        total += t * t;
+    }
+    return total;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static inline __m256 widen8(const uint8_t *c) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c)));
+}
+
+__attribute__((target("avx2,fma"))) static inline float sum8(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+
+__attribute__((target("avx2,fma")))
+static float code_dot_avx2(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), widen8(c + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), widen8(c + i + 8), a1);
+    }
+    float total = sum8(_mm256_add_ps(a0, a1));
+    for (; i < d; i++) total += q[i] * (float)c[i];
+    return total;
+}
+
+__attribute__((target("avx2,fma")))
+static float code_l2_avx2(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), widen8(c + i));
+        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 8), widen8(c + i + 8));
+        a0 = _mm256_fmadd_ps(t0, t0, a0);
+        a1 = _mm256_fmadd_ps(t1, t1, a1);
+    }
+    float total = sum8(_mm256_add_ps(a0, a1));
+    for (; i < d; i++) {
+        float t = q[i] - (float)c[i];
+        total += t * t;
+    }
+    return total;
+}
+
+__attribute__((target("avx512f"))) static inline __m512 widen16(const uint8_t *c) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)c)));
+}
+
+__attribute__((target("avx512f")))
+static float code_dot_avx512(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), widen16(c + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), widen16(c + i + 16), a1);
+    }
+    float total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; i < d; i++) total += q[i] * (float)c[i];
+    return total;
+}
+
+__attribute__((target("avx512f")))
+static float code_l2_avx512(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(q + i), widen16(c + i));
+        __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(q + i + 16), widen16(c + i + 16));
+        a0 = _mm512_fmadd_ps(t0, t0, a0);
+        a1 = _mm512_fmadd_ps(t1, t1, a1);
+    }
+    float total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; i < d; i++) {
+        float t = q[i] - (float)c[i];
+        total += t * t;
+    }
+    return total;
+}
+#endif
+
+static CodeKernel code_dot = code_dot_plain, code_l2 = code_l2_plain;
+static const char *code_kernels = "plain";
+
+/* The int8 kernels named `name` ("avx512", "avx2", "plain"), if this CPU runs them. */
+static int use_code_kernels(const char *name) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
+        code_dot = code_dot_avx512, code_l2 = code_l2_avx512, code_kernels = "avx512";
+        return 1;
+    }
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
+        code_dot = code_dot_avx2, code_l2 = code_l2_avx2, code_kernels = "avx2";
+        return 1;
+    }
+#endif
+    if (strcmp(name, "plain") == 0) {
+        code_dot = code_dot_plain, code_l2 = code_l2_plain, code_kernels = "plain";
+        return 1;
+    }
+    return 0;
+}
+
+static void choose_code_kernels(void) {
+    if (!use_code_kernels("avx512") && !use_code_kernels("avx2")) use_code_kernels("plain");
+}
+
+#define CODE_OFFSET 128.0f /* faiss's QT_8bit_direct_signed: the byte is the value + 128 */
+
 /* --- heaps ------------------------------------------------------------------------- */
 
 static int heap_reserve(Heap *h, size_t cap) {
@@ -178,18 +325,25 @@ typedef struct {
     int32_t entry;
     int max_level;
     int inner; /* 1: inner product, 0: squared L2 */
+    int codes; /* 1: an int8 graph's codes (one byte a value), 0: float32 vectors */
+    Py_ssize_t row_bytes; /* a node's vector or codes */
     int level_begin[MAX_LEVELS + 1]; /* faiss's cum_nneighbor_per_level */
 } GraphView;
 
 typedef struct {
     const GraphView *g;
-    const float *query;
+    const float *query; /* an int8 graph's L2 query: shifted by CODE_OFFSET */
+    float offset_term;  /* an int8 graph's inner product: CODE_OFFSET * the query's sum */
 } Search;
 
 static inline float distance(const Search *s, int32_t node) {
-    const float *x = (const float *)s->g->vectors.buf + (Py_ssize_t)node * s->g->dim;
-    return s->g->inner ? -inner_product(s->query, x, s->g->dim)
-                       : squared_l2(s->query, x, s->g->dim);
+    const GraphView *g = s->g;
+    const char *row = (const char *)g->vectors.buf + (Py_ssize_t)node * g->row_bytes;
+    if (g->codes)
+        return g->inner ? s->offset_term - code_dot(s->query, (const uint8_t *)row, g->dim)
+                        : code_l2(s->query, (const uint8_t *)row, g->dim);
+    return g->inner ? -inner_product(s->query, (const float *)row, g->dim)
+                    : squared_l2(s->query, (const float *)row, g->dim);
 }
 
 static inline int is_alive(const GraphView *g, int32_t node) {
@@ -211,8 +365,8 @@ static inline void links_of(const GraphView *g, int32_t node, int level,
 
 /* Every cache line of a node's vector, ahead of its distance. */
 static inline void prefetch_vector(const GraphView *g, int32_t node) {
-    const char *p = (const char *)((const float *)g->vectors.buf + (Py_ssize_t)node * g->dim);
-    const char *end = p + g->dim * (Py_ssize_t)sizeof(float);
+    const char *p = (const char *)g->vectors.buf + (Py_ssize_t)node * g->row_bytes;
+    const char *end = p + g->row_bytes;
     for (; p < end; p += 64) __builtin_prefetch(p);
 }
 
@@ -352,17 +506,17 @@ static int take_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, Py_ssize
 static int GraphView_init(GraphView *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"owner", "vectors", "links", "offsets", "level_begin",
                              "keys", "alive", "dim", "nodes", "entry", "max_level",
-                             "inner", NULL};
+                             "inner", "codes", NULL};
     PyObject *owner, *vectors, *links, *offsets, *level_begin, *keys, *alive;
     Py_ssize_t dim, nodes;
-    int entry, max_level, inner;
+    int entry, max_level, inner, codes = 0;
     if (self->owner != NULL || self->vectors.obj != NULL) {
         PyErr_SetString(PyExc_TypeError, "a GraphView is made once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOnniip", kwlist, &owner, &vectors,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOnniip|p", kwlist, &owner, &vectors,
                                      &links, &offsets, &level_begin, &keys, &alive,
-                                     &dim, &nodes, &entry, &max_level, &inner))
+                                     &dim, &nodes, &entry, &max_level, &inner, &codes))
         return -1;
     if (dim < 1 || nodes < 1 || entry < 0 || entry >= nodes || max_level < 0 ||
         nodes > INT32_MAX) {
@@ -396,7 +550,8 @@ static int GraphView_init(GraphView *self, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "level_begin must not decrease");
             return -1;
         }
-    if (take_buffer(vectors, &self->vectors, sizeof(float), nodes * dim, "vectors") < 0 ||
+    Py_ssize_t item = codes ? 1 : (Py_ssize_t)sizeof(float);
+    if (take_buffer(vectors, &self->vectors, item, nodes * dim, "vectors") < 0 ||
         take_buffer(links, &self->links, sizeof(int32_t), 0, "links") < 0 ||
         take_buffer(offsets, &self->offsets, sizeof(uint64_t), nodes + 1, "offsets") < 0 ||
         take_buffer(keys, &self->keys, sizeof(int64_t), nodes, "keys") < 0 ||
@@ -414,15 +569,31 @@ static int GraphView_init(GraphView *self, PyObject *args, PyObject *kwds) {
     self->entry = entry;
     self->max_level = max_level;
     self->inner = inner;
+    self->codes = codes;
+    self->row_bytes = dim * item;
     return 0;
 }
 
 /* One query's search, the interpreter lock let go: the calling thread's scratch with
  * the live nodes found, best first, in scratch->best; NULL when out of memory. */
 static Scratch *search_query(const GraphView *g, const float *query, size_t ef) {
-    Search s = {g, query};
+    Search s = {g, query, 0};
     Scratch *sc = scratch_for(g->nodes);
     if (sc == NULL) return NULL;
+    if (g->codes && g->inner) { /* sum q * (code - 128) = sum q * code - 128 * sum q */
+        double total = 0;
+        for (Py_ssize_t i = 0; i < g->dim; i++) total += query[i];
+        s.offset_term = CODE_OFFSET * (float)total;
+    } else if (g->codes) { /* (q - (code - 128))^2 = ((q + 128) - code)^2 */
+        if (sc->shifted_cap < (size_t)g->dim) {
+            float *shifted = realloc(sc->shifted, (size_t)g->dim * sizeof(float));
+            if (shifted == NULL) return NULL;
+            sc->shifted = shifted;
+            sc->shifted_cap = (size_t)g->dim;
+        }
+        for (Py_ssize_t i = 0; i < g->dim; i++) sc->shifted[i] = query[i] + CODE_OFFSET;
+        s.query = sc->shifted;
+    }
     float d;
     int32_t start = descend(&s, &d);
     if (search_level0(&s, sc, start, d, ef) < 0) return NULL;
@@ -729,7 +900,32 @@ static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
     return PyLong_FromLong(before);
 }
 
+PyDoc_STRVAR(code_kernels_doc,
+"_code_kernels(name=None) -> the name of the int8 kernels in use before\n\n"
+"For tests alone: with a name (\"avx512\", \"avx2\", \"plain\"), uses those kernels\n"
+"from now on, or raises ValueError if this CPU cannot run them. Not thread-safe.");
+
+static PyObject *code_kernels_fn(PyObject *Py_UNUSED(module), PyObject *const *args,
+                                 Py_ssize_t nargs) {
+    const char *before = code_kernels;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_code_kernels takes at most one argument");
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        const char *name = PyUnicode_AsUTF8(args[0]);
+        if (name == NULL) return NULL;
+        if (!use_code_kernels(name)) {
+            PyErr_Format(PyExc_ValueError, "no %s kernels on this CPU", name);
+            return NULL;
+        }
+    }
+    return PyUnicode_FromString(before);
+}
+
 static PyMethodDef module_methods[] = {
+    {"_code_kernels", (PyCFunction)(void (*)(void))code_kernels_fn, METH_FASTCALL,
+     code_kernels_doc},
     {"squared_norm", (PyCFunction)(void (*)(void))squared_norm, METH_FASTCALL,
      squared_norm_doc},
     {"_scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
@@ -743,6 +939,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__graph_search(void) {
+    choose_code_kernels();
     if (pthread_key_create(&scratch_key, scratch_free) != 0) {
         PyErr_SetString(PyExc_RuntimeError, "no thread-local key for the search scratch");
         return NULL;

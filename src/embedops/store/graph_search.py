@@ -14,10 +14,12 @@ point either way (``tests/store/test_graph_search.py``); the time it saves is in
 docs/benchmarks-store.md.
 
 Batches take the same search, spread over the threads faiss would spread them over
-(``GraphView.search_into``), so that a query answers alike alone and in a batch. Only
-float32 graphs (``IndexHNSWFlat``) under inner product or L2 are searched here;
-float16 and int8 graphs, searches kept within a filter's matches, graphs of more than
-1,024 links a node and ``k`` above ``MAX_K`` (2**20) go through faiss. So does
+(``GraphView.search_into``), so that a query answers alike alone and in a batch. float32
+graphs (``IndexHNSWFlat``) and int8 ones (``IndexHNSWSQ`` holding the store's own codes,
+each value stored as a byte of value + 128, which the search reads as they are and
+widens to floats in registers) under inner product or L2 are searched here; float16
+graphs, searches kept within a filter's matches, graphs of more than 1,024 links a node
+and ``k`` above ``MAX_K`` (2**20) go through faiss. So does
 everything where the extension was not built (no C compiler at install time) or
 ``EMBEDOPS_GRAPH_SEARCH=faiss`` is set (to compare the two).
 
@@ -51,35 +53,35 @@ def compiled() -> bool:
 
 
 def view_of(graph: faiss.IndexHNSW, labels: np.ndarray, alive: np.ndarray) -> Any | None:
-    """A ``GraphView`` of ``graph`` (an ``IndexHNSWFlat`` of at least one node) whose
-    nodes' keys are ``labels`` and whose live nodes are the bits of ``alive`` (the
-    arrays themselves: later removals show in them), or None where the compiled search
-    does not apply (module docstring)."""
+    """A ``GraphView`` of ``graph`` (an ``IndexHNSWFlat``, or an ``IndexHNSWSQ`` holding
+    the store's int8 codes, of at least one node) whose nodes' keys are ``labels`` and
+    whose live nodes are the bits of ``alive`` (the arrays themselves: later removals
+    show in them), or None where the compiled search does not apply (module docstring)."""
     if not compiled() or graph.ntotal < 1 or graph.hnsw.entry_point < 0:
         return None
     if graph.metric_type not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2):
         return None
+    nodes, dim = int(graph.ntotal), int(graph.d)
     storage = faiss.downcast_index(graph.storage)
-    if not isinstance(storage, faiss.IndexFlat):
+    if isinstance(storage, faiss.IndexFlat):
+        rows, codes = faiss.rev_swig_ptr(storage.get_xb(), nodes * dim), False
+    elif (isinstance(storage, faiss.IndexScalarQuantizer)
+          and storage.sq.qtype == faiss.ScalarQuantizer.QT_8bit_direct_signed
+          and storage.code_size == dim):
+        rows, codes = faiss.rev_swig_ptr(storage.codes.data(), nodes * dim), True
+    else:  # (float16 codes)
         return None
-    hnsw, nodes, dim = graph.hnsw, int(graph.ntotal), int(graph.d)
+    hnsw = graph.hnsw
     try:
-        return _view(graph, storage, hnsw, nodes, dim, labels, alive)
+        return GraphView(
+            owner=graph, vectors=rows, codes=codes,
+            links=_array(hnsw.neighbors), offsets=_array(hnsw.offsets),
+            level_begin=faiss.vector_to_array(hnsw.cum_nneighbor_per_level).tolist(),
+            keys=labels, alive=alive, dim=dim, nodes=nodes,
+            entry=int(hnsw.entry_point), max_level=int(hnsw.max_level),
+            inner=graph.metric_type == faiss.METRIC_INNER_PRODUCT)
     except ValueError:  # (a graph of more than 1,024 links a node: faiss searches it)
         return None
-
-
-def _view(graph: faiss.IndexHNSW, storage: faiss.IndexFlat, hnsw: faiss.HNSW, nodes: int,
-          dim: int, labels: np.ndarray, alive: np.ndarray) -> Any:
-    return GraphView(
-        owner=graph,
-        vectors=faiss.rev_swig_ptr(storage.get_xb(), nodes * dim),
-        links=_array(hnsw.neighbors),
-        offsets=_array(hnsw.offsets),
-        level_begin=faiss.vector_to_array(hnsw.cum_nneighbor_per_level).tolist(),
-        keys=labels, alive=alive, dim=dim, nodes=nodes,
-        entry=int(hnsw.entry_point), max_level=int(hnsw.max_level),
-        inner=graph.metric_type == faiss.METRIC_INNER_PRODUCT)
 
 
 def _array(vector: Any) -> np.ndarray:

@@ -634,9 +634,9 @@ class HnswGraph:
     @property
     def compiled(self) -> bool:
         """Do this graph's unrestricted searches take the compiled search? (Answered
-        without making its view: a float32 graph where the search is built and not
+        without making its view: a float32 or int8 graph where the search is built and not
         switched off, unless a view was refused for it, e.g. for its links' number.)"""
-        return (self._view is not False and self.dtype == "float32"
+        return (self._view is not False and self.dtype in ("float32", "int8")
                 and graph_search.compiled())
 
     def _compiled_view(self) -> Any:
