@@ -6,6 +6,7 @@ mapped checkpoint, and arguments it refuses."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -20,11 +21,11 @@ from tests.store.test_hnsw_graph import _save
 DIM = 48
 
 
-def _data(n: int, seed: int, clusters: int = 20) -> np.ndarray:
+def _data(n: int, seed: int, clusters: int = 20, dim: int = DIM) -> np.ndarray:
     """Unit vectors around ``clusters`` centres (neighbours that are hard to tell apart)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
-    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, DIM))
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, dim))
     x = x.astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -174,31 +175,57 @@ def test_searches_on_threads_beside_each_other_agree_with_one_thread() -> None:
         assert out == expected * 5
 
 
-def test_a_mapped_checkpoint_is_searched_where_it_lies(tmp_path: Path,
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_a_mapped_checkpoint_is_searched_where_it_lies(tmp_path: Path, dtype: str,
                                                        monkeypatch: pytest.MonkeyPatch
                                                        ) -> None:
+    from embedops.store import quantization
+
     monkeypatch.setattr(mapped_files, "MAP_MIN_BYTES", 0)
-    data = _data(2000, seed=12)
-    graph = HnswGraph(DIM, "cosine", "float32", 16, 64)
+
+    def stored(rows: np.ndarray) -> np.ndarray:  # (an int8 graph holds codes)
+        return np.ascontiguousarray(quantization.quantize(rows, 1.0), dtype=np.float32) \
+            if dtype == "int8" else rows
+
+    data = stored(_data(2000, seed=12))
+    graph = HnswGraph(DIM, "cosine", dtype, 16, 64)
     graph.add(np.arange(2000, dtype=np.int64), data)
     graph.remove(np.arange(0, 100, dtype=np.int64))
     _save(graph, tmp_path / "g", tmp_path / "l.npy")
-    loaded = HnswGraph.load(tmp_path / "g", tmp_path / "l.npy", DIM, "cosine", "float32")
+    loaded = HnswGraph.load(tmp_path / "g", tmp_path / "l.npy", DIM, "cosine", dtype)
     assert loaded is not None and loaded.mapped
-    queries = _data(40, seed=13)
+    queries = stored(_data(40, seed=13))
     assert loaded._compiled_view()
     keys, scores = loaded.search(queries, 10, 64)
     want_keys, want_scores = graph.search(queries, 10, 64)
     assert keys.tolist() == want_keys.tolist()
     assert np.array_equal(scores, want_scores)
     assert (keys >= 100).all()
-    loaded.add(np.arange(5000, 5010, dtype=np.int64), _data(10, seed=14))  # (an owned
-    assert not loaded.mapped  # copy now: the view of the mapped file was dropped)
-    assert loaded.search_row(np.ascontiguousarray(_data(10, seed=14)[3]), 1, 64)[0] == [5003]
+    loaded.add(np.arange(5000, 5010, dtype=np.int64), stored(_data(10, seed=14)))  # (an
+    assert not loaded.mapped  # owned copy now: the view of the mapped file was dropped)
+    assert loaded.search(stored(_data(10, seed=14))[3:4], 1, 64)[0].tolist() == [[5003]]
+
+
+def _widest_kernels() -> str:
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if {"avx2", "fma"} <= flags else "plain"
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="no /proc/cpuinfo")
+def test_the_module_takes_the_widest_int8_kernels_the_cpu_runs() -> None:
+    from embedops.store import _graph_search
+
+    assert _graph_search._code_kernels() == _widest_kernels()
 
 
 @pytest.fixture(params=["avx512", "avx2", "plain"])
-def code_kernels(request: pytest.FixtureRequest) -> object:
+def code_kernels(request: pytest.FixtureRequest) -> Iterator[str]:
     """Each version of the int8 kernels this CPU runs (the module takes the widest)."""
     from embedops.store import _graph_search
 
@@ -212,7 +239,9 @@ def code_kernels(request: pytest.FixtureRequest) -> object:
 
 @pytest.mark.usefixtures("code_kernels")
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_an_int8_graph_is_searched_on_its_codes_as_faiss_searches_them(metric: str) -> None:
+@pytest.mark.parametrize("dim", [DIM, 7, 37])  # (each kernel's tail loop too)
+def test_an_int8_graph_is_searched_on_its_codes_as_faiss_searches_them(metric: str,
+                                                                     dim: int) -> None:
     """An int8 graph holds the store's codes, each as a byte of value + 128 (faiss's
     QT_8bit_direct_signed); the compiled search reads them as they are, with the query
     as codes too (``HnswIndex._codes``): faiss's answers and scores; with removed nodes,
@@ -220,15 +249,16 @@ def test_an_int8_graph_is_searched_on_its_codes_as_faiss_searches_them(metric: s
     faiss's recall."""
     from embedops.store import quantization
 
-    data = _data(2500, seed=28) * (1.0 if metric == "cosine" else 3.0)
+    data = _data(2500, seed=28, dim=dim) * (1.0 if metric == "cosine" else 3.0)
     clip = quantization.calibrate(data)
     codes = quantization.quantize(data, clip)
-    graph = HnswGraph(DIM, metric, "int8", 16, 64)
+    graph = HnswGraph(dim, metric, "int8", 16, 64)
     graph.add(np.arange(2500, dtype=np.int64), codes)
     assert graph._compiled_view() and graph.compiled
     queries = np.ascontiguousarray(
-        quantization.quantize(_data(100, seed=29) * (1.0 if metric == "cosine" else 3.0),
-                              clip), dtype=np.float32)
+        quantization.quantize(_data(100, seed=29, dim=dim) * (1.0 if metric == "cosine"
+                                                              else 3.0), clip),
+        dtype=np.float32)
     for ef in (16, 64):
         keys, scores = graph.search(queries, 10, ef)
         want_keys, want_scores = _faiss_answers(graph, queries, 10, ef)
@@ -248,7 +278,7 @@ def test_an_int8_graph_is_searched_on_its_codes_as_faiss_searches_them(metric: s
         keys, _ = graph.search(queries, 10, ef)
         assert (keys % 9 != 0).all()
         assert _recall(keys, truth) >= _recall(_faiss_answers(graph, queries, 10, ef)[0],
-                                               truth)
+                                               truth) - 0.01
 
 
 def test_float16_wide_graphs_and_restricted_searches_go_through_faiss() -> None:
@@ -442,9 +472,11 @@ def test_removed_nodes_widen_the_compiled_search_by_half_as_much_as_faiss(
     for way in ("compiled", "faiss"):
         if way == "faiss":
             monkeypatch.setenv(graph_search.SWITCH, "faiss")
-        index = HnswIndex(DIM, "cosine", "float32", {}, None)
-        index.add(np.arange(2000), data)
-        index.remove(np.arange(500))
-        assert index.index.compiled == (way == "compiled")
-        depths[way] = (index._depth(64, 10), index._depth(64, 10, by_faiss=True))
-    assert depths == {"compiled": (96, 128), "faiss": (128, 128)}
+        for dtype in ("float32", "int8"):
+            index = HnswIndex(DIM, "cosine", dtype, {}, 1.0 if dtype == "int8" else None)
+            index.add(np.arange(2000), data)
+            index.remove(np.arange(500))
+            assert index.index.compiled == (way == "compiled")
+            depths[way, dtype] = (index._depth(64, 10), index._depth(64, 10, by_faiss=True))
+    assert depths == {("compiled", "float32"): (96, 128), ("compiled", "int8"): (96, 128),
+                      ("faiss", "float32"): (128, 128), ("faiss", "int8"): (128, 128)}

@@ -365,9 +365,10 @@ static inline void links_of(const GraphView *g, int32_t node, int level,
 
 /* Every cache line of a node's vector, ahead of its distance. */
 static inline void prefetch_vector(const GraphView *g, int32_t node) {
-    const char *p = (const char *)g->vectors.buf + (Py_ssize_t)node * g->row_bytes;
-    const char *end = p + g->row_bytes;
-    for (; p < end; p += 64) __builtin_prefetch(p);
+    const char *row = (const char *)g->vectors.buf + (Py_ssize_t)node * g->row_bytes;
+    const char *end = row + g->row_bytes;
+    /* (from the line the row starts in: a row need not start on a line) */
+    for (const char *p = row - (uintptr_t)row % 64; p < end; p += 64) __builtin_prefetch(p);
 }
 
 static Scratch *scratch_for(Py_ssize_t nodes) {

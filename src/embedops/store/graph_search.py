@@ -17,7 +17,9 @@ Batches take the same search, spread over the threads faiss would spread them ov
 (``GraphView.search_into``), so that a query answers alike alone and in a batch. float32
 graphs (``IndexHNSWFlat``) and int8 ones (``IndexHNSWSQ`` holding the store's own codes,
 each value stored as a byte of value + 128, which the search reads as they are and
-widens to floats in registers) under inner product or L2 are searched here; float16
+widens to floats in registers; the query must be codes too, whole numbers within ±127,
+as ``HnswIndex._codes`` makes it: the offset is taken out of a sum of products, exact
+for whole numbers) under inner product or L2 are searched here; float16
 graphs, searches kept within a filter's matches, graphs of more than 1,024 links a node
 and ``k`` above ``MAX_K`` (2**20) go through faiss. So does
 everything where the extension was not built (no C compiler at install time) or

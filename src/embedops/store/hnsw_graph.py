@@ -636,8 +636,9 @@ class HnswGraph:
         """Do this graph's unrestricted searches take the compiled search? (Answered
         without making its view: a float32 or int8 graph where the search is built and not
         switched off, unless a view was refused for it, e.g. for its links' number.)"""
-        return (self._view is not False and self.dtype in ("float32", "int8")
-                and graph_search.compiled())
+        if self._view is not None:  # (made since the last insert: it says)
+            return bool(self._view)
+        return self.dtype in ("float32", "int8") and graph_search.compiled()
 
     def _compiled_view(self) -> Any:
         """The compiled search's view of the graph as it stands (``graph_search``),
