@@ -22,7 +22,11 @@ searching together reached 1.65× one thread in faiss (the search releases the
 interpreter lock) against 0.8× in usearch (docs/benchmarks-store.md). A search's depth
 is a per-call parameter, so concurrent searches need no lock.
 
-A single query is searched with the calling thread's OpenMP team set to one thread:
+Unrestricted searches of float32 and int8 graphs run in the project's own compiled
+search over faiss's arrays (``graph_search``; a view of them made at the first search
+after each insert, which may move them); the rest go through faiss, as below.
+
+A single query faiss searches runs with the calling thread's OpenMP team set to one thread:
 faiss opens a parallel region even for one query, and the idle member of a two-thread
 team spins on the core that another searching thread needs. The setting is changed only
 when a thread switches between single queries and calls that spread over the cores (a
