@@ -42,6 +42,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def vectors(npy: str | None, queries_npy: str | None, n: int, q: int, dim: int = 384
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The base vectors and the queries a run is given: ``npy`` (and ``queries_npy``,
+    else ``npy``'s first ``q`` rows) as unit float32 rows, or ``n`` synthetic ones."""
+    if npy:
+        base = _unit(np.load(npy))
+        return base, _unit(np.load(queries_npy)) if queries_npy else base[:q]
+    return synthetic(n, q, dim)
+
+
 def synthetic(n: int, q: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Clustered unit vectors (bench/ann.py's mixture) and queries near them."""
     return make_data(n, q, dim)
@@ -157,11 +167,7 @@ def main() -> None:
                         help="passes over the queries per timing (a small set's pass is "
                              "tens of ms: too short to time on a shared machine)")
     args = parser.parse_args()
-    if args.npy:
-        base = _unit(np.load(args.npy))
-        queries = _unit(np.load(args.queries_npy)) if args.queries_npy else base[:args.queries]
-    else:
-        base, queries = synthetic(args.n, args.queries, args.dim)
+    base, queries = vectors(args.npy, args.queries_npy, args.n, args.queries, args.dim)
     truth = truth_of(base, queries)
     efs = [int(e) for e in args.ef.split(",")]
     names = [s for s in args.systems.split(",")

@@ -28,16 +28,13 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ann import make_data, threaded_qps  # bench/ is the script's directory
+from ann import threaded_qps  # bench/ is the script's directory
 from embedops.store import graph_search, quantization
+from graph_library import vectors
 from run_stats import summary
 
 K, M, EF_ADD = 10, 16, 128
 Search = Callable[[np.ndarray, int], list[int]]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
 
 
 class _Outputs(threading.local):
@@ -126,12 +123,7 @@ def main() -> None:
                              "is then widened as the store widens it: by 4x the share for "
                              "faiss, 2x for the compiled search (HnswIndex._depth)")
     args = parser.parse_args()
-    if args.npy:
-        base = _unit(np.load(args.npy))
-        queries = _unit(np.load(args.queries_npy)) if args.queries_npy else base[:args.queries]
-    else:
-        base, queries = make_data(args.n, args.queries, 384)
-        base, queries = _unit(base), _unit(queries)
+    base, queries = vectors(args.npy, args.queries_npy, args.n, args.queries)
     faiss.omp_set_num_threads(1)  # (single queries: no OpenMP team, as the store runs them)
     started = time.perf_counter()
     if args.dtype == "int8":  # the store's codes (``quantization``), as its graph holds them

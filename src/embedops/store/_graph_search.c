@@ -182,8 +182,7 @@ static float code_dot_avx2(const float *restrict q, const uint8_t *restrict c, P
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), widen8(c + i + 8), a1);
     }
     float total = sum8(_mm256_add_ps(a0, a1));
-    for (; i < d; i++) total += q[i] * (float)c[i];
-    return total;
+    return total + code_dot_plain(q + i, c + i, d - i); /* (the tail) */
 }
 
 __attribute__((target("avx2,fma")))
@@ -197,11 +196,7 @@ static float code_l2_avx2(const float *restrict q, const uint8_t *restrict c, Py
         a1 = _mm256_fmadd_ps(t1, t1, a1);
     }
     float total = sum8(_mm256_add_ps(a0, a1));
-    for (; i < d; i++) {
-        float t = q[i] - (float)c[i];
-        total += t * t;
-    }
-    return total;
+    return total + code_l2_plain(q + i, c + i, d - i); /* (the tail) */
 }
 
 __attribute__((target("avx512f"))) static inline __m512 widen16(const uint8_t *c) {
@@ -217,8 +212,7 @@ static float code_dot_avx512(const float *restrict q, const uint8_t *restrict c,
         a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), widen16(c + i + 16), a1);
     }
     float total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    for (; i < d; i++) total += q[i] * (float)c[i];
-    return total;
+    return total + code_dot_plain(q + i, c + i, d - i); /* (the tail) */
 }
 
 __attribute__((target("avx512f")))
@@ -232,11 +226,7 @@ static float code_l2_avx512(const float *restrict q, const uint8_t *restrict c, 
         a1 = _mm512_fmadd_ps(t1, t1, a1);
     }
     float total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    for (; i < d; i++) {
-        float t = q[i] - (float)c[i];
-        total += t * t;
-    }
-    return total;
+    return total + code_l2_plain(q + i, c + i, d - i); /* (the tail) */
 }
 #endif
 
