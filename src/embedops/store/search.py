@@ -16,8 +16,9 @@ Plans, in order:
   against the filter in SQL; the oversampling grows 4x until ``k`` matches are found, and
   falls back to exact scoring over the candidates when it would exceed half the index.
 * no filter: HNSW search; int8 indexes return ``oversample * k`` candidates that are
-  rescored with the full-precision vectors from SQLite. One query of a float graph takes
-  a shorter path with the same answers (``_hnsw_one``).
+  rescored with the full-precision vectors from SQLite, read in one result row
+  (``vector_reads``). One query of a float graph takes a shorter path with the same
+  answers (``_hnsw_one``).
 
 Points that share a vector share one graph node (``hnsw_index``): a node found expands to
 its points, and a filtered search checks each member of a shared node against the filter.
@@ -29,6 +30,7 @@ whenever ``k`` points exist.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 import time
@@ -40,7 +42,7 @@ import numpy as np
 import orjson
 
 from embedops.store import quantization
-from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow, totals
+from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow, totals, vector_bytes
 from embedops.store.exact import DenseCache, scores, top_k
 from embedops.store.filter_costs import FilterCosts
 from embedops.store.filter_matches import Filter, FilterMatches, filter_key
@@ -49,6 +51,9 @@ from embedops.store.hit_rows import cached_hits
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import Hit
+from embedops.store.vector_reads import stored_vectors
+
+log = logging.getLogger(__name__)
 
 SELECTIVE_ROWS = 2_000
 SCAN_PAGE = 20_000
@@ -436,15 +441,41 @@ class Searcher:
         keys, vals = index.search(queries, wanted, ef=ef,
                                   threads=0 if len(queries) > 1 else 1)
         if rescore:
-            rows = self._fetch(keys.ravel(), with_vectors=True)  # (-1 pads match no row)
+            return self._rescored_hits(row, queries, keys, vals, k)
+        return self._assemble(row, keys.tolist(), vals.tolist(), k)
+
+    def _rescored_hits(self, row: CollectionRow, queries: np.ndarray, keys: np.ndarray,
+                       vals: np.ndarray, k: int) -> list[list[Hit]]:
+        """Up to ``k`` hits per query of an int8 graph's candidates ``keys`` (-1: padding),
+        ranked again by their stored float vectors, read in one result row
+        (``vector_reads``); ids and payloads of the ranked points come as any search's do
+        (``_assemble``: the hit cache, else SQLite), points gone since skipped."""
+        ranked_keys = keys.tolist()
+        wanted = dict.fromkeys(key for ranked in ranked_keys for key in ranked)
+        wanted.pop(-1, None)
+        stored = stored_vectors(self.conn, list(wanted), row.dim, row.dtype)
+        if stored is None:  # (a vector of the wrong size: read row by row, skip it)
+            size = vector_bytes(row)
+            rows = {key: found for key, found in self._fetch(
+                keys.ravel(), with_vectors=True).items() if len(found[3]) == size}
+            log.warning("collection %r: a stored vector is not %d bytes; its point is "
+                        "left out of int8 searches", row.name, size)
             out: list[list[Hit]] = []
-            for query, ranked, scored in zip(queries, keys.tolist(), vals.tolist(),
-                                             strict=True):
+            for query, ranked, scored in zip(queries, ranked_keys, vals.tolist(), strict=True):
                 found = self._rescore(row, query, [(key, val) for key, val in zip(
                     ranked, scored, strict=True) if key in rows], rows)
                 out.append([_hit(rows[key], val) for key, val in found[:k]])
             return out
-        return self._assemble(row, keys.tolist(), vals.tolist(), k)
+        where, matrix = stored
+        reranked, rescored = [], []
+        for query, ranked in zip(queries, ranked_keys, strict=True):
+            present = [key for key in ranked if key in where]
+            sims = scores(query[None, :], matrix[[where[key] for key in present]],
+                          row.metric)[0]
+            order = np.argsort(-sims, kind="stable")
+            reranked.append([present[i] for i in order.tolist()])
+            rescored.append(sims[order].tolist())
+        return self._assemble(row, reranked, rescored, k)
 
     def _assemble(self, row: CollectionRow, ranked_keys: list[list[int]],
                   ranked_scores: list[list[float]], k: int) -> list[list[Hit]]:

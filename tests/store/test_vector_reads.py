@@ -1,0 +1,112 @@
+"""Stored vectors read in one result row (``store/vector_reads.py``), and the int8
+search that ranks its candidates with them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.store import open_store
+from embedops.store.vector_reads import IN_LIST_MAX, stored_vectors
+
+from .storedata import mixture
+
+
+def _table(vectors: np.ndarray, keys: list[int]) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE vectors (rowkey INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
+    conn.executemany("INSERT INTO vectors VALUES (?, ?)",
+                     [(key, row.tobytes()) for key, row in zip(keys, vectors, strict=True)])
+    return conn
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("wanted", [5, IN_LIST_MAX + 20])
+def test_vectors_come_back_whole_and_keyed(dtype: str, wanted: int) -> None:
+    rng = np.random.default_rng(7)
+    stored = rng.standard_normal((300, 16)).astype("<f4" if dtype == "float32" else "<f2")
+    stored[::3, :4] = 0  # (zero bytes inside a row: a text concatenation must keep them)
+    stored[1] = np.frombuffer(bytes(range(128, 192)) if dtype == "float32"
+                              else bytes(range(128, 160)), dtype=stored.dtype)  # (no UTF-8)
+    keys = [int(k) for k in rng.choice(10_000, 300, replace=False)]
+    conn = _table(stored, keys)
+    asked = [keys[1], *rng.choice(keys, wanted - 3, replace=False).tolist(), 10_001, 10_002]
+    asked = list(dict.fromkeys(int(k) for k in asked))  # (distinct; two keys missing)
+    found = stored_vectors(conn, asked, 16, dtype)
+    assert found is not None
+    where, matrix = found
+    assert matrix.dtype == np.float32
+    assert sorted(where) == sorted(k for k in asked if k in keys)
+    for key, row in where.items():
+        np.testing.assert_array_equal(matrix[row], stored[keys.index(key)].astype(np.float32))
+
+
+def test_no_keys_or_no_rows_give_an_empty_matrix() -> None:
+    conn = _table(np.ones((2, 4), dtype="<f4"), [1, 2])
+    for asked in ([], [5, 6]):
+        where, matrix = stored_vectors(conn, asked, 4, "float32")
+        assert where == {} and matrix.shape == (0, 4)
+
+
+def test_a_vector_of_the_wrong_size_is_reported() -> None:
+    conn = _table(np.ones((3, 4), dtype="<f4"), [1, 2, 3])
+    conn.execute("UPDATE vectors SET vector = x'0000' WHERE rowkey = 2")
+    assert stored_vectors(conn, [1, 2, 3], 4, "float32") is None
+    assert stored_vectors(conn, [1, 3], 4, "float32") is not None
+
+
+def _int8_store(path: Path, n: int = 3000) -> tuple[object, np.ndarray, np.ndarray]:
+    both = mixture(n + 20, 32, seed=3)
+    points, queries = both[:n], both[n:]
+    store = open_store(path)
+    store.create_collection("c", 32, fingerprint="f", dtype="int8",
+                            index_params={"exact_threshold": 0})
+    store.upsert("c", [f"p{i}" for i in range(n)], points, [{"i": i} for i in range(n)],
+                 fingerprint="f")
+    store.wait_merged(60)
+    return store, points, queries
+
+
+def _exact(points: np.ndarray, query: np.ndarray) -> np.ndarray:
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    return unit @ (query / np.linalg.norm(query))
+
+
+def test_int8_hits_carry_their_float_scores_best_first(tmp_path: Path) -> None:
+    store, points, queries = _int8_store(tmp_path / "s")
+    try:
+        for query in queries:
+            hits = store.search("c", query, 10)[0]
+            assert len(hits) == 10
+            exact = _exact(points, query)
+            got = [h.score for h in hits]
+            assert got == sorted(got, reverse=True)
+            for hit in hits:
+                assert hit.payload == {"i": int(hit.id[1:])}
+                assert hit.score == pytest.approx(exact[int(hit.id[1:])], abs=1e-5)
+            best = set(np.argsort(-exact)[:10].tolist())
+            assert len(best & {int(h.id[1:]) for h in hits}) >= 8
+    finally:
+        store.close()
+
+
+def test_a_corrupt_vector_leaves_its_point_out_and_the_search_answers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, _, queries = _int8_store(tmp_path / "s")
+    try:
+        query = queries[0]
+        first = store.search("c", query, 10)[0]
+        victim = first[0].id
+        (rowkey,) = store.conn.execute("SELECT rowkey FROM points WHERE id = ?",
+                                       (victim,)).fetchone()
+        with store.conn:
+            store.conn.execute("UPDATE vectors SET vector = x'00' WHERE rowkey = ?", (rowkey,))
+        hits = store.search("c", query, 10)[0]
+        assert victim not in [h.id for h in hits]
+        assert [h.id for h in hits[:9]] == [h.id for h in first[1:10]]
+        assert "is not 128 bytes" in caplog.text
+    finally:
+        store.close()
