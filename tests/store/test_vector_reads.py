@@ -110,3 +110,21 @@ def test_a_corrupt_vector_leaves_its_point_out_and_the_search_answers(
         assert "is not 128 bytes" in caplog.text
     finally:
         store.close()
+
+
+def test_a_point_gone_from_sqlite_is_replaced_by_the_next_candidate(tmp_path: Path) -> None:
+    store, _, queries = _int8_store(tmp_path / "s")
+    try:
+        store.hit_cache_bytes = 0  # (ids and payloads read from SQLite each search)
+        query = queries[1]
+        first = store.search("c", query, 10)[0]
+        # the best point's row deleted behind the index's back, as a delete committed
+        # but not yet applied to the graph looks to a search
+        with store.conn:
+            store.conn.execute("DELETE FROM points WHERE id = ?", (first[0].id,))
+        hits = store.search("c", query, 10)[0]
+        assert len(hits) == 10
+        assert [h.id for h in hits[:9]] == [h.id for h in first[1:]]
+        assert first[0].id not in [h.id for h in hits]
+    finally:
+        store.close()

@@ -449,7 +449,8 @@ class Searcher:
         """Up to ``k`` hits per query of an int8 graph's candidates ``keys`` (-1: padding),
         ranked again by their stored float vectors, read in one result row
         (``vector_reads``); ids and payloads of the ranked points come as any search's do
-        (``_assemble``: the hit cache, else SQLite), points gone since skipped."""
+        (``_assemble``: the hit cache, else SQLite) for the best ``k`` of each list alone
+        unless some of them are gone."""
         ranked_keys = keys.tolist()
         wanted = dict.fromkeys(key for ranked in ranked_keys for key in ranked)
         wanted.pop(-1, None)
@@ -475,7 +476,13 @@ class Searcher:
             order = np.argsort(-sims, kind="stable")
             reranked.append([present[i] for i in order.tolist()])
             rescored.append(sims[order].tolist())
-        return self._assemble(row, reranked, rescored, k)
+        # hits for the best k of each list; past them only where points went meanwhile
+        out = self._assemble(row, [ranked[:k] for ranked in reranked],
+                             [scored[:k] for scored in rescored], k)
+        for i, hits in enumerate(out):
+            if len(hits) < k < len(reranked[i]):
+                out[i] = self._assemble(row, [reranked[i]], [rescored[i]], k)[0]
+        return out
 
     def _assemble(self, row: CollectionRow, ranked_keys: list[list[int]],
                   ranked_scores: list[list[float]], k: int) -> list[list[Hit]]:
