@@ -4,7 +4,9 @@ Each build runs in a process of its own, alternating run by run between
 ``EMBEDOPS_HUGE_PAGES=0`` (faiss's arrays on 4 KiB pages, as before) and the default (the
 graph asks for huge pages under them, ``store/huge_pages.py``): ``HnswGraph.add`` of
 ``bench/store_footprint.py``'s clustered vectors (M = 16, ef_construction = 128, the
-store's defaults) in batches of 10,000, timed batch by batch; then single queries
+store's defaults) in batches of 10,000, timed batch by batch, each inserted as the store
+inserts it (on a grown copy where the arrays would be outgrown, ``copy_due``, else in
+place); then single queries
 searched by ``HnswGraph.search_row`` (the store's single-query path) at ef 64, one
 thread, three passes. Per build: the build rate overall and in the first and the last
 tenth, last ÷ first, searches per second (median of the passes), recall@10 against exact
@@ -30,6 +32,7 @@ import numpy as np
 from embedops.store import quantization
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import DEFAULT_PARAMS
+from embedops.store.huge_pages import HugePages
 from run_stats import summary  # bench/ is the script's directory
 from store_footprint import clustered
 
@@ -52,22 +55,27 @@ def one_build(n: int, dtype: str) -> dict[str, Any]:
     points, queries = clustered(n, 384, QUERIES)
     graph = HnswGraph(384, "cosine", dtype, int(DEFAULT_PARAMS["connectivity"]),
                       int(DEFAULT_PARAMS["expansion_add"]))
+    clip = quantization.calibrate(points[:10_000])  # (int8: as the store calibrates)
     seconds = []
+    advice: dict[int, HugePages] = {}
     for start in range(0, n, BATCH):
         rows = points[start:start + BATCH]
         if dtype == "int8":
-            rows = quantization.quantize(rows, 1.0).astype(np.float32)
+            rows = quantization.quantize(rows, clip).astype(np.float32)
         keys = np.arange(start, start + len(rows), dtype=np.int64)
         began = time.perf_counter()
-        graph.add(keys, rows)
+        if graph.copy_due(len(rows)):  # (as the store grows a graph: ``HnswIndex``)
+            graph.adopt(graph.grown_copy(rows), keys, rows)
+        else:
+            graph.add(keys, rows)
         seconds.append(time.perf_counter() - began)
+        advice[id(graph._huge)] = graph._huge  # (each grown copy has its own)
     tenth = max(1, len(seconds) // 10)
     first = tenth * BATCH / sum(seconds[:tenth])
     last = tenth * BATCH / sum(seconds[-tenth:])
     rows = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
     if dtype == "int8":
-        rows = [np.ascontiguousarray(quantization.quantize(q[None], 1.0)[0], dtype=np.float32)
-                for q in queries]
+        rows = [np.ascontiguousarray(q * (127 / clip), dtype=np.float32) for q in queries]
     passes = []
     for _ in range(3):
         began = time.perf_counter()
@@ -86,8 +94,8 @@ def one_build(n: int, dtype: str) -> dict[str, Any]:
             "qps_ef64": round(float(np.median(passes))),
             "recall_at_10": round(float(recall), 4),
             "anon_huge_mib": _anon_huge_kib() // 1024,
-            "collapsed_mib": graph._huge.collapsed_bytes >> 20,
-            "advice_seconds": round(graph._huge.seconds, 2)}
+            "collapsed_mib": sum(a.collapsed_bytes for a in advice.values()) >> 20,
+            "advice_seconds": round(sum(a.seconds for a in advice.values()), 2)}
 
 
 def _child(n: int, dtype: str, huge: bool) -> dict[str, Any]:

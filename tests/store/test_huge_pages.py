@@ -38,6 +38,14 @@ def _huge_kib_at(address: int) -> int:
     return 0
 
 
+def _collapse_supported() -> bool:
+    """Does this kernel collapse on request (MADV_COLLAPSE, Linux 6.1)?"""
+    array = np.ones((MIN_BYTES + 8 * HUGE_PAGE) // 8)
+    advice = HugePages()
+    advice.advise("probe", array.ctypes.data, array.nbytes, True)
+    return advice.collapsed_bytes > 0
+
+
 def _large_array() -> np.ndarray:
     array = np.ones((MIN_BYTES + 8 * HUGE_PAGE) // 8, dtype=np.float64)  # (written)
     assert array.nbytes >= MIN_BYTES
@@ -50,26 +58,37 @@ def test_advice_backs_a_large_array_with_huge_pages_once_and_then_its_growth() -
     array = np.ones((2 * MIN_BYTES) // 8, dtype=np.float64)  # (written)
     address, half = array.ctypes.data, array.nbytes // 2
     advice = HugePages()
-    assert advice.advise("a", address, half)  # (as if half were written so far)
+    assert advice.advise("a", address, half, True)  # (as if half were written so far)
     if advice.collapsed_bytes == 0:
         pytest.skip("this kernel has no MADV_COLLAPSE")
     first = advice.collapsed_bytes
     assert half - 2 * HUGE_PAGE <= first <= half
     assert _huge_kib_at(address + half // 2) >= 4 * HUGE_PAGE // 1024
-    assert not advice.advise("a", address, half + HUGE_PAGE)  # (grown too little)
-    assert advice.advise("a", address, array.nbytes)  # (the new part alone)
+    assert not advice.advise("a", address, half + HUGE_PAGE, True)  # (grown too little)
+    assert advice.advise("a", address, array.nbytes, False)  # (advised, not collapsed)
+    assert advice.collapsed_bytes == first
+    assert advice.advise("a", address, array.nbytes, True)  # (the new part alone)
     assert abs(advice.collapsed_bytes - first - half) <= HUGE_PAGE
     assert array.sum() == array.size  # (the contents kept)
-    assert advice.advise("a", address + 64, half)  # (moved: advised from its start again)
+    assert advice.advise("a", address + 64, half, True)  # (moved: from its start again)
+    assert advice.collapsed_bytes - first > half
 
 
-def test_small_arrays_and_the_switch_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_arrays_the_switch_and_a_kernel_set_to_never_are_left_alone(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     small = np.ones(1024)
-    assert not HugePages().advise("a", small.ctypes.data, small.nbytes)
-    monkeypatch.setenv(huge_pages.SWITCH, "0")
+    assert not HugePages().advise("a", small.ctypes.data, small.nbytes, True)
     array = _large_array()
+    setting = tmp_path / "enabled"
+    setting.write_text("always madvise [never]\n")
+    monkeypatch.setattr(huge_pages, "THP_SETTING", str(setting))
     assert not huge_pages.enabled()
-    assert not HugePages().advise("a", array.ctypes.data, array.nbytes)
+    assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
+    setting.write_text("always [madvise] never\n")
+    assert huge_pages.enabled() == sys.platform.startswith("linux")
+    monkeypatch.setenv(huge_pages.SWITCH, "0")
+    assert not huge_pages.enabled()
+    assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
 
 
 def _address(array: faiss.MaybeOwnedVectorUInt8) -> int:
@@ -86,7 +105,14 @@ def test_a_graph_advises_its_arrays_after_each_insert_that_moves_them() -> None:
     graph.add(np.arange(1000, rows, dtype=np.int64), points[1000:])
     codes = faiss.downcast_index(graph.graph.storage).codes
     assert graph._huge._advised["vectors"][0] == _address(codes)
+    assert graph._huge.collapsed_bytes == 0  # (in place, under the index lock: no copying)
     copy = graph.grown_copy(points[:600])  # (a copy's arrays are its own: advised too)
-    assert graph._huge._advised["vectors"][0] == _address(
+    copy_advice = graph._copy_huge
+    assert copy_advice is not graph._huge
+    assert copy_advice._advised["vectors"][0] == _address(
         faiss.downcast_index(copy.storage).codes)
+    if _thp_mode() in ("always", "madvise"):
+        assert copy_advice.collapsed_bytes > 0 or not _collapse_supported()
+    graph.adopt(copy, np.arange(rows, rows + 600, dtype=np.int64), points[:600])
+    assert graph._huge is copy_advice
     assert np.array_equal(graph.get(np.arange(rows, dtype=np.int64)), points)

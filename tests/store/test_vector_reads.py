@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import open_store
+from embedops.store import open_store, vector_reads
 from embedops.store.vector_reads import IN_LIST_MAX, stored_vectors
 
 from .storedata import mixture
@@ -25,7 +25,12 @@ def _table(vectors: np.ndarray, keys: list[int]) -> sqlite3.Connection:
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("wanted", [5, IN_LIST_MAX + 20])
-def test_vectors_come_back_whole_and_keyed(dtype: str, wanted: int) -> None:
+@pytest.mark.parametrize("chunk_rows", [0, 3])
+def test_vectors_come_back_whole_and_keyed(dtype: str, wanted: int, chunk_rows: int,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    if chunk_rows:  # (a statement reads this many vectors at most)
+        itemsize = 4 if dtype == "float32" else 2
+        monkeypatch.setattr(vector_reads, "CHUNK_BYTES", chunk_rows * 16 * itemsize)
     rng = np.random.default_rng(7)
     stored = rng.standard_normal((300, 16)).astype("<f4" if dtype == "float32" else "<f2")
     stored[::3, :4] = 0  # (zero bytes inside a row: a text concatenation must keep them)
@@ -56,6 +61,10 @@ def test_a_vector_of_the_wrong_size_is_reported() -> None:
     conn.execute("UPDATE vectors SET vector = x'0000' WHERE rowkey = 2")
     assert stored_vectors(conn, [1, 2, 3], 4, "float32") is None
     assert stored_vectors(conn, [1, 3], 4, "float32") is not None
+    # one short and one long: the total is right, the rows are not
+    conn.execute("UPDATE vectors SET vector = zeroblob(8) WHERE rowkey = 2")
+    conn.execute("UPDATE vectors SET vector = zeroblob(24) WHERE rowkey = 3")
+    assert stored_vectors(conn, [2, 3], 4, "float32") is None
 
 
 def _int8_store(path: Path, n: int = 3000) -> tuple[object, np.ndarray, np.ndarray]:
@@ -107,7 +116,9 @@ def test_a_corrupt_vector_leaves_its_point_out_and_the_search_answers(
         hits = store.search("c", query, 10)[0]
         assert victim not in [h.id for h in hits]
         assert [h.id for h in hits[:9]] == [h.id for h in first[1:10]]
-        assert "is not 128 bytes" in caplog.text
+        assert "not 128 bytes long" in caplog.text and str(rowkey) in caplog.text
+        store.search("c", query, 10)
+        assert caplog.text.count("not 128 bytes long") == 1  # (once per collection)
     finally:
         store.close()
 
@@ -126,5 +137,22 @@ def test_a_point_gone_from_sqlite_is_replaced_by_the_next_candidate(tmp_path: Pa
         assert len(hits) == 10
         assert [h.id for h in hits[:9]] == [h.id for h in first[1:]]
         assert first[0].id not in [h.id for h in hits]
+    finally:
+        store.close()
+
+
+def test_a_batch_whose_lists_differ_in_length_answers_with_the_cache_cold(
+        tmp_path: Path) -> None:
+    store, _, queries = _int8_store(tmp_path / "s")
+    try:
+        store.hit_cache_bytes = 0
+        gone = [h.id for h in store.search("c", queries[0], 40)[0]]
+        with store.conn:  # (the first query's candidates have no vectors to rank them by)
+            store.conn.execute(
+                "DELETE FROM vectors WHERE rowkey IN (SELECT rowkey FROM points WHERE id IN "
+                f"({','.join('?' * len(gone))}))", gone)
+        first, second = store.search("c", queries[:2], 10)
+        assert len(first) == len(second) == 10
+        assert not {h.id for h in first + second} & set(gone)
     finally:
         store.close()

@@ -322,9 +322,9 @@ class HnswGraph:
         # made at the first single search after each insert (None: not made yet, False:
         # the graph is not one it searches)
         self._view: Any = None
-        # huge pages asked for under faiss's large arrays after each insert that moved
-        # them (``huge_pages``)
-        self._huge = HugePages()
+        # huge pages asked for under faiss's large arrays after each insert
+        # (``huge_pages``), and under the arrays of the last copy grown (``grown_copy``)
+        self._huge = self._copy_huge = HugePages()
 
     def __len__(self) -> int:
         """Live nodes."""
@@ -381,7 +381,7 @@ class HnswGraph:
                 exact = True
             _all_threads()
             self.graph.add(rows)
-            self._advise_huge_pages(self.graph)
+            self._advise_huge_pages(self.graph, self._huge, collapse=False)  # (index lock)
         self._record(keys, rows, start)
         if exact:  # (reallocated for certain)
             self._room = self._room_after(start, links)
@@ -430,17 +430,21 @@ class HnswGraph:
             copy = self.owned_copy()
             _all_threads()
             copy.add(np.ascontiguousarray(rows, dtype=np.float32))
-            self._advise_huge_pages(copy)
+            self._copy_huge = HugePages()  # (the graph's own advice stands until ``adopt``)
+            self._advise_huge_pages(copy, self._copy_huge, collapse=True)  # (off the lock)
         return copy
 
-    def _advise_huge_pages(self, graph: faiss.IndexHNSW) -> None:
-        """Ask for huge pages under ``graph``'s vectors (or codes) and links where an
-        insert allocated them anew (``huge_pages``; the graph's own lock held)."""
+    @staticmethod
+    def _advise_huge_pages(graph: faiss.IndexHNSW, advice: HugePages, collapse: bool
+                           ) -> None:
+        """Ask for huge pages under ``graph``'s vectors (or codes) and links, written
+        since ``advice`` last asked (``huge_pages``; the graph's own lock held); with
+        ``collapse``, have the kernel collapse them now (never under the index lock)."""
         storage = faiss.downcast_index(graph.storage)
         for name, array in (("vectors", storage.codes), ("links", graph.hnsw.neighbors)):
             if array.is_owned and array.size():
                 address = faiss.rev_swig_ptr(array.data(), 1).ctypes.data
-                self._huge.advise(name, address, int(array.byte_size()))
+                advice.advise(name, address, int(array.byte_size()), collapse)
 
     def adopt(self, copy: faiss.IndexHNSW, keys: np.ndarray, rows: np.ndarray
               ) -> faiss.IndexHNSW:
@@ -453,6 +457,7 @@ class HnswGraph:
         self._view = None
         with self._arrays:
             replaced, self.graph, self._mapping = self.graph, copy, None
+            self._huge = self._copy_huge  # (the advice given the copy's arrays)
         self._record(keys, np.ascontiguousarray(rows, dtype=np.float32), start)
         self._room = self._room_after(start, links)  # (a copy holds its arrays exactly)
         return replaced

@@ -7,21 +7,24 @@ the read itself. On 2 MiB pages the same arrays need 512 times fewer translation
 transparent huge pages are set to ``madvise`` (Debian's default, and many other
 distributions'), the kernel backs memory with them only where a program asks: numpy asks
 for its own large arrays, but faiss's arrays (the graph's vectors or codes, and its
-links) are plain ``malloc`` memory. ``HugePages.advise`` asks for them, after each
-insert, over the part of an array written since it last asked:
+links) are plain ``malloc`` memory. ``HugePages.advise`` asks for them, over the part
+of an array written since it last asked:
 
-* ``madvise(MADV_HUGEPAGE)``, so that the kernel may back the range with huge pages
-  (and its background ``khugepaged`` may collapse it later);
+* ``madvise(MADV_HUGEPAGE)``, so that the kernel may back the range with huge pages (its
+  background ``khugepaged`` collapses such ranges over time), after every insert;
 * ``madvise(MADV_COLLAPSE)`` (Linux 6.1 and later), which copies the range into huge
-  pages there and then.
+  pages there and then (~3 ms a MB), where the graph is grown on a copy off the index
+  lock (``HnswGraph.grown_copy``, every insert that outgrows the arrays at 50k nodes and
+  more), never under a lock that searches wait for.
 
 An array that moved (faiss's ``std::vector`` reallocates as it grows) is advised again
 from its start; one that grew in place, from where the last advice ended, once it has
 grown by ``STEP_BYTES``. Arrays under ``MIN_BYTES`` are left alone (too small for the TLB
 to matter), and so is memory the graph does not own (a graph mapped from its checkpoint
-file: ``mapped_files``). It is advice: where the kernel refuses it (huge pages off, an
-older kernel, not Linux) nothing changes but speed. ``EMBEDOPS_HUGE_PAGES=0`` turns it
-off.
+file: ``mapped_files``). Where huge pages are set to ``never`` nothing is asked
+(``MADV_COLLAPSE`` would collapse pages even then); where the kernel refuses the advice
+(an older kernel, not Linux) nothing changes but speed. ``EMBEDOPS_HUGE_PAGES=0`` turns
+it off.
 
 Measured with ``bench/huge_pages.py`` (docs/benchmarks-store.md, section “Huge pages under
 the graph's arrays”), three builds each way side by side: single searches at ef 64 of a
@@ -38,6 +41,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ HUGE_PAGE = 2 << 20
 MIN_BYTES = 32 << 20  # (~22k float32 vectors of 384 dimensions, 87k int8 ones)
 STEP_BYTES = 8 * HUGE_PAGE  # an array advised before is advised again past this growth
 SWITCH = "EMBEDOPS_HUGE_PAGES"
+THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
 def _libc_madvise() -> Callable[[int, int, int], int] | None:
@@ -65,8 +70,14 @@ _madvise = _libc_madvise()
 
 
 def enabled() -> bool:
-    """Does this process advise huge pages (Linux, not turned off by ``SWITCH``)?"""
-    return _madvise is not None and os.environ.get(SWITCH, "1") != "0"
+    """Does this process advise huge pages: Linux, not turned off by ``SWITCH``, and the
+    kernel's setting not ``never`` (``MADV_COLLAPSE`` would collapse pages even then)?"""
+    if _madvise is None or os.environ.get(SWITCH, "1") == "0":
+        return False
+    try:
+        return "[never]" not in Path(THP_SETTING).read_text()
+    except OSError:  # (no such file: a kernel without them refuses the advice itself)
+        return True
 
 
 def _round_up(value: int) -> int:
@@ -78,36 +89,45 @@ def _round_down(value: int) -> int:
 
 
 class HugePages:
-    """The advice given to one owner's arrays: how far each array was advised, at which
-    address."""
+    """The advice given to one owner's arrays: for each array, its address and how far
+    it was advised and collapsed."""
 
     def __init__(self) -> None:
-        self._advised: dict[str, tuple[int, int]] = {}  # name -> (address, end advised)
+        self._advised: dict[str, tuple[int, int, int]] = {}  # name -> (address, ends)
         self.collapsed_bytes = 0  # bytes the kernel collapsed into huge pages, in all
         self.seconds = 0.0  # spent advising, in all
 
-    def advise(self, name: str, address: int, nbytes: int) -> bool:
+    def advise(self, name: str, address: int, nbytes: int, collapse: bool) -> bool:
         """Ask for huge pages under the array ``name`` of ``nbytes`` at ``address``
-        (written, and owned by the caller), from where it was advised last (its start, if
-        it moved) to its end; nothing while it is small or has grown by less than
-        ``STEP_BYTES`` since. True where the kernel took the advice."""
+        (written, and owned by the caller) from where it was advised last (its start, if
+        it moved) to its end, once it has grown by ``STEP_BYTES`` since; with
+        ``collapse``, have the kernel copy the part not collapsed yet into huge pages now
+        (~3 ms a MB: never with a lock held that searches wait for). Nothing for arrays
+        under ``MIN_BYTES``. True where the kernel took the advice."""
         if nbytes < MIN_BYTES or not enabled() or _madvise is None:
             return False
-        last_address, last_end = self._advised.get(name, (0, 0))
-        start = last_end if last_address == address else _round_up(address)
+        last_address, advised, collapsed = self._advised.get(name, (0, 0, 0))
+        if last_address != address:  # (moved, or first seen)
+            advised = collapsed = _round_up(address)
         end = _round_down(address + nbytes)
-        if end - start < STEP_BYTES:
+        todo = end - advised >= STEP_BYTES
+        collapsing = collapse and end - collapsed >= STEP_BYTES
+        if not todo and not collapsing:
             return False
-        self._advised[name] = (address, end)
         began = time.perf_counter()
         try:
-            if _madvise(start, end - start, MADV_HUGEPAGE) != 0:
-                log.debug("MADV_HUGEPAGE refused: errno %d", ctypes.get_errno())
-                return False
-            if _madvise(start, end - start, MADV_COLLAPSE) == 0:
-                self.collapsed_bytes += end - start
-            else:  # (before Linux 6.1, or no huge page free: khugepaged may collapse later)
-                log.debug("MADV_COLLAPSE refused: errno %d", ctypes.get_errno())
+            if todo:
+                if _madvise(advised, end - advised, MADV_HUGEPAGE) != 0:
+                    log.debug("MADV_HUGEPAGE refused: errno %d", ctypes.get_errno())
+                    return False
+                advised = end
+            if collapsing:
+                if _madvise(collapsed, end - collapsed, MADV_COLLAPSE) == 0:
+                    self.collapsed_bytes += end - collapsed
+                else:  # (before Linux 6.1, or no huge page free: khugepaged may, later)
+                    log.debug("MADV_COLLAPSE refused: errno %d", ctypes.get_errno())
+                collapsed = end
             return True
         finally:
+            self._advised[name] = (address, advised, collapsed)
             self.seconds += time.perf_counter() - began

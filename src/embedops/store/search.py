@@ -83,6 +83,7 @@ class Searcher:
         self._counted: dict[Filter, int] = {}  # the last count of a filter
         self.filter_matches = FilterMatches()
         self.filter_costs = FilterCosts()
+        self._corrupt_vectors: set[int] = set()  # collections warned of a corrupt vector
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -457,10 +458,13 @@ class Searcher:
         stored = stored_vectors(self.conn, list(wanted), row.dim, row.dtype)
         if stored is None:  # (a vector of the wrong size: read row by row, skip it)
             size = vector_bytes(row)
-            rows = {key: found for key, found in self._fetch(
-                keys.ravel(), with_vectors=True).items() if len(found[3]) == size}
-            log.warning("collection %r: a stored vector is not %d bytes; its point is "
-                        "left out of int8 searches", row.name, size)
+            fetched = self._fetch(keys.ravel(), with_vectors=True)
+            rows = {key: found for key, found in fetched.items() if len(found[3]) == size}
+            if len(rows) < len(fetched) and row.cid not in self._corrupt_vectors:
+                self._corrupt_vectors.add(row.cid)  # (once per collection and handle)
+                log.warning("collection %r: stored vectors not %d bytes long (points %s); "
+                            "they are left out of its int8 searches", row.name, size,
+                            sorted(set(fetched) - set(rows))[:10])
             out: list[list[Hit]] = []
             for query, ranked, scored in zip(queries, ranked_keys, vals.tolist(), strict=True):
                 found = self._rescore(row, query, [(key, val) for key, val in zip(
@@ -605,9 +609,9 @@ class Searcher:
         returned must only be read."""
         cache = self.hit_cache
         cached = cache.rows(row.cid, row.seq)
-        if cached is None:
-            rows = self._fetch(np.asarray(ranked_keys, dtype=np.int64).ravel(),
-                               with_vectors=False)
+        if cached is None:  # (lists of any lengths: an int8 search's drop gone points)
+            rows = self._fetch(np.fromiter((key for ranked in ranked_keys for key in ranked),
+                                           dtype=np.int64), with_vectors=False)
             cache.count(0, len(rows))
             cache.fill(row.cid, row.seq, rows.values())
             return rows

@@ -19,28 +19,47 @@ import numpy as np
 from embedops.store import quantization
 
 IN_LIST_MAX = 64  # keys bound one by one up to this many, else as one JSON array
+CHUNK_BYTES = 32 << 20  # vectors read by one statement, at most (SQLite caps a value at 1 GB)
 
 
 def stored_vectors(conn: sqlite3.Connection, keys: list[int], dim: int, storage_dtype: str
                    ) -> tuple[dict[int, int], np.ndarray] | None:
     """``({rowkey: row in matrix}, matrix)`` of the stored vectors of those of ``keys``
-    (distinct, non-negative) that have one, as float32 rows of ``dim`` values; None when
-    the bytes read are not a whole number of ``storage_dtype`` vectors (a corrupt row:
-    the caller reads row by row instead)."""
-    if not keys:
+    (distinct, non-negative) that have one, as float32 rows of ``dim`` values, read
+    ``CHUNK_BYTES`` at a time; None when a stored vector is not ``dim`` values of
+    ``storage_dtype`` (a corrupt row: the caller reads row by row instead)."""
+    dtype = quantization.blob_dtype(storage_dtype)
+    size = dim * dtype.itemsize
+    per_chunk = max(1, CHUNK_BYTES // size)
+    found: dict[int, int] = {}
+    parts = []
+    for lo in range(0, len(keys), per_chunk):
+        part = _read(conn, keys[lo:lo + per_chunk], size)
+        if part is None:
+            return None
+        for key in part[0]:
+            found[key] = len(found)
+        parts.append(np.frombuffer(part[1], dtype=dtype).reshape(len(part[0]), dim))
+    if not parts:
         return {}, np.zeros((0, dim), dtype=np.float32)
+    matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return found, matrix.astype(np.float32, copy=False)
+
+
+def _read(conn: sqlite3.Connection, keys: list[int], size: int
+          ) -> tuple[list[int], bytes] | None:
+    """The keys found among ``keys`` and their vectors, one after the other; None if a
+    vector found is not ``size`` bytes."""
     if len(keys) <= IN_LIST_MAX:
-        keys_sql, args = ",".join("?" * len(keys)), keys
+        keys_sql, args = ",".join("?" * len(keys)), [*keys]
     else:
         keys_sql, args = "SELECT value FROM json_each(?)", ["[" + ",".join(map(str, keys)) + "]"]
-    found, blob = conn.execute(
-        "SELECT group_concat(rowkey), CAST(group_concat(vector, '') AS BLOB) FROM vectors "
-        f"WHERE rowkey IN ({keys_sql})", args).fetchone()
-    if found is None:
-        return {}, np.zeros((0, dim), dtype=np.float32)
-    rowkeys = [int(key) for key in found.split(",")]
-    dtype = quantization.blob_dtype(storage_dtype)
-    if len(blob) != len(rowkeys) * dim * dtype.itemsize:
+    found, blob, wrong = conn.execute(
+        "SELECT group_concat(rowkey), CAST(group_concat(vector, '') AS BLOB), "
+        f"SUM(length(vector) <> ?) FROM vectors WHERE rowkey IN ({keys_sql})",
+        [size, *args]).fetchone()
+    if found is None:  # (no rows)
+        return [], b""
+    if wrong:
         return None
-    matrix = np.frombuffer(blob, dtype=dtype).reshape(len(rowkeys), dim)
-    return {key: i for i, key in enumerate(rowkeys)}, matrix.astype(np.float32, copy=False)
+    return [int(key) for key in found.split(",")], blob or b""
