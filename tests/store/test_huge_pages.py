@@ -91,6 +91,16 @@ def test_small_arrays_the_switch_and_a_kernel_set_to_never_are_left_alone(
     assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
 
 
+@linux
+def test_advise_alone_never_collapses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(huge_pages.SWITCH, "advise")
+    array = _large_array()
+    advice = HugePages()
+    assert advice.advise("a", array.ctypes.data, array.nbytes, True) == (
+        huge_pages.mode() == "advise")
+    assert advice.collapsed_bytes == 0
+
+
 def _address(array: faiss.MaybeOwnedVectorUInt8) -> int:
     return int(faiss.rev_swig_ptr(array.data(), 1).ctypes.data)
 

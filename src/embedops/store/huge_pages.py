@@ -13,7 +13,7 @@ of an array written since it last asked:
 * ``madvise(MADV_HUGEPAGE)``, so that the kernel may back the range with huge pages (its
   background ``khugepaged`` collapses such ranges over time), after every insert;
 * ``madvise(MADV_COLLAPSE)`` (Linux 6.1 and later), which copies the range into huge
-  pages there and then (~3 ms a MB), where the graph is grown on a copy off the index
+  pages there and then (~5 ms a MB here), where the graph is grown on a copy off the index
   lock (``HnswGraph.grown_copy``, every insert that outgrows the arrays at 50k nodes and
   more), never under a lock that searches wait for.
 
@@ -23,14 +23,17 @@ grown by ``STEP_BYTES``. Arrays under ``MIN_BYTES`` are left alone (too small fo
 to matter), and so is memory the graph does not own (a graph mapped from its checkpoint
 file: ``mapped_files``). Where huge pages are set to ``never`` nothing is asked
 (``MADV_COLLAPSE`` would collapse pages even then); where the kernel refuses the advice
-(an older kernel, not Linux) nothing changes but speed. ``EMBEDOPS_HUGE_PAGES=0`` turns
-it off.
+(an older kernel, not Linux) nothing changes but speed. ``EMBEDOPS_HUGE_PAGES=advise``
+asks with ``MADV_HUGEPAGE`` alone (no copying by the inserting thread; the kernel's
+``khugepaged`` collapses the ranges in its own time), ``EMBEDOPS_HUGE_PAGES=0`` asks
+nothing.
 
-Measured with ``bench/huge_pages.py`` (docs/benchmarks-store.md, section “Huge pages under
-the graph's arrays”), three builds each way side by side: single searches at ef 64 of a
-graph of 1M clustered float32 vectors ran at 1.15× (1.09–1.19×) the rate without, of
-300k at 1.12× (1.04–1.21×), of 300k int8 codes at 1.08× (1.07–1.08×); builds at
-1.02–1.04× (the advice itself, 3.4 GB collapsed, took 10 s of a 190 s build of 1M).
+Measured with ``bench/huge_pages.py`` (docs/benchmarks-store.md, section “Huge pages
+under the graph's arrays”), three builds each way side by side, the graph grown as the
+store grows it: single searches at ef 64 of 1M clustered float32 vectors at 1.14×
+(0.97–1.19×) the rate on 4 KiB pages, of 300k int8 codes at 1.17× (1.17–1.23×); builds
+at 0.94× (0.87–1.01×) and 1.04× (0.96–1.07×): the collapses took 24–25 s of a 1M build's
+~195 s (4.6 GB, each grown copy collapsed whole).
 """
 
 from __future__ import annotations
@@ -69,15 +72,25 @@ def _libc_madvise() -> Callable[[int, int, int], int] | None:
 _madvise = _libc_madvise()
 
 
-def enabled() -> bool:
-    """Does this process advise huge pages: Linux, not turned off by ``SWITCH``, and the
-    kernel's setting not ``never`` (``MADV_COLLAPSE`` would collapse pages even then)?"""
-    if _madvise is None or os.environ.get(SWITCH, "1") == "0":
-        return False
+def mode() -> str:
+    """What this process asks for: "off" (not Linux, ``SWITCH=0``, or the kernel's
+    setting ``never``: ``MADV_COLLAPSE`` would collapse pages even then), "advise"
+    (``SWITCH=advise``: ``MADV_HUGEPAGE`` alone, khugepaged collapses in its own time)
+    or "collapse" (the default: grown copies collapsed at once as well)."""
+    switch = os.environ.get(SWITCH, "1")
+    if _madvise is None or switch == "0":
+        return "off"
     try:
-        return "[never]" not in Path(THP_SETTING).read_text()
+        if "[never]" in Path(THP_SETTING).read_text():
+            return "off"
     except OSError:  # (no such file: a kernel without them refuses the advice itself)
-        return True
+        pass
+    return "advise" if switch == "advise" else "collapse"
+
+
+def enabled() -> bool:
+    """Does this process ask for huge pages at all (``mode``)?"""
+    return mode() != "off"
 
 
 def _round_up(value: int) -> int:
@@ -102,10 +115,14 @@ class HugePages:
         (written, and owned by the caller) from where it was advised last (its start, if
         it moved) to its end, once it has grown by ``STEP_BYTES`` since; with
         ``collapse``, have the kernel copy the part not collapsed yet into huge pages now
-        (~3 ms a MB: never with a lock held that searches wait for). Nothing for arrays
+        (~5 ms a MB: never with a lock held that searches wait for). Nothing for arrays
         under ``MIN_BYTES``. True where the kernel took the advice."""
-        if nbytes < MIN_BYTES or not enabled() or _madvise is None:
+        if nbytes < MIN_BYTES or _madvise is None:
             return False
+        asked = mode()
+        if asked == "off":
+            return False
+        collapse = collapse and asked == "collapse"
         last_address, advised, collapsed = self._advised.get(name, (0, 0, 0))
         if last_address != address:  # (moved, or first seen)
             advised = collapsed = _round_up(address)
