@@ -16,6 +16,12 @@ from embedops.store.huge_pages import HUGE_PAGE, MIN_BYTES, HugePages
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's madvise")
 
 
+@pytest.fixture(autouse=True)
+def _default_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default setting, whatever the environment running the tests says."""
+    monkeypatch.delenv(huge_pages.SWITCH, raising=False)
+
+
 def _thp_mode() -> str:
     """The kernel's transparent huge page setting (the bracketed word), or ''."""
     try:
@@ -86,9 +92,10 @@ def test_small_arrays_the_switch_and_a_kernel_set_to_never_are_left_alone(
     assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
     setting.write_text("always [madvise] never\n")
     assert huge_pages.enabled() == sys.platform.startswith("linux")
-    monkeypatch.setenv(huge_pages.SWITCH, "0")
-    assert not huge_pages.enabled()
-    assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
+    for word in ("0", "off", "False"):
+        monkeypatch.setenv(huge_pages.SWITCH, word)
+        assert not huge_pages.enabled()
+        assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
 
 
 @linux
@@ -106,6 +113,7 @@ def _address(array: faiss.MaybeOwnedVectorUInt8) -> int:
 
 
 @linux
+@pytest.mark.skipif(_thp_mode() not in ("always", "madvise"), reason="huge pages off")
 def test_a_graph_advises_its_arrays_after_each_insert_that_moves_them() -> None:
     dim, rows = 1024, MIN_BYTES // 4096 + 512  # (vectors past MIN_BYTES)
     points = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
@@ -117,8 +125,8 @@ def test_a_graph_advises_its_arrays_after_each_insert_that_moves_them() -> None:
     assert graph._huge._advised["vectors"][0] == _address(codes)
     assert graph._huge.collapsed_bytes == 0  # (in place, under the index lock: no copying)
     copy = graph.grown_copy(points[:600])  # (a copy's arrays are its own: advised too)
-    copy_advice = graph._copy_huge
-    assert copy_advice is not graph._huge
+    made, copy_advice = graph._copy_huge
+    assert made == id(copy) and copy_advice is not graph._huge
     assert copy_advice._advised["vectors"][0] == _address(
         faiss.downcast_index(copy.storage).codes)
     if _thp_mode() in ("always", "madvise"):

@@ -325,7 +325,8 @@ class HnswGraph:
         self._view: Any = None
         # huge pages asked for under faiss's large arrays after each insert
         # (``huge_pages``), and under the arrays of the last copy grown (``grown_copy``)
-        self._huge = self._copy_huge = HugePages()
+        self._huge = HugePages()
+        self._copy_huge = (0, self._huge)  # (id of the last copy grown, its advice)
 
     def __len__(self) -> int:
         """Live nodes."""
@@ -431,16 +432,21 @@ class HnswGraph:
             copy = self.owned_copy()
             _all_threads()
             copy.add(np.ascontiguousarray(rows, dtype=np.float32))
-            self._copy_huge = HugePages()  # (the graph's own advice stands until ``adopt``)
-            self._advise_huge_pages(copy, self._copy_huge, collapse=True)  # (off the lock)
+        # the copy is the caller's alone: collapsed without the graph's lock, which an
+        # insert in place (under the index lock) would wait for; the graph's own advice
+        # stands until ``adopt`` takes this copy
+        advice = HugePages()
+        self._advise_huge_pages(copy, advice, collapse=True)
+        self._copy_huge = (id(copy), advice)  # (not the copy: a copy dropped is freed)
         return copy
 
     @staticmethod
     def _advise_huge_pages(graph: faiss.IndexHNSW, advice: HugePages, collapse: bool
                            ) -> None:
         """Ask for huge pages under ``graph``'s vectors (or codes) and links, written
-        since ``advice`` last asked (``huge_pages``; the graph's own lock held); with
-        ``collapse``, have the kernel collapse them now (never under the index lock)."""
+        since ``advice`` last asked (``huge_pages``); with ``collapse``, have the kernel
+        collapse them now (a copy of the caller's alone: never under a lock an insert
+        or a search waits for)."""
         storage = faiss.downcast_index(graph.storage)
         for name, array in (("vectors", storage.codes), ("links", graph.hnsw.neighbors)):
             if array.is_owned and array.size():
@@ -458,7 +464,10 @@ class HnswGraph:
         self._view = None
         with self._arrays:
             replaced, self.graph, self._mapping = self.graph, copy, None
-            self._huge = self._copy_huge  # (the advice given the copy's arrays)
+            made, advice = self._copy_huge
+            # (the advice given this copy's arrays; any other copy's: asked afresh)
+            self._huge = advice if made == id(copy) else HugePages()
+            self._copy_huge = (0, self._huge)
         self._record(keys, np.ascontiguousarray(rows, dtype=np.float32), start)
         self._room = self._room_after(start, links)  # (a copy holds its arrays exactly)
         return replaced

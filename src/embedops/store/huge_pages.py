@@ -55,6 +55,7 @@ MIN_BYTES = 32 << 20  # (~22k float32 vectors of 384 dimensions, 87k int8 ones)
 STEP_BYTES = 8 * HUGE_PAGE  # an array advised before is advised again past this growth
 SWITCH = "EMBEDOPS_HUGE_PAGES"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
+OFF_WORDS = ("0", "off", "false", "no", "never")  # values of SWITCH that ask nothing
 
 
 def _libc_madvise() -> Callable[[int, int, int], int] | None:
@@ -77,8 +78,8 @@ def mode() -> str:
     setting ``never``: ``MADV_COLLAPSE`` would collapse pages even then), "advise"
     (``SWITCH=advise``: ``MADV_HUGEPAGE`` alone, khugepaged collapses in its own time)
     or "collapse" (the default: grown copies collapsed at once as well)."""
-    switch = os.environ.get(SWITCH, "1")
-    if _madvise is None or switch == "0":
+    switch = os.environ.get(SWITCH, "1").strip().lower()
+    if _madvise is None or switch in OFF_WORDS:
         return "off"
     try:
         if "[never]" in Path(THP_SETTING).read_text():
