@@ -88,13 +88,13 @@ def test_small_arrays_the_switch_and_a_kernel_set_to_never_are_left_alone(
     setting = tmp_path / "enabled"
     setting.write_text("always madvise [never]\n")
     monkeypatch.setattr(huge_pages, "THP_SETTING", str(setting))
-    assert not huge_pages.enabled()
+    assert huge_pages.mode() == "off"
     assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
     setting.write_text("always [madvise] never\n")
-    assert huge_pages.enabled() == sys.platform.startswith("linux")
+    assert (huge_pages.mode() != "off") == sys.platform.startswith("linux")
     for word in ("0", "off", "False"):
         monkeypatch.setenv(huge_pages.SWITCH, word)
-        assert not huge_pages.enabled()
+        assert huge_pages.mode() == "off"
         assert not HugePages().advise("a", array.ctypes.data, array.nbytes, True)
 
 

@@ -89,11 +89,6 @@ def mode() -> str:
     return "advise" if switch == "advise" else "collapse"
 
 
-def enabled() -> bool:
-    """Does this process ask for huge pages at all (``mode``)?"""
-    return mode() != "off"
-
-
 def _round_up(value: int) -> int:
     return (value + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1)
 
@@ -120,17 +115,17 @@ class HugePages:
         under ``MIN_BYTES``. True where the kernel took the advice."""
         if nbytes < MIN_BYTES or _madvise is None:
             return False
-        asked = mode()
-        if asked == "off":
-            return False
-        collapse = collapse and asked == "collapse"
         last_address, advised, collapsed = self._advised.get(name, (0, 0, 0))
         if last_address != address:  # (moved, or first seen)
             advised = collapsed = _round_up(address)
         end = _round_down(address + nbytes)
         todo = end - advised >= STEP_BYTES
         collapsing = collapse and end - collapsed >= STEP_BYTES
-        if not todo and not collapsing:
+        if not todo and not collapsing:  # (most inserts: the setting is not read)
+            return False
+        asked = mode()
+        collapsing = collapsing and asked == "collapse"
+        if asked == "off" or not (todo or collapsing):
             return False
         began = time.perf_counter()
         try:

@@ -29,7 +29,6 @@ whenever ``k`` points exist.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sqlite3
@@ -51,7 +50,7 @@ from embedops.store.hit_rows import cached_hits
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import Hit
-from embedops.store.vector_reads import stored_vectors
+from embedops.store.vector_reads import keys_in, stored_vectors
 
 log = logging.getLogger(__name__)
 
@@ -588,10 +587,7 @@ class Searcher:
         unique = list(found)
         if not unique:
             return {}
-        if len(unique) <= 64:
-            keys_sql, args = ",".join("?" * len(unique)), unique
-        else:
-            keys_sql, args = "SELECT value FROM json_each(?)", [json.dumps(unique)]
+        keys_sql, args = keys_in(unique)
         if with_vectors:
             sql = (f"SELECT rowkey, id, payload, vector FROM {POINTS_WITH_VECTORS} "
                    f"WHERE rowkey IN ({keys_sql})"

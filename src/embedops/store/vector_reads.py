@@ -12,7 +12,9 @@ as one array: ~44 µs (a diagnostic timing on 50k int8 points, the same candidat
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,15 @@ from embedops.store import quantization
 
 IN_LIST_MAX = 64  # keys bound one by one up to this many, else as one JSON array
 CHUNK_BYTES = 32 << 20  # vectors read by one statement, at most (SQLite caps a value at 1 GB)
+
+
+def keys_in(keys: list[int]) -> tuple[str, list[Any]]:
+    """The SQL of a ``rowkey IN (...)`` list of ``keys`` and its arguments: one
+    placeholder a key up to ``IN_LIST_MAX`` keys, else one JSON array read by
+    ``json_each`` (a statement of thousands of placeholders costs more to prepare)."""
+    if len(keys) <= IN_LIST_MAX:
+        return ",".join("?" * len(keys)), [*keys]
+    return "SELECT value FROM json_each(?)", [json.dumps(keys)]
 
 
 def stored_vectors(conn: sqlite3.Connection, keys: list[int], dim: int, storage_dtype: str
@@ -50,10 +61,7 @@ def _read(conn: sqlite3.Connection, keys: list[int], size: int
           ) -> tuple[list[int], bytes] | None:
     """The keys found among ``keys`` and their vectors, one after the other; None if a
     vector found is not ``size`` bytes."""
-    if len(keys) <= IN_LIST_MAX:
-        keys_sql, args = ",".join("?" * len(keys)), [*keys]
-    else:
-        keys_sql, args = "SELECT value FROM json_each(?)", ["[" + ",".join(map(str, keys)) + "]"]
+    keys_sql, args = keys_in(keys)
     found, blob, wrong = conn.execute(
         "SELECT group_concat(rowkey), CAST(group_concat(vector, '') AS BLOB), "
         f"SUM(length(vector) <> ?) FROM vectors WHERE rowkey IN ({keys_sql})",
