@@ -99,6 +99,7 @@ def test_small_arrays_the_switch_and_a_kernel_set_to_never_are_left_alone(
 
 
 @linux
+@pytest.mark.skipif(_thp_mode() == "never", reason="huge pages off: nothing to advise")
 def test_advise_alone_never_collapses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(huge_pages.SWITCH, "advise")
     array = _large_array()
@@ -134,3 +135,38 @@ def test_a_graph_advises_its_arrays_after_each_insert_that_moves_them() -> None:
     graph.adopt(copy, np.arange(rows, rows + 600, dtype=np.int64), points[:600])
     assert graph._huge is copy_advice
     assert np.array_equal(graph.get(np.arange(rows, dtype=np.int64)), points)
+    before = _address(faiss.downcast_index(graph.graph.storage).codes)
+    graph.add(np.arange(rows + 600, 2 * rows + 600, dtype=np.int64), points)  # (moves)
+    codes = faiss.downcast_index(graph.graph.storage).codes
+    assert _address(codes) != before
+    address, advised, _ = graph._huge._advised["vectors"]
+    assert address == _address(codes)  # (advised again from the new start)
+    assert advised >= address + codes.byte_size() - 2 * HUGE_PAGE
+
+
+def test_only_the_copy_advised_last_hands_its_advice_over() -> None:
+    points = np.random.default_rng(1).standard_normal((300, 16)).astype(np.float32)
+    graph = HnswGraph(16, "cosine", "float32", 4, 8)
+    graph.add(np.arange(200, dtype=np.int64), points[:200])
+    first = graph.grown_copy(points[200:250])
+    second = graph.grown_copy(points[200:250])
+    made, advice = graph._copy_huge
+    assert made == id(second)
+    graph.adopt(first, np.arange(200, 250, dtype=np.int64), points[200:250])
+    assert graph._huge is not advice  # (the first copy's arrays: asked afresh)
+    assert len(graph) == 250
+    del second
+
+
+def test_advice_that_fails_never_fails_an_insert(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*_: object) -> bool:
+        raise OSError("no madvise here")
+
+    monkeypatch.setattr(HugePages, "advise", broken)
+    points = np.random.default_rng(2).standard_normal((100, 16)).astype(np.float32)
+    graph = HnswGraph(16, "cosine", "float32", 4, 8)
+    graph.add(np.arange(100, dtype=np.int64), points)
+    assert len(graph) == 100 == graph.size
+    assert np.array_equal(graph.get(np.arange(100, dtype=np.int64)), points)
+    assert "huge pages not asked for" in caplog.text and "no madvise here" in caplog.text

@@ -25,7 +25,7 @@ def _table(vectors: np.ndarray, keys: list[int]) -> sqlite3.Connection:
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("wanted", [5, IN_LIST_MAX + 20])
-@pytest.mark.parametrize("chunk_rows", [0, 3])
+@pytest.mark.parametrize("chunk_rows", [0, 3, IN_LIST_MAX + 5])  # (json_each chunked)
 def test_vectors_come_back_whole_and_keyed(dtype: str, wanted: int, chunk_rows: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     if chunk_rows:  # (a statement reads this many vectors at most)
@@ -65,6 +65,29 @@ def test_a_vector_of_the_wrong_size_is_reported() -> None:
     conn.execute("UPDATE vectors SET vector = zeroblob(8) WHERE rowkey = 2")
     conn.execute("UPDATE vectors SET vector = zeroblob(24) WHERE rowkey = 3")
     assert stored_vectors(conn, [2, 3], 4, "float32") is None
+
+
+def test_a_key_asked_twice_is_read_once_and_later_rows_stay_aligned(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vector_reads, "CHUNK_BYTES", 2 * 4 * 4)  # (two vectors a statement)
+    stored = np.arange(40, dtype="<f4").reshape(10, 4)
+    conn = _table(stored, list(range(10)))
+    where, matrix = stored_vectors(conn, [5, 1, 2, 5, 3, 7], 4, "float32")
+    assert sorted(where) == [1, 2, 3, 5, 7] and len(matrix) == 5
+    for key, row in where.items():
+        np.testing.assert_array_equal(matrix[row], stored[key])
+
+
+def test_a_vector_stored_as_text_is_reported() -> None:
+    conn = _table(np.ones((3, 4), dtype="<f4"), [1, 2, 3])
+    # 16 characters, 17 bytes in UTF-8: length() counts 16, group_concat joins 17
+    conn.execute("UPDATE vectors SET vector = 'abcdefghijklmno\u00e9' WHERE rowkey = 2")
+    (kind, chars) = conn.execute(
+        "SELECT typeof(vector), length(vector) FROM vectors WHERE rowkey = 2").fetchone()
+    assert (kind, chars) == ("text", 16)
+    assert stored_vectors(conn, [1, 2, 3], 4, "float32") is None
+    conn.execute("UPDATE vectors SET vector = 'abcdefghijklmnop' WHERE rowkey = 2")
+    assert stored_vectors(conn, [1, 2, 3], 4, "float32") is None  # (16 bytes, not a BLOB)
 
 
 def _int8_store(path: Path, n: int = 3000) -> tuple[object, np.ndarray, np.ndarray]:
@@ -119,6 +142,24 @@ def test_a_corrupt_vector_leaves_its_point_out_and_the_search_answers(
         assert "not 128 bytes long" in caplog.text and str(rowkey) in caplog.text
         store.search("c", query, 10)
         assert caplog.text.count("not 128 bytes long") == 1  # (once per collection)
+    finally:
+        store.close()
+
+
+def test_a_vector_stored_as_text_leaves_its_point_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, _, queries = _int8_store(tmp_path / "s")
+    try:
+        query = queries[2]
+        first = store.search("c", query, 10)[0]
+        (rowkey,) = store.conn.execute("SELECT rowkey FROM points WHERE id = ?",
+                                       (first[0].id,)).fetchone()
+        with store.conn:  # (128 characters: the length of a good vector, as text)
+            store.conn.execute("UPDATE vectors SET vector = ? WHERE rowkey = ?",
+                               ("x" * 128, rowkey))
+        hits = store.search("c", query, 10)[0]
+        assert [h.id for h in hits[:9]] == [h.id for h in first[1:10]]
+        assert "not 128 bytes long" in caplog.text
     finally:
         store.close()
 

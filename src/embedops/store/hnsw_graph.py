@@ -47,6 +47,7 @@ first insert then reads an owned copy (off the index lock when the store can,
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -63,6 +64,8 @@ from embedops.store.flat_codes import NodeCodes, flat_of, scalar_kind
 from embedops.store.huge_pages import HugePages
 from embedops.store.key_positions import BYTES_PER_KEY, KeyPositions
 from embedops.store.mapped_files import MappedFile, open_for_mapping
+
+log = logging.getLogger(__name__)
 
 SCALAR_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 # Bytes per node beyond the vector and the links: the level, the link offsets, the label,
@@ -446,12 +449,17 @@ class HnswGraph:
         """Ask for huge pages under ``graph``'s vectors (or codes) and links, written
         since ``advice`` last asked (``huge_pages``); with ``collapse``, have the kernel
         collapse them now (a copy of the caller's alone: never under a lock an insert
-        or a search waits for)."""
-        storage = faiss.downcast_index(graph.storage)
-        for name, array in (("vectors", storage.codes), ("links", graph.hnsw.neighbors)):
-            if array.is_owned and array.size():
-                address = faiss.rev_swig_ptr(array.data(), 1).ctypes.data
-                advice.advise(name, address, int(array.byte_size()), collapse)
+        or a search waits for). Advice only: whatever fails here is logged, never raised
+        (an insert that raised after faiss took its rows would leave the graph's labels
+        behind its nodes)."""
+        try:
+            storage = faiss.downcast_index(graph.storage)
+            for name, array in (("vectors", storage.codes), ("links", graph.hnsw.neighbors)):
+                if array.is_owned and array.size():
+                    address = faiss.rev_swig_ptr(array.data(), 1).ctypes.data
+                    advice.advise(name, address, int(array.byte_size()), collapse)
+        except Exception as error:  # (advice: see above)
+            log.warning("huge pages not asked for under the graph's arrays: %r", error)
 
     def adopt(self, copy: faiss.IndexHNSW, keys: np.ndarray, rows: np.ndarray
               ) -> faiss.IndexHNSW:

@@ -458,7 +458,8 @@ class Searcher:
         if stored is None:  # (a vector of the wrong size: read row by row, skip it)
             size = vector_bytes(row)
             fetched = self._fetch(keys.ravel(), with_vectors=True)
-            rows = {key: found for key, found in fetched.items() if len(found[3]) == size}
+            rows = {key: found for key, found in fetched.items()
+                    if isinstance(found[3], bytes) and len(found[3]) == size}
             if len(rows) < len(fetched) and row.cid not in self._corrupt_vectors:
                 self._corrupt_vectors.add(row.cid)  # (once per collection and handle)
                 log.warning("collection %r: stored vectors not %d bytes long (points %s); "

@@ -36,9 +36,11 @@ def keys_in(keys: list[int]) -> tuple[str, list[Any]]:
 def stored_vectors(conn: sqlite3.Connection, keys: list[int], dim: int, storage_dtype: str
                    ) -> tuple[dict[int, int], np.ndarray] | None:
     """``({rowkey: row in matrix}, matrix)`` of the stored vectors of those of ``keys``
-    (distinct, non-negative) that have one, as float32 rows of ``dim`` values, read
-    ``CHUNK_BYTES`` at a time; None when a stored vector is not ``dim`` values of
-    ``storage_dtype`` (a corrupt row: the caller reads row by row instead)."""
+    (non-negative; one read each, however often asked) that have one, as float32 rows
+    of ``dim`` values, read ``CHUNK_BYTES`` at a time; None when a stored vector is not
+    a BLOB of ``dim`` values of ``storage_dtype`` (a corrupt row: the caller reads row by
+    row instead)."""
+    keys = list(dict.fromkeys(keys))  # (a key in two chunks would misalign the rows)
     dtype = quantization.blob_dtype(storage_dtype)
     size = dim * dtype.itemsize
     per_chunk = max(1, CHUNK_BYTES // size)
@@ -60,11 +62,13 @@ def stored_vectors(conn: sqlite3.Connection, keys: list[int], dim: int, storage_
 def _read(conn: sqlite3.Connection, keys: list[int], size: int
           ) -> tuple[list[int], bytes] | None:
     """The keys found among ``keys`` and their vectors, one after the other; None if a
-    vector found is not ``size`` bytes."""
+    vector found is not a BLOB of ``size`` bytes (a TEXT value's ``length`` counts
+    characters up to its first NUL, while ``group_concat`` joins all of its bytes)."""
     keys_sql, args = keys_in(keys)
     found, blob, wrong = conn.execute(
         "SELECT group_concat(rowkey), CAST(group_concat(vector, '') AS BLOB), "
-        f"SUM(length(vector) <> ?) FROM vectors WHERE rowkey IN ({keys_sql})",
+        "SUM(typeof(vector) <> 'blob' OR length(vector) <> ?) "
+        f"FROM vectors WHERE rowkey IN ({keys_sql})",
         [size, *args]).fetchone()
     if found is None:  # (no rows)
         return [], b""
