@@ -82,22 +82,28 @@ def build_one(points: np.ndarray, queries: np.ndarray) -> tuple[Any, dict[str, A
     return graph, {**_tenths(seconds), **growth, "probes": probes}
 
 
-def build_segments(points: np.ndarray, segments: int) -> tuple[list[Any], dict[str, Any]]:
+def build_segments(points: np.ndarray, segments: int
+                   ) -> tuple[list[Any], np.ndarray, dict[str, Any]]:
+    """``segments`` graphs filled one after another, each of ``n / segments`` points
+    rounded up to whole batches; returns them with the position of each one's first
+    point (the offset of its ids)."""
     size = -(-len(points) // segments)
-    graphs, seconds = [], []
+    size = -(-size // BATCH) * BATCH
+    graphs, offsets, seconds = [], [], []
     for start in range(0, len(points), BATCH):
         if start % size == 0:
             graphs.append(_graph())
+            offsets.append(start)
         began = time.perf_counter()
         graphs[-1].add(points[start:start + BATCH])
         seconds.append(time.perf_counter() - began)
-    return graphs, {**_tenths(seconds), "segment_size": size}
+    return graphs, np.asarray(offsets), {**_tenths(seconds), "segment_size": size}
 
 
-def _search_segments(graphs: list[Any], query: np.ndarray, sizes: np.ndarray
+def _search_segments(graphs: list[Any], query: np.ndarray, offsets: np.ndarray
                      ) -> np.ndarray:
     scores, ids = [], []
-    for graph, offset in zip(graphs, sizes, strict=True):
+    for graph, offset in zip(graphs, offsets, strict=True):
         s, i = graph.search(query, K)
         scores.append(s[0])
         ids.append(np.where(i[0] >= 0, i[0] + offset, -1))
@@ -139,8 +145,7 @@ def one_run(n: int, segments: int, efs: list[int], targets: list[float],
     truth = exact.search(queries[:200], K)[1]
     del exact
     one, one_build = build_one(points, queries)
-    parts, parts_build = build_segments(points, segments)
-    offsets = np.arange(0, n, parts_build["segment_size"])[:len(parts)]
+    parts, offsets, parts_build = build_segments(points, segments)
     single = [searches([one], queries, truth, ef, None) for ef in efs]
     split = [searches(parts, queries, truth, ef, offsets) for ef in efs]
     at_target = {}
