@@ -11,8 +11,10 @@ Both layouts are built from the same ``bench/store_footprint.py`` clustered vect
 rows, inner product), with raw faiss ``IndexHNSWFlat`` (M = 16, ef_construction = 128,
 the store's defaults), one thread, in batches of 10,000 timed one by one; the segmented
 layout fills one graph after another. Then single queries, one thread, at each ``--ef``:
-the one graph searched at ef, or every segment at ef and the lists merged by score
-(numpy), as a store would. Per layout: insert rate overall and over the first and the
+the one graph searched at ef, or every segment at ef and the lists merged by score, as a
+store would; through the store's compiled single-query search (``store/graph_search.py``,
+one call a graph, the lists merged in Python), or with ``--search faiss`` through faiss's
+own (one call a graph from Python, merged with numpy). Per layout: insert rate overall and over the first and the
 last tenth, last ÷ first; per ef: searches/s and recall@10 against exact search; and,
 at each ``--target`` recall, the best searches/s among the depths that reach it (the
 segmented ÷ single ratio is the search cost of meeting the insert goal that way). For the
@@ -26,6 +28,7 @@ JSON; ``--runs`` repeats everything and summarises each figure as median and ran
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import time
 from typing import Any
@@ -33,6 +36,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from embedops.store import graph_search
 from run_stats import summary  # bench/ is the script's directory
 from store_footprint import clustered
 
@@ -112,20 +116,51 @@ def _search_segments(graphs: list[Any], query: np.ndarray, offsets: np.ndarray
     return ids_all[best]
 
 
+class CompiledViews:
+    """The store's compiled single-query search (``store/graph_search.py``) over each
+    graph of a layout, its nodes keyed by their positions in the whole collection."""
+
+    def __init__(self, graphs: list[Any], offsets: np.ndarray) -> None:
+        self.keep, self.views = [], []
+        for graph, offset in zip(graphs, offsets, strict=True):
+            nodes = int(graph.ntotal)
+            labels = np.append(np.arange(offset, offset + nodes, dtype=np.int64), -1)
+            alive = np.packbits(np.ones(nodes, dtype=bool), bitorder="little")
+            alive = np.append(alive, np.zeros(1, dtype=np.uint8))
+            self.keep.append((labels, alive))
+            self.views.append(graph_search.view_of(graph, labels, alive))
+
+    def search(self, row: np.ndarray, ef: int) -> list[int]:
+        if len(self.views) == 1:
+            return self.views[0].search(row, K, ef)[0]
+        found: list[tuple[float, int]] = []
+        for view in self.views:
+            keys, scores = view.search(row, K, ef)
+            found += zip(scores, keys, strict=True)
+        return [key for _, key in heapq.nlargest(K, found)]
+
+
 def searches(layout: list[Any], queries: np.ndarray, truth: np.ndarray, ef: int,
-             offsets: np.ndarray | None) -> dict[str, float]:
+             offsets: np.ndarray | None, compiled: CompiledViews | None
+             ) -> dict[str, float]:
     for graph in layout:
         graph.hnsw.efSearch = ef
-    rows = [q[None, :] for q in queries]
     found = []
-    began = time.perf_counter()
-    for row in rows:
-        if offsets is None:
-            found.append(layout[0].search(row, K)[1][0])
-        else:
-            found.append(_search_segments(layout, row, offsets))
+    if compiled is not None:
+        rows = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
+        began = time.perf_counter()
+        for row in rows:
+            found.append(compiled.search(row, ef))
+    else:
+        rows = [q[None, :] for q in queries]
+        began = time.perf_counter()
+        for row in rows:
+            if offsets is None:
+                found.append(layout[0].search(row, K)[1][0])
+            else:
+                found.append(_search_segments(layout, row, offsets))
     spent = time.perf_counter() - began
-    recall = np.mean([len(set(f[:K].tolist()) & set(t.tolist())) / K
+    recall = np.mean([len(set(np.asarray(f[:K]).tolist()) & set(t.tolist())) / K
                       for f, t in zip(found[:len(truth)], truth, strict=False)])
     return {"ef": ef, "qps": len(rows) / spent, "recall": float(recall)}
 
@@ -136,7 +171,7 @@ def best_at(results: list[dict[str, float]], target: float) -> float | None:
 
 
 def one_run(n: int, segments: int, efs: list[int], targets: list[float],
-            queries_n: int) -> dict[str, Any]:
+            queries_n: int, compiled: bool) -> dict[str, Any]:
     points, queries = clustered(n, DIM, queries_n)
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
@@ -146,8 +181,10 @@ def one_run(n: int, segments: int, efs: list[int], targets: list[float],
     del exact
     one, one_build = build_one(points, queries)
     parts, offsets, parts_build = build_segments(points, segments)
-    single = [searches([one], queries, truth, ef, None) for ef in efs]
-    split = [searches(parts, queries, truth, ef, offsets) for ef in efs]
+    views = (CompiledViews([one], np.zeros(1, dtype=np.int64)), CompiledViews(parts, offsets)
+             ) if compiled else (None, None)
+    single = [searches([one], queries, truth, ef, None, views[0]) for ef in efs]
+    split = [searches(parts, queries, truth, ef, offsets, views[1]) for ef in efs]
     at_target = {}
     for target in targets:
         a, b = best_at(single, target), best_at(split, target)
@@ -162,15 +199,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--segments", type=int, default=5)
-    parser.add_argument("--ef", default="16,32,64,128,256")
+    parser.add_argument("--ef", default="16,24,32,48,64,96,128,192,256")
     parser.add_argument("--target", default="0.9,0.95")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--search", choices=("compiled", "faiss"), default="compiled",
+                        help="single queries through the store's compiled search (one "
+                        "call a graph, the lists merged in Python) or faiss's own")
     args = parser.parse_args()
+    compiled = args.search == "compiled"
+    if compiled and not graph_search.compiled():
+        parser.error("the compiled search is not built here: --search faiss")
     faiss.omp_set_num_threads(1)
     efs = [int(e) for e in args.ef.split(",")]
     targets = [float(t) for t in args.target.split(",")]
-    runs = [one_run(args.n, args.segments, efs, targets, args.queries)
+    runs = [one_run(args.n, args.segments, efs, targets, args.queries, compiled)
             for _ in range(args.runs)]
     for number, run in enumerate(runs):
         print(json.dumps({"run": number, **run}), flush=True)
@@ -185,7 +228,8 @@ def main() -> None:
                 values.append(float(value))
         return summary(values, 3)
 
-    result: dict[str, Any] = {"n": args.n, "segments": args.segments, "runs": args.runs}
+    result: dict[str, Any] = {"n": args.n, "segments": args.segments, "runs": args.runs,
+                              "search": args.search}
     for layout in ("single", "segmented"):
         result[layout] = {key: figure([layout, "build", key])
                           for key in ("rate", "first_tenth", "last_tenth", "last_over_first")}
