@@ -452,9 +452,8 @@ class Searcher:
         (``_assemble``: the hit cache, else SQLite) for the best ``k`` of each list alone
         unless some of them are gone."""
         ranked_keys = keys.tolist()
-        wanted = dict.fromkeys(key for ranked in ranked_keys for key in ranked)
-        wanted.pop(-1, None)
-        stored = stored_vectors(self.conn, list(wanted), row.dim, row.dtype)
+        stored = stored_vectors(self.conn, [key for ranked in ranked_keys for key in ranked
+                                            if key >= 0], row.dim, row.dtype)
         if stored is None:  # (a vector of the wrong size: read row by row, skip it)
             size = vector_bytes(row)
             fetched = self._fetch(keys.ravel(), with_vectors=True)
