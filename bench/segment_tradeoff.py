@@ -33,13 +33,16 @@ import argparse
 import heapq
 import json
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import faiss
 import numpy as np
 
+from ann import recall, timed_queries  # bench/ is the script's directory
 from embedops.store import graph_search
-from run_stats import summary  # bench/ is the script's directory
+from run_stats import summary
 from store_footprint import clustered
 
 DIM, M, EF_CONSTRUCTION = 384, 16, 128
@@ -108,6 +111,7 @@ def build_segments(points: np.ndarray, segments: int
 
 def _search_segments(graphs: list[Any], query: np.ndarray, offsets: np.ndarray
                      ) -> np.ndarray:
+    """faiss's search of every segment, the lists merged by score."""
     scores, ids = [], []
     for graph, offset in zip(graphs, offsets, strict=True):
         s, i = graph.search(query, K)
@@ -133,6 +137,7 @@ class CompiledViews:
             self.views.append(graph_search.view_of(graph, labels, alive))
 
     def search(self, row: np.ndarray, ef: int) -> list[int]:
+        """The best ``K`` keys over every graph, searched at ``ef``."""
         if len(self.views) == 1:
             return self.views[0].search(row, K, ef)[0]
         found: list[tuple[float, int]] = []
@@ -145,26 +150,24 @@ class CompiledViews:
 def searches(layout: list[Any], queries: np.ndarray, truth: np.ndarray, ef: int,
              offsets: np.ndarray | None, compiled: CompiledViews | None
              ) -> dict[str, float]:
-    for graph in layout:
-        graph.hnsw.efSearch = ef
-    found = []
+    """Searches/s over ``queries``, one at a time, and recall@10 over the first
+    ``len(truth)`` of them."""
+    search: Callable[[np.ndarray], Any]
     if compiled is not None:
         rows = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
-        began = time.perf_counter()
-        for row in rows:
-            found.append(compiled.search(row, ef))
+        search = partial(compiled.search, ef=ef)
     else:
+        for graph in layout:
+            graph.hnsw.efSearch = ef
         rows = [q[None, :] for q in queries]
-        began = time.perf_counter()
-        for row in rows:
-            if offsets is None:
-                found.append(layout[0].search(row, K)[1][0])
-            else:
-                found.append(_search_segments(layout, row, offsets))
-    spent = time.perf_counter() - began
-    recall = np.mean([len(set(np.asarray(f[:K]).tolist()) & set(t.tolist())) / K
-                      for f, t in zip(found[:len(truth)], truth, strict=False)])
-    return {"ef": ef, "qps": len(rows) / spent, "recall": float(recall)}
+        search = (partial(_search_one, layout[0]) if offsets is None
+                  else partial(_search_segments, layout, offsets=offsets))
+    found, qps = timed_queries(search, rows)
+    return {"ef": ef, "qps": qps, "recall": recall(found[:len(truth)], truth)}
+
+
+def _search_one(graph: Any, query: np.ndarray) -> np.ndarray:
+    return graph.search(query, K)[1][0]
 
 
 def best_at(results: list[dict[str, float]], target: float) -> float | None:
