@@ -1,6 +1,7 @@
 """Crash-test writer: streams upserts and deletes into a store, announcing each commit.
 
-Usage: python crash_writer.py STORE BATCH_SIZE, then FIRST_BATCH on a line of stdin (the
+Usage: python crash_writer.py STORE BATCH_SIZE [SEGMENT_SIZE], then FIRST_BATCH on a line
+of stdin (the
 test starts a writer ahead, so it imports while the last trial is checked; it opens the
 store only once told where to start, and exits at end of input).
 
@@ -22,15 +23,17 @@ DELETES = 5
 REPLACES = 10
 
 
-def main(path: str, size: int) -> None:
+def main(path: str, size: int, segment_size: int | None) -> None:
     line = sys.stdin.readline()
     if not line.strip():
         return
     first = int(line)
     store = open_store(path)
     if not any(c.name == "crash" for c in store.list_collections()):
-        store.create_collection("crash", DIM, fingerprint="fp", index_params={
-            "exact_threshold": 0, "checkpoint_every": 700, "expansion_add": 64})
+        params = {"exact_threshold": 0, "checkpoint_every": 700, "expansion_add": 64}
+        if segment_size is not None:
+            params["segment_size"] = segment_size
+        store.create_collection("crash", DIM, fingerprint="fp", index_params=params)
     print("ready", flush=True)
     rng = np.random.default_rng(first)
     batch = first
@@ -47,4 +50,4 @@ def main(path: str, size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -6,6 +6,7 @@ checkpoints and tombstone pruning.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -38,10 +39,11 @@ def _expected(ops: list[tuple[str, int]]) -> set[str]:
     return ids
 
 
-def _writer(store: Path) -> subprocess.Popen[str]:
+def _writer(store: Path, segment_size: int | None) -> subprocess.Popen[str]:
     """A writer process started ahead of its trial: it imports while the last trial is
     checked, and opens the store when ``_run_and_kill`` tells it its first batch."""
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(store), str(BATCH)],
+    more = [] if segment_size is None else [str(segment_size)]
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(store), str(BATCH), *more],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -83,16 +85,22 @@ def _check_index(path: Path, ids: set[str], read_only: bool) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("segment_size", "trials"), [(None, TRIALS), (400, TRIALS // 2)],
+                         ids=["one-graph", "segments"])
+def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, segment_size: int | None,
+                                                 trials: int) -> None:
+    """The index of one graph, and one of segments of 400 points (the writer fills
+    several, and checkpoints them every 700 changes)."""
     rng = random.Random(1234)
     path = tmp_path / "store"
     ops: list[tuple[str, int]] = []
-    writer = _writer(path)
+    writer = _writer(path, segment_size)
     try:
-        for trial in range(TRIALS):
+        for trial in range(trials):
             first = ops[-1][1] + 1 if ops else 0
             new_ops = _run_and_kill(writer, first, rng)
-            writer = _writer(path)  # the next trial's, importing during the checks below
+            # the next trial's writer, importing during the checks below
+            writer = _writer(path, segment_size)
             ops += new_ops
             if new_ops and new_ops[-1][0] == "U":
                 in_flight = ("D", new_ops[-1][1])
@@ -107,4 +115,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     finally:
         writer.kill()  # the spare writer (still waiting for its first batch), or a failed one
         writer.communicate()
-    assert sum(op == "U" for op, _ in ops) >= TRIALS
+    assert sum(op == "U" for op, _ in ops) >= trials
+    if segment_size is not None:  # (the checkpoint of the last read-write check's close)
+        (manifest,) = (path / "index").glob("*.json")
+        assert len(json.loads(manifest.read_text())["segments"]) >= 2

@@ -86,7 +86,8 @@ def _params(text: str) -> dict[str, Any]:
 
 
 # What each index parameter may be: the HNSW graph's degree and beam widths, when search
-# turns exact, how often the index is checkpointed, the int8 rescoring factor. Outside
+# turns exact, how often the index is checkpointed, the int8 rescoring factor, the
+# points a graph segment holds at most (``segmented_index``; unset: one graph). Outside
 # these ranges the index library refuses (connectivity < 2) or memory explodes.
 INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
     "connectivity": (2, 256),
@@ -95,6 +96,7 @@ INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
     "exact_threshold": (0, 1_000_000_000),
     "checkpoint_every": (1, 1_000_000_000),
     "oversample": (1, 100),
+    "segment_size": (100, 1_000_000_000),
 }
 
 

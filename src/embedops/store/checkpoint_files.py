@@ -13,6 +13,9 @@ A checkpoint of collection ``cid`` covering change sequence ``seq`` is, in ``ind
   after a load need not read every row back from the graph to make them again;
 * ``<cid>.json``: the manifest naming those files and the sequence they cover.
 
+An index of bounded segments (``segmented_index``) writes each segment's files under
+``<cid>-<seq>.s<j>`` and one manifest (format 4) that lists them, oldest segment first.
+
 All are NumPy's documented ``.npy`` format or faiss's, never pickles. Every file is written
 under a temporary name, flushed to disk as it is written and renamed (``durable_files``:
 commits beside a checkpoint never wait for a whole graph file to reach the disk); the
@@ -44,10 +47,12 @@ from embedops.store import durable_files
 from embedops.store.hnsw_graph import HnswGraph
 
 # 1: usearch graphs (not read: rebuilt from SQLite); 2: no pending file; 3: a pending
-# file. A checkpoint without pending points is written as format 2, which releases that
-# know no pending file read as well.
+# file; 4: segments. A checkpoint without pending points is written as format 2, which
+# releases that know no pending file read as well.
 MANIFEST_FORMAT = 3
-READABLE_FORMATS = (2, 3)
+SEGMENTS_FORMAT = 4
+READABLE_FORMATS = (2, 3, 4)
+FILE_KEYS = ("file", "labels", "groups", "pending", "prints")
 SUFFIXES = (".faiss", ".labels.npy", ".groups.npy", ".pending.npy", ".prints.npy")
 
 
@@ -65,50 +70,78 @@ class IndexImage:
     prints: np.ndarray | None = None  # (fingerprint, position) pairs, if made
 
 
-def write(folder: Path, cid: int, image: IndexImage,
+@dataclass
+class SegmentsImage:
+    """An index of bounded segments as of change ``seq``: each segment's image, oldest
+    first, and the figures of the whole (``segmented_index``)."""
+
+    seq: int
+    segments: list[IndexImage]
+    manifest: dict[str, Any]  # dim, metric, dtype, clip, sizes, params
+
+    @property
+    def pending_keys(self) -> np.ndarray:
+        """The keys of every segment's pending points."""
+        return np.concatenate([np.zeros(0, dtype=np.int64),
+                               *(part.pending_keys for part in self.segments)])
+
+
+def write(folder: Path, cid: int, image: IndexImage | SegmentsImage,
           cancelled: Callable[[], bool] | None = None) -> Path:
-    """Write ``image`` as collection ``cid``'s checkpoint; returns the graph file's path.
-    Files of earlier checkpoints of ``cid`` are removed once the manifest names the new
-    ones. Raises ``IndexFailure`` if a file cannot be written, or once ``cancelled()``
-    is true while they are (the previous checkpoint then stays, whole)."""
+    """Write ``image`` as collection ``cid``'s checkpoint; returns the (first) graph
+    file's path. Files of earlier checkpoints of ``cid`` are removed once the manifest
+    names the new ones. Raises ``IndexFailure`` if a file cannot be written, or once
+    ``cancelled()`` is true while they are (the previous checkpoint then stays, whole)."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = _free_stem(folder, cid, image.seq)
-    graph_file, labels_file = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
-    groups: Path | None = None
-    pending: Path | None = None
-    prints: Path | None = None
+    segmented = isinstance(image, SegmentsImage)
+    parts = image.segments if isinstance(image, SegmentsImage) else [image]
     try:
-        with durable_files.replacing(graph_file, cancelled) as out:
-            image.graph.write_graph(out.write)
-        durable_files.write_npy(labels_file, image.labels, cancelled)
-        groups = folder / f"{stem}.groups.npy" if image.groups is not None else None
-        if groups is not None:
-            durable_files.write_npy(groups, image.groups, cancelled)
-        pending = folder / f"{stem}.pending.npy" if len(image.pending_keys) else None
-        if pending is not None:
-            durable_files.write_npy(pending, pending_records(
-                image.pending_keys, image.pending_vectors), cancelled)
-        prints = folder / f"{stem}.prints.npy" if image.prints is not None else None
-        if prints is not None:
-            durable_files.write_npy(prints, image.prints, cancelled)
+        named = [_write_files(folder, f"{stem}.s{j}" if segmented else stem, part, cancelled)
+                 for j, part in enumerate(parts)]
     except (ValueError, RuntimeError, OSError) as exc:
         for partial in [*folder.glob(f"{stem}.*"), *folder.glob(f".{stem}.*.tmp")]:
             partial.unlink(missing_ok=True)  # (no manifest names this stem)
         raise IndexFailure(f"cannot save index checkpoint: {exc}") from exc
-    manifest = {
-        **image.manifest, "format": MANIFEST_FORMAT if pending else 2, "seq": image.seq,
-        "file": graph_file.name, "labels": labels_file.name,
-        "groups": groups.name if groups else None, "pending": pending.name if pending else None,
-        "prints": prints.name if prints else None,
-        "faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat(),
-    }
+    stamp = {"faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat()}
+    if segmented:
+        manifest = {**image.manifest, "format": SEGMENTS_FORMAT, "seq": image.seq,
+                    "segments": [{**part.manifest, **names}
+                                 for part, names in zip(parts, named, strict=True)], **stamp}
+    else:
+        manifest = {**image.manifest, "seq": image.seq, **named[0], **stamp,
+                    "format": MANIFEST_FORMAT if named[0]["pending"] else 2}
     durable_files.write_json(manifest_path(folder, cid), manifest)
+    kept = {folder / name for names in named for name in names.values() if name}
     for old in folder.glob(f"{cid}-*"):
-        if old not in (graph_file, labels_file, groups, pending, prints):
+        if old not in kept:
             durable_files.remove_gradually(old)
     for stale in folder.glob(f".{cid}-*.tmp"):  # (of a write a crash cut short)
         stale.unlink(missing_ok=True)
-    return graph_file
+    return folder / str(named[0]["file"])
+
+
+def _write_files(folder: Path, stem: str, image: IndexImage,
+                 cancelled: Callable[[], bool] | None) -> dict[str, str | None]:
+    """Write one graph's files under ``stem``; returns their names by manifest key."""
+    graph_file, labels_file = folder / f"{stem}.faiss", folder / f"{stem}.labels.npy"
+    with durable_files.replacing(graph_file, cancelled) as out:
+        image.graph.write_graph(out.write)
+    durable_files.write_npy(labels_file, image.labels, cancelled)
+    groups = folder / f"{stem}.groups.npy" if image.groups is not None else None
+    if groups is not None:
+        durable_files.write_npy(groups, image.groups, cancelled)
+    pending = folder / f"{stem}.pending.npy" if len(image.pending_keys) else None
+    if pending is not None:
+        durable_files.write_npy(pending, pending_records(
+            image.pending_keys, image.pending_vectors), cancelled)
+    prints = folder / f"{stem}.prints.npy" if image.prints is not None else None
+    if prints is not None:
+        durable_files.write_npy(prints, image.prints, cancelled)
+    return {"file": graph_file.name, "labels": labels_file.name,
+            "groups": groups.name if groups else None,
+            "pending": pending.name if pending else None,
+            "prints": prints.name if prints else None}
 
 
 def pending_records(keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -148,9 +181,13 @@ def read_manifest(folder: Path, cid: int) -> dict[str, Any] | None:
 
 
 def manifest_files(folder: Path, manifest: dict[str, Any],
-                   keys: tuple[str, ...] = ("file", "labels", "groups", "pending", "prints")
-                   ) -> list[Path]:
-    """The data files a manifest names under ``keys`` (by default all of them)."""
+                   keys: tuple[str, ...] = FILE_KEYS) -> list[Path]:
+    """The data files a manifest names under ``keys`` (by default all of them), every
+    segment's for an index of segments."""
+    parts = manifest.get("segments")
+    if isinstance(parts, list):
+        return [path for part in parts if isinstance(part, dict)
+                for path in manifest_files(folder, part, keys)]
     return [folder / str(manifest[key]) for key in keys if manifest.get(key)]
 
 
@@ -167,7 +204,8 @@ def _free_stem(folder: Path, cid: int, seq: int) -> str:
     never overwrites files the current manifest names, so a crash cannot pair a new graph
     with the old members file."""
     stem, n = f"{cid}-{seq}", 0
-    while any((folder / f"{stem}{suffix}").exists() for suffix in SUFFIXES):
+    while any((folder / f"{stem}{suffix}").exists() for suffix in SUFFIXES) or any(
+            folder.glob(f"{stem}.s*")):
         n += 1
         stem = f"{cid}-{seq}-{n}"
     return stem

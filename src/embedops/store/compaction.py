@@ -30,7 +30,7 @@ from embedops.errors import IndexFailure
 from embedops.store import quantization
 from embedops.store.catalog import CollectionRow, by_cid
 from embedops.store.changes import ChangedRows
-from embedops.store.hnsw_index import HnswIndex
+from embedops.store.segmented_index import AnnIndex, new_index
 
 COMPACT_SHARE = 0.05  # tombstones per graph node that start a compaction
 COMPACT_MIN = 500  # ... and never for fewer tombstones than this
@@ -43,15 +43,15 @@ class Cancelled(Exception):
     """The handle is closing: the compaction stops where it is."""
 
 
-def needs_compaction(index: HnswIndex) -> bool:
+def needs_compaction(index: AnnIndex) -> bool:
     """Does ``index`` hold enough tombstones to be worth rebuilding?"""
     graph = index.nodes - index.pending
     return index.removed >= max(COMPACT_MIN, COMPACT_SHARE * graph)
 
 
 def build_from_snapshot(conn: sqlite3.Connection, cid: int, pause: Callable[[float], None],
-                        base: HnswIndex | None = None, since: int = 0
-                        ) -> tuple[HnswIndex, CollectionRow]:
+                        base: AnnIndex | None = None, since: int = 0
+                        ) -> tuple[AnnIndex, CollectionRow]:
     """A new graph of every point of collection ``cid`` in one read snapshot of ``conn``
     (a connection nobody else uses meanwhile), and the catalog row of that snapshot.
     With ``base``, an index that covers the changes up to ``since`` (a checkpoint), only
@@ -66,7 +66,7 @@ def build_from_snapshot(conn: sqlite3.Connection, cid: int, pause: Callable[[flo
         if row is None:
             raise IndexFailure(f"collection {cid} was dropped")
         if base is None or row.pruned_seq > since:  # (the removals it needs are pruned)
-            index, since = HnswIndex(row.dim, row.metric, row.dtype, row.index_params,
+            index, since = new_index(row.dim, row.metric, row.dtype, row.index_params,
                                      row.clip), 0
         else:
             index = base

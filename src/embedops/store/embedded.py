@@ -73,7 +73,7 @@ from embedops.store.compaction import Cancelled, build_from_snapshot, needs_comp
 from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
-from embedops.store.hnsw_index import HnswIndex, estimate_memory
+from embedops.store.hnsw_index import estimate_memory
 from embedops.store.index_manager import MAX_PENDING, CheckpointJob, IndexManager
 from embedops.store.payload_json import payload_of
 from embedops.store.protocol import (
@@ -87,6 +87,7 @@ from embedops.store.protocol import (
 )
 from embedops.store.read_pool import Reader, ReadPool
 from embedops.store.search import Searcher
+from embedops.store.segmented_index import AnnIndex
 from embedops.store.shared_lock import SharedLock
 from embedops.store.wal import BACKSTOP_PAGES as WAL_BACKSTOP_PAGES
 from embedops.store.wal import WalCheckpointer
@@ -855,8 +856,8 @@ class EmbeddedStore:
             if not self._closing:
                 _log.exception("compacting the index of collection %s failed", cid)
 
-    def _catch_up_compaction(self, fresh: HnswIndex, covers: CollectionRow
-                             ) -> tuple[HnswIndex, CollectionRow]:
+    def _catch_up_compaction(self, fresh: AnnIndex, covers: CollectionRow
+                             ) -> tuple[AnnIndex, CollectionRow]:
         """Apply to ``fresh`` (a compaction's graph, as of ``covers``) the changes
         committed while it was built, from a newer snapshot and still off the handle's
         locks, up to ``CATCH_UP_ROUNDS`` times while there are any: what is left for the

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection, Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -65,6 +65,7 @@ GROUP_BASE = 1 << 62
 # unfiltered search at its default depth 0.94.
 WITHIN_REACH = 40
 LOAD_TRIES = 3  # manifests followed when checkpoints replace the one being read
+Loaded = TypeVar("Loaded")
 
 
 def estimate_memory(n: int, dim: int, dtype: str = "float32", connectivity: int = 16) -> int:
@@ -96,6 +97,7 @@ class OffLockInsert:
     codes: np.ndarray
     size: int
     copy: Any = None
+    owner: Any = None  # the segment that prepared it, in a ``SegmentedIndex``
 
 
 class HnswIndex:
@@ -107,14 +109,16 @@ class HnswIndex:
     """
 
     def __init__(self, dim: int, metric: str, dtype: str, params: dict[str, Any],
-                 clip: float | None) -> None:
+                 clip: float | None, group_base: int = GROUP_BASE) -> None:
+        """``group_base``: the first key of this index's shared nodes (segments of one
+        ``SegmentedIndex`` take ranges of their own, so a node key names its segment)."""
         self.dim, self.metric, self.dtype = dim, metric, dtype
         self.params = {**DEFAULT_PARAMS, **params}
         self._depth_set = "expansion_search" in params  # else it follows the size
         self.clip = clip
         self._groups: dict[int, dict[int, None]] = {}  # shared node -> member row keys
         self._group_of: dict[int, int] = {}  # member row key -> shared node
-        self._next_group = GROUP_BASE
+        self.group_base = self._next_group = group_base
         # pending segment: row key -> float32 vector, in write order, plus the stacked
         # keys and rows its searches use: a buffer whose first ``used`` rows are filled,
         # new points appended to it (restacked after a removal or a merge: None)
@@ -154,6 +158,35 @@ class HnswIndex:
     def pending(self) -> int:
         """Points written but not merged into the graph yet (searched exactly)."""
         return len(self._pending)
+
+    @property
+    def next_group(self) -> int:
+        """The key the next shared node will take."""
+        return self._next_group
+
+    @property
+    def graphs(self) -> list[HnswGraph]:
+        """The graphs this index searches: its one graph."""
+        return [self.index]
+
+    def copy_due(self, count: int) -> bool:
+        """Would a merge of ``count`` pending points copy all of the graph's arrays
+        (``HnswGraph.copy_due``)?"""
+        return self.index.copy_due(count)
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """Per key: is the point in this index (in the graph, on a shared node, or
+        pending)?"""
+        keys = np.asarray(keys, dtype=np.int64)
+        held = self.index.positions_of(keys) >= 0 if len(self.index) else \
+            np.zeros(len(keys), dtype=bool)
+        if self._group_of:
+            group_of = self._group_of
+            held |= np.fromiter((key in group_of for key in keys.tolist()), dtype=bool,
+                                count=len(keys))
+        if self._pending:
+            held |= np.isin(keys, self._pending_arrays()[0])
+        return held
 
     def _codes(self, vectors: np.ndarray) -> np.ndarray:
         if self.dtype == "int8":
@@ -301,7 +334,7 @@ class HnswIndex:
             manifest={"dim": self.dim, "metric": self.metric, "dtype": self.dtype,
                       "clip": self.clip, "size": len(self), "nodes": len(self.index),
                       "removed": self.removed, "next_group": self._next_group,
-                      "params": self.params})
+                      "group_base": self.group_base, "params": self.params})
 
     def save(self, folder: Path, cid: int, seq: int) -> Path:
         """Checkpoint the index as covering change ``seq`` now, pending points merged
@@ -764,7 +797,7 @@ class HnswIndex:
         if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != np.int64:
             return False
         nodes = np.unique(pairs[:, 0])
-        if len(nodes) and (nodes.min() < GROUP_BASE or nodes.max() >= next_group
+        if len(nodes) and (nodes.min() < self.group_base or nodes.max() >= next_group
                            or not np.all(self.index.contains(nodes))):
             return False
         for node, key in pairs.tolist():
@@ -779,27 +812,29 @@ class HnswIndex:
         """The checkpointed index and its seq, or ``None`` if absent, stale or unreadable.
         A checkpoint replaced while it was read (its files removed under the reader) is
         followed to the one that replaced it."""
-        manifest = read_manifest(folder, cid)
-        for _ in range(LOAD_TRIES):
-            if manifest is None:
-                return None
-            loaded = cls._load(folder, manifest, dim, metric, dtype, params, clip)
-            now = read_manifest(folder, cid)
-            if loaded is not None or now == manifest:
-                return loaded
-            manifest = now
-        return None
+        return followed(folder, cid, lambda manifest: cls.from_manifest(
+            folder, manifest, dim, metric, dtype, params, clip))
 
     @classmethod
-    def _load(cls, folder: Path, manifest: dict[str, Any], dim: int, metric: str,
-              dtype: str, params: dict[str, Any], clip: float | None
-              ) -> tuple[HnswIndex, int] | None:
+    def from_manifest(cls, folder: Path, manifest: dict[str, Any], dim: int, metric: str,
+                      dtype: str, params: dict[str, Any], clip: float | None
+                      ) -> tuple[HnswIndex, int] | None:
+        """The index a checkpoint manifest (or one segment's part of it, with the
+        manifest's other fields) names in ``folder``, and its seq; None if it does not
+        fit the collection or a file cannot be read."""
         same = (manifest.get("dim"), manifest.get("dtype"), manifest.get("metric"),
                 manifest.get("clip")) == (dim, dtype, metric, clip)
         path = folder / str(manifest.get("file", ""))
         if not same or not path.is_file():
             return None
-        index = cls(dim, metric, dtype, params, clip)
+        try:
+            group_base = int(manifest.get("group_base", GROUP_BASE))
+            next_group = int(manifest.get("next_group", group_base))
+        except (TypeError, ValueError):
+            return None
+        if group_base < GROUP_BASE:
+            return None
+        index = cls(dim, metric, dtype, params, clip, group_base=group_base)
         prints = manifest.get("prints")
         graph = HnswGraph.load(path, folder / str(manifest.get("labels", "")), dim, metric,
                                dtype, folder / str(prints) if prints else None)
@@ -807,7 +842,6 @@ class HnswIndex:
             return None
         index.index = graph
         groups = manifest.get("groups")
-        next_group = int(manifest.get("next_group", GROUP_BASE))
         if groups and not index._load_groups(folder / str(groups), next_group):
             return None
         if manifest.get("pending"):
@@ -818,6 +852,23 @@ class HnswIndex:
             # ``add`` makes first, a scan of the labels while the key map is not built)
             index._to_pending(*pending)
         return index, int(manifest["seq"])
+
+
+def followed(folder: Path, cid: int, load: Callable[[dict[str, Any]], Loaded | None]
+             ) -> Loaded | None:
+    """``load(manifest)`` of collection ``cid``'s checkpoint manifest, or None when there
+    is none or it cannot be loaded. A checkpoint replaced while it was read (its files
+    removed under the reader) is followed to the one that replaced it."""
+    manifest = read_manifest(folder, cid)
+    for _ in range(LOAD_TRIES):
+        if manifest is None:
+            return None
+        loaded = load(manifest)
+        now = read_manifest(folder, cid)
+        if loaded is not None or now == manifest:
+            return loaded
+        manifest = now
+    return None
 
 
 def _best_of(keys: np.ndarray, scores: np.ndarray, more_keys: np.ndarray,

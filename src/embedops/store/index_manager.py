@@ -34,12 +34,14 @@ from embedops.store.catalog import CollectionRow, by_cid, lookup, transaction
 from embedops.store.changes import ChangedRows
 from embedops.store.checkpoint_files import (
     IndexImage,
+    SegmentsImage,
     manifest_files,
     manifest_path,
     read_manifest,
 )
 from embedops.store.hnsw_graph import HnswGraph, KeyMapJob
-from embedops.store.hnsw_index import DEFAULT_PARAMS, HnswIndex, OffLockInsert
+from embedops.store.hnsw_index import DEFAULT_PARAMS, OffLockInsert
+from embedops.store.segmented_index import AnnIndex, load_index, new_index
 
 REPLAY_PAGE = 20_000
 CALIBRATION_SAMPLE = 20_000
@@ -63,7 +65,7 @@ CHECKPOINT_SHARE = 0.05  # default checkpoint interval: this share of the index 
 class LiveIndex:
     """An in-memory index, the change sequence it reflects and points since its checkpoint."""
 
-    index: HnswIndex
+    index: AnnIndex
     seq: int
     pending: int = 0
     saved_pending: int = 0  # points pending a merge in the checkpoint on disk
@@ -79,7 +81,7 @@ class CheckpointJob:
 
     cid: int
     live: LiveIndex
-    image: IndexImage
+    image: IndexImage | SegmentsImage
     counted: int  # the changed points it covers (``LiveIndex.pending`` at its start)
     written: bool = False
     swept: bool = False  # the deleted points' vectors it covers deleted (``sweep``)
@@ -113,13 +115,14 @@ class IndexManager:
         self._writing = threading.Lock()
 
     def _fresh(self, row: CollectionRow) -> LiveIndex:
-        return LiveIndex(HnswIndex(row.dim, row.metric, row.dtype, row.index_params, row.clip), 0)
+        return LiveIndex(new_index(row.dim, row.metric, row.dtype, row.index_params, row.clip),
+                         0)
 
     def checkpointed(self, row: CollectionRow) -> LiveIndex:
         """The collection's last usable checkpoint (or an empty index at seq 0), loaded
         but not caught up and not installed (``synced`` and a handle's background
         warm-up start here)."""
-        loaded = HnswIndex.load(self.folder, row.cid, row.dim, row.metric, row.dtype,
+        loaded = load_index(self.folder, row.cid, row.dim, row.metric, row.dtype,
                                 row.index_params, row.clip)
         if loaded is None or loaded[1] < row.pruned_seq or loaded[1] > row.seq:
             return self._fresh(row)
@@ -139,7 +142,7 @@ class IndexManager:
             return False
         return behind_ok or live.seq >= row.seq
 
-    def loaded(self, row: CollectionRow) -> HnswIndex:
+    def loaded(self, row: CollectionRow) -> AnnIndex:
         """The collection's loaded index, as it is (see ``ready``)."""
         live = self.live.get(row.cid)
         if live is None:
@@ -153,7 +156,7 @@ class IndexManager:
         live = self.live.get(row.cid)
         return live is not None and not _outdated(live, row) and live.seq >= row.seq
 
-    def synced(self, row: CollectionRow) -> HnswIndex:
+    def synced(self, row: CollectionRow) -> AnnIndex:
         """The collection's index, caught up with every change committed up to ``row.seq``."""
         live = self.live.get(row.cid)
         if live is None or _outdated(live, row):
@@ -216,7 +219,7 @@ class IndexManager:
         self._maybe_checkpoint(row, live)
         return max(0, live.index.pending - MAX_PENDING)
 
-    def install(self, fresh: HnswIndex, covers: CollectionRow) -> bool:
+    def install(self, fresh: AnnIndex, covers: CollectionRow) -> bool:
         """Swap in ``fresh``, an index built from a snapshot at ``covers.seq``
         (``compaction``), after replaying into it every change committed since. False
         (nothing changed) when that is impossible: the collection was dropped or its
@@ -234,7 +237,7 @@ class IndexManager:
         self.live[covers.cid] = candidate
         return True
 
-    def adopt(self, built: HnswIndex, covers: CollectionRow) -> bool:
+    def adopt(self, built: AnnIndex, covers: CollectionRow) -> bool:
         """Install ``built``, an index of the collection as of the snapshot ``covers``
         (a read-only handle's warm-up), after replaying every change committed since;
         False when it can no longer be (dropped, int8 scale moved, tombstones pruned)
@@ -270,7 +273,7 @@ class IndexManager:
         without the index lock (a stale answer costs one pause)."""
         return any(
             live.index.pending >= pending_at_least and not live.index.frozen
-            and live.index.index.copy_due(min(count, live.index.pending))
+            and live.index.copy_due(min(count, live.index.pending))
             for live in self._merged() if cid is None or self.live.get(cid) is live)
 
     def copy_pressing(self) -> bool:
@@ -283,13 +286,13 @@ class IndexManager:
         """The key -> position maps missing from graphs that take writes now (points
         pending), to be built off the index lock (``KeyMapJob``). Call with the index
         lock, shared at least."""
-        return [(live.index.index, job) for live in self._merged()
-                if live.index.pending and (job := live.index.index.key_map_job()) is not None]
+        return [(graph, job) for live in self._merged() if live.index.pending
+                for graph in live.index.graphs if (job := graph.key_map_job()) is not None]
 
     def take_key_map(self, graph: HnswGraph, job: KeyMapJob) -> None:
         """Give ``graph`` the map ``job`` built, if the graph is still live (call with
         the index lock exclusive; ``HnswGraph.take_key_map``)."""
-        if any(live.index.index is graph for live in self.live.values()):
+        if any(graph is held for live in self.live.values() for held in live.index.graphs):
             graph.take_key_map(job)
 
     def merge_excess(self, cid: int, count: int) -> None:
@@ -339,7 +342,7 @@ class IndexManager:
         return self.pending()
 
     def start_off_lock_insert(self, budget_bytes: int | None = None
-                              ) -> tuple[HnswIndex, OffLockInsert] | None:
+                              ) -> tuple[AnnIndex, OffLockInsert] | None:
         """A merge to be made on a copy of a graph off the lock, if one is due (the
         first into a graph read from a file, or one outgrowing faiss's arrays:
         ``HnswIndex.off_lock_insert``), for an index whose copy fits
@@ -351,13 +354,14 @@ class IndexManager:
             job = live.index.off_lock_insert(MERGE_MAX)
             if job is None:
                 continue
+            copied = job.owner if job.owner is not None else live.index  # (one segment's)
             if budget_bytes is not None and (
-                    2 * live.index.memory_bytes > budget_bytes - self.resident_bytes()):
+                    2 * copied.memory_bytes > budget_bytes - self.resident_bytes()):
                 continue
             return live.index, job
         return None
 
-    def finish_off_lock_insert(self, index: HnswIndex, job: OffLockInsert) -> Any:
+    def finish_off_lock_insert(self, index: AnnIndex, job: OffLockInsert) -> Any:
         """Install the job's graph if ``index`` is still live and nothing changed; call
         with the index lock. Returns the graph replaced (None if none), to be let go of
         after the lock."""
@@ -507,7 +511,7 @@ class IndexManager:
             self.conn.execute("UPDATE collections SET pruned_seq = MAX(pruned_seq, ?) "
                               "WHERE cid = ?", (seq, cid))
 
-    def rebuild(self, row: CollectionRow) -> HnswIndex:
+    def rebuild(self, row: CollectionRow) -> AnnIndex:
         """Regenerate the index from SQLite (recalibrating int8), checkpoint it, return it."""
         if row.dtype == "int8" and not self.read_only:
             sample = self._sample(row)

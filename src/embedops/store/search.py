@@ -47,9 +47,10 @@ from embedops.store.filter_costs import FilterCosts
 from embedops.store.filter_matches import Filter, FilterMatches, filter_key
 from embedops.store.hit_cache import HitCache
 from embedops.store.hit_rows import cached_hits
-from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE, HnswIndex
+from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE
 from embedops.store.index_manager import IndexManager
 from embedops.store.protocol import Hit
+from embedops.store.segmented_index import AnnIndex
 from embedops.store.vector_reads import keys_in, stored_vectors
 
 log = logging.getLogger(__name__)
@@ -435,7 +436,7 @@ class Searcher:
                               _param(row, "oversample"), n)[0]
         return hits
 
-    def _hnsw_hits(self, row: CollectionRow, index: HnswIndex, queries: np.ndarray, k: int,
+    def _hnsw_hits(self, row: CollectionRow, index: AnnIndex, queries: np.ndarray, k: int,
                    ef: int | None, wanted: int, rescore: bool) -> list[list[Hit]]:
         """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist."""
         keys, vals = index.search(queries, wanted, ef=ef,
@@ -506,7 +507,7 @@ class Searcher:
     def _filtered_hnsw(self, row: CollectionRow, query: np.ndarray, k: int, where: Where,
                        ef: int | None, n: int, matches: int) -> list[Hit]:
         assert where is not None
-        index: HnswIndex = self.indexes.loaded(row)
+        index: AnnIndex = self.indexes.loaded(row)
         rescore = row.dtype == "int8"
         wanted = min(index.nodes, math.ceil(k * n / matches * 2) + k)
         while True:
@@ -524,7 +525,7 @@ class Searcher:
             found = self._rescore(row, query, found, rows)
         return [_hit(rows[key], val) for key, val in found[:k]]
 
-    def _matching_points(self, index: HnswIndex, nodes: np.ndarray, vals: np.ndarray, k: int,
+    def _matching_points(self, index: AnnIndex, nodes: np.ndarray, vals: np.ndarray, k: int,
                          where: Where, with_vectors: bool
                          ) -> tuple[list[tuple[int, float]], dict[int, Sequence[Any]]]:
         """The points of ranked ``nodes`` that match ``where``, best first, with their rows.

@@ -1,0 +1,144 @@
+"""A store collection of bounded segments (``index_params.segment_size``) against one of
+one graph, built through the store from the same vectors in the same process.
+
+For each layout: a collection created (``exact_threshold`` 0), the ``--n`` clustered
+vectors of ``bench/store_footprint.py`` upserted in batches of 10,000 with
+``store_footprint``'s ids and payloads, each upsert timed (the writes wait for the
+merger once enough points are pending, so the batch times follow the graph's insert
+rate), the final wait for the merger counted in the last batch. Reported: the build
+rate overall, over the first and the last tenth of the batches, and last ÷ first (the
+store issue's goal: at least 0.6 at 1M). Then single searches through the store
+(``search_one``, k 10, one thread, a warm-up pass first) at the collection's default
+depth and at each ``--ef``: searches/s and recall@10 against exact search, and at each
+``--target`` recall the best searches/s among the depths that reach it. The baseline is
+the one-graph collection in the same invocation; the layouts alternate which goes
+first (``--first``). Prints JSON.
+
+    .venv/bin/python bench/store_segments.py --n 1000000 --segment-size 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedops.store import open_store
+from store_footprint import BATCH, batch_points, clustered  # bench/ is the script's directory
+
+K = 10
+
+
+def exact_truth(points: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Each query's ``K`` nearest rows by inner product (unit vectors), in blocks."""
+    best = np.zeros((len(queries), 0), dtype=np.int64)
+    best_scores = np.zeros((len(queries), 0), dtype=np.float32)
+    for lo in range(0, len(points), 100_000):
+        sims = queries @ points[lo:lo + 100_000].T
+        keys = np.concatenate([best, np.broadcast_to(
+            np.arange(lo, lo + sims.shape[1]), sims.shape)], axis=1)
+        sims = np.concatenate([best_scores, sims], axis=1)
+        top = np.argpartition(-sims, K, axis=1)[:, :K]
+        best = np.take_along_axis(keys, top, axis=1)
+        best_scores = np.take_along_axis(sims, top, axis=1)
+    return best
+
+
+def _row(point_id: str) -> int:
+    """The row of ``store_footprint.batch_points``' id ``doc-<d>#<c>``: 4 d + c."""
+    doc, chunk = point_id[4:].split("#")
+    return 4 * int(doc) + int(chunk)
+
+
+def build(path: Path, points: np.ndarray, params: dict[str, int]) -> tuple[Any, dict[str, Any]]:
+    """The store at ``path`` with ``points`` written as described above, and the build's
+    figures."""
+    store = open_store(path)
+    store.create_collection("c", points.shape[1], fingerprint="bench",
+                            index_params={"exact_threshold": 0, **params})
+    seconds: list[float] = []
+    for start in range(0, len(points), BATCH):
+        end = min(start + BATCH, len(points))
+        ids, payloads = batch_points(start, end)
+        began = time.perf_counter()
+        store.upsert("c", ids, points[start:end], payloads, fingerprint="bench")
+        seconds.append(time.perf_counter() - began)
+    began = time.perf_counter()
+    store.wait_merged(timeout=24 * 3600)
+    seconds[-1] += time.perf_counter() - began
+    tenth = max(1, len(seconds) // 10)
+    first = tenth * BATCH / sum(seconds[:tenth])
+    last = tenth * BATCH / sum(seconds[-tenth:])
+    stats = store.stats("c")
+    return store, {"build_seconds": round(sum(seconds), 1),
+                   "build_points_per_s": round(len(seconds) * BATCH / sum(seconds)),
+                   "first_tenth_points_per_s": round(first),
+                   "last_tenth_points_per_s": round(last),
+                   "last_over_first": round(last / first, 3),
+                   "index_bytes": stats["index_bytes"],
+                   "search_depth": stats["search_depth"]}
+
+
+def searches(store: Any, queries: np.ndarray, truth: np.ndarray, ef: int | None
+             ) -> dict[str, Any]:
+    """Searches/s and recall@10 of single searches at ``ef`` (None: the default)."""
+    for query in queries:  # warm-up
+        store.search_one("c", query, k=K, ef=ef)
+    began = time.perf_counter()
+    found = [store.search_one("c", query, k=K, ef=ef) for query in queries]
+    qps = len(queries) / (time.perf_counter() - began)
+    hit = [len({_row(h.id) for h in hits} & set(t.tolist())) / K
+           for hits, t in zip(found, truth, strict=True)]
+    return {"ef": ef, "qps": round(qps, 1), "recall": round(float(np.mean(hit)), 4)}
+
+
+def best_at(results: list[dict[str, Any]], target: float) -> float | None:
+    reaching = [r["qps"] for r in results if r["recall"] >= target]
+    return max(reaching) if reaching else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--segment-size", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--ef", default="16,24,32,48,64,96,128,202,256")
+    parser.add_argument("--target", default="0.9,0.95,0.955")
+    parser.add_argument("--first", choices=("one", "segments"), default="one")
+    args = parser.parse_args()
+    points, queries = clustered(args.n, args.dim, args.queries)
+    truth = exact_truth(points, queries)
+    layouts = {"one": {}, "segments": {"segment_size": args.segment_size}}
+    order = ["one", "segments"] if args.first == "one" else ["segments", "one"]
+    efs: list[int | None] = [None, *(int(ef) for ef in args.ef.split(","))]
+    report: dict[str, Any] = {"n": args.n, "dim": args.dim,
+                              "segment_size": args.segment_size, "first": args.first}
+    for name in order:
+        with tempfile.TemporaryDirectory() as folder:
+            store, built = build(Path(folder) / "s", points, layouts[name])
+            built["searches"] = [searches(store, queries, truth, ef) for ef in efs]
+            store.close()
+        report[name] = built
+    one, split = report["one"], report["segments"]
+    report["build_rate_ratio"] = round(split["build_points_per_s"]
+                                       / one["build_points_per_s"], 3)
+    report["at_target_recall"] = {}
+    for target in (float(t) for t in args.target.split(",")):
+        a, b = best_at(one["searches"], target), best_at(split["searches"], target)
+        report["at_target_recall"][str(target)] = {
+            "one_qps": a, "segments_qps": b,
+            "ratio": round(b / a, 3) if a and b else None}
+    report["machine"] = f"{platform.machine()}, {platform.python_implementation()} " \
+                        f"{platform.python_version()}"
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()

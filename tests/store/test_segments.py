@@ -1,0 +1,427 @@
+"""An index of bounded segments (``index_params.segment_size``): points fill segments one
+after another, replaced points move to the growing one, searches (plain, filtered, one
+query, by node) merge every segment's best, shared nodes name their segment, and a
+checkpoint of segments loads back as it was, in the store as in the index alone."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.store import checkpoint_files, mapped_files, open_store
+from embedops.store.catalog import InvalidIndexParams
+from embedops.store.compaction import COMPACT_MIN
+from embedops.store.exact import scores, top_k
+from embedops.store.hnsw_index import GROUP_BASE, HnswIndex
+from embedops.store.segmented_index import (
+    SEGMENT_GROUPS,
+    SegmentedIndex,
+    load_index,
+    new_index,
+)
+
+from .storedata import mixture
+
+DIM, K, SIZE = 16, 10, 300
+
+
+def _index(dtype: str = "float32", **params: int) -> SegmentedIndex:
+    index = new_index(DIM, "cosine", dtype, {"segment_size": SIZE, **params},
+                      1.0 if dtype == "int8" else None)
+    assert isinstance(index, SegmentedIndex)
+    return index
+
+
+def _filled(n: int = 1000, dtype: str = "float32", defer: bool = False
+            ) -> tuple[SegmentedIndex, np.ndarray]:
+    index, data = _index(dtype), mixture(n, DIM, seed=3)
+    for start in range(0, n, 128):
+        stop = min(start + 128, n)
+        index.add(np.arange(start, stop, dtype=np.int64), data[start:stop], defer=defer)
+    return index, data
+
+
+def _truth(data: np.ndarray, queries: np.ndarray, k: int = K,
+           allowed: np.ndarray | None = None) -> list[set[int]]:
+    sims = scores(queries, data, "cosine")
+    if allowed is not None:
+        sims[:, ~allowed] = -np.inf
+    best, _ = top_k(sims, k)
+    return [set(row.tolist()) for row in best]
+
+
+def _recall(found: np.ndarray, truth: list[set[int]]) -> float:
+    return float(np.mean([len(set(row.tolist()) & t) / len(t)
+                          for row, t in zip(found, truth, strict=True)]))
+
+
+def test_points_fill_bounded_segments_one_after_another() -> None:
+    index, _ = _filled(1000)
+    assert [len(segment) for segment in index.segments] == [300, 300, 300, 100]
+    assert len(index) == 1000 and index.nodes == 1000 and index.pending == 0
+    assert sorted(index.keys().tolist()) == list(range(1000))
+    assert len(index.graphs) == 4
+    assert [s.group_base for s in index.segments] == [GROUP_BASE + j * SEGMENT_GROUPS
+                                                     for j in range(4)]
+
+
+def test_search_merges_every_segments_best() -> None:
+    index, data = _filled(1000)
+    queries = mixture(50, DIM, seed=4)
+    keys, values = index.search(queries, K)
+    assert keys.shape == (50, K)
+    assert _recall(keys, _truth(data, queries)) >= 0.97
+    assert np.all(np.diff(values, axis=1) <= 1e-6)  # ranked best first across segments
+    # points of every segment come back: each finds itself first
+    for i in (5, 350, 650, 950):
+        assert index.search(data[i:i + 1], 1)[0][0, 0] == i
+        one_keys, one_values = index.search_one(np.ascontiguousarray(data[i:i + 1]), K)
+        assert one_keys == keys_of(index, data[i:i + 1]) and one_keys[0] == i
+        assert one_values == sorted(one_values, reverse=True)
+
+
+def keys_of(index: SegmentedIndex, query: np.ndarray) -> list[int]:
+    return index.search(query, K)[0][0].tolist()
+
+
+def test_a_replaced_point_leaves_its_sealed_segment_for_the_growing_one() -> None:
+    index, data = _filled(1000)
+    moved = data[999]  # key 5 (first segment) takes the vector of point 999
+    index.add(np.asarray([5]), moved[None, :])
+    assert len(index) == 1000
+    assert [len(segment) for segment in index.segments] == [299, 300, 300, 101]
+    assert index.segments[0].removed == 1
+    keys, values = index.search(moved[None, :], 2)
+    assert set(keys[0].tolist()) == {5, 999}
+    assert values[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert not index.segments[0].holds(np.asarray([5]))[0]
+    assert index.segments[-1].holds(np.asarray([5]))[0]
+    assert index.remove(np.asarray([5, 6, 700, 10_000])) == 3
+    assert len(index) == 997
+    found = index.search(data[[6, 700]], K)[0]
+    assert not np.isin([5, 6, 700], found).any()
+
+
+def test_a_full_growing_segment_splits_a_batch() -> None:
+    index, data = _index(), mixture(700, DIM, seed=5)
+    index.add(np.arange(700, dtype=np.int64), data)
+    assert [len(segment) for segment in index.segments] == [300, 300, 100]
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_a_batch_that_fills_the_growing_segment_moves_its_replacements_whole(
+        defer: bool) -> None:
+    """A batch of new points that fills the growing segment, with replacements of
+    points it held at its end: those land in the new segment and leave the old one
+    (which the batch's first new points fill)."""
+    index, data = _index(), mixture(400, DIM, seed=21)
+    index.add(np.arange(295, dtype=np.int64), data[:295], defer=defer)
+    keys = np.asarray([*range(1000, 1010), 3, 7], dtype=np.int64)
+    index.add(keys, data[300:312], defer=defer)
+    assert [len(segment) for segment in index.segments] == [300, 5]
+    assert len(index) == 305 == len(set(index.keys().tolist())) == len(index.keys())
+    assert not index.segments[0].holds(np.asarray([3, 7])).any()
+    assert index.segments[1].holds(np.asarray([3, 7])).all()
+    found, _ = index.search(data[[310]], 3)
+    assert found[0, 0] == 3 and list(found[0]).count(3) == 1
+    assert index.matches_vectors(np.asarray([3, 7]), data[[310, 311]]).all()
+    assert not index.matches_vectors(np.asarray([3, 7]), data[[3, 7]]).any()
+
+
+def test_deferred_points_are_searchable_and_merge_oldest_segment_first() -> None:
+    index, data = _filled(700, defer=True)
+    assert index.pending == 700 and index.nodes == 700
+    queries = mixture(20, DIM, seed=6)
+    assert _recall(index.search(queries, K)[0], _truth(data, queries)) == 1.0
+    assert index.merge(400) == 300  # (one segment a call)
+    assert [segment.pending for segment in index.segments] == [0, 300, 100]
+    assert index.merge(200) == 200
+    assert [segment.pending for segment in index.segments] == [0, 100, 100]
+    index.merge_all()
+    assert index.pending == 0
+    assert _recall(index.search(queries, K)[0], _truth(data, queries)) >= 0.97
+
+
+def test_shared_nodes_take_their_segments_key_range() -> None:
+    index, data = _index(), mixture(700, DIM, seed=7)
+    data[[10, 20]] = data[0]  # three copies in the first segment
+    data[[610, 620]] = data[600]  # three in the third
+    index.add(np.arange(700, dtype=np.int64), data)
+    nodes, _ = index.search_nodes(data[[0, 600]], 1)
+    first, third = nodes[:, 0].tolist()
+    assert GROUP_BASE <= first < GROUP_BASE + SEGMENT_GROUPS
+    assert GROUP_BASE + 2 * SEGMENT_GROUPS <= third < GROUP_BASE + 3 * SEGMENT_GROUPS
+    assert list(index.members(first)) == [0, 10, 20]
+    assert list(index.members(third)) == [600, 610, 620]
+    assert list(index.members(42)) == [42]
+    keys, _ = index.search(data[[600]], 3)
+    assert set(keys[0].tolist()) == {600, 610, 620}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_filtered_searches_run_in_the_segments_holding_the_matches(dtype: str) -> None:
+    index, data = _filled(1000, dtype=dtype)
+    queries = mixture(30, DIM, seed=8)
+    allowed = np.zeros(1000, dtype=bool)
+    allowed[::7] = True  # matches in every segment
+    keys = np.flatnonzero(allowed).astype(np.int64)
+    truth = _truth(data, queries, allowed=allowed)
+    among = index.search_among(queries, K, keys)
+    assert among is not None and np.isin(among[0], keys).all()
+    assert _recall(among[0], truth) >= (1.0 if dtype == "float32" else 0.8)
+    assert not index.restricted(keys)
+    assert index.restrict(keys) and index.restricted(keys)
+    within = index.search_within(queries, K, keys)
+    assert within is not None and np.isin(within[0][within[0] >= 0], keys).all()
+    assert _recall(within[0], truth) >= 0.8
+    index.add(np.asarray([1]), data[1:2])  # a write: the split is made again
+    assert not index.restricted(keys)
+    assert index.search_among(queries, K, np.asarray([3, 5000], dtype=np.int64)) is None
+
+
+def test_vectors_held_are_read_from_their_segments() -> None:
+    index, data = _filled(700)
+    keys = np.asarray([650, 3, 400], dtype=np.int64)
+    assert np.allclose(index.stored(keys), data[keys], atol=1e-6)
+    assert index.matches_vectors(keys, data[keys]).all()
+    assert not index.matches_vectors(keys, data[keys + 1]).any()
+
+
+def test_a_checkpoint_of_segments_loads_back_as_it_was(tmp_path: Path) -> None:
+    index, data = _filled(1000)
+    data[[10, 20]] = data[0]
+    index.add(np.asarray([10, 20]), data[[10, 20]])  # (moved to the growing segment)
+    index.add(np.arange(1000, 1100, dtype=np.int64), mixture(100, DIM, seed=9),
+              defer=True)  # pending in the last two segments
+    checkpoint_files.write(tmp_path, 7, index.image(42))
+    manifest = json.loads((tmp_path / "7.json").read_text())
+    assert manifest["format"] == checkpoint_files.SEGMENTS_FORMAT
+    assert len(manifest["segments"]) == len(index.segments) == 4
+    named = checkpoint_files.manifest_files(tmp_path, manifest)
+    assert all(path.is_file() for path in named) and len(named) >= 4 * 3
+    loaded = load_index(tmp_path, 7, DIM, "cosine", "float32", {"segment_size": SIZE}, None)
+    assert loaded is not None
+    again, seq = loaded
+    assert seq == 42 and isinstance(again, SegmentedIndex)
+    assert [len(s) for s in again.segments] == [len(s) for s in index.segments]
+    assert [s.pending for s in again.segments] == [s.pending for s in index.segments]
+    assert [s.group_base for s in again.segments] == [s.group_base for s in index.segments]
+    queries = mixture(20, DIM, seed=10)
+    assert np.array_equal(again.search(queries, K)[0], index.search(queries, K)[0])
+    assert list(again.members(again.search_nodes(data[[0]], 1)[0][0, 0])) == [0]
+    # a collection of one graph does not read a checkpoint of segments (rebuilt instead)
+    assert load_index(tmp_path, 7, DIM, "cosine", "float32", {}, None) is None
+    # a second checkpoint replaces every file of the first
+    checkpoint_files.write(tmp_path, 7, again.image(43))
+    left = {path.name for path in tmp_path.glob("7-*")}
+    kept = {path.name for path in checkpoint_files.manifest_files(
+        tmp_path, json.loads((tmp_path / "7.json").read_text()))}
+    assert left == kept and all(name.startswith("7-43.s") for name in kept)
+
+
+def test_a_checkpoint_of_one_graph_loads_as_the_first_segment(tmp_path: Path) -> None:
+    one = HnswIndex(DIM, "cosine", "float32", {}, None)
+    data = mixture(400, DIM, seed=11)
+    one.add(np.arange(400, dtype=np.int64), data)
+    checkpoint_files.write(tmp_path, 3, one.image(5))
+    loaded = load_index(tmp_path, 3, DIM, "cosine", "float32", {"segment_size": SIZE}, None)
+    assert loaded is not None
+    index = loaded[0]
+    assert isinstance(index, SegmentedIndex) and [len(s) for s in index.segments] == [400]
+    index.add(np.asarray([400]), mixture(1, DIM, seed=12))  # (over the bound: a new one)
+    assert [len(s) for s in index.segments] == [400, 1]
+
+
+def test_segment_size_is_checked(tmp_path: Path) -> None:
+    with open_store(tmp_path / "s") as store, pytest.raises(InvalidIndexParams):
+        store.create_collection("c", DIM, fingerprint="fp", index_params={"segment_size": 10})
+
+
+def _store_recall(store: object, data: np.ndarray, queries: np.ndarray,
+                  ids: list[str]) -> float:
+    truth = _truth(data, queries)
+    found = store.search("c", queries, k=K)  # type: ignore[attr-defined]
+    return float(np.mean([len({ids.index(h.id) for h in hits} & t) / K
+                          for hits, t in zip(found, truth, strict=True)]))
+
+
+def test_a_store_collection_of_segments_searches_checkpoints_and_reopens(
+        tmp_path: Path) -> None:
+    n = 1500
+    data = mixture(n, DIM, seed=13)
+    ids = [f"p{i}" for i in range(n)]
+    params = {"exact_threshold": 0, "segment_size": 400, "checkpoint_every": 100_000}
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=params)
+        for start in range(0, n, 250):
+            store.upsert("c", ids[start:start + 250], data[start:start + 250],
+                         [{"part": i % 4} for i in range(start, min(start + 250, n))],
+                         fingerprint="fp")
+        assert store.wait_merged(timeout=120)
+        queries = mixture(40, DIM, seed=14)
+        assert _store_recall(store, data, queries, ids) >= 0.97
+        hits = store.search("c", data[1234], k=3, filter={"field": "part", "eq": 1234 % 4})[0]
+        assert hits[0].id == "p1234" and all(h.payload["part"] == 2 for h in hits)
+        store.delete("c", ["p7", "p1300"])
+        assert "p7" not in {h.id for h in store.search("c", data[7], k=K)[0]}
+        store.checkpoint("c")
+        (manifest_file,) = (tmp_path / "s" / "index").glob("*.json")
+        manifest = json.loads(manifest_file.read_text())
+        assert [part["size"] for part in manifest["segments"]] == [399, 400, 400, 299]
+    with open_store(tmp_path / "s", read_only=True) as reader:
+        assert reader.count("c") == n - 2
+        assert _store_recall(reader, data, queries, ids) >= 0.97
+        assert reader.search("c", data[1300], k=1)[0][0].id != "p1300"
+
+
+def test_writes_after_a_reopen_go_on_filling_the_segments(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reopened read-write, the graphs map their checkpoint files: the next merges
+    copy the growing segment's graph off the lock, and a full one is sealed as before."""
+    monkeypatch.setattr(mapped_files, "MAP_MIN_BYTES", 1)
+    data = mixture(1400, DIM, seed=15)
+    ids = [f"p{i}" for i in range(1400)]
+    params = {"exact_threshold": 0, "segment_size": 500}
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=params)
+        store.upsert("c", ids[:700], data[:700], None, fingerprint="fp")
+        assert store.wait_merged(timeout=120)
+    with open_store(tmp_path / "s") as store:
+        assert store.stats("c")["index_mapped"]
+        for start in range(700, 1400, 100):
+            store.upsert("c", ids[start:start + 100], data[start:start + 100], None,
+                         fingerprint="fp")
+        assert store.wait_merged(timeout=120)
+        queries = mixture(40, DIM, seed=16)
+        assert _store_recall(store, data, queries, ids) >= 0.97
+        report = store.verify_index("c")
+        assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+        store.checkpoint("c")
+        (manifest_file,) = (tmp_path / "s" / "index").glob("*.json")
+        sizes = [part["size"] for part in json.loads(manifest_file.read_text())["segments"]]
+        assert sizes == [500, 500, 400]
+
+
+@pytest.mark.slow
+def test_replacements_in_sealed_segments_are_compacted_while_searches_run(
+        tmp_path: Path) -> None:
+    n = 3000
+    data = mixture(n, DIM, seed=17)
+    ids = [str(i) for i in range(n)]
+    params = {"exact_threshold": 0, "segment_size": 1000, "expansion_search": 16}
+    store = open_store(tmp_path / "s")
+    store.create_collection("c", DIM, fingerprint="fp", index_params=params)
+    for start in range(0, n, 500):
+        store.upsert("c", ids[start:start + 500], data[start:start + 500], None,
+                     fingerprint="fp")
+    assert store.wait_merged(timeout=120)
+    queries = mixture(100, DIM, seed=18)
+    fresh = _store_recall(store, data, queries, ids)
+    untouched = np.arange(n - 200, n)  # never replaced: each must always find itself
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        while not stop.is_set():
+            for i in untouched[::9].tolist():
+                hits = store.search("c", data[i], k=K)[0]
+                if len(hits) != K or hits[0].id != str(i):
+                    errors.append(f"point {i}: {[h.id for h in hits[:3]]}")
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    replaced = np.random.default_rng(19).choice(n - 200, size=900, replace=False)
+    moved = data.copy()
+    moved[replaced] = mixture(len(replaced), DIM, seed=20)
+    for part in np.array_split(replaced, 3):
+        store.upsert("c", [ids[i] for i in part], moved[part], None, fingerprint="fp")
+    assert store.wait_compacted(timeout=300) and store.wait_merged(timeout=120)
+    stop.set()
+    thread.join(timeout=60)
+    assert errors == []
+    assert store.stats("c")["deleted"] < COMPACT_MIN
+    assert _store_recall(store, moved, queries, ids) >= fresh - 0.005
+    report = store.verify_index("c")
+    assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
+    store.checkpoint("c")
+    (manifest_file,) = (tmp_path / "s" / "index").glob("*.json")
+    parts = json.loads(manifest_file.read_text())["segments"]
+    assert sum(part["size"] for part in parts) == n
+    assert sum(part["removed"] for part in parts) < COMPACT_MIN
+    store.close()
+
+
+def test_background_checkpoints_of_segments_prune_their_tombstones(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = mixture(2000, DIM, seed=22)
+    ids = [str(i) for i in range(2000)]
+    params = {"exact_threshold": 0, "segment_size": 500, "checkpoint_every": 300}
+    store = open_store(tmp_path / "s")
+    try:
+        store.create_collection("c", DIM, fingerprint="fp", index_params=params)
+        for start in range(0, 2000, 250):
+            store.upsert("c", ids[start:start + 250], data[start:start + 250], None,
+                         fingerprint="fp")
+        store.delete("c", ids=ids[:400])
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        store.upsert("c", ids[1000:1400], data[:400], None, fingerprint="fp")
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        conn = sqlite3.connect(tmp_path / "s" / "store.sqlite")
+        (pruned, seq) = conn.execute("SELECT pruned_seq, seq FROM collections").fetchone()
+        (left,) = conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()
+        conn.close()
+        manifest = checkpoint_files.read_manifest(tmp_path / "s" / "index", 1)
+        assert manifest is not None and len(manifest["segments"]) >= 4
+        assert pruned == manifest["seq"] > 0 and left < 400, (pruned, seq, left)
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        assert store.search("c", data[5], k=1)[0][0].id == "1005"
+    finally:
+        store.close()
+
+
+def test_filtered_searches_from_many_threads_beside_writes(tmp_path: Path) -> None:
+    """Searches split a kept filter's matches by segment side by side (``_split``),
+    while writes move the index on."""
+    data = mixture(2000, DIM, seed=23)
+    ids = [str(i) for i in range(2000)]
+    store = open_store(tmp_path / "s")
+    errors: list[BaseException] = []
+    try:
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "segment_size": 300})
+        store.upsert("c", ids[:1500], data[:1500], [{"b": i % 10} for i in range(1500)],
+                     fingerprint="fp")
+        assert store.wait_merged(60)
+        stop = threading.Event()
+
+        def searcher(seed: int) -> None:
+            rng = np.random.default_rng(seed)
+            try:
+                while not stop.is_set():
+                    b = int(rng.integers(0, 10))
+                    i = int(rng.integers(0, 1500)) // 10 * 10 + b
+                    hits = store.search("c", data[i], k=5,
+                                        filter={"field": "b", "in": [b, (b + 1) % 10]})[0]
+                    if not hits or any(h.payload["b"] not in (b, (b + 1) % 10)
+                                       for h in hits):
+                        errors.append(AssertionError(f"query {i}: {hits[:2]}"))
+            except BaseException as exc:  # (reported below)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=searcher, args=(seed,)) for seed in range(3)]
+        for thread in threads:
+            thread.start()
+        for start in range(1500, 2000, 50):
+            store.upsert("c", ids[start:start + 50], data[start:start + 50],
+                         [{"b": i % 10} for i in range(start, start + 50)], fingerprint="fp")
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+    finally:
+        store.close()
