@@ -216,12 +216,26 @@ def test_a_checkpoint_of_segments_loads_back_as_it_was(tmp_path: Path) -> None:
     assert list(again.members(again.search_nodes(data[[0]], 1)[0][0, 0])) == [0]
     # a collection of one graph does not read a checkpoint of segments (rebuilt instead)
     assert load_index(tmp_path, 7, DIM, "cosine", "float32", {}, None) is None
-    # a second checkpoint replaces every file of the first
-    checkpoint_files.write(tmp_path, 7, again.image(43))
-    left = {path.name for path in tmp_path.glob("7-*")}
-    kept = {path.name for path in checkpoint_files.manifest_files(
-        tmp_path, json.loads((tmp_path / "7.json").read_text()))}
-    assert left == kept and all(name.startswith("7-43.s") for name in kept)
+
+    def checkpointed(seq: int) -> tuple[set[str], set[str]]:
+        again.save(tmp_path, 7, seq)
+        left = {path.name for path in tmp_path.glob("7-*")}
+        return left, {path.name for path in checkpoint_files.manifest_files(
+            tmp_path, json.loads((tmp_path / "7.json").read_text()))}
+
+    # unchanged since they were loaded, the segments keep their files (but the last:
+    # its pending points are merged first) ...
+    left, kept = checkpointed(43)
+    assert left == kept and {name[:7] for name in kept} == {"7-42.s0", "7-42.s1", "7-42.s2",
+                                                           "7-43.s3"}
+    # ... and a segment that changed is written again, alone
+    assert again.remove(np.asarray([400])) == 1
+    left, kept = checkpointed(44)
+    assert left == kept and {name[:7] for name in kept} == {"7-42.s0", "7-44.s1", "7-42.s2",
+                                                           "7-43.s3"}
+    reloaded = load_index(tmp_path, 7, DIM, "cosine", "float32", {"segment_size": SIZE}, None)
+    assert reloaded is not None and len(reloaded[0]) == len(again) == len(index) - 1
+    assert np.array_equal(reloaded[0].search(queries, K)[0], again.search(queries, K)[0])
 
 
 def test_a_checkpoint_of_one_graph_loads_as_the_first_segment(tmp_path: Path) -> None:
@@ -291,6 +305,8 @@ def test_writes_after_a_reopen_go_on_filling_the_segments(
         store.create_collection("c", DIM, fingerprint="fp", index_params=params)
         store.upsert("c", ids[:700], data[:700], None, fingerprint="fp")
         assert store.wait_merged(timeout=120)
+    (manifest_file,) = (tmp_path / "s" / "index").glob("*.json")
+    first = json.loads(manifest_file.read_text())["segments"]
     with open_store(tmp_path / "s") as store:
         assert store.stats("c")["index_mapped"]
         for start in range(700, 1400, 100):
@@ -303,8 +319,11 @@ def test_writes_after_a_reopen_go_on_filling_the_segments(
         assert (report["missing"], report["ghosts"], report["mismatched"]) == ([], [], [])
         store.checkpoint("c")
         (manifest_file,) = (tmp_path / "s" / "index").glob("*.json")
-        sizes = [part["size"] for part in json.loads(manifest_file.read_text())["segments"]]
-        assert sizes == [500, 500, 400]
+        parts = json.loads(manifest_file.read_text())["segments"]
+        assert [part["size"] for part in parts] == [500, 500, 400]
+        # the sealed segment no write changed keeps the files of the first checkpoint
+        assert parts[0]["file"] == first[0]["file"] != parts[1]["file"]
+        assert parts[1]["file"] != first[1]["file"]
 
 
 @pytest.mark.slow

@@ -14,7 +14,10 @@ A checkpoint of collection ``cid`` covering change sequence ``seq`` is, in ``ind
 * ``<cid>.json``: the manifest naming those files and the sequence they cover.
 
 An index of bounded segments (``segmented_index``) writes each segment's files under
-``<cid>-<seq>.s<j>`` and one manifest (format 4) that lists them, oldest segment first.
+``<cid>-<seq>.s<j>`` and one manifest (format 4) that lists them, oldest segment first;
+a segment unchanged since an earlier checkpoint keeps the files that one wrote (its
+entry in the new manifest names them), so a checkpoint of a growing collection writes
+its growing segment, not every sealed one again.
 
 All are NumPy's documented ``.npy`` format or faiss's, never pickles. Every file is written
 under a temporary name, flushed to disk as it is written and renamed (``durable_files``:
@@ -69,21 +72,32 @@ class IndexImage:
     manifest: dict[str, Any]  # dim, metric, dtype, clip, sizes, params, next_group
     prints: np.ndarray | None = None  # (fingerprint, position) pairs, if made
 
+    @property
+    def pending_points(self) -> int:
+        """Points the checkpoint holds pending a merge."""
+        return len(self.pending_keys)
+
 
 @dataclass
 class SegmentsImage:
-    """An index of bounded segments as of change ``seq``: each segment's image, oldest
-    first, and the figures of the whole (``segmented_index``)."""
+    """An index of bounded segments as of change ``seq``, oldest segment first: each
+    segment's image to write, or, for one unchanged since an earlier checkpoint, that
+    checkpoint's manifest entry for it (its files are kept); the figures of the whole;
+    and, once ``write`` is done, every segment's entry in the manifest written
+    (``written``). ``tags`` is the index's own note of each segment (``segmented_index``
+    keeps what it wrote by them)."""
 
     seq: int
-    segments: list[IndexImage]
+    segments: list[IndexImage | dict[str, Any]]
     manifest: dict[str, Any]  # dim, metric, dtype, clip, sizes, params
+    tags: list[Any] | None = None
+    written: list[dict[str, Any]] | None = None
 
     @property
-    def pending_keys(self) -> np.ndarray:
-        """The keys of every segment's pending points."""
-        return np.concatenate([np.zeros(0, dtype=np.int64),
-                               *(part.pending_keys for part in self.segments)])
+    def pending_points(self) -> int:
+        """Points the checkpoint holds pending a merge, in all segments."""
+        return sum(part.pending_points if isinstance(part, IndexImage)
+                   else int(part.get("pending_points") or 0) for part in self.segments)
 
 
 def write(folder: Path, cid: int, image: IndexImage | SegmentsImage,
@@ -96,23 +110,35 @@ def write(folder: Path, cid: int, image: IndexImage | SegmentsImage,
     stem = _free_stem(folder, cid, image.seq)
     segmented = isinstance(image, SegmentsImage)
     parts = image.segments if isinstance(image, SegmentsImage) else [image]
+    missing = [path for part in parts if isinstance(part, dict)
+               for path in manifest_files(folder, part) if not path.is_file()]
+    if missing:  # (a kept segment's files removed under the store: written whole next)
+        raise IndexFailure(f"cannot save index checkpoint: {missing[0]} is gone")
+    named: list[dict[str, Any]] = []
     try:
-        named = [_write_files(folder, f"{stem}.s{j}" if segmented else stem, part, cancelled)
-                 for j, part in enumerate(parts)]
+        for j, part in enumerate(parts):
+            if isinstance(part, dict):
+                named.append(part)
+                continue
+            names = _write_files(folder, f"{stem}.s{j}" if segmented else stem, part,
+                                 cancelled)
+            named.append({**part.manifest, **names, "pending_points": part.pending_points}
+                         if segmented else names)
     except (ValueError, RuntimeError, OSError) as exc:
         for partial in [*folder.glob(f"{stem}.*"), *folder.glob(f".{stem}.*.tmp")]:
             partial.unlink(missing_ok=True)  # (no manifest names this stem)
         raise IndexFailure(f"cannot save index checkpoint: {exc}") from exc
     stamp = {"faiss_version": faiss.__version__, "saved_at": datetime.now(UTC).isoformat()}
-    if segmented:
+    if isinstance(image, SegmentsImage):
         manifest = {**image.manifest, "format": SEGMENTS_FORMAT, "seq": image.seq,
-                    "segments": [{**part.manifest, **names}
-                                 for part, names in zip(parts, named, strict=True)], **stamp}
+                    "segments": named, **stamp}
     else:
         manifest = {**image.manifest, "seq": image.seq, **named[0], **stamp,
                     "format": MANIFEST_FORMAT if named[0]["pending"] else 2}
     durable_files.write_json(manifest_path(folder, cid), manifest)
-    kept = {folder / name for names in named for name in names.values() if name}
+    if isinstance(image, SegmentsImage):
+        image.written = named
+    kept = set(manifest_files(folder, manifest))
     for old in folder.glob(f"{cid}-*"):
         if old not in kept:
             durable_files.remove_gradually(old)

@@ -160,6 +160,15 @@ class HnswIndex:
         return len(self._pending)
 
     @property
+    def version(self) -> int:
+        """Moved on by every change to the points or the graph."""
+        return self._version
+
+    def written(self, image: IndexImage) -> None:
+        """A checkpoint of ``image`` is on disk (nothing to note for one graph: each
+        checkpoint writes it whole)."""
+
+    @property
     def next_group(self) -> int:
         """The key the next shared node will take."""
         return self._next_group
@@ -178,8 +187,8 @@ class HnswIndex:
         """Per key: is the point in this index (in the graph, on a shared node, or
         pending)?"""
         keys = np.asarray(keys, dtype=np.int64)
-        held = self.index.positions_of(keys) >= 0 if len(self.index) else \
-            np.zeros(len(keys), dtype=bool)
+        held = self.index.contains(keys)  # (a graph loaded, its key map not built yet:
+        # the labels scanned, as its removals scan them, not the map built under the lock)
         if self._group_of:
             group_of = self._group_of
             held |= np.fromiter((key in group_of for key in keys.tolist()), dtype=bool,

@@ -461,6 +461,7 @@ class IndexManager:
         try:
             checkpoint_files.write(self.folder, job.cid, job.image, cancelled)
             job.written = True
+            job.live.index.written(job.image)
         finally:
             job.live.index.thaw()
             self._writing.release()
@@ -474,7 +475,7 @@ class IndexManager:
             self._due.pop(job.cid, None)
             return
         job.live.pending = max(0, job.live.pending - job.counted)
-        job.live.saved_pending = len(job.image.pending_keys)
+        job.live.saved_pending = job.image.pending_points
         every = self._due.get(job.cid)
         if every is not None and job.live.pending < every:
             self._due.pop(job.cid, None)

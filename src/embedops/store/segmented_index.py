@@ -38,7 +38,7 @@ import numpy as np
 
 from embedops.errors import IndexFailure
 from embedops.store import checkpoint_files
-from embedops.store.checkpoint_files import SegmentsImage
+from embedops.store.checkpoint_files import IndexImage, SegmentsImage
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import (
     DEFAULT_PARAMS,
@@ -75,6 +75,10 @@ class SegmentedIndex:
                                                                          np.ndarray]]]] = \
             OrderedDict()
         self._splits_lock = threading.Lock()
+        # segment (by group base) -> its version when a checkpoint wrote it, and its
+        # entry in that checkpoint's manifest: a later checkpoint keeps those files
+        # while the segment stays as it was (``_images``; sealed segments mostly do)
+        self._saved: dict[int, tuple[int, dict[str, Any]]] = {}
 
     def _new_segment(self, group_base: int) -> HnswIndex:
         if group_base > LAST_GROUP_BASE:
@@ -127,8 +131,8 @@ class SegmentedIndex:
 
     @property
     def frozen(self) -> bool:
-        """Is a checkpoint writing the graphs now (``freeze``)?"""
-        return self.segments[0].frozen
+        """Is a checkpoint writing some segment's graph now (``freeze``)?"""
+        return any(segment.frozen for segment in self.segments)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -375,11 +379,10 @@ class SegmentedIndex:
     # --- checkpoints ---------------------------------------------------------------------
 
     def freeze(self, seq: int) -> SegmentsImage:
-        """The index as of change ``seq`` for a checkpoint, every segment's graph frozen
-        until ``thaw`` (``HnswIndex.freeze``)."""
+        """The index as of change ``seq`` for a checkpoint, the graphs to be written
+        frozen until ``thaw`` (``HnswIndex.freeze``)."""
         try:
-            return SegmentsImage(seq, [segment.freeze(seq) for segment in self.segments],
-                                 self._manifest())
+            return self._images(seq, freeze=True)
         except BaseException:
             self.thaw()
             raise
@@ -389,8 +392,28 @@ class SegmentedIndex:
             segment.thaw()
 
     def image(self, seq: int) -> SegmentsImage:
-        return SegmentsImage(seq, [segment.image(seq) for segment in self.segments],
-                             self._manifest())
+        return self._images(seq, freeze=False)
+
+    def _images(self, seq: int, freeze: bool) -> SegmentsImage:
+        """Each segment's image, or, for one unchanged since a checkpoint wrote it,
+        that checkpoint's entry for it (its files kept: ``checkpoint_files``)."""
+        parts: list[IndexImage | dict[str, Any]] = []
+        for segment in self.segments:
+            saved = self._saved.get(segment.group_base)
+            if saved is not None and saved[0] == segment.version:
+                parts.append(saved[1])
+            else:
+                parts.append(segment.freeze(seq) if freeze else segment.image(seq))
+        return SegmentsImage(seq, parts, self._manifest(),
+                             tags=[(s.group_base, s.version) for s in self.segments])
+
+    def written(self, image: SegmentsImage) -> None:
+        """A checkpoint of ``image`` is on disk: note each segment's entry in it, to
+        keep its files while the segment does not change."""
+        if image.written is None or image.tags is None:
+            return
+        self._saved = {base: (version, entry) for (base, version), entry
+                       in zip(image.tags, image.written, strict=True)}
 
     def _manifest(self) -> dict[str, Any]:
         return {"dim": self.dim, "metric": self.metric, "dtype": self.dtype,
@@ -402,7 +425,10 @@ class SegmentedIndex:
         """Checkpoint the index as covering change ``seq`` now, pending points merged
         first; returns the first graph file's path."""
         self.merge_all()
-        return checkpoint_files.write(folder, cid, self.image(seq))
+        image = self.image(seq)
+        path = checkpoint_files.write(folder, cid, image)
+        self.written(image)
+        return path
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: dict[str, Any], dim: int, metric: str,
@@ -431,7 +457,11 @@ class SegmentedIndex:
                 segment.next_group > segment.group_base + SEGMENT_GROUPS
                 for segment in segments):
             return None  # (key ranges that overlap: rebuilt from SQLite)
-        return cls(dim, metric, dtype, params, clip, segments), int(manifest["seq"])
+        index = cls(dim, metric, dtype, params, clip, segments)
+        index._saved = {segment.group_base: (segment.version, {
+            **part, "pending_points": segment.pending}) for segment, part
+            in zip(segments, parts, strict=True)}
+        return index, int(manifest["seq"])
 
 
 AnnIndex = HnswIndex | SegmentedIndex
