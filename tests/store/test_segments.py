@@ -197,7 +197,7 @@ def test_a_checkpoint_of_segments_loads_back_as_it_was(tmp_path: Path) -> None:
     data[[10, 20]] = data[0]
     index.add(np.asarray([10, 20]), data[[10, 20]])  # (moved to the growing segment)
     index.add(np.arange(1000, 1100, dtype=np.int64), mixture(100, DIM, seed=9),
-              defer=True)  # pending in the last two segments
+              defer=True)  # pending in the last segment
     checkpoint_files.write(tmp_path, 7, index.image(42))
     manifest = json.loads((tmp_path / "7.json").read_text())
     assert manifest["format"] == checkpoint_files.SEGMENTS_FORMAT
@@ -236,6 +236,26 @@ def test_a_checkpoint_of_segments_loads_back_as_it_was(tmp_path: Path) -> None:
     reloaded = load_index(tmp_path, 7, DIM, "cosine", "float32", {"segment_size": SIZE}, None)
     assert reloaded is not None and len(reloaded[0]) == len(again) == len(index) - 1
     assert np.array_equal(reloaded[0].search(queries, K)[0], again.search(queries, K)[0])
+    # a point of a sealed segment replaced: both segments written, the new vector loads
+    moved = mixture(1, DIM, seed=24)
+    again.add(np.asarray([450]), moved)
+    left, kept = checkpointed(45)
+    assert left == kept and {name[:7] for name in kept} == {"7-42.s0", "7-45.s1", "7-42.s2",
+                                                           "7-45.s3"}
+    reloaded = load_index(tmp_path, 7, DIM, "cosine", "float32", {"segment_size": SIZE}, None)
+    assert reloaded is not None
+    assert np.allclose(reloaded[0].stored(np.asarray([450])), moved, atol=1e-6)
+    assert not reloaded[0].segments[1].holds(np.asarray([450]))[0]
+    # a kept segment's files removed under the store: the next checkpoint writes it
+    (tmp_path / "7-42.s2.labels.npy").unlink()
+    left, kept = checkpointed(46)
+    assert left == kept and {name[:7] for name in kept} == {"7-42.s0", "7-45.s1", "7-46.s2",
+                                                           "7-45.s3"}
+    # saved into another folder, every segment is written there
+    again.save(tmp_path / "other", 7, 47)
+    copied = load_index(tmp_path / "other", 7, DIM, "cosine", "float32",
+                        {"segment_size": SIZE}, None)
+    assert copied is not None and len(copied[0]) == len(again)
 
 
 def test_a_checkpoint_of_one_graph_loads_as_the_first_segment(tmp_path: Path) -> None:
@@ -322,8 +342,12 @@ def test_writes_after_a_reopen_go_on_filling_the_segments(
         parts = json.loads(manifest_file.read_text())["segments"]
         assert [part["size"] for part in parts] == [500, 500, 400]
         # the sealed segment no write changed keeps the files of the first checkpoint
+        # (the file its graph maps), and every other file is gone
         assert parts[0]["file"] == first[0]["file"] != parts[1]["file"]
         assert parts[1]["file"] != first[1]["file"]
+        named = set(checkpoint_files.manifest_files(manifest_file.parent,
+                                                    json.loads(manifest_file.read_text())))
+        assert set(manifest_file.parent.glob("*-*")) == named
 
 
 @pytest.mark.slow
@@ -397,6 +421,16 @@ def test_background_checkpoints_of_segments_prune_their_tombstones(
         manifest = checkpoint_files.read_manifest(tmp_path / "s" / "index", 1)
         assert manifest is not None and len(manifest["segments"]) >= 4
         assert pruned == manifest["seq"] > 0 and left < 400, (pruned, seq, left)
+        # more points for the growing segment alone: the next background checkpoint
+        # writes it, and keeps every sealed segment's files
+        store.upsert("c", [f"n{i}" for i in range(400)], mixture(400, DIM, seed=25), None,
+                     fingerprint="fp")
+        assert store.wait_checkpointed(60) and store.wait_merged(60)
+        later = checkpoint_files.read_manifest(tmp_path / "s" / "index", 1)
+        assert later is not None and later["seq"] > manifest["seq"]
+        sealed = [part["file"] for part in manifest["segments"][:-1]]
+        assert [part["file"] for part in later["segments"][:len(sealed)]] == sealed
+        assert later["segments"][-1]["file"] != manifest["segments"][-1]["file"]
         assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
         assert store.search("c", data[5], k=1)[0][0].id == "1005"
     finally:

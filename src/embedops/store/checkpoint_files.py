@@ -92,6 +92,7 @@ class SegmentsImage:
     manifest: dict[str, Any]  # dim, metric, dtype, clip, sizes, params
     tags: list[Any] | None = None
     written: list[dict[str, Any]] | None = None
+    folder: Path | None = None  # where ``written`` went
 
     @property
     def pending_points(self) -> int:
@@ -112,7 +113,8 @@ def write(folder: Path, cid: int, image: IndexImage | SegmentsImage,
     parts = image.segments if isinstance(image, SegmentsImage) else [image]
     missing = [path for part in parts if isinstance(part, dict)
                for path in manifest_files(folder, part) if not path.is_file()]
-    if missing:  # (a kept segment's files removed under the store: written whole next)
+    if missing:  # (removed under the store since the image: ``segmented_index`` checks
+        # each kept segment's files as it makes the image, so the next one writes it)
         raise IndexFailure(f"cannot save index checkpoint: {missing[0]} is gone")
     named: list[dict[str, Any]] = []
     try:
@@ -137,7 +139,7 @@ def write(folder: Path, cid: int, image: IndexImage | SegmentsImage,
                     "format": MANIFEST_FORMAT if named[0]["pending"] else 2}
     durable_files.write_json(manifest_path(folder, cid), manifest)
     if isinstance(image, SegmentsImage):
-        image.written = named
+        image.written, image.folder = named, folder
     kept = set(manifest_files(folder, manifest))
     for old in folder.glob(f"{cid}-*"):
         if old not in kept:

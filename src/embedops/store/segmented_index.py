@@ -75,10 +75,11 @@ class SegmentedIndex:
                                                                          np.ndarray]]]] = \
             OrderedDict()
         self._splits_lock = threading.Lock()
-        # segment (by group base) -> its version when a checkpoint wrote it, and its
-        # entry in that checkpoint's manifest: a later checkpoint keeps those files
-        # while the segment stays as it was (``_images``; sealed segments mostly do)
-        self._saved: dict[int, tuple[int, dict[str, Any]]] = {}
+        # segment (by group base) -> its version when a checkpoint wrote it, its entry
+        # in that checkpoint's manifest and the folder: a later checkpoint keeps those
+        # files while the segment stays as it was and they are there (``_images``;
+        # sealed segments mostly stay)
+        self._saved: dict[int, tuple[int, dict[str, Any], Path]] = {}
 
     def _new_segment(self, group_base: int) -> HnswIndex:
         if group_base > LAST_GROUP_BASE:
@@ -400,7 +401,9 @@ class SegmentedIndex:
         parts: list[IndexImage | dict[str, Any]] = []
         for segment in self.segments:
             saved = self._saved.get(segment.group_base)
-            if saved is not None and saved[0] == segment.version:
+            if saved is not None and saved[0] == segment.version and all(
+                    path.is_file() for path in checkpoint_files.manifest_files(saved[2],
+                                                                              saved[1])):
                 parts.append(saved[1])
             else:
                 parts.append(segment.freeze(seq) if freeze else segment.image(seq))
@@ -410,9 +413,10 @@ class SegmentedIndex:
     def written(self, image: SegmentsImage) -> None:
         """A checkpoint of ``image`` is on disk: note each segment's entry in it, to
         keep its files while the segment does not change."""
-        if image.written is None or image.tags is None:
+        if image.written is None or image.tags is None or image.folder is None:
             return
-        self._saved = {base: (version, entry) for (base, version), entry
+        folder = image.folder
+        self._saved = {base: (version, entry, folder) for (base, version), entry
                        in zip(image.tags, image.written, strict=True)}
 
     def _manifest(self) -> dict[str, Any]:
@@ -425,6 +429,8 @@ class SegmentedIndex:
         """Checkpoint the index as covering change ``seq`` now, pending points merged
         first; returns the first graph file's path."""
         self.merge_all()
+        if any(saved[2] != folder for saved in self._saved.values()):
+            self._saved = {}  # (another folder: every segment written there)
         image = self.image(seq)
         path = checkpoint_files.write(folder, cid, image)
         self.written(image)
@@ -459,7 +465,7 @@ class SegmentedIndex:
             return None  # (key ranges that overlap: rebuilt from SQLite)
         index = cls(dim, metric, dtype, params, clip, segments)
         index._saved = {segment.group_base: (segment.version, {
-            **part, "pending_points": segment.pending}) for segment, part
+            **part, "pending_points": segment.pending}, folder) for segment, part
             in zip(segments, parts, strict=True)}
         return index, int(manifest["seq"])
 
