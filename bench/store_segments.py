@@ -20,6 +20,7 @@ reach it. The baseline is the one-graph collection in the same invocation; the l
 alternate which goes first (``--first``). Prints JSON.
 
     .venv/bin/python bench/store_segments.py --n 1000000 --segment-size 200000
+    .venv/bin/python bench/store_segments.py --n 1000000 --segment-size 200000 --dtype int8
 """
 
 from __future__ import annotations
@@ -61,11 +62,12 @@ def _row(point_id: str) -> int:
     return 4 * int(doc) + int(chunk)
 
 
-def build(path: Path, points: np.ndarray, params: dict[str, int]) -> tuple[Any, dict[str, Any]]:
-    """The store at ``path`` with ``points`` written as described above, and the build's
-    figures."""
+def build(path: Path, points: np.ndarray, params: dict[str, int], dtype: str = "float32"
+          ) -> tuple[Any, dict[str, Any]]:
+    """The store at ``path`` with ``points`` written as described above (a collection of
+    ``dtype``), and the build's figures."""
     store = open_store(path)
-    store.create_collection("c", points.shape[1], fingerprint="bench",
+    store.create_collection("c", points.shape[1], fingerprint="bench", dtype=dtype,
                             index_params={"exact_threshold": 0, **params})
     seconds: list[float] = []
     merged: list[tuple[float, int]] = [(0.0, 0)]  # (seconds since the start, points merged)
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--segment-size", type=int, default=200_000)
+    parser.add_argument("--dtype", choices=("float32", "float16", "int8"), default="float32")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--ef", default="16,24,32,48,64,96,128,202,256")
     parser.add_argument("--target", default="0.9,0.95,0.955")
@@ -152,11 +155,11 @@ def main() -> None:
     layouts = {"one": {}, "segments": {"segment_size": args.segment_size}}
     order = ["one", "segments"] if args.first == "one" else ["segments", "one"]
     efs: list[int | None] = [None, *(int(ef) for ef in args.ef.split(","))]
-    report: dict[str, Any] = {"n": args.n, "dim": args.dim,
+    report: dict[str, Any] = {"n": args.n, "dim": args.dim, "dtype": args.dtype,
                               "segment_size": args.segment_size, "first": args.first}
     for name in order:
         with tempfile.TemporaryDirectory() as folder:
-            store, built = build(Path(folder) / "s", points, layouts[name])
+            store, built = build(Path(folder) / "s", points, layouts[name], args.dtype)
             built["searches"] = [searches(store, queries, truth, ef) for ef in efs]
             store.close()
         report[name] = built

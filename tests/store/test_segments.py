@@ -271,9 +271,14 @@ def test_a_checkpoint_of_one_graph_loads_as_the_first_segment(tmp_path: Path) ->
     assert [len(s) for s in index.segments] == [400, 1]
 
 
-def test_segment_size_is_checked(tmp_path: Path) -> None:
-    with open_store(tmp_path / "s") as store, pytest.raises(InvalidIndexParams):
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"segment_size": 10})
+def test_segment_size_is_checked_and_unset_keeps_one_graph(tmp_path: Path) -> None:
+    with open_store(tmp_path / "s") as store:
+        with pytest.raises(InvalidIndexParams):
+            store.create_collection("c", DIM, fingerprint="fp",
+                                    index_params={"segment_size": 10})
+        store.create_collection("d", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.upsert("d", ["a", "b"], mixture(2, DIM, seed=26), None, fingerprint="fp")
+        assert store.stats("d")["index_segments"] == 1
 
 
 def _store_recall(store: object, data: np.ndarray, queries: np.ndarray,
@@ -307,6 +312,7 @@ def test_a_store_collection_of_segments_searches_checkpoints_and_reopens(
         (manifest_file,) = (tmp_path / "s" / "index").glob("*.json")
         manifest = json.loads(manifest_file.read_text())
         assert [part["size"] for part in manifest["segments"]] == [399, 400, 400, 299]
+        assert store.stats("c")["index_segments"] == 4
     with open_store(tmp_path / "s", read_only=True) as reader:
         assert reader.count("c") == n - 2
         assert _store_recall(reader, data, queries, ids) >= 0.97

@@ -1278,6 +1278,7 @@ class EmbeddedStore:
             "deleted": index["deleted"], "index_points": index["index_points"],
             "index_pending": index["index_pending"], "index_bytes": index["index_bytes"],
             "index_mapped": index["index_mapped"],  # (the graph maps its checkpoint file)
+            "index_segments": index["index_segments"],  # (graphs: 1 but with segment_size)
             "search_depth": index["search_depth"],  # (ef of a search that sets none)
             "disk_bytes": held.row_bytes + index["checkpoint_bytes"],
             "store_disk_bytes": sum(p.stat().st_size for p in self.path.rglob("*")

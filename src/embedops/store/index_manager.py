@@ -552,6 +552,7 @@ class IndexManager:
         return {
             "index_points": len(index),
             "index_pending": index.pending,
+            "index_segments": len(index.graphs),
             "index_mapped": index.mapped,
             "deleted": index.removed,
             "search_depth": index.search_depth,
