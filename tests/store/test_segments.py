@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import checkpoint_files, mapped_files, open_store
+from embedops.store import checkpoint_files, index_manager, mapped_files, open_store
 from embedops.store.catalog import InvalidIndexParams
 from embedops.store.compaction import COMPACT_MIN
 from embedops.store.exact import scores, top_k
@@ -484,3 +484,35 @@ def test_filtered_searches_from_many_threads_beside_writes(tmp_path: Path) -> No
         assert errors == []
     finally:
         store.close()
+
+
+def test_a_build_of_segments_checkpoints_by_its_growing_segment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default interval is a share of what a checkpoint rewrites: all of one graph,
+    only the changed segments of a collection of segments (here 50% of them, or 100
+    points at least)."""
+    monkeypatch.setattr(index_manager, "CHECKPOINT_SHARE", 0.5)
+    monkeypatch.setitem(index_manager.DEFAULT_PARAMS, "checkpoint_every", 100)
+    written: list[int] = []
+    write = checkpoint_files.write
+
+    def counted(folder: Path, cid: int, image: object, cancelled: object = None) -> Path:
+        written.append(cid)
+        return write(folder, cid, image, cancelled)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checkpoint_files, "write", counted)
+    data = mixture(2000, DIM, seed=27)
+    counts = {}
+    for name, params in (("one", {}), ("segments", {"segment_size": 200})):
+        written.clear()
+        with open_store(tmp_path / name) as store:
+            store.create_collection("c", DIM, fingerprint="fp",
+                                    index_params={"exact_threshold": 0, **params})
+            for start in range(0, 2000, 50):
+                store.upsert("c", [str(i) for i in range(start, start + 50)],
+                             data[start:start + 50], None, fingerprint="fp")
+                assert store.wait_checkpointed(60)
+            counts[name] = len(written)
+    # one graph: every max(100, 50% of its nodes) points: at 100, 200, 400, 800, 1,600;
+    # segments: every max(100, 50% of the changed ones, 200-400 points): 100-200 points
+    assert counts["segments"] >= 2 * counts["one"] >= 8, counts

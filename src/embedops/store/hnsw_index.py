@@ -174,6 +174,11 @@ class HnswIndex:
         return self._next_group
 
     @property
+    def rewritten_nodes(self) -> int:
+        """Nodes a checkpoint writes at most: the whole index (``nodes``)."""
+        return self.nodes
+
+    @property
     def graphs(self) -> list[HnswGraph]:
         """The graphs this index searches: its one graph."""
         return [self.index]

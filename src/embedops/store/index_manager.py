@@ -397,15 +397,19 @@ class IndexManager:
 
     def _maybe_checkpoint(self, row: CollectionRow, live: LiveIndex) -> None:
         """Checkpoint after ``checkpoint_every`` changed points when the collection sets
-        it; by default after 50,000 or ``CHECKPOINT_SHARE`` of the index, whichever is
-        more. A checkpoint rewrites the whole graph file, so a fixed interval makes a
-        build's checkpoint writes grow with the square of its size (540 GB over a 10M
-        int8 build at 50,000); a share of the index keeps them proportional to it, at
-        the price of a longer replay after a crash (at most that share; a clean close
-        checkpoints)."""
+        it; by default after 50,000 or ``CHECKPOINT_SHARE`` of what a checkpoint
+        rewrites (``rewritten_nodes``), whichever is more. A checkpoint rewrites the
+        whole graph file of one graph, so a fixed interval makes a build's checkpoint
+        writes grow with the square of its size (540 GB over a 10M int8 build at
+        50,000); a share of the index keeps them proportional to it, at the price of a
+        longer replay after a crash (at most that share; a clean close checkpoints). An
+        index of segments writes only the segments changed since a checkpoint wrote
+        them: a build (its growing segment) checkpoints every 50,000 points at any size,
+        replacements scattered over every segment as seldom as one graph's."""
         given = row.index_params.get("checkpoint_every")
         every = int(given) if given is not None else max(
-            int(DEFAULT_PARAMS["checkpoint_every"]), int(CHECKPOINT_SHARE * live.index.nodes))
+            int(DEFAULT_PARAMS["checkpoint_every"]),
+            int(CHECKPOINT_SHARE * live.index.rewritten_nodes))
         if live.pending < every:
             return
         if self.background_checkpoints:

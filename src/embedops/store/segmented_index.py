@@ -110,6 +110,16 @@ class SegmentedIndex:
         return sum(segment.removed for segment in self.segments)
 
     @property
+    def rewritten_nodes(self) -> int:
+        """Nodes the next checkpoint would write: those of the segments changed since a
+        checkpoint last wrote them (``_images``). A build changes its growing segment
+        alone; replacements scattered over the collection change them all."""
+        saved = self._saved
+        return sum(segment.nodes for segment in self.segments
+                   if (kept := saved.get(segment.group_base)) is None
+                   or kept[0] != segment.version)
+
+    @property
     def graphs(self) -> list[HnswGraph]:
         """Every segment's graph, oldest first."""
         return [segment.index for segment in self.segments]
