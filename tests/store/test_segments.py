@@ -114,6 +114,19 @@ def test_a_full_growing_segment_splits_a_batch() -> None:
 
 
 @pytest.mark.parametrize("defer", [False, True])
+def test_a_key_given_twice_in_a_batch_across_a_boundary_keeps_its_last_vector(
+        defer: bool) -> None:
+    index, data = _index(), mixture(310, DIM, seed=28)
+    index.add(np.arange(298, dtype=np.int64), data[:298], defer=defer)
+    index.add(np.asarray([1000, 1001, 1000, 1002], dtype=np.int64), data[300:304],
+              defer=defer)
+    assert [len(segment) for segment in index.segments] == [300, 1]
+    assert len(index) == 301 == len(set(index.keys().tolist()))
+    assert index.matches_vectors(np.asarray([1000]), data[[302]]).all()
+    assert index.search(data[[302]], 1)[0][0, 0] == 1000
+
+
+@pytest.mark.parametrize("defer", [False, True])
 def test_a_batch_that_fills_the_growing_segment_moves_its_replacements_whole(
         defer: bool) -> None:
     """A batch of new points that fills the growing segment, with replacements of

@@ -150,11 +150,16 @@ class SegmentedIndex:
     def add(self, keys: np.ndarray, vectors: np.ndarray, defer: bool = False) -> None:
         """Insert or replace points: each leaves the segment that held it first (the
         growing one included: a batch may fill it and go on into a new one), then they
-        fill the growing segment, a new one started whenever it is full."""
+        fill the growing segment, a new one started whenever it is full. A key given
+        twice keeps its last vector (two would land in two segments across a boundary)."""
         self._version += 1
         keys = np.asarray(keys, dtype=np.int64)
         if len(keys) == 0:
             return
+        if len(np.unique(keys)) != len(keys):
+            last = {key: row for row, key in enumerate(keys.tolist())}
+            rows = np.sort(np.fromiter(last.values(), dtype=np.int64, count=len(last)))
+            keys, vectors = keys[rows], np.asarray(vectors)[rows]
         self._remove_held(keys)
         start = 0
         while start < len(keys):
