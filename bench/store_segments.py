@@ -123,17 +123,24 @@ def merged_tenths(merged: list[tuple[float, int]], n: int) -> dict[str, float]:
             "merged_last_over_first": round(last / first, 3)}
 
 
-def searches(store: Any, queries: np.ndarray, truth: np.ndarray, ef: int | None
-             ) -> dict[str, Any]:
-    """Searches/s and recall@10 of single searches at ``ef`` (None: the default)."""
-    for query in queries:  # warm-up
-        store.search_one("c", query, k=K, ef=ef)
+def timed(store: Any, queries: np.ndarray, truth: np.ndarray, **options: Any
+          ) -> dict[str, float]:
+    """Searches/s and recall@10 of single searches (``search_one`` with ``options``),
+    after a warm-up pass (which also reads and keeps a filter's matches)."""
+    for query in queries:
+        store.search_one("c", query, k=K, **options)
     began = time.perf_counter()
-    found = [store.search_one("c", query, k=K, ef=ef) for query in queries]
+    found = [store.search_one("c", query, k=K, **options) for query in queries]
     qps = len(queries) / (time.perf_counter() - began)
     hit = [len({_row(h.id) for h in hits} & set(t.tolist())) / K
            for hits, t in zip(found, truth, strict=True)]
-    return {"ef": ef, "qps": round(qps, 1), "recall": round(float(np.mean(hit)), 4)}
+    return {"qps": round(qps, 1), "recall": round(float(np.mean(hit)), 4)}
+
+
+def searches(store: Any, queries: np.ndarray, truth: np.ndarray, ef: int | None
+             ) -> dict[str, Any]:
+    """Searches/s and recall@10 of single searches at ``ef`` (None: the default)."""
+    return {"ef": ef, **timed(store, queries, truth, ef=ef)}
 
 
 FILTERS = {"1%": ({"field": "bucket", "eq": 3}, lambda rows: rows % 100 == 3),
@@ -150,14 +157,7 @@ def filtered(store: Any, points: np.ndarray, queries: np.ndarray) -> dict[str, A
     for name, (spec, matching) in FILTERS.items():
         rows = np.flatnonzero(matching(np.arange(len(points))))
         truth = rows[exact_truth(points[rows], queries)]
-        for query in queries:  # warm-up (reads and keeps the filter's matches)
-            store.search_one("c", query, k=K, filter=spec)
-        began = time.perf_counter()
-        found = [store.search_one("c", query, k=K, filter=spec) for query in queries]
-        qps = len(queries) / (time.perf_counter() - began)
-        hit = [len({_row(h.id) for h in hits} & set(t.tolist())) / K
-               for hits, t in zip(found, truth, strict=True)]
-        out[name] = {"qps": round(qps, 1), "recall": round(float(np.mean(hit)), 4)}
+        out[name] = timed(store, queries, truth, filter=spec)
     return out
 
 

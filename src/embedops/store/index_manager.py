@@ -123,7 +123,7 @@ class IndexManager:
         but not caught up and not installed (``synced`` and a handle's background
         warm-up start here)."""
         loaded = load_index(self.folder, row.cid, row.dim, row.metric, row.dtype,
-                                row.index_params, row.clip)
+                            row.index_params, row.clip)
         if loaded is None or loaded[1] < row.pruned_seq or loaded[1] > row.seq:
             return self._fresh(row)
         return LiveIndex(loaded[0], loaded[1], saved_pending=loaded[0].pending)

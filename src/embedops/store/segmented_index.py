@@ -185,12 +185,7 @@ class SegmentedIndex:
         """Remove ``keys`` from the segments holding some of them (the others are left
         alone: a removal moves a segment's version on, which drops what it keeps for
         filtered searches); returns how many points were removed."""
-        removed = 0
-        for segment in self._searched():
-            held = segment.holds(keys)
-            if held.any():
-                removed += segment.remove(keys[held])
-        return removed
+        return sum(segment.remove(keys[mine]) for segment, mine in self._holders(keys)[0])
 
     def merge(self, limit: int) -> int:
         """Move up to ``limit`` pending points of the oldest segment with points pending
@@ -318,18 +313,10 @@ class SegmentedIndex:
                 return kept[2]
         if not make:
             return None
-        left = np.ones(len(keys), dtype=bool)
-        split: list[tuple[HnswIndex, np.ndarray]] = []
-        for segment in self._searched():
-            if not left.any():
-                break
-            mine = np.zeros(len(keys), dtype=bool)
-            mine[left] = segment.holds(keys[left])
-            if mine.any():
-                split.append((segment, keys[mine]))
-                left &= ~mine
+        holders, left = self._holders(keys)
         if left.any():
             return None
+        split = [(segment, keys[mine]) for segment, mine in holders]
         if 2 * keys.nbytes > SPLITS_MAX_BYTES:
             return split  # (not kept: each search splits it again)
         with self._splits_lock:
@@ -341,6 +328,23 @@ class SegmentedIndex:
                     2 * held.nbytes for held, _, _ in self._splits.values()) > SPLITS_MAX_BYTES:
                 self._splits.popitem(last=False)
         return split
+
+    def _holders(self, keys: np.ndarray, by_node: bool = False
+                 ) -> tuple[list[tuple[HnswIndex, np.ndarray]], np.ndarray]:
+        """Each segment holding some of ``keys`` (points, or graph nodes ``by_node``)
+        with the mask of those it holds, oldest first, and the mask of the keys no
+        segment holds."""
+        left = np.ones(len(keys), dtype=bool)
+        holders: list[tuple[HnswIndex, np.ndarray]] = []
+        for segment in self._searched():
+            if not left.any():
+                break
+            mine = np.zeros(len(keys), dtype=bool)
+            mine[left] = (segment.index.contains if by_node else segment.holds)(keys[left])
+            if mine.any():
+                holders.append((segment, mine))
+                left &= ~mine
+        return holders, left
 
     def members(self, node: int) -> Any:
         """The row keys of the points a node holds (insertion order)."""
@@ -358,18 +362,8 @@ class SegmentedIndex:
         as ``HnswIndex.stored`` gives them; zeros for a key no segment holds."""
         keys = np.asarray(keys, dtype=np.int64)
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
-        left = np.ones(len(keys), dtype=bool)
-        for segment in self._searched():
-            if not left.any():
-                break
-            mine = np.zeros(len(keys), dtype=bool)
-            if by_node:
-                mine[left] = segment.index.contains(keys[left])
-            else:
-                mine[left] = segment.holds(keys[left])
-            if mine.any():
-                out[mine] = segment.stored(keys[mine], by_node)
-                left &= ~mine
+        for segment, mine in self._holders(keys, by_node)[0]:
+            out[mine] = segment.stored(keys[mine], by_node)
         return out
 
     def codes(self, vectors: np.ndarray) -> np.ndarray:
@@ -380,12 +374,8 @@ class SegmentedIndex:
         """Per key: does the index hold ``vectors`` (as this index would encode them)?"""
         keys = np.asarray(keys, dtype=np.int64)
         out = np.zeros(len(keys), dtype=bool)
-        left = np.ones(len(keys), dtype=bool)
-        for segment in self._searched():
-            mine = segment.holds(keys) & left
-            if mine.any():
-                out[mine] = segment.matches_vectors(keys[mine], vectors[mine])
-                left &= ~mine
+        for segment, mine in self._holders(keys)[0]:
+            out[mine] = segment.matches_vectors(keys[mine], vectors[mine])
         return out
 
     def keys(self) -> np.ndarray:
