@@ -57,6 +57,7 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     store.search("b", queries[0], K, ef=EF)  # (loads the index)
     searcher = store._search
     index = store._indexes.live[row.cid].index
+    graph = index.graphs[0]  # (the collection's one graph, or its one segment's)
     params = faiss.SearchParametersHNSW()
     params.efSearch = EF
 
@@ -66,8 +67,8 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
         with store._index_lock.shared():
             return searcher.search_one(row, q, scales[id(q)], K, EF)
 
-    searches = {"raw": lambda q: index.index.graph.search(q, K, params=params),
-                "graph": lambda q: index.index.search(q, K, EF),
+    searches = {"raw": lambda q: graph.graph.search(q, K, params=params),
+                "graph": lambda q: graph.search(q, K, EF),
                 "index_one": lambda q: index.search_one(q, K, EF), "plan": plan,
                 "store": lambda q: store.search("b", q, K, ef=EF)}
     for search in searches.values():

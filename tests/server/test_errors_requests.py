@@ -12,6 +12,7 @@ import pytest
 
 from embedops.config import load_settings
 from embedops.server import create_app
+from embedops.store.catalog import DEFAULT_SEGMENT_SIZE
 from tests.server.live import live_server
 
 
@@ -41,6 +42,7 @@ def assert_error(answer: httpx.Response, status: int, code: str | None = None) -
 INVALID_PARAMS: list[dict[str, Any]] = [
     {"bogus": 1}, {"connectivity": -5}, {"connectivity": 1}, {"connectivity": 10**6},
     {"oversample": 0}, {"checkpoint_every": 0}, {"expansion_search": "wide"},
+    {"segment_size": 99}, {"segment_size": -1},
 ]
 
 
@@ -58,7 +60,7 @@ def test_index_params_are_checked(client: httpx.Client) -> None:
     answer = client.post("/collections", json={"name": "ip", "dim": 4, "fingerprint": "f",
                                                "index_params": params})
     assert answer.status_code == 201, answer.text
-    assert answer.json()["index_params"] == params
+    assert answer.json()["index_params"] == {**params, "segment_size": DEFAULT_SEGMENT_SIZE}
 
 
 BAD_NAMES = ["bad%20name", "...", "%C3%A9t%C3%A9", "-lead", "a" * 129, "x%0A"]

@@ -453,11 +453,12 @@ def test_a_checkpoint_with_pending_points_is_merged_by_the_next_open_and_by_clos
         store.upsert("c", [str(i) for i in range(3000)], vectors, None, fingerprint="fp")
         assert store.wait_checkpointed(60)
         manifest = read_manifest(path / "index", 1)
-        assert manifest is not None and manifest["pending"] and manifest["format"] == 3
+        assert manifest is not None and manifest["format"] == 4  # (segments, the default)
+        assert manifest["segments"][0]["pending"]
         shutil.copytree(path, copy)  # (the writer is idle: a crash's leftovers, as it were)
         assert store.wait_merged(60)
     manifest = read_manifest(path / "index", 1)
-    assert manifest is not None and manifest["pending"] is None and manifest["format"] == 2
+    assert manifest is not None and manifest["segments"][0]["pending"] is None
     with open_store(path, read_only=True) as reader:
         assert reader.stats("c")["index_pending"] == 0
     (copy / "LOCK").unlink(missing_ok=True)

@@ -199,15 +199,17 @@ def test_checkpoint_keeps_members_beside_the_graph(tmp_path: Path) -> None:
     folder = path / "index"
     manifest = json.loads((folder / "1.json").read_text())
     assert (manifest["size"], manifest["nodes"]) == (1000, 101)
-    pairs = np.load(folder / manifest["groups"], allow_pickle=False)
+    (segment,) = manifest["segments"]  # (one segment of the default size)
+    pairs = np.load(folder / segment["groups"], allow_pickle=False)
     assert pairs.shape == (900, 2)
     with open_store(path) as store:  # a rebuild at the same seq writes new files
         store.rebuild_index("c")
     rebuilt = json.loads((folder / "1.json").read_text())
-    assert rebuilt["seq"] == manifest["seq"] and rebuilt["file"] != manifest["file"]
+    (again,) = rebuilt["segments"]
+    assert rebuilt["seq"] == manifest["seq"] and again["file"] != segment["file"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["1.json", rebuilt["file"], rebuilt["labels"], rebuilt["groups"]])
-    (folder / rebuilt["groups"]).write_bytes(b"garbage")  # unreadable: rebuilt from SQLite
+        ["1.json", again["file"], again["labels"], again["groups"]])
+    (folder / again["groups"]).write_bytes(b"garbage")  # unreadable: rebuilt from SQLite
     with open_store(path) as store:
         report = store.verify_index("c")
         assert report["missing"] == report["ghosts"] == report["mismatched"] == []

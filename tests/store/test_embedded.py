@@ -33,7 +33,8 @@ def test_layout_is_sqlite_and_documented_manifest(tmp_path: Path) -> None:
     _store_with_points(tmp_path / "s")
     manifest = json.loads((tmp_path / "s" / "index" / "1.json").read_text())
     assert manifest["seq"] == 1 and manifest["size"] == 2000 and manifest["dim"] == 24
-    assert (tmp_path / "s" / "index" / manifest["file"]).is_file()
+    assert manifest["format"] == 4 and len(manifest["segments"]) == 1  # (the default:
+    assert (tmp_path / "s" / "index" / manifest["segments"][0]["file"]).is_file()  # segments)
     conn = sqlite3.connect(tmp_path / "s" / "store.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == \
@@ -47,7 +48,7 @@ def test_layout_is_sqlite_and_documented_manifest(tmp_path: Path) -> None:
 def test_damaged_checkpoint_is_rebuilt_from_sqlite(tmp_path: Path) -> None:
     vectors = _store_with_points(tmp_path / "s")
     manifest = json.loads((tmp_path / "s" / "index" / "1.json").read_text())
-    (tmp_path / "s" / "index" / manifest["file"]).write_bytes(b"garbage")
+    (tmp_path / "s" / "index" / manifest["segments"][0]["file"]).write_bytes(b"garbage")
     with open_store(tmp_path / "s") as store:
         report = store.verify_index("c")
         assert report["index_points"] == 2000 and report["mismatched"] == []
@@ -179,8 +180,9 @@ def test_disk_bytes_count_the_whole_checkpoint(tmp_path: Path) -> None:
         store.checkpoint("c")
         folder = tmp_path / "s" / "index"
         manifest = json.loads((folder / "1.json").read_text())
-        named = [manifest[key] for key in ("file", "labels", "groups") if manifest.get(key)]
-        assert len(named) == 3
+        named = [part[key] for part in manifest["segments"]
+                 for key in ("file", "labels", "groups", "prints", "pending") if part.get(key)]
+        assert manifest["segments"][0]["groups"] in named
         on_disk = sum((folder / name).stat().st_size for name in named) \
             + (folder / "1.json").stat().st_size
         rows = 600 * (24 * 4 + len("{}")) + sum(len(str(i)) for i in range(600))

@@ -1,7 +1,10 @@
 """The first merge into a graph read from a checkpoint is made on a copy of the graph,
 off the index lock, and swapped in (its first insert in place copies all of faiss's
 arrays with the lock held: 0.43 s at 1M int8 nodes). The points must end up exactly as
-an insert in place leaves them, and a change meanwhile must leave them pending."""
+an insert in place leaves them, and a change meanwhile must leave them pending.
+
+Its collections keep one graph (``segment_size`` 0): the tests reach into it. A
+collection of segments runs the same code in each segment (``test_segments.py``)."""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ def test_the_first_write_after_a_reopen_goes_in_through_a_copy(tmp_path: Path,
     data = mixture(3_000, DIM, seed=21)
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, dtype=dtype, fingerprint="fp",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
                      fingerprint="fp")
     with open_store(tmp_path / "s") as store:
@@ -57,7 +60,8 @@ def test_a_first_write_holding_copies_of_held_vectors_merges_in_place(
         tmp_path: Path) -> None:
     data = mixture(1_000, DIM, seed=22)
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(1_000)], data, None, fingerprint="fp")
     with open_store(tmp_path / "s") as store:
         store.search("c", data[0], k=1)
@@ -99,7 +103,8 @@ def test_points_changed_while_the_copy_was_made_stay_pending() -> None:
 def test_without_memory_for_a_copy_the_first_write_merges_in_place(tmp_path: Path) -> None:
     data = mixture(1_000, DIM, seed=23)
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(900)], data[:900], None, fingerprint="fp")
         resident = store.index_memory_bytes()
     # room for the new points, not for a second copy of the graph
@@ -123,7 +128,7 @@ def test_the_first_write_after_a_reopen_leaves_the_key_map_to_the_merger(
     data = mixture(2_100, DIM, seed=24)
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, fingerprint="fp",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(2_000)], data[:2_000], None,
                      fingerprint="fp")
     inline: list[str] = []
@@ -160,7 +165,7 @@ def test_a_collection_with_shared_nodes_loads_without_building_its_key_map(
     copies = np.repeat(data[:3], 4, axis=0)  # three vectors held by four points each
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, fingerprint="fp",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(1_000)], data, None, fingerprint="fp")
         store.upsert("c", [f"copy{i}" for i in range(12)], copies, None, fingerprint="fp")
     with open_store(tmp_path / "s") as store:

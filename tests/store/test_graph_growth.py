@@ -6,7 +6,9 @@ that copy (0.43 s for the first insert into a 1M int8 graph read from a file, wh
 holds its arrays at their exact size). The store makes such inserts on a copy of the
 graph (``HnswGraph.copy_due``, ``grown_copy``) with no index lock held at all, so
 neither searches nor deferred writes wait for it.
-"""
+
+Its collections keep one graph (``segment_size`` 0): the tests reach into it. A
+collection of segments runs the same code in each segment (``test_segments.py``)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def _arrays(graph: faiss.IndexHNSW) -> tuple[int, int]:
 def _checkpointed(path: Path, data: np.ndarray) -> None:
     """A store of ``data`` (ids "0", "1", ...), closed: its graph checkpointed."""
     with open_store(path) as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(len(data))], data, None, fingerprint="fp")
 
 
@@ -77,7 +80,8 @@ def test_a_growing_graph_never_reallocates_in_place_past_the_threshold(
     monkeypatch.setattr(HnswGraph, "adopt", adopt)
     data = mixture(12_000, DIM, seed=41)
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         for lo in range(0, 12_000, 500):
             store.upsert("c", [str(i) for i in range(lo, lo + 500)], data[lo:lo + 500],
                          None, fingerprint="fp")

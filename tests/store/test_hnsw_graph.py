@@ -137,8 +137,9 @@ def test_an_index_of_an_earlier_release_is_rebuilt_from_sqlite(tmp_path: Path) -
     rebuilds the graph from SQLite and answers as before."""
     vectors = _unit(1200, seed=9)
     path = tmp_path / "s"
-    with open_store(path) as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    with open_store(path) as store:  # (one graph, as an earlier release kept)
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(1200)], vectors, None, fingerprint="fp")
     folder = path / "index"
     old = {"format": 1, "file": "1-1.usearch", "seq": 1, "dim": DIM, "metric": "cosine",

@@ -1,7 +1,10 @@
 """A checkpoint's graph file mapped instead of read (``mapped_files``): the same answers
 as a graph read whole, an owned copy before any insert (faiss aborts the process when
 it must grow a mapped array), and a mapped file never cut short by the checkpoint that
-replaces it (the mapping process would die of SIGBUS)."""
+replaces it (the mapping process would die of SIGBUS).
+
+Its collections keep one graph (``segment_size`` 0): the tests reach into it. A
+collection of segments runs the same code in each segment (``test_segments.py``)."""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def _build(path: Path, data: np.ndarray, dtype: str = "float32",
            checkpoint_every: int = 50_000) -> None:
     with open_store(path) as store:
         store.create_collection("c", DIM, dtype=dtype, fingerprint="fp", index_params={
-            "exact_threshold": 0, "checkpoint_every": checkpoint_every})
+            "exact_threshold": 0, "segment_size": 0, "checkpoint_every": checkpoint_every})
         store.upsert("c", [str(i) for i in range(len(data))], data, None, fingerprint="fp")
 
 
@@ -185,7 +188,7 @@ def test_a_read_only_handle_that_only_searches_keeps_its_mapping_and_pending_poi
     path, copy = tmp_path / "s", tmp_path / "copy"
     with open_store(path) as store:
         store.create_collection("c", DIM, fingerprint="fp", index_params={
-            "exact_threshold": 0, "checkpoint_every": 300})
+            "exact_threshold": 0, "segment_size": 0, "checkpoint_every": 300})
         store.upsert("c", [str(i) for i in range(3_000)], data, None, fingerprint="fp")
         assert store.wait_checkpointed(60)
         shutil.copytree(path, copy)  # (with the checkpoint holding pending points)

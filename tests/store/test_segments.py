@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from embedops.store import checkpoint_files, index_manager, mapped_files, open_store
-from embedops.store.catalog import InvalidIndexParams
+from embedops.store.catalog import DEFAULT_SEGMENT_SIZE, InvalidIndexParams
 from embedops.store.compaction import COMPACT_MIN
 from embedops.store.exact import scores, top_k
 from embedops.store.hnsw_index import GROUP_BASE, HnswIndex
@@ -197,6 +197,37 @@ def test_filtered_searches_run_in_the_segments_holding_the_matches(dtype: str) -
     assert index.search_among(queries, K, np.asarray([3, 5000], dtype=np.int64)) is None
 
 
+def test_each_segment_passes_its_share_of_a_broad_filters_reach(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search kept within a filter's matches passes ``WITHIN_REACH`` matching nodes
+    in all; over segments each passes its part (as its share of the matches), not the
+    whole reach again, so a filter over five segments is not five searches as deep as
+    one graph's."""
+    index, _ = _filled(1200)
+    keys = np.flatnonzero(np.arange(1200) % 5 == 0).astype(np.int64)
+    keys = np.concatenate([keys[keys < 300], keys[keys >= 600]])  # none in segment 2
+    shares: list[float] = []
+    depths: list[int] = []
+    real = HnswIndex._depth_within
+
+    def recorded(self: HnswIndex, ef: int | None, k: int, within: object,
+                 share: float = 1.0) -> int:
+        shares.append(share)
+        depths.append(real(self, ef, k, within, share))  # type: ignore[arg-type]
+        return depths[-1]
+
+    monkeypatch.setattr(HnswIndex, "_depth_within", recorded)
+    queries = mixture(5, DIM, seed=9)
+    found = index.search_within(queries, K, keys)
+    assert found is not None and np.isin(found[0], keys).all()
+    held = [(keys < 300).sum(), ((keys >= 600) & (keys < 900)).sum(), (keys >= 900).sum()]
+    assert shares == pytest.approx([h / len(keys) for h in held])
+    segment = index.segments[0]
+    within = segment._matched(keys[keys < 300], restricted=True).within
+    alone = real(segment, 1, K, within)  # (ef 1: the reach alone sets the depth)
+    assert real(segment, 1, K, within, shares[0]) < alone
+
+
 def test_vectors_held_are_read_from_their_segments() -> None:
     index, data = _filled(700)
     keys = np.asarray([650, 3, 400], dtype=np.int64)
@@ -284,14 +315,44 @@ def test_a_checkpoint_of_one_graph_loads_as_the_first_segment(tmp_path: Path) ->
     assert [len(s) for s in index.segments] == [400, 1]
 
 
-def test_segment_size_is_checked_and_unset_keeps_one_graph(tmp_path: Path) -> None:
+def _layout(store: object, name: str) -> type:
+    """The class of the index a store keeps loaded for collection ``name``."""
+    live = store._indexes.live  # type: ignore[attr-defined]
+    cid = store.conn.execute("SELECT cid FROM collections WHERE name = ?",  # type: ignore[attr-defined]
+                             (name,)).fetchone()[0]
+    return type(live[cid].index)
+
+
+def test_segments_are_the_default_and_zero_or_an_older_collection_keeps_one_graph(
+        tmp_path: Path) -> None:
+    """A new collection keeps its index in segments of ``DEFAULT_SEGMENT_SIZE`` unless it
+    sets a size (100 up) or 0 (one graph); a collection made before segments were the
+    default, its parameters without ``segment_size``, keeps one graph."""
+    data = mixture(2, DIM, seed=26)
     with open_store(tmp_path / "s") as store:
-        with pytest.raises(InvalidIndexParams):
-            store.create_collection("c", DIM, fingerprint="fp",
-                                    index_params={"segment_size": 10})
-        store.create_collection("d", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
-        store.upsert("d", ["a", "b"], mixture(2, DIM, seed=26), None, fingerprint="fp")
-        assert store.stats("d")["index_segments"] == 1
+        for bad in (10, 99, -1):
+            with pytest.raises(InvalidIndexParams, match="segment_size"):
+                store.create_collection("c", DIM, fingerprint="fp",
+                                        index_params={"segment_size": bad})
+        for name, params in (("plain", {}), ("one", {"segment_size": 0}),
+                             ("older", {}), ("small", {"segment_size": 100})):
+            info = store.create_collection(name, DIM, fingerprint="fp",
+                                           index_params={"exact_threshold": 0, **params})
+            assert info.index_params["segment_size"] == params.get("segment_size",
+                                                                   DEFAULT_SEGMENT_SIZE)
+            store.upsert(name, ["a", "b"], data, None, fingerprint="fp")
+        store.conn.execute(  # (as a release before the default stored it)
+            "UPDATE collections SET index_params = ? WHERE name = 'older'",
+            (json.dumps({"exact_threshold": 0}),))
+    with open_store(tmp_path / "s") as store:
+        assert store.get_collection("older").index_params == {"exact_threshold": 0}
+        for name in ("plain", "one", "older", "small"):
+            assert store.search_one(name, data[0], k=1)[0].id == "a"
+        assert _layout(store, "plain") is SegmentedIndex
+        assert _layout(store, "small") is SegmentedIndex
+        assert _layout(store, "one") is HnswIndex and _layout(store, "older") is HnswIndex
+        assert all(store.stats(name)["index_segments"] == 1
+                   for name in ("plain", "one", "older", "small"))
 
 
 def _store_recall(store: object, data: np.ndarray, queries: np.ndarray,
@@ -516,7 +577,7 @@ def test_a_build_of_segments_checkpoints_by_its_growing_segment(
     monkeypatch.setattr(checkpoint_files, "write", counted)
     data = mixture(2000, DIM, seed=27)
     counts = {}
-    for name, params in (("one", {}), ("segments", {"segment_size": 200})):
+    for name, params in (("one", {"segment_size": 0}), ("segments", {"segment_size": 200})):
         written.clear()
         with open_store(tmp_path / name) as store:
             store.create_collection("c", DIM, fingerprint="fp",

@@ -2,7 +2,10 @@
 ``HnswIndex.search_one``) and hands out hits whose payload is decoded when first read
 (``Hit.from_text``). It must answer exactly as the general path answers the same query
 in a batch, whatever the index holds: tombstones, pending points, shared nodes, fewer
-points than ``k``, a cold or disabled hit cache."""
+points than ``k``, a cold or disabled hit cache.
+
+Its collections keep one graph (``segment_size`` 0): the tests reach into it. A
+collection of segments runs the same code in each segment (``test_segments.py``)."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def test_one_query_answers_as_the_same_query_in_a_batch(tmp_path: Path, metric: 
     data = mixture(N, DIM, seed=5) * (1.0 if metric == "cosine" else 3.0)
     with open_store(tmp_path / "s", hit_cache_bytes=None if cache else 0) as store:
         store.create_collection("c", DIM, fingerprint="fp", metric=metric, dtype=dtype,
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(N)], data,
                      [{"i": i, "text": f"point {i}"} for i in range(N)], fingerprint="fp")
         assert store.wait_merged(60)
@@ -80,7 +83,7 @@ def test_pending_points_shared_nodes_and_short_results_take_the_general_way(
     data = mixture(N, DIM, seed=6)
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, fingerprint="fp",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(5)], data[:5], fingerprint="fp")
         assert store.wait_merged(60)
         alone, batch = _answers(store, data[:5])  # fewer points than k: padding
@@ -105,7 +108,7 @@ def test_shared_nodes_keep_single_queries_on_their_own_path(
     data = mixture(N, DIM, seed=7)
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, fingerprint="fp",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(N)], data, fingerprint="fp")
         store.upsert("c", [f"copy{i}" for i in range(3)], np.repeat(data[7:8], 3, axis=0),
                      fingerprint="fp")
@@ -135,7 +138,7 @@ def test_a_search_decodes_no_payload_nobody_reads(tmp_path: Path,
     data = mixture(N, DIM, seed=7)
     with open_store(tmp_path / "s") as store:
         store.create_collection("c", DIM, fingerprint="fp",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, "segment_size": 0})
         store.upsert("c", [str(i) for i in range(N)], data,
                      [{"i": i} for i in range(N)], fingerprint="fp")
         assert store.wait_merged(60)
@@ -187,7 +190,7 @@ def _filled(path: Path, metric: str = "cosine") -> tuple[object, np.ndarray]:
     data = mixture(N, DIM, seed=9)
     store = open_store(path)
     store.create_collection("c", DIM, fingerprint="fp", metric=metric,
-                            index_params={"exact_threshold": 0})
+                            index_params={"exact_threshold": 0, "segment_size": 0})
     store.upsert("c", [str(i) for i in range(N)], data, [{"i": i} for i in range(N)],
                  fingerprint="fp")
     assert store.wait_merged(60)
@@ -273,7 +276,8 @@ def test_an_unpickled_float32_query_takes_the_single_query_path(tmp_path: Path) 
 
 def test_a_search_by_alias_follows_the_alias_when_it_moves(tmp_path: Path) -> None:
     store, data = _filled(tmp_path / "s")
-    store.create_collection("d", DIM, fingerprint="fp", index_params={"exact_threshold": 0})
+    store.create_collection("d", DIM, fingerprint="fp",
+                            index_params={"exact_threshold": 0, "segment_size": 0})
     store.upsert("d", [f"d{i}" for i in range(N)], data, None, fingerprint="fp")
     store.create_alias("live", "c")
     assert store.search("live", data[3], k=1)[0][0].id == "3"

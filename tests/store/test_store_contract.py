@@ -20,6 +20,7 @@ from embedops.errors import (
     ReadOnlyStore,
 )
 from embedops.store import VectorStore, estimate_memory
+from embedops.store.catalog import DEFAULT_SEGMENT_SIZE
 
 from .storedata import StoreFactory, mixture
 
@@ -45,7 +46,10 @@ def test_create_describe_list_drop(store: VectorStore) -> None:
                                    model="m", index_params={"connectivity": 8})
     assert (info.name, info.dim, info.metric, info.dtype, info.points) == ("a", DIM, "ip",
                                                                          "float16", 0)
-    assert info.index_params == {"connectivity": 8} and info.fingerprint == "fp"
+    shown = dict(info.index_params)
+    assert shown.pop("segment_size", DEFAULT_SEGMENT_SIZE) == DEFAULT_SEGMENT_SIZE
+    assert shown == {"connectivity": 8} and info.fingerprint == "fp"  # (segment_size: the
+    # embedded store's layout, stored with every new collection; remote stores keep theirs)
     store.create_collection("b", 4, fingerprint="fp2")
     assert [c.name for c in store.list_collections()] == ["a", "b"]
     with pytest.raises(CollectionExists):

@@ -87,8 +87,9 @@ def _params(text: str) -> dict[str, Any]:
 
 # What each index parameter may be: the HNSW graph's degree and beam widths, when search
 # turns exact, how often the index is checkpointed, the int8 rescoring factor, the
-# points a graph segment holds at most (``segmented_index``; unset: one graph). Outside
-# these ranges the index library refuses (connectivity < 2) or memory explodes.
+# points a graph segment holds at most (``segmented_index``; 0, or unset in a collection
+# made before segments were the default: one graph). Outside these ranges the index
+# library refuses (connectivity < 2) or memory explodes.
 INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
     "connectivity": (2, 256),
     "expansion_add": (1, 4096),
@@ -98,6 +99,21 @@ INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
     "oversample": (1, 100),
     "segment_size": (100, 1_000_000_000),
 }
+# Values outside the ranges that mean something of their own.
+INDEX_PARAM_SPECIAL: dict[str, dict[int, str]] = {"segment_size": {0: "one graph"}}
+# A new collection's ``segment_size`` unless it sets one: at 1M points, five segments of
+# 200k keep the insert rate of a build's last tenth at 0.68-0.79 of its first, where
+# one graph falls to 0.39-0.57 (docs/benchmarks-store.md, "Bounded segments").
+DEFAULT_SEGMENT_SIZE = 200_000
+
+
+def index_param_ranges() -> str:
+    """Each index parameter's range (and special values), for descriptions and errors."""
+    return ", ".join(
+        f"`{key}` {low}..{high}" + "".join(
+            f" or {value} ({meaning})"
+            for value, meaning in INDEX_PARAM_SPECIAL.get(key, {}).items())
+        for key, (low, high) in INDEX_PARAM_RANGES.items())
 
 
 class InvalidIndexParams(StoreError):
@@ -121,9 +137,12 @@ def check_index_params(params: Mapping[str, Any] | None) -> dict[str, int]:
                                  f"{sorted(INDEX_PARAM_RANGES)}")
     for key, value in params.items():
         low, high = INDEX_PARAM_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        special = INDEX_PARAM_SPECIAL.get(key, {})
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                low <= value <= high or value in special):
+            also = "".join(f" or {v} ({meaning})" for v, meaning in special.items())
             raise InvalidIndexParams(f"index_params.{key} must be an integer in "
-                                     f"{low}..{high}, got {value!r}")
+                                     f"{low}..{high}{also}, got {value!r}")
     return dict(params)
 
 
@@ -244,7 +263,7 @@ def insert_collection(conn: sqlite3.Connection, name: str, dim: int, metric: str
     """Insert a catalog row and its payload indexes (inside the caller's transaction).
     Raises ``InvalidName`` and ``InvalidIndexParams`` for a bad name or parameters."""
     check_name(name)
-    index_params = check_index_params(index_params)
+    index_params = {"segment_size": DEFAULT_SEGMENT_SIZE, **check_index_params(index_params)}
     if conn.execute("SELECT 1 FROM aliases WHERE alias = ?", (name,)).fetchone():
         raise AliasConflict(f"{name!r} is already an alias; collection names and aliases differ")
     if conn.execute("SELECT 1 FROM collections WHERE name = ?", (name,)).fetchone():

@@ -558,11 +558,13 @@ class HnswIndex:
         return keys, scores
 
     def _scored(self, queries: np.ndarray, k: int, ef: int | None,
-                within: Restriction | None = None) -> tuple[np.ndarray, np.ndarray]:
+                within: Restriction | None = None, share: float = 1.0
+                ) -> tuple[np.ndarray, np.ndarray]:
         """The graph's top-``k`` node keys per query row (-1 pads) and their scores as
         similarities (higher is better, int8 codes scaled back); with ``within``, only
-        its nodes."""
-        depth = self._depth(ef, k) if within is None else self._depth_within(ef, k, within)
+        its nodes (``share``: as ``_depth_within``)."""
+        depth = (self._depth(ef, k) if within is None
+                 else self._depth_within(ef, k, within, share))
         try:
             keys, scores = self.index.search(self._codes(queries), k, depth, within)
         except (ValueError, RuntimeError) as exc:
@@ -596,17 +598,22 @@ class HnswIndex:
             ef_value = int(ef_value * (1.0 + per_share * removed / max(graph.size, 1)))
         return max(int(ef_value), k)
 
-    def _depth_within(self, ef: int | None, k: int, within: Restriction) -> int:
+    def _depth_within(self, ef: int | None, k: int, within: Restriction,
+                      share: float = 1.0) -> int:
         """The depth of a search for ``k`` kept ``within`` a share ``s`` of the live
         nodes: ``_depth(ef, k)``, and at least ``max(k, WITHIN_REACH) / s``. The search
         stops where an unrestricted one at its depth would, and only a share of the
         nodes it passes count, so it must pass ``k / s`` nodes to hold ``k`` of them on
         average; fewer than ``WITHIN_REACH`` vary too much around the query. A 10%
         filter's recall@10 is then about the unfiltered search's at the default depth
-        (docs/benchmarks-store.md)."""
+        (docs/benchmarks-store.md). ``share``: this graph's part of a filter's matches
+        when other graphs hold the rest (segments, ``segmented_index``), which pass
+        the rest of the reach: on average the best ``k`` overall hold ``share * k`` of
+        this graph's."""
         live = max(self.index.size - self.index.removed, 1)
         depth = self._depth(ef, k, by_faiss=True)  # (restricted searches: faiss's)
-        reach = max(k, WITHIN_REACH)  # (no deeper than the graph: matches mostly pending)
+        reach = max(k, WITHIN_REACH) * share
+        # (no deeper than the graph: its matches mostly pending)
         return max(depth, min(math.ceil(reach * live / max(within.count, 1)), live))
 
     def search_among(self, queries: np.ndarray, k: int, keys: np.ndarray
@@ -634,13 +641,15 @@ class HnswIndex:
         return self._with_pending_among(among, queries, k, found, values)
 
     def search_within(self, queries: np.ndarray, k: int, keys: np.ndarray,
-                      ef: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+                      ef: int | None = None, share: float = 1.0
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
         """Top-``k`` points among ``keys`` (the many points a broad filter matches) per
         query, as ``search_among`` returns them: the graph searched over its nodes among
         ``keys``, deeper the fewer they are (``_depth_within``), the search kept within
         them (``HnswGraph.restriction``: the other nodes still route it), so
         every candidate it returns matches; pending points among ``keys`` scored as
-        ``search`` scores them. None when the index does not hold every one of
+        ``search`` scores them (``share``: as ``_depth_within``). None when the index
+        does not hold every one of
         ``keys``. The bitmap is kept like ``search_among``'s codes (``match_nodes``)."""
         among = self._matched(keys, restricted=True)
         if among is None:
@@ -649,7 +658,7 @@ class HnswIndex:
         values = np.zeros((len(queries), 0), dtype=np.float32)
         if among.within is not None and among.within.count:
             found, values = self._scored(queries, min(k, among.within.count), ef,
-                                         within=among.within)
+                                         within=among.within, share=share)
             values[found < 0] = -np.inf
         return self._with_pending_among(among, queries, k, found, values)
 

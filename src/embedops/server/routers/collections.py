@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from embedops.errors import InputRejected, InvalidFilter
 from embedops.server.dependencies import ADMIN, READ, ServiceDep
 from embedops.server.service import Service
-from embedops.store.catalog import INDEX_PARAM_RANGES, InvalidIndexParams, check_index_params
+from embedops.store.catalog import InvalidIndexParams, check_index_params, index_param_ranges
 from embedops.store.filters import json_path
 from embedops.store.names import NAME_PATTERN as NAME
 from embedops.store.protocol import CollectionInfo
@@ -34,7 +34,7 @@ class CollectionCreate(BaseModel):
     dtype: Literal["float32", "float16", "int8"] = "float32"
     index_params: dict[str, int] | None = Field(
         None, description="HNSW and search parameters, each an integer in its range: "
-        + ", ".join(f"`{k}` {lo}..{hi}" for k, (lo, hi) in INDEX_PARAM_RANGES.items()))
+        + index_param_ranges())
     payload_indexes: list[str] = Field(default_factory=list, max_length=32)
 
     @field_validator("index_params")
