@@ -80,7 +80,10 @@ def main() -> None:
     store.wait_merged()
     for query in queries:  # (loads the index, fills the hit cache)
         store.search("b", query.reshape(1, -1), K)
-    graph = store._indexes.live[lookup(store.conn, "b").cid].index.graphs[0]  # (one segment)
+    graphs = store._indexes.live[lookup(store.conn, "b").cid].index.graphs
+    if len(graphs) != 1:  # (the raw graph beside it is one graph)
+        raise SystemExit("the collection holds several segments: use fewer points")
+    graph = graphs[0]
 
     raw = faiss.IndexHNSWFlat(384, M, faiss.METRIC_INNER_PRODUCT)
     raw.hnsw.efConstruction = EF_ADD

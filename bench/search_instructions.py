@@ -57,7 +57,9 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     store.search("b", queries[0], K, ef=EF)  # (loads the index)
     searcher = store._search
     index = store._indexes.live[row.cid].index
-    graph = index.graphs[0]  # (the collection's one graph, or its one segment's)
+    if len(index.graphs) != 1:  # (the raw and graph layers time one graph)
+        raise SystemExit("the collection holds several segments: use fewer points")
+    graph = index.graphs[0]  # (the collection's one segment)
     params = faiss.SearchParametersHNSW()
     params.efSearch = EF
 

@@ -119,6 +119,13 @@ def clustered(n: int, dim: int, queries: int = 1000) -> tuple[np.ndarray, np.nda
     """``--data clustered``: ``n`` points and ``queries`` held-out queries of
     ``bench/ann.py``'s mixture (200 centres, a 24-dimensional spread around each, a little
     noise), made a slice at a time so that a million points fit in memory."""
+    points, held_out, _ = clustered_labelled(n, dim, queries)
+    return points, held_out
+
+
+def clustered_labelled(n: int, dim: int, queries: int = 1000
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``clustered``'s points and queries, and each point's centre (0-199)."""
     centres, basis, rng = _centres(dim)
     total = n + queries
     labels = rng.integers(0, 200, total)
@@ -127,7 +134,7 @@ def clustered(n: int, dim: int, queries: int = 1000) -> tuple[np.ndarray, np.nda
     for lo in range(0, total, 20_000):
         hi = min(lo + 20_000, total)
         x[lo:hi] = _mix(centres, basis, labels[lo:hi], coeff[lo:hi], rng)
-    return x[:n], x[n:]
+    return x[:n], x[n:], labels[:n]
 
 
 class ClusteredBlocks:

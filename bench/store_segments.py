@@ -20,10 +20,13 @@ exact search, and at each ``--target`` recall the best searches/s among the dept
 reach it; and at the default depth, searches with a payload filter matching 1% and 10%
 of the points (searches/s, recall@10 against exact search over the matches). The
 baseline is the one-graph collection (``segment_size`` 0) in the same invocation; the
-layouts alternate which goes first (``--first``). Prints JSON.
+layouts alternate which goes first (``--first``). ``--order cluster`` writes the points
+in order of their cluster instead of at random (a corpus written source by source: a
+query's neighbours then sit mostly in one segment). Prints JSON.
 
     .venv/bin/python bench/store_segments.py --n 1000000 --segment-size 200000
     .venv/bin/python bench/store_segments.py --n 1000000 --segment-size 200000 --dtype int8
+    .venv/bin/python bench/store_segments.py --n 1000000 --order cluster
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from embedops.store import open_store
-from store_footprint import BATCH, batch_points, clustered  # bench/ is the script's directory
+from store_footprint import BATCH, batch_points, clustered_labelled  # (bench/: the script's)
 
 K = 10
 
@@ -182,14 +185,21 @@ def main() -> None:
     parser.add_argument("--ef", default="16,24,32,48,64,96,128,202,256,384,512")
     parser.add_argument("--target", default="0.9,0.95,0.955")
     parser.add_argument("--first", choices=("one", "segments"), default="one")
+    parser.add_argument("--order", choices=("random", "cluster"), default="random",
+                        help="cluster: the points written in order of their cluster, as a "
+                             "corpus written source by source is (each segment then holds "
+                             "~40 of the 200 clusters, a query's neighbours mostly one)")
     args = parser.parse_args()
-    points, queries = clustered(args.n, args.dim, args.queries)
+    points, queries, labels = clustered_labelled(args.n, args.dim, args.queries)
+    if args.order == "cluster":
+        points = np.ascontiguousarray(points[np.argsort(labels, kind="stable")])
     truth = exact_truth(points, queries)
     layouts = {"one": {"segment_size": 0}, "segments": {"segment_size": args.segment_size}}
     order = ["one", "segments"] if args.first == "one" else ["segments", "one"]
     efs: list[int | None] = [None, *(int(ef) for ef in args.ef.split(","))]
     report: dict[str, Any] = {"n": args.n, "dim": args.dim, "dtype": args.dtype,
-                              "segment_size": args.segment_size, "first": args.first}
+                              "segment_size": args.segment_size, "first": args.first,
+                              "order": args.order}
     for name in order:
         with tempfile.TemporaryDirectory() as folder:
             store, built = build(Path(folder) / "s", points, layouts[name], args.dtype)

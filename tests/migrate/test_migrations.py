@@ -68,6 +68,19 @@ def test_writes_during_a_migration_land_in_both_collections(tmp_path: Path) -> N
         assert db.ledger is not None and db.ledger.dual_write_targets(m.shadow) == []
 
 
+def test_the_shadow_keeps_the_live_collections_index_params(tmp_path: Path) -> None:
+    """A collection that chose its index (one graph, a degree) keeps the choice through a
+    model upgrade: the shadow is made with the live collection's parameters."""
+    chosen = {"segment_size": 0, "connectivity": 8, "exact_threshold": 0}
+    with _open(tmp_path) as db:
+        db.create_collection("kb", model=HASH, index_params=chosen)
+        db.ingest([_docs(tmp_path / "docs", 12)], collection="kb")
+        db.create_alias("live", "kb")
+        m = Migrations(db).start("live", "testing/hash-e5-32")
+        assert db.get_collection(m.shadow).index_params == chosen
+        assert db.store.stats(m.shadow)["index_segments"] == 1
+
+
 def test_the_gate_refuses_a_worse_model_and_force_is_recorded(tmp_path: Path) -> None:
     dataset = resolve_dataset("docs-qa")
     with _open(tmp_path) as db:

@@ -18,6 +18,7 @@ from embedops.errors import FingerprintMismatch
 from embedops.ingest.reconcile import reconcile
 from embedops.metrics import Metrics
 from embedops.quality.canary import create_canary, publish_canary_metrics, run_canary
+from embedops.store.catalog import DEFAULT_SEGMENT_SIZE
 from tests.quality.conftest import DOCS_QA, Receiver
 
 ALL = 10_000  # a sample larger than the collection: every chunk is checked
@@ -182,7 +183,8 @@ def test_a_poor_index_moves_the_served_canary_not_the_exact_one(docs_client: Cli
             create_canary(docs_client.store, docs_client.ledger, name, collection,
                           synthetic=60, exact=exact)
             results[name] = run_canary(docs_client, name)
-    assert results["poor-served"]["index_params"] == {**poor, "segment_size": 200_000}
+    assert results["poor-served"]["index_params"] == {**poor,
+                                                      "segment_size": DEFAULT_SEGMENT_SIZE}
     assert results["poor-served"]["exact"] is False and results["poor-exact"]["exact"]
     assert results["poor-served"]["recall@10"] < results["docs-served"]["recall@10"]
     assert results["poor-exact"]["recall@10"] == results["docs-exact"]["recall@10"] == \

@@ -438,27 +438,36 @@ def test_exiting_without_close_while_a_checkpoint_is_written_is_clean(tmp_path: 
     _whole_on_reopen(path).close()
 
 
+@pytest.mark.parametrize("segment_size", [0, 200_000])
 def test_a_checkpoint_with_pending_points_is_merged_by_the_next_open_and_by_close(
-        tmp_path: Path) -> None:
+        tmp_path: Path, segment_size: int) -> None:
     """A due checkpoint right after a bulk write holds the points still pending; a
     read-write handle that loads it merges them, and a clean close leaves a checkpoint
     with none, so read-only handles (which merge only the changes they replay) search
-    no pending segment."""
+    no pending segment. One graph: formats 3 (pending) and 2 (none); segments: format 4,
+    each segment's entry naming its pending file or none."""
     import shutil
 
     vectors = mixture(3000, DIM, seed=6)
     path, copy = tmp_path / "s", tmp_path / "copy"
+
+    def pending(manifest: dict[str, Any] | None) -> Any:
+        assert manifest is not None
+        if segment_size:
+            assert manifest["format"] == 4
+            return manifest["segments"][0]["pending"]
+        assert manifest["format"] == (3 if manifest["pending"] else 2)
+        return manifest["pending"]
+
     with open_store(path) as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params=PARAMS)
+        store.create_collection("c", DIM, fingerprint="fp",
+                                index_params={**PARAMS, "segment_size": segment_size})
         store.upsert("c", [str(i) for i in range(3000)], vectors, None, fingerprint="fp")
         assert store.wait_checkpointed(60)
-        manifest = read_manifest(path / "index", 1)
-        assert manifest is not None and manifest["format"] == 4  # (segments, the default)
-        assert manifest["segments"][0]["pending"]
+        assert pending(read_manifest(path / "index", 1))
         shutil.copytree(path, copy)  # (the writer is idle: a crash's leftovers, as it were)
         assert store.wait_merged(60)
-    manifest = read_manifest(path / "index", 1)
-    assert manifest is not None and manifest["segments"][0]["pending"] is None
+    assert pending(read_manifest(path / "index", 1)) is None
     with open_store(path, read_only=True) as reader:
         assert reader.stats("c")["index_pending"] == 0
     (copy / "LOCK").unlink(missing_ok=True)

@@ -197,6 +197,35 @@ def test_filtered_searches_run_in_the_segments_holding_the_matches(dtype: str) -
     assert index.search_among(queries, K, np.asarray([3, 5000], dtype=np.int64)) is None
 
 
+def test_a_search_depth_is_shared_among_the_segments_by_their_size(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search's depth (asked, or the default for one graph of all the points) is the
+    whole search's: each segment searches at its share by live nodes, so together they
+    pass about as many nodes as one graph would; one segment searches as one graph."""
+    index, data = _filled(1000)  # segments of 300, 300, 300 and 100 points
+    seen: list[int | None] = []
+    for method in ("search_one", "search"):
+        real = getattr(HnswIndex, method)
+
+        def recorded(self: HnswIndex, queries: np.ndarray, k: int, ef: int | None = None,
+                     *rest: object, real: object = real) -> object:
+            seen.append(ef)
+            return real(self, queries, k, ef, *rest)  # type: ignore[operator]
+
+        monkeypatch.setattr(HnswIndex, method, recorded)
+    assert index.search_depth == 64  # (the default for 1,000 nodes)
+    index.search_one(data[0], K)
+    index.search(data[:3], K)
+    assert seen == [20, 20, 20, 7] * 2  # (64 x 300 / 1000, rounded up; 64 x 100 / 1000)
+    seen.clear()
+    keys, _ = index.search_one(data[5], K, ef=200)
+    assert seen == [60, 60, 60, 20] and keys[0] == 5
+    seen.clear()
+    single, _ = _filled(200)
+    single.search_one(data[0], K)
+    assert seen == [None]  # (one segment: its own default depth, as one graph)
+
+
 def test_each_segment_passes_its_share_of_a_broad_filters_reach(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A search kept within a filter's matches passes ``WITHIN_REACH`` matching nodes
@@ -222,6 +251,7 @@ def test_each_segment_passes_its_share_of_a_broad_filters_reach(
     assert found is not None and np.isin(found[0], keys).all()
     held = [(keys < 300).sum(), ((keys >= 600) & (keys < 900)).sum(), (keys >= 900).sum()]
     assert shares == pytest.approx([h / len(keys) for h in held])
+    assert len(depths) == 3 and min(depths) >= K
     segment = index.segments[0]
     within = segment._matched(keys[keys < 300], restricted=True).within
     alone = real(segment, 1, K, within)  # (ef 1: the reach alone sets the depth)

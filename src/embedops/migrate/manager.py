@@ -230,10 +230,10 @@ class Migrations:
             pass
         live = self.store.get_collection(m.live)
         target = self._load_target(m.model)
-        self.store.create_collection(
+        self.store.create_collection(  # (the live one's index layout and parameters)
             m.shadow, target.info.dim, fingerprint=target.info.fingerprint,
             metric=live.metric, dtype=m.dtype, model=target.info.name,  # type: ignore[arg-type]
-            payload_indexes=live.payload_indexes)
+            index_params=live.index_params, payload_indexes=live.payload_indexes)
 
     # --- backfill --------------------------------------------------------------------------
 

@@ -5,25 +5,27 @@ An HNSW insert is a search of the graph at ``expansion_add`` depth; as one graph
 the distances such a search computes grow and each costs more (the graph outgrows the
 CPU caches), so the insert rate of a 1M build falls to ~0.38 of its start on the
 store's settings (docs/benchmarks-store.md, "One graph or bounded segments"). A
-collection that sets ``index_params.segment_size`` instead keeps its graphs bounded:
-new points go to the last segment (the *growing* one, with its own pending segment and
-merges); once it holds ``segment_size`` points a new one is started and the full ones
-are *sealed*: they take no new points, only removals (a replaced point leaves its
-sealed segment and joins the growing one). A search runs in every segment, each at
-the default depth for its own size unless the search or collection sets one, and keeps
-the best ``k`` by score; a filtered search runs in the segments that hold the filter's
-matches.
+collection's index is therefore kept in bounded segments (``index_params.segment_size``,
+``catalog.DEFAULT_SEGMENT_SIZE`` unless the collection sets it; 0, or a collection made
+before segments were the default, keeps one graph): new points go to the last segment
+(the *growing* one, with its own pending segment and merges); once it holds
+``segment_size`` points a new one is started and the full ones are *sealed*: they take
+no new points, only removals (a replaced point leaves its sealed segment and joins the
+growing one). A search runs in every segment and keeps the best ``k`` by score; its
+depth (asked, set by the collection, or the default for one graph of all the points)
+is shared among the segments by their sizes (``_depths``), so together they pass about
+as many nodes as one graph would. A filtered search runs in the segments that hold the
+filter's matches, each passing its share of the matches a search must pass.
 
 Every segment is a whole ``HnswIndex`` (shared nodes for identical vectors, the pending
 segment, int8 codes, restricted searches, copies off the lock); their shared nodes take
 key ranges of their own (``SEGMENT_GROUPS`` apart), so a node key names its segment. A
 checkpoint writes every segment's files under one manifest (``checkpoint_files``,
-format 4). The trade: searches cost one graph search per segment, where the segments'
-smaller graphs each need less depth (at 1M, five segments searched at 0.84-1.15x one
-graph's rate at equal recall); builds keep their rate.
+format 4). The trade: searches cost one graph search per segment, each in a smaller
+graph (docs/benchmarks-store.md, "Bounded segments in the store"); builds keep their
+rate.
 
-Without ``segment_size`` a collection keeps one graph (``HnswIndex``): ``new_index`` and
-``load_index`` choose.
+``new_index`` and ``load_index`` choose the layout from the collection's parameters.
 """
 
 from __future__ import annotations
@@ -244,9 +246,11 @@ class SegmentedIndex:
         their live graph nodes (each still passes at least ``k``: ``HnswIndex._depth``),
         so that the segments together pass about as many nodes as one graph of them
         all would. Each returns its best ``k``, and the best ``k`` overall hold on
-        average ``k / segments`` of any one's, the nearest it finds most surely. (At
-        1M, five segments of 200k each searched at depth 32 found recall@10 0.95 at
-        0.94x the rate of one graph at its default depth 202, which found 0.93.)"""
+        average ``k / segments`` of any one's, the nearest it finds most surely; where
+        a query's neighbours sit in one segment (a corpus written source by source),
+        that segment searches shallower than one graph of its own size would, and
+        its graph is better than one graph of everything written in that order
+        (docs/benchmarks-store.md, "Bounded segments by default")."""
         searched = self._searched()
         if len(searched) <= 1:
             return [(segment, ef) for segment in searched]

@@ -14,7 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from embedops.errors import InputRejected, InvalidFilter
 from embedops.server.dependencies import ADMIN, READ, ServiceDep
 from embedops.server.service import Service
-from embedops.store.catalog import InvalidIndexParams, check_index_params, index_param_ranges
+from embedops.store.catalog import (
+    DEFAULT_SEGMENT_SIZE,
+    InvalidIndexParams,
+    check_index_params,
+    index_param_ranges,
+)
 from embedops.store.filters import json_path
 from embedops.store.names import NAME_PATTERN as NAME
 from embedops.store.protocol import CollectionInfo
@@ -34,7 +39,7 @@ class CollectionCreate(BaseModel):
     dtype: Literal["float32", "float16", "int8"] = "float32"
     index_params: dict[str, int] | None = Field(
         None, description="HNSW and search parameters, each an integer in its range: "
-        + index_param_ranges())
+        + index_param_ranges() + f"; `segment_size` is {DEFAULT_SEGMENT_SIZE} unless set")
     payload_indexes: list[str] = Field(default_factory=list, max_length=32)
 
     @field_validator("index_params")
