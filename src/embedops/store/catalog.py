@@ -102,8 +102,8 @@ INDEX_PARAM_RANGES: dict[str, tuple[int, int]] = {
 # Values outside the ranges that mean something of their own.
 INDEX_PARAM_SPECIAL: dict[str, dict[int, str]] = {"segment_size": {0: "one graph"}}
 # A new collection's ``segment_size`` unless it sets one: at 1M points, five segments of
-# 200k keep the insert rate of a build's last tenth at 0.68-0.79 of its first, where
-# one graph falls to 0.39-0.57 (docs/benchmarks-store.md, "Bounded segments").
+# 200k keep the insert rate of a build's last tenth at 0.67-0.71 of its first, where
+# one graph falls to 0.38-0.48 (docs/benchmarks-store.md, "Bounded segments by default").
 DEFAULT_SEGMENT_SIZE = 200_000
 
 

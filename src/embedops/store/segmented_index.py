@@ -22,7 +22,7 @@ segment, int8 codes, restricted searches, copies off the lock); their shared nod
 key ranges of their own (``SEGMENT_GROUPS`` apart), so a node key names its segment. A
 checkpoint writes every segment's files under one manifest (``checkpoint_files``,
 format 4). The trade: searches cost one graph search per segment, each in a smaller
-graph (docs/benchmarks-store.md, "Bounded segments in the store"); builds keep their
+graph (docs/benchmarks-store.md, "Bounded segments by default"); builds keep their
 rate.
 
 ``new_index`` and ``load_index`` choose the layout from the collection's parameters.
