@@ -108,12 +108,15 @@ DEFAULT_SEGMENT_SIZE = 200_000
 
 
 def index_param_ranges() -> str:
-    """Each index parameter's range (and special values), for descriptions and errors."""
-    return ", ".join(
-        f"`{key}` {low}..{high}" + "".join(
-            f" or {value} ({meaning})"
-            for value, meaning in INDEX_PARAM_SPECIAL.get(key, {}).items())
-        for key, (low, high) in INDEX_PARAM_RANGES.items())
+    """Each index parameter's range (and special values), for descriptions."""
+    return ", ".join(f"`{key}` {low}..{high}{_special_values(key)}"
+                     for key, (low, high) in INDEX_PARAM_RANGES.items())
+
+
+def _special_values(key: str) -> str:
+    """`` or 0 (one graph)`` for each of ``key``'s special values (none: empty)."""
+    return "".join(f" or {value} ({meaning})"
+                   for value, meaning in INDEX_PARAM_SPECIAL.get(key, {}).items())
 
 
 class InvalidIndexParams(StoreError):
@@ -137,12 +140,10 @@ def check_index_params(params: Mapping[str, Any] | None) -> dict[str, int]:
                                  f"{sorted(INDEX_PARAM_RANGES)}")
     for key, value in params.items():
         low, high = INDEX_PARAM_RANGES[key]
-        special = INDEX_PARAM_SPECIAL.get(key, {})
         if isinstance(value, bool) or not isinstance(value, int) or not (
-                low <= value <= high or value in special):
-            also = "".join(f" or {v} ({meaning})" for v, meaning in special.items())
+                low <= value <= high or value in INDEX_PARAM_SPECIAL.get(key, {})):
             raise InvalidIndexParams(f"index_params.{key} must be an integer in "
-                                     f"{low}..{high}{also}, got {value!r}")
+                                     f"{low}..{high}{_special_values(key)}, got {value!r}")
     return dict(params)
 
 

@@ -117,10 +117,8 @@ class SegmentedIndex:
         """Nodes the next checkpoint would write: those of the segments changed since a
         checkpoint last wrote them (``_images``). A build changes its growing segment
         alone; replacements scattered over the collection change them all."""
-        saved = self._saved
         return sum(segment.nodes for segment in self.segments
-                   if (kept := saved.get(segment.group_base)) is None
-                   or kept[0] != segment.version)
+                   if self._saved_as_is(segment) is None)
 
     @property
     def graphs(self) -> list[HnswGraph]:
@@ -145,7 +143,7 @@ class SegmentedIndex:
         set, else the default for one graph of all their live nodes."""
         if "expansion_search" in self._given:
             return int(self.params["expansion_search"])
-        return default_depth(sum(_live(segment) for segment in self.segments))
+        return default_depth(sum(len(segment.index) for segment in self.segments))
 
     @property
     def frozen(self) -> bool:
@@ -254,7 +252,7 @@ class SegmentedIndex:
         searched = self._searched()
         if len(searched) <= 1:
             return [(segment, ef) for segment in searched]
-        live = [_live(segment) for segment in searched]
+        live = [len(segment.index) for segment in searched]  # (live graph nodes)
         whole = max(sum(live), 1)
         depth = ef or self.search_depth
         return [(segment, max(1, math.ceil(depth * nodes / whole)))
@@ -437,8 +435,8 @@ class SegmentedIndex:
         that checkpoint's entry for it (its files kept: ``checkpoint_files``)."""
         parts: list[IndexImage | dict[str, Any]] = []
         for segment in self.segments:
-            saved = self._saved.get(segment.group_base)
-            if saved is not None and saved[0] == segment.version and all(
+            saved = self._saved_as_is(segment)
+            if saved is not None and all(
                     path.is_file() for path in checkpoint_files.manifest_files(saved[2],
                                                                               saved[1])):
                 parts.append(saved[1])
@@ -446,6 +444,12 @@ class SegmentedIndex:
                 parts.append(segment.freeze(seq) if freeze else segment.image(seq))
         return SegmentsImage(seq, parts, self._manifest(),
                              tags=[(s.group_base, s.version) for s in self.segments])
+
+    def _saved_as_is(self, segment: HnswIndex) -> tuple[int, dict[str, Any], Path] | None:
+        """What a checkpoint noted of ``segment`` (``written``) while the segment is as
+        that checkpoint wrote it, else None."""
+        saved = self._saved.get(segment.group_base)
+        return saved if saved is not None and saved[0] == segment.version else None
 
     def written(self, image: SegmentsImage) -> None:
         """A checkpoint of ``image`` is on disk: note each segment's entry in it, to
@@ -528,11 +532,6 @@ def load_index(folder: Path, cid: int, dim: int, metric: str, dtype: str,
         return followed(folder, cid, lambda manifest: SegmentedIndex.from_manifest(
             folder, manifest, dim, metric, dtype, params, clip))
     return HnswIndex.load(folder, cid, dim, metric, dtype, params, clip)
-
-
-def _live(segment: HnswIndex) -> int:
-    """A segment's live graph nodes (its default depth follows them)."""
-    return segment.index.size - segment.index.removed
 
 
 def _best(queries: np.ndarray, k: int, found: list[tuple[np.ndarray, np.ndarray]]
