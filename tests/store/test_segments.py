@@ -223,7 +223,8 @@ def test_a_search_depth_is_shared_among_the_segments_by_their_size(
     seen.clear()
     single, _ = _filled(200)
     single.search_one(data[0], K)
-    assert seen == [None]  # (one segment: its own default depth, as one graph)
+    single.search_one(data[0], K, ef=33)
+    assert seen == [None, 33]  # (one segment: its own default depth, or ef, as one graph)
 
 
 def test_each_segment_passes_its_share_of_a_broad_filters_reach(

@@ -95,7 +95,10 @@ class SegmentedIndex:
 
     def __len__(self) -> int:
         """Points (row keys) in the index, pending ones included."""
-        return sum(len(segment) for segment in self.segments)
+        segments = self.segments
+        if len(segments) == 1:  # (every search asks: ``Searcher.point_count``)
+            return len(segments[0])
+        return sum(len(segment) for segment in segments)
 
     @property
     def nodes(self) -> int:
@@ -275,6 +278,9 @@ class SegmentedIndex:
                    ) -> tuple[list[int], list[float]]:
         """``HnswIndex.search_one`` over every segment: the best ``k`` of their
         results, padding dropped."""
+        segments = self.segments
+        if len(segments) == 1:  # (a collection below one segment's size: as one graph)
+            return segments[0].search_one(query, k, ef)
         depths = self._depths(ef)
         if len(depths) == 1:
             return depths[0][0].search_one(query, k, ef)

@@ -1,0 +1,153 @@
+"""Two threads against one, layer by layer of a single search: where the store's
+two-thread scaling goes.
+
+Builds a store of ``--npy`` vectors (or ``--n`` clustered ones, ``bench/ann.py``'s
+mixture; one segment, graph searched: ``exact_threshold`` 0), then times each layer of
+the single-query path alone and from two threads at once (``bench/ann.py``'s
+``threaded_qps``: each thread takes every other query), ``--runs`` times, the layers
+alternating within each run:
+
+* ``graph``: ``HnswGraph.search_row``, the compiled graph search (interpreter lock
+  released while it walks the graph);
+* ``graph+python``: the same and ~``--python-us`` µs of interpreter work that allocates
+  nothing and touches no shared object (a loop over a ``range``): the control, the
+  interpreter lock held as long as the store's layers hold it;
+* ``index``: the loaded index's ``search_one`` (``SegmentedIndex`` of one segment in
+  the default layout, ``HnswIndex`` with ``--segment-size 0``: pending points, shared
+  nodes, padding);
+* ``plan``: ``Searcher.search_one`` under the index lock (the plan and the hits);
+* ``store``: ``store.search``, the whole call a user makes.
+
+Prints JSON: per layer the one-thread QPS and µs a search (medians) and two threads ÷
+one, run by run (median and range).
+
+    .venv/bin/python bench/thread_layers.py --npy vectors.npy --queries-npy queries.npy
+    .venv/bin/python bench/thread_layers.py --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ann import make_data, threaded_qps, timed_queries  # bench/ is the script's directory
+from run_stats import summary
+
+K, EF = 10, 64
+
+
+def busy_loop(microseconds: float) -> Callable[[], None]:
+    """Interpreter work of about ``microseconds`` that allocates nothing shared."""
+    started = time.perf_counter()
+    for _ in range(200_000):
+        pass
+    per_us = 200_000 / ((time.perf_counter() - started) * 1e6)
+    count = int(microseconds * per_us)
+
+    def work() -> None:
+        for _ in range(count):
+            pass
+
+    return work
+
+
+def layers(store: Any, python_us: float) -> dict[str, Callable[[np.ndarray], Any]]:
+    """Each layer's single search of one ``(1, dim)`` float32 row."""
+    from embedops.store import quantization
+    from embedops.store.catalog import lookup
+
+    row = lookup(store.conn, "b")
+    index = store._indexes.live[row.cid].index
+    if len(index.graphs) != 1:
+        raise SystemExit("the collection holds several segments: use fewer points")
+    graph, searcher, lock = index.graphs[0], store._search, store._index_lock
+    work = busy_loop(python_us)
+    scales: dict[int, float] = {}
+
+    def graph_python(q: np.ndarray) -> Any:
+        found = graph.search_row(q, K, EF)
+        work()
+        return found
+
+    def plan(q: np.ndarray) -> Any:  # (the query's scale as ``store.search`` passes it)
+        scale = scales.get(id(q))
+        if scale is None:
+            scale = scales[id(q)] = quantization.one_query(q, row.dim, row.metric)[1]
+        with lock.shared():
+            return searcher.search_one(row, q, scale, K, EF)
+
+    return {"graph": lambda q: graph.search_row(q, K, EF), "graph+python": graph_python,
+            "index": lambda q: index.search_one(q, K, EF), "plan": plan,
+            "store": lambda q: store.search("b", q, K, ef=EF)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--npy", help="base vectors (.npy, float32 N x D) instead of synthetic")
+    parser.add_argument("--queries-npy", help="query vectors for --npy")
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--passes", type=int, default=10, help="times each query repeats")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--python-us", type=float, default=10.0)
+    parser.add_argument("--segment-size", type=int,
+                        help="the collection's segment_size (0: one graph; default: the "
+                             "store's default layout)")
+    args = parser.parse_args()
+    if bool(args.npy) != bool(args.queries_npy):
+        parser.error("--npy and --queries-npy go together")
+    from embedops.store import open_store
+
+    if args.npy:
+        base = np.load(args.npy).astype(np.float32)
+        held_out = np.load(args.queries_npy).astype(np.float32)[:args.queries]
+    else:
+        base, held_out = make_data(args.n, args.queries, 384)
+    held_out /= np.linalg.norm(held_out, axis=1, keepdims=True)
+    rows = [q[None, :].copy() for q in np.tile(held_out, (max(1, args.passes), 1))]
+    report: dict[str, Any] = {"n": len(base), "dim": base.shape[1], "k": K, "ef": EF,
+                              "searches": len(rows), "runs": args.runs,
+                              "segment_size": args.segment_size,
+                              "load_at_start": round(os.getloadavg()[0], 2), "layers": {}}
+    with tempfile.TemporaryDirectory() as folder, open_store(Path(folder) / "s") as store:
+        params = {"exact_threshold": 0}
+        if args.segment_size is not None:
+            params["segment_size"] = args.segment_size
+        store.create_collection("b", base.shape[1], fingerprint="bench", index_params=params)
+        ids = [str(i) for i in range(len(base))]
+        for lo in range(0, len(base), 10_000):
+            store.upsert("b", ids[lo:lo + 10_000], base[lo:lo + 10_000],
+                         [{"n": i} for i in range(lo, min(lo + 10_000, len(base)))],
+                         fingerprint="bench")
+        store.wait_merged(3600)
+        store.checkpoint("b")
+        store.search("b", rows[0], K, ef=EF)  # (loads the index)
+        searches = layers(store, args.python_us)
+        for search in searches.values():  # warm-up
+            for q in rows[:500]:
+                search(q)
+        timed: dict[str, list[tuple[float, float]]] = {name: [] for name in searches}
+        for _ in range(args.runs):
+            for name, search in searches.items():
+                two = threaded_qps(search, rows, threads=2)  # type: ignore[arg-type]
+                one = timed_queries(search, rows)[1]  # type: ignore[arg-type]
+                timed[name].append((one, two))
+    for name, runs in timed.items():
+        one_qps = summary([one for one, _ in runs], 0)
+        assert one_qps is not None
+        report["layers"][name] = {
+            "one_thread_qps": one_qps, "us_per_search": round(1e6 / one_qps["median"], 1),
+            "two_threads_over_one": summary([two / one for one, two in runs], 3)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
