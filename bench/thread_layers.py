@@ -9,17 +9,20 @@ alternating within each run:
 
 * ``graph``: ``HnswGraph.search_row``, the compiled graph search (interpreter lock
   released while it walks the graph);
-* ``graph+python``: the same and ~``--python-us`` µs of interpreter work that allocates
-  nothing and touches no shared object (a loop over a ``range``): the control, the
-  interpreter lock held as long as the store's layers hold it;
+* ``graph+python``: the same and ~``--python-us`` µs of interpreter work that touches
+  no object the other thread uses (a loop over a ``range``, whose ints are freed as
+  they are made): the control, the interpreter lock held about as long as the store's
+  layers hold it (``index``, ``plan`` and ``store`` each include the layers before
+  them, not this one);
 * ``index``: the loaded index's ``search_one`` (``SegmentedIndex`` of one segment in
   the default layout, ``HnswIndex`` with ``--segment-size 0``: pending points, shared
   nodes, padding);
 * ``plan``: ``Searcher.search_one`` under the index lock (the plan and the hits);
 * ``store``: ``store.search``, the whole call a user makes.
 
-Prints JSON: per layer the one-thread QPS and µs a search (medians) and two threads ÷
-one, run by run (median and range).
+Runs alternate which comes first, two threads or one. Prints JSON: per layer the
+one-thread QPS and µs a search (medians) and two threads ÷ one, run by run (median and
+range).
 
     .venv/bin/python bench/thread_layers.py --npy vectors.npy --queries-npy queries.npy
     .venv/bin/python bench/thread_layers.py --n 100000
@@ -45,7 +48,7 @@ K, EF = 10, 64
 
 
 def busy_loop(microseconds: float) -> Callable[[], None]:
-    """Interpreter work of about ``microseconds`` that allocates nothing shared."""
+    """Interpreter work of about ``microseconds`` that touches nothing shared."""
     started = time.perf_counter()
     for _ in range(200_000):
         pass
@@ -59,8 +62,9 @@ def busy_loop(microseconds: float) -> Callable[[], None]:
     return work
 
 
-def layers(store: Any, python_us: float) -> dict[str, Callable[[np.ndarray], Any]]:
-    """Each layer's single search of one ``(1, dim)`` float32 row."""
+def layers(store: Any, python_us: float, rows: list[np.ndarray]
+           ) -> dict[str, Callable[[np.ndarray], Any]]:
+    """Each layer's single search of one of ``rows``, ``(1, dim)`` float32 arrays."""
     from embedops.store import quantization
     from embedops.store.catalog import lookup
 
@@ -70,19 +74,17 @@ def layers(store: Any, python_us: float) -> dict[str, Callable[[np.ndarray], Any
         raise SystemExit("the collection holds several segments: use fewer points")
     graph, searcher, lock = index.graphs[0], store._search, store._index_lock
     work = busy_loop(python_us)
-    scales: dict[int, float] = {}
+    # each row's scale as ``store.search`` passes it (``rows`` stay alive: ids are unique)
+    scales = {id(q): quantization.one_query(q, row.dim, row.metric)[1] for q in rows}
 
     def graph_python(q: np.ndarray) -> Any:
         found = graph.search_row(q, K, EF)
         work()
         return found
 
-    def plan(q: np.ndarray) -> Any:  # (the query's scale as ``store.search`` passes it)
-        scale = scales.get(id(q))
-        if scale is None:
-            scale = scales[id(q)] = quantization.one_query(q, row.dim, row.metric)[1]
+    def plan(q: np.ndarray) -> Any:
         with lock.shared():
-            return searcher.search_one(row, q, scale, K, EF)
+            return searcher.search_one(row, q, scales[id(q)], K, EF)
 
     return {"graph": lambda q: graph.search_row(q, K, EF), "graph+python": graph_python,
             "index": lambda q: index.search_one(q, K, EF), "plan": plan,
@@ -115,7 +117,8 @@ def main() -> None:
     rows = [q[None, :].copy() for q in np.tile(held_out, (max(1, args.passes), 1))]
     report: dict[str, Any] = {"n": len(base), "dim": base.shape[1], "k": K, "ef": EF,
                               "searches": len(rows), "runs": args.runs,
-                              "segment_size": args.segment_size,
+                              "segment_size": args.segment_size, "queries": len(held_out),
+                              "passes": args.passes, "python_us": args.python_us,
                               "load_at_start": round(os.getloadavg()[0], 2), "layers": {}}
     with tempfile.TemporaryDirectory() as folder, open_store(Path(folder) / "s") as store:
         params = {"exact_threshold": 0}
@@ -130,15 +133,18 @@ def main() -> None:
         store.wait_merged(3600)
         store.checkpoint("b")
         store.search("b", rows[0], K, ef=EF)  # (loads the index)
-        searches = layers(store, args.python_us)
+        searches = layers(store, args.python_us, rows)
         for search in searches.values():  # warm-up
             for q in rows[:500]:
                 search(q)
         timed: dict[str, list[tuple[float, float]]] = {name: [] for name in searches}
-        for _ in range(args.runs):
+        for run in range(args.runs):
             for name, search in searches.items():
+                if run % 2:
+                    one = timed_queries(search, rows)[1]  # type: ignore[arg-type]
                 two = threaded_qps(search, rows, threads=2)  # type: ignore[arg-type]
-                one = timed_queries(search, rows)[1]  # type: ignore[arg-type]
+                if not run % 2:
+                    one = timed_queries(search, rows)[1]  # type: ignore[arg-type]
                 timed[name].append((one, two))
     for name, runs in timed.items():
         one_qps = summary([one for one, _ in runs], 0)

@@ -225,6 +225,8 @@ def test_a_search_depth_is_shared_among_the_segments_by_their_size(
     single.search_one(data[0], K)
     single.search_one(data[0], K, ef=33)
     assert seen == [None, 33]  # (one segment: its own default depth, or ef, as one graph)
+    empty = _index("float32")
+    assert len(empty) == 0 and empty.search_one(data[0], K) == ([], [])
 
 
 def test_each_segment_passes_its_share_of_a_broad_filters_reach(
