@@ -279,7 +279,7 @@ class SegmentedIndex:
         """``HnswIndex.search_one`` over every segment: the best ``k`` of their
         results, padding dropped."""
         segments = self.segments
-        if len(segments) == 1:  # (a collection below one segment's size: as one graph)
+        if len(segments) == 1:  # (one that has not outgrown its first segment: as one graph)
             return segments[0].search_one(query, k, ef)
         depths = self._depths(ef)
         if len(depths) == 1:
