@@ -65,14 +65,11 @@ def truth_of(base: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return out
 
 
-def system_store(base: np.ndarray, folder: Path, hit_cache_bytes: int | None = None
-                 ) -> tuple[Search, Callable[[], None]]:
-    from embedops.store import open_store
-
-    store = open_store(folder / "store", hit_cache_bytes=hit_cache_bytes)
+def filled_collection(store: Any, base: np.ndarray, index_params: dict[str, Any]) -> None:
+    """Collection ``b`` of ``store`` holding ``base`` (ids "0", "1", ...; payload
+    ``{"n": i}``), every point merged into the graph and checkpointed."""
     store.create_collection("b", base.shape[1], fingerprint="bench",
-                            index_params={"exact_threshold": 0, "connectivity": M,
-                                          "expansion_add": EF_ADD})
+                            index_params=index_params)
     ids = [str(i) for i in range(len(base))]
     for lo in range(0, len(base), 10_000):
         store.upsert("b", ids[lo:lo + 10_000], base[lo:lo + 10_000],
@@ -80,6 +77,15 @@ def system_store(base: np.ndarray, folder: Path, hit_cache_bytes: int | None = N
                      fingerprint="bench")
     store.wait_merged(3600)
     store.checkpoint("b")
+
+
+def system_store(base: np.ndarray, folder: Path, hit_cache_bytes: int | None = None
+                 ) -> tuple[Search, Callable[[], None]]:
+    from embedops.store import open_store
+
+    store = open_store(folder / "store", hit_cache_bytes=hit_cache_bytes)
+    filled_collection(store, base, {"exact_threshold": 0, "connectivity": M,
+                                    "expansion_add": EF_ADD})
 
     def search(q: np.ndarray, ef: int) -> list[int]:
         return [int(h.id) for h in store.search("b", q, K, ef=ef)[0]]

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ann import make_data, threaded_qps, timed_queries  # bench/ is the script's directory
+from graph_library import filled_collection
 from run_stats import summary
 
 K, EF = 10, 64
@@ -124,14 +125,7 @@ def main() -> None:
         params = {"exact_threshold": 0}
         if args.segment_size is not None:
             params["segment_size"] = args.segment_size
-        store.create_collection("b", base.shape[1], fingerprint="bench", index_params=params)
-        ids = [str(i) for i in range(len(base))]
-        for lo in range(0, len(base), 10_000):
-            store.upsert("b", ids[lo:lo + 10_000], base[lo:lo + 10_000],
-                         [{"n": i} for i in range(lo, min(lo + 10_000, len(base)))],
-                         fingerprint="bench")
-        store.wait_merged(3600)
-        store.checkpoint("b")
+        filled_collection(store, base, params)
         store.search("b", rows[0], K, ef=EF)  # (loads the index)
         searches = layers(store, args.python_us, rows)
         for search in searches.values():  # warm-up
