@@ -104,6 +104,8 @@ class HugePages:
     def __init__(self) -> None:
         self._advised: dict[str, tuple[int, int, int]] = {}  # name -> (address, ends)
         self.collapsed_bytes = 0  # bytes the kernel collapsed into huge pages, in all
+        self.refused_bytes = 0  # bytes it refused to collapse (no huge page free then)
+        self.refusal_errno = 0  # the last refusal's errno (EAGAIN, ENOMEM: none free)
         self.seconds = 0.0  # spent advising, in all
 
     def advise(self, name: str, address: int, nbytes: int, collapse: bool) -> bool:
@@ -138,7 +140,9 @@ class HugePages:
                 if _madvise(collapsed, end - collapsed, MADV_COLLAPSE) == 0:
                     self.collapsed_bytes += end - collapsed
                 else:  # (before Linux 6.1, or no huge page free: khugepaged may, later)
-                    log.debug("MADV_COLLAPSE refused: errno %d", ctypes.get_errno())
+                    self.refused_bytes += end - collapsed
+                    self.refusal_errno = ctypes.get_errno()
+                    log.debug("MADV_COLLAPSE refused: errno %d", self.refusal_errno)
                 collapsed = end
             return True
         finally:
