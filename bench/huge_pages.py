@@ -95,6 +95,7 @@ def one_build(n: int, dtype: str) -> dict[str, Any]:
             "recall_at_10": round(float(recall), 4),
             "anon_huge_mib": _anon_huge_kib() // 1024,
             "collapsed_mib": sum(a.collapsed_bytes for a in advice.values()) >> 20,
+            "refused_mib": sum(a.refused_bytes for a in advice.values()) >> 20,
             "advice_seconds": round(sum(a.seconds for a in advice.values()), 2)}
 
 
