@@ -66,6 +66,15 @@ def timed_queries(search: Callable[[np.ndarray], list[int]], queries: np.ndarray
     return found, len(queries) / (time.perf_counter() - start)
 
 
+def only_graph(index: Any) -> Any:
+    """The one graph of a store's loaded collection ``index`` (one graph, or one
+    segment), for benchmarks that time it beside a raw library's; exits when the
+    collection holds several segments."""
+    if len(index.graphs) != 1:
+        raise SystemExit("the collection holds several segments: use fewer points")
+    return index.graphs[0]
+
+
 def threaded_qps(search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
                  threads: int = 2) -> float:
     """Single-query searches from ``threads`` Python threads at once (each takes every

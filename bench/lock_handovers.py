@@ -33,7 +33,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ann import make_data  # bench/ is the script's directory
+from ann import make_data, only_graph  # bench/ is the script's directory
 from embedops.store import open_store
 from embedops.store.catalog import lookup
 
@@ -80,10 +80,7 @@ def main() -> None:
     store.wait_merged()
     for query in queries:  # (loads the index, fills the hit cache)
         store.search("b", query.reshape(1, -1), K)
-    graphs = store._indexes.live[lookup(store.conn, "b").cid].index.graphs
-    if len(graphs) != 1:  # (the raw graph beside it is one graph)
-        raise SystemExit("the collection holds several segments: use fewer points")
-    graph = graphs[0]
+    graph = only_graph(store._indexes.live[lookup(store.conn, "b").cid].index)
 
     raw = faiss.IndexHNSWFlat(384, M, faiss.METRIC_INNER_PRODUCT)
     raw.hnsw.efConstruction = EF_ADD

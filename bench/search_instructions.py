@@ -48,6 +48,7 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     """Search ``n`` queries through ``layer`` after the warm-up (runs under valgrind)."""
     import faiss
 
+    from ann import only_graph  # (bench/: the script's directory)
     from embedops.store import open_store, quantization
     from embedops.store.catalog import lookup
 
@@ -57,9 +58,7 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     store.search("b", queries[0], K, ef=EF)  # (loads the index)
     searcher = store._search
     index = store._indexes.live[row.cid].index
-    if len(index.graphs) != 1:  # (the raw and graph layers time one graph)
-        raise SystemExit("the collection holds several segments: use fewer points")
-    graph = index.graphs[0]  # (the collection's one segment)
+    graph = only_graph(index)  # (the raw and graph layers time one graph)
     params = faiss.SearchParametersHNSW()
     params.efSearch = EF
 

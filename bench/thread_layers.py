@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ann import make_data, threaded_qps, timed_queries  # bench/ is the script's directory
+from ann import make_data, only_graph, threaded_qps, timed_queries  # (bench/)
 from graph_library import filled_collection
 from run_stats import summary
 
@@ -71,9 +71,7 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
 
     row = lookup(store.conn, "b")
     index = store._indexes.live[row.cid].index
-    if len(index.graphs) != 1:
-        raise SystemExit("the collection holds several segments: use fewer points")
-    graph, searcher, lock = index.graphs[0], store._search, store._index_lock
+    graph, searcher, lock = only_graph(index), store._search, store._index_lock
     work = busy_loop(python_us)
     # each row's scale as ``store.search`` passes it (``rows`` stay alive: ids are unique)
     scales = {id(q): quantization.one_query(q, row.dim, row.metric)[1] for q in rows}

@@ -16,6 +16,9 @@ from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.huge_pages import HUGE_PAGE, MIN_BYTES, HugePages
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's madvise")
+# MADV_COLLAPSE's refusals for want of a free huge page at that moment (the kernel's
+# state, not the code's; EINVAL is a kernel without it, or a range the code got wrong)
+NONE_FREE = (errno.EAGAIN, errno.ENOMEM)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +64,7 @@ def _kernel_collapses() -> bool:
     assert huge_pages._madvise is not None
     if huge_pages._madvise(start, 2 * HUGE_PAGE, huge_pages.MADV_COLLAPSE) == 0:
         return True
-    return ctypes.get_errno() in (errno.EAGAIN, errno.ENOMEM)
+    return ctypes.get_errno() in NONE_FREE
 
 
 def _unless_refused(advice: HugePages) -> None:
@@ -70,7 +73,7 @@ def _unless_refused(advice: HugePages) -> None:
     page cache, say): the kernel's state, not the code's. Any other refusal (EINVAL: a
     range the code got wrong) fails, as does a collapse the code did not ask for."""
     if advice.refused_bytes:
-        assert advice.refusal_errno in (errno.EAGAIN, errno.ENOMEM), advice.refusal_errno
+        assert advice.refusal_errno in NONE_FREE, advice.refusal_errno
         pytest.skip(f"the kernel found no huge page free for {advice.refused_bytes} bytes")
 
 
@@ -151,7 +154,7 @@ def test_a_graph_advises_its_arrays_after_each_insert_that_moves_them() -> None:
         faiss.downcast_index(copy.storage).codes)
     # (asked, whether the kernel found huge pages free for it then or not)
     assert copy_advice.collapsed_bytes > 0 or not _kernel_collapses() or (
-        copy_advice.refused_bytes and copy_advice.refusal_errno in (errno.EAGAIN, errno.ENOMEM))
+        copy_advice.refused_bytes and copy_advice.refusal_errno in NONE_FREE)
     graph.adopt(copy, np.arange(rows, rows + 600, dtype=np.int64), points[:600])
     assert graph._huge is copy_advice
     assert np.array_equal(graph.get(np.arange(rows, dtype=np.int64)), points)
