@@ -17,7 +17,7 @@ install: $(STAMP)
 
 # (setup.py and the C sources: the compiled search is built by the install)
 $(STAMP): pyproject.toml setup.py constraints.txt requirements-models.txt \
-		src/embedops/store/_graph_search.c src/embedops/store/_hit_rows.c
+		src/embedops/store/_graph_search.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip wheel setuptools
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,langchain,llama-index,remote,media,ray,finetune]'

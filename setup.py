@@ -1,7 +1,7 @@
-"""The compiled parts of embedops' single search (store/graph_search.py, store/hit_rows.py).
+"""The compiled part of embedops' single search (store/graph_search.py, store/hit_rows.py).
 
-Everything else is declared in pyproject.toml. Both extensions are optional: where no C
-compiler is found the package installs without them and the store searches through
+Everything else is declared in pyproject.toml. The extension is optional: where no C
+compiler is found the package installs without it and the store searches through
 faiss's own search and makes its hits in Python instead (slower by the figures in
 docs/benchmarks-store.md).
 """
@@ -19,6 +19,4 @@ setup(ext_modules=[
               # instruction set has it (C11 mode leaves them apart otherwise).
               extra_compile_args=[*FLAGS, "-Wno-psabi", "-ffp-contract=fast"],
               optional=True),
-    Extension("embedops.store._hit_rows", sources=["src/embedops/store/_hit_rows.c"],
-              extra_compile_args=FLAGS, optional=True),
 ])

@@ -12,7 +12,8 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from embedops.store import _hit_rows, hit_rows
+from embedops.store import _graph_search as _hit_rows
+from embedops.store import hit_rows
 from embedops.store.protocol import Hit
 
 

@@ -16,9 +16,15 @@
  * The caller guarantees that the arrays do not change while a search runs (the store's
  * index lock: inserts, which reallocate faiss's arrays, hold it exclusively) and makes
  * a new GraphView after any insert.
+ *
+ * The module also makes a search's hits from the rows the store's hit cache keeps
+ * (store/hit_rows.py): hits() from keys and scores already found, GraphView.hits() in
+ * the same call as the search, so that a single search whose points are all cached
+ * goes from the query to its hits in one call.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -643,49 +649,54 @@ static int float_rows(PyObject *obj, Py_buffer *view, Py_ssize_t dim, Py_ssize_t
     return 0;
 }
 
-PyDoc_STRVAR(search_doc,
-"search(query, k, ef) -> (keys, scores)\n\n"
-"The k best live nodes' keys and faiss scores (inner products, or squared L2\n"
-"distances) for one float32 query of dim values, as lists, best first, padded\n"
-"with key -1 (score -inf for inner products, +inf for L2).");
-
-static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "search(query, k, ef) takes three arguments");
-        return NULL;
-    }
-    Py_ssize_t k, ef, rows;
+/* One query's search for a call of `name`(query, k, ef, ...): `found` (freed by the
+ * caller with PyMem_RawFree) holds the `*count` (at most k) live nodes found, best
+ * first; -1 with an exception set on failure. */
+static int search_one(GraphView *self, PyObject *const *args, const char *name,
+                      Item **found, size_t *count, Py_ssize_t *k) {
+    Py_ssize_t ef, rows;
     Py_buffer q;
-    if (!made(self) || read_depths(args[1], args[2], &k, &ef) < 0) return NULL;
-    if (float_rows(args[0], &q, self->dim, &rows) < 0) return NULL;
+    if (!made(self) || read_depths(args[1], args[2], k, &ef) < 0) return -1;
+    if (float_rows(args[0], &q, self->dim, &rows) < 0) return -1;
     if (rows != 1) {
         PyBuffer_Release(&q);
-        PyErr_Format(PyExc_ValueError, "the query must be %zd float32 values", self->dim);
-        return NULL;
+        PyErr_Format(PyExc_ValueError, "%s: the query must be %zd float32 values", name,
+                     self->dim);
+        return -1;
     }
     /* The results leave the thread's scratch before the interpreter lock is taken
      * again: anything run under it (a collection's finalizer) could search too. */
-    Item *found = PyMem_RawMalloc((size_t)k * sizeof(Item));
-    if (found == NULL) {
+    *found = PyMem_RawMalloc((size_t)*k * sizeof(Item));
+    if (*found == NULL) {
         PyBuffer_Release(&q);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        return -1;
     }
-    size_t count = 0;
     Scratch *sc;
     Py_BEGIN_ALLOW_THREADS
     sc = search_query(self, (const float *)q.buf, (size_t)ef);
     if (sc != NULL) {
-        count = sc->best.size < (size_t)k ? sc->best.size : (size_t)k;
-        memcpy(found, sc->best.items, count * sizeof(Item));
+        *count = sc->best.size < (size_t)*k ? sc->best.size : (size_t)*k;
+        memcpy(*found, sc->best.items, *count * sizeof(Item));
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&q);
-    PyObject *keys = sc ? PyList_New(k) : NULL, *scores = sc ? PyList_New(k) : NULL;
+    if (sc == NULL) {
+        PyMem_RawFree(*found);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* `search`'s answer from the `count` nodes `found`: (keys, scores) padded to k. */
+static PyObject *ranked_lists(const GraphView *self, const Item *found, size_t count,
+                              Py_ssize_t k) {
+    PyObject *keys = PyList_New(k), *scores = PyList_New(k);
     if (keys == NULL || scores == NULL) {
-        PyMem_RawFree(found);
         Py_XDECREF(keys);
         Py_XDECREF(scores);
-        return sc ? NULL : PyErr_NoMemory();
+        return NULL;
     }
     const int64_t *labels = (const int64_t *)self->keys.buf;
     double pad = self->inner ? -INFINITY : INFINITY;
@@ -700,7 +711,6 @@ static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssi
             score = PyFloat_FromDouble(pad);
         }
         if (key == NULL || score == NULL) {
-            PyMem_RawFree(found);
             Py_XDECREF(key);
             Py_XDECREF(score);
             Py_DECREF(keys);
@@ -710,10 +720,78 @@ static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssi
         PyList_SET_ITEM(keys, i, key);
         PyList_SET_ITEM(scores, i, score);
     }
-    PyMem_RawFree(found);
     PyObject *out = PyTuple_Pack(2, keys, scores);
     Py_DECREF(keys);
     Py_DECREF(scores);
+    return out;
+}
+
+PyDoc_STRVAR(search_doc,
+"search(query, k, ef) -> (keys, scores)\n\n"
+"The k best live nodes' keys and faiss scores (inner products, or squared L2\n"
+"distances) for one float32 query of dim values, as lists, best first, padded\n"
+"with key -1 (score -inf for inner products, +inf for L2).");
+
+static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "search(query, k, ef) takes three arguments");
+        return NULL;
+    }
+    Item *found;
+    size_t count = 0;
+    Py_ssize_t k;
+    if (search_one(self, args, "search", &found, &count, &k) < 0) return NULL;
+    PyObject *out = ranked_lists(self, found, count, k);
+    PyMem_RawFree(found);
+    return out;
+}
+
+static PyObject *hit_of(PyObject *row, double score);
+
+PyDoc_STRVAR(view_hits_doc,
+"hits(query, k, ef, cached, scale) -> list of Hit, or (keys, scores)\n\n"
+"search() with its hits made at once when the k nodes found are all keys of the\n"
+"dict `cached` (key -> (rowkey, id, payload text), as hits() reads it): a Hit per\n"
+"node, best first, scored as the store scores (the inner product, or minus the\n"
+"squared L2 distance) times `scale`. Otherwise (a node not cached, fewer than k\n"
+"found) search()'s (keys, scores), from the same search.");
+
+static PyObject *GraphView_hits(GraphView *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hits(query, k, ef, cached, scale) takes five arguments");
+        return NULL;
+    }
+    PyObject *cached = args[3];
+    if (!PyDict_Check(cached)) {
+        PyErr_SetString(PyExc_TypeError, "hits: cached must be a dict");
+        return NULL;
+    }
+    double scale = PyFloat_AsDouble(args[4]);
+    if (scale == -1.0 && PyErr_Occurred()) return NULL;
+    Item *found;
+    size_t count = 0;
+    Py_ssize_t k;
+    if (search_one(self, args, "hits", &found, &count, &k) < 0) return NULL;
+    PyObject *out = (size_t)k == count ? PyList_New(k) : NULL;
+    const int64_t *labels = (const int64_t *)self->keys.buf;
+    for (Py_ssize_t i = 0; out != NULL && i < k; i++) {
+        PyObject *key = PyLong_FromLongLong(labels[found[i].node]);
+        PyObject *row = key ? PyDict_GetItemWithError(cached, key) : NULL;
+        Py_XDECREF(key);
+        PyObject *hit = row ? hit_of(row, -(double)found[i].dist * scale) : NULL;
+        if (hit == NULL) {
+            Py_CLEAR(out);
+            if (PyErr_Occurred()) {
+                PyMem_RawFree(found);
+                return NULL;
+            }
+            break; /* (not cached: the lists instead) */
+        }
+        PyList_SET_ITEM(out, i, hit);
+    }
+    if (out == NULL && !PyErr_Occurred()) out = ranked_lists(self, found, count, k);
+    PyMem_RawFree(found);
     return out;
 }
 
@@ -828,6 +906,7 @@ static PyMethodDef GraphView_methods[] = {
     {"search", (PyCFunction)(void (*)(void))GraphView_search, METH_FASTCALL, search_doc},
     {"search_into", (PyCFunction)(void (*)(void))GraphView_search_into, METH_FASTCALL,
      search_into_doc},
+    {"hits", (PyCFunction)(void (*)(void))GraphView_hits, METH_FASTCALL, view_hits_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -842,6 +921,127 @@ static PyTypeObject GraphViewType = {
     .tp_dealloc = (destructor)GraphView_dealloc,
     .tp_methods = GraphView_methods,
 };
+
+/* --- hits made from the hit cache's rows (store/hit_rows.py) -------------------------
+ *
+ * For each key in step with its score: the cached row (rowkey, id, payload text) of
+ * that key, made a Hit whose id is the row's, whose score is score * scale and whose
+ * payload is the text (decoded when first read). Hit's slots are filled in where the
+ * class lays them out (their member descriptors give the offsets), as
+ * Hit.many_from_text does through the descriptors: Hit refuses attribute assignment
+ * once made. */
+
+static PyTypeObject *hit_type = NULL;
+static Py_ssize_t id_at, score_at, payload_at, text_at;
+
+/* The offset of `type`'s own object slot `name`: a member descriptor of `type` (or of
+ * a class it derives from) that lies within its instances. */
+static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset) {
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL) return -1;
+    int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDescrObject *member = (PyMemberDescrObject *)descr;
+        ok = member->d_member->type == T_OBJECT_EX &&
+             PyType_IsSubtype(type, PyDescr_TYPE(member)) &&
+             member->d_member->offset >= (Py_ssize_t)sizeof(PyObject) &&
+             member->d_member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
+        if (ok) *offset = member->d_member->offset;
+    }
+    Py_DECREF(descr);
+    if (!ok) PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", type->tp_name, name);
+    return ok ? 0 : -1;
+}
+
+PyDoc_STRVAR(use_doc, "use(hit_type)\n\nThe class hits() makes (Hit: slots _payload, _text, id, score).");
+
+static PyObject *use(PyObject *Py_UNUSED(module), PyObject *type) {
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "a class is expected");
+        return NULL;
+    }
+    PyTypeObject *t = (PyTypeObject *)type;
+    Py_ssize_t id, score, payload, text; /* (all found, or nothing changed) */
+    if (slot_offset(t, "id", &id) < 0 || slot_offset(t, "score", &score) < 0 ||
+        slot_offset(t, "_payload", &payload) < 0 || slot_offset(t, "_text", &text) < 0)
+        return NULL;
+    id_at = id, score_at = score, payload_at = payload, text_at = text;
+    Py_INCREF(type);
+    Py_XSETREF(hit_type, t);
+    Py_RETURN_NONE;
+}
+
+static inline void put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject **slot = (PyObject **)((char *)obj + offset);
+    Py_XSETREF(*slot, value);
+}
+
+/* A Hit of the cached `row` scored `score`: a new reference, or NULL with an exception
+ * set. */
+static PyObject *hit_of(PyObject *row, double score) {
+    if (hit_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "use(Hit) first");
+        return NULL;
+    }
+    /* (any sequence: tuples, sqlite3.Row; held, since a sequence written in Python
+     * runs code that could drop it from the dict) */
+    Py_INCREF(row);
+    PyObject *id = PySequence_GetItem(row, 1);
+    PyObject *text = id ? PySequence_GetItem(row, 2) : NULL;
+    Py_DECREF(row);
+    PyObject *hit = text ? hit_type->tp_alloc(hit_type, 0) : NULL;
+    PyObject *value = hit ? PyFloat_FromDouble(score) : NULL;
+    if (value == NULL) {
+        Py_XDECREF(id);
+        Py_XDECREF(text);
+        Py_XDECREF(hit);
+        return NULL;
+    }
+    put(hit, id_at, id);
+    put(hit, score_at, value);
+    put(hit, payload_at, Py_NewRef(Py_None));
+    put(hit, text_at, text);
+    return hit;
+}
+
+PyDoc_STRVAR(hits_doc,
+"hits(cached, keys, scores, scale) -> list of Hit, or None\n\n"
+"A Hit per key from the dict `cached` (key -> (rowkey, id, payload text)), scored\n"
+"score * scale; None when a key is not in `cached`.");
+
+static PyObject *hits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "hits(cached, keys, scores, scale) takes four arguments");
+        return NULL;
+    }
+    PyObject *cached = args[0], *keys = args[1], *scores = args[2];
+    if (!PyDict_Check(cached) || !PyList_Check(keys) || !PyList_Check(scores) ||
+        PyList_GET_SIZE(keys) != PyList_GET_SIZE(scores)) {
+        PyErr_SetString(PyExc_TypeError, "a dict and two lists of one length are expected");
+        return NULL;
+    }
+    double scale = PyFloat_AsDouble(args[3]);
+    if (scale == -1.0 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyDict_GetItemWithError(cached, PyList_GET_ITEM(keys, i));
+        if (row == NULL) {
+            Py_DECREF(out);
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        double score = PyFloat_AsDouble(PyList_GET_ITEM(scores, i));
+        PyObject *hit = score == -1.0 && PyErr_Occurred() ? NULL : hit_of(row, score * scale);
+        if (hit == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, hit);
+    }
+    return out;
+}
 
 PyDoc_STRVAR(squared_norm_doc,
 "squared_norm(vector, dim) -> float or None\n\n"
@@ -929,6 +1129,8 @@ static PyMethodDef module_methods[] = {
     {"squared_norm", (PyCFunction)(void (*)(void))squared_norm, METH_FASTCALL,
      squared_norm_doc},
     {"_scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
+    {"use", use, METH_O, use_doc},
+    {"hits", (PyCFunction)(void (*)(void))hits, METH_FASTCALL, hits_doc},
     {NULL, NULL, 0, NULL},
 };
 

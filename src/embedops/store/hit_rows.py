@@ -3,9 +3,11 @@
 Once the graph has ranked a query's points, a search whose points are all in the hit
 cache makes its hits from the cached rows (``(rowkey, id, payload text)``): on 4,500
 all-MiniLM-L6-v2 vectors, the Python that did this (``Hit.many_from_text`` and the
-lookups) was a tenth of a whole search's time. The extension ``_hit_rows``
-(``_hit_rows.c``, built by ``setup.py``) does it in one call; where it was not built,
-the same is done in Python. Both give equal hits (``tests/store/test_hit_rows.py``).
+lookups) was a tenth of a whole search's time. The compiled search's extension
+(``_graph_search.c``, built by ``setup.py``) does it in one call: ``hits`` from keys and
+scores found, ``GraphView.hits`` (``HnswGraph.search_hits``) in the graph search's own
+call; where it was not built, the same is done in Python. Both give equal hits
+(``tests/store/test_hit_rows.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from embedops.store.protocol import Hit
 
 try:
-    from embedops.store import _hit_rows
+    from embedops.store import _graph_search as _hit_rows
 except ImportError:  # (built without a C compiler)
     _hit_rows = None
 else:  # (the compiled version fills in exactly these four slots)

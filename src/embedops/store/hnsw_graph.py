@@ -676,6 +676,21 @@ class HnswGraph:
         # (position -1 pads: the labels' last slot, always -1, as in ``search``)
         return labels[found[0]].tolist(), distances[0].tolist()
 
+    def search_hits(self, row: np.ndarray, k: int, ef: int, cached: dict[int, Any],
+                    scale: float) -> list[Any] | tuple[list[int], list[float]]:
+        """``search_row``, with its hits made in the compiled search's own call when it
+        applies (``GraphView.hits``): a ``Hit`` per node found, scored as the store
+        scores (the inner product, or minus the squared L2 distance) times ``scale``,
+        when all ``k`` nodes found are keys of ``cached`` (``hit_cache.rows``);
+        otherwise, and always where faiss searches, ``search_row``'s keys and faiss
+        scores."""
+        view = self._view
+        if view is None:
+            view = self._compiled_view()
+        if view and k <= graph_search.MAX_K:
+            return view.hits(row, k, ef, cached, scale)  # type: ignore[no-any-return]
+        return self.search_row(row, k, ef)
+
     @property
     def compiled(self) -> bool:
         """Do this graph's unrestricted searches take the compiled search? (Answered

@@ -47,6 +47,7 @@ from embedops.store.hnsw_graph import (
     Restriction,
 )
 from embedops.store.match_nodes import MatchNodes, MatchNodesCache
+from embedops.store.protocol import Hit
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "connectivity": 16,
@@ -504,6 +505,29 @@ class HnswIndex:
         ranked = sorted(candidates, key=lambda pair: -pair[0])[:k]
         return [key for _, key in ranked], [value for value, _ in ranked]
 
+    def search_hits(self, query: np.ndarray, k: int, ef: int | None,
+                    cached: dict[int, Any], scale: float
+                    ) -> list[Hit] | tuple[list[int], list[float]]:
+        """``search_one``, with its hits made in the graph search's own call when the
+        graph alone answers (no pending points, ``k`` at most its live nodes, float32 or
+        float16) and every point it finds is a key of ``cached`` (``hit_cache.rows``):
+        a ``Hit`` per point then, best first, scored ``score * scale``
+        (``HnswGraph.search_hits``). Otherwise ``search_one``'s keys and scores, from
+        the same search."""
+        graph = self.index
+        if self._pending or self.dtype == "int8" or k > graph.size - graph.removed:
+            return self.search_one(query, k, ef)
+        try:
+            found = graph.search_hits(query, k, self._depth(ef, k), cached, scale)
+        except (ValueError, RuntimeError) as exc:
+            raise IndexFailure(f"HNSW search failed: {exc}") from exc
+        if type(found) is list:
+            return found
+        keys, values = found
+        if self.metric == "l2":  # (faiss gives squared distances)
+            values = [-value for value in values]
+        return self._ranked(keys, values, k)
+
     def _graph_one(self, query: np.ndarray, k: int, ef: int | None, live: int
                    ) -> tuple[list[int], list[float]]:
         """``search_one`` over the graph alone, which holds ``live`` (> 0) nodes."""
@@ -519,6 +543,13 @@ class HnswIndex:
                 raise IndexFailure(f"HNSW search failed: {exc}") from exc
             if self.metric == "l2":  # (faiss gives squared distances)
                 values = [-value for value in values]
+        return self._ranked(keys, values, k)
+
+    def _ranked(self, keys: list[int], values: list[float], k: int
+                ) -> tuple[list[int], list[float]]:
+        """The graph's best nodes ``keys`` and store scores ``values`` for one query as
+        ``search_one`` answers: shared nodes' points in their place, padding scored
+        -inf."""
         if self._groups and max(keys) >= GROUP_BASE:  # a shared node: its points
             found, scores = self._expand(np.asarray([keys], dtype=np.int64),
                                          np.asarray([values], dtype=np.float32),

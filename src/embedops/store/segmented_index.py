@@ -50,6 +50,7 @@ from embedops.store.hnsw_index import (
     OffLockInsert,
     followed,
 )
+from embedops.store.protocol import Hit
 
 SEGMENT_GROUPS = 1 << 40  # shared-node keys each segment may use
 LAST_GROUP_BASE = (1 << 63) - SEGMENT_GROUPS  # (int64 node keys)
@@ -291,6 +292,16 @@ class SegmentedIndex:
                       if key >= 0]
         found.sort(key=lambda pair: -pair[0])
         return [key for _, key in found[:k]], [value for value, _ in found[:k]]
+
+    def search_hits(self, query: np.ndarray, k: int, ef: int | None,
+                    cached: dict[int, Any], scale: float
+                    ) -> list[Hit] | tuple[list[int], list[float]]:
+        """``HnswIndex.search_hits`` of the one segment that has not been outgrown; over
+        several, ``search_one``'s keys and scores."""
+        segments = self.segments
+        if len(segments) == 1:
+            return segments[0].search_hits(query, k, ef, cached, scale)
+        return self.search_one(query, k, ef)
 
     def search_among(self, queries: np.ndarray, k: int, keys: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray] | None:

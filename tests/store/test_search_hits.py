@@ -1,0 +1,179 @@
+"""A single search's hits made in the graph search's own call (``GraphView.hits``,
+``HnswGraph.search_hits``, ``HnswIndex.search_hits``): the same hits as the search
+followed by ``hit_rows.cached_hits``, the search's own lists whenever some point found
+is not cached or fewer than ``k`` are found, arguments refused, no reference leaked,
+and the store's single searches taking that call once the hit cache is warm."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedops.store import graph_search, hit_rows, open_store
+from embedops.store.hnsw_graph import HnswGraph
+from embedops.store.hnsw_index import HnswIndex
+from embedops.store.protocol import Hit
+
+from .storedata import mixture
+
+DIM = 24
+N = 600
+
+
+def _cached(keys: range | list[int]) -> dict[int, tuple[int, str, str]]:
+    return {key: (key, f"doc-{key}", f'{{"n": {key}}}') for key in keys}
+
+
+def _graph(metric: str, n: int = N) -> tuple[HnswGraph, np.ndarray]:
+    data = mixture(n, DIM, seed=3) * (1.0 if metric == "cosine" else 3.0)
+    graph = HnswGraph(DIM, metric, "float32", 16, 64)
+    graph.add(np.arange(n, dtype=np.int64) + 100, data)
+    return graph, data
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_hits_made_in_the_search_equal_the_hits_made_after_it(metric: str) -> None:
+    graph, data = _graph(metric)
+    view = graph._compiled_view()
+    assert view
+    cached = _cached(range(100, 100 + N))
+    for query in data[:30] + 0.01:
+        made = view.hits(query, 10, 40, cached, 0.5)
+        keys, scores = view.search(query, 10, 40)
+        # the store's scores: inner products, or minus the squared L2 distance
+        store_scores = scores if metric == "cosine" else [-s for s in scores]
+        assert type(made) is list and [type(h) for h in made] == [Hit] * 10
+        assert made == hit_rows.python_hits(cached, keys, store_scores, 0.5)
+        assert [h.id for h in made] == [f"doc-{key}" for key in keys]
+        assert made[0].payload == {"n": keys[0]}
+        assert graph.search_hits(query[None, :], 10, 40, cached, 0.5) == made
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_a_point_not_cached_or_a_short_answer_gives_the_search_lists(metric: str) -> None:
+    graph, data = _graph(metric)
+    view = graph._compiled_view()
+    query = data[5] + 0.01
+    keys, scores = view.search(query, 10, 40)
+    for missing in (keys[0], keys[9]):  # (the first and the last found)
+        cached = _cached([key for key in range(100, 100 + N) if key != missing])
+        assert view.hits(query, 10, 40, cached, 2.0) == (keys, scores)
+    assert view.hits(query, 10, 40, {}, 1.0) == (keys, scores)
+
+    small, few = _graph(metric, n=3)
+    padded = small._compiled_view().hits(few[0], 5, 16, _cached(range(100, 103)), 1.0)
+    assert padded == small._compiled_view().search(few[0], 5, 16)
+    assert padded[0][3:] == [-1, -1]
+
+
+def test_bad_arguments_are_refused_and_crash_nothing() -> None:
+    graph, data = _graph("cosine")
+    view = graph._compiled_view()
+    cached = _cached(range(100, 100 + N))
+    with pytest.raises(TypeError, match="dict"):
+        view.hits(data[0], 10, 40, list(cached.items()), 1.0)
+    with pytest.raises(TypeError):
+        view.hits(data[0], 10, 40, cached, "high")
+    with pytest.raises(TypeError, match="five"):
+        view.hits(data[0], 10, 40, cached)
+    with pytest.raises(ValueError, match="float32"):
+        view.hits(np.zeros(DIM + 1, dtype=np.float32), 10, 40, cached, 1.0)
+    with pytest.raises(ValueError, match="k must be"):
+        view.hits(data[0], 0, 40, cached, 1.0)
+    with pytest.raises(TypeError):  # (a cached row that is no sequence)
+        view.hits(data[0], 10, 40, dict.fromkeys(cached, 42), 1.0)
+    with pytest.raises(IndexError):  # (a cached row too short)
+        view.hits(data[0], 10, 40, {key: (key, "x") for key in cached}, 1.0)
+    never_made = graph_search.GraphView.__new__(graph_search.GraphView)
+    with pytest.raises(ValueError, match="not made"):
+        never_made.hits(data[0], 10, 40, cached, 1.0)
+    assert len(view.hits(data[0], 10, 40, cached, 1.0)) == 10  # (still searches)
+
+
+def test_no_reference_is_kept_or_lost() -> None:
+    graph, data = _graph("cosine")
+    view = graph._compiled_view()
+    cached = _cached(range(100, 100 + N))
+    query = data[0]
+    keys, _ = view.search(query, 10, 40)
+    rows = [cached[key] for key in keys]
+    before = [(sys.getrefcount(row[1]), sys.getrefcount(row[2])) for row in rows]
+    partial = {key: row for key, row in cached.items() if key != keys[9]}
+    for _ in range(500):
+        hits = view.hits(query, 10, 40, cached, 1.0)
+        assert type(hits) is list and hits[0].payload == {"n": keys[0]}
+        del hits
+        assert type(view.hits(query, 10, 40, partial, 1.0)) is tuple
+    gc.collect()
+    assert [(sys.getrefcount(row[1]), sys.getrefcount(row[2])) for row in rows] == before
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_an_index_gives_the_hits_of_its_single_search(metric: str) -> None:
+    """Where the graph alone answers, ``HnswIndex.search_hits`` gives the hits
+    ``search_one`` and ``cached_hits`` give; otherwise (pending points, shared nodes
+    among the found, more asked than live nodes, an int8 graph) ``search_one``'s lists."""
+    data = mixture(N, DIM, seed=9) * (1.0 if metric == "cosine" else 3.0)
+    index = HnswIndex(DIM, metric, "float32", {}, None)
+    index.add(np.arange(N, dtype=np.int64), data)
+    cached = _cached(range(N))
+    for row in (data[:20] + 0.01):
+        query = np.ascontiguousarray(row[None, :])
+        made = index.search_hits(query, 10, None, cached, 0.25)
+        keys, values = index.search_one(query, 10)
+        assert type(made) is list
+        assert made == hit_rows.cached_hits(cached, keys, values, 0.25)
+
+    query = np.ascontiguousarray(data[7:8])
+    index.add(np.array([N], dtype=np.int64), data[7:8])  # shares node 7's vector
+    assert index._groups
+    lists = index.search_hits(query, 10, None, _cached(range(N + 1)), 1.0)
+    assert lists == index.search_one(query, 10) and {7, N} <= set(lists[0])
+    assert type(index.search_hits(query, N + 1, None, _cached(range(N + 1)), 1.0)) is tuple
+
+    index.add(np.array([N + 1], dtype=np.int64), data[8:9] + 0.02, defer=True)  # pending
+    assert index._pending
+    near = np.ascontiguousarray(data[8:9] + 0.02)  # (the pending point among the first)
+    lists = index.search_hits(near, 10, None, _cached(range(N + 2)), 1.0)
+    assert lists == index.search_one(near, 10) and N + 1 in lists[0][:2]
+
+    codes = HnswIndex(DIM, metric, "int8", {}, 1.0 if metric != "l2" else 3.0)
+    codes.add(np.arange(N, dtype=np.int64), data)
+    assert codes.search_hits(query, 10, None, cached, 1.0) == codes.search_one(query, 10)
+
+
+@pytest.mark.parametrize("segment_size", [0, 200_000])
+def test_the_stores_single_searches_take_the_one_call_once_the_cache_is_warm(
+        tmp_path: Path, segment_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = mixture(N, DIM, seed=4)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0, "segment_size": segment_size})
+        store.upsert("c", [str(i) for i in range(N)], data,
+                     [{"i": i} for i in range(N)], fingerprint="fp")
+        assert store.wait_merged(60)
+        queries = data[:25] + 0.01
+        cold = [store.search("c", q, k=10)[0] for q in queries]  # (fills the hit cache)
+        calls: list[int] = []
+        made = graph_search.GraphView.hits
+        (live,) = store._indexes.live.values()
+        graph = live.index.segments[0].index if segment_size else live.index.index
+        view = graph._compiled_view()
+
+        class Counted:
+            def __bool__(self) -> bool:
+                return True
+
+            def hits(self, *args: object) -> object:
+                calls.append(1)
+                return made(view, *args)
+
+        monkeypatch.setattr(graph, "_view", Counted())
+        warm = [store.search("c", q, k=10)[0] for q in queries]
+        assert len(calls) == len(queries)
+        assert warm == cold
+        assert all(h.payload == {"i": int(h.id)} for hits in warm for h in hits)
