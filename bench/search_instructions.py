@@ -15,7 +15,8 @@ main thread's instructions ÷ the queries is the layer's count per search. Layer
   store's graph — the baseline;
 * ``graph``: ``HnswGraph.search`` (the store's call into faiss, its labels);
 * ``index_one``: ``HnswIndex.search_one`` (pending points, shared nodes, padding);
-* ``plan``: ``Searcher.search_one`` under the index lock (the plan and the hits);
+* ``plan``: ``IndexManager.ready`` and ``Searcher.search_one`` under the index lock
+  (the plan and the hits);
 * ``store``: ``store.search``, the whole call a user makes.
 
 Prints JSON: per layer the instructions per search and ÷ ``raw``'s. Needs Debian's
@@ -56,7 +57,7 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     store = open_store(store_path)
     row = lookup(store.conn, "b")
     store.search("b", queries[0], K, ef=EF)  # (loads the index)
-    searcher = store._search
+    searcher, indexes = store._search, store._indexes
     index = store._indexes.live[row.cid].index
     graph = only_graph(index)  # (the raw and graph layers time one graph)
     params = faiss.SearchParametersHNSW()
@@ -66,7 +67,7 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
 
     def plan(q: np.ndarray) -> Any:  # (the query's scale as ``store.search`` passes it)
         with store._index_lock.shared():
-            return searcher.search_one(row, q, scales[id(q)], K, EF)
+            return searcher.search_one(row, indexes.ready(row, True), q, scales[id(q)], K, EF)
 
     searches = {"raw": lambda q: graph.graph.search(q, K, params=params),
                 "graph": lambda q: graph.search(q, K, EF),

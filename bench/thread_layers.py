@@ -17,7 +17,8 @@ alternating within each run:
 * ``index``: the loaded index's ``search_one`` (``SegmentedIndex`` of one segment in
   the default layout, ``HnswIndex`` with ``--segment-size 0``: pending points, shared
   nodes, padding);
-* ``plan``: ``Searcher.search_one`` under the index lock (the plan and the hits);
+* ``plan``: ``IndexManager.ready`` and ``Searcher.search_one`` under the index lock
+  (the plan and the hits);
 * ``store``: ``store.search``, the whole call a user makes.
 
 Runs alternate which comes first, two threads or one. Prints JSON: per layer the
@@ -72,6 +73,7 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
     row = lookup(store.conn, "b")
     index = store._indexes.live[row.cid].index
     graph, searcher, lock = only_graph(index), store._search, store._index_lock
+    indexes = store._indexes
     work = busy_loop(python_us)
     # each row's scale as ``store.search`` passes it (``rows`` stay alive: ids are unique)
     scales = {id(q): quantization.one_query(q, row.dim, row.metric)[1] for q in rows}
@@ -83,7 +85,7 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
 
     def plan(q: np.ndarray) -> Any:
         with lock.shared():
-            return searcher.search_one(row, q, scales[id(q)], K, EF)
+            return searcher.search_one(row, indexes.ready(row, True), q, scales[id(q)], K, EF)
 
     return {"graph": lambda q: graph.search_row(q, K, EF), "graph+python": graph_python,
             "index": lambda q: index.search_one(q, K, EF), "plan": plan,

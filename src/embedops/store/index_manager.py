@@ -128,8 +128,9 @@ class IndexManager:
             return self._fresh(row)
         return LiveIndex(loaded[0], loaded[1], saved_pending=loaded[0].pending)
 
-    def ready(self, row: CollectionRow, behind_ok: bool) -> bool:
-        """Can a search use ``row``'s loaded index as it is, with no load or replay?
+    def ready(self, row: CollectionRow, behind_ok: bool) -> LiveIndex | None:
+        """``row``'s loaded index if a search can use it as it is, with no load or
+        replay; else None.
 
         ``behind_ok``: the handle applies its own commits to the index right after
         making them (a read-write handle), so an index a commit behind what a reader's
@@ -137,10 +138,10 @@ class IndexManager:
         """
         live = self.live.get(row.cid)
         if live is None or live.index.clip != row.clip:
-            return False
+            return None
         if live.seq < row.pruned_seq and len(live.index) > 0:
-            return False
-        return behind_ok or live.seq >= row.seq
+            return None
+        return live if behind_ok or live.seq >= row.seq else None
 
     def loaded(self, row: CollectionRow) -> AnnIndex:
         """The collection's loaded index, as it is (see ``ready``)."""

@@ -48,7 +48,7 @@ from embedops.store.filter_matches import Filter, FilterMatches, filter_key
 from embedops.store.hit_cache import HitCache
 from embedops.store.hit_rows import cached_hits
 from embedops.store.hnsw_index import DEFAULT_PARAMS, GROUP_BASE
-from embedops.store.index_manager import IndexManager
+from embedops.store.index_manager import IndexManager, LiveIndex
 from embedops.store.protocol import Hit
 from embedops.store.segmented_index import AnnIndex
 from embedops.store.vector_reads import keys_in, stored_vectors
@@ -157,7 +157,8 @@ class Searcher:
         oversample = _param(row, "oversample")
         if where is None:
             if len(queries) == 1 and row.dtype != "int8":
-                return [self._hnsw_one(row, queries, 1.0, k, ef, n)]
+                return [self._hnsw_one(row, self.indexes.loaded(row), queries, 1.0, k, ef,
+                                       n)]
             return self._hnsw(row, queries, k, ef, oversample, n)
         selective = max(SELECTIVE_ROWS, n // 50)
         matches = self.match_count(row, where, keep_up_to=selective)
@@ -179,15 +180,17 @@ class Searcher:
                                    len(queries))
         return out
 
-    def search_one(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
-                   ef: int | None) -> list[Hit]:
+    def search_one(self, row: CollectionRow, live: LiveIndex, query: np.ndarray,
+                   scale: float, k: int, ef: int | None) -> list[Hit]:
         """``search`` of one unfiltered query as ``quantization.one_query`` gives it: the
         row as the caller passed it and the factor that scales its scores to those of
-        the prepared query (under cosine, its inverse norm)."""
-        n = self.point_count(row, index_held=True)
+        the prepared query (under cosine, its inverse norm). ``live``: the collection's
+        loaded index, as ``IndexManager.ready`` found it for ``row``."""
+        # (``point_count``'s answer, the index already in hand)
+        n = len(live.index) if live.seq >= row.seq else self.point_count(row)
         if row.dtype == "int8" or n == 0 or n <= _param(row, "exact_threshold"):
             return self.search(row, self._prepared(row, query), k, None, ef, False)[0]
-        return self._hnsw_one(row, query, scale, k, ef, n)
+        return self._hnsw_one(row, live.index, query, scale, k, ef, n)
 
     @staticmethod
     def _prepared(row: CollectionRow, query: np.ndarray) -> np.ndarray:
@@ -415,8 +418,8 @@ class Searcher:
                 out[qi] = hits
         return out
 
-    def _hnsw_one(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
-                  ef: int | None, n: int) -> list[Hit]:
+    def _hnsw_one(self, row: CollectionRow, index: AnnIndex, query: np.ndarray,
+                  scale: float, k: int, ef: int | None, n: int) -> list[Hit]:
         """``_hnsw`` for one query of a graph that needs no rescoring: the most common
         search, kept to as little interpreter work as it can be (every line here costs
         against a graph search of ~50 µs). The graph's scores are multiplied by
@@ -424,7 +427,6 @@ class Searcher:
         point found, made in the graph search's own call where the compiled search
         runs (``HnswIndex.search_hits``); anything else (a point not cached, padding,
         fewer than ``k`` rows) goes the general way."""
-        index = self.indexes.loaded(row)
         cached = self.hit_cache.rows(row.cid, row.seq)
         if cached is None:
             keys, vals = index.search_one(query, k, ef)
