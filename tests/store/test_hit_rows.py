@@ -67,6 +67,20 @@ def test_no_reference_is_kept_or_lost() -> None:
     assert (sys.getrefcount(ident), sys.getrefcount(text)) == before
 
 
+def test_a_score_that_drops_its_row_while_converting_leaves_it_uncached() -> None:
+    """A score is converted before its row is looked up: a number written in Python
+    that empties the cache as it converts finds no row (a borrowed row freed meanwhile
+    would be read after it was freed)."""
+    rows = _rows()
+
+    class Dropping:
+        def __float__(self) -> float:
+            rows.clear()
+            return 0.5
+
+    assert _hit_rows.hits(rows, [3], [Dropping()], 1.0) is None
+
+
 def test_bad_arguments_are_refused() -> None:
     rows = _rows()
     with pytest.raises(TypeError):

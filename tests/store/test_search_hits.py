@@ -7,13 +7,14 @@ and the store's single searches taking that call once the hit cache is warm."""
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from embedops.store import graph_search, hit_rows, open_store
+from embedops.store import _graph_search, graph_search, hit_rows, open_store
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
 from embedops.store.protocol import Hit
@@ -101,15 +102,47 @@ def test_no_reference_is_kept_or_lost() -> None:
     query = data[0]
     keys, _ = view.search(query, 10, 40)
     rows = [cached[key] for key in keys]
-    before = [(sys.getrefcount(row[1]), sys.getrefcount(row[2])) for row in rows]
     partial = {key: row for key, row in cached.items() if key != keys[9]}
+    before = [(sys.getrefcount(row), sys.getrefcount(row[1]), sys.getrefcount(row[2]))
+              for row in rows]
     for _ in range(500):
         hits = view.hits(query, 10, 40, cached, 1.0)
         assert type(hits) is list and hits[0].payload == {"n": keys[0]}
         del hits
         assert type(view.hits(query, 10, 40, partial, 1.0)) is tuple
     gc.collect()
-    assert [(sys.getrefcount(row[1]), sys.getrefcount(row[2])) for row in rows] == before
+    assert [(sys.getrefcount(row), sys.getrefcount(row[1]), sys.getrefcount(row[2]))
+            for row in rows] == before
+
+
+def test_without_a_hit_class_the_search_gives_its_lists() -> None:
+    """``GraphView.hits`` before ``use(Hit)`` (``hit_rows`` never imported, or a ``Hit``
+    laid out otherwise, which it then refuses to fill in) gives the search's lists for
+    the caller to make hits of, not an error. The package gives ``use`` its ``Hit`` on
+    import, so the extension is loaded alone, in a process of its own, and searches a
+    graph of three nodes laid out by hand as faiss lays out a graph's arrays."""
+    script = (
+        "import importlib.machinery, importlib.util, sys\n"
+        "import numpy as np\n"
+        "loader = importlib.machinery.ExtensionFileLoader('_graph_search', sys.argv[1])\n"
+        "spec = importlib.util.spec_from_loader('_graph_search', loader)\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "loader.exec_module(module)\n"
+        "vectors = np.eye(3, 4, dtype=np.float32)\n"
+        "view = module.GraphView(\n"
+        "    owner=vectors, vectors=vectors, level_begin=[0, 4],\n"
+        "    links=np.array([1, 2, -1, -1, 0, 2, -1, -1, 0, 1, -1, -1], dtype=np.int32),\n"
+        "    offsets=np.array([0, 4, 8, 12], dtype=np.uint64),\n"
+        "    keys=np.array([10, 11, 12], dtype=np.int64), alive=np.array([7], np.uint8),\n"
+        "    dim=4, nodes=3, entry=0, max_level=0, inner=True)\n"
+        "cached = {key: (key, str(key), '{}') for key in (10, 11, 12)}\n"
+        "found = view.hits(vectors[1], 3, 8, cached, 1.0)\n"
+        "assert found == view.search(vectors[1], 3, 8) and found[0][0] == 11, found\n"
+        "print('lists')\n")
+    done = subprocess.run([sys.executable, "-c", script, _graph_search.__file__],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "lists"
 
 
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])

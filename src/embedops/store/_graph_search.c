@@ -746,6 +746,8 @@ static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssi
     return out;
 }
 
+/* (the hits' part of the module, below) */
+static PyTypeObject *hit_type = NULL;
 static PyObject *hit_of(PyObject *row, double score);
 
 PyDoc_STRVAR(view_hits_doc,
@@ -754,7 +756,8 @@ PyDoc_STRVAR(view_hits_doc,
 "dict `cached` (key -> (rowkey, id, payload text), as hits() reads it): a Hit per\n"
 "node, best first, scored as the store scores (the inner product, or minus the\n"
 "squared L2 distance) times `scale`. Otherwise (a node not cached, fewer than k\n"
-"found) search()'s (keys, scores), from the same search.");
+"found, no Hit class given to use()) search()'s (keys, scores), from the same\n"
+"search. An int8 graph's scores are those of its codes.");
 
 static PyObject *GraphView_hits(GraphView *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) {
@@ -773,7 +776,8 @@ static PyObject *GraphView_hits(GraphView *self, PyObject *const *args, Py_ssize
     size_t count = 0;
     Py_ssize_t k;
     if (search_one(self, args, "hits", &found, &count, &k) < 0) return NULL;
-    PyObject *out = (size_t)k == count ? PyList_New(k) : NULL;
+    /* (no Hit class given, use(): the lists, for the caller to make hits of) */
+    PyObject *out = (size_t)k == count && hit_type != NULL ? PyList_New(k) : NULL;
     const int64_t *labels = (const int64_t *)self->keys.buf;
     for (Py_ssize_t i = 0; out != NULL && i < k; i++) {
         PyObject *key = PyLong_FromLongLong(labels[found[i].node]);
@@ -931,7 +935,6 @@ static PyTypeObject GraphViewType = {
  * Hit.many_from_text does through the descriptors: Hit refuses attribute assignment
  * once made. */
 
-static PyTypeObject *hit_type = NULL;
 static Py_ssize_t id_at, score_at, payload_at, text_at;
 
 /* The offset of `type`'s own object slot `name`: a member descriptor of `type` (or of
@@ -1026,14 +1029,20 @@ static PyObject *hits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
+        /* (the score first: a number written in Python could drop the borrowed row from
+         * the dict while it converts) */
+        double score = PyFloat_AsDouble(PyList_GET_ITEM(scores, i));
+        if (score == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(out);
+            return NULL;
+        }
         PyObject *row = PyDict_GetItemWithError(cached, PyList_GET_ITEM(keys, i));
         if (row == NULL) {
             Py_DECREF(out);
             if (PyErr_Occurred()) return NULL;
             Py_RETURN_NONE;
         }
-        double score = PyFloat_AsDouble(PyList_GET_ITEM(scores, i));
-        PyObject *hit = score == -1.0 && PyErr_Occurred() ? NULL : hit_of(row, score * scale);
+        PyObject *hit = hit_of(row, score * scale);
         if (hit == NULL) {
             Py_DECREF(out);
             return NULL;

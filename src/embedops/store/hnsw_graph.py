@@ -683,7 +683,8 @@ class HnswGraph:
         scores (the inner product, or minus the squared L2 distance) times ``scale``,
         when all ``k`` nodes found are keys of ``cached`` (``hit_cache.rows``);
         otherwise, and always where faiss searches, ``search_row``'s keys and faiss
-        scores."""
+        scores. For float32 graphs: an int8 graph's scores are its codes', which
+        ``HnswIndex`` scales back (it sends int8 searches elsewhere)."""
         view = self._view
         if view is None:
             view = self._compiled_view()

@@ -509,11 +509,11 @@ class HnswIndex:
                     cached: dict[int, Any], scale: float
                     ) -> list[Hit] | tuple[list[int], list[float]]:
         """``search_one``, with its hits made in the graph search's own call when the
-        graph alone answers (no pending points, ``k`` at most its live nodes, float32 or
-        float16) and every point it finds is a key of ``cached`` (``hit_cache.rows``):
-        a ``Hit`` per point then, best first, scored ``score * scale``
-        (``HnswGraph.search_hits``). Otherwise ``search_one``'s keys and scores, from
-        the same search."""
+        graph alone answers (no pending points, ``k`` at most its live nodes, a float32
+        graph the compiled search takes) and every point it finds is a key of ``cached``
+        (``hit_cache.rows``): a ``Hit`` per point then, best first, scored
+        ``score * scale`` (``HnswGraph.search_hits``). Otherwise ``search_one``'s keys
+        and scores, from the same search."""
         graph = self.index
         if self._pending or self.dtype == "int8" or k > graph.size - graph.removed:
             return self.search_one(query, k, ef)
