@@ -649,13 +649,20 @@ static int float_rows(PyObject *obj, Py_buffer *view, Py_ssize_t dim, Py_ssize_t
     return 0;
 }
 
-/* One query's search for a call of `name`(query, k, ef, ...): `found` (freed by the
- * caller with PyMem_RawFree) holds the `*count` (at most k) live nodes found, best
- * first; -1 with an exception set on failure. */
-static int search_one(GraphView *self, PyObject *const *args, const char *name,
-                      Item **found, size_t *count, Py_ssize_t *k) {
+/* One query's search for a call `name`(query, k, ef, ...) of `nargs` arguments where
+ * `wanted` are taken: `found` (freed by the caller with PyMem_RawFree) holds the
+ * `*count` (at most k) live nodes found, best first; -1 with an exception set on
+ * failure. */
+static int search_one(GraphView *self, PyObject *const *args, Py_ssize_t nargs,
+                      Py_ssize_t wanted, const char *name, Item **found, size_t *count,
+                      Py_ssize_t *k) {
     Py_ssize_t ef, rows;
     Py_buffer q;
+    *count = 0;
+    if (nargs != wanted) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments", name, wanted);
+        return -1;
+    }
     if (!made(self) || read_depths(args[1], args[2], k, &ef) < 0) return -1;
     if (float_rows(args[0], &q, self->dim, &rows) < 0) return -1;
     if (rows != 1) {
@@ -733,14 +740,11 @@ PyDoc_STRVAR(search_doc,
 "with key -1 (score -inf for inner products, +inf for L2).");
 
 static PyObject *GraphView_search(GraphView *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "search(query, k, ef) takes three arguments");
-        return NULL;
-    }
     Item *found;
-    size_t count = 0;
+    size_t count;
     Py_ssize_t k;
-    if (search_one(self, args, "search", &found, &count, &k) < 0) return NULL;
+    if (search_one(self, args, nargs, 3, "search(query, k, ef)", &found, &count, &k) < 0)
+        return NULL;
     PyObject *out = ranked_lists(self, found, count, k);
     PyMem_RawFree(found);
     return out;
@@ -760,22 +764,19 @@ PyDoc_STRVAR(view_hits_doc,
 "search. An int8 graph's scores are those of its codes.");
 
 static PyObject *GraphView_hits(GraphView *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "hits(query, k, ef, cached, scale) takes five arguments");
-        return NULL;
-    }
-    PyObject *cached = args[3];
-    if (!PyDict_Check(cached)) {
+    if (nargs == 5 && !PyDict_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "hits: cached must be a dict");
         return NULL;
     }
-    double scale = PyFloat_AsDouble(args[4]);
+    double scale = nargs == 5 ? PyFloat_AsDouble(args[4]) : 0.0;
     if (scale == -1.0 && PyErr_Occurred()) return NULL;
     Item *found;
-    size_t count = 0;
+    size_t count;
     Py_ssize_t k;
-    if (search_one(self, args, "hits", &found, &count, &k) < 0) return NULL;
+    if (search_one(self, args, nargs, 5, "hits(query, k, ef, cached, scale)", &found, &count,
+                   &k) < 0)
+        return NULL;
+    PyObject *cached = args[3];
     /* (no Hit class given, use(): the lists, for the caller to make hits of) */
     PyObject *out = (size_t)k == count && hit_type != NULL ? PyList_New(k) : NULL;
     const int64_t *labels = (const int64_t *)self->keys.buf;
