@@ -67,10 +67,11 @@ def test_no_reference_is_kept_or_lost() -> None:
     assert (sys.getrefcount(ident), sys.getrefcount(text)) == before
 
 
-def test_a_score_that_drops_its_row_while_converting_leaves_it_uncached() -> None:
+def test_scores_that_change_the_cache_or_the_lists_while_converting() -> None:
     """A score is converted before its row is looked up: a number written in Python
     that empties the cache as it converts finds no row (a borrowed row freed meanwhile
-    would be read after it was freed)."""
+    would be read after it was freed); one that empties the list of scores stops the
+    call with an error instead of reading past the list's end."""
     rows = _rows()
 
     class Dropping:
@@ -79,6 +80,17 @@ def test_a_score_that_drops_its_row_while_converting_leaves_it_uncached() -> Non
             return 0.5
 
     assert _hit_rows.hits(rows, [3], [Dropping()], 1.0) is None
+
+    scores: list[object] = []
+
+    class Shrinking:  # (empties the list of scores it is read from)
+        def __float__(self) -> float:
+            scores.clear()
+            return 0.5
+
+    scores += [Shrinking(), 0.25]
+    with pytest.raises(RuntimeError, match="changed size"):
+        _hit_rows.hits(_rows(), [3, 7], scores, 1.0)
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -1030,23 +1030,34 @@ static PyObject *hits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        /* (the score first: a number written in Python could drop the borrowed row from
-         * the dict while it converts) */
-        double score = PyFloat_AsDouble(PyList_GET_ITEM(scores, i));
+        /* (numbers and keys written in Python run code while they convert or compare:
+         * each item is held while it is read, the lists' sizes checked again, and the
+         * score converted before the row is looked up, which could be dropped from the
+         * dict meanwhile) */
+        if (i >= PyList_GET_SIZE(keys) || i >= PyList_GET_SIZE(scores)) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_RuntimeError, "hits: the lists changed size");
+            return NULL;
+        }
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(scores, i));
+        double score = PyFloat_AsDouble(item);
+        Py_DECREF(item);
         if (score == -1.0 && PyErr_Occurred()) {
             Py_DECREF(out);
             return NULL;
         }
-        PyObject *row = PyDict_GetItemWithError(cached, PyList_GET_ITEM(keys, i));
-        if (row == NULL) {
-            Py_DECREF(out);
-            if (PyErr_Occurred()) return NULL;
-            Py_RETURN_NONE;
-        }
-        PyObject *hit = hit_of(row, score * scale);
+        PyObject *key = i < PyList_GET_SIZE(keys) ? Py_NewRef(PyList_GET_ITEM(keys, i)) : NULL;
+        PyObject *row = key ? PyDict_GetItemWithError(cached, key) : NULL;
+        PyObject *hit = row ? hit_of(row, score * scale) : NULL;
+        Py_XDECREF(key);
         if (hit == NULL) {
             Py_DECREF(out);
-            return NULL;
+            if (key == NULL) {
+                PyErr_SetString(PyExc_RuntimeError, "hits: the lists changed size");
+                return NULL;
+            }
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
         }
         PyList_SET_ITEM(out, i, hit);
     }
