@@ -58,7 +58,7 @@ def child(store_path: str, queries_path: str, layer: str, n: int) -> None:
     row = lookup(store.conn, "b")
     store.search("b", queries[0], K, ef=EF)  # (loads the index)
     searcher, indexes = store._search, store._indexes
-    index = store._indexes.live[row.cid].index
+    index = indexes.live[row.cid].index
     graph = only_graph(index)  # (the raw and graph layers time one graph)
     params = faiss.SearchParametersHNSW()
     params.efSearch = EF

@@ -71,9 +71,9 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
     from embedops.store.catalog import lookup
 
     row = lookup(store.conn, "b")
-    index = store._indexes.live[row.cid].index
-    graph, searcher, lock = only_graph(index), store._search, store._index_lock
     indexes = store._indexes
+    index = indexes.live[row.cid].index
+    graph, searcher, lock = only_graph(index), store._search, store._index_lock
     work = busy_loop(python_us)
     # each row's scale as ``store.search`` passes it (``rows`` stay alive: ids are unique)
     scales = {id(q): quantization.one_query(q, row.dim, row.metric)[1] for q in rows}

@@ -12,8 +12,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from embedops.store import _graph_search as _hit_rows
-from embedops.store import hit_rows
+from embedops.store import _graph_search, hit_rows
 from embedops.store.protocol import Hit
 
 
@@ -79,7 +78,7 @@ def test_scores_that_change_the_cache_or_the_lists_while_converting() -> None:
             rows.clear()
             return 0.5
 
-    assert _hit_rows.hits(rows, [3], [Dropping()], 1.0) is None
+    assert _graph_search.hits(rows, [3], [Dropping()], 1.0) is None
 
     scores: list[object] = []
 
@@ -90,25 +89,25 @@ def test_scores_that_change_the_cache_or_the_lists_while_converting() -> None:
 
     scores += [Shrinking(), 0.25]
     with pytest.raises(RuntimeError, match="changed size"):
-        _hit_rows.hits(_rows(), [3, 7], scores, 1.0)
+        _graph_search.hits(_rows(), [3, 7], scores, 1.0)
 
 
 def test_bad_arguments_are_refused() -> None:
     rows = _rows()
     with pytest.raises(TypeError):
-        _hit_rows.hits(list(rows.values()), [3], [1.0], 1.0)  # not a dict
+        _graph_search.hits(list(rows.values()), [3], [1.0], 1.0)  # not a dict
     with pytest.raises(TypeError):
-        _hit_rows.hits(rows, [3, 7], [1.0], 1.0)  # lengths differ
+        _graph_search.hits(rows, [3, 7], [1.0], 1.0)  # lengths differ
     with pytest.raises(TypeError):
-        _hit_rows.hits(rows, (3,), (1.0,), 1.0)  # not lists
+        _graph_search.hits(rows, (3,), (1.0,), 1.0)  # not lists
     with pytest.raises(TypeError):
-        _hit_rows.hits({3: 42}, [3], [1.0], 1.0)  # a row that is no sequence
+        _graph_search.hits({3: 42}, [3], [1.0], 1.0)  # a row that is no sequence
     with pytest.raises(IndexError):
-        _hit_rows.hits({3: (3, "x")}, [3], [1.0], 1.0)  # a row too short
+        _graph_search.hits({3: (3, "x")}, [3], [1.0], 1.0)  # a row too short
     with pytest.raises(TypeError):
-        _hit_rows.hits(rows, [3], ["high"], 1.0)  # a score that is no number
+        _graph_search.hits(rows, [3], ["high"], 1.0)  # a score that is no number
     with pytest.raises(TypeError):
-        _hit_rows.hits(rows, [3], [1.0])
+        _graph_search.hits(rows, [3], [1.0])
 
     class Plain:
         id = "not a slot"
@@ -130,6 +129,6 @@ def test_bad_arguments_are_refused() -> None:
 
     for wrong in (Plain, Partial, Small, Roomy):
         with pytest.raises((TypeError, AttributeError)):
-            _hit_rows.use(wrong)
+            _graph_search.use(wrong)
     (hit,) = hit_rows.cached_hits(rows, [3], [1.0], 1.0) or []  # (Hit still in use, as
     assert (hit.id, hit.score, hit.payload["title"]) == ("doc-3", 1.0, "three")  # laid out)

@@ -18,19 +18,19 @@ from typing import Any
 from embedops.store.protocol import Hit
 
 try:
-    from embedops.store import _graph_search as _hit_rows
+    from embedops.store import _graph_search as _compiled
 except ImportError:  # (built without a C compiler)
-    _hit_rows = None
+    _compiled = None
 else:  # (the compiled version fills in exactly these four slots)
     if Hit.__slots__ == ("_payload", "_text", "id", "score"):
-        _hit_rows.use(Hit)
+        _compiled.use(Hit)
     else:  # pragma: no cover  (a Hit laid out otherwise: made in Python)
-        _hit_rows = None
+        _compiled = None
 
 
 def compiled() -> bool:
     """Is the compiled version built?"""
-    return _hit_rows is not None
+    return _compiled is not None
 
 
 def python_hits(cached: Mapping[int, Sequence[Any]], keys: list[int], scores: list[float],
@@ -48,4 +48,4 @@ def python_hits(cached: Mapping[int, Sequence[Any]], keys: list[int], scores: li
 # ``hit_cache.rows`` gives it; the call is made directly: a wrapper cost a tenth of it)
 cached_hits: Callable[[dict[int, Sequence[Any]], list[int], list[float], float],
                       list[Hit] | None] = (
-    _hit_rows.hits if _hit_rows is not None else python_hits)
+    _compiled.hits if _compiled is not None else python_hits)

@@ -515,7 +515,7 @@ class HnswIndex:
         ``score * scale`` (``HnswGraph.search_hits``). Otherwise ``search_one``'s keys
         and scores, from the same search."""
         graph = self.index
-        if self._pending or self.dtype == "int8" or k > graph.size - graph.removed:
+        if self._pending or self.dtype == "int8" or k > len(graph):  # (its live nodes)
             return self.search_one(query, k, ef)
         try:
             found = graph.search_hits(query, k, self._depth(ef, k), cached, scale)
