@@ -212,6 +212,9 @@ def main() -> None:
                         help="JSON file the exact ground truth is kept in between runs")
     parser.add_argument("--filtered-only", action="store_true",
                         help="skip the opens and the unfiltered searches")
+    parser.add_argument("--unfiltered-only", action="store_true",
+                        help="skip the payload index and the filtered searches (a depth "
+                        "given twice in --ef reports its later pass)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="passes over the queries per filter (median and range)")
     parser.add_argument("--sources", help="comma-separated src folders of checkouts to "
@@ -249,11 +252,13 @@ def main() -> None:
                 [len(f & t) / K for f, t in zip(found, exact, strict=True)])), 4)
         if ef is None:
             report[f"ef{knob}"]["depth"] = store.stats("c").get("search_depth")
-    if args.payload_index:  # (filters on a field without one scan every point's JSON)
+    # (filters on a field without a payload index scan every point's JSON)
+    if args.payload_index and not args.unfiltered_only:
         started = time.perf_counter()
         store.create_payload_index("c", "bucket")
         report["payload_index_build_s"] = round(time.perf_counter() - started, 1)
-    for (share, where), want in zip(FILTERS, exact_filtered, strict=True):
+    for (share, where), want in ([] if args.unfiltered_only
+                                 else zip(FILTERS, exact_filtered, strict=True)):
         key = f"filtered_{int(share * 100)}pct"
         started = time.perf_counter()  # (the filter's first search: its matches counted)
         store.search("c", queries[0], k=K, filter=where)

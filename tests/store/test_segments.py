@@ -17,7 +17,7 @@ from embedops.store import checkpoint_files, index_manager, mapped_files, open_s
 from embedops.store.catalog import DEFAULT_SEGMENT_SIZE, InvalidIndexParams
 from embedops.store.compaction import COMPACT_MIN
 from embedops.store.exact import scores, top_k
-from embedops.store.hnsw_index import GROUP_BASE, HnswIndex
+from embedops.store.hnsw_index import GROUP_BASE, HnswIndex, candidates
 from embedops.store.segmented_index import (
     SEGMENT_GROUPS,
     SegmentedIndex,
@@ -227,6 +227,93 @@ def test_a_search_depth_is_shared_among_the_segments_by_their_size(
     assert seen == [None, 33]  # (one segment: its own default depth, or ef, as one graph)
     empty = _index("float32")
     assert len(empty) == 0 and empty.search_one(data[0], K) == ([], [])
+
+
+
+def test_rescoring_candidates_follow_the_depth_asked() -> None:
+    """A caller that keeps ``least`` of ``k`` candidates (int8 rescoring) and asks a
+    depth gets as many as the depth passes, between ``least`` and ``k``; with no depth
+    asked, all ``k``."""
+    assert candidates(40, None, 10) == 40
+    assert candidates(40, 64, None) == 40
+    assert candidates(40, 12, 10) == 12
+    assert candidates(40, 3, 10) == 10
+    assert candidates(40, 500, 10) == 40
+
+
+@pytest.mark.parametrize("set_depth", [False, True])
+def test_each_int8_segment_returns_its_share_of_the_rescoring_candidates(
+        monkeypatch: pytest.MonkeyPatch, set_depth: bool) -> None:
+    """An int8 collection's search asks ``oversample × k`` candidates to rescore. With a
+    depth asked (the search's, or the collection's ``expansion_search``), each segment
+    returns as many as its share of the depth passes, at least ``k``, so that a
+    shallower depth searches shallower; with none asked, each returns all of them, as
+    the default depth's recall was measured with."""
+    index = _index("int8", **({"expansion_search": 64} if set_depth else {}))
+    data = mixture(1000, DIM, seed=3)
+    index.add(np.arange(1000, dtype=np.int64), data)  # segments of 300, 300, 300, 100
+    asked: list[tuple[int, int | None]] = []
+    real = HnswIndex.search_nodes
+
+    def recorded(self: HnswIndex, queries: np.ndarray, k: int, ef: int | None = None,
+                 threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        asked.append((k, ef))
+        return real(self, queries, k, ef, threads)
+
+    monkeypatch.setattr(HnswIndex, "search_nodes", recorded)
+    queries = mixture(30, DIM, seed=4)
+    keys, _ = index.search(queries, 4 * K, ef=None if set_depth else 64, least=K)
+    # depth 64 shared by live nodes: 20, 20, 20, 7 deep; each returns as many, >= K
+    assert asked == [(20, 20), (20, 20), (20, 20), (K, 7)]
+    assert keys.shape == (30, 4 * K) and (keys >= 0).all()
+    assert _recall(keys[:, :K], _truth(data, queries)) >= 0.8
+    asked.clear()
+    index.search(queries, 4 * K, ef=2000, least=K)  # (a deep search: all 40 each)
+    assert [k for k, _ in asked] == [4 * K] * 4
+    asked.clear()
+    index.search(queries, 4 * K, ef=64)  # (no caller's count: all of them)
+    assert [k for k, _ in asked] == [4 * K] * 4
+    if not set_depth:
+        asked.clear()
+        index.search(queries, 4 * K, least=K)  # (no depth asked: the default's k each)
+        assert [k for k, _ in asked] == [4 * K] * 4
+
+
+def test_an_int8_store_search_shallower_than_its_candidates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the store: an int8 collection of segments searched at a depth below
+    ``oversample × k`` per segment asks each segment for fewer candidates and still
+    returns ``k`` rescored hits, best first."""
+    asked: list[int] = []
+    real = HnswIndex.search_nodes
+
+    def recorded(self: HnswIndex, queries: np.ndarray, k: int, ef: int | None = None,
+                 threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(k)
+        return real(self, queries, k, ef, threads)
+
+    monkeypatch.setattr(HnswIndex, "search_nodes", recorded)
+    n = 1200
+    data = mixture(n, DIM, seed=21)
+    ids = [f"p{i}" for i in range(n)]
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, dtype="int8", fingerprint="fp", index_params={
+            "exact_threshold": 0, "segment_size": 300, "checkpoint_every": 100_000})
+        store.upsert("c", ids, data, fingerprint="fp")
+        assert store.wait_merged(timeout=120)
+        queries = mixture(40, DIM, seed=22)
+        truth = _truth(data, queries)
+        for ef in (16, 64, None):
+            asked.clear()
+            found = store.search("c", queries, k=K, ef=ef)
+            # (four segments: 16 shares to 4 each, at least k; 64 to 16; none: 40 each)
+            assert asked == [{16: K, 64: 16, None: 4 * K}[ef]] * 4, (ef, asked)
+            assert all(len(hits) == K for hits in found)
+            assert all([h.score for h in hits] == sorted((h.score for h in hits),
+                                                         reverse=True) for hits in found)
+            recall = float(np.mean([len({ids.index(h.id) for h in hits} & t) / K
+                                    for hits, t in zip(found, truth, strict=True)]))
+            assert recall >= (0.8 if ef == 16 else 0.95), (ef, recall)
 
 
 def test_each_segment_passes_its_share_of_a_broad_filters_reach(

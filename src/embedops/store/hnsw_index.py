@@ -462,11 +462,18 @@ class HnswIndex:
         return self.index.remove(np.asarray(nodes, dtype=np.int64))
 
     def search(self, queries: np.ndarray, k: int, ef: int | None = None,
-               threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               threads: int = 0, least: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` point row keys and scores (higher is better) per query; -1 pads.
 
         Points sharing a node share its score and come back in insertion order.
+        ``least``: a caller that keeps fewer than ``k`` (an int8 collection's rescoring,
+        ``oversample`` × the hits it keeps) and asks a depth (``ef``, or the collection's
+        ``expansion_search``) gets as many as that depth passes, at least ``least``
+        (``candidates``): the depth asked counts below ``k``.
         """
+        k = candidates(k, ef or (self.params["expansion_search"] if self._depth_set
+                                 else None), least)
         keys, scores = self.search_nodes(queries, k, ef, threads)
         if self._groups and (keys >= GROUP_BASE).any():
             return self._expand(keys, scores, max(1, min(k, len(self))))
@@ -906,6 +913,19 @@ class HnswIndex:
             # ``add`` makes first, a scan of the labels while the key map is not built)
             index._to_pending(*pending)
         return index, int(manifest["seq"])
+
+
+def candidates(k: int, depth: int | None, least: int | None) -> int:
+    """How many candidates a search asked for ``k`` returns at an asked ``depth`` (None:
+    the default one) when its caller keeps ``least`` of them: ``k``, unless both are
+    given, then as many as the depth passes, between ``least`` and ``k``. An int8
+    collection's rescoring asks ``oversample × k`` candidates: without this, every
+    graph searched at least that deep, and at 10M in 50 segments each searched ≥ 40
+    deep whatever the depth asked (docs/benchmarks-store.md, "The depth asked counts
+    again in an int8 collection of segments")."""
+    if least is None or depth is None:
+        return k
+    return min(k, max(least, depth))
 
 
 def followed(folder: Path, cid: int, load: Callable[[dict[str, Any]], Loaded | None]

@@ -17,8 +17,9 @@ Plans, in order:
   falls back to exact scoring over the candidates when it would exceed half the index.
 * no filter: HNSW search; int8 indexes return ``oversample * k`` candidates that are
   rescored with the full-precision vectors from SQLite, read in one result row
-  (``vector_reads``). One query of a float graph takes a shorter path with the same
-  answers (``_hnsw_one``).
+  (``vector_reads``); where a depth is asked, only as many as it passes, at least ``k``
+  (each segment its share: ``hnsw_index.candidates``). One query of a float graph
+  takes a shorter path with the same answers (``_hnsw_one``).
 
 Points that share a vector share one graph node (``hnsw_index``): a node found expands to
 its points, and a filtered search checks each member of a shared node against the filter.
@@ -449,9 +450,11 @@ class Searcher:
 
     def _hnsw_hits(self, row: CollectionRow, index: AnnIndex, queries: np.ndarray, k: int,
                    ef: int | None, wanted: int, rescore: bool) -> list[list[Hit]]:
-        """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist."""
+        """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist
+        (rescored: as many as an asked depth passes, at least ``k``: ``candidates``)."""
         keys, vals = index.search(queries, wanted, ef=ef,
-                                  threads=0 if len(queries) > 1 else 1)
+                                  threads=0 if len(queries) > 1 else 1,
+                                  least=k if rescore else None)
         if rescore:
             return self._rescored_hits(row, queries, keys, vals, k)
         return self._assemble(row, keys.tolist(), vals.tolist(), k)

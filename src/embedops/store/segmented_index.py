@@ -263,9 +263,17 @@ class SegmentedIndex:
                 for segment, nodes in zip(searched, live, strict=True)]
 
     def search(self, queries: np.ndarray, k: int, ef: int | None = None,
-               threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` point row keys and scores per query over every segment; -1 pads."""
-        return _best(queries, k, [segment.search(queries, k, depth, threads)
+               threads: int = 0, least: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` point row keys and scores per query over every segment; -1 pads.
+        ``least`` (``HnswIndex.search``): where a depth is asked (``ef``, or the
+        collection's ``expansion_search``), each segment returns as many candidates as
+        its share of that depth passes, at least ``least`` and at most ``k``; with no
+        depth asked, ``k`` each, as the default depth's recall was set with."""
+        asked = ef or (self.params["expansion_search"] if "expansion_search" in self._given
+                       else None)
+        least = least if asked else None
+        return _best(queries, k, [segment.search(queries, k, depth, threads, least)
                                   for segment, depth in self._depths(ef)])
 
     def search_nodes(self, queries: np.ndarray, k: int, ef: int | None = None,
