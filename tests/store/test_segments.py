@@ -274,9 +274,14 @@ def test_each_int8_segment_returns_its_share_of_the_rescoring_candidates(
     index.search(queries, 4 * K, ef=64)  # (no caller's count: all of them)
     assert [k for k, _ in asked] == [4 * K] * 4
     if not set_depth:
+        # no depth asked: all k each, at least as deep (the default depth includes
+        # that: 4 x 10 candidates for each of the 4 segments, above 64 for 1,000 nodes)
+        assert index.search_depth == 160
         asked.clear()
-        index.search(queries, 4 * K, least=K)  # (no depth asked: the default's k each)
-        assert [k for k, _ in asked] == [4 * K] * 4
+        index.search(queries, 4 * K, least=K)
+        assert asked == [(4 * K, 48)] * 3 + [(4 * K, 16)]
+        float_index, _ = _filled(1000)
+        assert float_index.search_depth == 64
 
 
 def test_an_int8_store_search_shallower_than_its_candidates(

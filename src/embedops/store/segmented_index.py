@@ -53,6 +53,7 @@ from embedops.store.hnsw_index import (
 from embedops.store.protocol import Hit
 
 SEGMENT_GROUPS = 1 << 40  # shared-node keys each segment may use
+DEFAULT_K = 10  # the hits a search keeps unless asked (``store.search``)
 LAST_GROUP_BASE = (1 << 63) - SEGMENT_GROUPS  # (int64 node keys)
 SPLITS_KEPT = 8  # filters' matches kept split by segment (``_split``) ...
 SPLITS_MAX_BYTES = 64 << 20  # ... within this many bytes of keys
@@ -144,10 +145,18 @@ class SegmentedIndex:
     def search_depth(self) -> int:
         """The depth a search that asks for none runs at, over all segments together
         (``_depths`` shares it among them): the collection's ``expansion_search`` if
-        set, else the default for one graph of all their live nodes."""
+        set, else the default for one graph of all their live nodes; of int8 codes, at
+        least what the segments searched pass to return their rescoring candidates
+        for the default ``k`` (``oversample`` × 10 each: ``search``), so that asking
+        this depth searches about as asking none does (a growing segment smaller than
+        the others then returns fewer)."""
         if "expansion_search" in self._given:
             return int(self.params["expansion_search"])
-        return default_depth(sum(len(segment.index) for segment in self.segments))
+        depth = default_depth(sum(len(segment.index) for segment in self.segments))
+        if self.dtype == "int8":
+            rescored = int(self.params["oversample"]) * DEFAULT_K
+            depth = max(depth, rescored * len(self._searched()))
+        return depth
 
     @property
     def frozen(self) -> bool:
