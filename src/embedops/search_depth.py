@@ -5,8 +5,10 @@ size (128 at 400k, 202 at 1M), at most 512 (from 6.4M nodes).
 A fixed depth loses recall as a graph grows. On the clustered benchmark mixture, recall@10
 at ef 64 was 1.000 at 100k, 0.896–0.913 at 1M and 0.811 at 10M; at 1M, depth 202 gave
 0.955 (docs/benchmarks-store.md, "The default search depth grows with the graph"). The
-cost model prices a search at the same depth (``embedops.cost``). No imports beyond the
-standard library: the cost model uses it without loading the index.
+cost model prices a search at the same depth (``embedops.cost``); an int8 collection of
+many segments searches deeper for its rescoring candidates (``segmented_index``:
+2,000 at 10M in 50 segments). No imports beyond the standard library: the cost model
+uses it without loading the index.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from embedops.store import checkpoint_files, index_manager, mapped_files, open_store
+from embedops.store import search as search_module
 from embedops.store.catalog import DEFAULT_SEGMENT_SIZE, InvalidIndexParams
 from embedops.store.compaction import COMPACT_MIN
 from embedops.store.exact import scores, top_k
@@ -229,7 +230,6 @@ def test_a_search_depth_is_shared_among_the_segments_by_their_size(
     assert len(empty) == 0 and empty.search_one(data[0], K) == ([], [])
 
 
-
 def test_rescoring_candidates_follow_the_depth_asked() -> None:
     """A caller that keeps ``least`` of ``k`` candidates (int8 rescoring) and asks a
     depth gets as many as the depth passes, between ``least`` and ``k``; with no depth
@@ -274,14 +274,31 @@ def test_each_int8_segment_returns_its_share_of_the_rescoring_candidates(
     index.search(queries, 4 * K, ef=64)  # (no caller's count: all of them)
     assert [k for k, _ in asked] == [4 * K] * 4
     if not set_depth:
-        # no depth asked: all k each, at least as deep (the default depth includes
-        # that: 4 x 10 candidates for each of the 4 segments, above 64 for 1,000 nodes)
-        assert index.search_depth == 160
+        # no depth asked: one graph's default shared, each segment returning all k,
+        # so at least as deep; the depth reported counts that (4 x 10 candidates for
+        # each of the 4 segments, above 64 for 1,000 nodes)
         asked.clear()
         index.search(queries, 4 * K, least=K)
-        assert asked == [(4 * K, 48)] * 3 + [(4 * K, 16)]
+        assert asked == [(4 * K, 20)] * 3 + [(4 * K, 7)]
+        asked.clear()
+        index.search(queries, 4, least=1)  # (a search for 1 hit: no deeper than before)
+        assert asked == [(4, 20)] * 3 + [(4, 7)]
+        assert index.search_depth == 160
         float_index, _ = _filled(1000)
         assert float_index.search_depth == 64
+
+
+def test_an_int8_default_depth_counts_the_segments_with_graph_nodes() -> None:
+    """A segment holding only pending points has no graph to pass: the depth reported
+    counts the rescoring candidates of the segments with graph nodes alone."""
+    index = _index("int8")
+    data = mixture(950, DIM, seed=3)
+    index.add(np.arange(900, dtype=np.int64), data[:900])  # three full segments
+    index.add(np.arange(900, 950, dtype=np.int64), data[900:], defer=True)
+    assert len(index.segments) == 4 and index.segments[3].pending == 50
+    assert index.search_depth == 120  # (4 x 10 for each of three; 64 for 900 nodes)
+    index.merge_all()
+    assert index.search_depth == 160
 
 
 def test_an_int8_store_search_shallower_than_its_candidates(
@@ -319,6 +336,44 @@ def test_an_int8_store_search_shallower_than_its_candidates(
             recall = float(np.mean([len({ids.index(h.id) for h in hits} & t) / K
                                     for hits, t in zip(found, truth, strict=True)]))
             assert recall >= (0.8 if ef == 16 else 0.95), (ef, recall)
+
+
+def test_an_int8_search_at_an_asked_depth_searches_deeper_before_scanning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows gone from SQLite that the index still holds (a delete commits before it
+    reaches the index) leave an int8 search at a shallow asked depth short of ``k``
+    hits: it asks the segments again for every candidate, deeper, and answers from
+    them, without scanning the whole collection."""
+    n = 1200
+    data = mixture(n, DIM, seed=31)
+    ids = [f"p{i}" for i in range(n)]
+    scans = [0]
+    real_scan = search_module.Searcher._exact_scan
+
+    def counted(self: object, *args: object) -> object:
+        scans[0] += 1
+        return real_scan(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_module.Searcher, "_exact_scan", counted)
+    with open_store(tmp_path / "s", hit_cache_bytes=0) as store:
+        store.create_collection("c", DIM, dtype="int8", fingerprint="fp", index_params={
+            "exact_threshold": 0, "segment_size": 300, "checkpoint_every": 100_000})
+        store.upsert("c", ids, data, fingerprint="fp")
+        assert store.wait_merged(timeout=120)
+        query = data[0]
+        ranked = np.argsort(-scores(query[None, :], data, "cosine")[0]).tolist()
+        gone, kept = ranked[:60], ranked[60:70]
+        conn = sqlite3.connect(tmp_path / "s" / "store.sqlite")
+        marks = ",".join("?" * len(gone))
+        rowkeys = [key for (key,) in conn.execute(
+            f"SELECT rowkey FROM points WHERE id IN ({marks})", [ids[i] for i in gone])]
+        conn.execute(f"DELETE FROM points WHERE rowkey IN ({marks})", rowkeys)
+        conn.execute(f"DELETE FROM vectors WHERE rowkey IN ({marks})", rowkeys)
+        conn.commit()
+        conn.close()
+        hits = store.search("c", query, k=K, ef=16)[0]
+        assert scans[0] == 0
+        assert [h.id for h in hits] == [ids[i] for i in kept]
 
 
 def test_each_segment_passes_its_share_of_a_broad_filters_reach(

@@ -77,6 +77,7 @@ from embedops.store.hnsw_index import estimate_memory
 from embedops.store.index_manager import MAX_PENDING, CheckpointJob, IndexManager
 from embedops.store.payload_json import payload_of
 from embedops.store.protocol import (
+    DEFAULT_K,
     DTYPES,
     EXTERNAL_MODEL,
     METRICS,
@@ -1066,7 +1067,7 @@ class EmbeddedStore:
                                  (row.cid, *params)).fetchone()
         return int(n)
 
-    def search(self, collection: str, vectors: np.ndarray, k: int = 10,
+    def search(self, collection: str, vectors: np.ndarray, k: int = DEFAULT_K,
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; see ``embedops.store.search`` for plans.
@@ -1215,7 +1216,7 @@ class EmbeddedStore:
             self._indexes.synced(lookup(self.conn, row.name))
         self._start_merging()  # (a checkpoint loaded with points pending, a tail deferred)
 
-    def search_one(self, collection: str, vector: np.ndarray, k: int = 10,
+    def search_one(self, collection: str, vector: np.ndarray, k: int = DEFAULT_K,
                    filter: Filter | None = None, ef: int | None = None,
                    exact: bool = False) -> list[Hit]:
         """Single-query convenience over ``search``."""

@@ -54,7 +54,7 @@ from embedops.store.milvus_connect import connect, embedops_name, engine_name, r
 from embedops.store.milvus_filters import compile_milvus_filter, literal
 from embedops.store.milvus_search import Searcher, index_of
 from embedops.store.names import check_name
-from embedops.store.protocol import CollectionInfo, Filter, Hit, Point
+from embedops.store.protocol import DEFAULT_K, CollectionInfo, Filter, Hit, Point
 from embedops.store.remote import Spec
 
 P = ParamSpec("P")
@@ -382,7 +382,7 @@ class MilvusStore:
         return self._count(spec, self._expr(None, filter))
 
     @_guarded
-    def search(self, collection: str, vectors: np.ndarray, k: int = 10,
+    def search(self, collection: str, vectors: np.ndarray, k: int = DEFAULT_K,
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; see ``milvus_search`` for the plan."""

@@ -41,7 +41,7 @@ from embedops.store.catalog import now
 from embedops.store.guards import serialised, writes
 from embedops.store.names import check_name
 from embedops.store.pg_filters import compile_pg_filter
-from embedops.store.protocol import CollectionInfo, Filter, Hit, Point
+from embedops.store.protocol import DEFAULT_K, CollectionInfo, Filter, Hit, Point
 from embedops.store.remote import Spec
 
 R = TypeVar("R")
@@ -308,7 +308,7 @@ class PgVectorStore:
         return self._retry_dropped(collection, body)
 
     @_guarded
-    def search(self, collection: str, vectors: np.ndarray, k: int = 10,
+    def search(self, collection: str, vectors: np.ndarray, k: int = DEFAULT_K,
                filter: Filter | None = None, ef: int | None = None,
                exact: bool = False) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first: all queries in one statement (a lateral

@@ -30,6 +30,7 @@ METRICS: tuple[str, ...] = ("cosine", "ip", "l2")
 EXTERNAL_MODEL = "external"
 EXTERNAL_FINGERPRINT = "external"
 DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
+DEFAULT_K = 10  # the hits a search returns unless it asks for another number
 
 
 class Hit:
@@ -237,7 +238,7 @@ class VectorStore(Protocol):
         self,
         collection: str,
         vectors: np.ndarray,
-        k: int = 10,
+        k: int = DEFAULT_K,
         filter: Filter | None = None,
         ef: int | None = None,
         exact: bool = False,

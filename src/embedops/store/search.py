@@ -405,11 +405,14 @@ class Searcher:
         index = self.indexes.loaded(row)
         rescore = row.dtype == "int8"
         wanted = k * oversample if rescore else k
-        out = self._hnsw_hits(row, index, queries, k, ef, wanted, rescore)
+        out = self._hnsw_hits(row, index, queries, k, ef, wanted, rescore,
+                              k if rescore else None)
         short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, n)]
         if short:  # rows deleted after the graph was searched (a delete commits before
-            # it reaches the index): search deeper once before scanning everything
-            deeper = self._hnsw_hits(row, index, queries[short], k, ef, wanted * 4, rescore)
+            # it reaches the index): search deeper once (every candidate asked for,
+            # whatever the depth) before scanning everything
+            deeper = self._hnsw_hits(row, index, queries[short], k, ef, wanted * 4, rescore,
+                                     None)
             for qi, hits in zip(short, deeper, strict=True):
                 out[qi] = hits
             short = [qi for qi, hits in enumerate(out) if len(hits) < min(k, n)]
@@ -449,12 +452,13 @@ class Searcher:
         return hits
 
     def _hnsw_hits(self, row: CollectionRow, index: AnnIndex, queries: np.ndarray, k: int,
-                   ef: int | None, wanted: int, rescore: bool) -> list[list[Hit]]:
+                   ef: int | None, wanted: int, rescore: bool, least: int | None
+                   ) -> list[list[Hit]]:
         """Up to ``k`` hits per query from ``wanted`` graph candidates whose rows exist
-        (rescored: as many as an asked depth passes, at least ``k``: ``candidates``)."""
+        (``least``: where a depth is asked, only as many as it passes, at least that
+        many: ``hnsw_index.candidates``)."""
         keys, vals = index.search(queries, wanted, ef=ef,
-                                  threads=0 if len(queries) > 1 else 1,
-                                  least=k if rescore else None)
+                                  threads=0 if len(queries) > 1 else 1, least=least)
         if rescore:
             return self._rescored_hits(row, queries, keys, vals, k)
         return self._assemble(row, keys.tolist(), vals.tolist(), k)

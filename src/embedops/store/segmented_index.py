@@ -50,10 +50,9 @@ from embedops.store.hnsw_index import (
     OffLockInsert,
     followed,
 )
-from embedops.store.protocol import Hit
+from embedops.store.protocol import DEFAULT_K, Hit
 
 SEGMENT_GROUPS = 1 << 40  # shared-node keys each segment may use
-DEFAULT_K = 10  # the hits a search keeps unless asked (``store.search``)
 LAST_GROUP_BASE = (1 << 63) - SEGMENT_GROUPS  # (int64 node keys)
 SPLITS_KEPT = 8  # filters' matches kept split by segment (``_split``) ...
 SPLITS_MAX_BYTES = 64 << 20  # ... within this many bytes of keys
@@ -143,20 +142,25 @@ class SegmentedIndex:
 
     @property
     def search_depth(self) -> int:
-        """The depth a search that asks for none runs at, over all segments together
-        (``_depths`` shares it among them): the collection's ``expansion_search`` if
-        set, else the default for one graph of all their live nodes; of int8 codes, at
-        least what the segments searched pass to return their rescoring candidates
-        for the default ``k`` (``oversample`` × 10 each: ``search``), so that asking
-        this depth searches about as asking none does (a growing segment smaller than
-        the others then returns fewer)."""
+        """The depth a search for the default ``k`` (10) that asks for none passes, over
+        all segments together: ``_default_depth``, shared among them by ``_depths``;
+        of int8 codes, at least what the segments with graph nodes pass to return
+        their rescoring candidates (``oversample`` × 10 each: ``search``), so that
+        asking this depth searches about as asking none does."""
+        depth = self._default_depth()
+        if self.dtype == "int8" and "expansion_search" not in self._given:
+            rescored = int(self.params["oversample"]) * DEFAULT_K
+            depth = max(depth, rescored * sum(1 for segment in self.segments
+                                              if len(segment.index)))
+        return depth
+
+    def _default_depth(self) -> int:
+        """The depth ``_depths`` shares when none is asked: the collection's
+        ``expansion_search`` if set, else the default for one graph of all the
+        segments' live nodes."""
         if "expansion_search" in self._given:
             return int(self.params["expansion_search"])
-        depth = default_depth(sum(len(segment.index) for segment in self.segments))
-        if self.dtype == "int8":
-            rescored = int(self.params["oversample"]) * DEFAULT_K
-            depth = max(depth, rescored * len(self._searched()))
-        return depth
+        return default_depth(sum(len(segment.index) for segment in self.segments))
 
     @property
     def frozen(self) -> bool:
@@ -253,7 +257,7 @@ class SegmentedIndex:
 
     def _depths(self, ef: int | None) -> list[tuple[HnswIndex, int | None]]:
         """Each segment searched and its depth: a search's depth (``ef``, else
-        ``search_depth``) is the whole collection's, shared among the segments by
+        ``_default_depth``) is the whole collection's, shared among the segments by
         their live graph nodes (each still passes at least ``k``: ``HnswIndex._depth``),
         so that the segments together pass about as many nodes as one graph of them
         all would. Each returns its best ``k``, and the best ``k`` overall hold on
@@ -267,7 +271,7 @@ class SegmentedIndex:
             return [(segment, ef) for segment in searched]
         live = [len(segment.index) for segment in searched]  # (live graph nodes)
         whole = max(sum(live), 1)
-        depth = ef or self.search_depth
+        depth = ef or self._default_depth()
         return [(segment, max(1, math.ceil(depth * nodes / whole)))
                 for segment, nodes in zip(searched, live, strict=True)]
 
