@@ -22,6 +22,7 @@ from embedops.store.hnsw_index import GROUP_BASE, HnswIndex, candidates
 from embedops.store.segmented_index import (
     SEGMENT_GROUPS,
     SegmentedIndex,
+    _best,
     load_index,
     new_index,
 )
@@ -84,6 +85,64 @@ def test_search_merges_every_segments_best() -> None:
         one_keys, one_values = index.search_one(np.ascontiguousarray(data[i:i + 1]), K)
         assert one_keys == keys_of(index, data[i:i + 1]) and one_keys[0] == i
         assert one_values == sorted(one_values, reverse=True)
+
+
+
+def _each_segments_way(index: SegmentedIndex, query: np.ndarray, k: int,
+                       ef: int | None, least: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """One query searched in each segment its own way and the best ``k`` taken, as a
+    batch of queries is."""
+    return _best(query, k, [segment.search(query, k, depth, 1, least)
+                            for segment, depth in index._depths(ef)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_one_query_over_many_segments_takes_one_pass_with_the_same_answer(
+        monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """A single query over several segments writes every segment's candidates into one
+    pair of arrays (``_search_row``) and answers as each segment's own search and the
+    best of them would: the same keys, the same scores, best first."""
+    index, _ = _filled(1000, dtype)
+    queries = mixture(20, DIM, seed=8)
+    expected = []
+    for query in queries:
+        row = np.ascontiguousarray(query[None, :])
+        for ef, least, k in ((None, None, K), (64, K, 4 * K), (16, K, 4 * K), (200, None, 3)):
+            expected.append((row, ef, least, k, _each_segments_way(index, row, k, ef, least)))
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a segment searched its own way")
+
+    monkeypatch.setattr(HnswIndex, "search", refused)
+    monkeypatch.setattr(HnswIndex, "search_one", refused)
+    for row, ef, least, k, (want_keys, want_scores) in expected:
+        keys, scores = index.search(row, k, ef, least=least)
+        assert keys.tolist() == want_keys.tolist()
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
+        if least is None:
+            one_keys, one_scores = index.search_one(row, k, ef)
+            assert one_keys == want_keys[0].tolist()
+            np.testing.assert_allclose(one_scores, want_scores[0], rtol=1e-6)
+
+
+def test_one_query_takes_each_segments_own_way_where_one_needs_it() -> None:
+    """Pending points, a shared node (identical vectors) or more asked than a segment's
+    live nodes send the query each segment's own way, with the same answers as a
+    batch's."""
+    index, data = _filled(1000)
+    row = np.ascontiguousarray(data[950:951])
+    index.add(np.asarray([5000, 5001], dtype=np.int64), data[[950, 950]], defer=True)
+    assert index.segments[-1].pending == 2
+    keys, _ = index.search(row, K)
+    assert {950, 5000, 5001} <= set(keys[0].tolist())
+    assert keys.tolist() == _each_segments_way(index, row, K, None)[0].tolist()
+    index.merge_all()  # (5000 and 5001 share 950's node now)
+    keys, _ = index.search(row, K)
+    assert {950, 5000, 5001} <= set(keys[0].tolist())
+    assert index.search_one(row, K)[0] == keys[0].tolist()
+    wide, _ = index.search(row, 250)  # (the last segment holds 102 live nodes)
+    assert len(set(wide[0].tolist())) == 250 and wide[0, 0] in (950, 5000, 5001)
 
 
 def keys_of(index: SegmentedIndex, query: np.ndarray) -> list[int]:
@@ -205,7 +264,7 @@ def test_a_search_depth_is_shared_among_the_segments_by_their_size(
     pass about as many nodes as one graph would; one segment searches as one graph."""
     index, data = _filled(1000)  # segments of 300, 300, 300 and 100 points
     seen: list[int | None] = []
-    for method in ("search_one", "search"):
+    for method in ("search_one", "search", "search_row_into"):
         real = getattr(HnswIndex, method)
 
         def recorded(self: HnswIndex, queries: np.ndarray, k: int, ef: int | None = None,

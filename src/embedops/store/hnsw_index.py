@@ -607,11 +607,31 @@ class HnswIndex:
             keys, scores = self.index.search(self._codes(queries), k, depth, within)
         except (ValueError, RuntimeError) as exc:
             raise IndexFailure(f"HNSW search failed: {exc}") from exc
+        return keys, self.similarities(scores)
+
+    def similarities(self, scores: np.ndarray) -> np.ndarray:
+        """The graph's own scores (inner products, or squared L2 distances, of the
+        vectors or codes it holds) made similarities in place: higher is better, int8
+        codes scaled back."""
         if self.metric == "l2":
             np.negative(scores, out=scores)
         if self._code_scale != 1.0:
             scores *= np.float32(self._code_scale)
-        return keys, scores
+        return scores
+
+    def search_row_into(self, codes: np.ndarray, k: int, ef: int, keys: np.ndarray,
+                        scores: np.ndarray) -> bool:
+        """``search_nodes`` of one query for a caller that searches many indexes with it
+        (``SegmentedIndex``): ``codes`` is the query as ``codes`` makes it, a
+        C-contiguous float32 ``(1, dim)`` row; the best ``k`` nodes' keys (-1 pads)
+        and the graph's own scores (``similarities`` makes them what ``search_nodes``
+        gives) are written into ``keys`` and ``scores`` (C-contiguous, ``k`` items
+        each), at the depth ``search_nodes`` would search. Only where the graph alone
+        answers by the compiled search: no pending points, ``k`` at most its live
+        nodes; False otherwise, nothing written."""
+        if self._pending or k > len(self.index):
+            return False
+        return self.index.search_row_into(codes, k, self._depth(ef, k), keys, scores)
 
     @property
     def search_depth(self) -> int:
