@@ -115,15 +115,10 @@ def test_one_query_over_many_segments_takes_one_pass_with_the_same_answer(
         raise AssertionError("a segment searched its own way")
 
     monkeypatch.setattr(HnswIndex, "search", refused)
-    monkeypatch.setattr(HnswIndex, "search_one", refused)
     for row, ef, least, k, (want_keys, want_scores) in expected:
         keys, scores = index.search(row, k, ef, least=least)
         assert keys.tolist() == want_keys.tolist()
         np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
-        if least is None:
-            one_keys, one_scores = index.search_one(row, k, ef)
-            assert one_keys == want_keys[0].tolist()
-            np.testing.assert_allclose(one_scores, want_scores[0], rtol=1e-6)
 
 
 def test_one_query_takes_each_segments_own_way_where_one_needs_it() -> None:

@@ -305,7 +305,9 @@ class SegmentedIndex:
         once and the best ``k`` of them all taken once: the keys and scores, best
         first, -1 padding dropped. At 10M in 50 segments each segment's own way cost
         ~20 µs of ~70 (docs/benchmarks-store.md, "One query over many segments").
-        None where some segment needs its own way (pending points, more asked than
+        ``search_one`` (a float graph's single search) keeps each segment's lists: at
+        five segments this pass's arrays cost more than it saves (0.94×, the same
+        section). None where some segment needs its own way (pending points, more asked than
         its live nodes or than the compiled search takes) or a shared node is found
         (its points are listed there)."""
         counts = [candidates(k, depth, least) for _, depth in depths]
@@ -346,9 +348,6 @@ class SegmentedIndex:
         depths = self._depths(ef)
         if len(depths) == 1:
             return depths[0][0].search_one(query, k, ef)
-        row = self._search_row(query, k, depths, None)
-        if row is not None:
-            return row[0].tolist(), row[1].tolist()
         found: list[tuple[float, int]] = []
         for segment, depth in depths:
             keys, values = segment.search_one(query, k, depth)
