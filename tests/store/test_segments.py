@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedops.store import checkpoint_files, index_manager, mapped_files, open_store
+from embedops.store import checkpoint_files, graph_search, index_manager, mapped_files, open_store
 from embedops.store import search as search_module
 from embedops.store.catalog import DEFAULT_SEGMENT_SIZE, InvalidIndexParams
 from embedops.store.compaction import COMPACT_MIN
@@ -97,13 +97,21 @@ def _each_segments_way(index: SegmentedIndex, query: np.ndarray, k: int,
                             for segment, depth in index._depths(ef)])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.skipif(not graph_search.compiled(), reason="the compiled search is not built")
+@pytest.mark.parametrize(("dtype", "metric"), [("float32", "cosine"), ("int8", "cosine"),
+                                               ("float32", "l2"), ("int8", "ip")])
 def test_one_query_over_many_segments_takes_one_pass_with_the_same_answer(
-        monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, dtype: str, metric: str) -> None:
     """A single query over several segments writes every segment's candidates into one
     pair of arrays (``_search_row``) and answers as each segment's own search and the
-    best of them would: the same keys, the same scores, best first."""
-    index, _ = _filled(1000, dtype)
+    best of them would: the same keys, the same scores, best first, with removed
+    nodes in the graphs too."""
+    index = new_index(DIM, metric, dtype, {"segment_size": SIZE},
+                      1.0 if dtype == "int8" else None)
+    assert isinstance(index, SegmentedIndex)
+    data = mixture(1000, DIM, seed=3)
+    index.add(np.arange(1000, dtype=np.int64), data)
+    index.remove(np.arange(0, 1000, 7, dtype=np.int64))  # (tombstones widen the depth)
     queries = mixture(20, DIM, seed=8)
     expected = []
     for query in queries:
@@ -121,23 +129,39 @@ def test_one_query_over_many_segments_takes_one_pass_with_the_same_answer(
         np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
 
 
-def test_one_query_takes_each_segments_own_way_where_one_needs_it() -> None:
-    """Pending points, a shared node (identical vectors) or more asked than a segment's
-    live nodes send the query each segment's own way, with the same answers as a
+def test_one_query_takes_each_segments_own_way_where_one_needs_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pending points or more asked than a segment's live nodes send the query each
+    segment's own way before any segment is searched in one pass; a shared node
+    (identical vectors) found in the pass sends it there after. The answers are a
     batch's."""
     index, data = _filled(1000)
     row = np.ascontiguousarray(data[950:951])
+    passes = [0]
+    real = HnswIndex.search_row_into
+
+    def counted(self: HnswIndex, *args: object) -> None:
+        passes[0] += 1
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HnswIndex, "search_row_into", counted)
+    index.search(row, K)
+    assert passes[0] == 4  # (four segments, all taken by the pass)
     index.add(np.asarray([5000, 5001], dtype=np.int64), data[[950, 950]], defer=True)
     assert index.segments[-1].pending == 2
+    passes[0] = 0
+    keys, _ = index.search(row, K)
+    assert passes[0] == 0 and {950, 5000, 5001} <= set(keys[0].tolist())
+    assert keys.tolist() == _each_segments_way(index, row, K, None)[0].tolist()
+    index.merge_all()  # (5000 and 5001 share 950's node now: 102 points, 100 nodes)
     keys, _ = index.search(row, K)
     assert {950, 5000, 5001} <= set(keys[0].tolist())
     assert keys.tolist() == _each_segments_way(index, row, K, None)[0].tolist()
-    index.merge_all()  # (5000 and 5001 share 950's node now)
-    keys, _ = index.search(row, K)
-    assert {950, 5000, 5001} <= set(keys[0].tolist())
-    assert index.search_one(row, K)[0] == keys[0].tolist()
-    wide, _ = index.search(row, 250)  # (the last segment holds 102 live nodes)
-    assert len(set(wide[0].tolist())) == 250 and wide[0, 0] in (950, 5000, 5001)
+    plain, _ = _filled(1000)
+    passes[0] = 0
+    wide, _ = plain.search(row, 150)  # (more than the last segment's 100 live nodes)
+    assert passes[0] == 0
+    assert wide.tolist() == _each_segments_way(plain, row, 150, None)[0].tolist()
 
 
 def keys_of(index: SegmentedIndex, query: np.ndarray) -> list[int]:

@@ -656,19 +656,19 @@ class HnswGraph:
         # which is always -1 (__init__).
         return labels[found], distances
 
-    def search_row_into(self, row: np.ndarray, k: int, ef: int, keys: np.ndarray,
-                        scores: np.ndarray) -> bool:
-        """``search`` of one query row (a C-contiguous float32 ``(1, dim)`` array, not
-        checked again) by the compiled search, written into ``keys`` and ``scores``
-        (C-contiguous, ``k`` items each); False where the compiled search does not
-        apply (nothing written)."""
+    def takes_rows(self, k: int) -> bool:
+        """Does the compiled search answer a search for ``k`` (``search_row_into``)?"""
         view = self._view
         if view is None:
             view = self._compiled_view()
-        if not view or k > graph_search.MAX_K:
-            return False
-        view.search_into(row, k, ef, keys, scores, 1)
-        return True
+        return bool(view) and k <= graph_search.MAX_K
+
+    def search_row_into(self, row: np.ndarray, k: int, ef: int, keys: np.ndarray,
+                        scores: np.ndarray) -> None:
+        """``search`` of one query row (a C-contiguous, aligned float32 ``(1, dim)``
+        array) by the compiled search, where ``takes_rows(k)``, written into ``keys``
+        and ``scores`` (C-contiguous, ``k`` items each)."""
+        self._view.search_into(row, k, ef, keys, scores, 1)
 
     def search_row(self, row: np.ndarray, k: int, ef: int) -> tuple[list[int], list[float]]:
         """``search`` of one query, as lists: ``row`` must be a C-contiguous float32 array

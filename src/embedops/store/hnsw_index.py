@@ -619,19 +619,24 @@ class HnswIndex:
             scores *= np.float32(self._code_scale)
         return scores
 
-    def search_row_into(self, codes: np.ndarray, k: int, ef: int, keys: np.ndarray,
-                        scores: np.ndarray) -> bool:
+    def takes_row(self, k: int) -> bool:
+        """Can ``search_row_into`` search for ``k``: the graph alone answers, by the
+        compiled search (no pending points, ``k`` at most its live nodes)?"""
+        return not self._pending and k <= len(self.index) and self.index.takes_rows(k)
+
+    def search_row_into(self, codes: np.ndarray, k: int, ef: int | None, keys: np.ndarray,
+                        scores: np.ndarray) -> None:
         """``search_nodes`` of one query for a caller that searches many indexes with it
-        (``SegmentedIndex``): ``codes`` is the query as ``codes`` makes it, a
-        C-contiguous float32 ``(1, dim)`` row; the best ``k`` nodes' keys (-1 pads)
-        and the graph's own scores (``similarities`` makes them what ``search_nodes``
-        gives) are written into ``keys`` and ``scores`` (C-contiguous, ``k`` items
-        each), at the depth ``search_nodes`` would search. Only where the graph alone
-        answers by the compiled search: no pending points, ``k`` at most its live
-        nodes; False otherwise, nothing written."""
-        if self._pending or k > len(self.index):
-            return False
-        return self.index.search_row_into(codes, k, self._depth(ef, k), keys, scores)
+        (``SegmentedIndex``), where ``takes_row(k)``: ``codes`` is the query as
+        ``codes`` makes it, a C-contiguous, aligned float32 ``(1, dim)`` row; the best
+        ``k`` nodes' keys (-1 pads) and the graph's own scores (``similarities``
+        makes them what ``search_nodes`` gives) are written into ``keys`` and
+        ``scores`` (C-contiguous, ``k`` items each), at the depth ``search_nodes``
+        would search."""
+        try:
+            self.index.search_row_into(codes, k, self._depth(ef, k), keys, scores)
+        except (ValueError, RuntimeError) as exc:
+            raise IndexFailure(f"HNSW search failed: {exc}") from exc
 
     @property
     def search_depth(self) -> int:

@@ -288,7 +288,7 @@ class SegmentedIndex:
                        else None)
         least = least if asked else None
         depths = self._depths(ef)
-        if len(queries) == 1 and len(depths) > 1:
+        if len(queries) == 1 and len(depths) > 1 and k >= 1:
             found = self._search_row(queries, k, depths, least)
             if found is not None:
                 return found[0][None, :], found[1][None, :]
@@ -298,36 +298,36 @@ class SegmentedIndex:
     def _search_row(self, query: np.ndarray, k: int,
                     depths: list[tuple[HnswIndex, int | None]], least: int | None
                     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``search`` of one query (a float32 ``(1, dim)`` row) over several segments
-        with the least interpreter work a segment: the query made codes once, each
-        segment's compiled search writing its candidates (``candidates``) into one
-        pair of arrays (``HnswIndex.search_row_into``), their scores made similarities
-        once and the best ``k`` of them all taken once: the keys and scores, best
-        first, -1 padding dropped. At 10M in 50 segments each segment's own way cost
-        ~20 µs of ~70 (docs/benchmarks-store.md, "One query over many segments").
+        """``search`` of one query (a ``(1, dim)`` row) over several segments with the
+        least interpreter work a segment: the query made codes once, each segment's
+        compiled search writing its candidates (``candidates``) into one pair of
+        arrays (``HnswIndex.search_row_into``), their scores made similarities once
+        and the best ``k`` of them all taken once, as ``_best`` takes them (-1 pads
+        at the end). At 10M in 50 segments each segment's own way cost ~20 µs of ~70
+        (docs/benchmarks-store.md, "One query over many segments in one pass").
         ``search_one`` (a float graph's single search) keeps each segment's lists: at
         five segments this pass's arrays cost more than it saves (0.94×, the same
-        section). None where some segment needs its own way (pending points, more asked than
-        its live nodes or than the compiled search takes) or a shared node is found
+        section). None, before any segment is searched, where one needs its own way
+        (``HnswIndex.takes_row``: pending points, more asked than its live nodes or
+        than the compiled search takes); None after, where a shared node is found
         (its points are listed there)."""
         counts = [candidates(k, depth, least) for _, depth in depths]
+        if not all(segment.takes_row(count)
+                   for (segment, _), count in zip(depths, counts, strict=True)):
+            return None
         keys = np.empty(sum(counts), dtype=np.int64)
         scores = np.empty(len(keys), dtype=np.float32)
-        codes = np.ascontiguousarray(self.segments[0].codes(query))
+        codes = np.require(self.segments[0].codes(query), np.float32,
+                           ["C_CONTIGUOUS", "ALIGNED"])
         start = 0
         for (segment, depth), count in zip(depths, counts, strict=True):
             end = start + count
-            if depth is None or not segment.search_row_into(codes, count, depth,
-                                                             keys[start:end],
-                                                             scores[start:end]):
-                return None
+            segment.search_row_into(codes, count, depth, keys[start:end], scores[start:end])
             start = end
         if keys.max() >= GROUP_BASE:  # (every segment's shared nodes lie above it)
             return None
         self.segments[0].similarities(scores)  # (every segment scores alike)
-        found = keys >= 0
-        if not found.all():
-            keys, scores = keys[found], scores[found]
+        scores[keys < 0] = -math.inf
         order = np.argsort(-scores, kind="stable")[:k]
         return keys[order], scores[order]
 
