@@ -58,8 +58,8 @@ def _disk(path: Path) -> dict[str, int]:
 
 
 def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
-          seconds: list[float], data: np.ndarray | ClusteredBlocks | None = None
-          ) -> dict[str, int]:
+          seconds: list[float], data: np.ndarray | ClusteredBlocks | None = None,
+          params: dict[str, int] | None = None) -> dict[str, int]:
     """Write points ``lo..hi`` (the collection is created at 0), merge, checkpoint,
     close; the sizes after that. Appends each batch's seconds to ``seconds``, the
     final merge counted in the last batch (graph work the writes still owed)."""
@@ -67,7 +67,7 @@ def _fill(path: Path, lo: int, hi: int, dim: int, dtype: str,
     store = open_store(path)
     if lo == 0:
         store.create_collection("c", dim, dtype=dtype, fingerprint="bench",
-                                index_params={"exact_threshold": 0})
+                                index_params={"exact_threshold": 0, **(params or {})})
     for start in range(lo, hi, BATCH):
         end = min(start + BATCH, hi)
         if data is None:
@@ -224,18 +224,19 @@ def raw_faiss_build(n: int, dim: int, dtype: str, data: str) -> dict[str, Any]:
 
 
 def measure(n: int, dim: int, dtype: str, keep: Path | None = None,
-            data: str = "random") -> dict[str, Any]:
+            data: str = "random", params: dict[str, int] | None = None) -> dict[str, Any]:
     half = n // 2
     seconds: list[float] = []
     points = _source(n, dim, data)
     with tempfile.TemporaryDirectory() as folder:
         path = keep if keep is not None else Path(folder) / "s"
-        first = _fill(path, 0, half, dim, dtype, seconds, points)
-        second = _fill(path, half, n, dim, dtype, seconds, points)
+        first = _fill(path, 0, half, dim, dtype, seconds, points, params)
+        second = _fill(path, half, n, dim, dtype, seconds, points, params)
     added = n - half
     per_vector = {k: round((second[k] - first[k]) / added, 1) for k in first}
     fixed = {k: round(first[k] - per_vector[k] * half) for k in first}
-    return {"dtype": dtype, "dim": dim, "n": n, "data": data, "per_vector_bytes": per_vector,
+    return {"dtype": dtype, "dim": dim, "n": n, "data": data, "index_params": params or {},
+            "per_vector_bytes": per_vector,
             "fixed_bytes": fixed, "at_n": second, **_tenths(seconds),
             "rss_bytes_after": _rss(), "peak_rss_bytes": _rss("VmHWM")}
 
@@ -248,6 +249,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the (last dtype's) store here")
     parser.add_argument("--data", choices=("random", "clustered", "clustered-blocks"),
                         default="random")
+    parser.add_argument("--segment-size", type=int,
+                        help="the collection's index_params.segment_size (default: the "
+                        "store's)")
     parser.add_argument("--raw-faiss", action="store_true",
                         help="also build the raw faiss graph from the same vectors (baseline)")
     args = parser.parse_args()
@@ -256,7 +260,8 @@ def main() -> None:
         keep = args.keep if args.keep is not None and dtype == dtypes[-1] else None
         if keep is not None and keep.exists():
             parser.error(f"{keep} exists")
-        result = measure(args.n, args.dim, dtype, keep, args.data)
+        params = {} if args.segment_size is None else {"segment_size": args.segment_size}
+        result = measure(args.n, args.dim, dtype, keep, args.data, params)
         if args.raw_faiss:
             raw = raw_faiss_build(args.n, args.dim, dtype, args.data)
             result["raw_faiss"] = raw
