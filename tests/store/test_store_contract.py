@@ -18,6 +18,7 @@ from embedops.errors import (
     InvalidFilter,
     InvalidVector,
     ReadOnlyStore,
+    StoreError,
 )
 from embedops.store import VectorStore, estimate_memory
 from embedops.store.catalog import DEFAULT_SEGMENT_SIZE
@@ -237,3 +238,15 @@ def test_estimate_memory_brackets_actual(store: VectorStore) -> None:
     assert 0.5 * actual <= estimate <= 2.0 * actual
     sizes = [estimate_memory(10**6, 384, dt) for dt in ("int8", "float16", "float32")]
     assert sizes == sorted(sizes) and sizes[0] < 0.5 * sizes[2]
+
+
+def test_search_refuses_a_depth_that_is_not_a_positive_integer(store: VectorStore) -> None:
+    """``ef`` is None (the collection's own depth) or a positive integer; anything else
+    is refused with a clear error, and nothing is searched."""
+    _fill(store)
+    query = np.ones(DIM, dtype=np.float32)
+    for bad in (0, -3, 1.5, "64", True, [8]):
+        with pytest.raises(StoreError, match="ef must be a positive integer"):
+            store.search("docs", query, k=3, ef=bad)  # type: ignore[arg-type]
+    assert len(store.search("docs", query, k=3, ef=8)[0]) == 3
+    assert len(store.search("docs", query, k=3, ef=None)[0]) == 3

@@ -85,6 +85,7 @@ from embedops.store.protocol import (
     Filter,
     Hit,
     Point,
+    check_ef,
 )
 from embedops.store.read_pool import Reader, ReadPool
 from embedops.store.search import Searcher
@@ -1110,6 +1111,8 @@ class EmbeddedStore:
         self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
         if (type(k) is not int and (not isinstance(k, int) or isinstance(k, bool))) or k < 1:
             raise StoreError(f"k must be a positive integer, got {k!r}")
+        if ef is not None:
+            check_ef(ef)
         kept = self._search_rows.get(collection)  # (``_search_row``, its common case here)
         if kept is not None and kept[0] == self._writes_done and not self.read_only:
             row = kept[1]

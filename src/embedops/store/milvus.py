@@ -54,7 +54,14 @@ from embedops.store.milvus_connect import connect, embedops_name, engine_name, r
 from embedops.store.milvus_filters import compile_milvus_filter, literal
 from embedops.store.milvus_search import Searcher, index_of
 from embedops.store.names import check_name
-from embedops.store.protocol import DEFAULT_K, CollectionInfo, Filter, Hit, Point
+from embedops.store.protocol import (
+    DEFAULT_K,
+    CollectionInfo,
+    Filter,
+    Hit,
+    Point,
+    check_ef,
+)
 from embedops.store.remote import Spec
 
 P = ParamSpec("P")
@@ -387,6 +394,7 @@ class MilvusStore:
                exact: bool = False) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; see ``milvus_search`` for the plan."""
         remote.check_k(k)
+        check_ef(ef)
         spec = self._describe(collection)
         queries = remote.prepare_queries(spec, vectors)
         return self._searcher.search(spec, queries, k, self._expr(None, filter), ef, exact)

@@ -41,7 +41,14 @@ from embedops.store.catalog import now
 from embedops.store.guards import serialised, writes
 from embedops.store.names import check_name
 from embedops.store.pg_filters import compile_pg_filter
-from embedops.store.protocol import DEFAULT_K, CollectionInfo, Filter, Hit, Point
+from embedops.store.protocol import (
+    DEFAULT_K,
+    CollectionInfo,
+    Filter,
+    Hit,
+    Point,
+    check_ef,
+)
 from embedops.store.remote import Spec
 
 R = TypeVar("R")
@@ -316,6 +323,7 @@ class PgVectorStore:
         filter matching at most max(2,000, 2% of the points) is answered exactly (the
         server filters, then sorts those rows); broader ones walk the HNSW graph."""
         remote.check_k(k)
+        check_ef(ef)
         where, params = self._where(None, filter)
 
         def body(cid: int, spec: Spec) -> list[list[Hit]]:

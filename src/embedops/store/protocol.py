@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from embedops.errors import CollectionNotFound
+from embedops.errors import CollectionNotFound, StoreError
 from embedops.store.payload_json import payload_of
 
 Metric = Literal["cosine", "ip", "l2"]
@@ -31,6 +31,12 @@ EXTERNAL_MODEL = "external"
 EXTERNAL_FINGERPRINT = "external"
 DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
 DEFAULT_K = 10  # the hits a search returns unless it asks for another number
+
+
+def check_ef(ef: object) -> None:
+    """A search's depth ``ef``: None (the collection's own) or a positive integer."""
+    if ef is not None and (not isinstance(ef, int) or isinstance(ef, bool) or ef < 1):
+        raise StoreError(f"ef must be a positive integer or None, got {ef!r}")
 
 
 class Hit:
