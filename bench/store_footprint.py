@@ -253,7 +253,8 @@ def main() -> None:
                         help="the collection's index_params.segment_size (default: the "
                         "store's)")
     parser.add_argument("--raw-faiss", action="store_true",
-                        help="also build the raw faiss graph from the same vectors (baseline)")
+                        help="also build the raw faiss graph from the same vectors (baseline; "
+                        "one graph, whatever --segment-size)")
     args = parser.parse_args()
     dtypes = args.dtypes.split(",")
     for dtype in dtypes:
