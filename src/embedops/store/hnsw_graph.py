@@ -658,10 +658,7 @@ class HnswGraph:
 
     def takes_rows(self, k: int) -> bool:
         """Does the compiled search answer a search for ``k`` (``search_row_into``)?"""
-        view = self._view
-        if view is None:
-            view = self._compiled_view()
-        return bool(view) and k <= graph_search.MAX_K
+        return bool(self._compiled_view()) and k <= graph_search.MAX_K
 
     def search_row_into(self, row: np.ndarray, k: int, ef: int, keys: np.ndarray,
                         scores: np.ndarray) -> None:

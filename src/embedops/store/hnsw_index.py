@@ -530,10 +530,7 @@ class HnswIndex:
             raise IndexFailure(f"HNSW search failed: {exc}") from exc
         if type(found) is list:
             return found
-        keys, values = found
-        if self.metric == "l2":  # (faiss gives squared distances)
-            values = [-value for value in values]
-        return self._ranked(keys, values, k)
+        return self._ranked(found[0], found[1], k, graph_scores=True)
 
     def _graph_one(self, query: np.ndarray, k: int, ef: int | None, live: int
                    ) -> tuple[list[int], list[float]]:
@@ -541,22 +538,21 @@ class HnswIndex:
         k_graph = min(k, live)
         if self.dtype == "int8":  # (the query as codes, the scores scaled back)
             found, scores = self._scored(query, k_graph, ef)
-            keys, values = found[0].tolist(), scores[0].tolist()
-        else:
-            try:
-                keys, values = self.index.search_row(query, k_graph,
-                                                     self._depth(ef, k_graph))
-            except (ValueError, RuntimeError) as exc:
-                raise IndexFailure(f"HNSW search failed: {exc}") from exc
-            if self.metric == "l2":  # (faiss gives squared distances)
-                values = [-value for value in values]
-        return self._ranked(keys, values, k)
+            return self._ranked(found[0].tolist(), scores[0].tolist(), k, graph_scores=False)
+        try:
+            keys, values = self.index.search_row(query, k_graph, self._depth(ef, k_graph))
+        except (ValueError, RuntimeError) as exc:
+            raise IndexFailure(f"HNSW search failed: {exc}") from exc
+        return self._ranked(keys, values, k, graph_scores=True)
 
-    def _ranked(self, keys: list[int], values: list[float], k: int
+    def _ranked(self, keys: list[int], values: list[float], k: int, graph_scores: bool
                 ) -> tuple[list[int], list[float]]:
-        """The graph's best nodes ``keys`` and store scores ``values`` for one query as
-        ``search_one`` answers: shared nodes' points in their place, padding scored
-        -inf."""
+        """The graph's best nodes ``keys`` and their scores ``values`` for one query as
+        ``search_one`` answers: store scores (``graph_scores``: the float graph's own,
+        whose squared L2 distances are negated here), shared nodes' points in their
+        place, padding scored -inf."""
+        if graph_scores and self.metric == "l2":  # (faiss gives squared distances)
+            values = [-value for value in values]
         if self._groups and max(keys) >= GROUP_BASE:  # a shared node: its points
             found, scores = self._expand(np.asarray([keys], dtype=np.int64),
                                          np.asarray([values], dtype=np.float32),

@@ -284,9 +284,8 @@ class SegmentedIndex:
         collection's ``expansion_search``), each segment returns as many candidates as
         its share of that depth passes, at least ``least`` and at most ``k``; with no
         depth asked, ``k`` each, as the default depth's recall was set with."""
-        asked = ef or (self.params["expansion_search"] if "expansion_search" in self._given
-                       else None)
-        least = least if asked else None
+        if not (ef or "expansion_search" in self._given):  # (no depth asked)
+            least = None
         depths = self._depths(ef)
         if len(queries) == 1 and len(depths) > 1 and k >= 1:
             found = self._search_row(queries, k, depths, least)
