@@ -48,6 +48,20 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
                                                                         strict=True)]))
 
 
+@pytest.fixture(params=["avx512", "avx2", "plain"])
+def kernels(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each version of the distance kernels (float32 and int8) this CPU runs (the module
+    takes the widest)."""
+    from embedops.store import _graph_search
+
+    try:
+        before = _graph_search._kernels(request.param)
+    except ValueError:
+        pytest.skip(f"this CPU has no {request.param}")
+    yield request.param
+    _graph_search._kernels(before)
+
+
 def test_the_compiled_search_is_built() -> None:
     """The installation builds it (setup.py); without it every search goes through
     faiss, and nothing else would notice."""
@@ -55,6 +69,7 @@ def test_the_compiled_search_is_built() -> None:
     assert graph_search.compiled()
 
 
+@pytest.mark.usefixtures("kernels")
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
 def test_it_answers_as_faiss_does_with_the_same_recall(metric: str) -> None:
     data = _data(3000, seed=1) * (1.0 if metric == "cosine" else 4.0)
@@ -83,6 +98,30 @@ def test_it_answers_as_faiss_does_with_the_same_recall(metric: str) -> None:
         agree = keys == want_keys  # (where both give the same key, the same score)
         assert np.allclose(scores[agree], want_scores[agree], rtol=1e-5, atol=1e-5)
     assert _recall(graph.search(queries, 10, 256)[0], truth) >= 0.98
+
+
+@pytest.mark.usefixtures("kernels")
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("dim", [1, 7, 8, 31, 33, 64, 100])  # (each kernel's steps and tail)
+def test_float32_scores_are_the_vectors_own_in_every_dimension(metric: str, dim: int) -> None:
+    """Every kernel's inner products and squared L2 distances, whatever the number of
+    values against its steps of 8, 16, 32 or 64: the scores of the nodes found are
+    those numpy computes, and a search as deep as the graph finds the exact top 10."""
+    scale = 1.0 if metric == "cosine" else 3.0
+    data, queries = _data(300, seed=40, dim=dim) * scale, _data(20, seed=41, dim=dim) * scale
+    graph = HnswGraph(dim, metric, "float32", 16, 64)
+    graph.add(np.arange(300, dtype=np.int64), data)
+    assert graph._compiled_view() and graph.compiled
+    keys, scores = graph.search(queries, 10, 300)
+    rows = data[keys].astype(np.float64)
+    exact = (np.einsum("qkd,qd->qk", rows, queries) if metric == "cosine"
+             else ((rows - queries[:, None, :]) ** 2).sum(-1))
+    assert np.allclose(scores, exact, rtol=1e-5, atol=1e-5)
+    sims = (queries @ data.T if metric == "cosine"
+            else -((queries[:, None, :] - data[None]) ** 2).sum(-1))
+    best = np.sort(sims, axis=1)[:, ::-1][:, :10]
+    found = np.sort(scores if metric == "cosine" else -scores, axis=1)[:, ::-1]
+    assert np.allclose(found, best, rtol=1e-5, atol=1e-5)  # (ties may swap keys)
 
 
 def test_one_query_answers_as_the_same_query_in_a_batch_on_any_thread_count() -> None:
@@ -218,26 +257,13 @@ def _widest_kernels() -> str:
 
 
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="no /proc/cpuinfo")
-def test_the_module_takes_the_widest_int8_kernels_the_cpu_runs() -> None:
+def test_the_module_takes_the_widest_kernels_the_cpu_runs() -> None:
     from embedops.store import _graph_search
 
-    assert _graph_search._code_kernels() == _widest_kernels()
+    assert _graph_search._kernels() == _widest_kernels()
 
 
-@pytest.fixture(params=["avx512", "avx2", "plain"])
-def code_kernels(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each version of the int8 kernels this CPU runs (the module takes the widest)."""
-    from embedops.store import _graph_search
-
-    try:
-        before = _graph_search._code_kernels(request.param)
-    except ValueError:
-        pytest.skip(f"this CPU has no {request.param}")
-    yield request.param
-    _graph_search._code_kernels(before)
-
-
-@pytest.mark.usefixtures("code_kernels")
+@pytest.mark.usefixtures("kernels")
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
 @pytest.mark.parametrize("dim", [DIM, 7, 37])  # (each kernel's tail loop too)
 def test_an_int8_graph_is_searched_on_its_codes_as_faiss_searches_them(metric: str,

@@ -68,82 +68,57 @@ static void scratch_free(void *p) {
 
 /* --- distances --------------------------------------------------------------------- */
 
-/* Sixteen running sums in one vector (GCC's vector extension: two AVX2 registers, one
- * AVX-512 register, four SSE ones), one version per instruction set, chosen when the
- * module loads. A plain loop of eight sums came out as permutes, 2.4x slower. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define KERNEL_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#endif
-#endif
-#ifndef KERNEL_CLONES
-#define KERNEL_CLONES
-#endif
+/* Every distance is computed by a kernel written for one instruction set: AVX-512, AVX2
+ * with FMA, or plain C (which GCC turns into SSE on x86-64), the widest this CPU runs
+ * chosen when the module loads (choose_kernels). The float32 kernels were once GCC's
+ * vector extension built three ways (target_clones): its AVX-512 version ran as fast as
+ * faiss's own search, but in its AVX2 version GCC kept the sixteen-lane sums in memory,
+ * moved through general registers, and left the multiplies and adds unfused, so on a CPU
+ * without AVX-512 the store's search ran at 0.45x faiss's rate on the same graph
+ * (docs/benchmarks-store.md, "Distance kernels for CPUs without AVX-512").
+ *
+ * float32 rows: a.b (inner_product) and |a - b|^2 (squared_l2).
+ *
+ * An int8 graph's codes (faiss's QT_8bit_direct_signed: each value stored as the byte
+ * value + 128) against a float query: the sum of q[i] * code[i] (code_dot), and of the
+ * squares of q[i] - code[i] (code_l2), the offset applied by the caller. Each code is
+ * widened to a float in registers.
+ *
+ * Each AVX kernel clears the upper halves of the vector registers (vzeroupper) before it
+ * returns or calls the plain kernel for its tail: GCC 12 left that out of these
+ * functions, and the search's own SSE code, run after them with the upper state dirty,
+ * took the int8 search down to 0.23x faiss's rate on the same graph (4,700 against
+ * 20,900 searches/s, 100k clustered codes, ef 64; 22,900 with the registers cleared;
+ * docs/benchmarks-store.md). */
+typedef float (*FloatKernel)(const float *restrict, const float *restrict, Py_ssize_t);
+typedef float (*CodeKernel)(const float *restrict, const uint8_t *restrict, Py_ssize_t);
 
-typedef float Lanes __attribute__((vector_size(64)));
-#define LANES ((Py_ssize_t)(sizeof(Lanes) / sizeof(float)))
-
-static inline Lanes load(const float *p) {
-    Lanes v;
-    memcpy(&v, p, sizeof v); /* (unaligned) */
-    return v;
-}
-
-static inline float lanes_sum(Lanes v) {
-    float total = 0;
-    for (int j = 0; j < LANES; j++) total += v[j];
-    return total;
-}
-
-KERNEL_CLONES
-static float inner_product(const float *restrict a, const float *restrict b, Py_ssize_t d) {
-    Lanes acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
+/* Eight running sums, each lane its own: GCC vectorises them without reordering a sum. */
+static float dot_plain(const float *restrict a, const float *restrict b, Py_ssize_t d) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     Py_ssize_t i = 0;
-    for (; i + 4 * LANES <= d; i += 4 * LANES) {
-        acc0 += load(a + i) * load(b + i);
-        acc1 += load(a + i + LANES) * load(b + i + LANES);
-        acc2 += load(a + i + 2 * LANES) * load(b + i + 2 * LANES);
-        acc3 += load(a + i + 3 * LANES) * load(b + i + 3 * LANES);
-    }
-    for (; i + LANES <= d; i += LANES) acc0 += load(a + i) * load(b + i);
-    float total = lanes_sum((acc0 + acc1) + (acc2 + acc3));
+    for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     for (; i < d; i++) total += a[i] * b[i];
     return total;
 }
 
-KERNEL_CLONES
-static float squared_l2(const float *restrict a, const float *restrict b, Py_ssize_t d) {
-    Lanes acc0 = {0}, acc1 = {0};
+static float l2_plain(const float *restrict a, const float *restrict b, Py_ssize_t d) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     Py_ssize_t i = 0;
-    for (; i + 2 * LANES <= d; i += 2 * LANES) {
-        Lanes t0 = load(a + i) - load(b + i), t1 = load(a + i + LANES) - load(b + i + LANES);
-        acc0 += t0 * t0;
-        acc1 += t1 * t1;
-    }
-    for (; i + LANES <= d; i += LANES) {
-        Lanes t = load(a + i) - load(b + i);
-        acc0 += t * t;
-    }
-    float total = lanes_sum(acc0 + acc1);
+    for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float t = a[i + j] - b[i + j];
+            s[j] += t * t;
+        }
+    float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     for (; i < d; i++) {
         float t = a[i] - b[i];
         total += t * t;
     }
     return total;
 }
-
-/* An int8 graph's codes (faiss's QT_8bit_direct_signed: each value stored as the byte
- * value + 128) against a float query: the sum of q[i] * code[i], and of the squares of
- * q[i] - code[i], the offset applied by the caller. Each code is widened to a float in
- * registers: GCC's vector extension leaves this conversion to scalar code, so it is
- * written with intrinsics, one version per instruction set, chosen when the module
- * loads (choose_code_kernels). Each AVX kernel clears the upper halves of the vector
- * registers (vzeroupper) before it returns or calls the plain kernel for its tail: GCC 12
- * left that out of these functions, and the search's own SSE code, run after them with
- * the upper state dirty, took the int8 search down to 0.23x faiss's rate on the same
- * graph (4,700 against 20,900 searches/s, 100k clustered codes, ef 64; 22,900 with the
- * registers cleared; docs/benchmarks-store.md). */
-typedef float (*CodeKernel)(const float *restrict, const uint8_t *restrict, Py_ssize_t);
 
 static float code_dot_plain(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
     float s[4] = {0, 0, 0, 0};
@@ -174,18 +149,62 @@ static float code_l2_plain(const float *restrict q, const uint8_t *restrict c, P
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-__attribute__((target("avx2,fma"))) static inline __m256 widen8(const uint8_t *c) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c)));
-}
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX512 __attribute__((target("avx512f")))
 
-__attribute__((target("avx2,fma"))) static inline float sum8(__m256 v) {
+AVX2 static inline float sum8(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
     return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
 }
 
-__attribute__((target("avx2,fma")))
-static float code_dot_avx2(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+/* Four sums of eight lanes: 32 values a step, the loads folded into the FMAs. */
+AVX2 static float dot_avx2(const float *restrict a, const float *restrict b, Py_ssize_t d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= d; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float total = sum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    _mm256_zeroupper();
+    return total + dot_plain(a + i, b + i, d - i); /* (the tail) */
+}
+
+AVX2 static float l2_avx2(const float *restrict a, const float *restrict b, Py_ssize_t d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+        __m256 t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
+        __m256 t3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+        s0 = _mm256_fmadd_ps(t0, t0, s0);
+        s1 = _mm256_fmadd_ps(t1, t1, s1);
+        s2 = _mm256_fmadd_ps(t2, t2, s2);
+        s3 = _mm256_fmadd_ps(t3, t3, s3);
+    }
+    for (; i + 8 <= d; i += 8) {
+        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        s0 = _mm256_fmadd_ps(t, t, s0);
+    }
+    float total = sum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    _mm256_zeroupper();
+    return total + l2_plain(a + i, b + i, d - i); /* (the tail) */
+}
+
+AVX2 static inline __m256 widen8(const uint8_t *c) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c)));
+}
+
+AVX2 static float code_dot_avx2(const float *restrict q, const uint8_t *restrict c,
+                                Py_ssize_t d) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     Py_ssize_t i = 0;
     for (; i + 16 <= d; i += 16) {
@@ -193,12 +212,12 @@ static float code_dot_avx2(const float *restrict q, const uint8_t *restrict c, P
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), widen8(c + i + 8), a1);
     }
     float total = sum8(_mm256_add_ps(a0, a1));
-    _mm256_zeroupper(); /* (see CodeKernel) */
+    _mm256_zeroupper();
     return total + code_dot_plain(q + i, c + i, d - i); /* (the tail) */
 }
 
-__attribute__((target("avx2,fma")))
-static float code_l2_avx2(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+AVX2 static float code_l2_avx2(const float *restrict q, const uint8_t *restrict c,
+                               Py_ssize_t d) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     Py_ssize_t i = 0;
     for (; i + 16 <= d; i += 16) {
@@ -208,16 +227,56 @@ static float code_l2_avx2(const float *restrict q, const uint8_t *restrict c, Py
         a1 = _mm256_fmadd_ps(t1, t1, a1);
     }
     float total = sum8(_mm256_add_ps(a0, a1));
-    _mm256_zeroupper(); /* (see CodeKernel) */
+    _mm256_zeroupper();
     return total + code_l2_plain(q + i, c + i, d - i); /* (the tail) */
 }
 
-__attribute__((target("avx512f"))) static inline __m512 widen16(const uint8_t *c) {
+/* Four sums of sixteen lanes for a.b, two for |a - b|^2: the steps of the vector
+ * extension's kernels these replace, which ran as fast as faiss's search. */
+AVX512 static float dot_avx512(const float *restrict a, const float *restrict b,
+                               Py_ssize_t d) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 64 <= d; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i + 16 <= d; i += 16)
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    float total = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
+                                                     _mm512_add_ps(s2, s3)));
+    _mm256_zeroupper();
+    return total + dot_plain(a + i, b + i, d - i); /* (the tail) */
+}
+
+AVX512 static float l2_avx512(const float *restrict a, const float *restrict b,
+                              Py_ssize_t d) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    Py_ssize_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+        s0 = _mm512_fmadd_ps(t0, t0, s0);
+        s1 = _mm512_fmadd_ps(t1, t1, s1);
+    }
+    for (; i + 16 <= d; i += 16) {
+        __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        s0 = _mm512_fmadd_ps(t, t, s0);
+    }
+    float total = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    _mm256_zeroupper();
+    return total + l2_plain(a + i, b + i, d - i); /* (the tail) */
+}
+
+AVX512 static inline __m512 widen16(const uint8_t *c) {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)c)));
 }
 
-__attribute__((target("avx512f")))
-static float code_dot_avx512(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+AVX512 static float code_dot_avx512(const float *restrict q, const uint8_t *restrict c,
+                                    Py_ssize_t d) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     Py_ssize_t i = 0;
     for (; i + 32 <= d; i += 32) {
@@ -225,12 +284,12 @@ static float code_dot_avx512(const float *restrict q, const uint8_t *restrict c,
         a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), widen16(c + i + 16), a1);
     }
     float total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    _mm256_zeroupper(); /* (see CodeKernel) */
+    _mm256_zeroupper();
     return total + code_dot_plain(q + i, c + i, d - i); /* (the tail) */
 }
 
-__attribute__((target("avx512f")))
-static float code_l2_avx512(const float *restrict q, const uint8_t *restrict c, Py_ssize_t d) {
+AVX512 static float code_l2_avx512(const float *restrict q, const uint8_t *restrict c,
+                                   Py_ssize_t d) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     Py_ssize_t i = 0;
     for (; i + 32 <= d; i += 32) {
@@ -240,37 +299,41 @@ static float code_l2_avx512(const float *restrict q, const uint8_t *restrict c, 
         a1 = _mm512_fmadd_ps(t1, t1, a1);
     }
     float total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    _mm256_zeroupper(); /* (see CodeKernel) */
+    _mm256_zeroupper();
     return total + code_l2_plain(q + i, c + i, d - i); /* (the tail) */
 }
 #endif
 
+static FloatKernel inner_product = dot_plain, squared_l2 = l2_plain;
 static CodeKernel code_dot = code_dot_plain, code_l2 = code_l2_plain;
-static const char *code_kernels = "plain";
+static const char *kernels = "plain";
 
-/* The int8 kernels named `name` ("avx512", "avx2", "plain"), if this CPU runs them. */
-static int use_code_kernels(const char *name) {
+/* The kernels named `name` ("avx512", "avx2", "plain"), if this CPU runs them. */
+static int use_kernels(const char *name) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
-        code_dot = code_dot_avx512, code_l2 = code_l2_avx512, code_kernels = "avx512";
+        inner_product = dot_avx512, squared_l2 = l2_avx512;
+        code_dot = code_dot_avx512, code_l2 = code_l2_avx512, kernels = "avx512";
         return 1;
     }
     if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma")) {
-        code_dot = code_dot_avx2, code_l2 = code_l2_avx2, code_kernels = "avx2";
+        inner_product = dot_avx2, squared_l2 = l2_avx2;
+        code_dot = code_dot_avx2, code_l2 = code_l2_avx2, kernels = "avx2";
         return 1;
     }
 #endif
     if (strcmp(name, "plain") == 0) {
-        code_dot = code_dot_plain, code_l2 = code_l2_plain, code_kernels = "plain";
+        inner_product = dot_plain, squared_l2 = l2_plain;
+        code_dot = code_dot_plain, code_l2 = code_l2_plain, kernels = "plain";
         return 1;
     }
     return 0;
 }
 
-static void choose_code_kernels(void) {
-    if (!use_code_kernels("avx512") && !use_code_kernels("avx2")) use_code_kernels("plain");
+static void choose_kernels(void) {
+    if (!use_kernels("avx512") && !use_kernels("avx2")) use_kernels("plain");
 }
 
 #define CODE_OFFSET 128.0f /* faiss's QT_8bit_direct_signed: the byte is the value + 128 */
@@ -1121,22 +1184,23 @@ static PyObject *scratch_epoch(PyObject *Py_UNUSED(module), PyObject *arg) {
     return PyLong_FromLong(before);
 }
 
-PyDoc_STRVAR(code_kernels_doc,
-"_code_kernels(name=None) -> the name of the int8 kernels in use before\n\n"
+PyDoc_STRVAR(kernels_doc,
+"_kernels(name=None) -> the name of the distance kernels in use before\n\n"
 "For tests alone: with a name (\"avx512\", \"avx2\", \"plain\"), uses those kernels\n"
-"from now on, or raises ValueError if this CPU cannot run them. Not thread-safe.");
+"(float32 and int8) from now on, or raises ValueError if this CPU cannot run them.\n"
+"Not thread-safe.");
 
-static PyObject *code_kernels_fn(PyObject *Py_UNUSED(module), PyObject *const *args,
-                                 Py_ssize_t nargs) {
-    const char *before = code_kernels;
+static PyObject *kernels_fn(PyObject *Py_UNUSED(module), PyObject *const *args,
+                            Py_ssize_t nargs) {
+    const char *before = kernels;
     if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "_code_kernels takes at most one argument");
+        PyErr_SetString(PyExc_TypeError, "_kernels takes at most one argument");
         return NULL;
     }
     if (nargs == 1 && args[0] != Py_None) {
         const char *name = PyUnicode_AsUTF8(args[0]);
         if (name == NULL) return NULL;
-        if (!use_code_kernels(name)) {
+        if (!use_kernels(name)) {
             PyErr_Format(PyExc_ValueError, "no %s kernels on this CPU", name);
             return NULL;
         }
@@ -1145,8 +1209,7 @@ static PyObject *code_kernels_fn(PyObject *Py_UNUSED(module), PyObject *const *a
 }
 
 static PyMethodDef module_methods[] = {
-    {"_code_kernels", (PyCFunction)(void (*)(void))code_kernels_fn, METH_FASTCALL,
-     code_kernels_doc},
+    {"_kernels", (PyCFunction)(void (*)(void))kernels_fn, METH_FASTCALL, kernels_doc},
     {"squared_norm", (PyCFunction)(void (*)(void))squared_norm, METH_FASTCALL,
      squared_norm_doc},
     {"_scratch_epoch", scratch_epoch, METH_O, scratch_epoch_doc},
@@ -1162,7 +1225,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__graph_search(void) {
-    choose_code_kernels();
+    choose_kernels();
     if (pthread_key_create(&scratch_key, scratch_free) != 0) {
         PyErr_SetString(PyExc_RuntimeError, "no thread-local key for the search scratch");
         return NULL;
