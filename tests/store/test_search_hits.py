@@ -2,13 +2,15 @@
 ``HnswGraph.search_hits``, ``HnswIndex.search_hits``): the same hits as the search
 followed by ``hit_rows.cached_hits``, the search's own lists whenever some point found
 is not cached or fewer than ``k`` are found, arguments refused, no reference leaked,
-and the store's single searches taking that call once the hit cache is warm."""
+and the store's single searches taking that call once the hit cache is warm, straight
+from the store (``EmbeddedStore._direct``) until the index changes."""
 
 from __future__ import annotations
 
 import gc
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from embedops.store import _graph_search, graph_search, hit_rows, open_store
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
 from embedops.store.protocol import Hit
+from embedops.store.search import Searcher
 
 from .storedata import mixture
 
@@ -206,7 +209,135 @@ def test_the_stores_single_searches_take_the_one_call_once_the_cache_is_warm(
                 return made(view, *args)
 
         monkeypatch.setattr(graph, "_view", Counted())
+        store._direct.clear()  # (the kept plans hold the view the cold searches took)
         warm = [store.search("c", q, k=10)[0] for q in queries]
         assert len(calls) == len(queries)
         assert warm == cold
         assert all(h.payload == {"i": int(h.id)} for hits in warm for h in hits)
+
+
+def _counting_layers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the single searches that go through the index's layers
+    (``Searcher._hnsw_one``) rather than straight to the compiled search."""
+    layered: list[int] = []
+    through = Searcher._hnsw_one
+
+    def counted(self: Searcher, *args: object) -> object:
+        layered.append(1)
+        return through(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Searcher, "_hnsw_one", counted)
+    return layered
+
+
+def test_a_plain_search_goes_straight_to_the_compiled_search_until_the_index_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = mixture(N, DIM, seed=5)
+    queries = data[:20] + 0.01
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data,
+                     [{"i": i} for i in range(N)], fingerprint="fp")
+        assert store.wait_merged(60)
+        cold = [store.search("c", q, k=10)[0] for q in queries]  # (fills the hit cache)
+        layered = _counting_layers(monkeypatch)
+        warm = [store.search("c", q, k=10)[0] for q in queries]
+        assert warm == cold and not layered  # (straight: no layer passed)
+        straight = [store.search("c", q, k=5, ef=32)[0] for q in queries[:3]]
+        assert len(layered) == 1  # (a new k and ef: the layers once, then straight)
+        store._direct.clear()
+        monkeypatch.setattr(store, "_keep_direct", lambda *args: None)
+        assert [store.search("c", q, k=5, ef=32)[0] for q in queries[:3]] == straight
+        assert len(layered) == 1 + 3
+        monkeypatch.undo()
+        layered = _counting_layers(monkeypatch)
+        assert store.search("c", queries[0], k=10)[0] == cold[0] and len(layered) == 1
+        assert store._direct["c"][4] is not None
+        # a write ends an exclusive section of the index lock: no plan outlives it, and
+        # the point written (a query's own vector) is found at once, first
+        generation = store._index_lock.generation
+        store.upsert("c", ["new"], queries[:1], [{"i": -1}], fingerprint="fp")
+        assert store._index_lock.generation > generation
+        assert store._index_lock.generation % 2 == 0 and "c" not in store._direct
+        layered.clear()
+        assert store.search("c", queries[0], k=10)[0][0].id == "new"
+        assert len(layered) == 1
+        store.search("c", queries[0], k=10)
+        assert len(layered) == 1 + 1  # (the pending point: no straight way while it waits)
+        assert store.wait_merged(60)
+        store.search("c", queries[0], k=10)
+        layered.clear()
+        first = store.search("c", queries[0], k=10)[0]
+        assert first[0].id == "new" and first[0].payload == {"i": -1} and not layered
+        store.delete("c", ["new", "0"])
+        found = [h.id for q in queries for h in store.search("c", q, k=10)[0]]
+        assert "new" not in found and "0" not in found
+        assert len(found) == 10 * len(queries)
+
+
+def test_a_read_only_handle_and_an_int8_collection_search_through_the_layers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = mixture(N, DIM, seed=6)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0})
+        store.create_collection("q", DIM, fingerprint="fp", dtype="int8", index_params={
+            "exact_threshold": 0})
+        for name in ("c", "q"):
+            store.upsert(name, [str(i) for i in range(N)], data, fingerprint="fp")
+        assert store.wait_merged(60)
+        store.checkpoint("c")
+        for _ in range(3):
+            store.search("q", data[1], k=10)
+        assert store._direct["q"][4] is None  # (int8: rescored, no straight way)
+    with open_store(tmp_path / "s", read_only=True) as reader:
+        layered = _counting_layers(monkeypatch)
+        for _ in range(3):
+            assert reader.search("c", data[2], k=1)[0][0].id == "2"
+        assert len(layered) == 3 and not reader._direct
+
+
+def test_searches_beside_writes_that_grow_and_shrink_the_graph_stay_whole(
+        tmp_path: Path) -> None:
+    """Plain single searches on two threads, while a writer adds points that are merged
+    into the graph (faiss's arrays grow and move) and deletes others: no search fails
+    or returns a point deleted before it began, none comes back short."""
+    data = mixture(3 * N, DIM, seed=7)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data[:N], fingerprint="fp")
+        assert store.wait_merged(60)
+        gone: set[str] = set()
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def search(offset: int) -> None:
+            try:
+                i = offset
+                while not done.is_set():
+                    before = set(gone)
+                    hits = store.search("c", data[i % N] + 0.01, k=10)[0]
+                    assert len(hits) == 10
+                    assert not before & {h.id for h in hits}
+                    i += 2
+            except BaseException as exc:  # (reported by the test)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=search, args=(j,)) for j in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            for lo in range(N, 3 * N, 100):
+                store.upsert("c", [str(i) for i in range(lo, lo + 100)],
+                             data[lo:lo + 100], fingerprint="fp")
+                store.wait_merged(60)
+                doomed = [str(i) for i in range(lo - N, lo - N + 50)]
+                store.delete("c", doomed)
+                gone.update(doomed)
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join()
+        assert not errors, errors[:3]

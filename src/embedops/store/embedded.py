@@ -74,7 +74,7 @@ from embedops.store.filters import compile_filter, json_path
 from embedops.store.guards import check_writable, serialised
 from embedops.store.hit_cache import HIT_CACHE_BYTES, HitCache
 from embedops.store.hnsw_index import estimate_memory
-from embedops.store.index_manager import MAX_PENDING, CheckpointJob, IndexManager
+from embedops.store.index_manager import MAX_PENDING, CheckpointJob, IndexManager, LiveIndex
 from embedops.store.payload_json import payload_of
 from embedops.store.protocol import (
     DEFAULT_K,
@@ -88,7 +88,7 @@ from embedops.store.protocol import (
     check_ef,
 )
 from embedops.store.read_pool import Reader, ReadPool
-from embedops.store.search import Searcher
+from embedops.store.search import DirectPlan, Searcher
 from embedops.store.segmented_index import AnnIndex
 from embedops.store.shared_lock import SharedLock
 from embedops.store.wal import BACKSTOP_PAGES as WAL_BACKSTOP_PAGES
@@ -260,7 +260,13 @@ class EmbeddedStore:
         self.read_only = read_only
         self.memory_budget_bytes = memory_budget_bytes
         self._lock = threading.RLock()
-        self._index_lock = SharedLock()
+        # A read-write handle's plain single searches straight to the compiled graph
+        # search, per collection: (the index lock's generation, the catalog row, k,
+        # ef, the plan) (``_search_read``); emptied as each exclusive section of the
+        # index lock ends, so that no plan keeps an index alive that has gone
+        self._direct: dict[str, tuple[int, CollectionRow, int, int | None,
+                                      DirectPlan | None]] = {}
+        self._index_lock = SharedLock(on_exclusive_end=self._direct.clear)
         self._local = _ThreadState()
         self._writes_done = 0
         # A read-write handle's catalog rows for searches, each tagged with the handle's
@@ -1129,13 +1135,27 @@ class EmbeddedStore:
             self._search.read_due_matches(row, where, len(queries))
         if not self._readers.idle and self._local.reader is None:
             self._readers.keep_one_idle()  # (so that none is opened under the index lock)
+        lock = self._index_lock
         while True:
-            with self._index_lock.shared():
+            with lock.shared():
                 if self._conn is None:
                     raise StoreError("store handle is closed")
+                direct = self._direct.get(collection) if one is not None else None
+                if direct is not None:  # (this kind of search's way, if it stands)
+                    if (direct[0] == lock.generation and direct[1] is row
+                            and direct[2] == k and direct[3] == ef):
+                        plan = direct[4]
+                        hits = None if plan is None else self._search.search_direct(
+                            row, plan, one[0], one[1], k, ef)
+                        if hits is not None:
+                            return [hits]
+                    else:
+                        direct = None
                 live = self._indexes.ready(row, not self.read_only)
                 if live is not None:
                     if one is not None:
+                        if direct is None:
+                            self._keep_direct(collection, row, live, k, ef)
                         return [self._search.search_one(row, live, one[0], one[1], k, ef)]
                     return self._search.search(row, queries, k, where, ef, exact)
                 if self.read_only and self._warming_up(row):  # answered exactly meanwhile
@@ -1143,6 +1163,20 @@ class EmbeddedStore:
                         queries = quantization.prepare(vectors, row.dim, row.metric)
                     return self._search.search_while_loading(row, queries, k, where)
             self._catch_up(row)
+
+    def _keep_direct(self, collection: str, row: CollectionRow, live: LiveIndex, k: int,
+                     ef: int | None) -> None:
+        """Keep the way straight to the compiled graph search of a plain single search
+        of ``row`` (``Searcher.direct_plan``), or that it has none, for the next
+        searches with the same ``k`` and ``ef``. Under the index lock's shared side: the plan
+        stands while the lock's generation stays (no exclusive holder has changed the
+        indexes since; an even generation: none holds it now, the caller is not one
+        that searches inside its own exclusive section). A read-write handle's alone:
+        its catalog rows are kept while its writes are (``_search_row``)."""
+        generation = self._index_lock.generation
+        if not (self.read_only or generation & 1):  # (None kept too: no way to look for)
+            self._direct[collection] = (generation, row, k, ef,
+                                        self._search.direct_plan(row, live, k, ef))
 
     def _search_row(self, collection: str) -> CollectionRow:
         """The catalog row of ``collection`` (or of the collection an alias names) for a

@@ -703,6 +703,12 @@ class HnswGraph:
             return view.hits(row, k, ef, cached, scale)  # type: ignore[no-any-return]
         return self.search_row(row, k, ef)
 
+    def hits_view(self, k: int) -> Any:
+        """The compiled view ``search_hits`` of ``k`` calls ``hits`` on, or None where it
+        searches otherwise. Valid until the next insert (``_compiled_view``)."""
+        view = self._compiled_view()
+        return view if view and k <= graph_search.MAX_K else None
+
     @property
     def compiled(self) -> bool:
         """Do this graph's unrestricted searches take the compiled search? (Answered

@@ -532,6 +532,20 @@ class HnswIndex:
             return found
         return self._ranked(found[0], found[1], k, graph_scores=True)
 
+    def direct_hits(self, k: int, ef: int | None
+                    ) -> tuple[Any, int, Callable[..., tuple[list[int], list[float]]]] | None:
+        """What ``search_hits`` of ``k`` and ``ef`` hands its search to when it goes
+        straight to the compiled search (no pending points, a float32 graph with ``k``
+        live nodes at least): the graph's view (``HnswGraph.hits_view``), the depth it
+        passes, and ``_ranked`` for an answer the view returns as keys and scores.
+        None where it does not. For a caller that calls ``view.hits`` itself while
+        nothing changes this index (``search.Searcher.direct_plan``)."""
+        graph = self.index
+        if self._pending or self.dtype == "int8" or k > len(graph):
+            return None
+        view = graph.hits_view(k)
+        return None if view is None else (view, self._depth(ef, k), self._ranked)
+
     def _graph_one(self, query: np.ndarray, k: int, ef: int | None, live: int
                    ) -> tuple[list[int], list[float]]:
         """``search_one`` over the graph alone, which holds ``live`` (> 0) nodes."""

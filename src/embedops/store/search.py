@@ -36,11 +36,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
+from embedops.errors import IndexFailure
 from embedops.store import quantization
 from embedops.store.catalog import POINTS_WITH_VECTORS, CollectionRow, totals, vector_bytes
 from embedops.store.exact import DenseCache, scores, top_k
@@ -60,6 +61,19 @@ SELECTIVE_ROWS = 2_000
 SCAN_PAGE = 20_000
 WARM_DENSE_BYTES = 256 << 20  # float32 vectors held for exact search while a graph loads
 MEMBER_PAGE = 256  # shared nodes larger than this are checked against a filter in pages
+
+
+class DirectPlan(NamedTuple):
+    """A plain single search's way straight to the compiled graph search
+    (``Searcher.direct_plan``): ``HnswIndex.direct_hits``'s view, depth and ranking of a
+    short answer, and the collection's points."""
+
+    view: Any
+    depth: int
+    ranked: Callable[..., tuple[list[int], list[float]]]
+    n: int
+
+
 Where = tuple[str, list[Any]] | None
 
 
@@ -440,16 +454,60 @@ class Searcher:
                 self.hit_cache.count(len(found), 0)
                 return found
             keys, vals = found
-            if len(keys) >= min(k, n):
-                hits = cached_hits(cached, keys, vals, scale)
-                if hits is not None:
-                    self.hit_cache.count(len(hits), 0)
-                    return hits
+        return self._one_hits(row, query, scale, k, ef, n, cached, keys, vals)
+
+    def _one_hits(self, row: CollectionRow, query: np.ndarray, scale: float, k: int,
+                  ef: int | None, n: int, cached: dict[int, Any] | None, keys: list[int],
+                  vals: list[float]) -> list[Hit]:
+        """The hits of one query's ranked points ``keys`` and scores ``vals`` (to be
+        multiplied by ``scale``): from ``cached`` (``hit_cache.rows``) when it holds
+        them all, else read; a search again when rows are gone."""
+        if cached is not None and len(keys) >= min(k, n):
+            hits = cached_hits(cached, keys, vals, scale)
+            if hits is not None:
+                self.hit_cache.count(len(hits), 0)
+                return hits
         hits = self._assemble(row, [keys], [[val * scale for val in vals]], k)[0]
         if len(hits) < min(k, n):  # rows deleted since: search deeper, or exactly
             return self._hnsw(row, self._prepared(row, query), k, ef,
                               _param(row, "oversample"), n)[0]
         return hits
+
+    def direct_plan(self, row: CollectionRow, live: LiveIndex, k: int, ef: int | None
+                    ) -> DirectPlan | None:
+        """What ``search_one`` of one plain query of ``row`` (``k``, ``ef``) reaches with
+        no other step when ``live`` is caught up with ``row``: the compiled graph
+        search and its depth (``HnswIndex.direct_hits``), and the collection's points;
+        None where it takes another way. It holds until an exclusive holder of the
+        index lock changes the indexes (``EmbeddedStore._search_read`` keeps it that
+        long)."""
+        if live.seq < row.seq or row.dtype == "int8":
+            return None
+        n = len(live.index)
+        if n == 0 or n <= _param(row, "exact_threshold"):
+            return None
+        direct = live.index.direct_hits(k, ef)
+        return None if direct is None else DirectPlan(*direct, n)
+
+    def search_direct(self, row: CollectionRow, plan: DirectPlan, query: np.ndarray,
+                      scale: float, k: int, ef: int | None) -> list[Hit] | None:
+        """``search_one`` by ``plan`` (``direct_plan``, made for ``row``, ``k`` and
+        ``ef``, still standing): the hits made in the graph search's own call, as
+        ``_hnsw_one`` makes them through the index's layers. None, having searched
+        nothing, when the hit cache holds no rows of ``row`` (``search_one`` then)."""
+        cached = self.hit_cache.rows(row.cid, row.seq)
+        if cached is None:
+            return None
+        view, depth, ranked, n = plan
+        try:
+            found = view.hits(query, k, depth, cached, scale)
+        except (ValueError, RuntimeError) as exc:
+            raise IndexFailure(f"HNSW search failed: {exc}") from exc
+        if type(found) is list:
+            self.hit_cache.count(len(found), 0)
+            return found
+        keys, vals = ranked(found[0], found[1], k, graph_scores=True)
+        return self._one_hits(row, query, scale, k, ef, n, cached, keys, vals)
 
     def _hnsw_hits(self, row: CollectionRow, index: AnnIndex, queries: np.ndarray, k: int,
                    ef: int | None, wanted: int, rescore: bool, least: int | None

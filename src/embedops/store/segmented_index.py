@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -364,6 +365,13 @@ class SegmentedIndex:
         if len(segments) == 1:
             return segments[0].search_hits(query, k, ef, cached, scale)
         return self.search_one(query, k, ef)
+
+    def direct_hits(self, k: int, ef: int | None
+                    ) -> tuple[Any, int, Callable[..., tuple[list[int], list[float]]]] | None:
+        """``HnswIndex.direct_hits`` of the one segment that has not been outgrown (what
+        ``search_hits`` hands a search to); None over several."""
+        segments = self.segments
+        return segments[0].direct_hits(k, ef) if len(segments) == 1 else None
 
     def search_among(self, queries: np.ndarray, k: int, keys: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray] | None:

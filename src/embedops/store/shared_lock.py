@@ -22,9 +22,18 @@ class SharedLock:
     generator-based context manager and a ``Condition`` around the mutex cost it a few
     µs of interpreter work each time). The uncontended shared side takes the mutex once
     to enter and once to leave.
+
+    ``generation`` moves by one as an exclusive section begins and again as it ends, so
+    it is odd while one runs (the exclusive holder may take the shared side inside it)
+    and even otherwise. A shared holder that reads the same even value as an earlier
+    shared holder knows that no exclusive holder ran between them, so what that one
+    learnt of the indexes still holds (``EmbeddedStore``'s direct searches).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_exclusive_end: Callable[[], None] | None = None) -> None:
+        """``on_exclusive_end``: called as each exclusive section ends (outside the
+        lock's own mutex; shared holders may already be in)."""
+        self._on_exclusive_end = on_exclusive_end
         self._mutex = threading.Lock()
         self._cond = threading.Condition(self._mutex)
         self._readers = 0
@@ -32,6 +41,7 @@ class SharedLock:
         self._depth = 0  # reentrant exclusive acquisitions by that thread
         self._writers_waiting = 0
         self._readers_waiting = 0
+        self.generation = 0  # even: no exclusive holder (class docstring)
         self._shared = _SharedSide(self)
         self._exclusive = _Holding(self.acquire_exclusive, self.release_exclusive)
 
@@ -62,13 +72,18 @@ class SharedLock:
                 raise
             self._writers_waiting -= 1
             self._writer, self._depth = me, 1
+            self.generation += 1
 
     def release_exclusive(self) -> None:
         with self._mutex:
             self._depth -= 1
-            if not self._depth:
-                self._writer = None
-                self._cond.notify_all()
+            if self._depth:
+                return
+            self._writer = None
+            self.generation += 1
+            self._cond.notify_all()
+        if self._on_exclusive_end is not None:
+            self._on_exclusive_end()
 
 
 class _SharedSide:
