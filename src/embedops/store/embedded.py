@@ -109,6 +109,7 @@ BACKGROUND_THREADS = max(1, len(os.sched_getaffinity(0)) - 1) if hasattr(
 # A compaction applies the writes made during its build off the locks this many times
 # at most before its swap (``_catch_up_compaction``).
 CATCH_UP_ROUNDS = 3
+DIRECT_PLANS = 64  # ways kept for plain single searches (``_keep_direct``)
 WRITE_YIELD_WINDOW_S = 0.01  # "writes come back to back": the last ended this recently
 # The writing connection's page cache, in KiB (SQLite's default: 2 MiB). An upsert of
 # 1,000 384-d points changes more pages than 2 MiB holds: the connection read them back
@@ -261,11 +262,13 @@ class EmbeddedStore:
         self.memory_budget_bytes = memory_budget_bytes
         self._lock = threading.RLock()
         # A read-write handle's plain single searches straight to the compiled graph
-        # search, per collection: (the index lock's generation, the catalog row, k,
-        # ef, the plan) (``_search_read``); emptied as each exclusive section of the
-        # index lock ends, so that no plan keeps an index alive that has gone
-        self._direct: dict[str, tuple[int, CollectionRow, int, int | None,
-                                      DirectPlan | None]] = {}
+        # search, per (collection, k, ef): (the index lock's generation, the catalog
+        # row, the plan or None) (``_search_read``). The generation decides whether a
+        # plan stands; emptying the map as each exclusive section of the index lock
+        # ends only frees what the plans hold (no plan keeps an index alive that has
+        # gone)
+        self._direct: dict[tuple[str, int, int | None],
+                           tuple[int, CollectionRow, DirectPlan | None]] = {}
         self._index_lock = SharedLock(on_exclusive_end=self._direct.clear)
         self._local = _ThreadState()
         self._writes_done = 0
@@ -1140,11 +1143,10 @@ class EmbeddedStore:
             with lock.shared():
                 if self._conn is None:
                     raise StoreError("store handle is closed")
-                direct = self._direct.get(collection) if one is not None else None
+                direct = self._direct.get((collection, k, ef)) if one is not None else None
                 if direct is not None:  # (this kind of search's way, if it stands)
-                    if (direct[0] == lock.generation and direct[1] is row
-                            and direct[2] == k and direct[3] == ef):
-                        plan = direct[4]
+                    if direct[0] == lock.generation and direct[1] is row:
+                        plan = direct[2]
                         hits = None if plan is None else self._search.search_direct(
                             row, plan, one[0], one[1], k, ef)
                         if hits is not None:
@@ -1174,9 +1176,13 @@ class EmbeddedStore:
         that searches inside its own exclusive section). A read-write handle's alone:
         its catalog rows are kept while its writes are (``_search_row``)."""
         generation = self._index_lock.generation
-        if not (self.read_only or generation & 1):  # (None kept too: no way to look for)
-            self._direct[collection] = (generation, row, k, ef,
-                                        self._search.direct_plan(row, live, k, ef))
+        if self.read_only or generation & 1:
+            return
+        if len(self._direct) >= DIRECT_PLANS:  # (many k and ef: start again)
+            self._direct.clear()
+        # (None kept too: a search that has no such way does not look for it again)
+        self._direct[(collection, k, ef)] = (generation, row,
+                                             self._search.direct_plan(row, live, k, ef))
 
     def _search_row(self, collection: str) -> CollectionRow:
         """The catalog row of ``collection`` (or of the collection an alias names) for a
