@@ -46,13 +46,13 @@ def _snapshot(store: Path) -> dict[str, tuple[np.ndarray, str]]:
 
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path: Path, model_cache: Path) -> None:
-    corpus = _corpus(tmp_path, 1200)
+    corpus = _corpus(tmp_path, 600)
     env_cache = ["env", f"EMBEDOPS_CACHE_DIR={model_cache}"]
     reference = tmp_path / "reference"
     subprocess.run(env_cache + _ingest_cmd(reference, corpus), check=True,
                    capture_output=True, timeout=600)
     expected = _snapshot(reference)
-    assert len(expected) == 1200
+    assert len(expected) == 600
 
     store = tmp_path / "killed"
     rng = random.Random(11)
@@ -79,5 +79,5 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path: Path, model_cache
     for point_id, (vector, doc_id) in expected.items():
         assert got[point_id][1] == doc_id
         assert float(got[point_id][0] @ vector) > 0.9999
-    assert final["documents_new"] + final["documents_unchanged"] == 1200
+    assert final["documents_new"] + final["documents_unchanged"] == 600
     assert cli.json("verify")[0]["ok"] is True

@@ -76,11 +76,14 @@ def test_reading_a_tail_in_pages_costs_about_what_reading_it_at_once_does(
         tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "t.sqlite", isolation_level=None)
     schema.migrate(conn)  # (the store's tables: points, and their vectors apart)
-    # one large commit (one sequence) and a few smaller ones after it
-    conn.executemany("INSERT INTO points (cid, id, seq) VALUES (1, ?, ?)",
-                     ((str(i), 2 if i < 20_000 else 3 + i % 5) for i in range(24_000)))
-    conn.execute("INSERT INTO vectors (rowkey, vector) SELECT rowkey, ? FROM points",
-                 (b"v" * 64,))
+    # one large commit (one sequence) and a few smaller ones after it (written in one
+    # transaction: the connection commits each statement otherwise, a sync per row)
+    with conn:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO points (cid, id, seq) VALUES (1, ?, ?)",
+                         ((str(i), 2 if i < 20_000 else 3 + i % 5) for i in range(24_000)))
+        conn.execute("INSERT INTO vectors (rowkey, vector) SELECT rowkey, ? FROM points",
+                     (b"v" * 64,))
 
     def drain(since: int, page: int) -> int:
         changed, total = ChangedRows(conn, 1, since), 0
