@@ -2,7 +2,12 @@
 path, side by side in one run on msmarco-5k passages; cosine agreement, nDCG@10 and cold
 start. Prints JSON.
 
-    .venv/bin/python bench/embed_throughput.py [--limit 1000] [--ndcg] [--data DIR]
+Each of ``--runs`` rounds times every path once over the same passages, the order turned
+by one path each round (so no path always runs first or last), and each path's speed-up
+is its own round's baseline time over its time. Reported: the median and range over the
+rounds of passages/s and of the speed-up; cosines from the first round.
+
+    .venv/bin/python bench/embed_throughput.py [--limit 1000] [--runs 3] [--ndcg] [--data DIR]
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from run_stats import summary  # (bench/)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +55,21 @@ def timed(fn, texts):  # type: ignore[no-untyped-def]
     return np.asarray(vectors, dtype=np.float32), time.perf_counter() - start
 
 
+def machine() -> str:
+    """The CPU's model name and the vector instructions that decide int8's pay-off."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name in ("", platform.machine()):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{name}, {os.cpu_count()} cores, {' '.join(simd) or 'no AVX2'}"
+
+
 def cold_start(code: str) -> float:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -57,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=1000, help="passages for throughput")
+    parser.add_argument("--runs", type=int, default=3, help="rounds of every path (median)")
     parser.add_argument("--ndcg", action="store_true", help="also embed the whole corpus "
                         "with the baseline and the default path and compare nDCG@10")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "embedops")
@@ -86,22 +110,31 @@ def main() -> None:
     tokenizer = load_embedder(MODEL, args.cache, "onnx").tokenizer
     real_tokens = sum(min(c, 254) for c in tokenizer.count(texts))
 
-    results: dict[str, dict[str, float]] = {}
-    reference, base_seconds = timed(baseline, texts)
-    for name, fn in paths.items():
-        vectors, seconds = (reference, base_seconds) if name == "baseline" else timed(fn, texts)
-        cosine = (vectors * reference).sum(axis=1)
+    names = list(paths)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    vectors: dict[str, np.ndarray] = {}
+    load_at_start = round(os.getloadavg()[0], 2)
+    for run in range(args.runs):
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            found, took = timed(paths[name], texts)
+            seconds[name].append(took)
+            vectors.setdefault(name, found)
+    reference = vectors["baseline"]
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        cosine = (vectors[name] * reference).sum(axis=1)
         results[name] = {
-            "passages_per_s": round(len(texts) / seconds, 1),
-            "tokens_per_s": round(real_tokens / seconds),
-            "speedup_vs_baseline": round(base_seconds / seconds, 2),
+            "passages_per_s": summary([len(texts) / t for t in seconds[name]], 1),
+            "tokens_per_s": summary([real_tokens / t for t in seconds[name]], 0),
+            "speedup_vs_baseline": summary(
+                [b / t for b, t in zip(seconds["baseline"], seconds[name], strict=True)], 2),
             "cosine_mean": round(float(cosine.mean()), 5),
             "cosine_min": round(float(cosine.min()), 5),
         }
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "model": MODEL, "passages": len(texts), "default_backend": AUTO_BACKEND,
-        "paths": results,
+        "machine": machine(), "model": MODEL, "passages": len(texts), "runs": args.runs,
+        "load_at_start": load_at_start, "load_at_end": round(os.getloadavg()[0], 2),
+        "default_backend": AUTO_BACKEND, "paths": results,
         "cold_start_s": {
             "baseline": round(cold_start(COLD_BASELINE.format(model=MODEL, cache=args.cache)), 2),
             f"embedops-{AUTO_BACKEND}": round(cold_start(COLD_EMBEDOPS.format(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CPU_WORKER = "2 vCPUs, onnx-int8"
+CPU_WORKER = "2 vCPUs with AVX2, no VNNI, onnx-int8"
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,12 @@ class ModelSpeed:
 
 # docs/cost.md ("Self-hosted speed per model") gives each figure's measurement.
 MEASURED: tuple[ModelSpeed, ...] = (
-    ModelSpeed("all-MiniLM-L6-v2", 384, 27_364.0, CPU_WORKER,
-               "docs/benchmarks.md, bench/embed_throughput.py"),
-    ModelSpeed("all-mpnet-base-v2", 768, 5_911.0, CPU_WORKER,
-               "0.216 x MiniLM's figure, their speed ratio side by side in "
-               "bench/self_hosted_speed.py; docs/cost.md"),
+    ModelSpeed("all-MiniLM-L6-v2", 384, 5_040.0, CPU_WORKER,
+               "bench/self_hosted_speed.py, 200-token documents, median of three runs; "
+               "docs/cost.md"),
+    ModelSpeed("all-mpnet-base-v2", 768, 921.0, CPU_WORKER,
+               "bench/self_hosted_speed.py, 200-token documents, median of three runs "
+               "beside MiniLM; docs/cost.md"),
 )
 
 
