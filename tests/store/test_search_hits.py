@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedops.errors import StoreError
 from embedops.store import _graph_search, graph_search, hit_rows, hnsw_graph, open_store
 from embedops.store.hnsw_graph import HnswGraph
 from embedops.store.hnsw_index import HnswIndex
@@ -296,6 +297,35 @@ def test_a_plain_search_goes_straight_to_the_compiled_search_until_the_index_cha
         found = [h.id for q in queries for h in store.search("c", q, k=10)[0]]
         assert "new" not in found and "0" not in found
         assert len(found) == 10 * len(queries)
+
+
+def test_arguments_that_only_equal_a_kept_ways_are_judged_as_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept way is looked up by (collection, k, ef), where True equals 1 and 64.0
+    equals 64: such arguments, and unhashable ones, get the checks' errors, as they do
+    with no way kept."""
+    data = mixture(N, DIM, seed=6)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data, None, fingerprint="fp")
+        assert store.wait_merged(60)
+        for _ in range(2):  # (the first keeps the ways, the second takes them)
+            assert len(store.search("c", data[0], k=1, ef=64)[0]) == 1
+            assert len(store.search("c", data[0], k=1)[0]) == 1
+        assert ("c", 1, 64) in store._direct and store._direct["c", 1, 64][2] is not None
+        layered = _counting_layers(monkeypatch)
+        assert store.search("c", data[0], k=1, ef=64)[0][0].id == "0" and not layered
+        for k, ef in ((True, 64), (1.0, 64), (1, 64.0), (1, True), (True, None)):
+            with pytest.raises(StoreError, match="must be a positive integer"):
+                store.search("c", data[0], k=k, ef=ef)  # type: ignore[arg-type]
+        for k, ef in (([1], 64), (1, [64])):
+            with pytest.raises(StoreError, match="must be a positive integer"):
+                store.search("c", data[0], k=k, ef=ef)  # type: ignore[arg-type]
+        for name in (["c"], {"c": 1}, None):
+            with pytest.raises(StoreError, match="collection must be a name"):
+                store.search(name, data[0], k=1, ef=64)  # type: ignore[arg-type]
+        assert not layered
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
