@@ -1090,21 +1090,10 @@ class EmbeddedStore:
         plan counts the points in the catalog).
 
         A ``_reads`` call written out: the decorator's packing and unpacking of the
-        arguments cost ~1 µs of a ~60 µs search. A plain single search whose way is kept
-        (``_keep_direct``) takes it first (``_search_kept``), outside the read: it runs no
-        SQL.
+        arguments cost ~1 µs of a ~60 µs search.
         """
         if self._conn is None:
             raise StoreError("store handle is closed")
-        # (exact types: True equals 1 and 64.0 equals 64 as keys, and an unhashable
-        # argument must reach the general way's checks)
-        if (filter is None and not exact and type(k) is int and type(collection) is str
-                and (ef is None or type(ef) is int)):
-            kept = self._direct.get((collection, k, ef))
-            if kept is not None and kept[2] is not None:
-                hits = self._search_kept(collection, vectors, k, ef, kept)
-                if hits is not None:
-                    return [hits]
         local = self._local
         if local.lazy:  # nested in another read
             return self._search_read(collection, vectors, k, filter, ef, exact)
@@ -1115,34 +1104,6 @@ class EmbeddedStore:
             raise translate_sql_error(exc) from exc
         finally:
             self._end_read(local)
-
-    def _search_kept(self, collection: str, vectors: np.ndarray, k: int, ef: int | None,
-                     kept: tuple[int, CollectionRow, DirectPlan]) -> list[Hit] | None:
-        """A plain single search by its kept way (``_keep_direct``): ``search`` without its
-        read and the checks a kept way has already passed. None, having searched
-        nothing, where the way no longer stands or the query must go the general way: a
-        write since (the kept row is no longer the collection's), a query ``one_query``
-        refuses, an exclusive holder of the index lock since (its generation moved), a
-        closed handle, or a hit cache without the collection's rows
-        (``Searcher.search_direct``). ``k`` and ``ef`` are those of a search that kept
-        the way, so they passed the general way's checks then.
-
-        The work here runs under the interpreter lock on a CPU cache the graph search
-        has just emptied (docs/benchmarks-store.md), so it is kept to the few checks the
-        general way's first part (``_search_read``) makes for such a search."""
-        generation, row, plan = kept
-        rows = self._search_rows.get(collection)
-        if rows is None or rows[1] is not row or rows[0] != self._writes_done:
-            return None
-        one = quantization.one_query(vectors, row.dim, row.metric)
-        if one is None:
-            return None
-        self._last_search = time.monotonic()  # the merger yields to searches (_merge_loop)
-        lock = self._index_lock
-        with lock.shared():
-            if lock.generation != generation or self._conn is None:
-                return None
-            return self._search.search_direct(row, plan, one[0], one[1], k, ef)
 
     def _end_read(self, local: _ThreadState) -> None:
         """The end of a ``_reads`` call: the read connection it checked out (if any) goes
@@ -1184,11 +1145,20 @@ class EmbeddedStore:
             with lock.shared():
                 if self._conn is None:
                     raise StoreError("store handle is closed")
+                direct = self._direct.get((collection, k, ef)) if one is not None else None
+                if direct is not None:  # (this kind of search's way, if it stands)
+                    if direct[0] == lock.generation and direct[1] is row:
+                        plan = direct[2]
+                        hits = None if plan is None else self._search.search_direct(
+                            row, plan, one[0], one[1], k, ef)
+                        if hits is not None:
+                            return [hits]
+                    else:
+                        direct = None
                 live = self._indexes.ready(row, not self.read_only)
                 if live is not None:
                     if one is not None:
-                        kept = self._direct.get((collection, k, ef))
-                        if kept is None or kept[0] != lock.generation or kept[1] is not row:
+                        if direct is None:
                             self._keep_direct(collection, row, live, k, ef)
                         return [self._search.search_one(row, live, one[0], one[1], k, ef)]
                     return self._search.search(row, queries, k, where, ef, exact)
