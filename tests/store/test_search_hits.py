@@ -315,7 +315,10 @@ def test_arguments_that_only_equal_a_kept_ways_are_judged_as_before(
             assert len(store.search("c", data[0], k=1)[0]) == 1
         assert ("c", 1, 64) in store._direct and store._direct["c", 1, 64][2] is not None
         layered = _counting_layers(monkeypatch)
-        assert store.search("c", data[0], k=1, ef=64)[0][0].id == "0" and not layered
+        since = store._index_lock.generation
+        assert store.search("c", data[0], k=1, ef=64)[0][0].id == "0"
+        assert len(layered) <= _sections(store, since)  # (straight, but for a background
+        layered.clear()  # section that sends one search through the layers)
         for k, ef in ((True, 64), (1.0, 64), (1, 64.0), (1, True), (True, None)):
             with pytest.raises(StoreError, match="must be a positive integer"):
                 store.search("c", data[0], k=k, ef=ef)  # type: ignore[arg-type]
@@ -325,7 +328,7 @@ def test_arguments_that_only_equal_a_kept_ways_are_judged_as_before(
         for name in (["c"], {"c": 1}, None):
             with pytest.raises(StoreError, match="collection must be a name"):
                 store.search(name, data[0], k=1, ef=64)  # type: ignore[arg-type]
-        assert not layered
+        assert not layered  # (refused before any search)
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
