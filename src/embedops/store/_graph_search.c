@@ -150,7 +150,11 @@ static float code_l2_plain(const float *restrict q, const uint8_t *restrict c, P
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
+#ifdef EMBEDOPS_EMULATED_AVX512 /* tests alone: tests/store/avx512_emulation.h */
+#define AVX512
+#else
 #define AVX512 __attribute__((target("avx512f")))
+#endif
 
 AVX2 static inline float sum8(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -230,6 +234,10 @@ AVX2 static float code_l2_avx2(const float *restrict q, const uint8_t *restrict 
     _mm256_zeroupper();
     return total + code_l2_plain(q + i, c + i, d - i); /* (the tail) */
 }
+
+#ifdef EMBEDOPS_EMULATED_AVX512
+#include "avx512_emulation.h"
+#endif
 
 /* Four sums of sixteen lanes for a.b, two for |a - b|^2: the steps of the vector
  * extension's kernels these replace, which ran as fast as faiss's search. */
@@ -312,7 +320,12 @@ static const char *kernels = "plain";
 static int use_kernels(const char *name) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
+#ifdef EMBEDOPS_EMULATED_AVX512
+    int has_avx512 = 1; /* (the kernels' intrinsics emulated: any x86-64 CPU) */
+#else
+    int has_avx512 = __builtin_cpu_supports("avx512f");
+#endif
+    if (strcmp(name, "avx512") == 0 && has_avx512) {
         inner_product = dot_avx512, squared_l2 = l2_avx512;
         code_dot = code_dot_avx512, code_l2 = code_l2_avx512, kernels = "avx512";
         return 1;
@@ -1233,6 +1246,12 @@ PyMODINIT_FUNC PyInit__graph_search(void) {
     if (PyType_Ready(&GraphViewType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
+#ifdef EMBEDOPS_EMULATED_AVX512
+    if (PyModule_AddIntConstant(m, "_EMULATED_AVX512", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     if (PyModule_AddIntConstant(m, "MAX_K", MAX_K) < 0) {
         Py_DECREF(m);
         return NULL;
