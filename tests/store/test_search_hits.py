@@ -447,3 +447,31 @@ def test_a_read_only_handle_and_an_int8_collection_search_through_the_layers(
         for _ in range(3):
             assert reader.search("c", data[2], k=1)[0][0].id == "2"
         assert len(layered) == 3 and not reader._direct
+
+
+def test_a_kept_way_is_left_when_its_loaded_index_is_not_the_one_loaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A belt beside the index lock's generation: a kept way stands only while the loaded
+    index it was made for is the collection's loaded index, even if that index were ever
+    replaced outside an exclusive section."""
+    import copy
+
+    data = mixture(N, DIM, seed=8)
+    with open_store(tmp_path / "s") as store:
+        store.create_collection("c", DIM, fingerprint="fp", index_params={
+            "exact_threshold": 0})
+        store.upsert("c", [str(i) for i in range(N)], data, None, fingerprint="fp")
+        assert store.wait_merged(60)
+        for _ in range(2):  # (the first keeps the way, the second takes it)
+            assert store.search("c", data[3], k=5)[0][0].id == "3"
+        cid = store._direct["c", 5, None][1].cid
+        layered = _counting_layers(monkeypatch)
+        since = store._index_lock.generation
+        assert store.search("c", data[4], k=5)[0][0].id == "4"
+        assert len(layered) <= _sections(store, since)  # (straight)
+        replaced = store._indexes.live[cid] = copy.copy(store._indexes.live[cid])
+        layered.clear()
+        since = store._index_lock.generation
+        assert store.search("c", data[5], k=5)[0][0].id == "5"
+        assert 1 <= len(layered) <= 1 + _sections(store, since)  # (through the layers)
+        assert store._direct["c", 5, None][3] is replaced  # (kept again, for it)

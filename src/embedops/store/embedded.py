@@ -263,12 +263,14 @@ class EmbeddedStore:
         self._lock = threading.RLock()
         # A read-write handle's plain single searches straight to the compiled graph
         # search, per (collection, k, ef): (the index lock's generation, the catalog
-        # row, the plan or None) (``_search_read``). The generation decides whether a
-        # plan stands; emptying the map as each exclusive section of the index lock
+        # row, the plan or None, the loaded index it was made for) (``_search_read``).
+        # The generation decides whether a plan stands (the loaded index is checked
+        # too, a belt: every change of the indexes a search sees runs under the lock's
+        # exclusive side); emptying the map as each exclusive section of the index lock
         # ends only frees what the plans hold (no plan keeps an index alive that has
         # gone)
         self._direct: dict[tuple[str, int, int | None],
-                           tuple[int, CollectionRow, DirectPlan | None]] = {}
+                           tuple[int, CollectionRow, DirectPlan | None, LiveIndex]] = {}
         self._index_lock = SharedLock(on_exclusive_end=self._direct.clear)
         self._local = _ThreadState()
         self._writes_done = 0
@@ -1147,7 +1149,8 @@ class EmbeddedStore:
                     raise StoreError("store handle is closed")
                 direct = self._direct.get((collection, k, ef)) if one is not None else None
                 if direct is not None:  # (this kind of search's way, if it stands)
-                    if direct[0] == lock.generation and direct[1] is row:
+                    if (direct[0] == lock.generation and direct[1] is row
+                            and self._indexes.live.get(row.cid) is direct[3]):
                         plan = direct[2]
                         hits = None if plan is None else self._search.search_direct(
                             row, plan, one[0], one[1], k, ef)
@@ -1184,7 +1187,7 @@ class EmbeddedStore:
             self._direct.clear()
         # (None kept too: a search that has no such way does not look for it again)
         self._direct[(collection, k, ef)] = (generation, row,
-                                             self._search.direct_plan(row, live, k, ef))
+                                             self._search.direct_plan(row, live, k, ef), live)
 
     def _search_row(self, collection: str) -> CollectionRow:
         """The catalog row of ``collection`` (or of the collection an alias names) for a
