@@ -34,6 +34,7 @@ from embedops.client import Client
 from embedops.embedders.testing import HashEmbedder
 from embedops.ingest.reconcile import reconcile
 from embedops.quality.canary import create_canary, run_canary, set_baseline
+from machine_info import machine  # (bench/)
 
 COLLECTION = "bench"
 SERVED, EXACT = "bench", "bench-exact"  # through the ANN index as users search; exact
@@ -179,7 +180,7 @@ def main() -> None:
     os.environ.setdefault("EMBEDOPS_ENABLE_TEST_MODELS", "1")
     args.work.mkdir(parents=True, exist_ok=True)
     model = f"testing/hash-{args.dim}"
-    result: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "model": model,
+    result: dict[str, Any] = {"machine": machine(), "model": model,
                               "load_before": os.getloadavg()[0],
                               "build": build(args.work, args.documents, model)}
     with embedops.open(args.work / "store") as client:

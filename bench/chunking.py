@@ -8,11 +8,11 @@ slices, as many pipelines do). Prints JSON.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from machine_info import machine  # (bench/)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "essays"
 
@@ -50,7 +50,7 @@ def main() -> None:
     }
     words = [len(t.split()) for t in texts]
     big = [i for i, w in enumerate(words) if w >= 10_000]
-    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    report: dict = {"machine": machine(),
                     "essays": len(texts), "words_total": sum(words),
                     "essays_over_10k_words": len(big)}
     for name, fn in paths.items():

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from machine_info import machine  # (bench/)
 from run_stats import summary  # bench/ is the script's directory
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,7 +109,7 @@ def main() -> None:
     rates = measure(embedders, texts, args.runs)
     long_rates = measure(embedders, long_texts, args.runs) if long_texts else {}
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "passages": len(texts), "long_texts": len(long_texts), "runs": args.runs,
         "batch_size": args.batch_size,
         "role": "document",

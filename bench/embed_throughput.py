@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from machine_info import machine  # (bench/)
 from run_stats import summary  # (bench/)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,21 +53,6 @@ def timed(fn, texts):  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     vectors = fn(texts)
     return np.asarray(vectors, dtype=np.float32), time.perf_counter() - start
-
-
-def machine() -> str:
-    """The CPU's model name and the vector instructions that decide int8's pay-off."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("", platform.machine()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
-    return f"{name}, {os.cpu_count()} cores, {' '.join(simd) or 'no AVX2'}"
 
 
 def cold_start(code: str) -> float:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from machine_info import machine  # (bench/)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +183,7 @@ def main() -> None:
     if not (DATA / "msmarco-5k").is_dir():
         print(json.dumps({"skipped": f"no data at {DATA}"}))
         return
-    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    report: dict = {"machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         report["throughput"] = throughput(work, args.limit)

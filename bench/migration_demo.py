@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import threading
@@ -28,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import embedops
 from embedops.migrate import Migrations
 from embedops.quality.beir import load_queries, resolve_dataset
+from machine_info import machine  # (bench/)
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -70,7 +70,7 @@ def main() -> None:
     dataset = resolve_dataset(args.dataset)
     queries = list(load_queries(dataset).values())
     alias = "corpus"
-    report: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} cores",
+    report: dict[str, Any] = {"machine": machine(),
                               "dataset": str(dataset), "live": args.live, "to": args.to}
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
+
+from machine_info import machine  # (bench/)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -138,7 +139,7 @@ def main() -> None:
             for n, e in embedders.items()}
     load_before = os.getloadavg()
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "backend": AUTO_BACKEND,
         "dims": {n: e.info.dim for n, e in embedders.items()},
         f"docs_{args.tokens}_tokens": interleaved(embedders, docs, args.round, args.quiet),
