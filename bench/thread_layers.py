@@ -14,6 +14,9 @@ alternating within each run:
   they are made): the control, the interpreter lock held about as long as the store's
   layers hold it (``index``, ``plan`` and ``store`` each include the layers before
   them, not this one);
+* ``hits``: the call a plain single search makes once its way is kept (``store._direct``):
+  ``GraphView.hits``, the compiled graph search and the hits made from the hit cache in
+  one call, with no Python around it;
 * ``index``: the loaded index's ``search_one`` (``SegmentedIndex`` of one segment in
   the default layout, ``HnswIndex`` with ``--segment-size 0``: pending points, shared
   nodes, padding);
@@ -87,8 +90,17 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
         with lock.shared():
             return searcher.search_one(row, indexes.ready(row, True), q, scales[id(q)], K, EF)
 
+    for q in rows[:2]:  # (the first keeps the way, the second takes it)
+        store.search("b", q, K, ef=EF)
+    view, depth, _, _ = store._direct["b", K, EF][2]
+    cached = searcher.hit_cache.rows(row.cid, row.seq)
+    assert cached is not None, "the hit cache holds no rows of the collection"
+
+    def hits(q: np.ndarray) -> Any:
+        return view.hits(q, K, depth, cached, scales[id(q)])
+
     return {"graph": lambda q: graph.search_row(q, K, EF), "graph+python": graph_python,
-            "index": lambda q: index.search_one(q, K, EF), "plan": plan,
+            "hits": hits, "index": lambda q: index.search_one(q, K, EF), "plan": plan,
             "store": lambda q: store.search("b", q, K, ef=EF)}
 
 
