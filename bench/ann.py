@@ -90,6 +90,38 @@ def threaded_qps(search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
     return len(queries) / (time.perf_counter() - start)
 
 
+def windowed_qps(search: Callable[[np.ndarray], list[int]], queries: np.ndarray,
+                 threads: int, seconds: float) -> float:
+    """Single-query searches from ``threads`` Python threads at once for ``seconds``,
+    each going round its share of ``queries`` (every ``threads``-th) until the time is
+    up: every thread searches for the whole window, so no thread idles while another
+    finishes a share it was slower through (``threaded_qps``'s tail)."""
+    parts = [queries[i::threads] for i in range(threads)]
+    done = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+    deadline = [0.0]
+
+    def work(i: int) -> None:
+        part, count = parts[i], 0
+        barrier.wait()
+        end = deadline[0]
+        clock = time.perf_counter
+        while clock() < end:
+            search(part[count % len(part)])
+            count += 1
+        done[i] = count
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    deadline[0] = time.perf_counter() + seconds
+    start = time.perf_counter()
+    barrier.wait()
+    for worker in workers:
+        worker.join()
+    return sum(done) / (time.perf_counter() - start)
+
+
 def peak_rss() -> int:
     """This process's peak resident set (VmHWM; ru_maxrss would include the parent's)."""
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -6,8 +6,11 @@ for the embedded store (a read-write handle, payloads returned as a caller gets 
 SQLite) and
 for raw faiss ``IndexHNSWFlat`` and, when installed, raw usearch and raw hnswlib, all
 built with M = 16 and ef_construction = 128; then two threads searching together against
-one. ``--runs`` repetitions of the timed part alternate the systems; each figure is the
-median with the range. Prints JSON, including ``store_over_<library>`` (and
+one, both as a share of the queries each (``ann.threaded_qps``: the run ends when the
+slower thread is through) and over a window of ``--window`` seconds
+(``ann.windowed_qps``: every thread searches for the whole window, one thread timed
+the same way). ``--runs`` repetitions of the timed part alternate the systems; each
+figure is the median with the range. Prints JSON, including ``store_over_<library>`` (and
 ``store-uncached_over_<library>``) per depth: the store's QPS divided by the library's,
 run by run.
 
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ann import make_data, threaded_qps, timed_queries  # bench/ is the script's directory
+from ann import make_data, threaded_qps, timed_queries, windowed_qps  # (bench/)
 from run_stats import summary
 
 K = 10
@@ -168,6 +171,8 @@ def main() -> None:
     parser.add_argument("--queries-npy", help="query vectors for --npy")
     parser.add_argument("--ef", default="32,64,128")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--window", type=float, default=1.0,
+                        help="seconds of each windowed one- and two-thread timing")
     parser.add_argument("--systems", default="store,store-uncached,faiss,usearch,hnswlib")
     parser.add_argument("--passes", type=int, default=1,
                         help="passes over the queries per timing (a small set's pass is "
@@ -180,6 +185,7 @@ def main() -> None:
              if SYSTEMS[s][1] is None or importlib.util.find_spec(SYSTEMS[s][1])]
     report: dict[str, Any] = {"n": len(base), "dim": base.shape[1], "queries": len(queries),
                               "runs": args.runs, "passes": max(1, args.passes),
+                              "window_s": args.window,
                               "cpus": os.cpu_count(),
                               "load_at_start": os.getloadavg()[0], "systems": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,9 +211,15 @@ def main() -> None:
                 timed.setdefault((name, -2), []).append(
                     two_threads_qps(built[name][0], passes, 64))
                 timed.setdefault((name, -1), []).append(qps(built[name][0], passes, 64))
+                for threads in (2, 1):  # (windowed: -4 two threads, -3 one)
+                    timed.setdefault((name, -2 - threads), []).append(windowed_qps(
+                        lambda q, s=built[name][0]: s(q, 64), queries, threads, args.window))
         for name in names:
             entry = report["systems"][name]
             entry["qps"] = {ef: summary(timed[(name, ef)], 0) for ef in efs}
+            entry["two_threads_over_one_at_ef64_windowed"] = summary(
+                [two / one for two, one in zip(timed[(name, -4)], timed[(name, -3)],
+                                               strict=True)], 2)
             entry["two_threads_over_one_at_ef64"] = summary(
                 [two / one for two, one in zip(timed[(name, -2)], timed[(name, -1)],
                                                strict=True)], 2)
