@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ann import make_data  # (bench/)
-from graph_library import filled_collection
+from graph_library import filled_collection, vectors  # (bench/)
 from machine_info import machine
 
 K, EF = 10, 64
@@ -59,13 +58,8 @@ def main() -> None:
     from embedops.store import open_store, quantization
     from embedops.store.catalog import lookup
 
-    if args.npy:
-        base = np.load(args.npy).astype(np.float32)
-        held = np.load(args.queries_npy).astype(np.float32)[:args.queries]
-    else:
-        base, held = make_data(args.n, args.queries, 384)
-    held /= np.linalg.norm(held, axis=1, keepdims=True)
-    queries = [q[None, :].copy() for q in held]
+    base, held = vectors(args.npy, args.queries_npy, args.n, args.queries)
+    queries = [q[None, :].copy() for q in held[:args.queries]]
     report: dict[str, Any] = {"machine": machine(), "n": len(base), "dim": base.shape[1],
                               "k": K, "ef": EF, "queries": len(queries),
                               "rounds": args.rounds,

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -190,11 +191,7 @@ def test_the_stores_single_searches_take_the_one_call_once_the_cache_is_warm(
         tmp_path: Path, segment_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
     data = mixture(N, DIM, seed=4)
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={
-            "exact_threshold": 0, "segment_size": segment_size})
-        store.upsert("c", [str(i) for i in range(N)], data,
-                     [{"i": i} for i in range(N)], fingerprint="fp")
-        assert store.wait_merged(60)
+        _graphed(store, data, segment_size=segment_size)
         queries = data[:25] + 0.01
         cold = [store.search("c", q, k=10)[0] for q in queries]  # (fills the hit cache)
         calls: list[int] = []
@@ -233,6 +230,16 @@ def _counting_layers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return layered
 
 
+def _graphed(store: Any, data: np.ndarray, payloads: bool = True, **params: Any) -> None:
+    """Collection "c" of ``store`` holding ``data`` (ids "0", "1", ...; payloads
+    ``{"i": i}``, or none), its graph searched whatever its size and every point merged."""
+    store.create_collection("c", DIM, fingerprint="fp", index_params={
+        "exact_threshold": 0, **params})
+    store.upsert("c", [str(i) for i in range(len(data))], data,
+                 [{"i": i} for i in range(len(data))] if payloads else None, fingerprint="fp")
+    assert store.wait_merged(60)
+
+
 def _sections(store: object, since: int) -> int:
     """Exclusive sections of the store's index lock begun since its generation was
     ``since`` (a background merge or checkpoint may take one at any time; each sends
@@ -262,11 +269,7 @@ def test_a_plain_search_goes_straight_to_the_compiled_search_until_the_index_cha
     data = mixture(N, DIM, seed=5)
     queries = data[:20] + 0.01
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={
-            "exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(N)], data,
-                     [{"i": i} for i in range(N)], fingerprint="fp")
-        assert store.wait_merged(60)
+        _graphed(store, data)
         cold = [store.search("c", q, k=10)[0] for q in queries]  # (fills the hit cache)
         layered = _counting_layers(monkeypatch)
         since = store._index_lock.generation
@@ -306,10 +309,7 @@ def test_arguments_that_only_equal_a_kept_ways_are_judged_as_before(
     with no way kept."""
     data = mixture(N, DIM, seed=6)
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={
-            "exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(N)], data, None, fingerprint="fp")
-        assert store.wait_merged(60)
+        _graphed(store, data, payloads=False)
         for _ in range(2):  # (the first keeps the ways, the second takes them)
             assert len(store.search("c", data[0], k=1, ef=64)[0]) == 1
             assert len(store.search("c", data[0], k=1)[0]) == 1
@@ -458,10 +458,7 @@ def test_a_kept_way_is_left_when_its_loaded_index_is_not_the_one_loaded(
 
     data = mixture(N, DIM, seed=8)
     with open_store(tmp_path / "s") as store:
-        store.create_collection("c", DIM, fingerprint="fp", index_params={
-            "exact_threshold": 0})
-        store.upsert("c", [str(i) for i in range(N)], data, None, fingerprint="fp")
-        assert store.wait_merged(60)
+        _graphed(store, data, payloads=False)
         for _ in range(2):  # (the first keeps the way, the second takes it)
             assert store.search("c", data[3], k=5)[0][0].id == "3"
         cid = store._direct["c", 5, None][1].cid
