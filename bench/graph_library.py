@@ -204,14 +204,15 @@ def main() -> None:
                                        "recall@10": recall, "hits_at_ef64": len(found[0])}
         timed: dict[tuple[str, int], list[float]] = {}
         passes = np.tile(queries, (max(1, args.passes), 1))
-        for _ in range(args.runs):
+        for run in range(args.runs):
             for name in names:  # alternating: every system once per run
                 for ef in efs:
                     timed.setdefault((name, ef), []).append(qps(built[name][0], passes, ef))
                 timed.setdefault((name, -2), []).append(
                     two_threads_qps(built[name][0], passes, 64))
                 timed.setdefault((name, -1), []).append(qps(built[name][0], passes, 64))
-                for threads in (2, 1):  # (windowed: -4 two threads, -3 one)
+                for threads in ((2, 1) if run % 2 else (1, 2)):  # (windowed: -4 two
+                    # threads, -3 one; which comes first alternates run by run)
                     timed.setdefault((name, -2 - threads), []).append(windowed_qps(
                         lambda q, s=built[name][0]: s(q, 64), queries, threads, args.window))
         for name in names:

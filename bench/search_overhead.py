@@ -76,6 +76,8 @@ def main() -> None:
         cached = store._search.hit_cache.rows(row.cid, row.seq)
         assert cached is not None and depth == EF
         scales = [quantization.one_query(q, row.dim, row.metric)[1] for q in queries]
+        if type(view.hits(queries[0], K, EF, cached, scales[0])) is not list:
+            raise SystemExit("the hit cache does not hold every hit of the queries")
         calls = {"graph": lambda i: view.search(queries[i], K, EF),
                  "hits": lambda i: view.hits(queries[i], K, EF, cached, scales[i]),
                  "store": lambda i: store.search("b", queries[i], K, ef=EF)}

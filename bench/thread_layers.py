@@ -99,6 +99,9 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
     def hits(q: np.ndarray) -> Any:
         return view.hits(q, K, depth, cached, scales[id(q)])
 
+    if type(hits(rows[0])) is not list:  # (hits made, not the keys of points not cached)
+        raise SystemExit("the hit cache does not hold every hit of the queries")
+
     return {"graph": lambda q: graph.search_row(q, K, EF), "graph+python": graph_python,
             "hits": hits, "index": lambda q: index.search_one(q, K, EF), "plan": plan,
             "store": lambda q: store.search("b", q, K, ef=EF)}
