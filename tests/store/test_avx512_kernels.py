@@ -52,11 +52,12 @@ def _emulated_build(directory: Path) -> Path:
     if compiler is None:
         pytest.skip("no C compiler")
     target = directory / f"_graph_search{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-std=c11", "-Wall", "-Wextra",
-                    "-Wno-psabi", "-pthread", "-DEMBEDOPS_EMULATED_AVX512",
-                    f"-I{sysconfig.get_paths()['include']}", f"-I{Path(__file__).parent}",
-                    str(SOURCE), "-o", str(target), "-lm"],
-                   check=True, capture_output=True, text=True)
+    built = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-std=c11", "-Wall",
+                            "-Wextra", "-Wno-psabi", "-pthread", "-DEMBEDOPS_EMULATED_AVX512",
+                            f"-I{sysconfig.get_paths()['include']}",
+                            f"-I{Path(__file__).parent}", str(SOURCE), "-o", str(target),
+                            "-lm"], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-4000:]
     return target
 
 
