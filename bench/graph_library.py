@@ -68,6 +68,37 @@ def truth_of(base: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return out
 
 
+def vector_arguments(parser: argparse.ArgumentParser, queries: int) -> None:
+    """The arguments that choose a run's vectors: ``--n`` synthetic ones or ``--npy``
+    (with ``--queries-npy``), and how many ``--queries``."""
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=queries)
+    parser.add_argument("--npy", help="base vectors (.npy, float32 N x D) instead of synthetic")
+    parser.add_argument("--queries-npy", help="query vectors for --npy")
+
+
+def kept_way(store: Any, queries: list[np.ndarray], ef: int) -> tuple[Any, int, Any]:
+    """The one compiled call a kept plain single search of collection ``b`` (``K``,
+    ``ef``) makes (``store._direct``): the graph view, its depth and the hit cache's
+    rows, once two searches of ``queries`` have kept the way and taken it. Exits where
+    the collection has no such way (several segments) or the hit cache does not hold
+    the first query's hits (the call would return keys, not hits)."""
+    from embedops.store import quantization
+    from embedops.store.catalog import lookup
+
+    for q in queries[:2]:  # (the first keeps the way, the second takes it)
+        store.search("b", q, K, ef=ef)
+    plan = store._direct["b", K, ef][2]
+    if plan is None:
+        raise SystemExit("no kept way for this collection (several segments?)")
+    row = lookup(store.conn, "b")
+    cached = store._search.hit_cache.rows(row.cid, row.seq)
+    scale = quantization.one_query(queries[0], row.dim, row.metric)[1]
+    if cached is None or type(plan[0].hits(queries[0], K, plan[1], cached, scale)) is not list:
+        raise SystemExit("the hit cache does not hold every hit of the queries")
+    return plan[0], plan[1], cached
+
+
 def filled_collection(store: Any, base: np.ndarray, index_params: dict[str, Any]) -> None:
     """Collection ``b`` of ``store`` holding ``base`` (ids "0", "1", ...; payload
     ``{"n": i}``), every point merged into the graph and checkpointed."""
@@ -164,11 +195,8 @@ def two_threads_qps(search: Search, queries: np.ndarray, ef: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=1000)
+    vector_arguments(parser, queries=1000)
     parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--npy", help="base vectors (.npy, float32 N x D) instead of synthetic")
-    parser.add_argument("--queries-npy", help="query vectors for --npy")
     parser.add_argument("--ef", default="32,64,128")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--window", type=float, default=1.0,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from graph_library import filled_collection, vectors  # (bench/)
+from graph_library import filled_collection, kept_way, vector_arguments, vectors  # (bench/)
 from machine_info import machine
 
 K, EF = 10, 64
@@ -47,10 +47,7 @@ def quartiles(values: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--npy", help="base vectors (.npy, float32 N x D) instead of synthetic")
-    parser.add_argument("--queries-npy", help="query vectors for --npy")
-    parser.add_argument("--queries", type=int, default=500)
+    vector_arguments(parser, queries=500)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     if bool(args.npy) != bool(args.queries_npy):
@@ -66,18 +63,12 @@ def main() -> None:
                               "load_at_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as folder, open_store(Path(folder) / "s") as store:
         filled_collection(store, base, {"exact_threshold": 0})
-        for q in queries + queries[:2]:  # (hits cached; the way kept, then taken)
+        for q in queries:  # (every query's hits cached)
             store.search("b", q, K, ef=EF)
-        plan = store._direct["b", K, EF][2]
-        if plan is None:
-            raise SystemExit("no kept way for this collection (several segments?)")
-        view, depth = plan[0], plan[1]
+        view, depth, cached = kept_way(store, queries, EF)
+        assert depth == EF
         row = lookup(store.conn, "b")
-        cached = store._search.hit_cache.rows(row.cid, row.seq)
-        assert cached is not None and depth == EF
         scales = [quantization.one_query(q, row.dim, row.metric)[1] for q in queries]
-        if type(view.hits(queries[0], K, EF, cached, scales[0])) is not list:
-            raise SystemExit("the hit cache does not hold every hit of the queries")
         calls = {"graph": lambda i: view.search(queries[i], K, EF),
                  "hits": lambda i: view.hits(queries[i], K, EF, cached, scales[i]),
                  "store": lambda i: store.search("b", queries[i], K, ef=EF)}

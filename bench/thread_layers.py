@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ann import make_data, only_graph, threaded_qps, timed_queries  # (bench/)
-from graph_library import filled_collection
+from graph_library import filled_collection, kept_way, vector_arguments
 from run_stats import summary
 
 K, EF = 10, 64
@@ -90,17 +90,10 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
         with lock.shared():
             return searcher.search_one(row, indexes.ready(row, True), q, scales[id(q)], K, EF)
 
-    for q in rows[:2]:  # (the first keeps the way, the second takes it)
-        store.search("b", q, K, ef=EF)
-    view, depth, _, _ = store._direct["b", K, EF][2]
-    cached = searcher.hit_cache.rows(row.cid, row.seq)
-    assert cached is not None, "the hit cache holds no rows of the collection"
+    view, depth, cached = kept_way(store, rows, EF)
 
     def hits(q: np.ndarray) -> Any:
         return view.hits(q, K, depth, cached, scales[id(q)])
-
-    if type(hits(rows[0])) is not list:  # (hits made, not the keys of points not cached)
-        raise SystemExit("the hit cache does not hold every hit of the queries")
 
     return {"graph": lambda q: graph.search_row(q, K, EF), "graph+python": graph_python,
             "hits": hits, "index": lambda q: index.search_one(q, K, EF), "plan": plan,
@@ -109,10 +102,7 @@ def layers(store: Any, python_us: float, rows: list[np.ndarray]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--npy", help="base vectors (.npy, float32 N x D) instead of synthetic")
-    parser.add_argument("--queries-npy", help="query vectors for --npy")
-    parser.add_argument("--queries", type=int, default=500)
+    vector_arguments(parser, queries=500)
     parser.add_argument("--passes", type=int, default=10, help="times each query repeats")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--python-us", type=float, default=10.0)
